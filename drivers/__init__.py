@@ -1,0 +1,1 @@
+"""Hardware drivers: scale protocols and transport, barcode scanners, the GPIO panel, simulators."""

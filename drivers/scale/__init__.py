@@ -1,0 +1,24 @@
+"""Scale protocols by name: adding a scale is one small codec module plus one line here."""
+
+from __future__ import annotations
+
+from . import mtsics, toledo_continuous
+from .protocol import Ack, Command, Reply, ScaleProtocol
+
+__all__ = ["PROTOCOLS", "Ack", "Command", "Reply", "ScaleProtocol", "get_protocol"]
+
+PROTOCOLS: dict[str, ScaleProtocol] = {
+    p.name: p
+    for p in (
+        mtsics.PROTOCOL,
+        toledo_continuous.PROTOCOL,
+    )
+}
+
+
+def get_protocol(name: str) -> ScaleProtocol:
+    """The protocol registered under ``name``; ``KeyError`` lists the known names."""
+    try:
+        return PROTOCOLS[name]
+    except KeyError:
+        raise KeyError(f"unknown scale protocol {name!r}; known: {', '.join(PROTOCOLS)}") from None

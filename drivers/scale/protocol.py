@@ -1,0 +1,68 @@
+"""The interface every scale wire protocol implements: pure codecs described by a ScaleProtocol."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..base import Reading
+from ..serialio import Framer, LinkSettings
+
+__all__ = ["Ack", "Command", "Reply", "ScaleProtocol"]
+
+
+class Command(enum.Enum):
+    """What the station may ask of a scale. A protocol may not support every command."""
+
+    READ = "read"  # the current weight now, stable or not (MT-SICS SI)
+    READ_STABLE = "read_stable"  # the next stable weight (MT-SICS S; may block on the scale)
+    ZERO = "zero"
+    TARE = "tare"
+    CLEAR_TARE = "clear_tare"
+    RESET = "reset"
+    IDENTIFY = "identify"  # serial number / model, for the record's scale identity
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """A reply that is not a weight: ``Z A``, ``TAC A``, ``I4 A "1126493049"``, ``T S 12.50 g``.
+
+    ``command`` is the reply's ID token, ``status`` its status token, ``params`` the rest
+    (quotes removed). ``mass_mg`` is set when the reply carries a mass (the tare taken by ``T``).
+    """
+
+    command: str
+    status: str
+    params: tuple[str, ...] = ()
+    mass_mg: int | None = None
+    raw: bytes = b""
+
+
+Reply = Reading | Ack
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleProtocol:
+    """One wire protocol. Everything here is pure: bytes in, objects out, no I/O.
+
+    - ``make_framer()`` returns a fresh framer that splits the byte stream into frames;
+    - ``decode(frame)`` returns a :class:`Reading` or an :class:`Ack`, or raises
+      :class:`~drivers.base.FrameError` (garbled) / :class:`~drivers.base.ScaleRefused`
+      (the scale said it cannot: ``ES``, ``EL``, ``Z I``…);
+    - ``encode(command)`` returns the request bytes, or raises
+      :class:`~drivers.base.ScaleError` when the protocol has no such command;
+    - ``streaming`` protocols send frames by themselves; the others are polled with
+      ``encode(Command.READ)``;
+    - ``answers(command, reply)`` says whether ``reply`` is the answer to ``command`` (so stray
+      streamed weights interleaved with a command's reply are not mistaken for it).
+    """
+
+    name: str
+    description: str
+    link: LinkSettings
+    streaming: bool
+    make_framer: Callable[[], Framer]
+    decode: Callable[[bytes], Reply]
+    encode: Callable[[Command], bytes]
+    answers: Callable[[Command, Reply], bool]

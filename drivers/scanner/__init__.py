@@ -1,0 +1,1 @@
+"""Barcode scanners: serial (CR/LF-terminated) and evdev/HID keyboard-wedge readers."""

@@ -1,0 +1,265 @@
+"""Serial transport shared by scales and scanners: pyserial URLs, framing, stale-input flush, reconnect."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import serial
+
+from .base import PortError
+
+__all__ = [
+    "MAX_FRAME",
+    "Backoff",
+    "Framer",
+    "LineFramer",
+    "LinkSettings",
+    "SerialTransport",
+    "run_with_reconnect",
+]
+
+log = logging.getLogger(__name__)
+
+# A frame that grows past this without a terminator is garbage: drop it rather than grow forever.
+MAX_FRAME = 512
+
+
+@dataclass(frozen=True, slots=True)
+class LinkSettings:
+    """Line settings of one serial device (ignored by ``socket://`` and other non-tty URLs)."""
+
+    baudrate: int = 9600
+    bytesize: int = 8
+    parity: str = "N"
+    stopbits: float = 1
+    rtscts: bool = False
+    xonxoff: bool = False
+
+
+class Framer(Protocol):
+    """Splits a byte stream into frames. Stateful; ``reset()`` drops any partial frame."""
+
+    def feed(self, data: bytes) -> list[bytes]: ...
+
+    def reset(self) -> None: ...
+
+
+class LineFramer:
+    """Frames terminated by one of ``terminators`` (e.g. CR LF, or CR or LF for scanners).
+
+    The terminator is stripped. Empty lines are dropped. An over-long partial line is discarded.
+    """
+
+    def __init__(self, terminators: bytes = b"\r\n", max_frame: int = MAX_FRAME) -> None:
+        self._terms = terminators
+        self._max = max_frame
+        self._buf = bytearray()
+        self.dropped = 0
+
+    def feed(self, data: bytes) -> list[bytes]:
+        frames: list[bytes] = []
+        for byte in data:
+            if byte in self._terms:
+                if self._buf:
+                    frames.append(bytes(self._buf))
+                    self._buf.clear()
+                continue
+            self._buf.append(byte)
+            if len(self._buf) > self._max:
+                self._buf.clear()
+                self.dropped += 1
+        return frames
+
+    def reset(self) -> None:
+        self._buf.clear()
+
+    @property
+    def pending(self) -> bytes:
+        return bytes(self._buf)
+
+
+class Backoff:
+    """Exponential back-off with a cap: 0.5, 1, 2, 4 … ``cap`` seconds; ``reset()`` on success."""
+
+    def __init__(self, first: float = 0.5, cap: float = 10.0) -> None:
+        self.first = first
+        self.cap = cap
+        self._next = first
+
+    def next(self) -> float:
+        delay = self._next
+        self._next = min(self._next * 2, self.cap)
+        return delay
+
+    def reset(self) -> None:
+        self._next = self.first
+
+
+class SerialTransport:
+    """One serial device opened by pyserial URL (``/dev/ttyUSB0``, ``hwgrep://0403:6001``,
+    ``socket://127.0.0.1:7001``, ``spy:///dev/ttyUSB0``).
+
+    Not thread-safe: one owner thread reads and writes. ``open()`` raises :class:`PortError`;
+    ``read()``/``write()`` raise :class:`PortError` when the device goes away, after closing it,
+    so the owner can call :meth:`reconnect`.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        settings: LinkSettings | None = None,
+        timeout: float = 0.05,
+        *,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.url = url
+        self.settings = settings or LinkSettings()
+        self.timeout = timeout
+        self.backoff = backoff or Backoff()
+        self._port: Any = None
+
+    @property
+    def is_open(self) -> bool:
+        return self._port is not None
+
+    def open(self) -> None:
+        if self._port is not None:
+            return
+        s = self.settings
+        try:
+            port = serial.serial_for_url(
+                self.url,
+                baudrate=s.baudrate,
+                bytesize=s.bytesize,
+                parity=s.parity,
+                stopbits=s.stopbits,
+                rtscts=s.rtscts,
+                xonxoff=s.xonxoff,
+                timeout=self.timeout,
+                write_timeout=1.0,
+                do_not_open=True,
+            )
+            if isinstance(port, serial.Serial) and self.url.startswith("/"):
+                port.exclusive = True  # another process must not steal frames from the scale
+            port.open()
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise PortError(f"{self.url}: {exc}") from exc
+        self._port = port
+        self.backoff.reset()
+        log.debug("opened %s", self.url)
+
+    def close(self) -> None:
+        port, self._port = self._port, None
+        if port is not None:
+            try:
+                port.close()
+            except (serial.SerialException, OSError):  # already gone: nothing to release
+                pass
+
+    def reconnect(self, stop: threading.Event | None = None) -> bool:
+        """Close, wait the next back-off delay, try to open once. True when open."""
+        self.close()
+        delay = self.backoff.next()
+        if stop is not None:
+            if stop.wait(delay):
+                return False
+        else:
+            time.sleep(delay)
+        try:
+            self.open()
+        except PortError as exc:
+            log.debug("reopen failed: %s", exc)
+            return False
+        return True
+
+    def _require(self) -> Any:
+        if self._port is None:
+            raise PortError(f"{self.url}: not open")
+        return self._port
+
+    def read(self, size: int = 256) -> bytes:
+        """Read what is available (up to ``size``), waiting at most ``timeout`` for the first byte."""
+        port = self._require()
+        try:
+            waiting = port.in_waiting
+            data: bytes = port.read(max(1, min(size, waiting or 1)))
+            if data and waiting > 1:
+                data += port.read(min(size, port.in_waiting))
+        except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
+            # pyserial raises TypeError/AttributeError from inside read() when the fd vanished
+            self.close()
+            raise PortError(f"{self.url}: {exc}") from exc
+        return data
+
+    def write(self, data: bytes) -> None:
+        port = self._require()
+        try:
+            port.write(data)
+        except (serial.SerialException, OSError) as exc:
+            self.close()
+            raise PortError(f"{self.url}: {exc}") from exc
+
+    def flush_input(self) -> None:
+        """Discard stale input (``reset_input_buffer``; ``flush()`` would only drain output)."""
+        port = self._require()
+        try:
+            port.reset_input_buffer()
+        except (serial.SerialException, OSError) as exc:
+            self.close()
+            raise PortError(f"{self.url}: {exc}") from exc
+
+    def frames(self, framer: Framer, deadline: float) -> Iterator[bytes]:
+        """Yield frames until ``deadline`` (monotonic). Raises :class:`PortError` on unplug."""
+        while time.monotonic() < deadline:
+            data = self.read()
+            if data:
+                yield from framer.feed(data)
+
+    def __enter__(self) -> SerialTransport:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def run_with_reconnect(
+    transport: SerialTransport,
+    body: Callable[[], None],
+    stop: threading.Event,
+    on_state: Callable[[bool, str], None],
+) -> None:
+    """Run ``body`` repeatedly while the port is open; reopen with back-off when it goes away.
+
+    ``on_state(connected, detail)`` is called on each change of state only (not on every failed
+    retry), so a scale left unplugged for hours does not flood the log. Returns when ``stop`` is set.
+    """
+    connected: bool | None = None
+    while not stop.is_set():
+        if not transport.is_open:
+            try:
+                transport.open()
+            except PortError as exc:
+                if connected is not False:
+                    connected = False
+                    on_state(False, str(exc))
+                if stop.wait(transport.backoff.next()):
+                    break
+                continue
+        if connected is not True:
+            connected = True
+            on_state(True, transport.url)
+        try:
+            body()
+        except PortError as exc:
+            connected = False
+            on_state(False, str(exc))
+            transport.close()
+            if stop.wait(transport.backoff.next()):
+                break
+    transport.close()

@@ -1,0 +1,1 @@
+"""The central office program: MQTT ingest, ledger store, reports."""

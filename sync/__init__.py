@@ -1,0 +1,1 @@
+"""What both ends of the station-to-ledger link share (wire format, topics, MQTT client)."""
