@@ -13,6 +13,18 @@ import serial
 
 from .base import PortError
 
+try:
+    from termios import error as _TermiosError
+except ImportError:  # pragma: no cover - not POSIX
+
+    class _TermiosError(Exception):  # type: ignore[no-redef]
+        pass
+
+
+# What pyserial lets escape when a USB adapter vanishes: its own error, OSError (EIO, ENODEV),
+# termios.error from tcflush, and TypeError/AttributeError from inside read() on a closed fd.
+_PORT_ERRORS = (serial.SerialException, OSError, _TermiosError, TypeError, AttributeError)
+
 __all__ = [
     "MAX_FRAME",
     "Backoff",
@@ -158,7 +170,7 @@ class SerialTransport:
         if port is not None:
             try:
                 port.close()
-            except (serial.SerialException, OSError):  # already gone: nothing to release
+            except _PORT_ERRORS:  # already gone: nothing to release
                 pass
 
     def reconnect(self, stop: threading.Event | None = None) -> bool:
@@ -190,8 +202,7 @@ class SerialTransport:
             data: bytes = port.read(max(1, min(size, waiting or 1)))
             if data and waiting > 1:
                 data += port.read(min(size, port.in_waiting))
-        except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
-            # pyserial raises TypeError/AttributeError from inside read() when the fd vanished
+        except _PORT_ERRORS as exc:
             self.close()
             raise PortError(f"{self.url}: {exc}") from exc
         return data
@@ -200,7 +211,7 @@ class SerialTransport:
         port = self._require()
         try:
             port.write(data)
-        except (serial.SerialException, OSError) as exc:
+        except _PORT_ERRORS as exc:
             self.close()
             raise PortError(f"{self.url}: {exc}") from exc
 
@@ -209,7 +220,7 @@ class SerialTransport:
         port = self._require()
         try:
             port.reset_input_buffer()
-        except (serial.SerialException, OSError) as exc:
+        except _PORT_ERRORS as exc:
             self.close()
             raise PortError(f"{self.url}: {exc}") from exc
 

@@ -1,0 +1,233 @@
+"""The scale's reader thread: owns the port, polls or listens, runs commands, reports by callback."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..base import FrameError, PortError, Reading, ScaleError, ScaleRefused, ScaleTimeout
+from ..serialio import LinkSettings, SerialTransport, run_with_reconnect
+from .protocol import Command, Reply, ScaleProtocol
+
+__all__ = ["ScaleWorker"]
+
+log = logging.getLogger(__name__)
+
+ReadingCallback = Callable[[Reading, float], None]
+StateCallback = Callable[[bool, str], None]
+ReplyCallback = Callable[[object, "Reply | ScaleError"], None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    command: Command
+    token: object
+    queued: float
+
+
+class ScaleWorker:
+    """Reads one scale in its own thread and reports through callbacks that must return at once.
+
+    - ``on_reading(reading, t)``: every decoded weight; ``t`` is the ``time.monotonic()`` at which
+      the request was sent (polled protocols) or the frame arrived (streaming ones), so a caller
+      can ignore weights that predate an event;
+    - ``on_state(ok, detail)``: the port opened / went away / the scale stopped answering;
+    - ``on_reply(token, reply_or_error)``: the outcome of a :meth:`submit`-ted command.
+
+    Polled protocols are asked every ``poll_interval`` seconds, or back to back after
+    :meth:`poll_now` until its deadline (the counter is waiting for a stable weight).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        protocol: ScaleProtocol,
+        *,
+        on_reading: ReadingCallback,
+        on_state: StateCallback,
+        on_reply: ReplyCallback | None = None,
+        settings: LinkSettings | None = None,
+        poll_interval: float = 0.25,
+        reply_timeout: float = 1.0,
+        silent_after: int = 3,
+    ) -> None:
+        self.protocol = protocol
+        self.transport = SerialTransport(url, settings or protocol.link)
+        self.poll_interval = poll_interval
+        self.reply_timeout = reply_timeout
+        self.silent_after = silent_after
+        self._on_reading = on_reading
+        self._on_state = on_state
+        self._on_reply = on_reply
+        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._fast_until = 0.0
+        self._framer = protocol.make_framer()
+        self._thread: threading.Thread | None = None
+        self._misses = 0
+        self._answering = True
+        self.garbage_frames = 0
+        self.heartbeat = time.monotonic()  # last loop turn, for the daemon's watchdog
+
+    # -- control (any thread) ------------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="scale", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def poll_now(self, until: float) -> None:
+        """Ask for weights back to back until ``until`` (monotonic), starting now."""
+        self._fast_until = max(self._fast_until, until)
+        self._wake.set()
+
+    def submit(self, command: Command, token: object = None) -> None:
+        """Run ``command`` on the scale; the outcome goes to ``on_reply(token, …)``."""
+        self._jobs.put(_Job(command, token, time.monotonic()))
+        self._wake.set()
+
+    # -- reader thread ---------------------------------------------------------------------------
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                run_with_reconnect(self.transport, self._turn, self._stop, self._state)
+            except Exception:  # a bug here must not leave the counter without a scale
+                log.exception("scale reader failed; restarting it")
+                self.transport.close()
+                self._state(False, "reader restarted")
+                self._stop.wait(1.0)
+
+    def _state(self, ok: bool, detail: str) -> None:
+        self._framer.reset()
+        self._misses = 0
+        self._answering = ok
+        self._on_state(ok, detail)
+
+    def _turn(self) -> None:
+        self.heartbeat = time.monotonic()
+        self._run_jobs()
+        if self.protocol.streaming:
+            self._listen()
+            return
+        now = time.monotonic()
+        if now >= self._fast_until:
+            self._wake.wait(self.poll_interval)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            self._run_jobs()
+        self._poll()
+
+    def _run_jobs(self) -> None:
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                return
+            outcome: Reply | ScaleError
+            if time.monotonic() - job.queued > 2 * self.reply_timeout:
+                # queued while the scale was away: a tare run minutes late would be wrong
+                if self._on_reply is not None:
+                    self._on_reply(job.token, ScaleTimeout(f"{job.command.value}: scale not ready"))
+                continue
+            try:
+                outcome = self._exchange(job.command)
+            except ScaleError as exc:
+                outcome = exc
+            except PortError as exc:
+                if self._on_reply is not None:
+                    self._on_reply(job.token, ScaleError(f"scale unplugged: {exc}"))
+                raise
+            if self._on_reply is not None:
+                self._on_reply(job.token, outcome)
+
+    def _poll(self) -> None:
+        sent = time.monotonic()
+        try:
+            reply = self._exchange(Command.READ)
+        except ScaleTimeout:
+            self._missed("no reply")
+            return
+        except ScaleRefused as exc:
+            # busy / not stable in time: the scale is alive, there is just no weight now
+            self._heard()
+            log.debug("scale refused a read: %s", exc)
+            return
+        except ScaleError as exc:
+            self._missed(str(exc))
+            return
+        self._heard()
+        if isinstance(reply, Reading):
+            self._on_reading(reply, sent)
+
+    def _listen(self) -> None:
+        deadline = time.monotonic() + self.reply_timeout * 2
+        while time.monotonic() < deadline and not self._stop.is_set():
+            data = self.transport.read()
+            if not data:
+                if self._jobs.empty():
+                    continue
+                return
+            arrived = time.monotonic()
+            newest: Reading | None = None
+            for frame in self._framer.feed(data):
+                try:
+                    reply = self.protocol.decode(frame)
+                except ScaleError as exc:
+                    self.garbage_frames += 1
+                    log.debug("dropped frame %r: %s", frame, exc)
+                    continue
+                if isinstance(reply, Reading):
+                    newest = reply
+            if newest is not None:
+                self._heard()
+                self._on_reading(newest, arrived)
+                return
+        self._missed("no frame")
+
+    def _exchange(self, command: Command) -> Reply:
+        """Send ``command`` and return its reply; stray or garbled frames are skipped."""
+        request = self.protocol.encode(command)
+        self.transport.flush_input()  # stale frames must not pass for the answer
+        self._framer.reset()
+        self.transport.write(request)
+        deadline = time.monotonic() + self.reply_timeout
+        while time.monotonic() < deadline:
+            data = self.transport.read()
+            for frame in self._framer.feed(data):
+                try:
+                    reply = self.protocol.decode(frame)
+                except FrameError as exc:
+                    self.garbage_frames += 1
+                    log.debug("dropped frame %r: %s", frame, exc)
+                    continue
+                if self.protocol.answers(command, reply):
+                    return reply
+        raise ScaleTimeout(f"no reply to {command.value} within {self.reply_timeout:.1f} s")
+
+    def _heard(self) -> None:
+        self._misses = 0
+        if not self._answering:
+            self._answering = True
+            self._on_state(True, "answering")
+
+    def _missed(self, detail: str) -> None:
+        self._misses += 1
+        if self._answering and self._misses >= self.silent_after:
+            self._answering = False
+            self._on_state(False, detail)

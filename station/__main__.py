@@ -1,0 +1,5 @@
+"""``python -m station`` runs the ``station`` command."""
+
+from .cli import main
+
+main()

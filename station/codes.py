@@ -1,0 +1,152 @@
+"""Barcode classification: commands, categories, containers, badges, beneficiaries with check digits."""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+
+from .config import BeneficiaryPattern, Config
+
+__all__ = ["Classified", "CodeBook", "Kind", "check_digit_ok", "with_check_digit"]
+
+
+class Kind(enum.Enum):
+    END_VISIT = "end_visit"
+    TARE = "tare"
+    ZERO = "zero"
+    CATEGORY = "category"
+    CONTAINER = "container"
+    OPERATOR = "operator"
+    REFERRER = "referrer"
+    BENEFICIARY = "beneficiary"
+    MISREAD = "misread"  # matched a pattern but its check digit is wrong
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Classified:
+    kind: Kind
+    code: str
+    name: str = ""  # category / container / operator / referrer display name
+    referrer: str | None = None  # referring structure carried inside a beneficiary code
+    tare_mg: int = 0  # container tare
+
+
+def _luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2 == 1:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def _mod10_ok(digits: str) -> bool:
+    """GS1 / EAN check digit: weights 3,1,3… from the right, excluding the check digit."""
+    body, check = digits[:-1], int(digits[-1])
+    total = sum(int(ch) * (3 if i % 2 == 0 else 1) for i, ch in enumerate(reversed(body)))
+    return (10 - total % 10) % 10 == check
+
+
+def _mod11_ok(digits: str) -> bool:
+    """Weights 2..7 from the right; a body whose check would be 10 has no valid code (no 'X')."""
+    body, check = digits[:-1], int(digits[-1])
+    total = sum(int(ch) * (2 + i % 6) for i, ch in enumerate(reversed(body)))
+    return (11 - total % 11) % 11 == check
+
+
+def check_digit_ok(scheme: str, digits: str) -> bool:
+    """True when ``digits`` (check digit last) passes ``scheme``; ``"none"`` always passes."""
+    if scheme == "none":
+        return True
+    if len(digits) < 2 or not digits.isdigit():
+        return False
+    return {"luhn": _luhn_ok, "mod10": _mod10_ok, "mod11": _mod11_ok}[scheme](digits)
+
+
+def with_check_digit(scheme: str, digits: str) -> str:
+    """``digits`` followed by its check digit under ``scheme`` (to print test or demo codes)."""
+    for d in "0123456789":
+        if check_digit_ok(scheme, digits + d):
+            return digits + d
+    raise ValueError(f"no {scheme} check digit for {digits!r}")
+
+
+class CodeBook:
+    """Classifies scanned codes from the config. Exact codes win over patterns."""
+
+    def __init__(self, config: Config) -> None:
+        codes = config.codes
+        self._exact: dict[str, Classified] = {
+            codes.end_visit: Classified(Kind.END_VISIT, codes.end_visit),
+            codes.tare: Classified(Kind.TARE, codes.tare),
+            codes.zero: Classified(Kind.ZERO, codes.zero),
+        }
+        for cat in config.categories:
+            self._exact[cat.code] = Classified(Kind.CATEGORY, cat.code, cat.name)
+        for box in config.containers:
+            self._exact[box.code] = Classified(Kind.CONTAINER, box.code, box.name, tare_mg=box.tare)
+        for op in config.operators:
+            self._exact[op.badge] = Classified(Kind.OPERATOR, op.badge, op.name)
+        self._referrer_names = {r.code: r.name for r in config.referrers}
+        self._beneficiary = [_Rule(p) for p in codes.beneficiary]
+        self._referrer = [_Rule(p) for p in codes.referrer]
+
+    def referrer_name(self, code: str | None) -> str:
+        return self._referrer_names.get(code or "", "")
+
+    def classify(self, code: str) -> Classified:
+        code = code.strip()
+        if code in self._exact:
+            return self._exact[code]
+        misread = False
+        for rules, kind in ((self._beneficiary, Kind.BENEFICIARY), (self._referrer, Kind.REFERRER)):
+            for rule in rules:
+                verdict = rule.match(code)
+                if verdict is None:
+                    continue
+                if verdict is False:
+                    misread = True
+                    continue
+                if kind is Kind.REFERRER:
+                    ref = verdict or code  # the named group, else the whole code
+                    return Classified(kind, code, self._referrer_names.get(ref, ""), referrer=ref)
+                return Classified(kind, code, referrer=verdict or None)
+        return Classified(Kind.MISREAD if misread else Kind.UNKNOWN, code)
+
+
+class _Rule:
+    def __init__(self, pattern: BeneficiaryPattern) -> None:
+        self.prefix = pattern.prefix
+        self.regex = re.compile(pattern.regex) if pattern.regex else None
+        self.length = pattern.length
+        self.scheme = pattern.check_digit
+
+    def match(self, code: str) -> str | bool | None:
+        """None: not this rule. False: this rule but the check digit fails.
+        Otherwise the referrer carried by the code ("" when none)."""
+        referrer = ""
+        if self.regex is not None:
+            m = self.regex.fullmatch(code)
+            if m is None:
+                return None
+            referrer = m.groupdict().get("referrer") or ""
+            body = code[len(self.prefix) :] if self.prefix and code.startswith(self.prefix) else code
+        else:
+            assert self.prefix is not None
+            if not code.startswith(self.prefix):
+                return None
+            body = code[len(self.prefix) :]
+        if self.length is not None and len(code) != self.length:
+            return False  # right prefix, wrong length: a truncated or doubled read
+        if self.scheme != "none":
+            digits = "".join(ch for ch in body if ch.isdigit())
+            if digits != body and self.regex is None:
+                return False  # prefix rules with a check digit take digits only after the prefix
+            if not check_digit_ok(self.scheme, digits):
+                return False
+        return referrer

@@ -1,0 +1,312 @@
+"""The station's TOML config: typed, bounded, unknown keys rejected, errors that name the key and fix."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from drivers.base import FrameError, parse_mass
+from drivers.scale import PROTOCOLS
+
+from .i18n import _
+
+__all__ = ["DEFAULT_PATH", "Config", "ConfigError", "load_config", "parse_config"]
+
+DEFAULT_PATH = Path("/etc/pesee/station.toml")
+ENV_PATH = "PESEE_CONFIG"
+
+_MASS = re.compile(r"^\s*([+-]?[\d.,]+)\s*(mg|g|kg|t|lb|oz)\s*$", re.IGNORECASE)
+
+
+class ConfigError(Exception):
+    """The config file is missing, unreadable or invalid. ``problems`` lists one line per issue."""
+
+    def __init__(self, path: Path | str, problems: list[str], missing: bool = False) -> None:
+        self.path = Path(path)
+        self.problems = problems
+        self.missing = missing
+        super().__init__(f"{path}: " + "; ".join(problems))
+
+
+def _mass_mg(value: Any) -> int:
+    """``"20 g"``, ``"0.020 kg"``, ``"1,5 kg"`` → milligrams, exactly."""
+    if isinstance(value, bool) or not isinstance(value, str):
+        raise ValueError(_('a mass with its unit, e.g. "20 g" or "1.5 kg"'))
+    match = _MASS.match(value)
+    if not match:
+        raise ValueError(_('a mass with its unit, e.g. "20 g" or "1.5 kg"'))
+    try:
+        return parse_mass(match.group(1), match.group(2))
+    except FrameError as exc:
+        raise ValueError(_('a mass with its unit, e.g. "20 g" or "1.5 kg"')) from exc
+
+
+Mass = Annotated[int, BeforeValidator(_mass_mg)]
+Code = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
+Pin = Annotated[int, Field(ge=0, le=27)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class StationSection(_Section):
+    id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+    data_dir: Path = Path("/var/lib/pesee")
+    runtime_dir: Path = Path("/run/pesee")
+    language: Literal["fr", "en"] = "fr"
+
+
+class ScaleSection(_Section):
+    url: str = "/dev/pesee-scale"
+    protocol: str = "mt-sics"
+    baudrate: Annotated[int, Field(ge=300, le=921600)] | None = None
+    bytesize: Literal[7, 8] | None = None
+    parity: Literal["N", "E", "O"] | None = None
+    stopbits: Literal[1, 2] | None = None
+    poll_interval: Annotated[float, Field(ge=0.05, le=5)] = 0.25
+    stable_wait: Annotated[float, Field(ge=0.2, le=30)] = 3.0
+    reply_timeout: Annotated[float, Field(ge=0.1, le=30)] = 1.0
+    min_weight: Mass = 20_000
+    capacity: Mass | None = None
+    scale_id: str | None = None
+
+    @field_validator("protocol")
+    @classmethod
+    def _known_protocol(cls, value: str) -> str:
+        if value not in PROTOCOLS:
+            raise ValueError(_("unknown protocol; known: {names}").format(names=", ".join(PROTOCOLS)))
+        return value
+
+    @field_validator("min_weight")
+    @classmethod
+    def _positive_minimum(cls, value: int) -> int:
+        if value <= 0:
+            raise ValueError(_("must be above zero"))
+        return value
+
+
+class ScannerSection(_Section):
+    url: str = "/dev/pesee-scanner"
+    kind: Literal["serial", "hid"] = "serial"
+    baudrate: Annotated[int, Field(ge=300, le=921600)] = 9600
+    dedupe_window: Annotated[float, Field(ge=0, le=10)] = 1.0
+
+
+class PanelSection(_Section):
+    button: Pin = 17
+    green: Pin = 22
+    red: Pin = 27
+    amber: Pin | None = 23
+    buzzer: Pin | None = 24
+    button_pull_up: bool = True
+    hold_time: Annotated[float, Field(ge=0.5, le=10)] = 2.0
+    bounce_time: Annotated[float, Field(ge=0, le=0.5)] | None = 0.05
+
+    @model_validator(mode="after")
+    def _distinct_pins(self) -> PanelSection:
+        pins = [p for p in (self.button, self.green, self.red, self.amber, self.buzzer) if p is not None]
+        if len(pins) != len(set(pins)):
+            raise ValueError(_("two devices share one GPIO pin"))
+        return self
+
+
+class VisitSection(_Section):
+    timeout: Annotated[float, Field(ge=10, le=86_400)] = 600
+
+
+CheckDigit = Literal["none", "luhn", "mod10", "mod11"]
+
+
+class BeneficiaryPattern(_Section):
+    name: str = "beneficiary"
+    prefix: str | None = None
+    regex: str | None = None
+    length: Annotated[int, Field(ge=1, le=64)] | None = None
+    check_digit: CheckDigit = "none"
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> BeneficiaryPattern:
+        if not self.prefix and not self.regex:
+            raise ValueError(_("give a prefix or a regex"))
+        if self.regex:
+            try:
+                re.compile(self.regex)
+            except re.error as exc:
+                raise ValueError(_("invalid regex: {error}").format(error=exc)) from exc
+        return self
+
+
+class CodesSection(_Section):
+    end_visit: Code = "FIN"
+    tare: Code = "TARE"
+    zero: Code = "ZERO"
+    beneficiary: list[BeneficiaryPattern] = Field(
+        default_factory=lambda: [BeneficiaryPattern(prefix="B", check_digit="luhn")]
+    )
+    referrer: list[BeneficiaryPattern] = Field(default_factory=list)
+
+
+class Category(_Section):
+    code: Code
+    name: Annotated[str, Field(min_length=1, max_length=80)]
+
+
+class Container(_Section):
+    code: Code
+    name: Annotated[str, Field(min_length=1, max_length=80)]
+    tare: Mass
+
+
+class Operator(_Section):
+    badge: Code
+    name: Annotated[str, Field(min_length=1, max_length=80)]
+
+
+class Referrer(_Section):
+    code: Code
+    name: Annotated[str, Field(min_length=1, max_length=120)]
+
+
+class Config(_Section):
+    """The whole station config; see ``station/station.example.toml`` for every key."""
+
+    station: StationSection
+    scale: ScaleSection = ScaleSection()
+    scanner: ScannerSection = ScannerSection()
+    panel: PanelSection = PanelSection()
+    visit: VisitSection = VisitSection()
+    codes: CodesSection = CodesSection()
+    categories: list[Category] = Field(min_length=1)
+    containers: list[Container] = Field(default_factory=list)
+    operators: list[Operator] = Field(default_factory=list)
+    referrers: list[Referrer] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_codes(self) -> Config:
+        seen: dict[str, str] = {}
+        fixed = [
+            ("codes.end_visit", self.codes.end_visit),
+            ("codes.tare", self.codes.tare),
+            ("codes.zero", self.codes.zero),
+        ]
+        fixed += [(f"categories.{c.code}", c.code) for c in self.categories]
+        fixed += [(f"containers.{c.code}", c.code) for c in self.containers]
+        fixed += [(f"operators.{o.badge}", o.badge) for o in self.operators]
+        for where, code in fixed:
+            if code in seen:
+                raise ValueError(
+                    _("code {code!r} is used twice ({a} and {b})").format(
+                        code=code, a=seen[code], b=where
+                    )
+                )
+            seen[code] = where
+        return self
+
+    @property
+    def store_path(self) -> Path:
+        return self.station.data_dir / "station.db"
+
+    @property
+    def status_path(self) -> Path:
+        return self.station.runtime_dir / "status.json"
+
+
+def _resolve_env(value: Any, where: str, problems: list[str]) -> Any:
+    """Replace ``"env:NAME"`` strings by the environment variable, so secrets stay out of files."""
+    if isinstance(value, dict):
+        return {k: _resolve_env(v, f"{where}.{k}" if where else k, problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve_env(v, f"{where}[{i}]", problems) for i, v in enumerate(value)]
+    if isinstance(value, str) and value.startswith("env:"):
+        name = value[4:]
+        if name not in os.environ:
+            problems.append(
+                _("{key}: environment variable {name} is not set").format(key=where, name=name)
+            )
+            return value
+        return os.environ[name]
+    return value
+
+
+def _allowed_keys(loc: tuple[int | str, ...]) -> str:
+    model: Any = Config
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
+        if field is None:
+            return ""
+        annotation = field.annotation
+        args = getattr(annotation, "__args__", ())
+        model = next((a for a in (annotation, *args) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if model is None:
+            return ""
+    return ", ".join(model.model_fields) if model is not None else ""
+
+
+def _describe(exc: ValidationError) -> list[str]:
+    problems = []
+    for err in exc.errors():
+        loc = err["loc"]
+        key = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in loc).replace(".[", "[")
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            hint = _("unknown key (a typo?); allowed here: {allowed}").format(
+                allowed=_allowed_keys(loc)
+            )
+        elif kind == "missing":
+            hint = _("required; add it")
+        else:
+            msg = err["msg"]
+            hint = msg.removeprefix("Value error, ")
+        problems.append(f"{key or '(root)'}: {hint}")
+    return problems
+
+
+def parse_config(text: str, path: Path | str = "<config>") -> Config:
+    """Parse and validate TOML ``text``; raise :class:`ConfigError` listing every problem."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, [_("not valid TOML: {error}").format(error=exc)]) from exc
+    problems: list[str] = []
+    raw = _resolve_env(raw, "", problems)
+    if problems:
+        raise ConfigError(path, problems)
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(path, _describe(exc)) from exc
+
+
+def config_path(path: Path | str | None = None) -> Path:
+    """The config to use: the argument, else ``$PESEE_CONFIG``, else ``/etc/pesee/station.toml``."""
+    if path is not None:
+        return Path(path)
+    return Path(os.environ.get(ENV_PATH) or DEFAULT_PATH)
+
+
+def load_config(path: Path | str | None = None) -> Config:
+    """Read and validate the config file; raise :class:`ConfigError` with the fix to make."""
+    where = config_path(path)
+    try:
+        text = where.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(where, [_("file not found")], missing=True) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(where, [_("cannot read: {error}").format(error=exc)], missing=True) from exc
+    return parse_config(text, where)

@@ -1,0 +1,181 @@
+"""Wires the devices to the station loop: scale and scanner threads, GPIO panel, store, signals."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from typing import Any
+
+from drivers.panel import Panel, PanelPins
+from drivers.scale import get_protocol
+from drivers.scale.worker import ScaleWorker
+from drivers.scanner.hid import HidScanner
+from drivers.scanner.serial_scanner import SerialScanner
+from drivers.serialio import LinkSettings
+
+from .config import Config
+from .events import (
+    ButtonHeld,
+    ButtonPressed,
+    CodeScanned,
+    ScaleReplied,
+    ScaleState,
+    ScannerState,
+    WeightRead,
+)
+from .i18n import _, set_language
+from .loop import Station
+from .signals import PanelSignaller
+from .store import Store
+
+__all__ = ["Daemon", "sd_notify"]
+
+log = logging.getLogger("station")
+
+
+def sd_notify(message: str) -> bool:
+    """Send ``message`` to systemd's notify socket, if there is one (no libsystemd needed)."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return False
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            sock.connect(address)
+            sock.sendall(message.encode())
+    except OSError as exc:
+        log.debug("sd_notify failed: %s", exc)
+        return False
+    return True
+
+
+class Daemon:
+    """The whole station: build with a validated config, then :meth:`run` (blocking) or
+    :meth:`start` / :meth:`stop` (the loop in a thread, for tests and the demo).
+
+    ``pin_factory`` is gpiozero's (``MockFactory()`` off a Pi); ``None`` lets gpiozero choose.
+    """
+
+    def __init__(self, config: Config, *, pin_factory: Any = None) -> None:
+        set_language(config.station.language)
+        self.config = config
+        self.store = Store(config.store_path, config.station.id)
+        self.panel = Panel(
+            PanelPins(
+                button=config.panel.button,
+                green=config.panel.green,
+                red=config.panel.red,
+                amber=config.panel.amber,
+                buzzer=config.panel.buzzer,
+                button_pull_up=config.panel.button_pull_up,
+                hold_time=config.panel.hold_time,
+                bounce_time=config.panel.bounce_time,
+            ),
+            pin_factory=pin_factory,
+            on_press=lambda: self.station.post(ButtonPressed(time.monotonic())),
+            on_hold=lambda: self.station.post(ButtonHeld(time.monotonic())),
+        )
+        protocol = get_protocol(config.scale.protocol)
+        link = protocol.link
+        sc = config.scale
+        settings = LinkSettings(
+            baudrate=sc.baudrate or link.baudrate,
+            bytesize=sc.bytesize or link.bytesize,
+            parity=sc.parity or link.parity,
+            stopbits=sc.stopbits or link.stopbits,
+            rtscts=link.rtscts,
+            xonxoff=link.xonxoff,
+        )
+        self.scale = ScaleWorker(
+            sc.url,
+            protocol,
+            settings=settings,
+            poll_interval=sc.poll_interval,
+            reply_timeout=sc.reply_timeout,
+            on_reading=lambda r, t: self.station.post(WeightRead(r, t)),
+            on_state=lambda ok, d: self.station.post(ScaleState(ok, d)),
+            on_reply=lambda token, outcome: self.station.post(ScaleReplied(token, outcome)),
+        )
+        self.station = Station(
+            config,
+            self.store,
+            scale=self.scale,
+            signaller=PanelSignaller(self.panel),
+            status_path=config.status_path,
+        )
+        PanelSignaller(self.panel).ready(False)  # amber until the scale answers
+        self.scanner: SerialScanner | HidScanner
+        if config.scanner.kind == "hid":
+            self.scanner = HidScanner(
+                config.scanner.url, self._code, on_state=self._scanner_state
+            )
+        else:
+            self.scanner = SerialScanner(
+                config.scanner.url,
+                self._code,
+                settings=LinkSettings(baudrate=config.scanner.baudrate),
+                on_state=self._scanner_state,
+                on_error=lambda detail: log.warning(_("scanner: unreadable code (%s)"), detail),
+            )
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def _code(self, code: str) -> None:
+        self.station.post(CodeScanned(code, time.monotonic()))
+
+    def _scanner_state(self, ok: bool, detail: str) -> None:
+        self.station.post(ScannerState(ok, detail))
+
+    def _start_devices(self) -> None:
+        self.scale.start()
+        self.scanner.start()
+
+    def run(self) -> None:
+        """Run until SIGTERM/SIGINT, in the calling (main) thread."""
+
+        def _terminate(signum: int, _frame: Any) -> None:
+            self.station.stop(signal.Signals(signum).name)
+
+        signal.signal(signal.SIGTERM, _terminate)
+        signal.signal(signal.SIGINT, _terminate)
+        self._start_devices()
+        sd_notify(f"READY=1\nSTATUS={_('running')}, seq {self.store.last_seq}")
+        try:
+            self.station.run()
+        finally:
+            sd_notify("STOPPING=1")
+            self._shutdown()
+
+    def start(self) -> None:
+        """Run the loop in a background thread (tests, demo)."""
+        self._start_devices()
+        self._thread = threading.Thread(target=self.station.run, name="station", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.station.stop("stop()")
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        self._shutdown()
+
+    def _shutdown(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.scanner.stop()
+        self.scale.stop()
+        self.panel.close()
+        self.store.close()
+
+    def __enter__(self) -> Daemon:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,77 @@
+"""Small frozen events that device threads post to the station's event loop."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from drivers.base import Reading, ScaleError
+from drivers.scale import Reply
+
+__all__ = [
+    "ButtonHeld",
+    "ButtonPressed",
+    "CodeScanned",
+    "Event",
+    "ScaleReplied",
+    "ScaleState",
+    "ScannerState",
+    "Stop",
+    "WeightRead",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ButtonPressed:
+    t: float  # time.monotonic() when the press was seen
+
+
+@dataclass(frozen=True, slots=True)
+class ButtonHeld:
+    t: float
+
+
+@dataclass(frozen=True, slots=True)
+class CodeScanned:
+    code: str
+    t: float
+
+
+@dataclass(frozen=True, slots=True)
+class ScannerState:
+    ok: bool
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class WeightRead:
+    reading: Reading
+    t: float  # when the request was sent or the frame arrived
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleState:
+    ok: bool
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleReplied:
+    token: object
+    outcome: Reply | ScaleError
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    reason: str = ""
+
+
+Event = (
+    ButtonPressed
+    | ButtonHeld
+    | CodeScanned
+    | ScannerState
+    | WeightRead
+    | ScaleState
+    | ScaleReplied
+    | Stop
+)

@@ -1,0 +1,589 @@
+"""The station's one owning thread: takes device events, runs the counter workflow, writes the store."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from drivers.base import Reading, ScaleError, format_mg
+from drivers.scale import Ack, Command
+
+from .clock import ClockStatus, boot_id
+from .codes import Classified, CodeBook, Kind
+from .config import Config
+from .events import (
+    ButtonHeld,
+    ButtonPressed,
+    CodeScanned,
+    Event,
+    ScaleReplied,
+    ScaleState,
+    ScannerState,
+    Stop,
+    WeightRead,
+)
+from .i18n import _, language
+from .outcomes import Outcome, Result, describe
+from .store import Store, StoreError
+
+__all__ = ["Snapshot", "Station"]
+
+log = logging.getLogger("station")
+
+
+class ScaleControl(Protocol):
+    """What the loop needs from the scale's reader thread (``drivers.scale.worker.ScaleWorker``)."""
+
+    def poll_now(self, until: float) -> None: ...
+
+    def submit(self, command: Command, token: object = None) -> None: ...
+
+
+class Signaller(Protocol):
+    """What the loop needs from the panel: play the light and beep pattern of an outcome."""
+
+    def show(self, outcome: Outcome) -> None: ...
+
+    def ready(self, ok: bool) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    seq: int
+    net_mg: int
+    category: str
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything a status page may show; replaced whole by the loop, read from any thread."""
+
+    scale_ok: bool = False
+    scale_detail: str = ""
+    scale_id: str = ""
+    scanner_ok: bool = True
+    weight: Reading | None = None
+    beneficiary: str | None = None  # masked except the last characters
+    referrer: str | None = None
+    referrer_name: str = ""
+    category: str | None = None
+    category_name: str = ""
+    operator: str = ""
+    container: str = ""
+    container_tare_mg: int = 0
+    items: tuple[Item, ...] = ()
+    waiting: bool = False
+    last: Result | None = None
+    last_seq: int = 0
+    backlog: int = 0
+    clock_synced: bool = False
+
+    @property
+    def visit_total_mg(self) -> int:
+        return sum(i.net_mg for i in self.items)
+
+
+def mask(code: str, keep: int = 4) -> str:
+    """Hide a beneficiary code but its last characters: ``'••••••1234'``."""
+    return "•" * max(0, len(code) - keep) + code[-keep:]
+
+
+@dataclass
+class _Press:
+    t: float
+    deadline: float
+    seen_reading: bool = False
+
+
+@dataclass
+class _Visit:
+    id: str
+    beneficiary: str
+    referrer: str | None
+    items: list[Item] = field(default_factory=list)
+
+
+class Station:
+    """The counter workflow of DESIGN §3, owned by one thread (the one that calls :meth:`run`).
+
+    Device threads only :meth:`post` events. Only this thread writes the store and drives the
+    panel. ``listeners`` are called on this thread with each :class:`Result`; keep them quick.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        *,
+        scale: ScaleControl | None = None,
+        signaller: Signaller | None = None,
+        clock: ClockStatus | None = None,
+        status_path: Path | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.scale = scale
+        self.signaller = signaller
+        self.clock = clock or ClockStatus()
+        self.codes = CodeBook(config)
+        self.status_path = status_path
+        self.events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+        self.listeners: list[Callable[[Result], None]] = []
+        self.snapshot = Snapshot()
+        self.heartbeat = time.monotonic()
+        self._boot = boot_id()
+        self._scale_ok = False
+        self._scale_detail = _("not connected yet")
+        self._scale_id = config.scale.scale_id or ""
+        self._scanner_ok = True
+        self._reading: Reading | None = None
+        self._press: _Press | None = None
+        self._recorded_net: int | None = None  # the scale's net at the last weighing
+        self._rearmed = True
+        self._visit: _Visit | None = None
+        self._visit_deadline: float | None = None
+        self._category: Classified | None = None
+        self._operator: Classified | None = None
+        self._container: Classified | None = None
+        self._referrer: str | None = None
+        self._last_code: tuple[str, float] = ("", -1e9)
+        self._last: Result | None = None
+        self._status_written = 0.0
+        self._status_dirty = True
+        self._restore_visit()
+
+    # -- thread-safe entry ---------------------------------------------------------------------
+    def post(self, event: Event) -> None:
+        self.events.put(event)
+
+    def stop(self, reason: str = "") -> None:
+        self.post(Stop(reason))
+
+    # -- the loop ----------------------------------------------------------------------------
+    def run(self) -> None:
+        log.info(_("station %s ready, store %s at seq %d"), self.config.station.id,
+                 self.store.path, self.store.last_seq)
+        self._publish()
+        while True:
+            timeout = self._next_timer() - time.monotonic()
+            try:
+                event = self.events.get(timeout=max(0.0, min(timeout, 1.0)))
+            except queue.Empty:
+                event = None
+            self.heartbeat = time.monotonic()
+            if isinstance(event, Stop):
+                log.info(_("station stopping: %s"), event.reason or "-")
+                break
+            if event is not None:
+                try:
+                    self._dispatch(event)
+                except Exception:  # a bug must not take the counter down; systemd sees the log
+                    log.exception("internal error while handling %r", event)
+            self._timers()
+            self._publish()
+        self._write_status(force=True)
+
+    def _next_timer(self) -> float:
+        times = [time.monotonic() + 1.0]
+        if self._press is not None:
+            times.append(self._press.deadline)
+        if self._visit_deadline is not None:
+            times.append(self._visit_deadline)
+        return min(times)
+
+    def _timers(self) -> None:
+        now = time.monotonic()
+        press = self._press
+        if press is not None and now >= press.deadline:
+            self._press = None
+            self._finish(Outcome.UNSTABLE if press.seen_reading else Outcome.NO_SCALE, t=press.t)
+        if self._visit_deadline is not None and now >= self._visit_deadline:
+            self._close_visit("timeout")
+
+    def _dispatch(self, event: Event) -> None:
+        if isinstance(event, WeightRead):
+            self._on_weight(event)
+        elif isinstance(event, ButtonPressed):
+            self._on_press(event.t)
+        elif isinstance(event, ButtonHeld):
+            self._on_hold(event.t)
+        elif isinstance(event, CodeScanned):
+            self._on_code(event.code, event.t)
+        elif isinstance(event, ScaleState):
+            self._on_scale_state(event)
+        elif isinstance(event, ScaleReplied):
+            self._on_scale_reply(event)
+        elif isinstance(event, ScannerState):
+            self._scanner_ok = event.ok
+            self._status_dirty = True
+            (log.info if event.ok else log.warning)(_("scanner: %s"), event.detail)
+
+    # -- scale -------------------------------------------------------------------------------
+    def _on_scale_state(self, event: ScaleState) -> None:
+        self._scale_ok = event.ok
+        self._scale_detail = event.detail
+        self._status_dirty = True
+        if self.signaller is not None:
+            self.signaller.ready(event.ok)
+        if event.ok:
+            log.info(_("scale connected: %s"), event.detail)
+            if not self.config.scale.scale_id and self.scale is not None:
+                self.scale.submit(Command.IDENTIFY, "identify")
+        else:
+            log.warning(_("scale unavailable: %s"), event.detail)
+            self._reading = None
+
+    def _on_scale_reply(self, event: ScaleReplied) -> None:
+        outcome = event.outcome
+        if event.token == "identify":
+            if isinstance(outcome, Ack) and outcome.params:
+                self._scale_id = f"{self.config.scale.protocol}:{outcome.params[0]}"
+            elif not self._scale_id:
+                self._scale_id = self.config.scale.protocol
+            return
+        if event.token in ("tare", "zero"):
+            if isinstance(outcome, ScaleError):
+                self._finish(Outcome.SCALE_REFUSED, detail=str(outcome))
+            else:
+                self._finish(Outcome.TARED if event.token == "tare" else Outcome.ZEROED)
+
+    def _on_weight(self, event: WeightRead) -> None:
+        reading = event.reading
+        self._reading = reading
+        if not reading.stable or reading.net_mg != self._recorded_net:
+            self._rearmed = True  # the pan moved since the last record: a new item is there
+        press = self._press
+        if press is None or event.t < press.t:
+            return  # a weight from before the press does not count
+        press.seen_reading = True
+        if reading.overload or reading.underload:
+            self._press = None
+            self._finish(Outcome.OVERLOAD if reading.overload else Outcome.UNDERLOAD, t=press.t)
+            return
+        if not reading.stable or reading.net_mg is None:
+            return  # keep waiting for a stable weight until the deadline
+        self._press = None
+        self._weigh(reading, press.t)
+
+    # -- button ------------------------------------------------------------------------------
+    def _on_press(self, t: float) -> None:
+        self._touch()
+        if self._press is not None:
+            log.info(_("press ignored: already waiting for a stable weight"))
+            return
+        if self._visit is None:
+            self._finish(Outcome.NO_BENEFICIARY, t=t)
+            return
+        if self._category is None:
+            self._finish(Outcome.NO_CATEGORY, t=t)
+            return
+        if not self._scale_ok or self.scale is None:
+            self._finish(Outcome.NO_SCALE, t=t)
+            return
+        deadline = t + self.config.scale.stable_wait
+        self._press = _Press(t, deadline)
+        self._status_dirty = True
+        self.scale.poll_now(deadline)
+
+    def _weigh(self, reading: Reading, t: float) -> None:
+        assert reading.net_mg is not None and self._visit is not None and self._category is not None
+        container = self._container
+        box_tare = container.tare_mg if container is not None else 0
+        net = reading.net_mg - box_tare
+        cfg = self.config.scale
+        if net < cfg.min_weight:
+            self._finish(Outcome.BELOW_MINIMUM, detail=self._kg(cfg.min_weight), t=t)
+            return
+        loaded = reading.gross_mg if reading.gross_mg is not None else reading.net_mg
+        if cfg.capacity is not None and loaded > cfg.capacity:
+            self._finish(Outcome.ABOVE_CAPACITY, detail=self._kg(cfg.capacity), t=t)
+            return
+        if not self._rearmed and reading.net_mg == self._recorded_net:
+            # a second press on the same load would count the same item twice
+            self._finish(Outcome.SAME_ITEM, t=t)
+            return
+        tare = reading.tare_mg
+        if box_tare:
+            tare = (tare or 0) + box_tare
+        data: dict[str, Any] | None = None
+        if container is not None:
+            data = {"container": container.code, "container_tare_mg": box_tare}
+        row = self._append(
+            "weighing",
+            t=t,
+            visit=self._visit.id,
+            beneficiary=self._visit.beneficiary,
+            referrer=self._visit.referrer,
+            category=self._category.code,
+            operator=self._operator.code if self._operator else None,
+            source="scale",
+            stable=reading.stable,
+            gross_mg=reading.gross_mg,
+            tare_mg=tare,
+            net_mg=net,
+            unit=reading.unit,
+            pieces=reading.pieces,
+            unit_weight_mg=reading.unit_weight_mg,
+            pieces_computed=False if reading.pieces is not None else None,
+            scale_id=self._scale_id or cfg.protocol,
+            raw=reading.raw.decode("ascii", "backslashreplace"),
+            data=data,
+        )
+        if row is None:
+            return
+        self._recorded_net = reading.net_mg
+        self._rearmed = False
+        self._visit.items.append(Item(row["seq"], net, self._category.code))
+        detail = f"{self._kg(net)} {self._category.name}"
+        self._finish(Outcome.RECORDED, detail=detail, seq=row["seq"], net_mg=net, t=t)
+
+    def _on_hold(self, t: float) -> None:
+        self._touch()
+        visit = self._visit
+        if visit is None:
+            self._finish(Outcome.NOTHING_TO_VOID, t=t)
+            return
+        weighings = self.store.visit_weighings(visit.id)
+        if not weighings:
+            self._finish(Outcome.NOTHING_TO_VOID, t=t)
+            return
+        target = weighings[-1]
+        row = self._append(
+            "void",
+            t=t,
+            visit=visit.id,
+            beneficiary=visit.beneficiary,
+            referrer=visit.referrer,
+            category=target["category"],
+            operator=self._operator.code if self._operator else None,
+            voids=target["seq"],
+            reason="button_hold",
+        )
+        if row is None:
+            return
+        visit.items = [i for i in visit.items if i.seq != target["seq"]]
+        detail = f"{self._kg(target['net_mg'] or 0)} ({_('record')} {target['seq']})"
+        self._finish(Outcome.VOIDED, detail=detail, seq=row["seq"], t=t)
+
+    # -- codes -------------------------------------------------------------------------------
+    def _on_code(self, code: str, t: float) -> None:
+        last_code, last_t = self._last_code
+        self._last_code = (code, t)
+        if code == last_code and t - last_t < self.config.scanner.dedupe_window:
+            log.info(_("code %s read twice, second read ignored"), code)
+            return
+        self._touch()
+        c = self.codes.classify(code)
+        if c.kind is Kind.BENEFICIARY:
+            if self._visit is not None and self._visit.beneficiary == c.code:
+                self._finish(Outcome.VISIT_OPENED, detail=mask(c.code), t=t)
+                return
+            self._close_visit("new_beneficiary")
+            self._open_visit(c, t)
+        elif c.kind is Kind.CATEGORY:
+            self._category = c
+            self._finish(Outcome.CATEGORY_SET, detail=c.name, t=t)
+        elif c.kind is Kind.END_VISIT:
+            if self._visit is None:
+                self._finish(Outcome.VISIT_CLOSED, detail=_("no visit was open"), t=t)
+            else:
+                self._close_visit("end_code", t=t)
+        elif c.kind is Kind.CONTAINER:
+            self._container = c
+            self._finish(Outcome.CONTAINER_SET, detail=f"{c.name} ({self._kg(c.tare_mg)})", t=t)
+        elif c.kind is Kind.OPERATOR:
+            self._operator = c
+            self._finish(Outcome.OPERATOR_SET, detail=c.name, t=t)
+        elif c.kind is Kind.REFERRER:
+            self._referrer = c.referrer
+            if self._visit is not None:
+                self._visit.referrer = c.referrer
+            self._finish(Outcome.REFERRER_SET, detail=c.name or c.code, t=t)
+        elif c.kind in (Kind.TARE, Kind.ZERO):
+            self._container = None
+            if not self._scale_ok or self.scale is None:
+                self._finish(Outcome.NO_SCALE, t=t)
+                return
+            token = "tare" if c.kind is Kind.TARE else "zero"
+            self.scale.submit(Command.TARE if token == "tare" else Command.ZERO, token)
+        elif c.kind is Kind.MISREAD:
+            self._finish(Outcome.MISREAD, detail=code, t=t)
+        else:
+            self._finish(Outcome.UNKNOWN_CODE, detail=code, t=t)
+
+    # -- visits ------------------------------------------------------------------------------
+    def _open_visit(self, c: Classified, t: float) -> None:
+        referrer = self._referrer or c.referrer  # a code scanned apart is a deliberate choice
+        visit = _Visit(uuid.uuid4().hex, c.code, referrer)
+        row = self._append(
+            "visit_open",
+            t=t,
+            visit=visit.id,
+            beneficiary=visit.beneficiary,
+            referrer=referrer,
+            operator=self._operator.code if self._operator else None,
+        )
+        if row is None:
+            return
+        self._visit = visit
+        self._referrer = None
+        self._touch()
+        self._finish(Outcome.VISIT_OPENED, detail=mask(c.code), seq=row["seq"], t=t)
+
+    def _close_visit(self, reason: str, t: float | None = None) -> None:
+        visit = self._visit
+        if visit is None:
+            self._visit_deadline = None
+            return
+        total = sum(i.net_mg for i in visit.items)
+        row = self._append(
+            "visit_close",
+            t=t if t is not None else time.monotonic(),
+            visit=visit.id,
+            beneficiary=visit.beneficiary,
+            referrer=visit.referrer,
+            reason=reason,
+            data={"items": len(visit.items), "net_mg": total},
+        )
+        if row is None:
+            return
+        self._visit = None
+        self._visit_deadline = None
+        self._container = None
+        detail = f"{len(visit.items)} × {self._kg(total)}"
+        self._finish(Outcome.VISIT_CLOSED, detail=detail, seq=row["seq"], t=t or 0.0)
+
+    def _restore_visit(self) -> None:
+        """After a restart, carry on with the visit that was open (staff saw it open)."""
+        row = self.store.open_visit()
+        if row is None:
+            return
+        visit = _Visit(row["visit"], row["beneficiary"], row["referrer"])
+        visit.items = [
+            Item(w["seq"], w["net_mg"] or 0, w["category"] or "")
+            for w in self.store.visit_weighings(visit.id)
+        ]
+        self._visit = visit
+        self._touch()
+        log.info(_("visit of %s restored after restart"), mask(visit.beneficiary))
+
+    def _touch(self) -> None:
+        if self._visit is not None:
+            self._visit_deadline = time.monotonic() + self.config.visit.timeout
+
+    # -- writing and signalling --------------------------------------------------------------
+    def _append(self, kind: str, *, t: float, **fields: Any) -> dict[str, Any] | None:
+        try:
+            return self.store.append(
+                kind,
+                mono_ns=time.monotonic_ns(),
+                boot_id=self._boot,
+                clock_synced=self.clock.synced(),
+                **fields,
+            )
+        except (StoreError, OSError) as exc:
+            log.error(_("cannot write the store: %s"), exc)
+            self._finish(Outcome.STORE_ERROR, t=t)
+            return None
+
+    def _finish(
+        self,
+        outcome: Outcome,
+        *,
+        detail: str = "",
+        seq: int | None = None,
+        net_mg: int | None = None,
+        t: float = 0.0,
+    ) -> None:
+        result = Result(outcome, describe(outcome, detail), seq, net_mg, t, 0.0)
+        if self.signaller is not None:
+            try:
+                self.signaller.show(outcome)
+            except Exception:  # a broken LED must not lose the record that was just made
+                log.exception("panel signal failed")
+        result = replace(result, t_done=time.monotonic())
+        self._last = result
+        self._status_dirty = True
+        (log.info if outcome.ok else log.warning)("%s", result.text)
+        for listener in self.listeners:
+            try:
+                listener(result)
+            except Exception:
+                log.exception("listener failed")
+
+    def _kg(self, mg: int) -> str:
+        return format_mg(mg, "kg", 3, comma=language() == "fr")
+
+    # -- status ------------------------------------------------------------------------------
+    def _publish(self) -> None:
+        visit = self._visit
+        cat = self._category
+        self.snapshot = Snapshot(
+            scale_ok=self._scale_ok,
+            scale_detail=self._scale_detail,
+            scale_id=self._scale_id,
+            scanner_ok=self._scanner_ok,
+            weight=self._reading,
+            beneficiary=mask(visit.beneficiary) if visit else None,
+            referrer=visit.referrer if visit else self._referrer,
+            referrer_name=self.codes.referrer_name(visit.referrer if visit else self._referrer),
+            category=cat.code if cat else None,
+            category_name=cat.name if cat else "",
+            operator=self._operator.name if self._operator else "",
+            container=self._container.name if self._container else "",
+            container_tare_mg=self._container.tare_mg if self._container else 0,
+            items=tuple(visit.items) if visit else (),
+            waiting=self._press is not None,
+            last=self._last,
+            last_seq=self.store.last_seq,
+            backlog=self.store.last_seq - self.store.synced_through,
+            clock_synced=self.clock.synced(),
+        )
+        self._write_status()
+
+    def _write_status(self, force: bool = False) -> None:
+        """Mirror the snapshot to the runtime dir (tmpfs) for ``station status``; at most 1 Hz."""
+        if self.status_path is None:
+            return
+        now = time.monotonic()
+        if not force and (not self._status_dirty or now - self._status_written < 1.0):
+            return
+        snap = self.snapshot
+        data = {
+            "station": self.config.station.id,
+            "pid": os.getpid(),
+            "written_at": time.time(),
+            "scale": {"ok": snap.scale_ok, "detail": snap.scale_detail, "id": snap.scale_id},
+            "scanner_ok": snap.scanner_ok,
+            "visit": {
+                "beneficiary": snap.beneficiary,
+                "referrer": snap.referrer,
+                "items": len(snap.items),
+                "net_mg": snap.visit_total_mg,
+            },
+            "category": snap.category_name or None,
+            "operator": snap.operator or None,
+            "last": {"outcome": snap.last.outcome.value, "text": snap.last.text, "seq": snap.last.seq}
+            if snap.last
+            else None,
+            "last_seq": snap.last_seq,
+            "backlog": snap.backlog,
+            "clock_synced": snap.clock_synced,
+        }
+        try:
+            self.status_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.status_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1))
+            tmp.replace(self.status_path)
+        except OSError as exc:
+            log.debug("cannot write %s: %s", self.status_path, exc)
+        self._status_written = now
+        self._status_dirty = False

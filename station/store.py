@@ -1,0 +1,328 @@
+"""The station's append-only journal in SQLite: gap-free seq, random epoch, UUIDs, a hash chain."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import sqlite3
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+import sqlite_utils
+
+__all__ = [
+    "FIELDS",
+    "KINDS",
+    "Store",
+    "StoreError",
+    "VerifyReport",
+    "record_hash",
+]
+
+KINDS = ("weighing", "void", "visit_open", "visit_close", "calibration")
+
+# Column name → type. Order is the export order. ``hash`` covers every other column.
+FIELDS: dict[str, type] = {
+    "seq": int,
+    "uuid": str,
+    "epoch": str,
+    "station": str,
+    "kind": str,
+    "recorded_at": str,
+    "mono_ns": int,
+    "boot_id": str,
+    "clock_synced": int,
+    "visit": str,
+    "beneficiary": str,
+    "referrer": str,
+    "category": str,
+    "operator": str,
+    "source": str,
+    "stable": int,
+    "gross_mg": int,
+    "tare_mg": int,
+    "net_mg": int,
+    "unit": str,
+    "pieces": int,
+    "unit_weight_mg": int,
+    "pieces_computed": int,
+    "scale_id": str,
+    "calibration_id": str,
+    "raw": str,
+    "voids": int,
+    "reason": str,
+    "data": str,
+    "prev_hash": str,
+    "hash": str,
+}
+_CONTENT = [f for f in FIELDS if f != "hash"]
+_SCHEMA_VERSION = 1
+_INSERT = f"INSERT INTO records ({', '.join(FIELDS)}) VALUES ({', '.join('?' * len(FIELDS))})"
+
+
+class StoreError(Exception):
+    """The store cannot be opened or written (disk full, read-only card, corrupt file)."""
+
+
+def _genesis(epoch: str) -> str:
+    return hashlib.sha256(f"pesee-genesis:{epoch}".encode()).hexdigest()
+
+
+def record_hash(record: Mapping[str, Any]) -> str:
+    """SHA-256 over the canonical JSON of every column but ``hash`` (``prev_hash`` included)."""
+    content = {k: record.get(k) for k in _CONTENT}
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    records: int
+    first_seq: int | None
+    last_seq: int | None
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+class Store:
+    """One station journal. Open it from one thread; every write is one durable transaction.
+
+    ``append()`` returns only after SQLite's commit (WAL, ``synchronous=FULL``), so the caller
+    may then tell staff the record is safe.
+    """
+
+    def __init__(self, path: Path | str, station: str, *, create: bool = True) -> None:
+        self.path = Path(path)
+        self.station = station
+        if not create and not self.path.exists():
+            raise StoreError(f"{self.path}: no such store")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=10, check_same_thread=False)
+            self.db = sqlite_utils.Database(conn)
+            self.db.enable_wal()
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute("PRAGMA busy_timeout=10000")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: {exc}") from exc
+        self.epoch: str = self._meta("epoch") or ""
+        self._last_seq = int(self._meta("last_seq") or 0)
+        self._last_hash = self._meta("last_hash") or _genesis(self.epoch)
+
+    # -- schema -----------------------------------------------------------------------------
+    def _meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT v FROM meta WHERE k = ?", [key]).fetchone()
+        return None if row is None else str(row[0])
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self.db.execute(
+            "INSERT INTO meta(k, v) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
+            [key, value],
+        )
+
+    def _migrate(self) -> None:
+        with self.db.atomic():
+            self.db.table("meta").create({"k": str, "v": str}, pk="k", if_not_exists=True)
+            version = int(self._meta("schema_version") or 0)
+            if version < 1:
+                records = self.db.table("records")
+                records.create(
+                    FIELDS,
+                    pk="seq",
+                    not_null={"uuid", "epoch", "station", "kind", "recorded_at", "prev_hash", "hash"},
+                )
+                records.create_index(["uuid"], unique=True)
+                records.create_index(["visit"])
+                self._set_meta("epoch", uuid.uuid4().hex)
+                self._set_meta("station", self.station)
+                self._set_meta("created_at", _now())
+                self._set_meta("last_seq", "0")
+                self._set_meta("synced_through", "0")
+            if version > _SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path}: schema {version} is newer than this software ({_SCHEMA_VERSION})"
+                )
+            self._set_meta("schema_version", str(_SCHEMA_VERSION))
+
+    # -- writing ----------------------------------------------------------------------------
+    def append(self, kind: str, **fields: Any) -> dict[str, Any]:
+        """Append one record and commit it durably. Returns the stored row."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown record kind {kind!r}")
+        unknown = set(fields) - set(_CONTENT)
+        if unknown:
+            raise ValueError(f"unknown record fields: {sorted(unknown)}")
+        row: dict[str, Any] = dict.fromkeys(_CONTENT)
+        row.update(fields)
+        row.update(
+            seq=self._last_seq + 1,
+            uuid=str(uuid.uuid4()),
+            epoch=self.epoch,
+            station=self.station,
+            kind=kind,
+            recorded_at=fields.get("recorded_at") or _now(),
+            prev_hash=self._last_hash,
+        )
+        for flag in ("stable", "clock_synced", "pieces_computed"):
+            if isinstance(row[flag], bool):
+                row[flag] = int(row[flag])
+        if isinstance(row["data"], dict):
+            row["data"] = json.dumps(row["data"], sort_keys=True, ensure_ascii=False)
+        row["hash"] = record_hash(row)
+        try:
+            with self.db.atomic():
+                self.db.execute(_INSERT, [row[c] for c in FIELDS])
+                self._set_meta("last_seq", str(row["seq"]))
+                self._set_meta("last_hash", row["hash"])
+        except sqlite3.Error as exc:
+            raise StoreError(str(exc)) from exc
+        # only after the commit returned: the in-memory head follows the durable one
+        self._last_seq = row["seq"]
+        self._last_hash = row["hash"]
+        return row
+
+    def mark_synced(self, through: int) -> None:
+        """Move the ``synced_through`` watermark forward (never back)."""
+        with self.db.atomic():
+            current = int(self._meta("synced_through") or 0)
+            if through > current:
+                self._set_meta("synced_through", str(min(through, self._last_seq)))
+
+    # -- reading ----------------------------------------------------------------------------
+    @property
+    def last_seq(self) -> int:
+        return self._last_seq
+
+    @property
+    def synced_through(self) -> int:
+        return int(self._meta("synced_through") or 0)
+
+    def get(self, seq: int) -> dict[str, Any] | None:
+        rows = list(self.db.query("SELECT * FROM records WHERE seq = ?", [seq]))
+        return rows[0] if rows else None
+
+    def records(self, after: int = 0, limit: int | None = None) -> Iterator[dict[str, Any]]:
+        sql = "SELECT * FROM records WHERE seq > ? ORDER BY seq"
+        params: list[Any] = [after]
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        yield from self.db.query(sql, params)
+
+    def count(self, kind: str | None = None) -> int:
+        if kind is None:
+            return int(self.db.execute("SELECT count(*) FROM records").fetchone()[0])
+        return int(self.db.execute("SELECT count(*) FROM records WHERE kind = ?", [kind]).fetchone()[0])
+
+    def open_visit(self) -> dict[str, Any] | None:
+        """The last ``visit_open`` record not followed by its ``visit_close``, if any."""
+        rows = list(
+            self.db.query(
+                "SELECT * FROM records WHERE kind IN ('visit_open', 'visit_close') "
+                "ORDER BY seq DESC LIMIT 1"
+            )
+        )
+        if rows and rows[0]["kind"] == "visit_open":
+            return rows[0]
+        return None
+
+    def visit_weighings(self, visit: str) -> list[dict[str, Any]]:
+        """Weighings of ``visit`` that have not been voided, oldest first."""
+        return list(
+            self.db.query(
+                "SELECT * FROM records r WHERE visit = ? AND kind = 'weighing' AND NOT EXISTS "
+                "(SELECT 1 FROM records v WHERE v.kind = 'void' AND v.voids = r.seq) ORDER BY seq",
+                [visit],
+            )
+        )
+
+    def summary(self) -> dict[str, Any]:
+        last = self.get(self._last_seq) if self._last_seq else None
+        return {
+            "path": str(self.path),
+            "station": self.station,
+            "epoch": self.epoch,
+            "records": self.count(),
+            "weighings": self.count("weighing"),
+            "voids": self.count("void"),
+            "last_seq": self._last_seq,
+            "synced_through": self.synced_through,
+            "backlog": self._last_seq - self.synced_through,
+            "last_record_at": last["recorded_at"] if last else None,
+        }
+
+    # -- proofs -----------------------------------------------------------------------------
+    def verify(self) -> VerifyReport:
+        """Check the chain: seq gap-free, each hash right, each record linked to the previous."""
+        problems: list[str] = []
+        quick = self.db.execute("PRAGMA quick_check").fetchone()[0]
+        if quick != "ok":
+            problems.append(f"sqlite quick_check: {quick}")
+        expected_prev = _genesis(self.epoch)
+        expected_seq: int | None = None
+        first: int | None = None
+        last: int | None = None
+        n = 0
+        for row in self.db.query("SELECT * FROM records ORDER BY seq"):
+            n += 1
+            seq = row["seq"]
+            if first is None:
+                first = seq
+                if seq != 1:
+                    problems.append(f"seq {seq}: journal does not start at 1")
+                    expected_prev = row["prev_hash"]
+            elif seq != expected_seq:
+                problems.append(f"seq {expected_seq}..{seq - 1}: missing")
+            if row["epoch"] != self.epoch:
+                problems.append(f"seq {seq}: epoch {row['epoch']} is not this store's")
+            if row["prev_hash"] != expected_prev:
+                problems.append(f"seq {seq}: chain broken (prev_hash does not match)")
+            if record_hash(row) != row["hash"]:
+                problems.append(f"seq {seq}: content altered (hash does not match)")
+            expected_prev = row["hash"]
+            expected_seq = seq + 1
+            last = seq
+        if (last or 0) != self._last_seq:
+            problems.append(f"head: meta says last seq {self._last_seq}, journal ends at {last}")
+        elif last is not None and self._meta("last_hash") != expected_prev:
+            problems.append("head: meta last_hash does not match the last record")
+        return VerifyReport(n, first, last, tuple(problems))
+
+    def export(self, out: IO[str], fmt: str = "jsonl", after: int = 0) -> int:
+        """Write records as JSON lines or CSV; returns how many."""
+        n = 0
+        if fmt == "csv":
+            writer = csv.DictWriter(out, fieldnames=list(FIELDS))
+            writer.writeheader()
+            for row in self.records(after):
+                writer.writerow(row)
+                n += 1
+        elif fmt == "jsonl":
+            for row in self.records(after):
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+                n += 1
+        else:
+            raise ValueError(f"unknown format {fmt!r}")
+        return n
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
