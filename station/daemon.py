@@ -144,7 +144,7 @@ class Daemon:
         signal.signal(signal.SIGTERM, _terminate)
         signal.signal(signal.SIGINT, _terminate)
         self._start_devices()
-        sd_notify(f"READY=1\nSTATUS={_('running')}, seq {self.store.last_seq}")
+        sd_notify("READY=1\nSTATUS=" + _("running, seq {seq}").format(seq=self.store.last_seq))
         try:
             self.station.run()
         finally:

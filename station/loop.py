@@ -370,7 +370,9 @@ class Station:
         if row is None:
             return
         visit.items = [i for i in visit.items if i.seq != target["seq"]]
-        detail = f"{self._kg(target['net_mg'] or 0)} ({_('record')} {target['seq']})"
+        detail = _("{weight} (record {seq})").format(
+            weight=self._kg(target["net_mg"] or 0), seq=target["seq"]
+        )
         self._finish(Outcome.VOIDED, detail=detail, seq=row["seq"], t=t)
 
     # -- codes -------------------------------------------------------------------------------
@@ -458,7 +460,7 @@ class Station:
         self._visit = None
         self._visit_deadline = None
         self._container = None
-        detail = f"{len(visit.items)} × {self._kg(total)}"
+        detail = _("{n} item(s), {weight}").format(n=len(visit.items), weight=self._kg(total))
         self._finish(Outcome.VISIT_CLOSED, detail=detail, seq=row["seq"], t=t or 0.0)
 
     def _restore_visit(self) -> None:

@@ -151,7 +151,8 @@ class Store:
                 raise StoreError(
                     f"{self.path}: schema {version} is newer than this software ({_SCHEMA_VERSION})"
                 )
-            self._set_meta("schema_version", str(_SCHEMA_VERSION))
+            if version != _SCHEMA_VERSION:  # opening for reading must not write
+                self._set_meta("schema_version", str(_SCHEMA_VERSION))
 
     # -- writing ----------------------------------------------------------------------------
     def append(self, kind: str, **fields: Any) -> dict[str, Any]:
