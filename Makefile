@@ -28,7 +28,7 @@ lint: venv
 # Re-extract staff-facing strings and recompile catalogues (commit both .po and .mo).
 i18n: venv
 	$(VENV)/bin/pybabel extract --no-location -o station/locale/pesee.pot station drivers
-	$(VENV)/bin/pybabel update --no-location -i station/locale/pesee.pot -d station/locale -D pesee
+	$(VENV)/bin/pybabel update --ignore-obsolete --no-fuzzy-matching -w 100 -i station/locale/pesee.pot -d station/locale -D pesee
 	$(VENV)/bin/pybabel compile -d station/locale -D pesee
 
 clean:
