@@ -1,4 +1,4 @@
-"""The ``station`` command: run the daemon, check the config, show status, verify and export the store."""
+"""The ``station`` command: run the daemon, check config, show status, verify and export."""
 
 from __future__ import annotations
 
@@ -43,9 +43,7 @@ def _config_error(exc: ConfigError) -> NoReturn:
     lines = [_("Configuration error in {path}:").format(path=exc.path)]
     lines += [f"  - {p}" for p in exc.problems]
     if exc.missing:
-        lines.append(
-            _("Create it from station.example.toml, or give another path with --config.")
-        )
+        lines.append(_("Create it from station.example.toml, or give another path with --config."))
     _fail("\n".join(lines), EX_NOINPUT if exc.missing else EX_CONFIG)
 
 
@@ -140,22 +138,44 @@ def status(ctx: click.Context, as_json: bool) -> None:
     else:
         age = time.time() - float(live.get("written_at", 0))
         scale = live.get("scale", {})
-        click.echo("  " + _("daemon: running (pid {pid}, updated {age:.0f} s ago)").format(
-            pid=live.get("pid"), age=age))
+        click.echo(
+            "  "
+            + _("daemon: running (pid {pid}, updated {age:.0f} s ago)").format(
+                pid=live.get("pid"), age=age
+            )
+        )
         state = _("answering") if scale.get("ok") else _("not answering")
-        click.echo("  " + _("scale: {state} ({detail})").format(state=state, detail=scale.get("detail")))
-        click.echo("  " + _("scanner: {state}").format(
-            state=_("connected") if live.get("scanner_ok") else _("disconnected")))
+        click.echo(
+            "  " + _("scale: {state} ({detail})").format(state=state, detail=scale.get("detail"))
+        )
+        click.echo(
+            "  "
+            + _("scanner: {state}").format(
+                state=_("connected") if live.get("scanner_ok") else _("disconnected")
+            )
+        )
         visit = live.get("visit") or {}
         if visit.get("beneficiary"):
-            click.echo("  " + _("visit: {code}, {n} item(s)").format(
-                code=visit["beneficiary"], n=visit.get("items", 0)))
+            click.echo(
+                "  "
+                + _("visit: {code}, {n} item(s)").format(
+                    code=visit["beneficiary"], n=visit.get("items", 0)
+                )
+            )
         if live.get("last"):
             click.echo("  " + _("last action: {text}").format(text=live["last"]["text"]))
-        click.echo("  " + _("clock synchronised: {v}").format(
-            v=_("yes") if live.get("clock_synced") else _("no")))
-    click.echo("  " + _("store: {records} records, last seq {last_seq}, not yet synced {backlog}")
-               .format(**summary))
+        click.echo(
+            "  "
+            + _("clock synchronised: {v}").format(
+                v=_("yes") if live.get("clock_synced") else _("no")
+            )
+        )
+    click.echo(
+        "  "
+        + _("store: {records} records, last seq {last_seq}, not yet synced {backlog}").format(
+            **summary
+        )
+    )
 
 
 @cli.group()
@@ -173,10 +193,17 @@ def config_check(ctx: click.Context) -> None:
       station --config ./station.toml config check
     """
     cfg = _config(ctx)
-    click.echo(_("Configuration OK: {path} (station {id}, scale {protocol} on {url}, "
-                 "{n} categories)").format(path=ctx.obj["config_path"], id=cfg.station.id,
-                                            protocol=cfg.scale.protocol, url=cfg.scale.url,
-                                            n=len(cfg.categories)))
+    click.echo(
+        _(
+            "Configuration OK: {path} (station {id}, scale {protocol} on {url}, {n} categories)"
+        ).format(
+            path=ctx.obj["config_path"],
+            id=cfg.station.id,
+            protocol=cfg.scale.protocol,
+            url=cfg.scale.url,
+            n=len(cfg.categories),
+        )
+    )
 
 
 @cli.group()
@@ -207,8 +234,14 @@ def db_verify(ctx: click.Context, store: Path | None) -> None:
         report = st.verify()
         epoch = st.epoch
     if report.ok:
-        click.echo(_("Journal OK: {n} records, seq {first}..{last}, epoch {epoch}").format(
-            n=report.records, first=report.first_seq or 0, last=report.last_seq or 0, epoch=epoch))
+        click.echo(
+            _("Journal OK: {n} records, seq {first}..{last}, epoch {epoch}").format(
+                n=report.records,
+                first=report.first_seq or 0,
+                last=report.last_seq or 0,
+                epoch=epoch,
+            )
+        )
         return
     click.echo(_("Journal BROKEN ({n} problem(s)):").format(n=len(report.problems)), err=True)
     for problem in report.problems:
@@ -218,10 +251,16 @@ def db_verify(ctx: click.Context, store: Path | None) -> None:
 
 @db.command("export")
 @_store_option
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl",
-              show_default=True)
-@click.option("--output", "-o", type=click.File("w", encoding="utf-8"), default="-",
-              help="Output file (default: standard output).")
+@click.option(
+    "--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.File("w", encoding="utf-8"),
+    default="-",
+    help="Output file (default: standard output).",
+)
 @click.option("--after", type=int, default=0, help="Only records with seq above this.")
 @click.pass_context
 def db_export(ctx: click.Context, store: Path | None, fmt: str, output: Any, after: int) -> None:

@@ -1,10 +1,11 @@
-"""Barcode classification: commands, categories, containers, badges, beneficiaries with check digits."""
+"""Barcode classification: commands, categories, containers, badges, beneficiary check digits."""
 
 from __future__ import annotations
 
 import enum
 import re
 from dataclasses import dataclass
+from typing import Literal
 
 from .config import BeneficiaryPattern, Config
 
@@ -126,7 +127,7 @@ class _Rule:
         self.length = pattern.length
         self.scheme = pattern.check_digit
 
-    def match(self, code: str) -> str | bool | None:
+    def match(self, code: str) -> str | Literal[False] | None:
         """None: not this rule. False: this rule but the check digit fails.
         Otherwise the referrer carried by the code ("" when none)."""
         referrer = ""
@@ -135,7 +136,9 @@ class _Rule:
             if m is None:
                 return None
             referrer = m.groupdict().get("referrer") or ""
-            body = code[len(self.prefix) :] if self.prefix and code.startswith(self.prefix) else code
+            body = (
+                code[len(self.prefix) :] if self.prefix and code.startswith(self.prefix) else code
+            )
         else:
             assert self.prefix is not None
             if not code.startswith(self.prefix):

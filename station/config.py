@@ -1,4 +1,4 @@
-"""The station's TOML config: typed, bounded, unknown keys rejected, errors that name the key and fix."""
+"""The station's TOML config: typed, bounded, unknown keys rejected, errors naming key and fix."""
 
 from __future__ import annotations
 
@@ -88,7 +88,9 @@ class ScaleSection(_Section):
     @classmethod
     def _known_protocol(cls, value: str) -> str:
         if value not in PROTOCOLS:
-            raise ValueError(_("unknown protocol; known: {names}").format(names=", ".join(PROTOCOLS)))
+            raise ValueError(
+                _("unknown protocol; known: {names}").format(names=", ".join(PROTOCOLS))
+            )
         return value
 
     @field_validator("min_weight")
@@ -118,7 +120,9 @@ class PanelSection(_Section):
 
     @model_validator(mode="after")
     def _distinct_pins(self) -> PanelSection:
-        pins = [p for p in (self.button, self.green, self.red, self.amber, self.buzzer) if p is not None]
+        pins = [
+            p for p in (self.button, self.green, self.red, self.amber, self.buzzer) if p is not None
+        ]
         if len(pins) != len(set(pins)):
             raise ValueError(_("two devices share one GPIO pin"))
         return self
@@ -228,7 +232,9 @@ class Config(_Section):
 def _resolve_env(value: Any, where: str, problems: list[str]) -> Any:
     """Replace ``"env:NAME"`` strings by the environment variable, so secrets stay out of files."""
     if isinstance(value, dict):
-        return {k: _resolve_env(v, f"{where}.{k}" if where else k, problems) for k, v in value.items()}
+        return {
+            k: _resolve_env(v, f"{where}.{k}" if where else k, problems) for k, v in value.items()
+        }
     if isinstance(value, list):
         return [_resolve_env(v, f"{where}[{i}]", problems) for i, v in enumerate(value)]
     if isinstance(value, str) and value.startswith("env:"):
@@ -252,7 +258,10 @@ def _allowed_keys(loc: tuple[int | str, ...]) -> str:
             return ""
         annotation = field.annotation
         args = getattr(annotation, "__args__", ())
-        model = next((a for a in (annotation, *args) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        model = next(
+            (a for a in (annotation, *args) if isinstance(a, type) and issubclass(a, BaseModel)),
+            None,
+        )
         if model is None:
             return ""
     return ", ".join(model.model_fields) if model is not None else ""
@@ -262,7 +271,9 @@ def _describe(exc: ValidationError) -> list[str]:
     problems = []
     for err in exc.errors():
         loc = err["loc"]
-        key = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in loc).replace(".[", "[")
+        key = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in loc).replace(
+            ".[", "["
+        )
         kind = err["type"]
         if kind == "extra_forbidden":
             hint = _("unknown key (a typo?); allowed here: {allowed}").format(
@@ -308,5 +319,7 @@ def load_config(path: Path | str | None = None) -> Config:
     except FileNotFoundError as exc:
         raise ConfigError(where, [_("file not found")], missing=True) from exc
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(where, [_("cannot read: {error}").format(error=exc)], missing=True) from exc
+        raise ConfigError(
+            where, [_("cannot read: {error}").format(error=exc)], missing=True
+        ) from exc
     return parse_config(text, where)

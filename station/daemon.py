@@ -111,9 +111,7 @@ class Daemon:
         PanelSignaller(self.panel).ready(False)  # amber until the scale answers
         self.scanner: SerialScanner | HidScanner
         if config.scanner.kind == "hid":
-            self.scanner = HidScanner(
-                config.scanner.url, self._code, on_state=self._scanner_state
-            )
+            self.scanner = HidScanner(config.scanner.url, self._code, on_state=self._scanner_state)
         else:
             self.scanner = SerialScanner(
                 config.scanner.url,

@@ -116,7 +116,10 @@ def _table(counter: SimulatedCounter) -> None:
         )
     report = counter.store.verify()
     state = "intègre" if report.ok else "ALTÉRÉ: " + "; ".join(report.problems)
-    print(f"\n{report.records} enregistrements, chaîne de hachage {state}, époque {counter.store.epoch}")
+    print(
+        f"\n{report.records} enregistrements, chaîne de hachage {state}, "
+        f"époque {counter.store.epoch}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,8 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="pesee-demo-") as tmp:
         workdir = args.workdir or Path(tmp)
         print("Station Pesée — démonstration sur matériel simulé")
-        print(f"balance MT-SICS et lecteur de codes sur pty, boutons et voyants gpiozero MockFactory; "
-              f"journal {workdir / 'data' / 'station.db'}")
+        print(
+            "balance MT-SICS et lecteur de codes sur pty, bouton et voyants gpiozero MockFactory ; "
+            f"journal {workdir / 'data' / 'station.db'}"
+        )
         started = time.monotonic()
         with SimulatedCounter(workdir, {"station": {"language": args.lang}}) as counter:
             _session(counter)

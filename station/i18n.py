@@ -1,4 +1,4 @@
-"""Staff-facing text: gettext catalogues, French by default, English (the source strings) available."""
+"""Staff-facing text: gettext catalogues, French by default, English (the source) available."""
 
 from __future__ import annotations
 

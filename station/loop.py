@@ -1,4 +1,4 @@
-"""The station's one owning thread: takes device events, runs the counter workflow, writes the store."""
+"""The station's one owning thread: takes device events, runs the workflow, writes the store."""
 
 from __future__ import annotations
 
@@ -169,8 +169,12 @@ class Station:
 
     # -- the loop ----------------------------------------------------------------------------
     def run(self) -> None:
-        log.info(_("station %s ready, store %s at seq %d"), self.config.station.id,
-                 self.store.path, self.store.last_seq)
+        log.info(
+            _("station %s ready, store %s at seq %d"),
+            self.config.station.id,
+            self.store.path,
+            self.store.last_seq,
+        )
         self._publish()
         while True:
             timeout = self._next_timer() - time.monotonic()
@@ -573,7 +577,11 @@ class Station:
             },
             "category": snap.category_name or None,
             "operator": snap.operator or None,
-            "last": {"outcome": snap.last.outcome.value, "text": snap.last.text, "seq": snap.last.seq}
+            "last": {
+                "outcome": snap.last.outcome.value,
+                "text": snap.last.text,
+                "seq": snap.last.seq,
+            }
             if snap.last
             else None,
             "last_seq": snap.last_seq,

@@ -1,4 +1,4 @@
-"""A simulated counter: the real daemon on the scale and scanner simulators and gpiozero mock pins."""
+"""A simulated counter: the real daemon on scale and scanner simulators and gpiozero mock pins."""
 
 from __future__ import annotations
 

@@ -138,7 +138,15 @@ class Store:
                 records.create(
                     FIELDS,
                     pk="seq",
-                    not_null={"uuid", "epoch", "station", "kind", "recorded_at", "prev_hash", "hash"},
+                    not_null={
+                        "uuid",
+                        "epoch",
+                        "station",
+                        "kind",
+                        "recorded_at",
+                        "prev_hash",
+                        "hash",
+                    },
                 )
                 records.create_index(["uuid"], unique=True)
                 records.create_index(["visit"])
@@ -222,7 +230,9 @@ class Store:
     def count(self, kind: str | None = None) -> int:
         if kind is None:
             return int(self.db.execute("SELECT count(*) FROM records").fetchone()[0])
-        return int(self.db.execute("SELECT count(*) FROM records WHERE kind = ?", [kind]).fetchone()[0])
+        return int(
+            self.db.execute("SELECT count(*) FROM records WHERE kind = ?", [kind]).fetchone()[0]
+        )
 
     def open_visit(self) -> dict[str, Any] | None:
         """The last ``visit_open`` record not followed by its ``visit_close``, if any."""

@@ -32,7 +32,10 @@ def test_example_config_is_valid() -> None:
     ("edit", "expected"),
     [
         (("poll_interval = 0.25", "pol_interval = 0.25"), "scale.pol_interval: unknown key"),
-        (('min_weight = "20 g"', 'min_weight = "20 grams"'), "scale.min_weight: a mass with its unit"),
+        (
+            ('min_weight = "20 g"', 'min_weight = "20 grams"'),
+            "scale.min_weight: a mass with its unit",
+        ),
         (('min_weight = "20 g"', "min_weight = 20"), "scale.min_weight: a mass with its unit"),
         (('min_weight = "20 g"', 'min_weight = "0 g"'), "scale.min_weight: must be above zero"),
         (('protocol = "mt-sics"', 'protocol = "mtsics"'), "scale.protocol: unknown protocol"),

@@ -48,7 +48,7 @@ def test_station_run_records_scans_and_stops_cleanly(config_file: Path, tmp_path
             while time.monotonic() < deadline and not (db.exists() and _count(db) >= 1):
                 time.sleep(0.05)
             proc.send_signal(signal.SIGTERM)
-            out, err = proc.communicate(timeout=20)
+            _out, err = proc.communicate(timeout=20)
         finally:
             if proc.poll() is None:
                 proc.kill()

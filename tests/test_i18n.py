@@ -1,4 +1,4 @@
-"""Staff-facing text: every string is translated into French and the compiled catalogue is current."""
+"""Staff-facing text: every string has a French translation; the compiled catalogue is current."""
 
 from __future__ import annotations
 

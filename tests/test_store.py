@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import sqlite3
 from pathlib import Path
@@ -24,7 +25,7 @@ def test_append_assigns_gap_free_seq_and_chains(tmp_path: Path) -> None:
         rows = list(store.records())
         assert [r["seq"] for r in rows] == [1, 2, 3, 4, 5]
         assert len({r["uuid"] for r in rows}) == 5
-        for prev, row in zip(rows, rows[1:], strict=False):
+        for prev, row in itertools.pairwise(rows):
             assert row["prev_hash"] == prev["hash"]
             assert row["hash"] == record_hash(row)
         assert store.verify().ok

@@ -3,12 +3,11 @@ and gpiozero mock pins for the button, LEDs and buzzer."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-
-import pytest
 
 from station.outcomes import Outcome, Result
 from station.sim import SimulatedCounter
@@ -29,7 +28,7 @@ def _until(cond: Callable[[], bool], timeout: float = 5.0) -> bool:
 
 def _rising(pin: object) -> int:
     states = [s.state for s in pin.states]  # type: ignore[attr-defined]
-    return sum(1 for a, b in zip(states, states[1:], strict=False) if b and not a)
+    return sum(1 for a, b in itertools.pairwise(states) if b and not a)
 
 
 def _start_visit(c: SimulatedCounter, category: str = "CAT-VET") -> None:
