@@ -8,6 +8,7 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from station.outcomes import Outcome, Result
 from station.sim import SimulatedCounter
@@ -24,6 +25,11 @@ def _until(cond: Callable[[], bool], timeout: float = 5.0) -> bool:
             return True
         time.sleep(0.01)
     return cond()
+
+
+def _sim(path: Path, overrides: dict[str, Any] | None = None) -> SimulatedCounter:
+    """A counter speaking English, so assertions read the source strings."""
+    return SimulatedCounter(path, {"station": {"language": "en"}, **(overrides or {})})
 
 
 def _rising(pin: object) -> int:
@@ -78,7 +84,7 @@ def test_happy_path_records_one_weighing(counter: SimulatedCounter) -> None:
 
 
 def test_each_refusal_records_nothing_and_lights_red(tmp_path: Path) -> None:
-    with SimulatedCounter(tmp_path, {"scale": {"capacity": "10 kg"}}) as counter:
+    with _sim(tmp_path, {"scale": {"capacity": "10 kg"}}) as counter:
         _each_refusal(counter)
 
 
@@ -108,7 +114,7 @@ def _each_refusal(counter: SimulatedCounter) -> None:
 
 
 def test_unstable_weight_is_refused_after_the_wait(tmp_path: Path) -> None:
-    with SimulatedCounter(tmp_path, {"scale": {"stable_wait": 0.5}}) as c:
+    with _sim(tmp_path, {"scale": {"stable_wait": 0.5}}) as c:
         _start_visit(c)
         c.scale.place("2.000", settle_s=float("inf"))  # never settles
         c.press()
@@ -175,7 +181,7 @@ def test_visit_closes_on_end_code_and_new_beneficiary(counter: SimulatedCounter)
 
 
 def test_visit_times_out(tmp_path: Path) -> None:
-    with SimulatedCounter(tmp_path, {"visit": {"timeout": 10}}) as c:
+    with _sim(tmp_path, {"visit": {"timeout": 10}}) as c:
         _start_visit(c)
         c.station._visit_deadline = time.monotonic()  # skip the ten idle seconds
         result = c.next_result(timeout=5)
@@ -254,10 +260,10 @@ def test_scale_unplugged_then_back(counter: SimulatedCounter) -> None:
 
 
 def test_visit_survives_a_restart(tmp_path: Path) -> None:
-    with SimulatedCounter(tmp_path) as c:
+    with _sim(tmp_path) as c:
         _start_visit(c)
         _weigh(c, "1.000")
-    with SimulatedCounter(tmp_path) as c:
+    with _sim(tmp_path) as c:
         assert c.station.snapshot.beneficiary is not None
         assert len(c.station.snapshot.items) == 1
         c.scan("CAT-VET")
