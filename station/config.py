@@ -56,7 +56,9 @@ def _mass_mg(value: Any) -> int:
 
 Mass = Annotated[int, BeforeValidator(_mass_mg)]
 Code = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
-Pin = Annotated[int, Field(ge=0, le=27)]
+Pin = Annotated[int, Field(ge=0, le=27, strict=True)]
+# TOML has no null: ``amber = false`` says the part is not fitted
+OptionalPin = Annotated[Pin | None, BeforeValidator(lambda v: None if v is False else v)]
 
 
 class _Section(BaseModel):
@@ -112,8 +114,8 @@ class PanelSection(_Section):
     button: Pin = 17
     green: Pin = 22
     red: Pin = 27
-    amber: Pin | None = 23
-    buzzer: Pin | None = 24
+    amber: OptionalPin = 23
+    buzzer: OptionalPin = 24
     button_pull_up: bool = True
     hold_time: Annotated[float, Field(ge=0.5, le=10)] = 2.0
     bounce_time: Annotated[float, Field(ge=0, le=0.5)] | None = 0.05

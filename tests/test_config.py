@@ -60,6 +60,13 @@ def test_unknown_key_lists_the_allowed_ones() -> None:
     assert "poll_interval" in problems[0] and "stable_wait" in problems[0]
 
 
+def test_optional_parts_can_be_left_out() -> None:
+    cfg = parse_config(EXAMPLE.replace("amber = 23", "amber = false"))
+    assert cfg.panel.amber is None
+    problems = _problems(EXAMPLE.replace("amber = 23", "amber = true"))
+    assert problems[0].startswith("panel.amber:")
+
+
 def test_unknown_section_is_rejected() -> None:
     problems = _problems(EXAMPLE + "\n[scael]\nurl = 'x'\n")
     assert problems[0].startswith("scael: unknown key")
