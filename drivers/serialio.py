@@ -1,7 +1,8 @@
-"""Serial transport shared by scales and scanners: pyserial URLs, framing, stale-input flush, reconnect."""
+"""Serial transport for scales and scanners: pyserial URLs, framing, input flush, reconnect."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -64,31 +65,38 @@ class Framer(Protocol):
 class LineFramer:
     """Frames terminated by one of ``terminators`` (e.g. CR LF, or CR or LF for scanners).
 
-    The terminator is stripped. Empty lines are dropped. An over-long partial line is discarded.
+    The terminator is stripped. Empty lines are dropped. An over-long line is dropped whole: its
+    tail up to the next terminator is skipped, so it cannot pass for a frame of its own.
     """
 
     def __init__(self, terminators: bytes = b"\r\n", max_frame: int = MAX_FRAME) -> None:
         self._terms = terminators
         self._max = max_frame
         self._buf = bytearray()
+        self._skipping = False
         self.dropped = 0
 
     def feed(self, data: bytes) -> list[bytes]:
         frames: list[bytes] = []
         for byte in data:
             if byte in self._terms:
-                if self._buf:
+                if self._buf and not self._skipping:
                     frames.append(bytes(self._buf))
-                    self._buf.clear()
+                self._buf.clear()
+                self._skipping = False
+                continue
+            if self._skipping:
                 continue
             self._buf.append(byte)
             if len(self._buf) > self._max:
                 self._buf.clear()
+                self._skipping = True
                 self.dropped += 1
         return frames
 
     def reset(self) -> None:
         self._buf.clear()
+        self._skipping = False
 
     @property
     def pending(self) -> bytes:
@@ -168,10 +176,8 @@ class SerialTransport:
     def close(self) -> None:
         port, self._port = self._port, None
         if port is not None:
-            try:
+            with contextlib.suppress(*_PORT_ERRORS):  # already gone: nothing to release
                 port.close()
-            except _PORT_ERRORS:  # already gone: nothing to release
-                pass
 
     def reconnect(self, stop: threading.Event | None = None) -> bool:
         """Close, wait the next back-off delay, try to open once. True when open."""
@@ -195,13 +201,12 @@ class SerialTransport:
         return self._port
 
     def read(self, size: int = 256) -> bytes:
-        """Read what is available (up to ``size``), waiting at most ``timeout`` for the first byte."""
+        """Read what is available (up to ``size``), waiting at most ``timeout`` for a first byte."""
         port = self._require()
         try:
-            waiting = port.in_waiting
-            data: bytes = port.read(max(1, min(size, waiting or 1)))
-            if data and waiting > 1:
-                data += port.read(min(size, port.in_waiting))
+            data: bytes = port.read(1)
+            if data and size > 1:
+                data += _drain(port, size - 1)
         except _PORT_ERRORS as exc:
             self.close()
             raise PortError(f"{self.url}: {exc}") from exc
@@ -239,6 +244,19 @@ class SerialTransport:
         self.close()
 
 
+def _drain(port: Any, size: int) -> bytes:
+    """What is already received, without waiting."""
+    if isinstance(port, serial.Serial):  # a tty: the kernel says how much is waiting
+        waiting = port.in_waiting
+        return bytes(port.read(min(size, waiting))) if waiting else b""
+    # socket:// and friends report in_waiting as 0 or 1: read with a zero timeout instead
+    timeout, port.timeout = port.timeout, 0
+    try:
+        return bytes(port.read(size))
+    finally:
+        port.timeout = timeout
+
+
 def run_with_reconnect(
     transport: SerialTransport,
     body: Callable[[], None],
@@ -248,7 +266,7 @@ def run_with_reconnect(
     """Run ``body`` repeatedly while the port is open; reopen with back-off when it goes away.
 
     ``on_state(connected, detail)`` is called on each change of state only (not on every failed
-    retry), so a scale left unplugged for hours does not flood the log. Returns when ``stop`` is set.
+    retry), so a scale unplugged for hours does not flood the log. Returns when ``stop`` is set.
     """
     connected: bool | None = None
     while not stop.is_set():

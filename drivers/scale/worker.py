@@ -1,4 +1,4 @@
-"""The scale's reader thread: owns the port, polls or listens, runs commands, reports by callback."""
+"""The scale's reader thread: owns the port, polls or listens, runs commands, reports back."""
 
 from __future__ import annotations
 
