@@ -1,0 +1,757 @@
+"""Scale simulator speaking real MT-SICS or Toledo continuous bytes over a pty or a TCP socket."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import math
+import os
+import random
+import re
+import select
+import signal
+import socket
+import sys
+import threading
+import time
+import tty
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from types import FrameType
+
+from ..base import MG_PER_UNIT, ScaleError, parse_mass
+from ..scale import mtsics, toledo_continuous
+from ..serialio import LineFramer
+
+__all__ = ["PROTOCOLS", "ScaleSimulator", "SimState", "main"]
+
+log = logging.getLogger(__name__)
+
+PROTOCOLS = ("mt-sics", "toledo-continuous")
+Mass = str | Decimal | int
+
+_POLL_S = 0.05  # how often blocked threads look at their stop events
+_JOIN_S = 2.0  # bounded joins: stop() must return even if a thread misbehaves
+_WOBBLE_DIVISIONS = 3  # motion shows values within a few divisions of the moving weight
+_MASS_TEXT = re.compile(r"^\s*([+-]?\s*[\d.,]+)\s*([A-Za-z]*)\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class SimState:
+    """What the simulated scale shows now. Masses in mg; ``net_mg`` is rounded to the display."""
+
+    net_mg: int
+    gross_mg: int
+    tare_mg: int
+    zero_mg: int
+    motion: bool
+    overload: bool
+    underload: bool
+
+
+class ScaleSimulator:
+    """A weighing scale behind a pty (like a USB-serial adapter) or a TCP port (like a
+    serial-to-Ethernet converter), speaking ``mt-sics`` (request/response) or
+    ``toledo-continuous`` (frames streamed at ``rate_hz``).
+
+    The weight model is thread-safe: tests call :meth:`place`, :meth:`remove`,
+    :meth:`set_overload`… from any thread while the simulator's threads answer the line.
+    ``baud`` paces every written byte at 10 bits per byte, as on a real 8N1 wire.
+
+    >>> with ScaleSimulator() as sim:               # doctest: +SKIP
+    ...     port = sim.start_pty("/tmp/scale0")
+    ...     sim.place("1.250", settle_s=0.3)
+    """
+
+    def __init__(
+        self,
+        protocol: str = "mt-sics",
+        *,
+        baud: int | None = None,
+        rate_hz: float = 10.0,
+        capacity_mg: int = 15_000_000,
+        serial_number: str = "1126493049",
+        model: str = "Pesee-Sim 15kg",
+        unit: str = "kg",
+        decimals: int = 3,
+        stable_timeout_s: float = 2.0,
+        checksum: bool = True,
+        zero_range_mg: int | None = None,
+        seed: int | None = None,
+    ) -> None:
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
+        if unit not in ("kg", "g"):
+            raise ValueError(f"unit must be 'kg' or 'g', got {unit!r}")
+        step = MG_PER_UNIT[unit].scaleb(-decimals)
+        if decimals < 0 or step != step.to_integral_value() or step < 1:
+            raise ValueError(f"{decimals} decimals of {unit} is not a whole number of mg")
+        if protocol == "toledo-continuous" and decimals > 5:
+            raise ValueError("the continuous output carries at most 5 decimals")
+        if baud is not None and baud <= 0:
+            raise ValueError("baud must be positive")
+        if rate_hz <= 0:
+            raise ValueError("rate_hz must be positive")
+        self.protocol = protocol
+        self.baud = baud
+        self.rate_hz = rate_hz
+        self.capacity_mg = capacity_mg
+        self.serial_number = serial_number
+        self.model = model
+        self.unit = unit
+        self.decimals = decimals
+        self.division_mg = int(step)
+        self.stable_timeout_s = stable_timeout_s
+        self.checksum = checksum
+        self.zero_range_mg = zero_range_mg
+
+        # weight model, guarded by _lock
+        self._lock = threading.Lock()
+        self._rng = random.Random(seed)
+        self._target = 0
+        self._start = 0
+        self._settle_from = 0.0
+        self._settle_until = 0.0
+        self._zero = 0
+        self._tare = 0
+        self._force_over = False
+        self._force_under = False
+
+        # line: _plug_lock serialises plug/unplug/stop; _io_lock guards fd lifetime and writes;
+        # _msg_lock keeps one message contiguous on the wire.
+        self._plug_lock = threading.Lock()
+        self._io_lock = threading.Lock()
+        self._msg_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._down = threading.Event()
+        self._down.set()
+        self._kind: str | None = None
+        self._master: int | None = None
+        self._slave: int | None = None
+        self._device: str | None = None
+        self._link: Path | None = None
+        self._host = "127.0.0.1"
+        self._port = 0
+        self._listener: socket.socket | None = None
+        self._client: socket.socket | None = None
+        self._serve_thread: threading.Thread | None = None
+        self._stream_thread: threading.Thread | None = None
+        self._script_thread: threading.Thread | None = None
+        self._script_cancel = threading.Event()
+        self._wire_free_at = 0.0
+        self.dropped_bytes = 0  # written while nobody was reading (pty buffer full, no client)
+
+    # ------------------------------------------------------------------ weight model
+
+    def _to_mg(self, mass: Mass) -> int:
+        if isinstance(mass, bool):
+            raise TypeError("mass must be str, Decimal or int mg, not bool")
+        if isinstance(mass, int):
+            return mass
+        if isinstance(mass, Decimal):
+            return int((mass * MG_PER_UNIT[self.unit]).to_integral_value())
+        match = _MASS_TEXT.match(mass)
+        if match is None:
+            raise ValueError(f"not a mass: {mass!r} (e.g. '1.250', '1.250 kg', '250 g')")
+        return parse_mass(match.group(1), match.group(2) or self.unit)
+
+    def _quantize(self, mg: int) -> int:
+        """Round to the display division, half-even, in integers."""
+        d = self.division_mg
+        q, r = divmod(mg, d)
+        if 2 * r > d or (2 * r == d and q % 2):
+            q += 1
+        return q * d
+
+    def _gross_locked(self, now: float) -> tuple[int, bool]:
+        if now >= self._settle_until:
+            return self._target, False
+        span = self._settle_until - self._settle_from
+        if math.isinf(span):  # settle_s=inf: wobbles around the target until the next place()
+            base = self._target
+        else:
+            left = (self._settle_until - now) / span if span > 0 else 0.0
+            base = self._target + round((self._start - self._target) * left)
+        wobble = self._rng.randint(-_WOBBLE_DIVISIONS, _WOBBLE_DIVISIONS) * self.division_mg
+        return base + wobble, True
+
+    def _state_locked(self, now: float) -> SimState:
+        gross, motion = self._gross_locked(now)
+        over = self._force_over or gross - self._zero > self.capacity_mg + 9 * self.division_mg
+        net = self._quantize(gross - self._zero - self._tare)
+        return SimState(net, gross, self._tare, self._zero, motion, over, self._force_under)
+
+    def snapshot(self) -> SimState:
+        """The scale's state now (a moving scale gives a different value on each call)."""
+        with self._lock:
+            return self._state_locked(time.monotonic())
+
+    def place(self, mass: Mass, settle_s: float = 0.3) -> None:
+        """Put a load on the pan: the gross goes to ``mass`` (str/Decimal in the display unit,
+        or ``'250 g'``, or int mg), in motion for ``settle_s`` then stable.
+
+        ``settle_s=math.inf`` keeps the scale in motion until the next :meth:`place`.
+        """
+        target = self._to_mg(mass)
+        now = time.monotonic()
+        with self._lock:
+            self._start, _ = self._gross_locked(now)
+            self._target = target
+            self._settle_from = now
+            self._settle_until = now + max(0.0, settle_s)
+
+    def remove(self, settle_s: float = 0.3) -> None:
+        """Empty the pan (gross back to 0; the display goes negative if zeroed under a load)."""
+        self.place(0, settle_s)
+
+    def set_overload(self, on: bool = True) -> None:
+        with self._lock:
+            self._force_over = on
+
+    def set_underload(self, on: bool = True) -> None:
+        with self._lock:
+            self._force_under = on
+
+    def zero(self) -> str:
+        """The zero key / ``Z``: ``"A"`` done, ``"I"`` in motion, ``"+"``/``"-"`` out of range."""
+        with self._lock:
+            state = self._state_locked(time.monotonic())
+            if state.motion:
+                return "I"
+            return self._zero_locked(state)
+
+    def _zero_locked(self, state: SimState) -> str:
+        if state.overload:
+            return "+"
+        if state.underload:
+            return "-"
+        if self.zero_range_mg is not None and abs(state.gross_mg) > self.zero_range_mg:
+            return "+" if state.gross_mg > 0 else "-"
+        self._zero = state.gross_mg
+        return "A"
+
+    def tare(self) -> tuple[str, int]:
+        """The tare key / ``T``: (status, tare mg); status as :meth:`zero`."""
+        with self._lock:
+            state = self._state_locked(time.monotonic())
+            if state.motion:
+                return "I", self._tare
+            if state.overload:
+                return "+", self._tare
+            if state.underload or state.gross_mg - state.zero_mg < 0:
+                return "-", self._tare
+            self._tare = self._quantize(state.gross_mg - state.zero_mg)
+            return "A", self._tare
+
+    def clear_tare(self) -> None:
+        with self._lock:
+            self._tare = 0
+
+    def script(self, steps: Sequence[tuple[Mass, float, float]], *, repeat: bool = False) -> None:
+        """Run ``(mass, settle_s, hold_s)`` steps in the background (replacing a running script)."""
+        self._cancel_script()
+        plan = list(steps)
+        cancel = threading.Event()
+        self._script_cancel = cancel
+
+        def run() -> None:
+            while True:
+                for mass, settle_s, hold_s in plan:
+                    self.place(mass, settle_s)
+                    wait = settle_s + hold_s
+                    if cancel.wait(None if math.isinf(wait) else wait):
+                        return
+                if not repeat or not plan:
+                    return
+
+        self._script_thread = threading.Thread(target=run, name="scale-sim-script", daemon=True)
+        self._script_thread.start()
+
+    def wait_script(self, timeout: float | None = None) -> bool:
+        """Wait for the running script to end; True when no script is running."""
+        thread = self._script_thread
+        if thread is not None:
+            thread.join(timeout)
+            return not thread.is_alive()
+        return True
+
+    def _cancel_script(self) -> None:
+        self._script_cancel.set()
+        thread = self._script_thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(_JOIN_S)
+        self._script_thread = None
+
+    # ------------------------------------------------------------------ MT-SICS
+
+    def _value(self, mg: int) -> str:
+        text = f"{Decimal(mg) / MG_PER_UNIT[self.unit]:.{self.decimals}f}"
+        return f"{text:>10} {self.unit}"
+
+    def _respond(self, line: bytes, down: threading.Event) -> str | None:
+        """The reply to one MT-SICS command line (None: say nothing)."""
+        try:
+            text = line.decode("ascii").strip()
+        except UnicodeDecodeError:
+            return "ET"  # a garbled command, as a balance reports a parity/framing error
+        if not text:
+            return None
+        cmd, _, arg = text.partition(" ")
+        if cmd == "S":
+            return self._stable_weight(down)
+        if cmd == "SI":
+            state = self.snapshot()
+            return self._weight_reply(state, "D" if state.motion else "S")
+        if cmd in ("Z", "ZI"):
+            with self._lock:
+                state = self._state_locked(time.monotonic())
+                if cmd == "Z" and state.motion:
+                    return "Z I"
+                status = self._zero_locked(state)
+            if cmd == "ZI" and status == "A":
+                status = "D" if state.motion else "S"
+            return f"{cmd} {status}"
+        if cmd == "T":
+            status, tare = self.tare()
+            return f"T S {self._value(tare)}" if status == "A" else f"T {status}"
+        if cmd == "TA":
+            if arg:
+                return self._preset_tare(arg)
+            with self._lock:
+                return f"TA A {self._value(self._tare)}"
+        if cmd == "TAC":
+            self.clear_tare()
+            return "TAC A"
+        if cmd == "@":
+            self.clear_tare()  # reset keeps zero, clears tare
+            return f'I4 A "{self.serial_number}"'
+        if cmd == "I2":
+            return f'I2 A "{self.model} {self._value(self.capacity_mg).strip()}"'
+        if cmd == "I4":
+            return f'I4 A "{self.serial_number}"'
+        return "ES"
+
+    def _weight_reply(self, state: SimState, status: str) -> str:
+        if state.overload:
+            return "S +"
+        if state.underload:
+            return "S -"
+        return f"S {status} {self._value(state.net_mg)}"
+
+    def _stable_weight(self, down: threading.Event) -> str:
+        deadline = time.monotonic() + self.stable_timeout_s
+        while True:
+            state = self.snapshot()
+            if state.overload or state.underload or not state.motion:
+                return self._weight_reply(state, "S")
+            if time.monotonic() >= deadline:
+                return "S I"
+            if down.wait(0.01):
+                return "S I"
+
+    def _preset_tare(self, arg: str) -> str:
+        value, _, unit = arg.strip().partition(" ")
+        try:
+            mg = mtsics.parse_weight(value, unit.strip() or self.unit)
+        except ScaleError:
+            return "EL"
+        if mg < 0:
+            return "TA L"
+        with self._lock:
+            self._tare = self._quantize(mg)
+            return f"TA A {self._value(self._tare)}"
+
+    # ------------------------------------------------------------------ continuous output
+
+    def frame(self) -> bytes:
+        """The continuous-output frame for the current state."""
+        state = self.snapshot()
+        places = self.decimals
+        if not (state.overload or state.underload):
+            try:
+                if state.tare_mg:
+                    return toledo_continuous.encode_frame(
+                        state.net_mg,
+                        self.unit,
+                        places,
+                        net=True,
+                        tare_mg=state.tare_mg,
+                        motion=state.motion,
+                        checksum=self.checksum,
+                    )
+                return toledo_continuous.encode_frame(
+                    state.net_mg, self.unit, places, motion=state.motion, checksum=self.checksum
+                )
+            except ValueError:  # more than 6 digits: the indicator would show out of range
+                pass
+        return toledo_continuous.encode_frame(
+            0, self.unit, places, out_of_range=True, motion=state.motion, checksum=self.checksum
+        )
+
+    def _stream(self) -> None:
+        period = 1.0 / self.rate_hz
+        due = time.monotonic()
+        while not self._stop.is_set():
+            if not self._down.is_set():
+                self._write(self.frame())
+            due += period
+            delay = due - time.monotonic()
+            if delay < -period:  # fell behind (e.g. slow baud): do not burst to catch up
+                due = time.monotonic()
+                delay = 0.0
+            if self._stop.wait(max(0.0, delay)):
+                return
+
+    # ------------------------------------------------------------------ the line
+
+    def garbage(self, data: bytes) -> None:
+        """Inject raw bytes into the line, as noise or a half frame would."""
+        self._write(data)
+
+    def _write(self, data: bytes) -> None:
+        with self._msg_lock:
+            down = self._down
+            if down.is_set():
+                self.dropped_bytes += len(data)
+                return
+            if self.baud is None:
+                with self._io_lock:
+                    self._raw_write(data)
+                return
+            byte_s = 10.0 / self.baud  # start + 8 data + stop bits
+            chunk = max(1, int(0.002 / byte_s))  # about 2 ms of wire per sleep
+            t = max(time.monotonic(), self._wire_free_at)
+            for i in range(0, len(data), chunk):
+                piece = data[i : i + chunk]
+                t += len(piece) * byte_s
+                delay = t - time.monotonic()
+                if delay > 0 and self._stop.wait(delay):
+                    return
+                if down.is_set():
+                    return
+                with self._io_lock:
+                    self._raw_write(piece)
+            self._wire_free_at = t
+
+    def _raw_write(self, data: bytes) -> None:
+        """Write now, dropping what does not fit (nobody reading). Call with ``_io_lock``."""
+        if self._master is not None:
+            view = memoryview(data)
+            while view:
+                try:
+                    sent = os.write(self._master, view)
+                except OSError:  # buffer full (no reader) or pty gone: the bytes are lost
+                    self.dropped_bytes += len(view)
+                    return
+                view = view[sent:]
+        elif self._client is not None:
+            try:
+                self._client.sendall(data)
+            except OSError:
+                self.dropped_bytes += len(data)
+                with contextlib.suppress(OSError):
+                    self._client.shutdown(socket.SHUT_RDWR)  # the serve thread closes it
+        else:
+            self.dropped_bytes += len(data)
+
+    def _handle(self, framer: LineFramer, data: bytes, down: threading.Event) -> None:
+        if self.protocol != "mt-sics":
+            return  # the continuous output ignores what it receives
+        for line in framer.feed(data):
+            if down.is_set():
+                return
+            reply = self._respond(line, down)
+            if reply is not None:
+                self._write(reply.encode("ascii") + b"\r\n")
+
+    def _serve_pty(self, master: int, down: threading.Event) -> None:
+        framer = LineFramer(b"\r\n")
+        while not down.is_set():
+            try:
+                ready, _, _ = select.select([master], [], [], _POLL_S)
+                if not ready:
+                    continue
+                data = os.read(master, 1024)
+            except OSError:  # EIO while no one holds the slave: wait for a reader
+                down.wait(_POLL_S)
+                continue
+            if data:
+                self._handle(framer, data, down)
+
+    def _serve_tcp(self, listener: socket.socket, down: threading.Event) -> None:
+        framer = LineFramer(b"\r\n")
+        client: socket.socket | None = None
+        try:
+            while not down.is_set():
+                if client is None:
+                    ready, _, _ = select.select([listener], [], [], _POLL_S)
+                    if not ready:
+                        continue
+                    try:
+                        client, _ = listener.accept()
+                    except OSError:
+                        continue
+                    client.settimeout(1.0)
+                    framer.reset()
+                    with self._io_lock:
+                        self._client = client
+                    continue
+                ready, _, _ = select.select([client], [], [], _POLL_S)
+                if not ready:
+                    continue
+                try:
+                    data = client.recv(1024)
+                except OSError:
+                    data = b""
+                if not data:  # the client went away: serve the next one
+                    with self._io_lock:
+                        self._client = None
+                    client.close()
+                    client = None
+                    continue
+                self._handle(framer, data, down)
+        finally:
+            with self._io_lock:
+                self._client = None
+                if client is not None:
+                    client.close()
+                listener.close()
+
+    # ------------------------------------------------------------------ plug / unplug
+
+    @property
+    def url(self) -> str:
+        """What to give pyserial: the link or pty path, or ``socket://host:port``."""
+        if self._kind == "tcp":
+            return f"socket://{self._host}:{self._port}"
+        if self._link is not None:
+            return str(self._link)
+        if self._device is None:
+            raise RuntimeError("simulator not started")
+        return self._device
+
+    @property
+    def device(self) -> str | None:
+        """The current pty slave path (changes on each replug), or None."""
+        return self._device
+
+    @property
+    def plugged(self) -> bool:
+        return not self._down.is_set()
+
+    def start_pty(self, link: str | Path | None = None) -> str:
+        """Open a pty and serve it. Returns the slave path, or ``link`` (a symlink to it)."""
+        with self._plug_lock:
+            self._check_fresh()
+            self._kind = "pty"
+            self._link = Path(link) if link is not None else None
+            self._plug_pty()
+            self._start_streaming()
+            return self.url
+
+    def start_tcp(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
+        """Listen on ``host:port`` (0: any free port), one client at a time; the bound address."""
+        with self._plug_lock:
+            self._check_fresh()
+            self._kind = "tcp"
+            self._host = host
+            self._port = port
+            self._plug_tcp()
+            self._start_streaming()
+            return self._host, self._port
+
+    def _check_fresh(self) -> None:
+        if self._stop.is_set():
+            raise RuntimeError("simulator stopped")
+        if self._kind is not None:
+            raise RuntimeError("simulator already started")
+
+    def _plug_pty(self) -> None:
+        master, slave = os.openpty()
+        try:
+            tty.setraw(slave)  # no echo, no CR/LF translation: bytes pass as on a wire
+            os.set_blocking(master, False)
+            device = os.ttyname(slave)
+            if self._link is not None:
+                tmp = self._link.with_name(f".{self._link.name}.{os.getpid()}.tmp")
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+                os.symlink(device, tmp)
+                os.replace(tmp, self._link)  # atomic, like udev replacing a SYMLINK+=
+        except BaseException:
+            os.close(master)
+            os.close(slave)
+            raise
+        self._device = device
+        down = threading.Event()
+        with self._io_lock:
+            self._master, self._slave = master, slave
+        self._down = down
+        self._serve_thread = threading.Thread(
+            target=self._serve_pty, args=(master, down), name="scale-sim-pty", daemon=True
+        )
+        self._serve_thread.start()
+
+    def _plug_tcp(self) -> None:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind((self._host, self._port))
+            listener.listen(1)
+            listener.setblocking(False)
+        except OSError:
+            listener.close()
+            raise
+        self._host, self._port = listener.getsockname()[:2]
+        down = threading.Event()
+        self._down = down
+        self._serve_thread = threading.Thread(
+            target=self._serve_tcp, args=(listener, down), name="scale-sim-tcp", daemon=True
+        )
+        self._serve_thread.start()
+
+    def _start_streaming(self) -> None:
+        if self.protocol == "toledo-continuous" and self._stream_thread is None:
+            self._stream_thread = threading.Thread(
+                target=self._stream, name="scale-sim-stream", daemon=True
+            )
+            self._stream_thread.start()
+
+    def _unplug_locked(self) -> None:
+        if self._down.is_set():
+            return
+        if self._link is not None and self._device is not None:
+            with contextlib.suppress(OSError):
+                if os.readlink(self._link) == self._device:  # never remove someone else's link
+                    self._link.unlink()
+        self._down.set()
+        thread, self._serve_thread = self._serve_thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(_JOIN_S)
+            if thread.is_alive():
+                log.warning("scale simulator: %s did not stop in %.0f s", thread.name, _JOIN_S)
+        with self._io_lock:
+            for fd in (self._master, self._slave):
+                if fd is not None:
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+            self._master = self._slave = None
+        self._device = None
+
+    def unplug(self) -> None:
+        """Pull the cable: the pty (and its link) or the TCP port disappears; readers get errors."""
+        with self._plug_lock:
+            self._unplug_locked()
+
+    def replug(self) -> str:
+        """Plug back: a new pty at the same link, or the same TCP port. Returns :attr:`url`."""
+        with self._plug_lock:
+            if self._stop.is_set() or self._kind is None:
+                raise RuntimeError("simulator not running")
+            self._unplug_locked()
+            if self._kind == "pty":
+                self._plug_pty()
+            else:
+                self._plug_tcp()
+            return self.url
+
+    def stop(self) -> None:
+        """Close everything, remove the link, join the threads (bounded). Idempotent."""
+        self._stop.set()
+        self._cancel_script()
+        with self._plug_lock:
+            self._unplug_locked()
+            thread, self._stream_thread = self._stream_thread, None
+        if thread is not None:
+            thread.join(_JOIN_S)
+
+    def __enter__(self) -> ScaleSimulator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# ---------------------------------------------------------------------- command line
+
+
+def _parse_script(text: str) -> list[tuple[Mass, float, float]]:
+    steps: list[tuple[Mass, float, float]] = []
+    for part in text.split(","):
+        fields = part.strip().split(":")
+        if len(fields) != 3:
+            raise argparse.ArgumentTypeError(f"step {part!r} is not mass:settle_s:hold_s")
+        try:
+            steps.append((fields[0], float(fields[1]), float(fields[2])))
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"step {part!r}: {exc}") from None
+    return steps
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``pesee-scale-sim``: run a simulated scale until SIGINT/SIGTERM."""
+    parser = argparse.ArgumentParser(
+        prog="pesee-scale-sim",
+        description="Simulated weighing scale on a pty or TCP port. The first line printed is "
+        "the device path (or socket://host:port) to give to the station.",
+        epilog="examples:\n"
+        "  pesee-scale-sim --link /tmp/scale0 --weight 1.250\n"
+        "  pesee-scale-sim --protocol toledo-continuous --tcp 7001\n"
+        '  pesee-scale-sim --baud 9600 --script "1.250:0.5:5,0:0.3:2" --repeat',
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--protocol", choices=PROTOCOLS, default="mt-sics")
+    parser.add_argument("--tcp", type=int, metavar="PORT", help="listen on TCP (0: any port)")
+    parser.add_argument("--host", default="127.0.0.1", help="TCP address (default 127.0.0.1)")
+    parser.add_argument("--link", help="also create this symlink to the pty (like a udev name)")
+    parser.add_argument("--baud", type=int, help="pace output as on a wire at this baud rate")
+    parser.add_argument("--rate", type=float, default=10.0, help="frames/s in continuous mode")
+    parser.add_argument("--unit", choices=("kg", "g"), default="kg")
+    parser.add_argument("--decimals", type=int, default=3)
+    parser.add_argument("--no-checksum", action="store_true", help="continuous: 17-byte frames")
+    parser.add_argument("--serial", default="1126493049", help="serial number (I4)")
+    parser.add_argument("--weight", help="place this mass at start, e.g. 1.250")
+    parser.add_argument("--script", type=_parse_script, help="steps mass:settle_s:hold_s,...")
+    parser.add_argument("--repeat", action="store_true", help="loop the script")
+    args = parser.parse_args(argv)
+    if args.link and args.tcp is not None:
+        parser.error("--link applies to a pty, not to --tcp")
+
+    done = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        done.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with ScaleSimulator(
+            args.protocol,
+            baud=args.baud,
+            rate_hz=args.rate,
+            unit=args.unit,
+            decimals=args.decimals,
+            checksum=not args.no_checksum,
+            serial_number=args.serial,
+        ) as sim:
+            if args.weight:
+                sim.place(args.weight, settle_s=0)
+            if args.tcp is not None:
+                host, port = sim.start_tcp(args.host, args.tcp)
+                print(f"socket://{host}:{port}", flush=True)
+            else:
+                print(sim.start_pty(args.link), flush=True)
+            if args.script:
+                sim.script(args.script, repeat=args.repeat)
+            while not done.wait(0.5):
+                pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
