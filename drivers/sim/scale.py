@@ -135,7 +135,6 @@ class ScaleSimulator:
         self._link: Path | None = None
         self._host = "127.0.0.1"
         self._port = 0
-        self._listener: socket.socket | None = None
         self._client: socket.socket | None = None
         self._serve_thread: threading.Thread | None = None
         self._stream_thread: threading.Thread | None = None
