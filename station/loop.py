@@ -91,6 +91,11 @@ class Snapshot:
         return sum(i.net_mg for i in self.items)
 
 
+def escape_frame(raw: bytes) -> str:
+    """A frame as printable ASCII: control and 8-bit bytes (and backslash) as ``\\xNN``."""
+    return "".join(chr(b) if 0x20 <= b < 0x7F and b != 0x5C else f"\\x{b:02x}" for b in raw)
+
+
 def mask(code: str, keep: int = 4) -> str:
     """Hide a beneficiary code but its last characters: ``'••••••1234'``."""
     return "•" * max(0, len(code) - keep) + code[-keep:]
@@ -338,7 +343,7 @@ class Station:
             unit_weight_mg=reading.unit_weight_mg,
             pieces_computed=False if reading.pieces is not None else None,
             scale_id=self._scale_id or cfg.protocol,
-            raw=reading.raw.decode("ascii", "backslashreplace"),
+            raw=escape_frame(reading.raw),
             data=data,
         )
         if row is None:

@@ -291,3 +291,20 @@ def test_status_file_for_the_cli(counter: SimulatedCounter) -> None:
     status = json.loads(path.read_text())
     assert status["scale"]["ok"] is True
     assert status["visit"]["items"] == 1
+
+
+def test_streaming_scale_workflow(tmp_path: Path) -> None:
+    """The same workflow with a Toledo continuous-output scale (no request, frames streamed)."""
+    with SimulatedCounter(
+        tmp_path, {"station": {"language": "en"}}, protocol="toledo-continuous"
+    ) as c:
+        _start_visit(c)
+        result = _weigh(c, "4.560", settle_s=0.2)
+        assert result.outcome is Outcome.RECORDED
+        row = c.store.get(result.seq or 0)
+        assert row is not None
+        assert (row["net_mg"], row["gross_mg"], row["tare_mg"]) == (4_560_000, 4_560_000, 0)
+        assert row["scale_id"] == "toledo-continuous"
+        assert row["raw"].startswith("\\x02")
+        c.scan("TARE")
+        assert c.next_result().outcome is Outcome.SCALE_REFUSED
