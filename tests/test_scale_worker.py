@@ -1,4 +1,4 @@
-"""The scale reader thread against the simulator: polling, streaming, commands, unplug and replug."""
+"""The scale reader thread on the simulator: polling, streaming, commands, unplug and replug."""
 
 from __future__ import annotations
 
