@@ -246,6 +246,11 @@ class Panel:
             if self._buzzer is not None:
                 steps += _train(self._buzzer, pattern.beeps)
             steps.sort(key=lambda step: step[0])  # stable: an "off" stays before an "on" at t
+            while (
+                steps and steps[0][0] <= 0
+            ):  # the first light and beep now, not after a thread hop
+                _, device, on = steps.pop(0)
+                device.on() if on else device.off()
             duration = pattern.duration
             self._playing_finite = duration is not None
             if steps or duration is not None:

@@ -44,6 +44,8 @@ class ScaleControl(Protocol):
 
     def poll_now(self, until: float) -> None: ...
 
+    def relax(self) -> None: ...
+
     def submit(self, command: Command, token: object = None) -> None: ...
 
 
@@ -89,6 +91,16 @@ class Snapshot:
     @property
     def visit_total_mg(self) -> int:
         return sum(i.net_mg for i in self.items)
+
+
+def _settled(previous: Reading | None, reading: Reading) -> bool:
+    return (
+        previous is not None
+        and previous.stable
+        and reading.stable
+        and reading.in_range
+        and previous.net_mg == reading.net_mg
+    )
 
 
 def escape_frame(raw: bytes) -> str:
@@ -212,7 +224,7 @@ class Station:
         now = time.monotonic()
         press = self._press
         if press is not None and now >= press.deadline:
-            self._press = None
+            self._end_press()
             self._finish(Outcome.UNSTABLE if press.seen_reading else Outcome.NO_SCALE, t=press.t)
         if self._visit_deadline is not None and now >= self._visit_deadline:
             self._close_visit("timeout")
@@ -265,22 +277,42 @@ class Station:
                 self._finish(Outcome.TARED if event.token == "tare" else Outcome.ZEROED)
 
     def _on_weight(self, event: WeightRead) -> None:
-        reading = event.reading
+        reading, previous = event.reading, self._reading
         self._reading = reading
         if not reading.stable or reading.net_mg != self._recorded_net:
             self._rearmed = True  # the pan moved since the last record: a new item is there
         press = self._press
-        if press is None or event.t < press.t:
-            return  # a weight from before the press does not count
+        if press is None:
+            return
+        if event.t < press.t and not (_settled(previous, reading) and self._would_pass(reading)):
+            # asked before the press: it counts only if the load was already settled then (two
+            # stable, equal weights in a row) and would be recorded; else wait for the next one,
+            # so an item put down just as the button is pressed is never refused for the empty pan
+            return
         press.seen_reading = True
         if reading.overload or reading.underload:
-            self._press = None
+            self._end_press()
             self._finish(Outcome.OVERLOAD if reading.overload else Outcome.UNDERLOAD, t=press.t)
             return
         if not reading.stable or reading.net_mg is None:
             return  # keep waiting for a stable weight until the deadline
-        self._press = None
+        self._end_press()
         self._weigh(reading, press.t)
+
+    def _would_pass(self, reading: Reading) -> bool:
+        if reading.net_mg is None or (not self._rearmed and reading.net_mg == self._recorded_net):
+            return False
+        box = self._container.tare_mg if self._container is not None else 0
+        loaded = reading.gross_mg if reading.gross_mg is not None else reading.net_mg
+        capacity = self.config.scale.capacity
+        return reading.net_mg - box >= self.config.scale.min_weight and (
+            capacity is None or loaded <= capacity
+        )
+
+    def _end_press(self) -> None:
+        self._press = None
+        if self.scale is not None:
+            self.scale.relax()
 
     # -- button ------------------------------------------------------------------------------
     def _on_press(self, t: float) -> None:
@@ -455,9 +487,10 @@ class Station:
             self._visit_deadline = None
             return
         total = sum(i.net_mg for i in visit.items)
+        row_t = t if t is not None else time.monotonic()
         row = self._append(
             "visit_close",
-            t=t if t is not None else time.monotonic(),
+            t=row_t,
             visit=visit.id,
             beneficiary=visit.beneficiary,
             referrer=visit.referrer,
@@ -470,7 +503,7 @@ class Station:
         self._visit_deadline = None
         self._container = None
         detail = _("{n} item(s), {weight}").format(n=len(visit.items), weight=self._kg(total))
-        self._finish(Outcome.VISIT_CLOSED, detail=detail, seq=row["seq"], t=t or 0.0)
+        self._finish(Outcome.VISIT_CLOSED, detail=detail, seq=row["seq"], t=row_t)
 
     def _restore_visit(self) -> None:
         """After a restart, carry on with the visit that was open (staff saw it open)."""

@@ -96,6 +96,10 @@ class ScaleWorker:
         self._fast_until = max(self._fast_until, until)
         self._wake.set()
 
+    def relax(self) -> None:
+        """Back to idle polling (the weight the counter waited for has come)."""
+        self._fast_until = 0.0
+
     def submit(self, command: Command, token: object = None) -> None:
         """Run ``command`` on the scale; the outcome goes to ``on_reply(token, …)``."""
         self._jobs.put(_Job(command, token, time.monotonic()))
