@@ -9,6 +9,14 @@ STAMP := $(VENV)/.installed
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
+	@# Debian splits venv/ensurepip out of python3; install it only when it is missing
+	@$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || tools/ensure-debs.sh python3-venv
+	@# evdev (HID scanners) has no wheel on PyPI: it builds against Python.h and linux/input.h
+	@command -v cc >/dev/null || tools/ensure-debs.sh gcc libc6-dev
+	@test -f /usr/include/linux/input.h || tools/ensure-debs.sh linux-libc-dev
+	@$(PYTHON) -c "import os, sys, sysconfig; \
+		sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h')))" \
+		|| tools/ensure-debs.sh python3-dev
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'

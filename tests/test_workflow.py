@@ -308,3 +308,30 @@ def test_streaming_scale_workflow(tmp_path: Path) -> None:
         assert row["raw"].startswith("\\x02")
         c.scan("TARE")
         assert c.next_result().outcome is Outcome.SCALE_REFUSED
+
+
+def test_double_read_of_a_code_is_ignored(tmp_path: Path) -> None:
+    with _sim(tmp_path, {"scanner": {"dedupe_window": 5.0}}) as c:
+        c.scan("CAT-VET")
+        assert c.next_result().outcome is Outcome.CATEGORY_SET
+        c.scan("CAT-VET")  # the scanner read the sheet twice
+        c.scan("CAT-HYG")
+        assert c.next_result().text == "Category: Hygiène"
+        assert c.drain() == []
+
+
+def test_storage_failure_refuses_and_corrupts_nothing(counter: SimulatedCounter) -> None:
+    _start_visit(counter)
+    assert _weigh(counter, "1.000").outcome is Outcome.RECORDED
+    red = counter.pin("red")
+    # the card turns read-only (as a worn SD card does): the next commit fails
+    counter.store.db.execute("PRAGMA query_only = ON")
+    result = _weigh(counter, "2.000")
+    assert result.outcome is Outcome.STORE_ERROR
+    assert result.text == "Refused: cannot save (storage problem), call the technician"
+    assert _until(lambda: red.state)  # red stays lit until the next action
+    counter.store.db.execute("PRAGMA query_only = OFF")
+    counter.scale.place("0", settle_s=0.02)
+    assert _weigh(counter, "2.000").outcome is Outcome.RECORDED
+    assert [r["seq"] for r in counter.store.records()] == [1, 2, 3]
+    assert counter.store.verify().ok
