@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import sqlite3
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
 import sqlite_utils
+
+from sync.wire import KINDS, genesis_hash, record_hash
+from sync.wire import RECORD_FIELDS as FIELDS
 
 __all__ = [
     "FIELDS",
@@ -24,42 +26,6 @@ __all__ = [
     "record_hash",
 ]
 
-KINDS = ("weighing", "void", "visit_open", "visit_close", "calibration")
-
-# Column name → type. Order is the export order. ``hash`` covers every other column.
-FIELDS: dict[str, type] = {
-    "seq": int,
-    "uuid": str,
-    "epoch": str,
-    "station": str,
-    "kind": str,
-    "recorded_at": str,
-    "mono_ns": int,
-    "boot_id": str,
-    "clock_synced": int,
-    "visit": str,
-    "beneficiary": str,
-    "referrer": str,
-    "category": str,
-    "operator": str,
-    "source": str,
-    "stable": int,
-    "gross_mg": int,
-    "tare_mg": int,
-    "net_mg": int,
-    "unit": str,
-    "pieces": int,
-    "unit_weight_mg": int,
-    "pieces_computed": int,
-    "scale_id": str,
-    "calibration_id": str,
-    "raw": str,
-    "voids": int,
-    "reason": str,
-    "data": str,
-    "prev_hash": str,
-    "hash": str,
-}
 _CONTENT = [f for f in FIELDS if f != "hash"]
 _SCHEMA_VERSION = 1
 _INSERT = f"INSERT INTO records ({', '.join(FIELDS)}) VALUES ({', '.join('?' * len(FIELDS))})"
@@ -67,17 +33,6 @@ _INSERT = f"INSERT INTO records ({', '.join(FIELDS)}) VALUES ({', '.join('?' * l
 
 class StoreError(Exception):
     """The store cannot be opened or written (disk full, read-only card, corrupt file)."""
-
-
-def _genesis(epoch: str) -> str:
-    return hashlib.sha256(f"pesee-genesis:{epoch}".encode()).hexdigest()
-
-
-def record_hash(record: Mapping[str, Any]) -> str:
-    """SHA-256 over the canonical JSON of every column but ``hash`` (``prev_hash`` included)."""
-    content = {k: record.get(k) for k in _CONTENT}
-    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +71,7 @@ class Store:
             raise StoreError(f"{self.path}: {exc}") from exc
         self.epoch: str = self._meta("epoch") or ""
         self._last_seq = int(self._meta("last_seq") or 0)
-        self._last_hash = self._meta("last_hash") or _genesis(self.epoch)
+        self._last_hash = self._meta("last_hash") or genesis_hash(self.epoch)
 
     # -- schema -----------------------------------------------------------------------------
     def _meta(self, key: str) -> str | None:
@@ -278,7 +233,7 @@ class Store:
         quick = self.db.execute("PRAGMA quick_check").fetchone()[0]
         if quick != "ok":
             problems.append(f"sqlite quick_check: {quick}")
-        expected_prev = _genesis(self.epoch)
+        expected_prev = genesis_hash(self.epoch)
         expected_seq: int | None = None
         first: int | None = None
         last: int | None = None

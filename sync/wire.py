@@ -1,0 +1,409 @@
+"""Wire format v1: pure encode, decode and validation of the station–ledger messages."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "MAX_BATCH_BYTES",
+    "RECORD_FIELDS",
+    "VERSION",
+    "Ack",
+    "Batch",
+    "LedgerStatus",
+    "Registry",
+    "StationStatus",
+    "WireError",
+    "canonical",
+    "decode_ack",
+    "decode_batch",
+    "decode_ledger_status",
+    "decode_registry",
+    "decode_status",
+    "encode",
+    "genesis_hash",
+    "record_hash",
+    "sign",
+]
+
+VERSION = 1
+MAX_BATCH_BYTES = 256 * 1024  # below Mosquitto's usual max_packet_size in our example config
+MAX_RECORDS = 5000
+
+_STATION = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_EPOCH = re.compile(r"^[0-9a-f]{32}$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_MAX_SEQ = 2**62
+_MAX_MG = 10**12  # 1000 t: far beyond any counter scale, catches corrupt values
+KINDS = ("weighing", "void", "visit_open", "visit_close", "calibration")
+
+# Every column of a journal record, with its JSON type; the record hash covers all but "hash".
+RECORD_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "seq": int,
+    "uuid": str,
+    "epoch": str,
+    "station": str,
+    "kind": str,
+    "recorded_at": str,
+    "mono_ns": int,
+    "boot_id": str,
+    "clock_synced": int,
+    "visit": str,
+    "beneficiary": str,
+    "referrer": str,
+    "category": str,
+    "operator": str,
+    "source": str,
+    "stable": int,
+    "gross_mg": int,
+    "tare_mg": int,
+    "net_mg": int,
+    "unit": str,
+    "pieces": int,
+    "unit_weight_mg": int,
+    "pieces_computed": int,
+    "scale_id": str,
+    "calibration_id": str,
+    "raw": str,
+    "voids": int,
+    "reason": str,
+    "data": str,
+    "prev_hash": str,
+    "hash": str,
+}
+_CONTENT = [f for f in RECORD_FIELDS if f != "hash"]
+_REQUIRED = ("seq", "uuid", "epoch", "station", "kind", "recorded_at", "prev_hash", "hash")
+_MASSES = ("gross_mg", "tare_mg", "net_mg", "unit_weight_mg")
+
+
+class WireError(ValueError):
+    """A message that does not follow the wire format; ``reason`` is short and stable."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+# -- hashing -----------------------------------------------------------------------------------
+def canonical(record: Mapping[str, Any]) -> bytes:
+    """The bytes the record hash covers: sorted-key compact JSON of every column but ``hash``."""
+    content = {k: record.get(k) for k in _CONTENT}
+    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def record_hash(record: Mapping[str, Any]) -> str:
+    """SHA-256 (hex) of :func:`canonical`; the journal's hash chain links these."""
+    return hashlib.sha256(canonical(record)).hexdigest()
+
+
+def genesis_hash(epoch: str) -> str:
+    """The ``prev_hash`` of a store's first record."""
+    return hashlib.sha256(f"pesee-genesis:{epoch}".encode()).hexdigest()
+
+
+def sign(key: bytes, body: bytes) -> str:
+    """HMAC-SHA256 (hex) of a batch body, for stations that sign their batches."""
+    return hmac.new(key, body, hashlib.sha256).hexdigest()
+
+
+# -- messages ----------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Records ``first_seq..last_seq`` of one store (``station``, ``epoch``), in seq order."""
+
+    station: str
+    epoch: str
+    records: tuple[dict[str, Any], ...]
+    sent_at: str = ""
+
+    @property
+    def first_seq(self) -> int:
+        return int(self.records[0]["seq"])
+
+    @property
+    def last_seq(self) -> int:
+        return int(self.records[-1]["seq"])
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """The ledger's word: every record of ``epoch`` up to ``acked_through`` is committed."""
+
+    station: str
+    epoch: str
+    acked_through: int
+    rejects: tuple[dict[str, Any], ...] = ()
+    ts: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StationStatus:
+    station: str
+    online: bool
+    session: int
+    version: str = ""
+    epoch: str = ""
+    last_seq: int = 0
+    synced_through: int = 0
+    backlog: int = 0
+    last_sync: str | None = None
+    last_record_at: str | None = None
+    clock_synced: bool | None = None
+    scale_ok: bool | None = None
+    scale_detail: str = ""
+    calibration_age_days: float | None = None
+    ts: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerStatus:
+    online: bool
+    ts: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Registry:
+    """What the office publishes to stations: categories, referring structures, code patterns."""
+
+    version: int
+    categories: tuple[dict[str, str], ...] = ()
+    referrers: tuple[dict[str, str], ...] = ()
+    beneficiary_patterns: tuple[dict[str, Any], ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def encode(
+    message: Batch | Ack | StationStatus | LedgerStatus | Registry, key: bytes = b""
+) -> bytes:
+    """Serialise a message as the UTF-8 JSON that goes on the wire (batches signed if ``key``)."""
+    if isinstance(message, Batch):
+        body: dict[str, Any] = {
+            "v": VERSION,
+            "type": "batch",
+            "station": message.station,
+            "epoch": message.epoch,
+            "first_seq": message.first_seq,
+            "last_seq": message.last_seq,
+            "sent_at": message.sent_at,
+            "records": [_compact(r) for r in message.records],
+        }
+        if key:
+            body["sig"] = sign(key, _signed_part(body))
+    elif isinstance(message, Ack):
+        body = {
+            "v": VERSION,
+            "type": "ack",
+            "station": message.station,
+            "epoch": message.epoch,
+            "acked_through": message.acked_through,
+            "rejects": list(message.rejects),
+            "ts": message.ts,
+        }
+    elif isinstance(message, StationStatus):
+        body = {"v": VERSION, "type": "status"}
+        body.update({k: getattr(message, k) for k in StationStatus.__slots__})
+    elif isinstance(message, LedgerStatus):
+        body = {"v": VERSION, "type": "ledger_status", "online": message.online, "ts": message.ts}
+    else:
+        body = {
+            "v": VERSION,
+            "type": "registry",
+            "version": message.version,
+            "categories": list(message.categories),
+            "referrers": list(message.referrers),
+            "beneficiary_patterns": list(message.beneficiary_patterns),
+            **message.extra,
+        }
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _compact(record: Mapping[str, Any]) -> dict[str, Any]:
+    # absent means null: most columns are empty for most kinds, and bytes matter on a 3G link
+    return {k: v for k, v in record.items() if v is not None and k in RECORD_FIELDS}
+
+
+def _signed_part(body: Mapping[str, Any]) -> bytes:
+    return json.dumps(
+        {k: v for k, v in body.items() if k != "sig"}, sort_keys=True, separators=(",", ":")
+    ).encode()
+
+
+# -- decoding ----------------------------------------------------------------------------------
+def _load(payload: bytes, kind: str, max_bytes: int) -> dict[str, Any]:
+    if len(payload) > max_bytes:
+        raise WireError(f"too large ({len(payload)} bytes > {max_bytes})")
+    try:
+        body = json.loads(payload)
+    except (UnicodeDecodeError, ValueError):
+        raise WireError("not JSON") from None
+    if not isinstance(body, dict):
+        raise WireError("not a JSON object")
+    if body.get("v") != VERSION:
+        raise WireError(f"unsupported version {body.get('v')!r}")
+    if body.get("type") != kind:
+        raise WireError(f"expected type {kind!r}, got {body.get('type')!r}")
+    return body
+
+
+def _str(body: Mapping[str, Any], key: str, pattern: re.Pattern[str] | None = None) -> str:
+    value = body.get(key)
+    if not isinstance(value, str) or (pattern is not None and not pattern.match(value)):
+        raise WireError(f"bad {key}")
+    return value
+
+
+def _int(body: Mapping[str, Any], key: str, low: int = 0, high: int = _MAX_SEQ) -> int:
+    value = body.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise WireError(f"bad {key}")
+    return value
+
+
+def _opt_str(body: Mapping[str, Any], key: str) -> str:
+    value = body.get(key)
+    return value if isinstance(value, str) else ""
+
+
+def _record(raw: Any, station: str, epoch: str) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise WireError("record is not an object")
+    unknown = set(raw) - set(RECORD_FIELDS)
+    if unknown:
+        raise WireError(f"record has unknown fields {sorted(unknown)}")
+    record: dict[str, Any] = dict.fromkeys(RECORD_FIELDS)
+    for key, value in raw.items():
+        expected = RECORD_FIELDS[key]
+        if value is None:
+            continue
+        if expected is int and (not isinstance(value, int) or isinstance(value, bool)):
+            raise WireError(f"record {key} is not an integer")
+        if expected is str and not isinstance(value, str):
+            raise WireError(f"record {key} is not a string")
+        if isinstance(value, str) and len(value) > 4096:
+            raise WireError(f"record {key} too long")
+        record[key] = value
+    for key in _REQUIRED:
+        if record[key] is None:
+            raise WireError(f"record lacks {key}")
+    if not 1 <= record["seq"] <= _MAX_SEQ:
+        raise WireError("record seq out of range")
+    if record["station"] != station or record["epoch"] != epoch:
+        raise WireError("record station/epoch differ from the batch's")
+    if record["kind"] not in KINDS:
+        raise WireError(f"record kind {record['kind']!r} unknown")
+    if not _UUID.match(record["uuid"]):
+        raise WireError("record uuid malformed")
+    if not (_HEX64.match(record["prev_hash"]) and _HEX64.match(record["hash"])):
+        raise WireError("record hash malformed")
+    for key in _MASSES:
+        if record[key] is not None and not -_MAX_MG <= record[key] <= _MAX_MG:
+            raise WireError(f"record {key} out of range")
+    if record["hash"] != record_hash(record):
+        raise WireError(f"record {record['seq']} hash does not match its content")
+    return record
+
+
+def decode_batch(
+    payload: bytes,
+    *,
+    topic_station: str | None = None,
+    key: bytes | None = None,
+    max_bytes: int = MAX_BATCH_BYTES,
+) -> Batch:
+    """Validate a batch; raises :class:`WireError` with the reason it must be quarantined.
+
+    Checks types and bounds of every field, that the records are consecutive and chained, that
+    each record's hash matches its content, that the station is the topic's, and the HMAC when a
+    ``key`` is given.
+    """
+    body = _load(payload, "batch", max_bytes)
+    station = _str(body, "station", _STATION)
+    if topic_station is not None and station != topic_station:
+        raise WireError(f"station {station!r} published under {topic_station!r}")
+    epoch = _str(body, "epoch", _EPOCH)
+    if key is not None:
+        sig = body.get("sig")
+        if not isinstance(sig, str) or not hmac.compare_digest(sig, sign(key, _signed_part(body))):
+            raise WireError("bad signature")
+    first = _int(body, "first_seq", 1)
+    last = _int(body, "last_seq", 1)
+    raw_records = body.get("records")
+    if not isinstance(raw_records, list) or not raw_records:
+        raise WireError("no records")
+    if len(raw_records) > MAX_RECORDS or last - first + 1 != len(raw_records):
+        raise WireError("record count does not match first_seq..last_seq")
+    records = tuple(_record(r, station, epoch) for r in raw_records)
+    for i, record in enumerate(records):
+        if record["seq"] != first + i:
+            raise WireError("records not consecutive")
+        if i and record["prev_hash"] != records[i - 1]["hash"]:
+            raise WireError(f"record {record['seq']} not chained to the previous one")
+    return Batch(station, epoch, records, _opt_str(body, "sent_at"))
+
+
+def decode_ack(payload: bytes) -> Ack:
+    body = _load(payload, "ack", 64 * 1024)
+    rejects = body.get("rejects", [])
+    if not isinstance(rejects, list) or not all(isinstance(r, dict) for r in rejects):
+        raise WireError("bad rejects")
+    return Ack(
+        _str(body, "station", _STATION),
+        _str(body, "epoch", _EPOCH),
+        _int(body, "acked_through"),
+        tuple(rejects),
+        _opt_str(body, "ts"),
+    )
+
+
+def decode_status(payload: bytes) -> StationStatus:
+    body = _load(payload, "status", 16 * 1024)
+    values: dict[str, Any] = {}
+    for name in StationStatus.__slots__:
+        if name in body:
+            values[name] = body[name]
+    if not isinstance(values.get("online"), bool):
+        raise WireError("bad online")
+    _str(body, "station", _STATION)
+    _int(body, "session")
+    try:
+        return StationStatus(**values)
+    except TypeError as exc:
+        raise WireError(str(exc)) from None
+
+
+def decode_ledger_status(payload: bytes) -> LedgerStatus:
+    body = _load(payload, "ledger_status", 4096)
+    if not isinstance(body.get("online"), bool):
+        raise WireError("bad online")
+    return LedgerStatus(body["online"], _opt_str(body, "ts"))
+
+
+def decode_registry(payload: bytes) -> Registry:
+    body = _load(payload, "registry", 1024 * 1024)
+    version = _int(body, "version")
+
+    def _list(key: str, required: Sequence[str]) -> tuple[dict[str, Any], ...]:
+        value = body.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            raise WireError(f"bad {key}")
+        for item in value:
+            for name in required:
+                if not isinstance(item.get(name), str) or not item[name]:
+                    raise WireError(f"bad {key}: each needs {name}")
+        return tuple(value)
+
+    known = {"v", "type", "version", "categories", "referrers", "beneficiary_patterns"}
+    return Registry(
+        version,
+        _list("categories", ("code", "name")),
+        _list("referrers", ("code", "name")),
+        _list("beneficiary_patterns", ()),
+        {k: v for k, v in body.items() if k not in known},
+    )
