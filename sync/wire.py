@@ -141,6 +141,8 @@ class Ack:
     acked_through: int
     rejects: tuple[dict[str, Any], ...] = ()
     ts: str = ""
+    # highest seq the ledger holds for this epoch: above acked_through means a gap to fill
+    received_through: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +205,7 @@ def encode(
             "station": message.station,
             "epoch": message.epoch,
             "acked_through": message.acked_through,
+            "received_through": max(message.received_through, message.acked_through),
             "rejects": list(message.rejects),
             "ts": message.ts,
         }
@@ -359,6 +362,7 @@ def decode_ack(payload: bytes) -> Ack:
         _int(body, "acked_through"),
         tuple(rejects),
         _opt_str(body, "ts"),
+        _int(body, "received_through") if "received_through" in body else 0,
     )
 
 
