@@ -35,9 +35,9 @@ lint: venv
 
 # Re-extract staff-facing strings and recompile catalogues (commit both .po and .mo).
 i18n: venv
-	$(VENV)/bin/pybabel extract --no-location -o station/locale/pesee.pot station drivers
-	$(VENV)/bin/pybabel update --ignore-obsolete --no-fuzzy-matching -w 100 -i station/locale/pesee.pot -d station/locale -D pesee
-	$(VENV)/bin/pybabel compile -d station/locale -D pesee
+	$(VENV)/bin/pybabel extract --no-location -o sync/locale/pesee.pot station sync ledger drivers
+	$(VENV)/bin/pybabel update --ignore-obsolete --no-fuzzy-matching -w 100 -i sync/locale/pesee.pot -d sync/locale -D pesee
+	$(VENV)/bin/pybabel compile -d sync/locale -D pesee
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

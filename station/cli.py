@@ -13,7 +13,7 @@ import click
 
 from . import __version__
 from .config import Config, ConfigError, config_path, load_config
-from .i18n import _, set_language
+from sync.i18n import _, set_language
 from .store import Store, StoreError
 
 # sysexits(3): systemd and scripts can tell a bad config from a crash

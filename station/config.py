@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -20,8 +19,8 @@ from pydantic import (
 
 from drivers.base import FrameError, parse_mass
 from drivers.scale import PROTOCOLS
-
-from .i18n import _
+from sync.i18n import _
+from sync.settings import ConfigError, describe_errors, load_settings, parse_settings
 
 __all__ = ["DEFAULT_PATH", "Config", "ConfigError", "load_config", "parse_config"]
 
@@ -29,16 +28,6 @@ DEFAULT_PATH = Path("/etc/pesee/station.toml")
 ENV_PATH = "PESEE_CONFIG"
 
 _MASS = re.compile(r"^\s*([+-]?[\d.,]+)\s*(mg|g|kg|t|lb|oz)\s*$", re.IGNORECASE)
-
-
-class ConfigError(Exception):
-    """The config file is missing, unreadable or invalid. ``problems`` lists one line per issue."""
-
-    def __init__(self, path: Path | str, problems: list[str], missing: bool = False) -> None:
-        self.path = Path(path)
-        self.problems = problems
-        self.missing = missing
-        super().__init__(f"{path}: " + "; ".join(problems))
 
 
 def _mass_mg(value: Any) -> int:
@@ -231,79 +220,16 @@ class Config(_Section):
         return self.station.runtime_dir / "status.json"
 
 
-def _resolve_env(value: Any, where: str, problems: list[str]) -> Any:
-    """Replace ``"env:NAME"`` strings by the environment variable, so secrets stay out of files."""
-    if isinstance(value, dict):
-        return {
-            k: _resolve_env(v, f"{where}.{k}" if where else k, problems) for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [_resolve_env(v, f"{where}[{i}]", problems) for i, v in enumerate(value)]
-    if isinstance(value, str) and value.startswith("env:"):
-        name = value[4:]
-        if name not in os.environ:
-            problems.append(
-                _("{key}: environment variable {name} is not set").format(key=where, name=name)
-            )
-            return value
-        return os.environ[name]
-    return value
-
-
-def _allowed_keys(loc: tuple[int | str, ...]) -> str:
-    model: Any = Config
-    for part in loc[:-1]:
-        if isinstance(part, int):
-            continue
-        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
-        if field is None:
-            return ""
-        annotation = field.annotation
-        args = getattr(annotation, "__args__", ())
-        model = next(
-            (a for a in (annotation, *args) if isinstance(a, type) and issubclass(a, BaseModel)),
-            None,
-        )
-        if model is None:
-            return ""
-    return ", ".join(model.model_fields) if model is not None else ""
-
-
-def _describe(exc: ValidationError) -> list[str]:
-    problems = []
-    for err in exc.errors():
-        loc = err["loc"]
-        key = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in loc).replace(
-            ".[", "["
-        )
-        kind = err["type"]
-        if kind == "extra_forbidden":
-            hint = _("unknown key (a typo?); allowed here: {allowed}").format(
-                allowed=_allowed_keys(loc)
-            )
-        elif kind == "missing":
-            hint = _("required; add it")
-        else:
-            msg = err["msg"]
-            hint = msg.removeprefix("Value error, ")
-        problems.append(f"{key or '(root)'}: {hint}")
-    return problems
+def _validate(raw: dict[str, Any], path: Path | str) -> Config:
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(path, describe_errors(exc.errors(), Config)) from exc
 
 
 def parse_config(text: str, path: Path | str = "<config>") -> Config:
     """Parse and validate TOML ``text``; raise :class:`ConfigError` listing every problem."""
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(path, [_("not valid TOML: {error}").format(error=exc)]) from exc
-    problems: list[str] = []
-    raw = _resolve_env(raw, "", problems)
-    if problems:
-        raise ConfigError(path, problems)
-    try:
-        return Config.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(path, _describe(exc)) from exc
+    return parse_settings(text, lambda raw: _validate(raw, path), path)
 
 
 def config_path(path: Path | str | None = None) -> Path:
@@ -316,12 +242,4 @@ def config_path(path: Path | str | None = None) -> Path:
 def load_config(path: Path | str | None = None) -> Config:
     """Read and validate the config file; raise :class:`ConfigError` with the fix to make."""
     where = config_path(path)
-    try:
-        text = where.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise ConfigError(where, [_("file not found")], missing=True) from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(
-            where, [_("cannot read: {error}").format(error=exc)], missing=True
-        ) from exc
-    return parse_config(text, where)
+    return load_settings(where, lambda raw: _validate(raw, where))

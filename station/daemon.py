@@ -27,7 +27,7 @@ from .events import (
     ScannerState,
     WeightRead,
 )
-from .i18n import _, set_language
+from sync.i18n import _, set_language
 from .loop import Station
 from .signals import PanelSignaller
 from .store import Store

@@ -12,7 +12,7 @@ from pathlib import Path
 from drivers.base import format_mg
 
 from .codes import with_check_digit
-from .i18n import _, set_language
+from sync.i18n import _, set_language
 from .outcomes import Result
 from .sim import SimulatedCounter
 

@@ -30,7 +30,7 @@ from .events import (
     Stop,
     WeightRead,
 )
-from .i18n import _, language
+from sync.i18n import _, language
 from .outcomes import Outcome, Result, describe
 from .store import Store, StoreError
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from station.codes import with_check_digit
-from station.i18n import set_language
+from sync.i18n import set_language
 from station.sim import EXAMPLE_CONFIG, SimulatedCounter
 
 

@@ -1,4 +1,4 @@
-"""Staff-facing text: gettext catalogues, French by default, English (the source) available."""
+"""Text for people (staff, office, technicians): gettext, French by default, English available."""
 
 from __future__ import annotations
 
