@@ -11,9 +11,10 @@ from typing import Any, NoReturn
 
 import click
 
+from sync.i18n import _, set_language
+
 from . import __version__
 from .config import Config, ConfigError, config_path, load_config
-from sync.i18n import _, set_language
 from .store import Store, StoreError
 
 # sysexits(3): systemd and scripts can tell a bad config from a crash

@@ -16,6 +16,7 @@ from drivers.scale.worker import ScaleWorker
 from drivers.scanner.hid import HidScanner
 from drivers.scanner.serial_scanner import SerialScanner
 from drivers.serialio import LinkSettings
+from sync.i18n import _, set_language
 
 from .config import Config
 from .events import (
@@ -27,7 +28,6 @@ from .events import (
     ScannerState,
     WeightRead,
 )
-from sync.i18n import _, set_language
 from .loop import Station
 from .signals import PanelSignaller
 from .store import Store

@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 from drivers.base import format_mg
+from sync.i18n import _, set_language
 
 from .codes import with_check_digit
-from sync.i18n import _, set_language
 from .outcomes import Result
 from .sim import SimulatedCounter
 

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from drivers.base import Reading, ScaleError, format_mg
 from drivers.scale import Ack, Command
+from sync.i18n import _, language
 
 from .clock import ClockStatus, boot_id
 from .codes import Classified, CodeBook, Kind
@@ -30,7 +31,6 @@ from .events import (
     Stop,
     WeightRead,
 )
-from sync.i18n import _, language
 from .outcomes import Outcome, Result, describe
 from .store import Store, StoreError
 

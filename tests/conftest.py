@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from station.codes import with_check_digit
-from sync.i18n import set_language
 from station.sim import EXAMPLE_CONFIG, SimulatedCounter
+from sync.i18n import set_language
 
 
 def beneficiary(n: int = 123456, referrer: str = "001") -> str:
