@@ -82,6 +82,7 @@ class SQLiteLedgerStore:
             )
             self.db.table("records").create_index(["station", "recorded_at"], if_not_exists=True)
             self.db.table("records").create_index(["kind", "recorded_at"], if_not_exists=True)
+            self.db.table("records").create_index(["station", "epoch", "voids"], if_not_exists=True)
             self.db.table("heads").create(
                 {
                     "station": str,

@@ -1,0 +1,332 @@
+"""The ``ledger`` command: run the ingest service, see the fleet, push the registry, totals."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import signal
+import sys
+import threading
+import tomllib
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from station import __version__
+from sync.i18n import _, set_language
+from sync.settings import ConfigError
+from sync.wire import Registry
+
+from .config import LedgerConfig, load_ledger_config
+from .reports import GROUPINGS, totals
+from .store import SQLiteLedgerStore, open_store
+
+EX_NOINPUT = 66
+EX_IOERR = 74
+EX_CONFIG = 78
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(message, err=True)
+    sys.exit(code)
+
+
+def _config(ctx: click.Context) -> LedgerConfig:
+    try:
+        config = load_ledger_config(ctx.obj["config_path"])
+    except ConfigError as exc:
+        lines = [_("Configuration error in {path}:").format(path=exc.path)]
+        lines += [f"  - {p}" for p in exc.problems]
+        _fail("\n".join(lines), EX_NOINPUT if exc.missing else EX_CONFIG)
+    if ctx.obj.get("lang") is None:
+        set_language(config.ledger.language)
+    return config
+
+
+def _store(config: LedgerConfig) -> SQLiteLedgerStore:
+    try:
+        return open_store(config.ledger.database)
+    except (ValueError, OSError, Exception) as exc:  # sqlite3.Error included
+        _fail(_("Cannot open the ledger database: {error}").format(error=exc), EX_IOERR)
+
+
+def _kg(mg: int | None) -> str:
+    return f"{(mg or 0) / 1_000_000:,.3f} kg".replace(",", " ")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="ledger")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Config file (default: $PESEE_LEDGER_CONFIG or /etc/pesee/ledger.toml).",
+)
+@click.option("--lang", type=click.Choice(["fr", "en"]), default=None, help="Language of messages.")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.pass_context
+def cli(ctx: click.Context, config_file: Path | None, lang: str | None, verbose: int) -> None:
+    """Pesée ledger: the central office's records of every station.
+
+    \b
+    Examples:
+      ledger config check
+      ledger run
+      ledger stations
+      ledger totals --by category --from 2026-01-01 --to 2027-01-01
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["config_path"] = config_file
+    ctx.obj["lang"] = lang
+    set_language(lang)
+    level = logging.WARNING - 10 * verbose
+    logging.basicConfig(
+        level=max(level, logging.DEBUG), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+@cli.group("config")
+def config_group() -> None:
+    """Check the configuration."""
+
+
+@config_group.command("check")
+@click.pass_context
+def config_check(ctx: click.Context) -> None:
+    """Validate the config file; exit 0 if valid, 78 if invalid, 66 if missing.
+
+    \b
+    Example:
+      ledger --config ./ledger.toml config check
+    """
+    cfg = _config(ctx)
+    click.echo(
+        _("Configuration OK: database {db}, broker {host}:{port}").format(
+            db=cfg.ledger.database, host=cfg.mqtt.host, port=cfg.mqtt.port
+        )
+    )
+
+
+@cli.command()
+@click.option("--client-id", default="", help="MQTT client id (default: ledger-<pid>).")
+@click.pass_context
+def run(ctx: click.Context, client_id: str) -> None:
+    """Run the ingest service until SIGTERM (what systemd starts).
+
+    \b
+    Example:
+      ledger --config /etc/pesee/ledger.toml run
+    """
+    from .service import LedgerService
+
+    cfg = _config(ctx)
+    if logging.getLogger().level > logging.INFO:
+        logging.getLogger().setLevel(logging.INFO)
+    store = _store(cfg)
+    service = LedgerService(cfg, store, client_id=client_id)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_a: stop.set())
+    signal.signal(signal.SIGINT, lambda *_a: stop.set())
+    service.start()
+    logging.getLogger("ledger").info(_("ledger running, database %s"), cfg.ledger.database)
+    try:
+        while not stop.wait(1.0):
+            pass
+    finally:
+        service.stop()
+        store.close()
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def stations(ctx: click.Context, as_json: bool) -> None:
+    """The fleet: each station's last status, backlog, records and conflicts.
+
+    \b
+    Example:
+      ledger stations
+    """
+    store = _store(_config(ctx))
+    rows = store.fleet()
+    store.close()
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=1))
+        return
+    head = (
+        f"{_('station'):<24} {_('state'):<8} {_('last seen'):<24} {_('backlog'):>8} "
+        f"{_('records'):>9} {_('conflicts'):>9}  {_('clock'):<6} {_('scale'):<6}"
+    )
+    click.echo(head)
+    for r in rows:
+        state = "-" if r["online"] is None else (_("online") if r["online"] else _("offline"))
+        clock = (
+            "-" if r["clock_synced"] is None else (_("ok") if r["clock_synced"] else _("unsync"))
+        )
+        scale = "-" if r["scale_ok"] is None else (_("ok") if r["scale_ok"] else _("lost"))
+        click.echo(
+            f"{r['station']:<24} {state:<8} {r['last_seen'] or '-':<24} "
+            f"{r['backlog'] if r['backlog'] is not None else '-':>8} {r['records'] or 0:>9} "
+            f"{r['conflicts']:>9}  {clock:<6} {scale:<6}"
+        )
+
+
+@cli.command("totals")
+@click.option("--by", type=click.Choice(sorted(GROUPINGS)), default="category", show_default=True)
+@click.option("--from", "start", help="From this date (inclusive), e.g. 2026-01-01.")
+@click.option("--to", "end", help="To this date (exclusive), e.g. 2027-01-01.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
+@click.pass_context
+def totals_cmd(ctx: click.Context, by: str, start: str | None, end: str | None, fmt: str) -> None:
+    """kg, items, visits and unique beneficiaries by one grouping (voided records excluded).
+
+    \b
+    Examples:
+      ledger totals --by category
+      ledger totals --by beneficiary --from 2026-11-01 --to 2026-12-01 --format csv
+    """
+    store = _store(_config(ctx))
+    rows = totals(store.db, by, start, end)
+    store.close()
+    if fmt == "json":
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=1))
+        return
+    if fmt == "csv":
+        writer = csv.DictWriter(
+            sys.stdout, fieldnames=["key", "items", "net_mg", "visits", "beneficiaries"]
+        )
+        writer.writeheader()
+        writer.writerows(rows)
+        return
+    click.echo(f"{by:<24} {_('items'):>7} {_('net'):>16} {_('visits'):>7} {_('persons'):>8}")
+    for r in rows:
+        click.echo(
+            f"{r['key'] or '-':<24} {r['items']:>7} {_kg(r['net_mg']):>16} {r['visits']:>7} "
+            f"{r['beneficiaries']:>8}"
+        )
+    total = sum(r["net_mg"] or 0 for r in rows)
+    click.echo(f"{_('total'):<24} {sum(r['items'] for r in rows):>7} {_kg(total):>16}")
+
+
+@cli.command()
+@click.pass_context
+def conflicts(ctx: click.Context) -> None:
+    """Records received twice with other content, or not chained: kept for inquiry.
+
+    \b
+    Example:
+      ledger conflicts
+    """
+    store = _store(_config(ctx))
+    rows = store.conflicts()
+    store.close()
+    for r in rows:
+        click.echo(
+            f"{r['received_at']} {r['station']} epoch {r['epoch']} seq {r['seq']}: {r['kind']} "
+            f"(stored {r['existing_hash'][:12]}…, received {r['new_hash'][:12]}…)"
+        )
+    click.echo(_("{n} conflict(s)").format(n=len(rows)), err=True)
+
+
+@cli.command()
+@click.pass_context
+def quarantine(ctx: click.Context) -> None:
+    """Messages refused as invalid, kept raw with the reason.
+
+    \b
+    Example:
+      ledger quarantine
+    """
+    store = _store(_config(ctx))
+    rows = store.quarantined()
+    store.close()
+    for r in rows:
+        click.echo(f"{r['received_at']} #{r['id']} {r['topic']}: {r['reason']}")
+    click.echo(_("{n} message(s) in quarantine").format(n=len(rows)), err=True)
+
+
+@cli.group()
+def registry() -> None:
+    """Categories, referring structures and code patterns pushed to the stations."""
+
+
+def _read_registry(path: Path, version: int) -> Registry:
+    """A registry from TOML (``[[categories]]``, ``[[referrers]]``, ``[[beneficiary_patterns]]``)
+    or from CSV with columns ``kind,code,name`` (kind: category or referrer)."""
+    categories: list[dict[str, str]] = []
+    referrers: list[dict[str, str]] = []
+    patterns: list[dict[str, Any]] = []
+    if path.suffix.lower() == ".toml":
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        categories = list(raw.get("categories", []))
+        referrers = list(raw.get("referrers", []))
+        patterns = list(raw.get("beneficiary_patterns", []))
+    else:
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            for n, row in enumerate(csv.DictReader(f), start=2):
+                kind = (row.get("kind") or "").strip()
+                item = {"code": (row.get("code") or "").strip(), "name": (row.get("name") or "")}
+                if not item["code"] or not item["name"].strip():
+                    raise ValueError(_("line {n}: code and name are required").format(n=n))
+                if kind == "category":
+                    categories.append(item)
+                elif kind == "referrer":
+                    referrers.append(item)
+                else:
+                    raise ValueError(
+                        _("line {n}: kind must be category or referrer, not {kind!r}").format(
+                            n=n, kind=kind
+                        )
+                    )
+    return Registry(version, tuple(categories), tuple(referrers), tuple(patterns))
+
+
+@registry.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--station", default="all", help="Only for this station (default: all).")
+@click.option("--no-publish", is_flag=True, help="Store it; the running ledger publishes later.")
+@click.pass_context
+def registry_import(ctx: click.Context, file: Path, station: str, no_publish: bool) -> None:
+    """Import a registry (TOML or CSV kind,code,name) and publish it, retained, to the stations.
+
+    \b
+    Examples:
+      ledger registry import registry.toml
+      ledger registry import categories.csv --station ressourcerie-nord-1
+    """
+    from sync.client import MqttLink
+    from sync.wire import WireError, decode_registry, encode
+
+    cfg = _config(ctx)
+    store = _store(cfg)
+    try:
+        candidate = _read_registry(file, store.registry_version() + 1)
+        registry = decode_registry(encode(candidate))  # the stations' own validation
+    except (ValueError, tomllib.TOMLDecodeError, WireError) as exc:
+        store.close()
+        _fail(_("Invalid registry {file}: {error}").format(file=file, error=exc), 65)
+    store.set_registry(registry, station)
+    store.close()
+    click.echo(
+        _("Registry version {v}: {c} categories, {r} referring structures").format(
+            v=registry.version, c=len(registry.categories), r=len(registry.referrers)
+        )
+    )
+    if no_publish:
+        return
+    topics = cfg.topics
+    topic = topics.config_all if station == "all" else topics.config(station)
+    link = MqttLink(cfg.mqtt_settings(client_id=""))
+    link.start()
+    if not link.connected.wait(10):
+        link.stop()
+        _fail(_("Broker unreachable: stored, the ledger will publish it when it starts."), 69)
+    link.stop([(topic, encode(registry), True)])
+    click.echo(_("Published on {topic}").format(topic=topic))
+
+
+def main(argv: list[str] | None = None) -> None:
+    cli.main(args=argv, prog_name="ledger", standalone_mode=True)

@@ -1,0 +1,96 @@
+"""The ledger's TOML config: database, broker, topics, signing keys; validated as the station's."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from sync.client import MqttSettings
+from sync.settings import ConfigError, describe_errors, load_settings, parse_settings
+from sync.topics import DEFAULT_PREFIX, Topics
+from sync.wire import MAX_BATCH_BYTES
+
+__all__ = ["DEFAULT_PATH", "LedgerConfig", "load_ledger_config", "parse_ledger_config"]
+
+DEFAULT_PATH = Path("/etc/pesee/ledger.toml")
+ENV_PATH = "PESEE_LEDGER_CONFIG"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class LedgerSection(_Section):
+    database: str = "/var/lib/pesee-ledger/ledger.db"
+    group: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")] = "ledger"
+    max_batch_bytes: Annotated[int, Field(ge=4096, le=16 * 1024 * 1024)] = MAX_BATCH_BYTES
+    language: str = "fr"
+
+
+class MqttSection(_Section):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 1883
+    username: str | None = "ledger"
+    password: str | None = None
+    client_id: str = ""
+    tls: bool = False
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_/-]{1,128}$")] = DEFAULT_PREFIX
+    keepalive: Annotated[int, Field(ge=5, le=3600)] = 30
+
+
+class SigningSection(_Section):
+    required: bool = False
+    keys: dict[str, Annotated[str, Field(min_length=16)]] = Field(default_factory=dict)
+
+
+class LedgerConfig(_Section):
+    """The whole ledger config; see ``ledger/ledger.example.toml``."""
+
+    ledger: LedgerSection = LedgerSection()
+    mqtt: MqttSection = MqttSection()
+    signing: SigningSection = SigningSection()
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.mqtt.prefix)
+
+    def mqtt_settings(self, client_id: str | None = None) -> MqttSettings:
+        m = self.mqtt
+        return MqttSettings(
+            host=m.host,
+            port=m.port,
+            client_id=client_id if client_id is not None else m.client_id,
+            username=m.username,
+            password=m.password,
+            tls=m.tls,
+            ca_file=m.ca_file,
+            cert_file=m.cert_file,
+            key_file=m.key_file,
+            keepalive=m.keepalive,
+        )
+
+    def key_for(self, station: str) -> bytes | None:
+        key = self.signing.keys.get(station)
+        return key.encode() if key else None
+
+
+def _validate(raw: dict[str, Any], path: Path | str) -> LedgerConfig:
+    try:
+        return LedgerConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(path, describe_errors(exc.errors(), LedgerConfig)) from exc
+
+
+def parse_ledger_config(text: str, path: Path | str = "<config>") -> LedgerConfig:
+    return parse_settings(text, lambda raw: _validate(raw, path), path)
+
+
+def load_ledger_config(path: Path | str | None = None) -> LedgerConfig:
+    where = Path(path) if path is not None else Path(os.environ.get(ENV_PATH) or DEFAULT_PATH)
+    return load_settings(where, lambda raw: _validate(raw, where))

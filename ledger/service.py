@@ -1,0 +1,166 @@
+"""``ledger run``: take batches from the broker, store each once in one transaction, then ack."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sync.client import MqttLink, Will
+from sync.wire import (
+    Ack,
+    LedgerStatus,
+    Registry,
+    WireError,
+    decode_batch,
+    decode_status,
+    encode,
+)
+
+from .config import LedgerConfig
+from .store import LedgerStore
+
+__all__ = ["LedgerService"]
+
+log = logging.getLogger("ledger")
+
+
+@dataclass(frozen=True, slots=True)
+class _Message:
+    topic: str
+    payload: bytes
+    retained: bool
+
+
+def _ts() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class LedgerService:
+    """One ledger process. paho's thread only queues messages; one worker thread validates,
+    stores and acks them in order, so the store has a single writer.
+
+    Batches come through the shared subscription ``$share/{group}/…/records``: with several
+    processes the broker gives each batch to one of them, and ingest does not rely on order.
+    """
+
+    def __init__(self, config: LedgerConfig, store: LedgerStore, *, client_id: str = "") -> None:
+        self.config = config
+        self.store = store
+        self.topics = config.topics
+        self._queue: queue.SimpleQueue[_Message | None] = queue.SimpleQueue()
+        offline = encode(LedgerStatus(False, _ts()))
+        self.link = MqttLink(
+            config.mqtt_settings(client_id or f"ledger-{threading.get_native_id()}"),
+            subscriptions=[
+                (self.topics.shared(config.ledger.group, self.topics.all_records), 1),
+                # retained statuses are not sent to shared subscriptions: subscribe normally
+                (self.topics.all_status, 1),
+            ],
+            will=Will(self.topics.ledger_status, offline),
+            on_message=lambda t, p, r: self._queue.put(_Message(t, p, r)),
+            birth=self._birth,
+        )
+        # read once here: the birth callback runs on paho's thread, the store belongs to ours
+        self._registries = dict(store.registries())
+        self._thread: threading.Thread | None = None
+        self.heartbeat = time.monotonic()
+        self.batches = 0
+        self.quarantined = 0
+        self.conflicts = 0
+
+    def _birth(self) -> list[tuple[str, bytes, bool]]:
+        messages = [(self.topics.ledger_status, encode(LedgerStatus(True, _ts())), True)]
+        # the registry is retained too; re-publishing it on connect heals a broker restart
+        for scope, registry in self._registries.items():
+            topic = self.topics.config_all if scope == "all" else self.topics.config(scope)
+            messages.append((topic, encode(registry), True))
+        return messages
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._work, name="ingest", daemon=True)
+        self._thread.start()
+        self.link.start()
+
+    def stop(self) -> None:
+        self.link.stop([(self.topics.ledger_status, encode(LedgerStatus(False, _ts())), True)])
+        self._queue.put(None)
+        if self._thread is not None:
+            self._thread.join(10)
+            self._thread = None
+
+    def publish_registry(self, registry: Registry, station: str = "all") -> None:
+        self._registries[station] = registry
+        topic = self.topics.config_all if station == "all" else self.topics.config(station)
+        self.link.publish(topic, encode(registry), qos=1, retain=True)
+
+    # -- the worker -------------------------------------------------------------------------
+    def _work(self) -> None:
+        while True:
+            message = self._queue.get()
+            self.heartbeat = time.monotonic()
+            if message is None:
+                return
+            try:
+                self.handle(message.topic, message.payload, message.retained)
+            except Exception:  # one bad message must never stop the ledger for the others
+                log.exception("failed to handle a message on %s", message.topic)
+                self._quarantine(message.topic, message.payload, "internal error")
+
+    def handle(self, topic: str, payload: bytes, retained: bool = False) -> None:
+        """Process one message (public so tests and tools can feed the real path directly)."""
+        station = self.topics.station_of(topic)
+        if station is None:
+            self._quarantine(topic, payload, "unexpected topic")
+        elif topic == self.topics.records(station):
+            self._batch(station, topic, payload)
+        elif topic == self.topics.status(station):
+            self._status(topic, payload, retained)
+
+    def _batch(self, station: str, topic: str, payload: bytes) -> None:
+        key = self.config.key_for(station)
+        if key is None and self.config.signing.required:
+            self._quarantine(topic, payload, "unsigned batch and signing is required")
+            return
+        try:
+            batch = decode_batch(
+                payload,
+                topic_station=station,
+                key=key,
+                max_bytes=self.config.ledger.max_batch_bytes,
+            )
+        except WireError as exc:
+            self._quarantine(topic, payload, exc.reason)
+            return
+        result = self.store.ingest(batch)
+        self.batches += 1
+        if result.conflicts:
+            self.conflicts += len(result.conflicts)
+            for conflict in result.conflicts:
+                log.error("CONFLICT station %s epoch %s: %s", station, batch.epoch, conflict)
+        rejects = tuple({"reason": c} for c in result.conflicts)
+        ack = Ack(
+            station, batch.epoch, result.acked_through, rejects, _ts(), result.received_through
+        )
+        # only now, after the commit: the retained ack is the station's proof
+        self.link.publish(self.topics.ack(station), encode(ack), qos=1, retain=True)
+
+    def _status(self, topic: str, payload: bytes, retained: bool) -> None:
+        try:
+            status = decode_status(payload)
+        except WireError as exc:
+            self._quarantine(topic, payload, f"status: {exc.reason}")
+            return
+        if status.station != self.topics.station_of(topic):
+            self._quarantine(topic, payload, "status: station differs from its topic")
+            return
+        self.store.update_status(status, retained)
+
+    def _quarantine(self, topic: str, payload: bytes, reason: str) -> None:
+        self.quarantined += 1
+        log.warning("quarantined a message on %s: %s", topic, reason)
+        self.store.quarantine(topic, payload, reason)
