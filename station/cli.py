@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -126,7 +127,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
     live: dict[str, Any] | None = None
     try:
         live = json.loads(config.status_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        os.kill(int(live["pid"]), 0)  # left behind by a daemon that was killed?
+    except (OSError, ValueError, KeyError, TypeError):
         live = None
     with _open_store(config, None) as store:
         summary = store.summary()

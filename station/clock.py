@@ -29,11 +29,22 @@ class _Timex(ctypes.Structure):
     ]
 
 
+def _load_libc() -> ctypes.CDLL | None:
+    try:  # once: find_library runs ldconfig in a subprocess
+        return ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    except OSError:
+        return None
+
+
+_LIBC = _load_libc()
+
+
 def _kernel_synced() -> bool | None:
+    if _LIBC is None:
+        return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
         tx = _Timex()  # modes = 0: a read-only query
-        state = libc.adjtimex(ctypes.byref(tx))
+        state = _LIBC.adjtimex(ctypes.byref(tx))
     except (OSError, AttributeError):
         return None
     if state < 0:  # EPERM under a seccomp filter such as ProtectClock=yes

@@ -91,6 +91,12 @@ class ScaleSection(_Section):
             raise ValueError(_("must be above zero"))
         return value
 
+    @model_validator(mode="after")
+    def _capacity_above_minimum(self) -> ScaleSection:
+        if self.capacity is not None and self.capacity <= self.min_weight:
+            raise ValueError(_("capacity must be above min_weight"))
+        return self
+
 
 class ScannerSection(_Section):
     url: str = "/dev/pesee-scanner"
@@ -164,6 +170,13 @@ class Container(_Section):
     code: Code
     name: Annotated[str, Field(min_length=1, max_length=80)]
     tare: Mass
+
+    @field_validator("tare")
+    @classmethod
+    def _positive_tare(cls, value: int) -> int:
+        if value <= 0:
+            raise ValueError(_("must be above zero"))
+        return value
 
 
 class Operator(_Section):

@@ -23,6 +23,7 @@ from .events import (
     ButtonHeld,
     ButtonPressed,
     CodeScanned,
+    CodeUnreadable,
     ScaleReplied,
     ScaleState,
     ScannerState,
@@ -118,13 +119,17 @@ class Daemon:
                 self._code,
                 settings=LinkSettings(baudrate=config.scanner.baudrate),
                 on_state=self._scanner_state,
-                on_error=lambda detail: log.warning(_("scanner: unreadable code (%s)"), detail),
+                on_error=self._unreadable,
             )
         self._thread: threading.Thread | None = None
         self._closed = False
 
     def _code(self, code: str) -> None:
         self.station.post(CodeScanned(code, time.monotonic()))
+
+    def _unreadable(self, detail: str) -> None:
+        log.warning(_("scanner: unreadable code (%s)"), detail)
+        self.station.post(CodeUnreadable(detail, time.monotonic()))
 
     def _scanner_state(self, ok: bool, detail: str) -> None:
         self.station.post(ScannerState(ok, detail))

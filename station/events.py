@@ -11,6 +11,7 @@ __all__ = [
     "ButtonHeld",
     "ButtonPressed",
     "CodeScanned",
+    "CodeUnreadable",
     "Event",
     "ScaleReplied",
     "ScaleState",
@@ -33,6 +34,14 @@ class ButtonHeld:
 @dataclass(frozen=True, slots=True)
 class CodeScanned:
     code: str
+    t: float
+
+
+@dataclass(frozen=True, slots=True)
+class CodeUnreadable:
+    """The scanner sent something that is not a code (garbled, binary, too long)."""
+
+    detail: str
     t: float
 
 
@@ -69,6 +78,7 @@ Event = (
     ButtonPressed
     | ButtonHeld
     | CodeScanned
+    | CodeUnreadable
     | ScannerState
     | WeightRead
     | ScaleState

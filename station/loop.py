@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from drivers.base import Reading, ScaleError, format_mg
 from drivers.scale import Ack, Command
 from sync.i18n import _, language
+from sync.wire import MAX_MG
 
 from .clock import ClockStatus, boot_id
 from .codes import Classified, CodeBook, Kind
@@ -24,6 +25,7 @@ from .events import (
     ButtonHeld,
     ButtonPressed,
     CodeScanned,
+    CodeUnreadable,
     Event,
     ScaleReplied,
     ScaleState,
@@ -55,6 +57,8 @@ class Signaller(Protocol):
     def show(self, outcome: Outcome) -> None: ...
 
     def ready(self, ok: bool) -> None: ...
+
+    def fault(self, on: bool) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,18 +118,24 @@ def mask(code: str, keep: int = 4) -> str:
 
 
 @dataclass
-class _Press:
-    t: float
-    deadline: float
-    seen_reading: bool = False
-
-
-@dataclass
 class _Visit:
     id: str
     beneficiary: str
     referrer: str | None
     items: list[Item] = field(default_factory=list)
+
+
+@dataclass
+class _Press:
+    """A press waiting for its stable weight, with what staff had scanned when they pressed."""
+
+    t: float
+    deadline: float
+    visit: _Visit
+    category: Classified
+    container: Classified | None
+    operator: Classified | None
+    seen_reading: bool = False
 
 
 class Station:
@@ -154,6 +164,7 @@ class Station:
         self.status_path = status_path
         self.events: queue.SimpleQueue[Event] = queue.SimpleQueue()
         self.listeners: list[Callable[[Result], None]] = []
+        self.on_commit: list[Callable[[], None]] = []  # e.g. wake the uploader; must not block
         self.snapshot = Snapshot()
         self.heartbeat = time.monotonic()
         self._boot = boot_id()
@@ -208,9 +219,13 @@ class Station:
                     self._dispatch(event)
                 except Exception:  # a bug must not take the counter down; systemd sees the log
                     log.exception("internal error while handling %r", event)
-            self._timers()
-            self._publish()
-        self._write_status(force=True)
+            try:
+                self._timers()
+                self._publish()
+            except Exception:
+                log.exception("internal error in the loop's housekeeping")
+        if self.status_path is not None:  # a stopped daemon must not look alive
+            self.status_path.unlink(missing_ok=True)
 
     def _next_timer(self) -> float:
         times = [time.monotonic() + 1.0]
@@ -242,6 +257,9 @@ class Station:
             self._on_scale_state(event)
         elif isinstance(event, ScaleReplied):
             self._on_scale_reply(event)
+        elif isinstance(event, CodeUnreadable):
+            self._touch()
+            self._finish(Outcome.MISREAD, detail=event.detail, t=event.t)
         elif isinstance(event, ScannerState):
             self._scanner_ok = event.ok
             self._status_dirty = True
@@ -297,7 +315,7 @@ class Station:
         if not reading.stable or reading.net_mg is None:
             return  # keep waiting for a stable weight until the deadline
         self._end_press()
-        self._weigh(reading, press.t)
+        self._weigh(reading, press)
 
     def _would_pass(self, reading: Reading) -> bool:
         if reading.net_mg is None or (not self._rearmed and reading.net_mg == self._recorded_net):
@@ -330,16 +348,24 @@ class Station:
             self._finish(Outcome.NO_SCALE, t=t)
             return
         deadline = t + self.config.scale.stable_wait
-        self._press = _Press(t, deadline)
+        self._press = _Press(
+            t, deadline, self._visit, self._category, self._container, self._operator
+        )
         self._status_dirty = True
         self.scale.poll_now(deadline)
 
-    def _weigh(self, reading: Reading, t: float) -> None:
-        assert reading.net_mg is not None and self._visit is not None and self._category is not None
-        container = self._container
+    def _weigh(self, reading: Reading, press: _Press) -> None:
+        if reading.net_mg is None:
+            return
+        t = press.t
+        container = press.container
         box_tare = container.tare_mg if container is not None else 0
         net = reading.net_mg - box_tare
         cfg = self.config.scale
+        if max(abs(net), abs(reading.gross_mg or 0)) > MAX_MG:
+            # beyond any counter scale (a garbled or misconfigured frame): never record it
+            self._finish(Outcome.ABOVE_CAPACITY, detail=self._kg(MAX_MG), t=t)
+            return
         if net < cfg.min_weight:
             self._finish(Outcome.BELOW_MINIMUM, detail=self._kg(cfg.min_weight), t=t)
             return
@@ -360,11 +386,11 @@ class Station:
         row = self._append(
             "weighing",
             t=t,
-            visit=self._visit.id,
-            beneficiary=self._visit.beneficiary,
-            referrer=self._visit.referrer,
-            category=self._category.code,
-            operator=self._operator.code if self._operator else None,
+            visit=press.visit.id,
+            beneficiary=press.visit.beneficiary,
+            referrer=press.visit.referrer,
+            category=press.category.code,
+            operator=press.operator.code if press.operator else None,
             source="scale",
             stable=reading.stable,
             gross_mg=reading.gross_mg,
@@ -382,8 +408,8 @@ class Station:
             return
         self._recorded_net = reading.net_mg
         self._rearmed = False
-        self._visit.items.append(Item(row["seq"], net, self._category.code))
-        detail = f"{self._kg(net)} {self._category.name}"
+        press.visit.items.append(Item(row["seq"], net, press.category.code))
+        detail = f"{self._kg(net)} {press.category.name}"
         self._finish(Outcome.RECORDED, detail=detail, seq=row["seq"], net_mg=net, t=t)
 
     def _on_hold(self, t: float) -> None:
@@ -411,6 +437,7 @@ class Station:
         if row is None:
             return
         visit.items = [i for i in visit.items if i.seq != target["seq"]]
+        self._rearmed = True  # the usual correction is to weigh the same item again
         detail = _("{weight} (record {seq})").format(
             weight=self._kg(target["net_mg"] or 0), seq=target["seq"]
         )
@@ -429,8 +456,8 @@ class Station:
             if self._visit is not None and self._visit.beneficiary == c.code:
                 self._finish(Outcome.VISIT_OPENED, detail=mask(c.code), t=t)
                 return
-            self._close_visit("new_beneficiary")
-            self._open_visit(c, t)
+            if self._close_visit("new_beneficiary"):
+                self._open_visit(c, t)
         elif c.kind is Kind.CATEGORY:
             self._category = c
             self._finish(Outcome.CATEGORY_SET, detail=c.name, t=t)
@@ -481,11 +508,20 @@ class Station:
         self._touch()
         self._finish(Outcome.VISIT_OPENED, detail=mask(c.code), seq=row["seq"], t=t)
 
-    def _close_visit(self, reason: str, t: float | None = None) -> None:
+    def _cancel_press(self) -> None:
+        """The visit changes under a waiting press: its item must not go to another visit."""
+        press = self._press
+        if press is not None:
+            self._end_press()
+            self._finish(Outcome.CANCELLED, t=press.t)
+
+    def _close_visit(self, reason: str, t: float | None = None) -> bool:
+        """Close the open visit; False when its record could not be written (it stays open)."""
         visit = self._visit
         if visit is None:
             self._visit_deadline = None
-            return
+            return True
+        self._cancel_press()
         total = sum(i.net_mg for i in visit.items)
         row_t = t if t is not None else time.monotonic()
         row = self._append(
@@ -498,24 +534,36 @@ class Station:
             data={"items": len(visit.items), "net_mg": total},
         )
         if row is None:
-            return
+            # storage failing: retry later, not on every loop turn
+            self._visit_deadline = time.monotonic() + 30
+            return False
         self._visit = None
         self._visit_deadline = None
         self._container = None
+        self._referrer = None
         detail = _("{n} item(s), {weight}").format(n=len(visit.items), weight=self._kg(total))
         self._finish(Outcome.VISIT_CLOSED, detail=detail, seq=row["seq"], t=row_t)
+        return True
 
     def _restore_visit(self) -> None:
-        """After a restart, carry on with the visit that was open (staff saw it open)."""
+        """After a daemon restart, carry on with the visit that was open (staff saw it open).
+
+        Only within the same boot and the visit timeout: after a power cut or a night, the
+        next person must not inherit yesterday's beneficiary."""
         row = self.store.open_visit()
         if row is None:
             return
         visit = _Visit(row["visit"], row["beneficiary"], row["referrer"])
-        visit.items = [
-            Item(w["seq"], w["net_mg"] or 0, w["category"] or "")
-            for w in self.store.visit_weighings(visit.id)
-        ]
+        weighings = self.store.visit_weighings(visit.id)
+        visit.items = [Item(w["seq"], w["net_mg"] or 0, w["category"] or "") for w in weighings]
+        last = self.store.last_of_visit(visit.id) or row
+        idle_s = (time.monotonic_ns() - (last["mono_ns"] or 0)) / 1e9
         self._visit = visit
+        if last["boot_id"] != self._boot or not 0 <= idle_s < self.config.visit.timeout:
+            self._close_visit("restart")
+            return
+        if weighings and weighings[-1]["referrer"]:
+            visit.referrer = weighings[-1]["referrer"]  # a structure scanned apart mid-visit
         self._touch()
         log.info(_("visit of %s restored after restart"), mask(visit.beneficiary))
 
@@ -526,17 +574,24 @@ class Station:
     # -- writing and signalling --------------------------------------------------------------
     def _append(self, kind: str, *, t: float, **fields: Any) -> dict[str, Any] | None:
         try:
-            return self.store.append(
+            row = self.store.append(
                 kind,
                 mono_ns=time.monotonic_ns(),
                 boot_id=self._boot,
                 clock_synced=self.clock.synced(),
                 **fields,
             )
-        except (StoreError, OSError) as exc:
+        except (StoreError, OSError, ValueError, OverflowError) as exc:
             log.error(_("cannot write the store: %s"), exc)
+            if self.signaller is not None:
+                self.signaller.fault(True)
             self._finish(Outcome.STORE_ERROR, t=t)
             return None
+        if self.signaller is not None:
+            self.signaller.fault(False)
+        for hook in self.on_commit:
+            hook()
+        return row
 
     def _finish(
         self,
@@ -594,11 +649,13 @@ class Station:
         self._write_status()
 
     def _write_status(self, force: bool = False) -> None:
-        """Mirror the snapshot to the runtime dir (tmpfs) for ``station status``; at most 1 Hz."""
+        """Mirror the snapshot to the runtime dir (tmpfs) for ``station status``: at most once a
+        second on changes, and every 5 s anyway so its age tells a live daemon from a hung one."""
         if self.status_path is None:
             return
         now = time.monotonic()
-        if not force and (not self._status_dirty or now - self._status_written < 1.0):
+        age = now - self._status_written
+        if not force and (age < 1.0 or (not self._status_dirty and age < 5.0)):
             return
         snap = self.snapshot
         data = {

@@ -30,6 +30,7 @@ class Outcome(enum.Enum):
     NO_BENEFICIARY = "no_beneficiary"
     NO_CATEGORY = "no_category"
     NO_SCALE = "no_scale"
+    CANCELLED = "cancelled"
     SAME_ITEM = "same_item"
     SCALE_REFUSED = "scale_refused"
     MISREAD = "misread"
@@ -77,6 +78,7 @@ def describe(outcome: Outcome, detail: str = "") -> str:
         Outcome.NO_BENEFICIARY: _("Refused: scan the beneficiary code first"),
         Outcome.NO_CATEGORY: _("Refused: scan a category first"),
         Outcome.NO_SCALE: _("Refused: the scale does not answer"),
+        Outcome.CANCELLED: _("Not recorded: the visit changed before the weight was stable"),
         Outcome.SAME_ITEM: _("Refused: this item is already recorded, take it off the scale"),
         Outcome.SCALE_REFUSED: _("The scale refused: {detail}"),
         Outcome.MISREAD: _("Code misread, scan again: {detail}"),

@@ -37,6 +37,7 @@ PATTERNS: dict[Outcome, Pattern] = {
     Outcome.NO_BENEFICIARY: Pattern("red", count=2, beeps=_seq(L, S, S)),
     Outcome.NO_CATEGORY: Pattern("red", count=2, beeps=_seq(S, L)),
     Outcome.NO_SCALE: Pattern("red", count=5, on_time=0.1, off_time=0.1, beeps=_seq(S, S, S, S)),
+    Outcome.CANCELLED: Pattern("red", count=2, beeps=_seq(L, L, S)),
     Outcome.SAME_ITEM: Pattern("red", count=2, beeps=_seq(S, S, L)),
     Outcome.SCALE_REFUSED: Pattern("red", count=2, beeps=_seq(L, S, L)),
     Outcome.MISREAD: Pattern("red", count=1, beeps=_seq(0.2, 0.2)),
@@ -45,17 +46,30 @@ PATTERNS: dict[Outcome, Pattern] = {
     Outcome.STORE_ERROR: Pattern("red", count=None, beeps=_seq(L, L, L, L)),
 }
 
-NOT_READY = Pattern("amber", steady=True)
+NOT_READY = Pattern("amber", steady=True)  # the scale is not answering
+FAULT = Pattern("red", steady=True)  # the store cannot be written: call the technician
 
 
 class PanelSignaller:
-    """Plays :data:`PATTERNS` on a :class:`~drivers.panel.Panel`; amber steady while not ready."""
+    """Plays :data:`PATTERNS` on a :class:`~drivers.panel.Panel`. Between signals: red steady
+    while the store fails, amber steady while the scale is away, dark when all is well."""
 
     def __init__(self, panel: Panel) -> None:
         self.panel = panel
+        self._ready = False
+        self._fault = False
 
     def show(self, outcome: Outcome) -> None:
         self.panel.signal(PATTERNS[outcome])
 
     def ready(self, ok: bool) -> None:
-        self.panel.idle(None if ok else NOT_READY)
+        self._ready = ok
+        self._idle()
+
+    def fault(self, on: bool) -> None:
+        if on != self._fault:
+            self._fault = on
+            self._idle()
+
+    def _idle(self) -> None:
+        self.panel.idle(FAULT if self._fault else None if self._ready else NOT_READY)

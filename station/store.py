@@ -14,7 +14,7 @@ from typing import IO, Any
 
 import sqlite_utils
 
-from sync.wire import KINDS, genesis_hash, record_hash
+from sync.wire import KINDS, MAX_MG, genesis_hash, record_hash
 from sync.wire import RECORD_FIELDS as FIELDS
 
 __all__ = [
@@ -68,7 +68,17 @@ class Store:
             self.db.execute("PRAGMA busy_timeout=10000")
             self._migrate()
         except sqlite3.DatabaseError as exc:
+            conn_ = locals().get("conn")
+            if conn_ is not None:
+                conn_.close()
             raise StoreError(f"{self.path}: {exc}") from exc
+        owner = self._meta("station")
+        if owner != station:
+            self.db.close()
+            raise StoreError(
+                f"{self.path} belongs to station {owner!r}, not {station!r}: "
+                "fix [station] id, or move this store aside to start a new one"
+            )
         self.epoch: str = self._meta("epoch") or ""
         self._last_seq = int(self._meta("last_seq") or 0)
         self._last_hash = self._meta("last_hash") or genesis_hash(self.epoch)
@@ -136,6 +146,9 @@ class Store:
             recorded_at=fields.get("recorded_at") or _now(),
             prev_hash=self._last_hash,
         )
+        for mass in ("gross_mg", "tare_mg", "net_mg", "unit_weight_mg"):
+            if row[mass] is not None and not -MAX_MG <= row[mass] <= MAX_MG:
+                raise StoreError(f"{mass} {row[mass]} out of range")
         for flag in ("stable", "clock_synced", "pieces_computed"):
             if isinstance(row[flag], bool):
                 row[flag] = int(row[flag])
@@ -206,10 +219,19 @@ class Store:
         return list(
             self.db.query(
                 "SELECT * FROM records r WHERE visit = ? AND kind = 'weighing' AND NOT EXISTS "
-                "(SELECT 1 FROM records v WHERE v.kind = 'void' AND v.voids = r.seq) ORDER BY seq",
+                "(SELECT 1 FROM records v WHERE v.visit = r.visit AND v.kind = 'void' "
+                "AND v.voids = r.seq) ORDER BY seq",
                 [visit],
             )
         )
+
+    def last_of_visit(self, visit: str) -> dict[str, Any] | None:
+        rows = list(
+            self.db.query(
+                "SELECT * FROM records WHERE visit = ? ORDER BY seq DESC LIMIT 1", [visit]
+            )
+        )
+        return rows[0] if rows else None
 
     def summary(self) -> dict[str, Any]:
         last = self.get(self._last_seq) if self._last_seq else None

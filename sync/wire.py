@@ -12,6 +12,7 @@ from typing import Any
 
 __all__ = [
     "MAX_BATCH_BYTES",
+    "MAX_MG",
     "RECORD_FIELDS",
     "VERSION",
     "Ack",
@@ -41,7 +42,7 @@ _EPOCH = re.compile(r"^[0-9a-f]{32}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _MAX_SEQ = 2**62
-_MAX_MG = 10**12  # 1000 t: far beyond any counter scale, catches corrupt values
+MAX_MG = 10**12  # 1000 t: far beyond any counter scale, catches corrupt values
 KINDS = ("weighing", "void", "visit_open", "visit_close", "calibration")
 
 # Every column of a journal record, with its JSON type; the record hash covers all but "hash".
@@ -306,7 +307,7 @@ def _record(raw: Any, station: str, epoch: str) -> dict[str, Any]:
     if not (_HEX64.match(record["prev_hash"]) and _HEX64.match(record["hash"])):
         raise WireError("record hash malformed")
     for key in _MASSES:
-        if record[key] is not None and not -_MAX_MG <= record[key] <= _MAX_MG:
+        if record[key] is not None and not -MAX_MG <= record[key] <= MAX_MG:
             raise WireError(f"record {key} out of range")
     if record["hash"] != record_hash(record):
         raise WireError(f"record {record['seq']} hash does not match its content")

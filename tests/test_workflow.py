@@ -236,6 +236,7 @@ def test_bad_codes_are_refused(counter: SimulatedCounter) -> None:
     counter.scan(wrong)
     assert counter.next_result().outcome is Outcome.MISREAD
     counter.scanner.send_raw(b"\xff\xfe\x00garbage\r\n")
+    assert counter.next_result().outcome is Outcome.MISREAD  # a garbled read is signalled too
     counter.scan("CAT-VET")
     assert counter.next_result().outcome is Outcome.CATEGORY_SET
     assert counter.store.count() == 0
@@ -335,3 +336,79 @@ def test_storage_failure_refuses_and_corrupts_nothing(counter: SimulatedCounter)
     assert _weigh(counter, "2.000").outcome is Outcome.RECORDED
     assert [r["seq"] for r in counter.store.records()] == [1, 2, 3]
     assert counter.store.verify().ok
+
+
+def test_visit_change_cancels_a_waiting_press(counter: SimulatedCounter) -> None:
+    _start_visit(counter)
+    counter.scale.place("2.000", settle_s=float("inf"))
+    counter.press()
+    counter.scan("FIN")
+    assert counter.next_result().outcome is Outcome.CANCELLED
+    assert counter.next_result().outcome is Outcome.VISIT_CLOSED
+    _start_visit(counter)
+    counter.press()
+    counter.scan(beneficiary(999))
+    assert counter.next_result().outcome is Outcome.CANCELLED
+    assert counter.store.count("weighing") == 0
+
+
+def test_weighing_keeps_what_was_scanned_at_the_press(counter: SimulatedCounter) -> None:
+    _start_visit(counter)
+    counter.scale.place("1.300", settle_s=0.4)
+    counter.press()
+    counter.scan("CAT-HYG")  # scanned while the weight settles: for the next item
+    results = [counter.next_result(), counter.next_result()]
+    recorded = next(r for r in results if r.outcome is Outcome.RECORDED)
+    assert counter.store.get(recorded.seq or 0)["category"] == "CAT-VET"  # type: ignore[index]
+
+
+def test_reweigh_after_a_void(counter: SimulatedCounter) -> None:
+    _start_visit(counter)
+    assert _weigh(counter, "1.000").outcome is Outcome.RECORDED
+    counter.hold()
+    assert counter.next_result().outcome is Outcome.VOIDED
+    counter.scan("CAT-BEBE")
+    counter.next_result()
+    counter.press()  # the same item, now in the right category
+    assert counter.next_result().outcome is Outcome.RECORDED
+
+
+def test_referrer_scanned_apart_does_not_leak_to_the_next_visit(counter: SimulatedCounter) -> None:
+    _start_visit(counter)
+    counter.scan("S-014")
+    counter.next_result()
+    counter.scan("FIN")
+    counter.next_result()
+    counter.scan(beneficiary(4242, "001"))
+    counter.next_result()
+    opens = [r for r in counter.store.records() if r["kind"] == "visit_open"]
+    assert opens[-1]["referrer"] == "001"
+
+
+def test_yesterdays_open_visit_is_closed_not_restored(tmp_path: Path) -> None:
+    from station.store import Store
+
+    store_path = tmp_path / "data" / "station.db"
+    with Store(store_path, "ressourcerie-nord-1") as store:
+        store.append(
+            "visit_open", visit="v1", beneficiary=VISITOR, boot_id="an-old-boot", mono_ns=1
+        )
+    with _sim(tmp_path) as c:
+        assert c.station.snapshot.beneficiary is None
+        rows = list(c.store.records())
+        assert (rows[-1]["kind"], rows[-1]["reason"]) == ("visit_close", "restart")
+        c.press()
+        assert c.next_result().outcome is Outcome.NO_BENEFICIARY
+
+
+def test_absurd_weight_is_never_recorded(counter: SimulatedCounter) -> None:
+    _start_visit(counter)
+    counter.scale.garbage(b"")  # keep the link busy-free; the frame below is what counts
+    from drivers.base import Reading
+    from station.events import WeightRead
+
+    counter.press()
+    huge = Reading(net_mg=10**13, unit="t", stable=True, raw=b"S S 10000 t")
+    counter.station.post(WeightRead(huge, time.monotonic()))
+    assert counter.next_result().outcome is Outcome.ABOVE_CAPACITY
+    assert counter.store.count("weighing") == 0
