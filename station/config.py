@@ -21,6 +21,8 @@ from drivers.base import FrameError, parse_mass
 from drivers.scale import PROTOCOLS
 from sync.i18n import _
 from sync.settings import ConfigError, describe_errors, load_settings, parse_settings
+from sync.topics import DEFAULT_PREFIX
+from sync.wire import MAX_BATCH_BYTES
 
 __all__ = ["DEFAULT_PATH", "Config", "ConfigError", "load_config", "parse_config"]
 
@@ -103,6 +105,28 @@ class ScannerSection(_Section):
     kind: Literal["serial", "hid"] = "serial"
     baudrate: Annotated[int, Field(ge=300, le=921600)] = 9600
     dedupe_window: Annotated[float, Field(ge=0, le=10)] = 1.0
+
+
+class SyncSection(_Section):
+    """The MQTT link to the central ledger. Absent or ``enabled = false``: records stay local."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 1883
+    username: str | None = None  # default: the station id (the broker's ACL expects it)
+    password: str | None = None
+    tls: bool = False
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_/-]{1,128}$")] = DEFAULT_PREFIX
+    keepalive: Annotated[int, Field(ge=5, le=3600)] = 30
+    batch_records: Annotated[int, Field(ge=1, le=5000)] = 500
+    batch_bytes: Annotated[int, Field(ge=4096, le=MAX_BATCH_BYTES)] = 200_000
+    window: Annotated[int, Field(ge=1, le=64)] = 8
+    resend_after: Annotated[float, Field(ge=1, le=3600)] = 15.0
+    status_every: Annotated[float, Field(ge=5, le=3600)] = 60.0
+    hmac_key: Annotated[str, Field(min_length=16)] | None = None
 
 
 class PanelSection(_Section):
@@ -198,6 +222,7 @@ class Config(_Section):
     panel: PanelSection = PanelSection()
     visit: VisitSection = VisitSection()
     codes: CodesSection = CodesSection()
+    sync: SyncSection | None = None
     categories: list[Category] = Field(min_length=1)
     containers: list[Container] = Field(default_factory=list)
     operators: list[Operator] = Field(default_factory=list)
@@ -205,6 +230,11 @@ class Config(_Section):
 
     @model_validator(mode="after")
     def _unique_codes(self) -> Config:
+        self.check_codes()
+        return self
+
+    def check_codes(self) -> None:
+        """Every scanned code must mean one thing; raises ValueError naming the clash."""
         seen: dict[str, str] = {}
         fixed = [
             ("codes.end_visit", self.codes.end_visit),
@@ -222,7 +252,6 @@ class Config(_Section):
                     )
                 )
             seen[code] = where
-        return self
 
     @property
     def store_path(self) -> Path:

@@ -8,6 +8,7 @@ import signal
 import socket
 import threading
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from drivers.panel import Panel, PanelPins
@@ -16,20 +17,29 @@ from drivers.scale.worker import ScaleWorker
 from drivers.scanner.hid import HidScanner
 from drivers.scanner.serial_scanner import SerialScanner
 from drivers.serialio import LinkSettings
+from sync.client import MqttSettings
 from sync.i18n import _, set_language
+from sync.station_link import StationLink
+from sync.topics import Topics
+from sync.wire import StationStatus
 
-from .config import Config
+from . import __version__
+from .config import Config, SyncSection
 from .events import (
+    Acked,
     ButtonHeld,
     ButtonPressed,
     CodeScanned,
     CodeUnreadable,
+    RegistryReceived,
     ScaleReplied,
     ScaleState,
     ScannerState,
     WeightRead,
 )
 from .loop import Station
+from .outbox import JournalOutbox
+from .registry import RegistryBook
 from .signals import PanelSignaller
 from .store import Store
 
@@ -102,14 +112,22 @@ class Daemon:
             on_state=lambda ok, d: self.station.post(ScaleState(ok, d)),
             on_reply=lambda token, outcome: self.station.post(ScaleReplied(token, outcome)),
         )
+        self.session = self.store.next_session()
+        self.registry = RegistryBook(config)
+        signaller = PanelSignaller(self.panel)
         self.station = Station(
-            config,
+            self.registry.load(),
             self.store,
             scale=self.scale,
-            signaller=PanelSignaller(self.panel),
+            signaller=signaller,
             status_path=config.status_path,
+            registry=self.registry,
         )
-        PanelSignaller(self.panel).ready(False)  # amber until the scale answers
+        signaller.ready(False)  # amber until the scale answers
+        self.link: StationLink | None = None
+        if config.sync is not None and config.sync.enabled:
+            self.link = self._make_link(config.sync)
+            self.station.on_commit.append(self.link.notify)
         self.scanner: SerialScanner | HidScanner
         if config.scanner.kind == "hid":
             self.scanner = HidScanner(config.scanner.url, self._code, on_state=self._scanner_state)
@@ -134,9 +152,64 @@ class Daemon:
     def _scanner_state(self, ok: bool, detail: str) -> None:
         self.station.post(ScannerState(ok, detail))
 
+    def _make_link(self, sc: SyncSection) -> StationLink:
+        station = self.config.station.id
+        settings = MqttSettings(
+            host=sc.host,
+            port=sc.port,
+            client_id=f"station-{station}",
+            username=sc.username or station,
+            password=sc.password,
+            tls=sc.tls,
+            ca_file=sc.ca_file,
+            cert_file=sc.cert_file,
+            key_file=sc.key_file,
+            keepalive=sc.keepalive,
+        )
+        topics = Topics(sc.prefix)
+        own_config = topics.config(station)
+        return StationLink(
+            settings,
+            topics,
+            JournalOutbox(self.store.path, station, self.store.epoch),
+            acked_through=self.store.synced_through,
+            on_acked=lambda through: self.station.post(Acked(through)),
+            on_registry=lambda topic, payload: self.station.post(
+                RegistryReceived("station" if topic == own_config else "all", payload)
+            ),
+            status=self._status,
+            max_records=sc.batch_records,
+            max_bytes=sc.batch_bytes,
+            window=sc.window,
+            resend_after=sc.resend_after,
+            status_every=sc.status_every,
+            key=sc.hmac_key.encode() if sc.hmac_key else b"",
+        )
+
+    def _status(self) -> StationStatus:
+        """The status message, from the loop's published snapshot (any thread may call it)."""
+        snap = self.station.snapshot
+        return StationStatus(
+            station=self.config.station.id,
+            online=True,
+            session=self.session,
+            version=__version__,
+            epoch=self.store.epoch,
+            last_seq=snap.last_seq,
+            synced_through=snap.synced_through,
+            backlog=snap.backlog,
+            last_record_at=snap.last_record_at,
+            clock_synced=snap.clock_synced,
+            scale_ok=snap.scale_ok,
+            scale_detail=snap.scale_detail,
+            ts=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+
     def _start_devices(self) -> None:
         self.scale.start()
         self.scanner.start()
+        if self.link is not None:
+            self.link.start()
 
     def run(self) -> None:
         """Run until SIGTERM/SIGINT, in the calling (main) thread."""
@@ -171,6 +244,8 @@ class Daemon:
         if self._closed:
             return
         self._closed = True
+        if self.link is not None:
+            self.link.stop()
         self.scanner.stop()
         self.scale.stop()
         self.panel.close()

@@ -8,11 +8,13 @@ from drivers.base import Reading, ScaleError
 from drivers.scale import Reply
 
 __all__ = [
+    "Acked",
     "ButtonHeld",
     "ButtonPressed",
     "CodeScanned",
     "CodeUnreadable",
     "Event",
+    "RegistryReceived",
     "ScaleReplied",
     "ScaleState",
     "ScannerState",
@@ -70,6 +72,19 @@ class ScaleReplied:
 
 
 @dataclass(frozen=True, slots=True)
+class Acked:
+    """The ledger has committed every record up to ``through``."""
+
+    through: int
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryReceived:
+    scope: str  # "all" or "station"
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Stop:
     reason: str = ""
 
@@ -83,5 +98,7 @@ Event = (
     | WeightRead
     | ScaleState
     | ScaleReplied
+    | Acked
+    | RegistryReceived
     | Stop
 )

@@ -22,11 +22,13 @@ from .clock import ClockStatus, boot_id
 from .codes import Classified, CodeBook, Kind
 from .config import Config
 from .events import (
+    Acked,
     ButtonHeld,
     ButtonPressed,
     CodeScanned,
     CodeUnreadable,
     Event,
+    RegistryReceived,
     ScaleReplied,
     ScaleState,
     ScannerState,
@@ -34,6 +36,7 @@ from .events import (
     WeightRead,
 )
 from .outcomes import Outcome, Result, describe
+from .registry import RegistryBook
 from .store import Store, StoreError
 
 __all__ = ["Snapshot", "Station"]
@@ -89,7 +92,9 @@ class Snapshot:
     waiting: bool = False
     last: Result | None = None
     last_seq: int = 0
+    synced_through: int = 0
     backlog: int = 0
+    last_record_at: str | None = None
     clock_synced: bool = False
 
     @property
@@ -154,8 +159,10 @@ class Station:
         signaller: Signaller | None = None,
         clock: ClockStatus | None = None,
         status_path: Path | None = None,
+        registry: RegistryBook | None = None,
     ) -> None:
         self.config = config
+        self.registry = registry
         self.store = store
         self.scale = scale
         self.signaller = signaller
@@ -184,6 +191,7 @@ class Station:
         self._referrer: str | None = None
         self._last_code: tuple[str, float] = ("", -1e9)
         self._last: Result | None = None
+        self._last_record_at: str | None = None
         self._status_written = 0.0
         self._status_dirty = True
         self._restore_visit()
@@ -257,6 +265,16 @@ class Station:
             self._on_scale_state(event)
         elif isinstance(event, ScaleReplied):
             self._on_scale_reply(event)
+        elif isinstance(event, Acked):
+            self.store.mark_synced(event.through)
+            self._status_dirty = True
+        elif isinstance(event, RegistryReceived):
+            if self.registry is not None:
+                config = self.registry.receive(event.scope, event.payload)
+                if config is not None:
+                    self.config = config
+                    self.codes = CodeBook(config)
+                    self._status_dirty = True
         elif isinstance(event, CodeUnreadable):
             self._touch()
             self._finish(Outcome.MISREAD, detail=event.detail, t=event.t)
@@ -589,6 +607,7 @@ class Station:
             return None
         if self.signaller is not None:
             self.signaller.fault(False)
+        self._last_record_at = row["recorded_at"]
         for hook in self.on_commit:
             hook()
         return row
@@ -624,6 +643,7 @@ class Station:
     # -- status ------------------------------------------------------------------------------
     def _publish(self) -> None:
         visit = self._visit
+        synced = self.store.synced_through
         cat = self._category
         self.snapshot = Snapshot(
             scale_ok=self._scale_ok,
@@ -643,7 +663,9 @@ class Station:
             waiting=self._press is not None,
             last=self._last,
             last_seq=self.store.last_seq,
-            backlog=self.store.last_seq - self.store.synced_through,
+            synced_through=synced,
+            backlog=self.store.last_seq - synced,
+            last_record_at=self._last_record_at,
             clock_synced=self.clock.synced(),
         )
         self._write_status()

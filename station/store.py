@@ -167,6 +167,13 @@ class Store:
         self._last_hash = row["hash"]
         return row
 
+    def next_session(self) -> int:
+        """Count this start of the daemon (the status messages' ``session``)."""
+        with self.db.atomic():
+            session = int(self._meta("session") or 0) + 1
+            self._set_meta("session", str(session))
+        return session
+
     def mark_synced(self, through: int) -> None:
         """Move the ``synced_through`` watermark forward (never back)."""
         with self.db.atomic():

@@ -19,9 +19,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from sync.broker import Broker, BrokerError, add_user
 from sync.topics import Topics
-
-from .mqtt_broker import Broker, BrokerError, add_user
 
 SHIPPED_ACL = Path(__file__).resolve().parents[1] / "systemd" / "mosquitto" / "pesee.acl"
 TOPICS = Topics()

@@ -1,4 +1,4 @@
-"""A throwaway Mosquitto broker on a free loopback port, for tests that need a real MQTT broker."""
+"""A throwaway Mosquitto on a free loopback port, for the tests, the demo and the benchmarks."""
 
 from __future__ import annotations
 

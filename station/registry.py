@@ -1,0 +1,114 @@
+"""The office's registry at the station: validate, apply over the config, keep the last good."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Any
+
+from pydantic import ValidationError
+
+from sync.i18n import _
+from sync.wire import Registry, WireError, decode_registry
+
+from .config import BeneficiaryPattern, Category, Config, Referrer
+
+__all__ = ["RegistryBook"]
+
+log = logging.getLogger("station")
+
+
+def _apply(base: Config, registry: Registry) -> Config:
+    """``base`` with the registry's categories, referrers and beneficiary patterns (when given).
+
+    Each item is validated as if it were in the config file, and codes must stay unique."""
+    update: dict[str, Any] = {}
+    if registry.categories:
+        update["categories"] = [Category.model_validate(c) for c in registry.categories]
+    if registry.referrers:
+        update["referrers"] = [Referrer.model_validate(r) for r in registry.referrers]
+    if registry.beneficiary_patterns:
+        patterns = [BeneficiaryPattern.model_validate(p) for p in registry.beneficiary_patterns]
+        update["codes"] = base.codes.model_copy(update={"beneficiary": patterns})
+    config = base.model_copy(update=update)
+    config.check_codes()
+    return config
+
+
+class RegistryBook:
+    """The registries received (``all`` and this station's own, which wins), persisted in
+    ``data_dir/registry.json`` so a restart without network keeps the office's lists."""
+
+    def __init__(self, base: Config) -> None:
+        self.base = base
+        self.path = base.station.data_dir / "registry.json"
+        self._payloads: dict[str, str] = {}
+        self.applied: dict[str, int] = {}
+
+    def load(self) -> Config:
+        """The config to start with: the base one with the persisted registries applied."""
+        try:
+            saved = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return self.base
+        except (OSError, ValueError) as exc:
+            log.warning(_("ignoring unreadable %s: %s"), self.path, exc)
+            return self.base
+        config = self.base
+        for scope in ("all", "station"):
+            if scope in saved:
+                config = self.receive(scope, saved[scope].encode(), persist=False) or config
+        return config
+
+    def receive(self, scope: str, payload: bytes, persist: bool = True) -> Config | None:
+        """Validate and apply a registry; None (and a log line) when it must be ignored."""
+        try:
+            registry = decode_registry(payload)
+        except WireError as exc:
+            log.warning(_("registry refused (%s): keeping the current lists"), exc.reason)
+            return None
+        if registry.version <= self.applied.get(scope, 0):
+            return None
+        others = {k: v for k, v in self._registries().items() if k != scope}
+        others[scope] = registry
+        try:
+            config = self.base
+            for name in ("all", "station"):  # the station's own registry is applied last
+                if name in others:
+                    config = _apply(config, others[name])
+        except (ValidationError, ValueError) as exc:
+            reason = (
+                "; ".join(str(e["msg"]) for e in exc.errors()[:3])
+                if isinstance(exc, ValidationError)
+                else str(exc)
+            )
+            log.warning(
+                _("registry version %d refused (%s): keeping the current lists"),
+                registry.version,
+                reason,
+            )
+            return None
+        self.applied[scope] = registry.version
+        self._payloads[scope] = payload.decode()
+        if persist:
+            self._save()
+        log.info(
+            _("registry version %d applied: %d categories"),
+            registry.version,
+            len(config.categories),
+        )
+        return config
+
+    def _registries(self) -> dict[str, Registry]:
+        return {k: decode_registry(v.encode()) for k, v in self._payloads.items()}
+
+    def _save(self) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        try:
+            tmp.write_text(json.dumps(self._payloads, ensure_ascii=False), encoding="utf-8")
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            tmp.replace(self.path)
+        except OSError as exc:
+            log.warning(_("cannot save the registry: %s"), exc)
