@@ -146,6 +146,21 @@ class Store:
             recorded_at=fields.get("recorded_at") or _now(),
             prev_hash=self._last_hash,
         )
+        for name, value in fields.items():
+            # what the wire (and so the ledger) will accept, checked before the record exists
+            if value is None or name == "data":
+                continue
+            expected = FIELDS[name]
+            if expected is int and (isinstance(value, bool) or not isinstance(value, int)):
+                if not (
+                    isinstance(value, bool)
+                    and name in ("stable", "clock_synced", "pieces_computed")
+                ):
+                    raise ValueError(f"{name} must be an integer, not {value!r}")
+            if expected is str and not isinstance(value, str):
+                raise ValueError(f"{name} must be text, not {value!r}")
+            if isinstance(value, str) and len(value) > 4096:
+                raise StoreError(f"{name} is too long ({len(value)} characters)")
         for mass in ("gross_mg", "tare_mg", "net_mg", "unit_weight_mg"):
             if row[mass] is not None and not -MAX_MG <= row[mass] <= MAX_MG:
                 raise StoreError(f"{mass} {row[mass]} out of range")

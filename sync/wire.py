@@ -37,10 +37,14 @@ VERSION = 1
 MAX_BATCH_BYTES = 256 * 1024  # below Mosquitto's usual max_packet_size in our example config
 MAX_RECORDS = 5000
 
-_STATION = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-_EPOCH = re.compile(r"^[0-9a-f]{32}$")
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+# \Z, not $: "$" also matches before a final newline
+_STATION = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}\Z")
+_EPOCH = re.compile(r"[0-9a-f]{32}\Z")
+_HEX64 = re.compile(r"[0-9a-f]{64}\Z")
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+_INT64 = 2**63 - 1
+_FLAGS = ("stable", "clock_synced", "pieces_computed")
+_REGISTRY_MEMBERS = {"v", "type", "version", "categories", "referrers", "beneficiary_patterns"}
 _MAX_SEQ = 2**62
 MAX_MG = 10**12  # 1000 t: far beyond any counter scale, catches corrupt values
 KINDS = ("weighing", "void", "visit_open", "visit_close", "calibration")
@@ -187,6 +191,8 @@ def encode(
 ) -> bytes:
     """Serialise a message as the UTF-8 JSON that goes on the wire (batches signed if ``key``)."""
     if isinstance(message, Batch):
+        if not message.records:
+            raise ValueError("a batch needs at least one record")
         body: dict[str, Any] = {
             "v": VERSION,
             "type": "batch",
@@ -216,16 +222,19 @@ def encode(
     elif isinstance(message, LedgerStatus):
         body = {"v": VERSION, "type": "ledger_status", "online": message.online, "ts": message.ts}
     else:
+        reserved = set(message.extra) & _REGISTRY_MEMBERS
+        if reserved:
+            raise ValueError(f"registry extras may not use {sorted(reserved)}")
         body = {
+            **message.extra,
             "v": VERSION,
             "type": "registry",
             "version": message.version,
             "categories": list(message.categories),
             "referrers": list(message.referrers),
             "beneficiary_patterns": list(message.beneficiary_patterns),
-            **message.extra,
         }
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
 def _compact(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -244,16 +253,21 @@ def _load(payload: bytes, kind: str, max_bytes: int) -> dict[str, Any]:
     if len(payload) > max_bytes:
         raise WireError(f"too large ({len(payload)} bytes > {max_bytes})")
     try:
-        body = json.loads(payload)
-    except (UnicodeDecodeError, ValueError):
+        body = json.loads(payload, parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise WireError("not JSON") from None
     if not isinstance(body, dict):
         raise WireError("not a JSON object")
-    if body.get("v") != VERSION:
-        raise WireError(f"unsupported version {body.get('v')!r}")
+    version = body.get("v")
+    if type(version) is not int or version != VERSION:  # True == 1 == 1.0 in Python
+        raise WireError(f"unsupported version {version!r}")
     if body.get("type") != kind:
         raise WireError(f"expected type {kind!r}, got {body.get('type')!r}")
     return body
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # NaN and Infinity are Python's, not JSON's
 
 
 def _str(body: Mapping[str, Any], key: str, pattern: re.Pattern[str] | None = None) -> str:
@@ -290,8 +304,15 @@ def _record(raw: Any, station: str, epoch: str) -> dict[str, Any]:
             raise WireError(f"record {key} is not an integer")
         if expected is str and not isinstance(value, str):
             raise WireError(f"record {key} is not a string")
-        if isinstance(value, str) and len(value) > 4096:
-            raise WireError(f"record {key} too long")
+        if isinstance(value, str):
+            if len(value) > 4096:
+                raise WireError(f"record {key} too long")
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                raise WireError(f"record {key} is not valid Unicode") from None
+        elif not -_INT64 <= value <= _INT64:
+            raise WireError(f"record {key} out of range")
         record[key] = value
     for key in _REQUIRED:
         if record[key] is None:
@@ -306,6 +327,9 @@ def _record(raw: Any, station: str, epoch: str) -> dict[str, Any]:
         raise WireError("record uuid malformed")
     if not (_HEX64.match(record["prev_hash"]) and _HEX64.match(record["hash"])):
         raise WireError("record hash malformed")
+    for key in _FLAGS:
+        if record[key] not in (None, 0, 1):
+            raise WireError(f"record {key} must be 0 or 1")
     for key in _MASSES:
         if record[key] is not None and not -MAX_MG <= record[key] <= MAX_MG:
             raise WireError(f"record {key} out of range")
@@ -332,9 +356,10 @@ def decode_batch(
     if topic_station is not None and station != topic_station:
         raise WireError(f"station {station!r} published under {topic_station!r}")
     epoch = _str(body, "epoch", _EPOCH)
-    if key is not None:
+    if key:
         sig = body.get("sig")
-        if not isinstance(sig, str) or not hmac.compare_digest(sig, sign(key, _signed_part(body))):
+        expected = sign(key, _signed_part(body)).encode()
+        if not isinstance(sig, str) or not hmac.compare_digest(sig.encode(), expected):
             raise WireError("bad signature")
     first = _int(body, "first_seq", 1)
     last = _int(body, "last_seq", 1)
@@ -367,20 +392,41 @@ def decode_ack(payload: bytes) -> Ack:
     )
 
 
+_STATUS_TYPES: dict[str, tuple[type, ...]] = {
+    "version": (str,),
+    "epoch": (str,),
+    "last_seq": (int,),
+    "synced_through": (int,),
+    "backlog": (int,),
+    "last_sync": (str, type(None)),
+    "last_record_at": (str, type(None)),
+    "clock_synced": (bool, type(None)),
+    "scale_ok": (bool, type(None)),
+    "scale_detail": (str,),
+    "calibration_age_days": (int, float, type(None)),
+    "ts": (str,),
+}
+
+
 def decode_status(payload: bytes) -> StationStatus:
     body = _load(payload, "status", 16 * 1024)
-    values: dict[str, Any] = {}
-    for name in StationStatus.__slots__:
-        if name in body:
-            values[name] = body[name]
-    if not isinstance(values.get("online"), bool):
+    if not isinstance(body.get("online"), bool):
         raise WireError("bad online")
-    _str(body, "station", _STATION)
-    _int(body, "session")
-    try:
-        return StationStatus(**values)
-    except TypeError as exc:
-        raise WireError(str(exc)) from None
+    values: dict[str, Any] = {
+        "station": _str(body, "station", _STATION),
+        "online": body["online"],
+        "session": _int(body, "session"),
+    }
+    for name, types in _STATUS_TYPES.items():
+        if name not in body:
+            continue
+        value = body[name]
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            raise WireError(f"bad {name}")
+        if isinstance(value, int) and not isinstance(value, bool) and not 0 <= value <= _MAX_SEQ:
+            raise WireError(f"bad {name}")
+        values[name] = value
+    return StationStatus(**values)
 
 
 def decode_ledger_status(payload: bytes) -> LedgerStatus:
@@ -404,7 +450,7 @@ def decode_registry(payload: bytes) -> Registry:
                     raise WireError(f"bad {key}: each needs {name}")
         return tuple(value)
 
-    known = {"v", "type", "version", "categories", "referrers", "beneficiary_patterns"}
+    known = _REGISTRY_MEMBERS
     return Registry(
         version,
         _list("categories", ("code", "name")),

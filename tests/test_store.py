@@ -148,3 +148,26 @@ def test_synced_through_only_moves_forward(tmp_path: Path) -> None:
         store.mark_synced(99)
         assert store.synced_through == 5
         assert store.summary()["backlog"] == 0
+
+
+def test_append_refuses_what_the_wire_would_refuse(tmp_path: Path) -> None:
+    """A record the ledger cannot accept would block the sync at its seq forever."""
+    with Store(tmp_path / "s.db", "st-1") as store:
+        with pytest.raises(ValueError):
+            store.append("weighing", visit=123)  # SQLite would read it back as text
+        with pytest.raises(ValueError):
+            store.append("weighing", net_mg=1.5)
+        with pytest.raises(StoreError):
+            store.append("weighing", reason="x" * 5000)
+        with pytest.raises(StoreError):
+            store.append("weighing", net_mg=10**13)
+        assert store.last_seq == 0
+        store.append("weighing", stable=True, net_mg=1)
+        assert store.verify().ok
+
+
+def test_a_store_belongs_to_its_station(tmp_path: Path) -> None:
+    with Store(tmp_path / "s.db", "st-1") as store:
+        store.append("weighing", net_mg=1)
+    with pytest.raises(StoreError, match="belongs to station 'st-1'"):
+        Store(tmp_path / "s.db", "st-2")
