@@ -151,12 +151,13 @@ class Store:
             if value is None or name == "data":
                 continue
             expected = FIELDS[name]
-            if expected is int and (isinstance(value, bool) or not isinstance(value, int)):
-                if not (
-                    isinstance(value, bool)
-                    and name in ("stable", "clock_synced", "pieces_computed")
-                ):
-                    raise ValueError(f"{name} must be an integer, not {value!r}")
+            flag = isinstance(value, bool) and name in ("stable", "clock_synced", "pieces_computed")
+            if (
+                expected is int
+                and not flag
+                and (isinstance(value, bool) or not isinstance(value, int))
+            ):
+                raise ValueError(f"{name} must be an integer, not {value!r}")
             if expected is str and not isinstance(value, str):
                 raise ValueError(f"{name} must be text, not {value!r}")
             if isinstance(value, str) and len(value) > 4096:
