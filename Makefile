@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint i18n clean
+.PHONY: venv sysdeps demo test lint i18n clean
 
 venv: $(STAMP)
 
@@ -22,10 +22,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-demo: venv
+# Debian packages the demo and the tests run for real (a broker, never a mock of one)
+sysdeps:
+	@command -v mosquitto >/dev/null || test -x /usr/sbin/mosquitto || tools/ensure-debs.sh mosquitto
+
+demo: venv sysdeps
 	$(PY) -m station.demo
 
-test: venv
+test: venv sysdeps
 	$(PY) -m pytest -q
 
 lint: venv

@@ -156,11 +156,18 @@ def stations(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False, indent=1))
         return
-    head = (
-        f"{_('station'):<24} {_('state'):<8} {_('last seen'):<24} {_('backlog'):>8} "
-        f"{_('records'):>9} {_('conflicts'):>9}  {_('clock'):<6} {_('scale'):<6}"
-    )
-    click.echo(head)
+    labels = [
+        _("station"),
+        _("state"),
+        _("last seen"),
+        _("backlog"),
+        _("records"),
+        _("conflicts"),
+        _("clock"),
+        _("scale"),
+    ]
+    widths = ["<24", "<8", "<24", ">8", ">9", ">9", "<6", "<6"]
+    click.echo(" ".join(f"{label:{w}}" for label, w in zip(labels, widths, strict=True)))
     for r in rows:
         state = "-" if r["online"] is None else (_("online") if r["online"] else _("offline"))
         clock = (
@@ -201,14 +208,16 @@ def totals_cmd(ctx: click.Context, by: str, start: str | None, end: str | None, 
         writer.writeheader()
         writer.writerows(rows)
         return
-    click.echo(f"{by:<24} {_('items'):>7} {_('net'):>16} {_('visits'):>7} {_('persons'):>8}")
+    labels = [_("items"), _("net"), _("visits"), _("persons")]
+    click.echo(f"{by:<24} {labels[0]:>7} {labels[1]:>16} {labels[2]:>7} {labels[3]:>8}")
     for r in rows:
         click.echo(
             f"{r['key'] or '-':<24} {r['items']:>7} {_kg(r['net_mg']):>16} {r['visits']:>7} "
             f"{r['beneficiaries']:>8}"
         )
     total = sum(r["net_mg"] or 0 for r in rows)
-    click.echo(f"{_('total'):<24} {sum(r['items'] for r in rows):>7} {_kg(total):>16}")
+    label = _("total")
+    click.echo(f"{label:<24} {sum(r['items'] for r in rows):>7} {_kg(total):>16}")
 
 
 @cli.command()

@@ -1,15 +1,19 @@
-"""``make demo``: a scripted counter session on simulated hardware, then what was recorded."""
+"""``make demo``: a counter session on simulated hardware, synced through a broker to the ledger."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import signal
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from drivers.base import format_mg
+from sync.broker import Broker
 from sync.i18n import _, set_language
 
 from .codes import with_check_digit
@@ -122,24 +126,91 @@ def _table(counter: SimulatedCounter) -> None:
     )
 
 
+def _ledger(workdir: Path, broker: Broker) -> tuple[Path, subprocess.Popen[bytes]]:
+    """The central office's ledger, as its own process, on the demo's broker."""
+    config = workdir / "ledger.toml"
+    config.write_text(
+        f'[ledger]\ndatabase = "{workdir / "ledger.db"}"\nlanguage = "fr"\n'
+        f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n',
+        encoding="utf-8",
+    )
+    log = (workdir / "ledger.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ledger", "--config", str(config), "run"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    return config, proc
+
+
+def _wait_ledger(counter: SimulatedCounter, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if counter.store.synced_through == counter.store.last_seq:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _ledger_cli(config: Path, *args: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "ledger", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    print(done.stdout.rstrip())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--workdir", type=Path, help="keep the store here (default: a temp dir)")
+    parser.add_argument("--workdir", type=Path, help="keep the files here (default: a temp dir)")
     parser.add_argument("--lang", choices=["fr", "en"], default="fr")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     set_language(args.lang)
     with tempfile.TemporaryDirectory(prefix="pesee-demo-") as tmp:
         workdir = args.workdir or Path(tmp)
-        print("Station Pesée — démonstration sur matériel simulé")
-        print(
-            "balance MT-SICS et lecteur de codes sur pty, bouton et voyants gpiozero MockFactory ; "
-            f"journal {workdir / 'data' / 'station.db'}"
-        )
+        workdir.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
-        with SimulatedCounter(workdir, {"station": {"language": args.lang}}) as counter:
-            _session(counter)
-            _table(counter)
+        print("Pesée — démonstration : une station sur matériel simulé, un broker, le registre")
+        with Broker(workdir / "broker", allow_anonymous=True) as broker:
+            ledger_config, ledger = _ledger(workdir, broker)
+            try:
+                print(
+                    f"broker Mosquitto sur {broker.host}:{broker.port}, registre central "
+                    f"(processus {ledger.pid}) dans {workdir / 'ledger.db'}"
+                )
+                print(
+                    "balance MT-SICS et lecteur de codes sur pty, bouton et voyants gpiozero "
+                    f"MockFactory ; journal {workdir / 'data' / 'station.db'}"
+                )
+                overrides: dict[str, Any] = {
+                    "station": {"language": args.lang},
+                    "sync": {"host": broker.host, "port": broker.port},
+                }
+                with SimulatedCounter(workdir, overrides) as counter:
+                    _session(counter)
+                    _table(counter)
+                    arrived = _wait_ledger(counter)
+                    print(
+                        f"\nSynchronisation : {counter.store.synced_through}/"
+                        f"{counter.store.last_seq} enregistrements acquittés par le registre"
+                        + ("" if arrived else " (incomplet : voir ledger.log)")
+                    )
+                print("\nRegistre central — `ledger stations` :")
+                _ledger_cli(ledger_config, "stations")
+                print("\nRegistre central — `ledger totals --by category` :")
+                _ledger_cli(ledger_config, "totals", "--by", "category")
+                print("\nRegistre central — `ledger totals --by beneficiary` :")
+                _ledger_cli(ledger_config, "totals", "--by", "beneficiary")
+            finally:
+                ledger.send_signal(signal.SIGTERM)
+                try:
+                    ledger.wait(20)
+                except subprocess.TimeoutExpired:
+                    ledger.kill()
+                    ledger.wait()
         print(_("Done in {s:.1f} s.").format(s=time.monotonic() - started))
     return 0
 

@@ -151,10 +151,14 @@ class Store:
             if value is None or name == "data":
                 continue
             expected = FIELDS[name]
-            flag = isinstance(value, bool) and name in ("stable", "clock_synced", "pieces_computed")
+            is_flag = isinstance(value, bool) and name in (
+                "stable",
+                "clock_synced",
+                "pieces_computed",
+            )
             if (
                 expected is int
-                and not flag
+                and not is_flag
                 and (isinstance(value, bool) or not isinstance(value, int))
             ):
                 raise ValueError(f"{name} must be an integer, not {value!r}")
