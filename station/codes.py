@@ -16,6 +16,7 @@ class Kind(enum.Enum):
     END_VISIT = "end_visit"
     TARE = "tare"
     ZERO = "zero"
+    SAMPLE = "sample"  # count pieces: the pan holds ``pieces`` pieces of the current category
     CATEGORY = "category"
     CONTAINER = "container"
     OPERATOR = "operator"
@@ -32,6 +33,7 @@ class Classified:
     name: str = ""  # category / container / operator / referrer display name
     referrer: str | None = None  # referring structure carried inside a beneficiary code
     tare_mg: int = 0  # container tare
+    pieces: int = 0  # sample size
 
 
 def _luhn_ok(digits: str) -> bool:
@@ -94,6 +96,7 @@ class CodeBook:
         for op in config.operators:
             self._exact[op.badge] = Classified(Kind.OPERATOR, op.badge, op.name)
         self._referrer_names = {r.code: r.name for r in config.referrers}
+        self._sample_prefix = codes.sample_prefix
         self._beneficiary = [_Rule(p) for p in codes.beneficiary]
         self._referrer = [_Rule(p) for p in codes.referrer]
 
@@ -104,6 +107,12 @@ class CodeBook:
         code = code.strip()
         if code in self._exact:
             return self._exact[code]
+        prefix = self._sample_prefix
+        if prefix and code.startswith(prefix):
+            count = code[len(prefix) :]
+            if count.isdigit() and 1 <= int(count) <= 10_000:
+                return Classified(Kind.SAMPLE, code, pieces=int(count))
+            return Classified(Kind.MISREAD, code)
         misread = False
         for rules, kind in ((self._beneficiary, Kind.BENEFICIARY), (self._referrer, Kind.REFERRER)):
             for rule in rules:

@@ -179,6 +179,8 @@ class CodesSection(_Section):
     end_visit: Code = "FIN"
     tare: Code = "TARE"
     zero: Code = "ZERO"
+    # "ECH-10": the pan holds 10 pieces of the current category; learn their average weight
+    sample_prefix: Annotated[str, Field(min_length=1, max_length=32)] | None = "ECH-"
     beneficiary: list[BeneficiaryPattern] = Field(
         default_factory=lambda: [BeneficiaryPattern(prefix="B", check_digit="luhn")]
     )

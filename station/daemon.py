@@ -202,6 +202,7 @@ class Daemon:
             clock_synced=snap.clock_synced,
             scale_ok=snap.scale_ok,
             scale_detail=snap.scale_detail,
+            scale_rejected_frames=snap.scale_rejected_frames,
             ts=datetime.now(UTC).isoformat(timespec="seconds"),
         )
 

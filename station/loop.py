@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -51,6 +52,9 @@ class ScaleControl(Protocol):
 
     def relax(self) -> None: ...
 
+    @property
+    def garbage_frames(self) -> int: ...
+
     def submit(self, command: Command, token: object = None) -> None: ...
 
 
@@ -78,6 +82,7 @@ class Snapshot:
     scale_ok: bool = False
     scale_detail: str = ""
     scale_id: str = ""
+    scale_rejected_frames: int = 0  # undecodable frames since start: wrong framing or protocol?
     scanner_ok: bool = True
     weight: Reading | None = None
     beneficiary: str | None = None  # masked except the last characters
@@ -136,10 +141,11 @@ class _Press:
 
     t: float
     deadline: float
-    visit: _Visit
+    visit: _Visit | None
     category: Classified
     container: Classified | None
     operator: Classified | None
+    sample: int = 0  # > 0: not a weighing but a counting sample of that many pieces
     seen_reading: bool = False
 
 
@@ -181,6 +187,7 @@ class Station:
         self._scanner_ok = True
         self._reading: Reading | None = None
         self._press: _Press | None = None
+        self._piece_weights: dict[str, int] = store.piece_weights()
         self._recorded_net: int | None = None  # the scale's net at the last weighing
         self._rearmed = True
         self._visit: _Visit | None = None
@@ -333,7 +340,10 @@ class Station:
         if not reading.stable or reading.net_mg is None:
             return  # keep waiting for a stable weight until the deadline
         self._end_press()
-        self._weigh(reading, press)
+        if press.sample:
+            self._learn_piece_weight(reading, press)
+        else:
+            self._weigh(reading, press)
 
     def _would_pass(self, reading: Reading) -> bool:
         if reading.net_mg is None or (not self._rearmed and reading.net_mg == self._recorded_net):
@@ -372,8 +382,59 @@ class Station:
         self._status_dirty = True
         self.scale.poll_now(deadline)
 
+    def _learn_piece_weight(self, reading: Reading, press: _Press) -> None:
+        assert reading.net_mg is not None
+        box = press.container.tare_mg if press.container is not None else 0
+        net = reading.net_mg - box
+        piece = int((Decimal(net) / press.sample).to_integral_value())  # exact, half-even
+        if net < self.config.scale.min_weight or piece <= 0:
+            self._finish(Outcome.BELOW_MINIMUM, detail=self._kg(self.config.scale.min_weight))
+            return
+        try:
+            self.store.set_piece_weight(press.category.code, piece)
+        except (StoreError, OSError) as exc:
+            log.error(_("cannot write the store: %s"), exc)
+            self._finish(Outcome.STORE_ERROR, t=press.t)
+            return
+        self._piece_weights[press.category.code] = piece
+        self._rearmed = True  # the sample is not an item: weighing it next is allowed
+        detail = _("{n} pieces of {category}, {weight} per piece").format(
+            n=press.sample,
+            category=press.category.name,
+            weight=format_mg(piece, "g", 1, comma=language() == "fr"),
+        )
+        self._finish(Outcome.SAMPLED, detail=detail, t=press.t)
+
+    def _pieces(
+        self, reading: Reading, net: int, category: str
+    ) -> tuple[int | None, int | None, bool | None]:
+        """(pieces, unit weight, computed): the scale's count, else ours from a sample."""
+        if reading.pieces is not None:
+            return reading.pieces, reading.unit_weight_mg, False
+        piece = self._piece_weights.get(category)
+        if piece is None:
+            return None, None, None
+        return int((Decimal(net) / piece).to_integral_value()), piece, True
+
+    def _start_sample(self, c: Classified, t: float) -> None:
+        if self._press is not None:
+            log.info(_("sample ignored: already waiting for a stable weight"))
+            return
+        if self._category is None:
+            self._finish(Outcome.NO_CATEGORY, t=t)
+            return
+        if not self._scale_ok or self.scale is None:
+            self._finish(Outcome.NO_SCALE, t=t)
+            return
+        deadline = t + self.config.scale.stable_wait
+        self._press = _Press(
+            t, deadline, self._visit, self._category, self._container, self._operator, c.pieces
+        )
+        self._status_dirty = True
+        self.scale.poll_now(deadline)
+
     def _weigh(self, reading: Reading, press: _Press) -> None:
-        if reading.net_mg is None:
+        if reading.net_mg is None or press.visit is None:
             return
         t = press.t
         container = press.container
@@ -395,6 +456,7 @@ class Station:
             # a second press on the same load would count the same item twice
             self._finish(Outcome.SAME_ITEM, t=t)
             return
+        pieces, unit_weight, computed = self._pieces(reading, net, press.category.code)
         tare = reading.tare_mg
         if box_tare:
             tare = (tare or 0) + box_tare
@@ -415,9 +477,9 @@ class Station:
             tare_mg=tare,
             net_mg=net,
             unit=reading.unit,
-            pieces=reading.pieces,
-            unit_weight_mg=reading.unit_weight_mg,
-            pieces_computed=False if reading.pieces is not None else None,
+            pieces=pieces,
+            unit_weight_mg=unit_weight,
+            pieces_computed=computed,
             scale_id=self._scale_id or cfg.protocol,
             raw=escape_frame(reading.raw),
             data=data,
@@ -502,6 +564,8 @@ class Station:
                 return
             token = "tare" if c.kind is Kind.TARE else "zero"
             self.scale.submit(Command.TARE if token == "tare" else Command.ZERO, token)
+        elif c.kind is Kind.SAMPLE:
+            self._start_sample(c, t)
         elif c.kind is Kind.MISREAD:
             self._finish(Outcome.MISREAD, detail=code, t=t)
         else:
@@ -649,6 +713,7 @@ class Station:
             scale_ok=self._scale_ok,
             scale_detail=self._scale_detail,
             scale_id=self._scale_id,
+            scale_rejected_frames=self.scale.garbage_frames if self.scale is not None else 0,
             scanner_ok=self._scanner_ok,
             weight=self._reading,
             beneficiary=mask(visit.beneficiary) if visit else None,
@@ -684,7 +749,12 @@ class Station:
             "station": self.config.station.id,
             "pid": os.getpid(),
             "written_at": time.time(),
-            "scale": {"ok": snap.scale_ok, "detail": snap.scale_detail, "id": snap.scale_id},
+            "scale": {
+                "ok": snap.scale_ok,
+                "detail": snap.scale_detail,
+                "id": snap.scale_id,
+                "rejected_frames": snap.scale_rejected_frames,
+            },
             "scanner_ok": snap.scanner_ok,
             "visit": {
                 "beneficiary": snap.beneficiary,

@@ -20,6 +20,7 @@ class Outcome(enum.Enum):
     OPERATOR_SET = "operator_set"
     REFERRER_SET = "referrer_set"
     TARED = "tared"
+    SAMPLED = "sampled"
     ZEROED = "zeroed"
     # refusals: red light, each with its own beep pattern, nothing recorded
     UNSTABLE = "unstable"
@@ -54,6 +55,7 @@ _OK = {
     Outcome.REFERRER_SET,
     Outcome.TARED,
     Outcome.ZEROED,
+    Outcome.SAMPLED,
 }
 
 
@@ -69,6 +71,7 @@ def describe(outcome: Outcome, detail: str = "") -> str:
         Outcome.OPERATOR_SET: _("Operator: {detail}"),
         Outcome.REFERRER_SET: _("Referring structure: {detail}"),
         Outcome.TARED: _("Tare done"),
+        Outcome.SAMPLED: _("Counting: {detail}"),
         Outcome.ZEROED: _("Zero done"),
         Outcome.UNSTABLE: _("Refused: unstable weight"),
         Outcome.OVERLOAD: _("Refused: scale overloaded"),

@@ -194,6 +194,15 @@ class Store:
             self._set_meta("session", str(session))
         return session
 
+    def piece_weights(self) -> dict[str, int]:
+        """Average piece weight (mg) learnt per category by sampling."""
+        rows = self.db.execute("SELECT k, v FROM meta WHERE k LIKE 'piece_weight:%'").fetchall()
+        return {k.split(":", 1)[1]: int(v) for k, v in rows}
+
+    def set_piece_weight(self, category: str, mg: int) -> None:
+        with self.db.atomic():
+            self._set_meta(f"piece_weight:{category}", str(mg))
+
     def mark_synced(self, through: int) -> None:
         """Move the ``synced_through`` watermark forward (never back)."""
         with self.db.atomic():

@@ -165,6 +165,7 @@ class StationStatus:
     clock_synced: bool | None = None
     scale_ok: bool | None = None
     scale_detail: str = ""
+    scale_rejected_frames: int = 0
     calibration_age_days: float | None = None
     ts: str = ""
 
@@ -403,6 +404,7 @@ _STATUS_TYPES: dict[str, tuple[type, ...]] = {
     "clock_synced": (bool, type(None)),
     "scale_ok": (bool, type(None)),
     "scale_detail": (str,),
+    "scale_rejected_frames": (int,),
     "calibration_age_days": (int, float, type(None)),
     "ts": (str,),
 }

@@ -247,6 +247,7 @@ def test_garbage_on_the_scale_line_is_ignored(counter: SimulatedCounter) -> None
     counter.scale.garbage(b"\x00\xffS S    12.5\r\nS X 1 kg\r\n\x02,0 00")
     assert _weigh(counter, "1.100").net_mg == 1_100_000
     assert counter.daemon.scale.alive
+    assert _until(lambda: counter.station.snapshot.scale_rejected_frames >= 1)  # counted
 
 
 def test_scale_unplugged_then_back(counter: SimulatedCounter) -> None:
@@ -412,3 +413,20 @@ def test_absurd_weight_is_never_recorded(counter: SimulatedCounter) -> None:
     counter.station.post(WeightRead(huge, time.monotonic()))
     assert counter.next_result().outcome is Outcome.ABOVE_CAPACITY
     assert counter.store.count("weighing") == 0
+
+
+def test_counting_by_sampling(counter: SimulatedCounter) -> None:
+    """No counting scale: 10 pieces on the pan and the ECH-10 sheet teach the piece weight."""
+    _start_visit(counter, "CAT-HYG")
+    counter.scale.place("0.234", settle_s=0.05)  # ten soaps of 23.4 g
+    counter.scan("ECH-10")
+    sampled = counter.next_result()
+    assert sampled.outcome is Outcome.SAMPLED
+    assert sampled.text == "Counting: 10 pieces of Hygiène, 23.4 g per piece"
+    result = _weigh(counter, "0.468")
+    row = counter.store.get(result.seq or 0)
+    assert row is not None
+    assert (row["pieces"], row["unit_weight_mg"], row["pieces_computed"]) == (20, 23_400, 1)
+    assert counter.store.piece_weights() == {"CAT-HYG": 23_400}
+    counter.scan("ECH-abc")
+    assert counter.next_result().outcome is Outcome.MISREAD
