@@ -310,7 +310,10 @@ def test_streaming_scale_workflow(tmp_path: Path) -> None:
         c.scan("TARE")
         assert c.next_result().outcome is Outcome.SCALE_REFUSED
         # a streamed frame garbled on the line is dropped, and counted for the technician
-        c.scale.garbage(b"\x02,0 0012x4000000\r+")
+        from drivers.scale.toledo_continuous import checksum_of
+
+        head = b"\x02,0 0012x4000000\r"  # framed right, checksum right, digits wrong
+        c.scale.garbage(head + bytes([checksum_of(head)]))
         assert _until(lambda: c.station.snapshot.scale_rejected_frames >= 1)
 
 
