@@ -105,7 +105,9 @@ def run(ctx: click.Context) -> None:
     if logging.getLogger().level > logging.INFO:
         logging.getLogger().setLevel(logging.INFO)
     try:
-        daemon = Daemon(config)
+        daemon = Daemon(config, config_path=ctx.obj["config_path"])
+        if ctx.obj.get("lang"):
+            set_language(ctx.obj["lang"])  # --lang wins over the config's language
     except StoreError as exc:
         _fail(_("Cannot open the store: {error}").format(error=exc), EX_IOERR)
     except Exception as exc:  # GPIO busy, no pin factory…: say what, exit for systemd to retry
@@ -278,6 +280,11 @@ def db_export(ctx: click.Context, store: Path | None, fmt: str, output: Any, aft
     with _open_store(cfg, store) as st:
         n = st.export(output, fmt, after)
     click.echo(_("{n} records exported").format(n=n), err=True)
+
+
+from .cli_scale import scale  # noqa: E402 - the group needs the helpers above
+
+cli.add_command(scale)
 
 
 def main(argv: list[str] | None = None) -> None:

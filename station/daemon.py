@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-import os
 import signal
-import socket
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from drivers.panel import Panel, PanelPins
@@ -19,18 +19,20 @@ from drivers.scanner.serial_scanner import SerialScanner
 from drivers.serialio import LinkSettings
 from sync.client import MqttSettings
 from sync.i18n import _, set_language
+from sync.settings import ConfigError
 from sync.station_link import StationLink
 from sync.topics import Topics
 from sync.wire import StationStatus
 
 from . import __version__
-from .config import Config, SyncSection
+from .config import Config, SyncSection, load_config
 from .events import (
     Acked,
     ButtonHeld,
     ButtonPressed,
     CodeScanned,
     CodeUnreadable,
+    ConfigChanged,
     RegistryReceived,
     ScaleReplied,
     ScaleState,
@@ -42,27 +44,11 @@ from .outbox import JournalOutbox
 from .registry import RegistryBook
 from .signals import PanelSignaller
 from .store import Store
+from .supervise import Watchdog, fresh, sd_notify, watchdog_interval
 
-__all__ = ["Daemon", "sd_notify"]
+__all__ = ["Daemon"]
 
 log = logging.getLogger("station")
-
-
-def sd_notify(message: str) -> bool:
-    """Send ``message`` to systemd's notify socket, if there is one (no libsystemd needed)."""
-    address = os.environ.get("NOTIFY_SOCKET")
-    if not address:
-        return False
-    if address.startswith("@"):
-        address = "\0" + address[1:]
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
-            sock.connect(address)
-            sock.sendall(message.encode())
-    except OSError as exc:
-        log.debug("sd_notify failed: %s", exc)
-        return False
-    return True
 
 
 class Daemon:
@@ -72,9 +58,12 @@ class Daemon:
     ``pin_factory`` is gpiozero's (``MockFactory()`` off a Pi); ``None`` lets gpiozero choose.
     """
 
-    def __init__(self, config: Config, *, pin_factory: Any = None) -> None:
+    def __init__(
+        self, config: Config, *, pin_factory: Any = None, config_path: Path | None = None
+    ) -> None:
         set_language(config.station.language)
         self.config = config
+        self.config_path = config_path
         self.store = Store(config.store_path, config.station.id)
         self.panel = Panel(
             PanelPins(
@@ -220,13 +209,77 @@ class Daemon:
 
         signal.signal(signal.SIGTERM, _terminate)
         signal.signal(signal.SIGINT, _terminate)
+        signal.signal(signal.SIGHUP, lambda *_a: self.reload())
         self._start_devices()
-        sd_notify("READY=1\nSTATUS=" + _("running, seq {seq}").format(seq=self.store.last_seq))
+        # READY once the store is open and every device has been tried (found or not)
+        sd_notify("READY=1\nSTATUS=" + self.summary())
+        interval = watchdog_interval()
+        watchdog = Watchdog(self.checks(), self.summary, interval) if interval else None
+        if watchdog is not None:
+            watchdog.start()
         try:
             self.station.run()
         finally:
             sd_notify("STOPPING=1")
+            if watchdog is not None:
+                watchdog.stop()
             self._shutdown()
+
+    def checks(self, stale_after: float = 10.0) -> dict[str, Callable[[], bool]]:
+        """What must keep moving for the daemon to count as alive (the watchdog's checks).
+
+        The loop wakes at least once a second and the uploader twice, so ``stale_after``
+        seconds without a turn means stuck (an fsync that never returns, a deadlock)."""
+        sc = self.config.scale
+        scale_within = max(stale_after, 3 * sc.reply_timeout + sc.poll_interval)
+        scale_fresh = fresh(lambda: self.scale.heartbeat, scale_within)
+        checks: dict[str, Callable[[], bool]] = {
+            "loop": fresh(lambda: self.station.heartbeat, stale_after),
+            "scale": lambda: self.scale.alive and scale_fresh(),
+            "scanner": lambda: self.scanner.running,
+        }
+        if self.link is not None:
+            uploader = self.link.uploader
+            uploader_fresh = fresh(lambda: uploader.heartbeat, stale_after)
+            checks["uploader"] = lambda: uploader.alive and uploader_fresh()
+        return checks
+
+    def summary(self) -> str:
+        """One line for ``systemctl status``: scale, backlog, last record."""
+        snap = self.station.snapshot
+        scale = _("scale ok") if snap.scale_ok else _("scale not answering")
+        return _("{scale}, backlog {backlog}, last record {last}").format(
+            scale=scale, backlog=snap.backlog, last=snap.last_record_at or "-"
+        )
+
+    def reload(self) -> None:
+        """SIGHUP: re-read the config; a bad one is refused and the running one kept."""
+        if self.config_path is None:
+            return
+        try:
+            config = load_config(self.config_path)
+        except ConfigError as exc:
+            log.error(
+                _("configuration refused, keeping the running one: %s"), "; ".join(exc.problems)
+            )
+            return
+        restart = [
+            name
+            for name in ("scale", "scanner", "panel", "sync")
+            if getattr(config, name) != getattr(self.config, name)
+        ]
+        if (config.station.id, config.station.data_dir) != (
+            self.config.station.id,
+            self.config.station.data_dir,
+        ):
+            restart.append("station")
+        if restart:
+            log.warning(
+                _("configuration reloaded; these sections need a restart: %s"), ", ".join(restart)
+            )
+        else:
+            log.info(_("configuration reloaded"))
+        self.station.post(ConfigChanged(config))
 
     def start(self) -> None:
         """Run the loop in a background thread (tests, demo)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from drivers.base import Reading, ScaleError
 from drivers.scale import Reply
@@ -13,6 +14,7 @@ __all__ = [
     "ButtonPressed",
     "CodeScanned",
     "CodeUnreadable",
+    "ConfigChanged",
     "Event",
     "RegistryReceived",
     "ScaleReplied",
@@ -85,6 +87,13 @@ class RegistryReceived:
 
 
 @dataclass(frozen=True, slots=True)
+class ConfigChanged:
+    """SIGHUP brought a valid new config (a ``station.config.Config``)."""
+
+    config: Any
+
+
+@dataclass(frozen=True, slots=True)
 class Stop:
     reason: str = ""
 
@@ -100,5 +109,6 @@ Event = (
     | ScaleReplied
     | Acked
     | RegistryReceived
+    | ConfigChanged
     | Stop
 )

@@ -28,6 +28,7 @@ from .events import (
     ButtonPressed,
     CodeScanned,
     CodeUnreadable,
+    ConfigChanged,
     Event,
     RegistryReceived,
     ScaleReplied,
@@ -274,6 +275,13 @@ class Station:
             self._on_scale_reply(event)
         elif isinstance(event, Acked):
             self.store.mark_synced(event.through)
+            self._status_dirty = True
+        elif isinstance(event, ConfigChanged):
+            config = event.config
+            if self.registry is not None:
+                config = self.registry.rebase(config)  # the office's lists still apply on top
+            self.config = config
+            self.codes = CodeBook(config)
             self._status_dirty = True
         elif isinstance(event, RegistryReceived):
             if self.registry is not None:

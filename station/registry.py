@@ -57,9 +57,22 @@ class RegistryBook:
             return self.base
         config = self.base
         for scope in ("all", "station"):
-            if scope in saved:
+            if isinstance(saved, dict) and isinstance(saved.get(scope), str):
                 config = self.receive(scope, saved[scope].encode(), persist=False) or config
         return config
+
+    def rebase(self, base: Config) -> Config:
+        """A new base config (SIGHUP): the registries received still apply on top of it."""
+        self.base = base
+        try:
+            config = base
+            for name in ("all", "station"):
+                if name in self._payloads:
+                    config = _apply(config, decode_registry(self._payloads[name].encode()))
+            return config
+        except (ValidationError, ValueError, WireError) as exc:
+            log.warning(_("registry no longer fits the configuration (%s): not applied"), exc)
+            return base
 
     def receive(self, scope: str, payload: bytes, persist: bool = True) -> Config | None:
         """Validate and apply a registry; None (and a log line) when it must be ignored."""

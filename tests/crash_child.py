@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import queue
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -74,6 +76,9 @@ def main(argv: list[str]) -> int:
     seed = int(argv[3]) if len(argv) == 4 else 0
     beneficiary = "B" + with_check_digit("luhn", f"001{(123_456 + seed) % 1_000_000:06d}")
     counter = SimulatedCounter(workdir, {"station": {"language": "en"}})
+    # SIGTERM, as systemd stops the service: finish the press under way, then stop cleanly
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_a: stopping.set())
     try:
         counter.start()
         print("READY", flush=True)
@@ -81,6 +86,9 @@ def main(argv: list[str]) -> int:
         _scan_until(counter, "CAT-VET", Outcome.CATEGORY_SET)
         green = counter.pin("green")
         for i in range(presses):
+            if stopping.is_set():
+                print("STOPPED", flush=True)
+                break
             # a distinct mass each time: the same stable weight twice is refused as SAME_ITEM
             grams = MIN_MASS_G + (seed * 977 + i * 13) % MASS_SPAN_G
             counter.scale.place(grams * 1000, settle_s=0.01 * (i % 3))

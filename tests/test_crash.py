@@ -1,4 +1,4 @@
-"""Crash consistency: SIGKILL the station mid-burst; every press shown green is in the journal."""
+"""Crash consistency: SIGKILL or SIGTERM the station mid-burst; every green press is kept."""
 
 from __future__ import annotations
 
@@ -160,6 +160,7 @@ def test_sigkill_never_loses_a_green_record(tmp_path: Path) -> None:
         ("kill-start", 0),
         ("kill", rng.randint(10, 60)),
         ("kill", rng.randint(10, 60)),
+        ("term", rng.randint(10, 40)),
         ("clean", 0),
     ]
     promised: set[int] = set()
@@ -174,6 +175,10 @@ def test_sigkill_never_loses_a_green_record(tmp_path: Path) -> None:
                 child.read_until(k, timeout=120.0)
                 time.sleep(rng.uniform(0.0, 0.03))  # land anywhere in the next press cycle
                 child.kill()
+            elif how == "term":
+                child.read_until(k, timeout=120.0)
+                time.sleep(rng.uniform(0.0, 0.03))
+                child.proc.send_signal(signal.SIGTERM)
             elif how == "kill-start":
                 time.sleep(rng.uniform(0.05, 0.5))  # imports, store open, device start-up (~0.5 s)
                 child.kill()
@@ -183,12 +188,16 @@ def test_sigkill_never_loses_a_green_record(tmp_path: Path) -> None:
             run = child.finish()
         if how == "kill":
             assert len(run.greens) >= k or run.done, f"{where}: only {run.greens}\n{run.stderr}"
+        if how == "term":
+            assert run.returncode == 0, f"{where}: rc {run.returncode}\n{run.stderr}"
         if how == "clean":
             assert run.returncode == 0 and run.done, f"{where}: rc {run.returncode}\n{run.stderr}"
             assert len(run.greens) == presses, f"{where}: {len(run.greens)} green\n{run.stderr}"
             clean_runs += 1
         else:
             assert run.returncode in (0, -signal.SIGKILL), f"{where}: rc {run.returncode}"
+        if how == "term":
+            assert run.returncode == 0
         assert len(set(run.greens)) == len(run.greens), f"{where}: a seq shown green twice"
         assert not promised & set(run.greens), f"{where}: a seq reused after restart"
         promised |= set(run.greens)
