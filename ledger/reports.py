@@ -13,7 +13,7 @@ GROUPINGS = {
     "station": "r.station",
     "referrer": "r.referrer",
     "beneficiary": "r.beneficiary",
-    "month": "substr(r.recorded_at, 1, 7)",
+    "month": "substr(coalesce(r.corrected_at, r.recorded_at), 1, 7)",
 }
 
 # weighings that no void record cancels (voids point at (station, epoch, seq))
@@ -31,11 +31,12 @@ def totals(
     key = GROUPINGS[by]
     where = [_LIVE]
     params: list[Any] = []
+    when = "coalesce(r.corrected_at, r.recorded_at)"  # clock repaired where it could be
     if start:
-        where.append("r.recorded_at >= ?")
+        where.append(f"{when} >= ?")
         params.append(start)
     if end:
-        where.append("r.recorded_at < ?")
+        where.append(f"{when} < ?")
         params.append(end)
     sql = f"""
         SELECT {key} AS key, count(*) AS items, sum(r.net_mg) AS net_mg,

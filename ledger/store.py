@@ -6,7 +6,7 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -77,8 +77,12 @@ class SQLiteLedgerStore:
         with self.db.atomic():
             cols: dict[str, Any] = dict(RECORD_FIELDS)
             cols["received_at"] = str
+            cols["corrected_at"] = str  # recorded_at repaired for an unsynchronised clock
             self.db.table("records").create(
                 cols, pk=("station", "epoch", "seq"), if_not_exists=True
+            )
+            self.db.table("records").create_index(
+                ["station", "epoch", "boot_id", "clock_synced"], if_not_exists=True
             )
             self.db.table("records").create_index(["station", "recorded_at"], if_not_exists=True)
             self.db.table("records").create_index(["kind", "recorded_at"], if_not_exists=True)
@@ -191,6 +195,7 @@ class SQLiteLedgerStore:
                     self._conflict(record, "chain", last_hash, now)
                     break
                 acked, last_hash = record["seq"], record["hash"]
+            self._correct_times(station, epoch, {r["boot_id"] for r in new if r["boot_id"]})
             received = max(received, batch.last_seq)
             if received > acked:
                 acked, last_hash = self._walk(station, epoch, acked, last_hash, conflicts)
@@ -208,6 +213,39 @@ class SQLiteLedgerStore:
             len(batch.records) - len(new),
             tuple(conflicts),
         )
+
+    def _correct_times(self, station: str, epoch: str, boots: set[str]) -> None:
+        """A Pi without RTC boots with a stale clock. Within one boot the monotonic clock is
+        right, so once a record with a synchronised clock arrives, every unsynchronised record
+        of that boot gets ``corrected_at = anchor.recorded_at + (mono_ns - anchor.mono_ns)``,
+        the anchor being the boot's first synchronised record. ``recorded_at`` is kept as sent."""
+        for boot in boots:
+            anchor = self.db.execute(
+                "SELECT recorded_at, mono_ns FROM records WHERE station = ? AND epoch = ? "
+                "AND boot_id = ? AND clock_synced = 1 AND mono_ns IS NOT NULL "
+                "ORDER BY seq LIMIT 1",
+                [station, epoch, boot],
+            ).fetchone()
+            if anchor is None:
+                continue
+            try:
+                base = datetime.fromisoformat(anchor[0].replace("Z", "+00:00"))
+            except ValueError:
+                continue
+            rows = self.db.execute(
+                "SELECT seq, mono_ns FROM records WHERE station = ? AND epoch = ? AND boot_id = ? "
+                "AND clock_synced = 0 AND corrected_at IS NULL AND mono_ns IS NOT NULL",
+                [station, epoch, boot],
+            ).fetchall()
+            updates = []
+            for seq, mono_ns in rows:
+                when = base + timedelta(microseconds=(mono_ns - anchor[1]) // 1000)
+                text = when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+                updates.append((text, station, epoch, seq))
+            self.db.conn.executemany(
+                "UPDATE records SET corrected_at = ? WHERE station = ? AND epoch = ? AND seq = ?",
+                updates,
+            )
 
     def _walk(
         self, station: str, epoch: str, acked: int, last_hash: str, conflicts: list[str]

@@ -6,10 +6,13 @@ import json
 import logging
 import os
 import queue
+import shutil
+import sqlite3
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
@@ -44,6 +47,8 @@ from .store import Store, StoreError
 __all__ = ["Snapshot", "Station"]
 
 log = logging.getLogger("station")
+
+QUIET_S = 60.0  # no staff action for this long: a good time for WAL checkpoints and pruning
 
 
 class ScaleControl(Protocol):
@@ -200,6 +205,9 @@ class Station:
         self._last_code: tuple[str, float] = ("", -1e9)
         self._last: Result | None = None
         self._last_record_at: str | None = None
+        self._full = False
+        self._last_activity = time.monotonic()
+        self._last_housekeeping = time.monotonic()
         self._status_written = 0.0
         self._status_dirty = True
         self._restore_visit()
@@ -231,12 +239,15 @@ class Station:
                 log.info(_("station stopping: %s"), event.reason or "-")
                 break
             if event is not None:
+                if not isinstance(event, WeightRead):
+                    self._last_activity = self.heartbeat
                 try:
                     self._dispatch(event)
                 except Exception:  # a bug must not take the counter down; systemd sees the log
                     log.exception("internal error while handling %r", event)
             try:
                 self._timers()
+                self._housekeeping(self.heartbeat)
                 self._publish()
             except Exception:
                 log.exception("internal error in the loop's housekeeping")
@@ -657,12 +668,52 @@ class Station:
         self._touch()
         log.info(_("visit of %s restored after restart"), mask(visit.beneficiary))
 
+    def _disk_full(self) -> bool:
+        """Checked before every commit (a statvfs: microseconds): a store that runs out of
+        space mid-transaction stays intact, but staff must hear it before it happens."""
+        try:
+            free = shutil.disk_usage(self.store.path.parent).free
+        except OSError:
+            return False
+        full = free < self.config.station.min_free_mb * 1024 * 1024
+        if full != self._full:
+            self._full = full
+            self._status_dirty = True
+            if full:
+                log.error(
+                    _("less than %d MB free on the card: refusing new records"),
+                    self.config.station.min_free_mb,
+                )
+        return full
+
+    def _housekeeping(self, now: float) -> None:
+        """At quiet times only: fold the WAL into the database, prune old synced records."""
+        if now - self._last_activity < QUIET_S or now - self._last_housekeeping < QUIET_S:
+            return
+        self._last_housekeeping = now
+        try:
+            days = self.config.station.retention_days
+            if days:
+                cutoff = datetime.now(UTC) - timedelta(days=days)
+                before = cutoff.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+                pruned = self.store.prune(before)
+                if pruned:
+                    log.info(_("pruned %d synced records older than %d days"), pruned, days)
+            self.store.checkpoint()
+        except (StoreError, OSError, sqlite3.Error) as exc:
+            log.warning(_("housekeeping failed: %s"), exc)
+
     def _touch(self) -> None:
         if self._visit is not None:
             self._visit_deadline = time.monotonic() + self.config.visit.timeout
 
     # -- writing and signalling --------------------------------------------------------------
     def _append(self, kind: str, *, t: float, **fields: Any) -> dict[str, Any] | None:
+        if self._disk_full():
+            if self.signaller is not None:
+                self.signaller.fault(True)
+            self._finish(Outcome.DISK_FULL, t=t)
+            return None
         try:
             row = self.store.append(
                 kind,

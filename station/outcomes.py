@@ -38,6 +38,7 @@ class Outcome(enum.Enum):
     UNKNOWN_CODE = "unknown_code"
     NOTHING_TO_VOID = "nothing_to_void"
     STORE_ERROR = "store_error"
+    DISK_FULL = "disk_full"
 
     @property
     def ok(self) -> bool:
@@ -88,6 +89,7 @@ def describe(outcome: Outcome, detail: str = "") -> str:
         Outcome.UNKNOWN_CODE: _("Unknown code: {detail}"),
         Outcome.NOTHING_TO_VOID: _("Nothing to void in this visit"),
         Outcome.STORE_ERROR: _("Refused: cannot save (storage problem), call the technician"),
+        Outcome.DISK_FULL: _("Refused: the storage is full, call the technician"),
     }
     return texts[outcome].format(detail=detail).strip()
 

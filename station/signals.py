@@ -45,6 +45,7 @@ PATTERNS: dict[Outcome, Pattern] = {
     Outcome.UNKNOWN_CODE: Pattern("red", count=1, beeps=_seq(0.3)),
     Outcome.NOTHING_TO_VOID: Pattern("red", count=1, beeps=_seq(S, L, S)),
     Outcome.STORE_ERROR: Pattern("red", count=None, beeps=_seq(L, L, L, L)),
+    Outcome.DISK_FULL: Pattern("red", count=None, beeps=_seq(L, S, S, S)),
 }
 
 NOT_READY = Pattern("amber", steady=True)  # the scale is not answering

@@ -171,3 +171,28 @@ def test_a_store_belongs_to_its_station(tmp_path: Path) -> None:
         store.append("weighing", net_mg=1)
     with pytest.raises(StoreError, match="belongs to station 'st-1'"):
         Store(tmp_path / "s.db", "st-2")
+
+
+def test_pruning_keeps_an_anchor_and_verify_passes(tmp_path: Path) -> None:
+    with Store(tmp_path / "s.db", "st-1") as store:
+        for i in range(10):
+            store.append("weighing", net_mg=i + 1, recorded_at=f"2020-01-0{1 + i % 9}T00:00:00Z")
+        store.append("weighing", net_mg=99)  # today
+        assert store.prune("2030-01-01T00:00:00Z") == 0  # nothing synced: nothing pruned
+        store.mark_synced(6)
+        assert store.prune("2030-01-01T00:00:00Z", limit=4) == 4
+        assert store.prune("2030-01-01T00:00:00Z") == 2  # up to synced_through only
+        assert [r["seq"] for r in store.records()] == [7, 8, 9, 10, 11]
+        report = store.verify()
+        assert report.ok, report.problems
+        store.mark_synced(11)
+        assert store.prune("2030-01-01T00:00:00Z") == 4  # never the last record
+        assert store.verify().ok
+        assert store.append("weighing", net_mg=5)["seq"] == 12  # seq never reused
+        assert store.verify().ok
+    raw = sqlite3.connect(tmp_path / "s.db")
+    raw.execute("DELETE FROM records WHERE seq = 11")
+    raw.commit()
+    raw.close()
+    with Store(tmp_path / "s.db", "st-1") as store:
+        assert not store.verify().ok  # pruning is not a licence to delete

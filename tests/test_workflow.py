@@ -435,3 +435,35 @@ def test_counting_by_sampling(counter: SimulatedCounter) -> None:
     assert counter.store.piece_weights() == {"CAT-HYG": 23_400}
     counter.scan("ECH-abc")
     assert counter.next_result().outcome is Outcome.MISREAD
+
+
+def test_low_disk_refuses_with_its_own_signal(tmp_path: Path) -> None:
+    import shutil
+
+    free_mb = shutil.disk_usage(tmp_path).free // (1024 * 1024)
+    with _sim(tmp_path, {"station": {"min_free_mb": min(free_mb + 1024, 100_000)}}) as c:
+        c.scan(VISITOR)
+        result = c.next_result()
+        assert result.outcome is Outcome.DISK_FULL
+        assert result.text == "Refused: the storage is full, call the technician"
+        assert _until(lambda: c.pin("red").state)  # red stays on: call the technician
+        assert c.store.count() == 0
+        assert c.store.verify().ok
+
+
+def test_store_hitting_its_page_limit_stays_intact(counter: SimulatedCounter) -> None:
+    """A really full card, as SQLite sees it (SQLITE_FULL): refused, nothing half-written."""
+    _start_visit(counter)
+    assert _weigh(counter, "1.000").outcome is Outcome.RECORDED
+    pages = counter.store.db.execute("PRAGMA page_count").fetchone()[0]
+    counter.store.db.execute(f"PRAGMA max_page_count = {pages}")
+    results = []
+    for i in range(60):  # the last page fills up after a few records
+        results.append(_weigh(counter, f"{2 + i * 0.01:.3f}").outcome)
+        if results[-1] is Outcome.STORE_ERROR:
+            break
+    assert results[-1] is Outcome.STORE_ERROR
+    counter.store.db.execute("PRAGMA max_page_count = 1073741823")
+    assert counter.store.verify().ok
+    seqs = [r["seq"] for r in counter.store.records()]
+    assert seqs == list(range(1, len(seqs) + 1))
