@@ -8,7 +8,6 @@ from ledger.store import SQLiteLedgerStore
 from station.store import Store
 from sync.wire import Batch, decode_batch, encode
 
-
 Row = dict[str, object]
 
 

@@ -321,7 +321,7 @@ def test_stop_leaves_no_threads_or_fds(tmp_path: Path) -> None:
 
 def test_misuse() -> None:
     with pytest.raises(ValueError):
-        ScaleSimulator("sma")
+        ScaleSimulator("no-such-protocol")
     with pytest.raises(ValueError):
         ScaleSimulator(unit="lb")
     with pytest.raises(ValueError):

@@ -1,4 +1,4 @@
-"""Scale simulator speaking real MT-SICS or Toledo continuous bytes over a pty or a TCP socket."""
+"""Scale simulator speaking each protocol's real bytes (via personalities) over a pty or TCP."""
 
 from __future__ import annotations
 
@@ -17,20 +17,19 @@ import threading
 import time
 import tty
 from collections.abc import Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from types import FrameType
 
-from ..base import MG_PER_UNIT, ScaleError, parse_mass
-from ..scale import mtsics, toledo_continuous
-from ..serialio import LineFramer
+from ..base import MG_PER_UNIT, parse_mass
+from ..serialio import Framer
+from .personalities import PERSONALITIES, SimState, get_personality
 
 __all__ = ["PROTOCOLS", "ScaleSimulator", "SimState", "main"]
 
 log = logging.getLogger(__name__)
 
-PROTOCOLS = ("mt-sics", "toledo-continuous")
+PROTOCOLS = tuple(PERSONALITIES)
 Mass = str | Decimal | int
 
 _POLL_S = 0.05  # how often blocked threads look at their stop events
@@ -39,23 +38,10 @@ _WOBBLE_DIVISIONS = 3  # motion shows values within a few divisions of the movin
 _MASS_TEXT = re.compile(r"^\s*([+-]?\s*[\d.,]+)\s*([A-Za-z]*)\s*$")
 
 
-@dataclass(frozen=True, slots=True)
-class SimState:
-    """What the simulated scale shows now. Masses in mg; ``net_mg`` is rounded to the display."""
-
-    net_mg: int
-    gross_mg: int
-    tare_mg: int
-    zero_mg: int
-    motion: bool
-    overload: bool
-    underload: bool
-
-
 class ScaleSimulator:
     """A weighing scale behind a pty (like a USB-serial adapter) or a TCP port (like a
-    serial-to-Ethernet converter), speaking ``mt-sics`` (request/response) or
-    ``toledo-continuous`` (frames streamed at ``rate_hz``).
+    serial-to-Ethernet converter), speaking ``protocol`` through its personality
+    (:mod:`drivers.sim.personalities`): request/response, or frames streamed at ``rate_hz``.
 
     The weight model is thread-safe: tests call :meth:`place`, :meth:`remove`,
     :meth:`set_overload`… from any thread while the simulator's threads answer the line.
@@ -82,15 +68,12 @@ class ScaleSimulator:
         zero_range_mg: int | None = None,
         seed: int | None = None,
     ) -> None:
-        if protocol not in PROTOCOLS:
-            raise ValueError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
+        self.personality = get_personality(protocol)  # ValueError for an unknown name
         if unit not in ("kg", "g"):
             raise ValueError(f"unit must be 'kg' or 'g', got {unit!r}")
         step = MG_PER_UNIT[unit].scaleb(-decimals)
         if decimals < 0 or step != step.to_integral_value() or step < 1:
             raise ValueError(f"{decimals} decimals of {unit} is not a whole number of mg")
-        if protocol == "toledo-continuous" and decimals > 5:
-            raise ValueError("the continuous output carries at most 5 decimals")
         if baud is not None and baud <= 0:
             raise ValueError("baud must be positive")
         if rate_hz <= 0:
@@ -107,6 +90,7 @@ class ScaleSimulator:
         self.stable_timeout_s = stable_timeout_s
         self.checksum = checksum
         self.zero_range_mg = zero_range_mg
+        self.personality.check(self)
 
         # weight model, guarded by _lock
         self._lock = threading.Lock()
@@ -119,6 +103,7 @@ class ScaleSimulator:
         self._tare = 0
         self._force_over = False
         self._force_under = False
+        self._piece: int | None = None
 
         # line: _plug_lock serialises plug/unplug/stop; _io_lock guards fd lifetime and writes;
         # _msg_lock keeps one message contiguous on the wire.
@@ -181,7 +166,20 @@ class ScaleSimulator:
         gross, motion = self._gross_locked(now)
         over = self._force_over or gross - self._zero > self.capacity_mg + 9 * self.division_mg
         net = self._quantize(gross - self._zero - self._tare)
-        return SimState(net, gross, self._tare, self._zero, motion, over, self._force_under)
+        piece = self._piece
+        pieces = None if piece is None else _round_half_even(net, piece)
+        return SimState(
+            net,
+            gross,
+            self._tare,
+            self._zero,
+            motion,
+            over,
+            self._force_under,
+            center_zero=self._quantize(gross - self._zero) == 0,
+            pieces=pieces,
+            unit_weight_mg=piece,
+        )
 
     def snapshot(self) -> SimState:
         """The scale's state now (a moving scale gives a different value on each call)."""
@@ -216,11 +214,16 @@ class ScaleSimulator:
 
     def zero(self) -> str:
         """The zero key / ``Z``: ``"A"`` done, ``"I"`` in motion, ``"+"``/``"-"`` out of range."""
+        return self.zero_detail()[0]
+
+    def zero_detail(self, *, immediate: bool = False) -> tuple[str, SimState]:
+        """Zero (``immediate``: even in motion, like MT-SICS ``ZI``); the status as :meth:`zero`
+        and the state it was judged on."""
         with self._lock:
             state = self._state_locked(time.monotonic())
-            if state.motion:
-                return "I"
-            return self._zero_locked(state)
+            if state.motion and not immediate:
+                return "I", state
+            return self._zero_locked(state), state
 
     def _zero_locked(self, state: SimState) -> str:
         if state.overload:
@@ -248,6 +251,33 @@ class ScaleSimulator:
     def clear_tare(self) -> None:
         with self._lock:
             self._tare = 0
+
+    def preset_tare(self, mg: int) -> int:
+        """Store a tare of ``mg`` (rounded to the display), as a keyed-in tare; returns it."""
+        if mg < 0:
+            raise ValueError("a tare cannot be negative")
+        with self._lock:
+            self._tare = self._quantize(mg)
+            return self._tare
+
+    def set_piece_weight(self, mg: int | None) -> None:
+        """Store the unit (piece) weight of a counting scale, in mg (None: forget it). Counting
+        personalities then report pieces = round(net / unit weight)."""
+        if mg is not None and (isinstance(mg, bool) or mg <= 0):
+            raise ValueError("the piece weight must be a positive number of mg")
+        with self._lock:
+            self._piece = mg
+
+    def wait_stable(self, down: threading.Event) -> SimState:
+        """The state once stable or out of range, or still moving after ``stable_timeout_s``
+        or when ``down`` is set (the cable was pulled)."""
+        deadline = time.monotonic() + self.stable_timeout_s
+        while True:
+            state = self.snapshot()
+            if state.overload or state.underload or not state.motion:
+                return state
+            if time.monotonic() >= deadline or down.wait(0.01):
+                return state
 
     def script(self, steps: Sequence[tuple[Mass, float, float]], *, repeat: bool = False) -> None:
         """Run ``(mass, settle_s, hold_s)`` steps in the background (replacing a running script)."""
@@ -284,111 +314,20 @@ class ScaleSimulator:
             thread.join(_JOIN_S)
         self._script_thread = None
 
-    # ------------------------------------------------------------------ MT-SICS
-
-    def _value(self, mg: int) -> str:
-        text = f"{Decimal(mg) / MG_PER_UNIT[self.unit]:.{self.decimals}f}"
-        return f"{text:>10} {self.unit}"
-
-    def _respond(self, line: bytes, down: threading.Event) -> str | None:
-        """The reply to one MT-SICS command line (None: say nothing)."""
-        try:
-            text = line.decode("ascii").strip()
-        except UnicodeDecodeError:
-            return "ET"  # a garbled command, as a balance reports a parity/framing error
-        if not text:
-            return None
-        cmd, _, arg = text.partition(" ")
-        if cmd == "S":
-            return self._stable_weight(down)
-        if cmd == "SI":
-            state = self.snapshot()
-            return self._weight_reply(state, "D" if state.motion else "S")
-        if cmd in ("Z", "ZI"):
-            with self._lock:
-                state = self._state_locked(time.monotonic())
-                if cmd == "Z" and state.motion:
-                    return "Z I"
-                status = self._zero_locked(state)
-            if cmd == "ZI" and status == "A":
-                status = "D" if state.motion else "S"
-            return f"{cmd} {status}"
-        if cmd == "T":
-            status, tare = self.tare()
-            return f"T S {self._value(tare)}" if status == "A" else f"T {status}"
-        if cmd == "TA":
-            if arg:
-                return self._preset_tare(arg)
-            with self._lock:
-                return f"TA A {self._value(self._tare)}"
-        if cmd == "TAC":
-            self.clear_tare()
-            return "TAC A"
-        if cmd == "@":
-            self.clear_tare()  # reset keeps zero, clears tare
-            return f'I4 A "{self.serial_number}"'
-        if cmd == "I2":
-            return f'I2 A "{self.model} {self._value(self.capacity_mg).strip()}"'
-        if cmd == "I4":
-            return f'I4 A "{self.serial_number}"'
-        return "ES"
-
-    def _weight_reply(self, state: SimState, status: str) -> str:
-        if state.overload:
-            return "S +"
-        if state.underload:
-            return "S -"
-        return f"S {status} {self._value(state.net_mg)}"
-
-    def _stable_weight(self, down: threading.Event) -> str:
-        deadline = time.monotonic() + self.stable_timeout_s
-        while True:
-            state = self.snapshot()
-            if state.overload or state.underload or not state.motion:
-                return self._weight_reply(state, "S")
-            if time.monotonic() >= deadline:
-                return "S I"
-            if down.wait(0.01):
-                return "S I"
-
-    def _preset_tare(self, arg: str) -> str:
-        value, _, unit = arg.strip().partition(" ")
-        try:
-            mg = mtsics.parse_weight(value, unit.strip() or self.unit)
-        except ScaleError:
-            return "EL"
-        if mg < 0:
-            return "TA L"
-        with self._lock:
-            self._tare = self._quantize(mg)
-            return f"TA A {self._value(self._tare)}"
-
-    # ------------------------------------------------------------------ continuous output
+    # ------------------------------------------------------------------ output
 
     def frame(self) -> bytes:
-        """The continuous-output frame for the current state."""
-        state = self.snapshot()
-        places = self.decimals
-        if not (state.overload or state.underload):
-            try:
-                if state.tare_mg:
-                    return toledo_continuous.encode_frame(
-                        state.net_mg,
-                        self.unit,
-                        places,
-                        net=True,
-                        tare_mg=state.tare_mg,
-                        motion=state.motion,
-                        checksum=self.checksum,
-                    )
-                return toledo_continuous.encode_frame(
-                    state.net_mg, self.unit, places, motion=state.motion, checksum=self.checksum
-                )
-            except ValueError:  # more than 6 digits: the indicator would show out of range
-                pass
-        return toledo_continuous.encode_frame(
-            0, self.unit, places, out_of_range=True, motion=state.motion, checksum=self.checksum
-        )
+        """The frame a streaming protocol sends for the current state (``TypeError`` if the
+        protocol does not stream)."""
+        return self.personality.frame(self)
+
+    def press_print(self) -> bool:
+        """The PRINT key: send the personality's print block; False when it has none."""
+        block = self.personality.print_block(self)
+        if block is None:
+            return False
+        self._write(block)
+        return True
 
     def _stream(self) -> None:
         period = 1.0 / self.rate_hz
@@ -456,18 +395,16 @@ class ScaleSimulator:
         else:
             self.dropped_bytes += len(data)
 
-    def _handle(self, framer: LineFramer, data: bytes, down: threading.Event) -> None:
-        if self.protocol != "mt-sics":
-            return  # the continuous output ignores what it receives
-        for line in framer.feed(data):
+    def _handle(self, framer: Framer, data: bytes, down: threading.Event) -> None:
+        for request in framer.feed(data):
             if down.is_set():
                 return
-            reply = self._respond(line, down)
-            if reply is not None:
-                self._write(reply.encode("ascii") + b"\r\n")
+            reply = self.personality.respond(request, self, down)
+            if reply:
+                self._write(reply)
 
     def _serve_pty(self, master: int, down: threading.Event) -> None:
-        framer = LineFramer(b"\r\n")
+        framer = self.personality.request_framer()
         while not down.is_set():
             try:
                 ready, _, _ = select.select([master], [], [], _POLL_S)
@@ -481,7 +418,7 @@ class ScaleSimulator:
                 self._handle(framer, data, down)
 
     def _serve_tcp(self, listener: socket.socket, down: threading.Event) -> None:
-        framer = LineFramer(b"\r\n")
+        framer = self.personality.request_framer()
         client: socket.socket | None = None
         try:
             while not down.is_set():
@@ -495,6 +432,7 @@ class ScaleSimulator:
                         continue
                     client.settimeout(1.0)
                     framer.reset()
+                    self.personality.reset()  # a new connection: no half-said dialogue
                     with self._io_lock:
                         self._client = client
                     continue
@@ -613,7 +551,7 @@ class ScaleSimulator:
         self._serve_thread.start()
 
     def _start_streaming(self) -> None:
-        if self.protocol == "toledo-continuous" and self._stream_thread is None:
+        if self.personality.streaming and self._stream_thread is None:
             self._stream_thread = threading.Thread(
                 target=self._stream, name="scale-sim-stream", daemon=True
             )
@@ -651,6 +589,7 @@ class ScaleSimulator:
             if self._stop.is_set() or self._kind is None:
                 raise RuntimeError("simulator not running")
             self._unplug_locked()
+            self.personality.reset()
             if self._kind == "pty":
                 self._plug_pty()
             else:
@@ -672,6 +611,14 @@ class ScaleSimulator:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _round_half_even(num: int, den: int) -> int:
+    """round(num / den) in integers, halves to even (as Python's round)."""
+    q, r = divmod(num, den)
+    if 2 * r > den or (2 * r == den and q % 2):
+        q += 1
+    return q
 
 
 # ---------------------------------------------------------------------- command line
@@ -699,6 +646,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         epilog="examples:\n"
         "  pesee-scale-sim --link /tmp/scale0 --weight 1.250\n"
         "  pesee-scale-sim --protocol toledo-continuous --tcp 7001\n"
+        "  pesee-scale-sim --protocol a-and-d --weight 1.250 --piece-weight 12500\n"
         '  pesee-scale-sim --baud 9600 --script "1.250:0.5:5,0:0.3:2" --repeat',
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -713,6 +661,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-checksum", action="store_true", help="continuous: 17-byte frames")
     parser.add_argument("--serial", default="1126493049", help="serial number (I4)")
     parser.add_argument("--weight", help="place this mass at start, e.g. 1.250")
+    parser.add_argument(
+        "--piece-weight", type=int, metavar="MG", help="stored unit weight (counting scales)"
+    )
     parser.add_argument("--script", type=_parse_script, help="steps mass:settle_s:hold_s,...")
     parser.add_argument("--repeat", action="store_true", help="loop the script")
     args = parser.parse_args(argv)
@@ -737,6 +688,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ) as sim:
             if args.weight:
                 sim.place(args.weight, settle_s=0)
+            if args.piece_weight:
+                sim.set_piece_weight(args.piece_weight)
             if args.tcp is not None:
                 host, port = sim.start_tcp(args.host, args.tcp)
                 print(f"socket://{host}:{port}", flush=True)
