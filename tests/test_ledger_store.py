@@ -1,4 +1,4 @@
-"""The ledger store: idempotent ingest, gaps, conflicts, and clock repair of unsynchronised boots."""
+"""The ledger store: idempotent ingest, gaps, and clock repair of unsynchronised boots."""
 
 from __future__ import annotations
 

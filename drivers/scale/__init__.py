@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import mtsics, toledo_continuous
+from . import aandd, mtsics, nci, sma, toledo8217, toledo_continuous
 from .protocol import Ack, Command, Reply, ScaleProtocol
 
 __all__ = ["PROTOCOLS", "Ack", "Command", "Reply", "ScaleProtocol", "get_protocol"]
@@ -12,6 +12,10 @@ PROTOCOLS: dict[str, ScaleProtocol] = {
     for p in (
         mtsics.PROTOCOL,
         toledo_continuous.PROTOCOL,
+        toledo8217.PROTOCOL,
+        sma.PROTOCOL,
+        nci.PROTOCOL,
+        aandd.PROTOCOL,
     )
 }
 
