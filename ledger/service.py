@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from sync.client import MqttLink, Will
 from sync.wire import (
     Ack,
+    Batch,
     LedgerStatus,
     Registry,
     WireError,
@@ -21,11 +22,13 @@ from sync.wire import (
 )
 
 from .config import LedgerConfig
-from .store import LedgerStore
+from .store import IngestResult, LedgerStore
 
 __all__ = ["LedgerService"]
 
 log = logging.getLogger("ledger")
+
+GROUP_COMMIT = 32  # batches stored in one transaction when they are already waiting
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,11 +108,49 @@ class LedgerService:
             self.heartbeat = time.monotonic()
             if message is None:
                 return
+            # what is already queued goes into the same transaction: one fsync for many batches
+            messages = [message]
+            while len(messages) < GROUP_COMMIT:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._queue.put(None)
+                    break
+                messages.append(more)
+            self._handle_group(messages)
+
+    def _handle_group(self, messages: list[_Message]) -> None:
+        batches: list[tuple[str, Batch]] = []
+        for m in messages:
             try:
-                self.handle(message.topic, message.payload, message.retained)
+                station = self.topics.station_of(m.topic)
+                if station is not None and m.topic == self.topics.records(station):
+                    batch = self._decode(station, m.topic, m.payload)
+                    if batch is not None:
+                        batches.append((m.topic, batch))
+                else:
+                    self.handle(m.topic, m.payload, m.retained)
             except Exception:  # one bad message must never stop the ledger for the others
-                log.exception("failed to handle a message on %s", message.topic)
-                self._quarantine(message.topic, message.payload, "internal error")
+                log.exception("failed to handle a message on %s", m.topic)
+                self._quarantine(m.topic, m.payload, "internal error")
+        if not batches:
+            return
+        try:
+            results = self.store.ingest_many([b for _, b in batches])
+        except Exception:
+            # a bad batch must not sink the others: store them one by one
+            log.exception("group commit failed; storing batches one by one")
+            for topic, batch in batches:
+                try:
+                    self._store(batch)
+                except Exception:
+                    log.exception("failed to store a batch on %s", topic)
+                    self._quarantine(topic, encode(batch), "internal error")
+            return
+        for result in results:
+            self._acknowledge(result)
 
     def handle(self, topic: str, payload: bytes, retained: bool = False) -> None:
         """Process one message (public so tests and tools can feed the real path directly)."""
@@ -122,12 +163,17 @@ class LedgerService:
             self._status(topic, payload, retained)
 
     def _batch(self, station: str, topic: str, payload: bytes) -> None:
+        batch = self._decode(station, topic, payload)
+        if batch is not None:
+            self._store(batch)
+
+    def _decode(self, station: str, topic: str, payload: bytes) -> Batch | None:
         key = self.config.key_for(station)
         if key is None and self.config.signing.required:
             self._quarantine(topic, payload, "unsigned batch and signing is required")
-            return
+            return None
         try:
-            batch = decode_batch(
+            return decode_batch(
                 payload,
                 topic_station=station,
                 key=key,
@@ -135,19 +181,30 @@ class LedgerService:
             )
         except WireError as exc:
             self._quarantine(topic, payload, exc.reason)
-            return
-        result = self.store.ingest(batch)
+            return None
+
+    def _store(self, batch: Batch) -> None:
+        self._acknowledge(self.store.ingest(batch))
+
+    def _acknowledge(self, result: IngestResult) -> None:
         self.batches += 1
         if result.conflicts:
             self.conflicts += len(result.conflicts)
             for conflict in result.conflicts:
-                log.error("CONFLICT station %s epoch %s: %s", station, batch.epoch, conflict)
+                log.error(
+                    "CONFLICT station %s epoch %s: %s", result.station, result.epoch, conflict
+                )
         rejects = tuple({"reason": c} for c in result.conflicts)
         ack = Ack(
-            station, batch.epoch, result.acked_through, rejects, _ts(), result.received_through
+            result.station,
+            result.epoch,
+            result.acked_through,
+            rejects,
+            _ts(),
+            result.received_through,
         )
         # only now, after the commit: the retained ack is the station's proof
-        self.link.publish(self.topics.ack(station), encode(ack), qos=1, retain=True)
+        self.link.publish(self.topics.ack(result.station), encode(ack), qos=1, retain=True)
 
     def _status(self, topic: str, payload: bytes, retained: bool) -> None:
         try:

@@ -939,6 +939,9 @@ class _Answer:
     certain: bool  # False: only a refusal, or bit 7 set on an 8-bit framing
 
 
+_Step = tuple[LinkSettings, list[ScaleProtocol]]
+
+
 @dataclass(slots=True)
 class _PortResult:
     answer: _Answer | None = None
@@ -1000,18 +1003,17 @@ def _probe_request(protocol: ScaleProtocol) -> tuple[Command, bytes] | None:
 class _Prober:
     """Tries settings and protocols on one port at a time, each attempt bounded in time."""
 
-    def __init__(self, protocols: list[ScaleProtocol], timeout: float, deadline: float) -> None:
-        self.protocols = protocols
+    def __init__(self, timeout: float, deadline: float) -> None:
         self.timeout = timeout
         self.deadline = deadline
 
     def out_of_time(self) -> bool:
         return time.monotonic() >= self.deadline
 
-    def port(self, url: str, settings: list[LinkSettings]) -> _PortResult:
-        """Try ``settings`` in order on ``url`` until something answers for certain."""
+    def port(self, url: str, plan: list[_Step]) -> _PortResult:
+        """Try the ``plan`` in order on ``url`` until something answers for certain."""
         result = _PortResult()
-        for link in settings:
+        for link, protocols in plan:
             if self.out_of_time():
                 result.out_of_time = True
                 break
@@ -1022,19 +1024,20 @@ class _Prober:
                 transport.open()
             except _OPEN_ERRORS as exc:
                 if _settings_refused(exc):
-                    result.refused.append(link)
+                    if link not in result.refused:
+                        result.refused.append(link)
                     continue
                 result.problem = _port_problem(exc)
                 result.denied = bool(_errnos(exc) & {errno.EACCES, errno.EPERM})
                 break
             try:
-                answer, got_bytes = self._attempt(url, transport, link)
+                answer, got_bytes = self._attempt(url, transport, link, protocols)
             except PortError as exc:
                 result.problem = _("lost while probing: {error}").format(error=exc)
                 break
             finally:
                 transport.close()
-            if got_bytes:
+            if got_bytes and link not in result.heard:
                 result.heard.append(link)
             if answer is not None:
                 if answer.certain:
@@ -1043,17 +1046,13 @@ class _Prober:
                 result.answer = result.answer or answer
         return result
 
-    def _ordered(self, link: LinkSettings) -> list[ScaleProtocol]:
-        def key(p: ScaleProtocol) -> tuple[bool, str]:
-            own = (p.link.baudrate, _framing(p.link)) == (link.baudrate, _framing(link))
-            return (not own, p.name)
-
-        return sorted(self.protocols, key=key)
-
     def _attempt(
-        self, url: str, transport: SerialTransport, link: LinkSettings
+        self,
+        url: str,
+        transport: SerialTransport,
+        link: LinkSettings,
+        ordered: list[ScaleProtocol],
     ) -> tuple[_Answer | None, bool]:
-        ordered = self._ordered(link)
         weak: _Answer | None = None
         answer, heard = self._exchange(url, transport, link, ordered, None)
         if answer is not None and answer.certain:
@@ -1130,29 +1129,33 @@ class _Prober:
         return _Answer(url, protocol, link, frame, ask[1] if ask else None, certain=not parity_bits)
 
 
-def _probe_settings(
+def _plain(link: LinkSettings) -> LinkSettings:
+    """The link without handshake: probing must never block on a CTS line nobody drives."""
+    return LinkSettings(link.baudrate, link.bytesize, link.parity, link.stopbits)
+
+
+def _probe_plan(
     protocols: list[ScaleProtocol], bauds: list[int] | None, framings: list[str] | None
-) -> list[LinkSettings]:
-    """Each protocol's own link first, then every baud with every framing (8N1, 7E1…)."""
+) -> list[_Step]:
+    """What to try, in order: each protocol at its own link (most scales keep their factory
+    settings), then every baud with every framing for the protocols not yet tried there."""
     if bauds is None:
-        counts: dict[int, int] = {}
-        for p in protocols:
-            counts[p.link.baudrate] = counts.get(p.link.baudrate, 0) + 1
-        own = sorted(counts, key=lambda b: -counts[b])
-        bauds = list(dict.fromkeys([*own, *_PROBE_BAUDS]))
+        bauds = list(dict.fromkeys([*(p.link.baudrate for p in protocols), *_PROBE_BAUDS]))
+        bauds.sort(key=lambda b: _PROBE_BAUDS.index(b) if b in _PROBE_BAUDS else len(_PROBE_BAUDS))
     if framings is None:
         framings = list(dict.fromkeys([*_PROBE_FRAMINGS, *(_framing(p.link) for p in protocols)]))
-    parsed = [_parse_framing(f) for f in framings]
-    out: list[LinkSettings] = []
+    own: dict[LinkSettings, list[ScaleProtocol]] = {}
     for p in protocols:
         if p.link.baudrate in bauds and _framing(p.link) in framings:
-            out.append(
-                LinkSettings(p.link.baudrate, p.link.bytesize, p.link.parity, p.link.stopbits)
-            )
+            own.setdefault(_plain(p.link), []).append(p)
+    plan: list[_Step] = list(own.items())
     for baud in bauds:
-        for bits, parity, stop in parsed:
-            out.append(LinkSettings(baud, bits, parity, stop))
-    return list(dict.fromkeys(out))
+        for bits, parity, stop in (_parse_framing(f) for f in framings):
+            link = LinkSettings(baud, bits, parity, stop)
+            rest = [p for p in protocols if p not in own.get(link, [])]
+            if rest:
+                plan.append((link, rest))
+    return plan
 
 
 def _describe_link(link: LinkSettings) -> str:
@@ -1220,7 +1223,7 @@ def probe_cmd(
       station scale probe --ports socket://192.168.1.50:4001 --protocols mt-sics
     """
     started = time.monotonic()
-    names = _protocol_names(_split(protocol_list)) if protocol_list else sorted(PROTOCOLS)
+    names = _protocol_names(_split(protocol_list)) if protocol_list else list(PROTOCOLS)
     protocols = [PROTOCOLS[n] for n in names]
     try:
         baud_list = [int(b) for b in _split(bauds)] or None
@@ -1229,7 +1232,7 @@ def probe_cmd(
     framing_list = _split(framings) or None
     if framing_list:
         framing_list = [_framing(LinkSettings(9600, *_parse_framing(f))) for f in framing_list]
-    settings = _probe_settings(protocols, baud_list, framing_list)
+    plan = _probe_plan(protocols, baud_list, framing_list)
 
     config = _optional_config(ctx)
     others: dict[str, str] = {}
@@ -1250,7 +1253,7 @@ def probe_cmd(
             1,
         )
 
-    prober = _Prober(protocols, timeout, started + max_time)
+    prober = _Prober(timeout, started + max_time)
     found: list[_Answer] = []
     heard_only = False
     denied = False
@@ -1263,7 +1266,7 @@ def probe_cmd(
             click.echo(_("{port}: not tried, time limit reached").format(port=url))
             continue
         click.echo(_("Trying {port}…").format(port=url), err=True)
-        result = prober.port(url, settings)
+        result = prober.port(url, plan)
         answer = result.answer
         if answer is not None:
             found.append(answer)

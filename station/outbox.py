@@ -25,7 +25,6 @@ class JournalOutbox:
             self._conn = sqlite3.connect(
                 f"file:{self._path}?mode=ro", uri=True, timeout=10, check_same_thread=False
             )
-            self._conn.row_factory = sqlite3.Row
         return self._conn
 
     def last_seq(self) -> int:
@@ -33,10 +32,15 @@ class JournalOutbox:
         return int(row[0]) if row else 0
 
     def read(self, after: int, limit: int) -> list[dict[str, Any]]:
-        rows = self._db().execute(
+        """Records after ``after``, as compact dicts (empty columns left out, as on the wire)."""
+        cursor = self._db().execute(
             "SELECT * FROM records WHERE seq > ? ORDER BY seq LIMIT ?", [after, limit]
         )
-        return [dict(r) for r in rows]
+        names = [d[0] for d in cursor.description]
+        return [
+            {k: v for k, v in zip(names, row, strict=True) if v is not None}
+            for row in cursor.fetchall()
+        ]
 
     def close(self) -> None:
         if self._conn is not None:

@@ -93,6 +93,7 @@ class Uploader:
         self._last_sync: str | None = None
         self._batches = 0
         self._resends = 0
+        self._bytes_per_record = 400.0  # a weighing is 300-500 bytes of JSON
         self._inbox: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -216,7 +217,10 @@ class Uploader:
             return
         self._last_seq = self.outbox.last_seq()
         while len(self._inflight) < self.window and self._sent < self._last_seq:
-            records = self.outbox.read(self._sent, self.max_records)
+            # read what fits the byte limit, judged by the last batch: reading and encoding
+            # records that are then cut off to fit would cost the CPU twice
+            fit = int(self.max_bytes * 0.95 / self._bytes_per_record)
+            records = self.outbox.read(self._sent, max(1, min(self.max_records, fit)))
             if not records:
                 return
             payload, last = self._encode(records)
@@ -233,6 +237,7 @@ class Uploader:
         while True:
             batch = Batch(self.outbox.station, self.outbox.epoch, tuple(records), sent_at)
             payload = encode(batch, self.key)
+            self._bytes_per_record = max(1.0, len(payload) / len(records))
             if len(payload) <= self.max_bytes or len(records) == 1:
                 return payload, batch.last_seq
             # too big for the broker's packet limit: fewer records, same order

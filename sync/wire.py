@@ -97,10 +97,15 @@ class WireError(ValueError):
 
 
 # -- hashing -----------------------------------------------------------------------------------
+# keys inserted in sorted order give the same text as sort_keys=True, without sorting each time
+_SORTED_CONTENT = sorted(_CONTENT)
+_CANONICAL = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical(record: Mapping[str, Any]) -> bytes:
     """The bytes the record hash covers: sorted-key compact JSON of every column but ``hash``."""
-    content = {k: record.get(k) for k in _CONTENT}
-    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    get = record.get
+    return _CANONICAL.encode({k: get(k) for k in _SORTED_CONTENT}).encode()
 
 
 def record_hash(record: Mapping[str, Any]) -> str:
@@ -298,14 +303,13 @@ def _record(raw: Any, station: str, epoch: str) -> dict[str, Any]:
         raise WireError(f"record has unknown fields {sorted(unknown)}")
     record: dict[str, Any] = dict.fromkeys(RECORD_FIELDS)
     for key, value in raw.items():
-        expected = RECORD_FIELDS[key]
         if value is None:
             continue
-        if expected is int and (not isinstance(value, int) or isinstance(value, bool)):
-            raise WireError(f"record {key} is not an integer")
-        if expected is str and not isinstance(value, str):
-            raise WireError(f"record {key} is not a string")
-        if isinstance(value, str):
+        kind = type(value)  # exact types: bool is not an int here, JSON gives only these
+        if kind is not RECORD_FIELDS[key]:
+            what = "an integer" if RECORD_FIELDS[key] is int else "a string"
+            raise WireError(f"record {key} is not {what}")
+        if kind is str:
             if len(value) > 4096:
                 raise WireError(f"record {key} too long")
             try:

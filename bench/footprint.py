@@ -1,0 +1,354 @@
+"""Benchmark: the station daemon's memory (VmRSS) and CPU, idle and under 10 scans/s, as a process."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from drivers.sim.scale import ScaleSimulator
+from drivers.sim.scanner import ScannerSimulator
+from station.codes import with_check_digit
+from station.sim import EXAMPLE_CONFIG
+from sync.broker import Broker
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+MIB = 1024 * 1024
+BAUD = 9600
+WATCHDOG_USEC = 30_000_000  # as WatchdogSec=30 in systemd/pesee-station.service
+TARGET_RSS_MIB = 35.0
+TARGET_IDLE_CPU_PCT = 0.5
+CATEGORIES = ("CAT-VET", "CAT-HYG")
+
+
+def beneficiary(n: int) -> str:
+    """A valid beneficiary code of the example config (referrer 001, Luhn check digit)."""
+    return "B" + with_check_digit("luhn", f"001{n:06d}")
+
+
+def cpu_ticks(pid: int) -> int:
+    """utime + stime of every thread of ``pid``, in clock ticks (/proc/<pid>/stat fields 14-15)."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    fields = text[text.rindex(")") + 2 :].split()  # the command name may hold spaces
+    return int(fields[11]) + int(fields[12])
+
+
+def status_kib(pid: int, key: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    raise KeyError(key)
+
+
+def threads(pid: int) -> int:
+    return status_kib(pid, "Threads")
+
+
+@dataclass
+class Window:
+    """CPU and memory of one process over one stretch of wall-clock time."""
+
+    name: str
+    seconds: float = 0.0
+    cpu_s: float = 0.0
+    rss_kib: list[int] = field(default_factory=list)
+    notes: str = ""
+
+    @property
+    def cpu_pct(self) -> float:
+        return 100.0 * self.cpu_s / self.seconds if self.seconds else 0.0
+
+    @property
+    def rss_mib(self) -> float:
+        return self.rss_kib[-1] / 1024 if self.rss_kib else 0.0
+
+    @property
+    def rss_max_mib(self) -> float:
+        return max(self.rss_kib) / 1024 if self.rss_kib else 0.0
+
+
+def measure(
+    pid: int, name: str, seconds: float, *, every: float = 1.0, during: Callable[[], None] | None = None
+) -> Window:
+    """Sample ``pid`` for ``seconds`` while ``during`` (if any) runs in a thread."""
+    win = Window(name)
+    worker = threading.Thread(target=during, daemon=True) if during else None
+    t0, c0 = time.monotonic(), cpu_ticks(pid)
+    if worker is not None:
+        worker.start()
+    end = t0 + seconds
+    while True:
+        win.rss_kib.append(status_kib(pid, "VmRSS"))
+        now = time.monotonic()
+        if now >= end:
+            break
+        time.sleep(min(every, end - now))
+    win.seconds = time.monotonic() - t0
+    win.cpu_s = (cpu_ticks(pid) - c0) / CLK_TCK
+    if worker is not None:
+        worker.join()
+    return win
+
+
+class NotifySocket:
+    """A datagram socket standing in for systemd's NOTIFY_SOCKET: counts READY/WATCHDOG/STATUS."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.5)
+        self.ready = threading.Event()
+        self.counts: dict[str, int] = {}
+        self.last_status = ""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, name="notify", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data = self.sock.recv(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            for line in data.decode(errors="replace").splitlines():
+                key, _, val = line.partition("=")
+                self.counts[key] = self.counts.get(key, 0) + 1
+                if key == "READY":
+                    self.ready.set()
+                elif key == "STATUS":
+                    self.last_status = val
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self.sock.close()
+
+
+def baseline_rss(code: str) -> float:
+    """VmRSS in MiB of a fresh interpreter that ran ``code`` (then waits to be measured)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code + "\nimport sys; sys.stdout.write('ok\\n'); sys.stdout.flush()"
+         "\nsys.stdin.read()"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env={**os.environ, "GPIOZERO_PIN_FACTORY": "mock"},
+    )
+    assert proc.stdout is not None and proc.stdin is not None
+    proc.stdout.readline()
+    rss = status_kib(proc.pid, "VmRSS") / 1024
+    proc.stdin.close()
+    proc.wait(10)
+    return rss
+
+
+def write_configs(work: Path, broker: Broker, scale_url: str, scanner_url: str) -> tuple[Path, Path]:
+    text = EXAMPLE_CONFIG.read_text(encoding="utf-8")
+    for old, new in (
+        ('"/var/lib/pesee"', f'"{work / "data"}"'),
+        ('"/run/pesee"', f'"{work / "run"}"'),
+        ('"/dev/pesee-scale"', f'"{scale_url}"'),
+        ('"/dev/pesee-scanner"', f'"{scanner_url}"'),
+        ("port = 1883", f"port = {broker.port}"),
+    ):
+        assert old in text, old
+        text = text.replace(old, new)
+    station_cfg = work / "station.toml"
+    station_cfg.write_text(text, encoding="utf-8")
+    ledger_cfg = work / "ledger.toml"
+    ledger_cfg.write_text(
+        f'[ledger]\ndatabase = "{work / "ledger.db"}"\n'
+        f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n',
+        encoding="utf-8",
+    )
+    return station_cfg, ledger_cfg
+
+
+def scans(rate: float, seconds: float, scanner: ScannerSimulator, sent: list[str]) -> None:
+    """``rate`` scans a second: a new beneficiary (a visit record) then categories alternating."""
+    n = int(rate * seconds)
+    t0 = time.monotonic()
+    for i in range(n):
+        code = beneficiary(100 + i // 5) if i % 5 == 0 else CATEGORIES[i % 2]
+        scanner.scan(code)
+        sent.append(code)
+        delay = t0 + (i + 1) / rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+
+
+def table(rows: Sequence[tuple[str, str, str, str]]) -> str:
+    head = ("", "RSS MiB (end / max)", "CPU %", "notes")
+    widths = [max(len(r[i]) for r in (head, *rows)) for i in range(4)]
+    fmt = " | ".join(f"{{:{'<' if i in (0, 3) else '>'}{w}}}" for i, w in enumerate(widths))
+    lines = [fmt.format(*head), "-+-".join("-" * w for w in widths)]
+    lines += [fmt.format(*r) for r in rows]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--idle", type=float, default=30.0, help="idle window, s (default 30)")
+    ap.add_argument("--busy", type=float, default=10.0, help="busy window, s (default 10)")
+    ap.add_argument("--rate", type=float, default=10.0, help="scans a second when busy (10)")
+    ap.add_argument("--warmup", type=float, default=5.0, help="after READY, s (default 5)")
+    ap.add_argument("--no-ledger", action="store_true", help="no ledger process (no acks)")
+    ap.add_argument("--workdir", type=Path, help="default: a temp dir, removed at the end")
+    ap.add_argument("--keep", action="store_true", help="keep the workdir (logs, stores)")
+    args = ap.parse_args(argv)
+
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="pesee-footprint-"))
+    work.mkdir(parents=True, exist_ok=True)
+    broker = Broker(work / "broker", allow_anonymous=True).start()
+    scale = ScaleSimulator(baud=BAUD)
+    scanner = ScannerSimulator()
+    scale_url = scale.start_pty(work / "scale")
+    scanner_url = scanner.start_pty(work / "scanner")
+    station_cfg, ledger_cfg = write_configs(work, broker, scale_url, scanner_url)
+    notify = NotifySocket(work / "notify.sock")
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        if not args.no_ledger:
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "ledger", "--config", str(ledger_cfg), "run"],
+                    stdout=(work / "ledger.log").open("wb"),
+                    stderr=subprocess.STDOUT,
+                )
+            )
+        env = {
+            **os.environ,
+            "GPIOZERO_PIN_FACTORY": "mock",
+            "PESEE_LANG": "en",
+            "PYTHONUNBUFFERED": "1",
+            "NOTIFY_SOCKET": str(notify.path),
+            "WATCHDOG_USEC": str(WATCHDOG_USEC),
+        }
+        station = subprocess.Popen(
+            [sys.executable, "-m", "station", "--config", str(station_cfg), "run"],
+            env=env,
+            stdout=(work / "station.log").open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        procs.append(station)
+        t_spawn = time.monotonic()
+        if not notify.ready.wait(60):
+            raise SystemExit(f"no READY=1 from the station in 60 s; see {work / 'station.log'}")
+        t_ready = time.monotonic() - t_spawn
+        rss_ready = status_kib(station.pid, "VmRSS") / 1024
+        scale.place("1.250", settle_s=0)
+        if not scanner.wait_reader(10):
+            raise SystemExit("the station never opened the scanner")
+        time.sleep(args.warmup)
+
+        idle = measure(station.pid, "idle", args.idle)
+        idle_threads = threads(station.pid)
+        sent: list[str] = []
+        busy = measure(
+            station.pid,
+            "busy",
+            args.busy,
+            every=0.5,
+            during=lambda: scans(args.rate, args.busy, scanner, sent),
+        )
+        after = measure(station.pid, "idle after", min(args.idle, 10.0))
+        if station.poll() is not None:
+            raise SystemExit(f"the station died (exit {station.returncode}); see station.log")
+        counts = dict(notify.counts)
+        status = notify.last_status
+    finally:
+        for proc in reversed(procs):
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(5)
+        notify.close()
+        scanner.stop()
+        scale.stop()
+        broker.stop()
+
+    bare = baseline_rss("pass")
+    imports = baseline_rss(
+        "import station.daemon, station.cli, gpiozero, paho.mqtt.client, sqlite_utils, pydantic"
+    )
+    visits = sum(1 for c in sent if c.startswith("B"))
+    rows = [
+        ("baseline: bare python", f"{bare:.1f}", "", "an interpreter that ran nothing"),
+        ("baseline: imports only", f"{imports:.1f}", "", "station.daemon and its libraries"),
+        ("station at READY", f"{rss_ready:.1f}", "", f"READY after {t_ready:.1f} s"),
+        (
+            f"idle {idle.seconds:.0f} s",
+            f"{idle.rss_mib:.1f} / {idle.rss_max_mib:.1f}",
+            f"{idle.cpu_pct:.2f}",
+            f"{idle.cpu_s:.2f} s CPU, {idle_threads} threads",
+        ),
+        (
+            f"busy {busy.seconds:.0f} s, {args.rate:g} scans/s",
+            f"{busy.rss_mib:.1f} / {busy.rss_max_mib:.1f}",
+            f"{busy.cpu_pct:.2f}",
+            f"{len(sent)} scans, {visits} visits opened",
+        ),
+        (
+            f"idle after, {after.seconds:.0f} s",
+            f"{after.rss_mib:.1f} / {after.rss_max_mib:.1f}",
+            f"{after.cpu_pct:.2f}",
+            "",
+        ),
+    ]
+    print(table(rows))
+    print()
+    print(
+        f"notify messages: {counts} (WATCHDOG_USEC={WATCHDOG_USEC}); last STATUS: {status!r}"
+    )
+    ok_rss = idle.rss_max_mib <= TARGET_RSS_MIB
+    ok_cpu = idle.cpu_pct <= TARGET_IDLE_CPU_PCT
+    print(
+        f"targets: idle RSS <= {TARGET_RSS_MIB:g} MiB: {'met' if ok_rss else 'MISSED'}; "
+        f"idle CPU <= {TARGET_IDLE_CPU_PCT:g} %: {'met' if ok_cpu else 'MISSED'}"
+    )
+    if args.keep or args.workdir:
+        print(f"workdir kept: {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+    print(
+        json.dumps(
+            {
+                "bench": "footprint",
+                "idle_rss_mib": round(idle.rss_max_mib, 1),
+                "idle_cpu_pct": round(idle.cpu_pct, 2),
+                "busy_cpu_pct": round(busy.cpu_pct, 2),
+                "busy_rss_mib": round(busy.rss_max_mib, 1),
+                "after_cpu_pct": round(after.cpu_pct, 2),
+                "ready_rss_mib": round(rss_ready, 1),
+                "baseline_python_rss_mib": round(bare, 1),
+                "baseline_imports_rss_mib": round(imports, 1),
+                "idle_s": round(idle.seconds, 1),
+                "busy_s": round(busy.seconds, 1),
+                "scans": len(sent),
+                "scans_per_s": args.rate,
+                "threads": idle_threads,
+                "watchdog_pings": counts.get("WATCHDOG", 0),
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
