@@ -105,6 +105,7 @@ class MqttLink:
         client.on_socket_open = self._socket_open
         self.client = client
         self._started = False
+        self._stopping = False
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
@@ -129,6 +130,7 @@ class MqttLink:
         """Publish ``last_words`` (a clean disconnect suppresses the Will), then disconnect."""
         if not self._started:
             return
+        self._stopping = True
         if self.connected.is_set():
             infos = [self.client.publish(t, p, qos=1, retain=r) for t, p, r in last_words]
             for info in infos:
@@ -139,6 +141,7 @@ class MqttLink:
         self.client.disconnect()
         self.client.loop_stop()
         self._started = False
+        self._stopping = False
         self.connected.clear()
 
     # -- publishing (any thread) ------------------------------------------------------------
@@ -177,7 +180,8 @@ class MqttLink:
         was = self.connected.is_set()
         self.connected.clear()
         if was:
-            log.warning("MQTT disconnected: %s", reason)
+            # our own clean stop is not news; a broker going away is
+            (log.info if self._stopping else log.warning)("MQTT disconnected: %s", reason)
             if self._on_connect is not None:
                 self._on_connect(False)
 
