@@ -167,7 +167,8 @@ class SerialTransport:
             if isinstance(port, serial.Serial) and self.url.startswith("/"):
                 port.exclusive = True  # another process must not steal frames from the scale
             port.open()
-        except (serial.SerialException, OSError, ValueError) as exc:
+        except (serial.SerialException, OSError, ValueError, _TermiosError) as exc:
+            # termios.error: a line setting the device refuses (some ptys and adapters: 7E1)
             raise PortError(f"{self.url}: {exc}") from exc
         self._port = port
         self.backoff.reset()

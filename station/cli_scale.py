@@ -18,7 +18,7 @@ from typing import IO, Any, NoReturn, TypeVar
 
 import click
 
-from drivers.base import PortError, Reading, ScaleError, ScaleRefused, ScaleTimeout
+from drivers.base import FrameError, PortError, Reading, ScaleError, ScaleRefused, ScaleTimeout
 from drivers.scale import PROTOCOLS, Ack, Command, Reply, ScaleProtocol
 from drivers.serialio import Framer, LinkSettings, SerialTransport
 from sync.i18n import _, language, set_language
@@ -39,7 +39,6 @@ __all__ = ["scale"]
 _OPEN_ERRORS = (PortError, _TermiosError)
 
 # sysexits(3), as in station.cli
-EX_USAGE = 2
 EX_DATAERR = 65
 EX_IOERR = 74
 
@@ -135,6 +134,12 @@ def _protocol_names(names: Sequence[str]) -> list[str]:
 def _check_protocol(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is not None:
         _protocol_names([value])
+    return value
+
+
+def _check_framing(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None:
+        _parse_framing(value)
     return value
 
 
@@ -239,10 +244,15 @@ class _Line:
         self.fresh = True
 
     def reconnect(self) -> bool:
-        if self.transport.reconnect():
+        """Wait the next back-off delay and try to reopen once; True when open again."""
+        try:
+            reopened = self.transport.reconnect()
+        except _TermiosError:  # pyserial lets it escape when the new device refuses a setting
+            self.transport.close()
+            return False
+        if reopened:
             self.fresh = True
-            return True
-        return False
+        return reopened
 
     def close(self) -> None:
         self.transport.close()
@@ -256,14 +266,14 @@ class _Line:
         self.transport.write(request)
         for frame in self.transport.frames(self.framer, time.monotonic() + timeout):
             try:
-                reply = self.protocol.decode(frame)
+                reply = _decode(self.protocol, frame)
             except ScaleRefused:
                 raise
             except ScaleError:
                 continue
             if self.protocol.answers(command, reply):
                 return reply
-        raise ScaleTimeout(f"no reply to {command.value} within {timeout:g} s")
+        raise ScaleTimeout(_("no answer within {s:g} s").format(s=timeout))
 
     def streamed(self, timeout: float, stable: bool = False) -> Reading:
         """The newest complete streamed weight (stable, or out of range, when asked).
@@ -289,7 +299,7 @@ class _Line:
                     skip = False
                     continue
                 try:
-                    reply = self.protocol.decode(frame)
+                    reply = _decode(self.protocol, frame)
                 except ScaleError:
                     continue
                 if not isinstance(reply, Reading):
@@ -299,7 +309,7 @@ class _Line:
                     newest = reply
         if newest is not None:
             return newest
-        raise ScaleTimeout(f"no frame within {timeout:g} s", last)
+        raise ScaleTimeout(_("no weight received within {s:g} s").format(s=timeout), last)
 
     def reading(self, stable: bool, timeout: float) -> Reading:
         """One weight: the newest streamed frame, or READ / READ_STABLE on a polled scale."""
@@ -312,7 +322,7 @@ class _Line:
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise ScaleTimeout(f"no stable weight within {timeout:g} s", last)
+                raise ScaleTimeout(_("no stable weight within {s:g} s").format(s=timeout), last)
             reading = _as_reading(self.exchange(Command.READ, left))
             if not stable or reading.stable or reading.overload or reading.underload:
                 return reading
@@ -330,7 +340,17 @@ class _Line:
 def _as_reading(reply: Reply) -> Reading:
     if isinstance(reply, Reading):
         return reply
-    raise ScaleError(f"the scale answered without a weight: {_escape(reply.raw)}")
+    raise ScaleError(_("the scale answered without a weight: {raw}").format(raw=_escape(reply.raw)))
+
+
+def _decode(protocol: ScaleProtocol, frame: bytes) -> Reply:
+    """``protocol.decode``, with a codec bug turned into a FrameError (never a traceback)."""
+    try:
+        return protocol.decode(frame)
+    except ScaleError:
+        raise
+    except Exception as exc:
+        raise FrameError(f"decoder failed: {type(exc).__name__}: {exc}") from exc
 
 
 def _target(
@@ -398,6 +418,7 @@ def _link_options(func: _F) -> _F:
         ),
         click.option(
             "--framing",
+            callback=_check_framing,
             help="Data bits, parity, stop bits, e.g. 8N1 or 7E1 (default: config, else protocol).",
         ),
     ]
@@ -754,7 +775,7 @@ def monitor_cmd(
         err=True,
     )
     seen = 0
-    silent = False
+    trouble: str | None = None  # what is wrong now, said once until it changes
     try:
         while count is None or seen < count:
             started = time.monotonic()
@@ -764,22 +785,26 @@ def monitor_cmd(
                 screen.event(_("Scale disconnected: {error}").format(error=exc))
                 while not line.reconnect():
                     pass
-                silent = False
+                trouble = None
                 screen.event(_("Scale reconnected ({url}).").format(url=target.url))
                 continue
-            except ScaleError as exc:  # no answer, a refusal, a reply without weight
-                if not silent:
-                    reason = exc.args[0] if exc.args else exc
-                    screen.event(_("Scale not answering: {reason}").format(reason=reason))
-                    silent = True
-                continue
-            if silent:
-                screen.event(_("Scale answering again."))
-                silent = False
-            screen.reading(_monitor_line(reading))
-            seen += 1
-            if count is not None and seen >= count:
-                break
+            except ScaleError as exc:  # no answer, a refusal, a reply without a weight
+                reason = str(exc.args[0]) if exc.args else str(exc)
+                if isinstance(exc, ScaleTimeout):
+                    now = _("Scale not answering: {reason}").format(reason=reason)
+                else:
+                    now = _("The scale gave no weight: {reason}").format(reason=reason)
+                if now != trouble:
+                    screen.event(now)
+                    trouble = now
+            else:
+                if trouble is not None:
+                    screen.event(_("Scale answering again."))
+                    trouble = None
+                screen.reading(_monitor_line(reading))
+                seen += 1
+                if count is not None and seen >= count:
+                    break
             pause = interval - (time.monotonic() - started)
             if pause > 0:
                 time.sleep(pause)
@@ -980,6 +1005,46 @@ def _default_ports() -> list[str]:
     return ports
 
 
+def _console_ports() -> set[str]:
+    """The kernel console's ttys (``ttyS0`` on a Pi with a serial console): never probed."""
+    try:
+        return set(Path("/sys/class/tty/console/active").read_text().split())
+    except OSError:
+        return set()
+
+
+def _holders() -> dict[str, list[str]]:
+    """Device path -> the other processes that hold it open, as far as /proc lets us see.
+
+    A getty, a Bluetooth HCI daemon or ModemManager on a port does not take pyserial's lock:
+    writing a request there would disturb it, so found ports held by someone are skipped.
+    """
+    me = os.getpid()
+    held: dict[str, list[str]] = {}
+    for fd_dir in glob.glob("/proc/[0-9]*/fd"):
+        pid = int(fd_dir.split("/")[2])
+        if pid == me:
+            continue
+        try:
+            fds = os.listdir(fd_dir)
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(f"{fd_dir}/{fd}")
+            except OSError:
+                continue
+            if target.startswith("/dev/tty"):
+                try:
+                    name = Path(f"/proc/{pid}/comm").read_text().strip()
+                except OSError:
+                    name = "?"
+                who = f"{name} (pid {pid})"
+                if who not in held.setdefault(target, []):
+                    held[target].append(who)
+    return held
+
+
 def _same_device(a: str, b: str) -> bool:
     if a == b:
         return True
@@ -1162,12 +1227,24 @@ def _describe_link(link: LinkSettings) -> str:
     return f"{link.baudrate} {_framing(link)}"
 
 
+def _stable_name(url: str) -> str:
+    """``/dev/ttyUSB0`` may be another device after a replug: its by-id or by-path link."""
+    if not url.startswith("/dev/tty"):
+        return url
+    real = os.path.realpath(url)
+    for pattern in ("/dev/serial/by-id/*", "/dev/serial/by-path/*"):
+        for link in sorted(glob.glob(pattern)):
+            if os.path.realpath(link) == real:
+                return link
+    return url
+
+
 def _config_lines(answer: _Answer) -> list[str]:
     link = answer.link
     stop = int(link.stopbits) if float(link.stopbits).is_integer() else link.stopbits
     return [
         "[scale]",
-        f"url = {json.dumps(answer.url)}",
+        f"url = {json.dumps(_stable_name(answer.url))}",
         f"protocol = {json.dumps(answer.protocol.name)}",
         f"baudrate = {link.baudrate}",
         f"bytesize = {link.bytesize}",
@@ -1183,8 +1260,16 @@ def _config_lines(answer: _Answer) -> list[str]:
     help="Ports or pyserial URLs to try, repeated or comma-separated (default: the serial "
     "ports found, /dev/serial/by-id/* first).",
 )
-@click.option("--bauds", multiple=True, help="Baud rates to try (default: 9600 4800 2400 19200).")
-@click.option("--framings", multiple=True, help="Framings to try (default: 8N1 7E1).")
+@click.option(
+    "--bauds",
+    multiple=True,
+    help="Baud rates to try (default: each protocol's own, then 9600 4800 2400 19200).",
+)
+@click.option(
+    "--framings",
+    multiple=True,
+    help="Framings to try (default: each protocol's own, then 8N1 and 7E1).",
+)
 @click.option("--protocols", "protocol_list", multiple=True, help="Protocols (default: all).")
 @click.option(
     "--timeout",
@@ -1223,10 +1308,13 @@ def probe_cmd(
       station scale probe --ports socket://192.168.1.50:4001 --protocols mt-sics
     """
     started = time.monotonic()
+    config = _optional_config(ctx)  # first: it sets the language of what follows
     names = _protocol_names(_split(protocol_list)) if protocol_list else list(PROTOCOLS)
     protocols = [PROTOCOLS[n] for n in names]
     try:
         baud_list = [int(b) for b in _split(bauds)] or None
+        if baud_list and min(baud_list) < 50:
+            raise ValueError
     except ValueError:
         raise click.BadParameter(_("baud rates are whole numbers"), param_hint="--bauds") from None
     framing_list = _split(framings) or None
@@ -1234,16 +1322,16 @@ def probe_cmd(
         framing_list = [_framing(LinkSettings(9600, *_parse_framing(f))) for f in framing_list]
     plan = _probe_plan(protocols, baud_list, framing_list)
 
-    config = _optional_config(ctx)
-    others: dict[str, str] = {}
+    others: list[str] = []  # ports of the station's other devices
     if config is not None:
-        others[config.scanner.url] = _("the scanner")
+        others.append(config.scanner.url)
     else:
         click.echo(
             _("No readable station config: other devices' ports are not known; use --ports."),
             err=True,
         )
-    candidates = _split(ports) or _default_ports()
+    explicit = _split(ports)
+    candidates = explicit or _default_ports()
     if not candidates:
         _fail(
             _(
@@ -1257,10 +1345,24 @@ def probe_cmd(
     found: list[_Answer] = []
     heard_only = False
     denied = False
+    held = {} if explicit else _holders()
+    console = set() if explicit else _console_ports()
     for url in candidates:
-        owner = next((who for path, who in others.items() if _same_device(url, path)), None)
-        if owner is not None:
-            click.echo(_("{port}: skipped, it is {device}'s port").format(port=url, device=owner))
+        if any(_same_device(url, path) for path in others):
+            click.echo(
+                _("{port}: skipped, it is the scanner's port (see the config)").format(port=url)
+            )
+            continue
+        real = os.path.realpath(url)
+        if os.path.basename(real) in console:
+            click.echo(_("{port}: skipped, it is the system console").format(port=url))
+            continue
+        if held.get(real):
+            click.echo(
+                _("{port}: skipped, in use by {holders} (give --ports to try it anyway)").format(
+                    port=url, holders=", ".join(held[real])
+                )
+            )
             continue
         if prober.out_of_time():
             click.echo(_("{port}: not tried, time limit reached").format(port=url))

@@ -301,8 +301,16 @@ def test_replayed_and_forged_batches(rig: Rig) -> None:
     assert [s[0] for s in stored] == [r["net_mg"] for r in records]  # the first one wins
     assert count == 50
     done = subprocess.run(
-        [sys.executable, "-m", "ledger", "--lang", "en", "--config", str(rig.ledger_cfg),
-         "conflicts"],
+        [
+            sys.executable,
+            "-m",
+            "ledger",
+            "--lang",
+            "en",
+            "--config",
+            str(rig.ledger_cfg),
+            "conflicts",
+        ],
         capture_output=True,
         text=True,
         timeout=60,
