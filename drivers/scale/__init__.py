@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from . import aandd, mtsics, nci, sma, toledo8217, toledo_continuous
+from . import (
+    aandd,
+    adam,
+    ascii,
+    dini,
+    kern,
+    mtsics,
+    nci,
+    ohaus,
+    sma,
+    toledo8217,
+    toledo_continuous,
+)
 from .protocol import Ack, Command, Reply, ScaleProtocol
 
 __all__ = ["PROTOCOLS", "Ack", "Command", "Reply", "ScaleProtocol", "get_protocol"]
@@ -16,6 +28,14 @@ PROTOCOLS: dict[str, ScaleProtocol] = {
         sma.PROTOCOL,
         nci.PROTOCOL,
         aandd.PROTOCOL,
+        ohaus.PROTOCOL,
+        adam.PROTOCOL,
+        dini.PROTOCOL,
+        dini.PROTOCOL_EXT,
+        kern.PROTOCOL,
+        kern.PROTOCOL_TM,
+        kern.PROTOCOL_KCP,
+        ascii.PROTOCOL,
     )
 }
 

@@ -23,7 +23,7 @@ from types import FrameType
 
 from ..base import MG_PER_UNIT, parse_mass
 from ..serialio import Framer
-from .personalities import PERSONALITIES, SimState, get_personality
+from .personalities import PERSONALITIES, Personality, SimState, get_personality
 
 __all__ = ["PROTOCOLS", "ScaleSimulator", "SimState", "main"]
 
@@ -54,7 +54,7 @@ class ScaleSimulator:
 
     def __init__(
         self,
-        protocol: str = "mt-sics",
+        protocol: str | Personality = "mt-sics",
         *,
         baud: int | None = None,
         rate_hz: float = 10.0,
@@ -68,7 +68,10 @@ class ScaleSimulator:
         zero_range_mg: int | None = None,
         seed: int | None = None,
     ) -> None:
-        self.personality = get_personality(protocol)  # ValueError for an unknown name
+        # a name from PERSONALITIES (ValueError if unknown), or a personality of one's own
+        self.personality = (
+            protocol if isinstance(protocol, Personality) else get_personality(protocol)
+        )
         if unit not in ("kg", "g"):
             raise ValueError(f"unit must be 'kg' or 'g', got {unit!r}")
         step = MG_PER_UNIT[unit].scaleb(-decimals)
@@ -78,7 +81,7 @@ class ScaleSimulator:
             raise ValueError("baud must be positive")
         if rate_hz <= 0:
             raise ValueError("rate_hz must be positive")
-        self.protocol = protocol
+        self.protocol = self.personality.name
         self.baud = baud
         self.rate_hz = rate_hz
         self.capacity_mg = capacity_mg

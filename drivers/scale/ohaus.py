@@ -1,0 +1,166 @@
+"""Ohaus command set codec (Ranger, Ranger Count, Defender, Valor…): IP/SP/Z/T, CR LF print lines.
+
+Frame facts and their confidence (reference §5, tags as there):
+
+- Commands ``IP`` (print now, stable or not), ``SP`` (print when stable), ``Z``, ``T``, ``0T``
+  (clear tare) end with CR LF [V: Ranger Count 3000 §7.3.1, Ranger 7000]. An unknown command is
+  answered ``ES`` [V: Courier 5000]. Whether ``Z``/``T`` send anything back is not documented
+  [U], so :func:`encode` follows them with ``IP``: the printed weight completes the exchange
+  (it shows the scale received the command, not that it could carry it out).
+- Print line (Defender 3000 [V], Ranger RC [V]): polarity column (``-`` or blank), blanks, the
+  weight right-justified, the unit, ``?`` when unstable (blank when stable), a legend ``G`` /
+  ``NET`` / ``B/G`` / ``T``. The exact padding of unit and legend is [U], so fields are read
+  by position relative to each other, not by column. Older balances (Scout Pro, Navigator)
+  print the same fields without a polarity column, optionally followed by a time [V].
+- Ranger RC print-key block lines ``G``/``T``/``N`` + blanks + weight [V]; ``SCALE: n`` header.
+- Counting mode prints the count with the unit ``PCS`` (``          3 PCS  ?``) [V: Ohaus RS232
+  interface manual output examples]; that it is what ``IP`` prints on a Ranger Count is [U].
+  The APW (``P#``) reply layout is not documented [U] and is not decoded.
+- ``lb:oz`` layout on the wire is [U]; ``12:07.5 lb:oz`` (the MT-SICS form) is accepted.
+- Overload and underload have no print format (the display shows a message) [U]: nothing here
+  reports them; an overloaded scale simply yields no weight.
+- Link defaults are set in the scale's menu [U]; 9600 8N1 without handshake is the usual
+  factory setting [U].
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..base import FrameError, Reading, ScaleRefused
+from ..serialio import LineFramer, LinkSettings
+from ._fields import COUNT_UNITS, count, mass_mg, printable, unsupported
+from .protocol import Ack, Command, Reply, ScaleProtocol
+
+__all__ = ["PROTOCOL", "answers", "decode", "encode"]
+
+NAME = "ohaus"
+_UNITS = frozenset({"g", "kg", "lb", "oz", "lb:oz"})
+
+_REQUESTS: dict[Command, bytes] = {
+    Command.READ: b"IP\r\n",
+    Command.READ_STABLE: b"SP\r\n",
+    # IP after a silent command: its print line is the reply that ends the exchange
+    Command.ZERO: b"Z\r\nIP\r\n",
+    Command.TARE: b"T\r\nIP\r\n",
+    Command.CLEAR_TARE: b"0T\r\nIP\r\n",
+}
+
+_LINE = re.compile(
+    r"(?:(?P<label>[GTN]) +)?"  # Ranger RC print-key block: G / T / N lines
+    r"(?P<lead> *)(?P<sign>[-+]?)(?P<gap> *)"
+    r"(?P<num>\d{1,6}:\d{1,2}(?:[.,]\d*)?|\d+(?:[.,]\d*)?|[.,]\d+)"
+    r" *(?P<unit>[A-Za-z]+(?::[A-Za-z]+)?)"
+    r"(?P<rest>(?:[ ?].*)?)"
+)
+_TIME = re.compile(r"\d\d:\d\d:\d\d")
+_SCALE_HEADER = re.compile(r"SCALE: *(\d{1,2})")
+_KIND = {
+    "G": "gross",
+    "B/G": "gross",
+    "GROSS": "gross",
+    "N": "net",
+    "NET": "net",
+    "T": "tare",
+    "TOTAL": "total",
+}
+
+
+def encode(command: Command) -> bytes:
+    """The request bytes for ``command``; :class:`ScaleError` for commands Ohaus lacks here."""
+    try:
+        return _REQUESTS[command]
+    except KeyError:
+        raise unsupported(command, NAME) from None
+
+
+def _trailer(rest: str, frame: bytes) -> tuple[bool, str | None]:
+    """(stable, legend) from what follows the unit: ``?``, a legend, a time, blanks."""
+    stable = True
+    legend: str | None = None
+    timed = False
+    for token in rest.split():
+        if token.startswith("?"):
+            if not stable:
+                raise FrameError(f"two stability marks: {frame!r}")
+            stable = False
+            token = token[1:]  # the legend may follow the mark without a blank
+            if not token:
+                continue
+        if token.upper() in _KIND and legend is None:
+            legend = token.upper()
+        elif _TIME.fullmatch(token) and not timed:
+            timed = True
+        else:
+            raise FrameError(f"unexpected field {token!r} after the unit: {frame!r}")
+    return stable, legend
+
+
+def decode(frame: bytes) -> Reply:
+    """Decode one print line (CR LF stripped or not) to a :class:`Reading` or an :class:`Ack`.
+
+    ``ES`` raises :class:`ScaleRefused`; anything malformed raises :class:`FrameError`.
+    """
+    text = printable(frame)
+    stripped = text.strip()
+    if stripped == "ES":
+        raise ScaleRefused("ES: the scale did not recognise the command")
+    header = _SCALE_HEADER.fullmatch(stripped)
+    if header is not None:
+        return Ack("SCALE", "A", (header.group(1),), raw=frame)
+    match = _LINE.fullmatch(text)
+    if match is None:
+        raise FrameError(f"not an Ohaus print line: {frame!r}")
+    label, lead, sign, gap, num, unit, rest = match.group(
+        "label", "lead", "sign", "gap", "num", "unit", "rest"
+    )
+    if label is None and not (lead or sign):
+        # every documented line starts with its polarity column or padding: a line starting
+        # with a digit is the tail of a line cut short ("2.34 kg" of "   12.34 kg")
+        raise FrameError(f"line does not start with polarity or padding: {frame!r}")
+    if sign and label is None and lead and gap:
+        # the polarity is column 1 or touches the digits; a sign in the padding is noise
+        raise FrameError(f"sign inside the padding: {frame!r}")
+    stable, legend = _trailer(rest, frame)
+    kind = _KIND[legend] if legend is not None else None
+    if label is not None:
+        if kind is not None and kind != _KIND[label]:
+            raise FrameError(f"line label {label} contradicts legend {legend}: {frame!r}")
+        kind = _KIND[label]
+    value = f"{sign}{num}"
+
+    if unit.lower() in COUNT_UNITS:
+        if kind in ("tare", "total") or sign == "-":
+            raise FrameError(f"not a piece count: {frame!r}")
+        return Reading(net_mg=None, unit=unit, stable=stable, pieces=count(value), raw=frame)
+    if unit not in _UNITS:
+        # Ohaus prints units in lower case; an upper-case "G" here is a legend, not grams
+        raise FrameError(f"not an Ohaus mass unit: {unit!r} in {frame!r}")
+    mg = mass_mg(value, unit)
+    if kind == "tare":
+        return Ack("T", "A", (value, unit), mass_mg=mg, raw=frame)
+    if kind == "total":  # accumulation total (Navigator): not the weight on the pan
+        return Ack("TOTAL", "A", (value, unit), mass_mg=mg, raw=frame)
+    if kind == "gross":
+        return Reading(net_mg=mg, unit=unit, stable=stable, gross_mg=mg, raw=frame)
+    return Reading(net_mg=mg, unit=unit, stable=stable, raw=frame)
+
+
+def answers(command: Command, reply: Reply) -> bool:
+    """Every supported command ends with a print line, so a weight answers each of them."""
+    return command in _REQUESTS and isinstance(reply, Reading)
+
+
+PROTOCOL = ScaleProtocol(
+    name=NAME,
+    description=(
+        "Ohaus command set (Ranger, Ranger Count, Defender, Valor): IP/SP print, Z, T, 0T; "
+        "CR LF lines with '?' when unstable and a G/NET legend; menu default 9600 8N1 [U]"
+    ),
+    link=LinkSettings(9600, 8, "N", 1),
+    streaming=False,
+    make_framer=lambda: LineFramer(b"\r\n"),
+    decode=decode,
+    encode=encode,
+    answers=answers,
+)
