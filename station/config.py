@@ -18,7 +18,8 @@ from pydantic import (
 )
 
 from drivers.base import FrameError, parse_mass
-from drivers.scale import PROTOCOLS
+from drivers.scale import PROTOCOLS, ScaleProtocol
+from drivers.scale import ascii as ascii_protocol
 from sync.i18n import _
 from sync.settings import ConfigError, describe_errors, load_settings, parse_settings
 from sync.topics import DEFAULT_PREFIX
@@ -67,6 +68,36 @@ class StationSection(_Section):
     retention_days: Annotated[int, Field(ge=0, le=36_500)] = 730
 
 
+class AsciiSection(_Section):
+    """The configurable ASCII protocol (``protocol = "ascii"``), for a scale no codec knows."""
+
+    # requests and terminators are whitespace (CR, LF): never strip them
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+
+    request: Annotated[str, Field(min_length=1, max_length=32)] | None = None  # None: it streams
+    terminator: Annotated[str, Field(min_length=1, max_length=4)] = "\r\n"
+    regex: Annotated[str, Field(min_length=1, max_length=500)]
+    stable_when: str | None = None
+    unit: str | None = None
+
+    @model_validator(mode="after")
+    def _builds(self) -> AsciiSection:
+        try:
+            self.protocol()
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    def protocol(self) -> ScaleProtocol:
+        return ascii_protocol.make_protocol(
+            self.request.encode("latin-1") if self.request else None,
+            self.terminator.encode("latin-1"),
+            self.regex,
+            stable_when=self.stable_when,
+            unit=self.unit,
+        )
+
+
 class ScaleSection(_Section):
     url: str = "/dev/pesee-scale"
     protocol: str = "mt-sics"
@@ -80,6 +111,13 @@ class ScaleSection(_Section):
     min_weight: Mass = 20_000
     capacity: Mass | None = None
     scale_id: str | None = None
+    ascii: AsciiSection | None = None
+
+    def make_protocol(self) -> ScaleProtocol:
+        """The codec to use: the registry's, or the one ``[scale.ascii]`` describes."""
+        if self.protocol == "ascii" and self.ascii is not None:
+            return self.ascii.protocol()
+        return PROTOCOLS[self.protocol]
 
     @field_validator("protocol")
     @classmethod

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from drivers.panel import Panel, PanelPins
-from drivers.scale import get_protocol
 from drivers.scale.worker import ScaleWorker
 from drivers.scanner.hid import HidScanner
 from drivers.scanner.serial_scanner import SerialScanner
@@ -80,7 +79,7 @@ class Daemon:
             on_press=lambda: self.station.post(ButtonPressed(time.monotonic())),
             on_hold=lambda: self.station.post(ButtonHeld(time.monotonic())),
         )
-        protocol = get_protocol(config.scale.protocol)
+        protocol = config.scale.make_protocol()
         link = protocol.link
         sc = config.scale
         settings = LinkSettings(

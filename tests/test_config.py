@@ -127,3 +127,30 @@ def test_cli_config_missing_exits_66_in_french(tmp_path: Path) -> None:
     assert done.returncode == 66
     assert "Erreur de configuration" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+ASCII = """
+[scale.ascii]
+request = "P\\r\\n"
+terminator = "\\r\\n"
+regex = '(?P<stable>ST|US),(?P<sign>[+-])(?P<weight>[0-9.]+)(?P<unit>kg)'
+stable_when = "ST"
+"""
+
+
+def test_ascii_protocol_from_the_config() -> None:
+    text = EXAMPLE.replace('protocol = "mt-sics"', 'protocol = "ascii"') + ASCII
+    cfg = parse_config(text)
+    protocol = cfg.scale.make_protocol()
+    reading = protocol.decode(b"ST,+001.250kg")
+    assert (reading.net_mg, reading.stable) == (1_250_000, True)  # type: ignore[union-attr]
+    assert protocol.decode(b"US,-000.500kg").stable is False  # type: ignore[union-attr]
+    from drivers.scale import Command
+
+    assert protocol.encode(Command.READ) == b"P\r\n"
+
+
+def test_ascii_regex_without_weight_is_a_config_error() -> None:
+    text = EXAMPLE + ASCII.replace("(?P<weight>[0-9.]+)", "([0-9.]+)")
+    problems = _problems(text)
+    assert any(p.startswith("scale.ascii:") and "weight" in p for p in problems), problems
