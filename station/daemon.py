@@ -13,7 +13,6 @@ from typing import Any
 
 from drivers.panel import Panel, PanelPins
 from drivers.scale.worker import ScaleWorker
-from drivers.scanner.hid import HidScanner
 from drivers.scanner.serial_scanner import SerialScanner
 from drivers.serialio import LinkSettings
 from sync.client import MqttSettings
@@ -116,8 +115,11 @@ class Daemon:
         if config.sync is not None and config.sync.enabled:
             self.link = self._make_link(config.sync)
             self.station.on_commit.append(self.link.notify)
-        self.scanner: SerialScanner | HidScanner
+        self.scanner: Any
         if config.scanner.kind == "hid":
+            # imported only when used: evdev and asyncio cost ~2 MiB on a Pi
+            from drivers.scanner.hid import HidScanner
+
             self.scanner = HidScanner(config.scanner.url, self._code, on_state=self._scanner_state)
         else:
             self.scanner = SerialScanner(

@@ -113,16 +113,6 @@ class Snapshot:
         return sum(i.net_mg for i in self.items)
 
 
-def _settled(previous: Reading | None, reading: Reading) -> bool:
-    return (
-        previous is not None
-        and previous.stable
-        and reading.stable
-        and reading.in_range
-        and previous.net_mg == reading.net_mg
-    )
-
-
 def escape_frame(raw: bytes) -> str:
     """A frame as printable ASCII: control and 8-bit bytes (and backslash) as ``\\xNN``."""
     return "".join(chr(b) if 0x20 <= b < 0x7F and b != 0x5C else f"\\x{b:02x}" for b in raw)
@@ -339,17 +329,16 @@ class Station:
                 self._finish(Outcome.TARED if event.token == "tare" else Outcome.ZEROED)
 
     def _on_weight(self, event: WeightRead) -> None:
-        reading, previous = event.reading, self._reading
+        reading = event.reading
         self._reading = reading
         if not reading.stable or reading.net_mg != self._recorded_net:
             self._rearmed = True  # the pan moved since the last record: a new item is there
         press = self._press
         if press is None:
             return
-        if event.t < press.t and not (_settled(previous, reading) and self._would_pass(reading)):
-            # asked before the press: it counts only if the load was already settled then (two
-            # stable, equal weights in a row) and would be recorded; else wait for the next one,
-            # so an item put down just as the button is pressed is never refused for the empty pan
+        if event.t < press.t:
+            # asked before the press: the load may have changed since (an item swapped as the
+            # button goes down); only a weight asked after the press describes what was weighed
             return
         press.seen_reading = True
         if reading.overload or reading.underload:
@@ -363,16 +352,6 @@ class Station:
             self._learn_piece_weight(reading, press)
         else:
             self._weigh(reading, press)
-
-    def _would_pass(self, reading: Reading) -> bool:
-        if reading.net_mg is None or (not self._rearmed and reading.net_mg == self._recorded_net):
-            return False
-        box = self._container.tare_mg if self._container is not None else 0
-        loaded = reading.gross_mg if reading.gross_mg is not None else reading.net_mg
-        capacity = self.config.scale.capacity
-        return reading.net_mg - box >= self.config.scale.min_weight and (
-            capacity is None or loaded <= capacity
-        )
 
     def _end_press(self) -> None:
         self._press = None

@@ -29,7 +29,9 @@ def _until(cond: Callable[[], bool], timeout: float = 5.0) -> bool:
 
 def _sim(path: Path, overrides: dict[str, Any] | None = None) -> SimulatedCounter:
     """A counter speaking English, so assertions read the source strings."""
-    return SimulatedCounter(path, {"station": {"language": "en"}, **(overrides or {})})
+    from station.sim import _merge
+
+    return SimulatedCounter(path, _merge({"station": {"language": "en"}}, overrides or {}))
 
 
 def _rising(pin: object) -> int:

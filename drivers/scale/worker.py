@@ -163,7 +163,7 @@ class ScaleWorker:
     def _poll(self) -> None:
         sent = time.monotonic()
         try:
-            reply = self._exchange(Command.READ)
+            reply = self._exchange(Command.READ, patient=sent >= self._fast_until)
         except ScaleTimeout:
             self._missed("no reply")
             return
@@ -204,15 +204,24 @@ class ScaleWorker:
                 return
         self._missed("no frame")
 
-    def _exchange(self, command: Command) -> Reply:
-        """Send ``command`` and return its reply; stray or garbled frames are skipped."""
+    def _exchange(self, command: Command, patient: bool = False) -> Reply:
+        """Send ``command`` and return its reply; stray or garbled frames are skipped.
+
+        ``patient`` (idle polling, nobody waiting): once the reply starts, let it arrive whole
+        before reading on, instead of waking up for every byte of a slow line."""
         request = self.protocol.encode(command)
         self.transport.flush_input()  # stale frames must not pass for the answer
         self._framer.reset()
         self.transport.write(request)
         deadline = time.monotonic() + self.reply_timeout
+        settle = min(0.05, 25 * 10 / self.transport.settings.baudrate) if patient else 0.0
         while time.monotonic() < deadline:
             data = self.transport.read()
+            if data and settle:
+                # ~25 characters of wire time; a press (poll_now) cuts the wait short
+                self._wake.wait(settle)
+                settle = 0.0
+                data += self.transport.read()
             for frame in self._framer.feed(data):
                 try:
                     reply = self.protocol.decode(frame)

@@ -70,7 +70,8 @@ class SerialScanner:
         self.on_state = on_state
         self.on_error = on_error
         self.idle_timeout = idle_timeout
-        self.transport = SerialTransport(url, settings, backoff=backoff)
+        # a scanner is idle most of the day: wake up twice a second, not twenty times
+        self.transport = SerialTransport(url, settings, timeout=0.25, backoff=backoff)
         self.framer = LineFramer(_TERMINATORS)
         self.discarded = 0
         self.rejected = 0
