@@ -25,6 +25,7 @@ $(STAMP): pyproject.toml
 # Debian packages the demo and the tests run for real (a broker, never a mock of one)
 sysdeps:
 	@command -v mosquitto >/dev/null || test -x /usr/sbin/mosquitto || tools/ensure-debs.sh mosquitto
+	@command -v systemd-analyze >/dev/null || tools/ensure-debs.sh systemd
 
 demo: venv sysdeps
 	$(PY) -m station.demo

@@ -1,4 +1,4 @@
-"""Benchmark: the station daemon's memory (VmRSS) and CPU, idle and under 10 scans/s, as a process."""
+"""Benchmark: the station daemon's memory (VmRSS) and CPU as a process, idle and at 10 scans/s."""
 
 from __future__ import annotations
 
@@ -23,7 +23,6 @@ from station.sim import EXAMPLE_CONFIG
 from sync.broker import Broker
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-PAGE = os.sysconf("SC_PAGE_SIZE")
 MIB = 1024 * 1024
 BAUD = 9600
 WATCHDOG_USEC = 30_000_000  # as WatchdogSec=30 in systemd/pesee-station.service
@@ -55,6 +54,17 @@ def threads(pid: int) -> int:
     return status_kib(pid, "Threads")
 
 
+def wakeups(pid: int) -> int:
+    """Voluntary context switches of all threads: how often the process went to sleep."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += status_kib(int(task.name), "voluntary_ctxt_switches")
+        except (FileNotFoundError, ProcessLookupError):  # a thread that just ended
+            continue
+    return total
+
+
 @dataclass
 class Window:
     """CPU and memory of one process over one stretch of wall-clock time."""
@@ -63,7 +73,13 @@ class Window:
     seconds: float = 0.0
     cpu_s: float = 0.0
     rss_kib: list[int] = field(default_factory=list)
-    notes: str = ""
+    anon_kib: int = 0
+    file_kib: int = 0
+    wakeups: int = 0
+
+    @property
+    def wakeups_per_s(self) -> float:
+        return self.wakeups / self.seconds if self.seconds else 0.0
 
     @property
     def cpu_pct(self) -> float:
@@ -79,12 +95,17 @@ class Window:
 
 
 def measure(
-    pid: int, name: str, seconds: float, *, every: float = 1.0, during: Callable[[], None] | None = None
+    pid: int,
+    name: str,
+    seconds: float,
+    *,
+    every: float = 1.0,
+    during: Callable[[], None] | None = None,
 ) -> Window:
     """Sample ``pid`` for ``seconds`` while ``during`` (if any) runs in a thread."""
     win = Window(name)
     worker = threading.Thread(target=during, daemon=True) if during else None
-    t0, c0 = time.monotonic(), cpu_ticks(pid)
+    t0, c0, w0 = time.monotonic(), cpu_ticks(pid), wakeups(pid)
     if worker is not None:
         worker.start()
     end = t0 + seconds
@@ -96,6 +117,9 @@ def measure(
         time.sleep(min(every, end - now))
     win.seconds = time.monotonic() - t0
     win.cpu_s = (cpu_ticks(pid) - c0) / CLK_TCK
+    win.wakeups = wakeups(pid) - w0
+    win.anon_kib = status_kib(pid, "RssAnon")
+    win.file_kib = status_kib(pid, "RssFile")
     if worker is not None:
         worker.join()
     return win
@@ -141,8 +165,11 @@ class NotifySocket:
 def baseline_rss(code: str) -> float:
     """VmRSS in MiB of a fresh interpreter that ran ``code`` (then waits to be measured)."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", code + "\nimport sys; sys.stdout.write('ok\\n'); sys.stdout.flush()"
-         "\nsys.stdin.read()"],
+        [
+            sys.executable,
+            "-c",
+            code + "\nimport sys; sys.stdout.write('ok\\n'); sys.stdout.flush()\nsys.stdin.read()",
+        ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         env={**os.environ, "GPIOZERO_PIN_FACTORY": "mock"},
@@ -155,7 +182,9 @@ def baseline_rss(code: str) -> float:
     return rss
 
 
-def write_configs(work: Path, broker: Broker, scale_url: str, scanner_url: str) -> tuple[Path, Path]:
+def write_configs(
+    work: Path, broker: Broker, scale_url: str, scanner_url: str
+) -> tuple[Path, Path]:
     text = EXAMPLE_CONFIG.read_text(encoding="utf-8")
     for old, new in (
         ('"/var/lib/pesee"', f'"{work / "data"}"'),
@@ -190,13 +219,25 @@ def scans(rate: float, seconds: float, scanner: ScannerSimulator, sent: list[str
             time.sleep(delay)
 
 
-def table(rows: Sequence[tuple[str, str, str, str]]) -> str:
-    head = ("", "RSS MiB (end / max)", "CPU %", "notes")
-    widths = [max(len(r[i]) for r in (head, *rows)) for i in range(4)]
-    fmt = " | ".join(f"{{:{'<' if i in (0, 3) else '>'}{w}}}" for i, w in enumerate(widths))
+def table(rows: Sequence[Sequence[str]]) -> str:
+    head = ("", "RSS MiB end/max", "private/files", "CPU %", "wakeups/s", "notes")
+    widths = [max(len(r[i]) for r in (head, *rows)) for i in range(len(head))]
+    aligns = ["<", ">", ">", ">", ">", "<"]
+    fmt = " | ".join(f"{{:{a}{w}}}" for a, w in zip(aligns, widths, strict=True))
     lines = [fmt.format(*head), "-+-".join("-" * w for w in widths)]
     lines += [fmt.format(*r) for r in rows]
     return "\n".join(lines)
+
+
+def window_row(label: str, win: Window, notes: str) -> tuple[str, ...]:
+    return (
+        label,
+        f"{win.rss_mib:.1f} / {win.rss_max_mib:.1f}",
+        f"{win.anon_kib / 1024:.1f} / {win.file_kib / 1024:.1f}",
+        f"{win.cpu_pct:.2f}",
+        f"{win.wakeups_per_s:.0f}",
+        notes,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -204,6 +245,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--idle", type=float, default=30.0, help="idle window, s (default 30)")
     ap.add_argument("--busy", type=float, default=10.0, help="busy window, s (default 10)")
     ap.add_argument("--rate", type=float, default=10.0, help="scans a second when busy (10)")
+    ap.add_argument(
+        "--baud", type=int, default=BAUD, help="scale simulator pacing, 0 = unpaced (9600)"
+    )
     ap.add_argument("--warmup", type=float, default=5.0, help="after READY, s (default 5)")
     ap.add_argument("--no-ledger", action="store_true", help="no ledger process (no acks)")
     ap.add_argument("--workdir", type=Path, help="default: a temp dir, removed at the end")
@@ -213,19 +257,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     work = args.workdir or Path(tempfile.mkdtemp(prefix="pesee-footprint-"))
     work.mkdir(parents=True, exist_ok=True)
     broker = Broker(work / "broker", allow_anonymous=True).start()
-    scale = ScaleSimulator(baud=BAUD)
+    scale = ScaleSimulator(baud=args.baud or None)
     scanner = ScannerSimulator()
     scale_url = scale.start_pty(work / "scale")
     scanner_url = scanner.start_pty(work / "scanner")
     station_cfg, ledger_cfg = write_configs(work, broker, scale_url, scanner_url)
     notify = NotifySocket(work / "notify.sock")
     procs: list[subprocess.Popen[bytes]] = []
+    logs = [(work / "ledger.log").open("wb"), (work / "station.log").open("wb")]
     try:
         if not args.no_ledger:
             procs.append(
                 subprocess.Popen(
                     [sys.executable, "-m", "ledger", "--config", str(ledger_cfg), "run"],
-                    stdout=(work / "ledger.log").open("wb"),
+                    stdout=logs[0],
                     stderr=subprocess.STDOUT,
                 )
             )
@@ -240,7 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         station = subprocess.Popen(
             [sys.executable, "-m", "station", "--config", str(station_cfg), "run"],
             env=env,
-            stdout=(work / "station.log").open("wb"),
+            stdout=logs[1],
             stderr=subprocess.STDOUT,
         )
         procs.append(station)
@@ -255,7 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         time.sleep(args.warmup)
 
         idle = measure(station.pid, "idle", args.idle)
-        idle_threads = threads(station.pid)
+        nthreads = threads(station.pid)
         sent: list[str] = []
         busy = measure(
             station.pid,
@@ -278,6 +323,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait(5)
+        for f in logs:
+            f.close()
         notify.close()
         scanner.stop()
         scale.stop()
@@ -289,33 +336,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     visits = sum(1 for c in sent if c.startswith("B"))
     rows = [
-        ("baseline: bare python", f"{bare:.1f}", "", "an interpreter that ran nothing"),
-        ("baseline: imports only", f"{imports:.1f}", "", "station.daemon and its libraries"),
-        ("station at READY", f"{rss_ready:.1f}", "", f"READY after {t_ready:.1f} s"),
-        (
-            f"idle {idle.seconds:.0f} s",
-            f"{idle.rss_mib:.1f} / {idle.rss_max_mib:.1f}",
-            f"{idle.cpu_pct:.2f}",
-            f"{idle.cpu_s:.2f} s CPU, {idle_threads} threads",
+        ("baseline: bare python", f"{bare:.1f}", "", "", "", "an interpreter that ran nothing"),
+        ("baseline: imports only", f"{imports:.1f}", "", "", "", "the daemon's modules"),
+        ("station at READY", f"{rss_ready:.1f}", "", "", "", f"READY after {t_ready:.1f} s"),
+        window_row(
+            f"idle {idle.seconds:.0f} s", idle, f"{idle.cpu_s:.2f} s CPU, {nthreads} threads"
         ),
-        (
+        window_row(
             f"busy {busy.seconds:.0f} s, {args.rate:g} scans/s",
-            f"{busy.rss_mib:.1f} / {busy.rss_max_mib:.1f}",
-            f"{busy.cpu_pct:.2f}",
+            busy,
             f"{len(sent)} scans, {visits} visits opened",
         ),
-        (
-            f"idle after, {after.seconds:.0f} s",
-            f"{after.rss_mib:.1f} / {after.rss_max_mib:.1f}",
-            f"{after.cpu_pct:.2f}",
-            "",
-        ),
+        window_row(f"idle after, {after.seconds:.0f} s", after, ""),
     ]
     print(table(rows))
     print()
-    print(
-        f"notify messages: {counts} (WATCHDOG_USEC={WATCHDOG_USEC}); last STATUS: {status!r}"
-    )
+    print(f"notify messages: {counts} (WATCHDOG_USEC={WATCHDOG_USEC}); last STATUS: {status!r}")
     ok_rss = idle.rss_max_mib <= TARGET_RSS_MIB
     ok_cpu = idle.cpu_pct <= TARGET_IDLE_CPU_PCT
     print(
@@ -342,7 +378,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "busy_s": round(busy.seconds, 1),
                 "scans": len(sent),
                 "scans_per_s": args.rate,
-                "threads": idle_threads,
+                "threads": nthreads,
+                "idle_wakeups_per_s": round(idle.wakeups_per_s, 1),
+                "idle_private_mib": round(idle.anon_kib / 1024, 1),
+                "scale_baud": args.baud,
                 "watchdog_pings": counts.get("WATCHDOG", 0),
             }
         )
