@@ -16,6 +16,7 @@ import click
 
 from station import __version__
 from sync.i18n import _, set_language
+from sync.notify import Watchdog, fresh, sd_notify, watchdog_interval
 from sync.settings import ConfigError
 from sync.wire import Registry
 
@@ -132,10 +133,24 @@ def run(ctx: click.Context, client_id: str) -> None:
     signal.signal(signal.SIGINT, lambda *_a: stop.set())
     service.start()
     logging.getLogger("ledger").info(_("ledger running, database %s"), cfg.ledger.database)
+    sd_notify("READY=1\nSTATUS=" + service.summary())
+    interval = watchdog_interval()
+    watchdog = None
+    if interval:
+        # the ingest worker wakes at least every second: 10 s without a turn means stuck
+        watchdog = Watchdog(
+            {"ingest": lambda: service.alive and fresh(lambda: service.heartbeat, 10.0)()},
+            service.summary,
+            interval,
+        )
+        watchdog.start()
     try:
         while not stop.wait(1.0):
             pass
     finally:
+        sd_notify("STOPPING=1")
+        if watchdog is not None:
+            watchdog.stop()
         service.stop()
         store.close()
 

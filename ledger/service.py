@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sync.client import MqttLink, Will
+from sync.i18n import _
 from sync.wire import (
     Ack,
     Batch,
@@ -102,9 +103,24 @@ class LedgerService:
         self.link.publish(topic, encode(registry), qos=1, retain=True)
 
     # -- the worker -------------------------------------------------------------------------
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def summary(self) -> str:
+        """One line for ``systemctl status``."""
+        broker = _("connected") if self.link.connected.is_set() else _("broker unreachable")
+        return _("{broker}, {batches} batches, {q} quarantined, {c} conflicts").format(
+            broker=broker, batches=self.batches, q=self.quarantined, c=self.conflicts
+        )
+
     def _work(self) -> None:
         while True:
-            message = self._queue.get()
+            try:  # wake every second even when idle: the watchdog reads the heartbeat
+                message = self._queue.get(timeout=1.0)
+            except queue.Empty:
+                self.heartbeat = time.monotonic()
+                continue
             self.heartbeat = time.monotonic()
             if message is None:
                 return

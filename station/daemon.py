@@ -17,6 +17,7 @@ from drivers.scanner.serial_scanner import SerialScanner
 from drivers.serialio import LinkSettings
 from sync.client import MqttSettings
 from sync.i18n import _, set_language
+from sync.notify import Watchdog, fresh, sd_notify, watchdog_interval
 from sync.settings import ConfigError
 from sync.station_link import StationLink
 from sync.topics import Topics
@@ -42,7 +43,6 @@ from .outbox import JournalOutbox
 from .registry import RegistryBook
 from .signals import PanelSignaller
 from .store import Store
-from .supervise import Watchdog, fresh, sd_notify, watchdog_interval
 
 __all__ = ["Daemon"]
 

@@ -18,7 +18,7 @@ import pytest
 from drivers.sim.scale import ScaleSimulator
 from drivers.sim.scanner import ScannerSimulator
 from station.sim import SimulatedCounter
-from station.supervise import Watchdog
+from sync.notify import Watchdog
 
 
 @pytest.fixture
@@ -59,9 +59,9 @@ def test_notify_protocol_of_a_running_daemon(
         }
         env.pop("WATCHDOG_PID", None)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "station", "--config", str(config_file), "run"],
+            [sys.executable, "-m", "station", "--lang", "en", "--config", str(config_file), "run"],
             env=env,
-            stdout=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
         )
         try:
@@ -159,3 +159,34 @@ def _wait_for(path: Path, text: str, timeout: float = 15.0) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"{text!r} not in the log:\n{path.read_text(errors='replace')}")
+
+
+def test_ledger_notifies_too(tmp_path: Path, notify: socket.socket) -> None:
+    from sync.broker import Broker
+
+    with Broker(tmp_path / "broker", allow_anonymous=True) as broker:
+        config = tmp_path / "ledger.toml"
+        config.write_text(
+            f'[ledger]\ndatabase = "{tmp_path / "l.db"}"\n'
+            f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n'
+        )
+        env = {**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify"), "WATCHDOG_USEC": "400000"}
+        env.pop("WATCHDOG_PID", None)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ledger", "--lang", "en", "--config", str(config), "run"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            seen = _messages(notify, 3.0)
+            proc.send_signal(signal.SIGTERM)
+            seen += _messages(notify, 1.0)
+            assert proc.wait(20) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert any(m.startswith("READY=1") for m in seen)
+    assert sum("WATCHDOG=1" in m for m in seen) >= 3
+    assert any(m.startswith("STOPPING=1") for m in seen)

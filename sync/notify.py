@@ -1,4 +1,4 @@
-"""systemd supervision: READY, STATUS, STOPPING, and WATCHDOG only while every worker progresses."""
+"""systemd supervision for both programs: READY, STATUS, STOPPING, WATCHDOG while all progress."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
-from sync.i18n import _
+from .i18n import _
 
-__all__ = ["Watchdog", "sd_notify", "watchdog_interval"]
+__all__ = ["Watchdog", "fresh", "sd_notify", "watchdog_interval"]
 
-log = logging.getLogger("station")
+log = logging.getLogger(__name__)
 
 
 def sd_notify(message: str) -> bool:
