@@ -1053,15 +1053,36 @@ def _same_device(a: str, b: str) -> bool:
     return False
 
 
+def _single_byte_actions() -> frozenset[int]:
+    """Bytes that are, alone, a zero/tare/clear command for some protocol (Kern's ``t``, Kern
+    TM's ``T``, Toledo 8217's ``Z``…): a probe request containing one could tare a scale that
+    reads commands one letter at a time."""
+    found: set[int] = set()
+    for protocol in PROTOCOLS.values():
+        for command in (Command.ZERO, Command.TARE, Command.CLEAR_TARE):
+            try:
+                request = protocol.encode(command)
+            except (ScaleError, LookupError, NotImplementedError):
+                continue
+            letters = request.strip(b"\r\n")
+            if len(letters) == 1:
+                found.add(letters[0])
+    return frozenset(found)
+
+
 def _probe_request(protocol: ScaleProtocol) -> tuple[Command, bytes] | None:
-    """The least intrusive request: IDENTIFY when the protocol has it, else READ."""
+    """The least intrusive request: IDENTIFY when the protocol has it, else READ, and never one
+    carrying a byte that some single-letter protocol takes as zero or tare."""
     if protocol.streaming:
         return None
+    unsafe = _single_byte_actions()
     for command in (Command.IDENTIFY, Command.READ):
         try:
-            return command, protocol.encode(command)
+            request = protocol.encode(command)
         except (ScaleError, LookupError, NotImplementedError):
             continue
+        if not unsafe.intersection(request):
+            return command, request
     return None
 
 

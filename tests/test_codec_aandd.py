@@ -16,8 +16,10 @@ from drivers.scale.aandd import PROTOCOL, AandDRefused, answers, decode, encode
 
 
 def exact_mg(value: str, unit: str) -> int:
-    """Independent oracle: exact rational arithmetic, banker's rounding (as the codec)."""
-    return round(Fraction(value.replace(",", ".")) * Fraction(MG_PER_UNIT[unit.lower()]))
+    """Independent oracle: exact rational arithmetic, banker's rounding (as the codec). Blanks
+    are dropped: a flipped leading zero (``+ 0012.34``) still says 12.34."""
+    text = value.replace(" ", "").replace(",", ".")
+    return round(Fraction(text) * Fraction(MG_PER_UNIT[unit.lower()]))
 
 
 def test_registry_and_link() -> None:

@@ -132,6 +132,10 @@ def test_highland_format_1_takes_the_gross_not_the_total() -> None:
         ),
         (b"Gross Wt 1 lb\r\nPCS 3pcs", Reading(453_592, "lb", True, gross_mg=453_592, pieces=3)),
         (b"Net Wt 16 oz", Reading(453_592, "oz", True)),
+        (
+            b"Net Wt -0.465 kg\r\nPCS -37 pcs",  # pieces taken off after a tare
+            Reading(-465_000, "kg", True, pieces=-37),
+        ),
         # counting fields without a weight line (tail of a block)
         (
             b"Unit Wt. 12,5 g\r\nPCS 10 pcs",
@@ -153,6 +157,69 @@ def test_blocks(frame: bytes, expected: Reading) -> None:
         unit_weight_mg=expected.unit_weight_mg,
         raw=frame,
     )
+
+
+@pytest.mark.parametrize(
+    ("frame", "expected"),
+    [
+        # GS / NT labels (CBW, Highland 2011 format 1): refused as unknown labels before
+        (b"GS      123.45 g ", Reading(123_450, "g", True, gross_mg=123_450)),
+        (b"NT 1.234 kg", Reading(1_234_000, "kg", True)),
+        # Highland continuous line: a polarity column right after the ST/US,GS/NT header
+        (b"ST,GS-     123.45 g ", Reading(-123_450, "g", True, gross_mg=-123_450)),
+        (b"US,NT      0.500 kg ", Reading(500_000, "kg", False)),
+        (b"ST,NT+     0.500 kg", Reading(500_000, "kg", True)),
+        (
+            b"ST,GS      1.250 kg \r\nUnit Wt. 12.5 g\r\nPCS 100 pcs",
+            Reading(1_250_000, "kg", True, gross_mg=1_250_000, pieces=100, unit_weight_mg=12_500),
+        ),
+        # out of range: the field filled with ^ (over) or - (under), as the MDW-300L does
+        (b"US,GS^^^^^^^^^^^ kg ", Reading(None, "kg", False, overload=True)),
+        (b"ST,NT----------- kg", Reading(None, "kg", False, underload=True)),
+        (b"Gross Wt ^^^^^^^^^ Kg", Reading(None, "Kg", False, overload=True)),
+        (b"Date 12/09/2006\r\nNet Wt. --------- Kg", Reading(None, "Kg", False, underload=True)),
+    ],
+)
+def test_headers_and_out_of_range(frame: bytes, expected: Reading) -> None:
+    assert decode(frame) == Reading(
+        expected.net_mg,
+        expected.unit,
+        expected.stable,
+        gross_mg=expected.gross_mg,
+        overload=expected.overload,
+        underload=expected.underload,
+        pieces=expected.pieces,
+        unit_weight_mg=expected.unit_weight_mg,
+        raw=frame,
+    )
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        b"ST,GS   -  1.25 kg",  # a sign inside the padding, not in the polarity column
+        b"ST,GS -    1.25 kg",
+        b"ST,GS--    1.25 kg",
+        b"Tare Wt ^^^^^^ kg",  # only the weight on the pan can be out of range
+        b"Unit Wt. ^^^^ g",
+        b"US,GS^^^^^^^^^^^ kg\r\nPCS 10 pcs",  # a count beside an out-of-range weight
+        b"US,GS^^^^^^^^^^^ kg\r\nNet Wt 1.0 kg",
+        b"US,GS^^^^^^ kg\r\nUS,GS------ kg",
+        b"US,GS^^^-^^^ kg",
+        b"US,GS^^^^^^ %",
+        b"XX,GS^^^^^^ kg",
+    ],
+)
+def test_header_and_out_of_range_errors(frame: bytes) -> None:
+    with pytest.raises(FrameError):
+        decode(frame)
+
+
+def test_framer_ends_a_block_after_an_out_of_range_line() -> None:
+    # the framer ended blocks only after a line with digits: an overload block never came out
+    framer = BlockFramer()
+    data = b"US,GS^^^^^^^^^^^ kg \r\n\r\n\r\nST,GS-     0.500 kg \r\n\r\n\r\n"
+    assert framer.feed(data) == [b"US,GS^^^^^^^^^^^ kg ", b"ST,GS-     0.500 kg "]
 
 
 @pytest.mark.parametrize("frame", [b"ER T", b"ER NN", b"ER T\r\n", b"ER"])
@@ -186,7 +253,6 @@ def test_er_is_a_refusal(frame: bytes) -> None:
         b"Gross Wt - 1.234 Kg",  # a labelled value's sign touches its digits
         b"Gross Wt 1,234.5 Kg",
         b"Gross Wt 2.0 kg\r\nTare Wt 0.#5 kg",  # a damaged line must not vanish
-        b"Gross Wt 1.234 Kg\r\nPCS -3 pcs",
         b"Net Wt 1.234 Kg\xff",
         b"Net Wt\t1.234 Kg",
     ],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 import pytest
@@ -27,19 +28,19 @@ def test_default_protocol_shape() -> None:
 
 
 @pytest.mark.parametrize(
-    ("regex", "kwargs", "words"),
+    ("regex", "unit", "words"),
     [
-        (r"(?P<w>\d+) kg", {}, "named group 'weight'"),
-        (r"(\d+) kg", {}, "named group 'weight'"),
-        (r"(?P<weight>\d+", {}, "invalid regex"),
-        (r"(?P<weight>\d+) (?P<unti>kg)", {}, "unknown named group(s) unti"),
-        (r"(?P<weight>\d+)", {}, "no named group 'unit'"),
-        (r"(?P<weight>\d+)", {"unit": "furlong"}, "unknown unit"),
+        (r"(?P<w>\d+) kg", None, "named group 'weight'"),
+        (r"(\d+) kg", None, "named group 'weight'"),
+        (r"(?P<weight>\d+", None, "invalid regex"),
+        (r"(?P<weight>\d+) (?P<unti>kg)", None, "unknown named group(s) unti"),
+        (r"(?P<weight>\d+)", None, "no named group 'unit'"),
+        (r"(?P<weight>\d+)", "furlong", "unknown unit"),
     ],
 )
-def test_make_protocol_validates_the_regex(regex: str, kwargs: dict[str, str], words: str) -> None:
-    with pytest.raises(ValueError, match=words.replace("(", r"\(").replace(")", r"\)")):
-        make_protocol(None, b"\r\n", regex, **kwargs)
+def test_make_protocol_validates_the_regex(regex: str, unit: str | None, words: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(words)):
+        make_protocol(None, b"\r\n", regex, unit=unit)
 
 
 def test_make_protocol_validates_request_and_terminator() -> None:
@@ -81,6 +82,45 @@ def test_lb_oz_is_exact() -> None:
 
 def test_default_count() -> None:
     assert decode(b"10 pcs") == Reading(None, "pcs", True, pieces=10, raw=b"10 pcs")
+    # a counting scale shows a negative count when pieces are taken off after a tare
+    assert decode(b"-37 pcs") == Reading(None, "pcs", True, pieces=-37, raw=b"-37 pcs")
+
+
+@pytest.mark.parametrize(
+    ("frame", "expected"),
+    [
+        # a "?" after the unit: in motion (the default took every frame as stable before)
+        (b"1.250 kg ?", Reading(1_250_000, "kg", False)),
+        (b"  -0.500 kg?", Reading(-500_000, "kg", False)),
+        (b"10 pcs ?", Reading(None, "pcs", False, pieces=10)),
+        (b"1.250 kg   ", Reading(1_250_000, "kg", True)),
+        # out of range, as most indicators display it
+        (b"OL", Reading(None, "", False, overload=True)),
+        (b"  +OL ", Reading(None, "", False, overload=True)),
+        (b"UL", Reading(None, "", False, underload=True)),
+        (b"-OL", Reading(None, "", False, underload=True)),
+    ],
+)
+def test_default_motion_and_out_of_range(frame: bytes, expected: Reading) -> None:
+    assert decode(frame) == Reading(
+        expected.net_mg,
+        expected.unit,
+        expected.stable,
+        overload=expected.overload,
+        underload=expected.underload,
+        pieces=expected.pieces,
+        raw=frame,
+    )
+
+
+def test_out_of_range_frame_needs_no_unit() -> None:
+    # regression: a frame matching ``over``/``under`` without a unit was refused ("no unit"),
+    # although the weight (and so its unit) may be absent from such frames
+    protocol = make_protocol(None, b"\n", r"(?P<over>OL)|(?P<weight>\d+) (?P<unit>kg)")
+    assert protocol.decode(b"OL") == Reading(None, "", False, overload=True, raw=b"OL")
+    assert protocol.decode(b"12 kg") == Reading(12_000_000, "kg", True, raw=b"12 kg")
+    with_unit = make_protocol(None, b"\n", r"(?P<under>UL)|(?P<weight>\d+)", unit="kg")
+    assert with_unit.decode(b"UL") == Reading(None, "kg", False, underload=True, raw=b"UL")
 
 
 @pytest.mark.parametrize(
@@ -98,13 +138,20 @@ def test_default_count() -> None:
         b"12:07 kg",
         b"12.5 lb:oz",
         b"1.5 pcs",
-        b"-3 pcs",
+        b"  - 3 pcs",  # a count's sign follows the padding rule too
         b"weight 12.5 kg",  # the whole frame must match
         b"12.5 kg x",
         b"12.5 kg\xff",
         b"12345678901234567 g",
         b"  -  3.2 lb",  # a sign inside the padding
         b"  -  0:08 lb:oz",
+        b"?",
+        b"1.250 ? kg",
+        b"1.250 kg ? ?",
+        b"OL kg",  # out-of-range lines carry no unit in the default
+        b"OL 1.250 kg",
+        b"OLL",
+        b"O L",
     ],
 )
 def test_default_frame_errors(frame: bytes) -> None:

@@ -82,6 +82,7 @@ TWS = [
     (b"      3.000 oz ", 85_049, "oz", True, None),  # 85048.569375 mg
     (b"      5.000 ct ", 1_000, "ct", True, None),
     (b"         10 pcs", None, "pcs", True, 10),
+    (b" -        37 pcs", None, "pcs", True, -37),  # pieces taken off after a tare
     # unstable: no unit, so no mass [V]
     (b"          0.0 ", None, "", False, None),
     (b"       12.50    ", None, "", False, None),
@@ -179,7 +180,7 @@ def test_error_frame_is_a_refusal(frame: bytes) -> None:
         b"       12.50 %  ",
         b"       12.50 dwt",
         b"       12.50 kgs",
-        b"       -3 pcs",
+        b"  -    3 pcs",  # a sign inside the padding
         b"       1.5 pcs",
         b"     1,234.5 kg",
         b"       12.50 kg x",
@@ -266,9 +267,10 @@ def frames(draw: st.DrawFn) -> tuple[bytes, Reading, frozenset[int]]:
     text = f"{Decimal(magnitude).scaleb(-places):f}"
     if draw(st.booleans()):
         text = text.replace(".", ",")
-    family = draw(st.sampled_from(["tws", "tm", "kxs"]))
+    family = draw(st.sampled_from(["tws", "tm", "gab", "kxs"]))
     stable = True
     gross = False
+    polarity = 1
     if family == "tws":
         unit = draw(st.sampled_from(["g", "kg", "lb", "oz", "ct"]))
         mark = draw(st.sampled_from([" ", "M"]))
@@ -280,13 +282,18 @@ def frames(draw: st.DrawFn) -> tuple[bytes, Reading, frozenset[int]]:
     else:
         unit = draw(st.sampled_from(["kg", "KG", "lb", "oz", "g"]))
         status = draw(st.sampled_from(["ST", "US"]))
-        kind = draw(st.sampled_from(["GS", "NT", "G", "N"]))
+        kind = draw(st.sampled_from(["GS", "NT", "GW", "NW"]))
         stable = status == "ST"
         gross = kind.startswith("G")
         sign = "-" if negative else draw(st.sampled_from(["", "+"]))
         if family == "tm":
             head = f"{status},{kind} {sign}"
             line = f"{head}{text}{unit}"
+        elif family == "gab":
+            kind = kind[0]
+            polarity = len(f"{status},{kind},")
+            head = f"{status},{kind},{sign or ' '}" + " " * max(0, 7 - len(text))
+            line = f"{head}{text},{unit}"
         else:
             head = f"{status},{kind},{sign or '+'}"
             line = f"{head}{text}  {unit}"
@@ -295,7 +302,15 @@ def frames(draw: st.DrawFn) -> tuple[bytes, Reading, frozenset[int]]:
     end = start + len(text)
     unit_at = frame.index(unit.encode(), end)
     sensitive = frozenset(
-        {0, 1, start - 1, end, *range(start, end), *range(unit_at - 1, unit_at + len(unit))}
+        {
+            0,
+            1,
+            polarity,
+            start - 1,
+            end,
+            *range(start, end),
+            *range(unit_at - 1, unit_at + len(unit)),
+        }
     )
     mg = exact_mg(("-" if negative else "") + text, unit)
     expected = Reading(mg, unit, stable, gross_mg=mg if gross else None, raw=frame)

@@ -75,6 +75,7 @@ WEIGHTS = [
     # counting mode
     (b"           3 PCS  ?", None, "PCS", False, None, 3),
     (b"           3 PCS   ", None, "PCS", True, None, 3),
+    (b"-         37 PCS  ", None, "PCS", True, None, -37),  # pieces taken off after a tare
 ]
 
 
@@ -119,6 +120,25 @@ def test_acks(frame: bytes, ack: Ack) -> None:
     assert decode(frame) == ack
 
 
+@pytest.mark.parametrize(
+    ("frame", "unit", "overload"),
+    [
+        # the display's message where the weight goes (a constructed layout, [U])
+        (b"      -OL- kg   B/G", "kg", True),
+        (b"      -UL- kg ? NET", "kg", False),
+        (b"-OL- g   G  \r\n", "g", True),
+        (b"   -UL-", "", False),
+        (b"   -OL-     G", "", True),  # a legend, no unit
+        (b"   -OL- PCS ?", "PCS", True),
+    ],
+)
+def test_out_of_range_lines(frame: bytes, unit: str, overload: bool) -> None:
+    assert decode(frame) == Reading(
+        None, unit, False, overload=overload, underload=not overload, raw=frame
+    )
+    assert answers(Command.READ, decode(frame))
+
+
 def test_invalid_command_is_refused() -> None:
     with pytest.raises(ScaleRefused, match="did not recognise"):
         decode(b"ES\r\n")
@@ -145,7 +165,7 @@ def test_invalid_command_is_refused() -> None:
         b"   12.34 kg   00:00:00 00:00:01",
         b"        0.85 oz     WET WT",  # density mode is not a weight
         b"G     12.34 kg  NET",  # label contradicts legend
-        b"   -3 PCS",
+        b"   -  3 PCS",  # a sign inside the padding
         b"       3.5 PCS",
         b"           3 PCS  T",
         b"    1,234.5 kg",  # thousands grouping is refused, not guessed
@@ -158,6 +178,14 @@ def test_invalid_command_is_refused() -> None:
         b"    12.34 kg\xff",
         b"    12.34\tkg",
         b"SCALE: ",
+        b"   -OL- kg   T",  # a tare line is not the pan
+        b"   -OL- kg TOTAL",
+        b"   -OL- KG",
+        b"   -OL-kg",
+        b"   -OL- kg ? ?",
+        b"   -OL- 12.3 kg",
+        b"   OL kg",
+        b"   -XX- kg",
     ],
 )
 def test_frame_errors(frame: bytes) -> None:

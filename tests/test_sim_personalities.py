@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 import pytest
 import serial
 
+from drivers.base import Reading
 from drivers.scale import PROTOCOLS
 from drivers.serialio import LineFramer
 from drivers.sim.personalities import (
@@ -124,6 +125,65 @@ def test_zero_detail(make: Any) -> None:
     status, state = sim.zero_detail(immediate=True)
     assert status == "A" and state.motion
     assert sim.snapshot().zero_mg == state.gross_mg
+
+
+# -- every personality against its own codec ---------------------------------------------------
+
+
+@pytest.mark.parametrize("name", [name for name in PERSONALITIES if name in PROTOCOLS])
+def test_every_personality_speaks_its_codec(name: str, make: Any) -> None:
+    """What a personality sends for one read decodes, with its protocol's codec, to what the
+    weight model shows: stable, moving, negative, tared, counting, over and under range."""
+    sim = make(name)
+    kind = type(sim.personality)
+    codec = PROTOCOLS[name]
+
+    def read() -> Reading:
+        frames = codec.make_framer().feed(sim.personality.sample(sim))
+        readings = [r for r in map(codec.decode, frames) if isinstance(r, Reading)]
+        assert len(readings) == 1, frames
+        return readings[0]
+
+    sim.place("1.250", settle_s=0)
+    reading = read()
+    assert (reading.net_mg, reading.stable, reading.in_range) == (1_250_000, True, True)
+    assert reading.gross_mg in (None, 1_250_000) and reading.pieces is None
+    sim.place("1.250", settle_s=float("inf"))
+    reading = read()
+    assert not reading.stable
+    assert reading.net_mg is None or abs(reading.net_mg - 1_250_000) <= 3 * sim.division_mg
+    sim.place("0.500", settle_s=0)
+    assert sim.zero() == "A"
+    sim.remove(settle_s=0)
+    reading = read()
+    if kind.shows_negative:
+        assert (reading.net_mg, reading.stable) == (-500_000, True)
+    else:
+        assert reading.underload and reading.net_mg is None
+    assert sim.zero() == "A"
+    sim.place("1.700", settle_s=0)
+    assert sim.tare()[0] == "A"
+    sim.place("2.500", settle_s=0)
+    reading = read()
+    assert (reading.net_mg, reading.stable) == (800_000, True)
+    assert reading.gross_mg in (None, 2_500_000) and reading.tare_mg in (None, 1_700_000)
+    sim.clear_tare()
+    sim.place("1.250", settle_s=0)
+    sim.set_piece_weight(10_000)
+    reading = read()
+    if kind.counts:
+        assert (reading.pieces, reading.stable) == (125, True)
+        assert reading.unit_weight_mg in (None, 10_000)
+    else:
+        assert (reading.net_mg, reading.pieces) == (1_250_000, None)
+    sim.set_piece_weight(None)
+    sim.set_overload()
+    reading = read()
+    assert reading.overload and not reading.underload and reading.net_mg is None
+    sim.set_overload(False)
+    sim.set_underload()
+    reading = read()
+    assert reading.net_mg is None and reading.underload is kind.tells_underload
 
 
 # -- Toledo 8217 -----------------------------------------------------------------------------
@@ -260,6 +320,243 @@ def test_aandd_in_grams(make: Any) -> None:
     sim = make("a-and-d", unit="g", decimals=1)
     sim.place("250.5 g", settle_s=0)
     assert ask(sim, b"Q\r\n") == b"ST,+000250.5  g\r\n"
+
+
+# -- Ohaus -----------------------------------------------------------------------------------
+
+
+def test_ohaus_replies(make: Any) -> None:
+    sim = make("ohaus")
+    sim.place("1.250", settle_s=0)
+    assert ask(sim, b"IP\r\n") == b"     1.250 kg   B/G\r\n"  # Ranger Compact P layout
+    assert ask(sim, b"P\r\n") == ask(sim, b"SP\r\n") == b"     1.250 kg   B/G\r\n"
+    assert sim.personality.print_block(sim) == b"     1.250 kg   B/G\r\n"
+    assert ask(sim, b"T\r\n") is None  # Z, T, xT act silently
+    assert sim.snapshot().tare_mg == 1_250_000
+    sim.place("2.000", settle_s=0)
+    assert ask(sim, b"IP\r\n") == b"     0.750 kg   NET\r\n"
+    assert ask(sim, b"0T\r\n") is None  # 0T clears the tare
+    assert ask(sim, b"IP\r\n") == b"     2.000 kg   B/G\r\n"
+    assert ask(sim, b"500T\r\n") is None  # a preset tare, in grams
+    assert sim.snapshot().tare_mg == 500_000
+    sim.clear_tare()
+    sim.place("0.500", settle_s=0)
+    assert ask(sim, b"Z\r\n") is None
+    sim.remove(settle_s=0)
+    assert ask(sim, b"IP\r\n") == b"-    0.500 kg   B/G\r\n"  # polarity column
+    assert sim.zero() == "A"
+    sim.place("1.000", settle_s=float("inf"))
+    assert ask(sim, b"IP\r\n").endswith(b" kg ? B/G\r\n")  # type: ignore[union-attr]
+    assert ask(sim, b"SP\r\n").endswith(b"? B/G\r\n")  # type: ignore[union-attr]  # gave up
+    assert ask(sim, b"T\r\n") is None and sim.snapshot().tare_mg == 0  # refused in motion
+    sim.place("1.250", settle_s=0)
+    sim.set_piece_weight(10_000)
+    assert ask(sim, b"IP\r\n") == b"       125 PCS  \r\n"  # Ranger Count: the count
+    sim.set_piece_weight(None)
+    sim.set_overload()
+    assert ask(sim, b"IP\r\n") == b"      -OL- kg   B/G\r\n"
+    sim.set_overload(False)
+    sim.set_underload()
+    assert ask(sim, b"IP\r\n") == b"      -UL- kg   B/G\r\n"
+    assert ask(sim, b"XX\r\n") == b"ES\r\n"  # as the Courier 5000
+    assert ask(sim, b"I\xffP\r\n") == b"ES\r\n"
+
+
+def test_ohaus_in_grams(make: Any) -> None:
+    sim = make("ohaus", unit="g", decimals=1)
+    sim.place("250.5 g", settle_s=0)
+    assert ask(sim, b"IP\r\n") == b"     250.5 g    B/G\r\n"
+    with pytest.raises(ValueError, match="at most 6 digits"):
+        ScaleSimulator("ohaus", unit="kg", decimals=6)
+
+
+# -- Adam ------------------------------------------------------------------------------------
+
+
+def test_adam_print_blocks(make: Any) -> None:
+    sim = make("adam")
+    sim.place("1.250", settle_s=0)
+    assert ask(sim, b"P\r\n") == b"ST,GS      1.250 kg \r\n\r\n\r\n"
+    sim.set_piece_weight(12_500)
+    counting = b"ST,GS      1.250 kg \r\nUnit Wt. 12.5 g\r\nPCS 100 pcs\r\n\r\n\r\n"
+    assert ask(sim, b"P\r\n") == counting
+    assert sim.personality.print_block(sim) == counting  # the PRINT key
+    sim.set_piece_weight(10_000)
+    assert b"\r\nUnit Wt. 10 g\r\nPCS 125 pcs\r\n" in ask(sim, b"P\r\n")  # type: ignore[operator]
+    sim.set_piece_weight(None)
+    assert ask(sim, b"T\r\n") is None  # T and Z act silently
+    assert ask(sim, b"P\r\n") == b"ST,NT      0.000 kg \r\n\r\n\r\n"
+    assert ask(sim, b"T0.200\r\n") is None  # a preset tare, in the display unit
+    assert sim.snapshot().tare_mg == 200_000
+    assert ask(sim, b"Tx\r\n") == b"ER Tx\r\n"
+    sim.clear_tare()
+    sim.place("0.500", settle_s=0)
+    assert ask(sim, b"Z\r\n") is None
+    sim.remove(settle_s=0)
+    assert ask(sim, b"P\r\n") == b"ST,GS-     0.500 kg \r\n\r\n\r\n"  # polarity column
+    sim.place("1.000", settle_s=float("inf"))
+    assert ask(sim, b"P\r\n")[:6] == b"US,GS "  # type: ignore[index]
+    assert ask(sim, b"T\r\n") == b"ER T\r\n"  # impossible now: echoed as an error
+    assert ask(sim, b"Z\r\n") == b"ER Z\r\n"
+    sim.place("1.000", settle_s=0)
+    sim.set_overload()
+    assert ask(sim, b"P\r\n") == b"ST,GS^^^^^^^^^^^ kg \r\n\r\n\r\n"
+    assert ask(sim, b"T\r\n") == b"ER T\r\n"
+    sim.set_overload(False)
+    sim.set_underload()
+    assert ask(sim, b"P\r\n") == b"ST,GS----------- kg \r\n\r\n\r\n"
+    assert ask(sim, b"MR\r\n") == b"ER MR\r\n"
+
+
+# -- Dini Argeo ------------------------------------------------------------------------------
+
+
+def test_dini_replies(make: Any) -> None:
+    sim = make("dini-argeo")
+    assert ask(sim, b"READ\r\n") == b"ST,GS,   0.000,kg\r\n"
+    sim.place("1.250", settle_s=0)
+    assert ask(sim, b"READ\r\n") == b"ST,GS,   1.250,kg\r\n"
+    ext = b"1,ST,     1.250,       0.000,         0,         0,kg\r\n"
+    assert ask(sim, b"REXT\r\n") == ext
+    assert ask(sim, b"TARE\r\n") == b"OK\r\n"
+    assert ask(sim, b"READ\r\n") == b"ST,NT,   0.000,kg\r\n"
+    sim.place("2.000", settle_s=0)
+    ext = b"1,ST,     0.750,       1.250,         0,         0,kg\r\n"
+    assert ask(sim, b"REXT\r\n") == ext
+    assert ask(sim, b"CLEAR\r\n") == b"OK\r\n"
+    assert ask(sim, b"T\r\n") == b"OK\r\n"  # the short forms too
+    assert ask(sim, b"C\r\n") == b"OK\r\n"
+    assert sim.snapshot().tare_mg == 0
+    sim.place("0.500", settle_s=0)
+    assert ask(sim, b"ZERO\r\n") == b"OK\r\n"
+    sim.remove(settle_s=0)
+    assert ask(sim, b"READ\r\n") == b"ST,GS,  -0.500,kg\r\n"
+    sim.place("1.000", settle_s=float("inf"))
+    assert ask(sim, b"READ\r\n")[:9] == b"US,GS,   "  # type: ignore[index]
+    assert ask(sim, b"TARE\r\n") == b"ERR03\r\n"  # not allowed in the present state
+    assert ask(sim, b"Z\r\n") == b"ERR03\r\n"
+    sim.place("1.000", settle_s=0)
+    sim.set_overload()
+    assert ask(sim, b"READ\r\n") == b"OL,GS,--------,kg\r\n"
+    over = b"1,OL,          ,            ,         0,         0,kg\r\n"
+    assert ask(sim, b"REXT\r\n") == over
+    sim.set_overload(False)
+    sim.set_underload()
+    assert ask(sim, b"READ\r\n") == b"UL,GS,--------,kg\r\n"
+    assert sim.personality.print_block(sim) == b"UL,GS,--------,kg\r\n"
+    assert ask(sim, b"STAT\r\n") == b"ERR04\r\n"
+
+
+def test_dini_in_grams_and_extended(make: Any) -> None:
+    sim = make("dini-argeo", unit="g", decimals=1)
+    sim.place("250.5 g", settle_s=0)
+    assert ask(sim, b"READ\r\n") == b"ST,GS,   250.5, g\r\n"
+    ext = make("dini-argeo-ext")
+    ext.place("0.600", settle_s=0)
+    assert ext.personality.sample(ext) == ask(ext, b"REXT\r\n")
+    assert ask(ext, b"READ\r\n") == b"ST,GS,   0.600,kg\r\n"  # the same indicator
+
+
+# -- Kern ------------------------------------------------------------------------------------
+
+
+def test_kern_frames(make: Any) -> None:
+    sim = make("kern")
+    sim.place("1.250", settle_s=0)
+    assert ask(sim, b"w") == ask(sim, b"s") == b"       1.250 kg \r\n"  # 18 bytes
+    assert sim.personality.print_block(sim) == b"       1.250 kg \r\n"
+    assert ask(sim, b"t") is None  # tare sends nothing
+    assert ask(sim, b"w") == b"       0.000 kg \r\n"
+    sim.clear_tare()
+    sim.place("0.500", settle_s=0)
+    sim.zero()  # no zero command: the key
+    sim.remove(settle_s=0)
+    assert ask(sim, b"w") == b" -     0.500 kg \r\n"  # the sign column
+    assert sim.zero() == "A"
+    sim.place("1.000", settle_s=float("inf"))
+    moving = ask(sim, b"w")
+    assert moving is not None and moving.endswith(b"    \r\n") and len(moving) == 18  # no unit
+    sim.place("1.250", settle_s=0)
+    sim.set_piece_weight(10_000)
+    assert ask(sim, b"w") == b"         125 pcs\r\n"
+    sim.set_piece_weight(None)
+    sim.set_overload()
+    assert ask(sim, b"w") == b"      =Overload=\r\n"
+    sim.set_overload(False)
+    sim.set_underload()
+    assert ask(sim, b"w") == b"     =Underload=\r\n"
+    assert ask(sim, b"x") is None  # other letters: ignored
+    assert sim.personality.request_framer().feed(b"tw\r\n") == [b"t", b"w"]
+
+
+def test_kern_tm_replies(make: Any) -> None:
+    sim = make("kern-tm")
+    sim.place("1.250", settle_s=0)
+    assert ask(sim, b"W") == ask(sim, b"S") == b"ST,GS,+0001.250  kg\r\n"  # KXS-TM layout
+    assert ask(sim, b"P") == b"ST,GS,+0001.250  kg\r\n"
+    assert ask(sim, b"T") is None  # T and Z send nothing
+    assert ask(sim, b"W") == b"ST,NT,+0000.000  kg\r\n"
+    sim.clear_tare()
+    sim.place("0.500", settle_s=0)
+    assert ask(sim, b"Z") is None
+    sim.remove(settle_s=0)
+    assert ask(sim, b"W") == b"ST,GS,-0000.500  kg\r\n"
+    assert sim.zero() == "A"
+    sim.place("1.000", settle_s=float("inf"))
+    assert ask(sim, b"W")[:7] == b"US,GS,+"  # type: ignore[index]
+    sim.place("1.250", settle_s=0)
+    sim.set_piece_weight(10_000)
+    assert ask(sim, b"W") == b"ST,GS,+00000125  pcs\r\n"
+    assert ask(sim, b"P") == b"125PCS\r\n"  # KFB-TM's counting print
+    sim.set_piece_weight(None)
+    sim.set_overload()
+    assert ask(sim, b"W") == b"OL,GS,+            \r\n"
+    sim.set_overload(False)
+    sim.set_underload()
+    assert ask(sim, b"W") == b"OL,GS,-            \r\n"
+    assert ask(sim, b"X") is None
+
+
+def test_kern_kcp_is_mt_sics(make: Any) -> None:
+    sim = make("kern-kcp")
+    sim.place("1.250", settle_s=0)
+    assert sim.personality.sample(sim) == b"S S      1.250 kg\r\n"
+    assert ask(sim, b"I4\r\n") == b'I4 A "1126493049"\r\n'
+    assert ask(sim, b"Z\r\n") == b"Z A\r\n"
+
+
+# -- configurable ASCII (default protocol) -----------------------------------------------------
+
+
+def test_ascii_stream(make: Any) -> None:
+    sim = make("ascii")
+    assert sim.frame() == b"0.000 kg\r\n"
+    sim.place("1.250", settle_s=0)
+    assert sim.frame() == sim.personality.sample(sim) == b"1.250 kg\r\n"  # not padded
+    sim.place("1.250", settle_s=float("inf"))
+    assert sim.frame().endswith(b" kg ?\r\n")
+    sim.place("0.500", settle_s=0)
+    sim.zero()
+    sim.remove(settle_s=0)
+    assert sim.frame() == b"-0.500 kg\r\n"
+    sim.zero()
+    sim.place("1.250", settle_s=0)
+    sim.set_piece_weight(10_000)
+    assert sim.frame() == b"125 pcs\r\n"
+    sim.set_piece_weight(None)
+    sim.set_overload()
+    assert sim.frame() == b"OL\r\n"
+    sim.set_overload(False)
+    sim.set_underload()
+    assert sim.frame() == b"UL\r\n"
+    assert sim.personality.respond(b"P", sim, NO_LINE) is None  # it only talks
+    assert sim.personality.print_block(sim) is None
+
+
+def test_ascii_in_grams(make: Any) -> None:
+    sim = make("ascii", unit="g", decimals=1)
+    sim.place("250.5 g", settle_s=0)
+    assert sim.frame() == b"250.5 g\r\n"
 
 
 # -- MT-SICS and Toledo continuous (moved out of the simulator) -------------------------------

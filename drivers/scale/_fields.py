@@ -27,6 +27,7 @@ LB_OZ = "lb:oz"
 _NUMBER = re.compile(r"( *)([+-]?)( *)(\d+(?:[.,]\d*)?|[.,]\d+) *")
 # Composite pounds and ounces: ``12:07.50`` (MT-SICS style) with the unit ``lb:oz``.
 _LB_OZ = re.compile(r"( *)([+-]?)( *)(\d{1,6}):(\d{1,2}(?:[.,]\d*)?) *")
+_COUNT = re.compile(r"( *)([+-]?)( *)(\d+) *")
 _MAX_CHARS = 16  # no scale sends a longer number; a longer "number" is garbage, not a huge mass
 _OZ_PER_LB = 16
 
@@ -97,13 +98,17 @@ def mass_mg(value: str, unit: str, *, units: frozenset[str] | None = None) -> in
 
 
 def count(text: str) -> int:
-    """A piece count: digits only (an optional ``+``; a negative count is refused)."""
-    stripped = text.strip()
-    if stripped.startswith("+"):
-        stripped = stripped[1:].lstrip()
-    if not stripped.isdigit() or not stripped.isascii() or len(stripped) > _MAX_CHARS:
+    """A piece count: digits with an optional sign (a counting scale shows a negative count when
+    pieces are taken off after a tare); the sign follows the same rule as in :func:`number`."""
+    if len(text.strip()) > _MAX_CHARS:
+        raise FrameError(f"piece count too long: {text!r}")
+    match = _COUNT.fullmatch(text)
+    if match is None:
         raise FrameError(f"not a piece count: {text!r}")
-    return int(stripped)
+    lead, sign, gap, digits = match.groups()
+    if sign and lead and gap:
+        raise FrameError(f"sign inside the padding: {text!r}")
+    return -int(digits) if sign == "-" else int(digits)
 
 
 def unsupported(command: Command, protocol: str) -> ScaleError:

@@ -18,13 +18,22 @@ Frame facts and their confidence (reference §6, tags as there):
   ``No.``/``Total`` lines are accumulation totals, not the weight on the pan [V]: a block
   holding only totals decodes to an :class:`Ack` ``TOTAL``.
 - Highland format 2 and continuous output: one 16-character line ``±`` + value + unit
-  (``-      123.45 g `` or ``         125PCS``) followed by blank lines [V]; the ``ST``/``US``
-  + ``GROSS``/``NET`` prefix of the continuous line is [U].
-- Stability and over/under range are not part of these blocks [U]. A block without an
-  ``ST``/``US`` mark is taken as stable, since these scales print on the Print key or ``P``
-  once the weight has settled [U]: set the scale to print stable weights only where its menu
-  allows. Labels are matched in English only; set the printout language to English (the
-  scale also prints French, German or Spanish labels, whose exact texts are [U]).
+  (``-      123.45 g `` or ``         125PCS``) followed by blank lines [V]. The CBW and the
+  2011 Highland label weights ``GS`` (gross) / ``NT`` (net) (``GS      123.45 g ``) [V: CBW
+  manual 2007 §9, https://videogame.manualsonline.com/manuals/mfg/adam_equipment/cbw_30.html?p=21;
+  Highland 2011 p. 25, https://www.manualslib.com/manual/839551/Adam-Equipment-Highland-Series.html?page=27];
+  the Highland's continuous line puts ``ST``/``US`` before them and a polarity column after
+  (``ST,GS-     123.45 g ``: ``-`` or blank, then the value right-justified) [V: same page];
+  ``ST,GROSS``/``US NET`` spellings are [U].
+- Stability is only in that ``ST``/``US`` header. A block without it is taken as stable, since
+  these scales print on the Print key or ``P`` once the weight has settled [U]: set the scale to
+  print stable weights only where its menu allows. Labels are matched in English only; set the
+  printout language to English (the scale also prints French, German or Spanish labels, whose
+  exact texts are [U]).
+- Out of range, the weight field (polarity, digits and point) is filled with ``^`` (over
+  capacity) or ``-`` (under) [V for the MDW-300L's command output, §8.5.1,
+  http://drillspot.manualsonline.com/user-manual/adam_equipment/building_set/mdw300l/page/14;
+  [U] that the counting scales print it the same way]: ``US,GS^^^^^^^^^^^ kg``.
 """
 
 from __future__ import annotations
@@ -51,9 +60,10 @@ _REQUESTS: dict[Command, bytes] = {
     Command.TARE: b"T\r\nP\r\n",
 }
 
-# A line that carries a value with a unit: what makes a blank line the end of a block (the
-# CBK's header lines are separated by blank lines too).
-_VALUE_WITH_UNIT = re.compile(rb"\d *[A-Za-z]{1,3} *$")
+# A line that carries a value with a unit (or an out-of-range field, ^^^ or ---, with its unit):
+# what makes a blank line the end of a block (the CBK's header lines are separated by blank
+# lines too).
+_VALUE_WITH_UNIT = re.compile(rb"(?:\d|\^{3}|-{3}) *[A-Za-z]{1,3} *$")
 _ERROR_LINE = re.compile(rb"ER(?: .*)?")
 
 
@@ -147,8 +157,8 @@ def encode(command: Command) -> bytes:
 
 
 _LABELS: dict[str, str] = {
-    **dict.fromkeys(("gross", "gross wt", "gross weight"), "gross"),
-    **dict.fromkeys(("net", "net wt", "net weight"), "net"),
+    **dict.fromkeys(("gross", "gross wt", "gross weight", "gs"), "gross"),
+    **dict.fromkeys(("net", "net wt", "net weight", "nt"), "net"),
     **dict.fromkeys(("tare", "tare wt", "tare weight"), "tare"),
     **dict.fromkeys(("unit wt", "unit weight", "apw"), "unit"),
     **dict.fromkeys(("pcs", "count", "qty", "quantity"), "pcs"),
@@ -159,6 +169,15 @@ _MASS_KINDS = ("gross", "net", "tare", "unit")
 _VALUE_LINE = re.compile(
     r"(?P<label>[A-Za-z][A-Za-z .,:]*?)[ .:]*"
     r"(?P<value>[+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)) *(?P<unit>[A-Za-z]+)? *"
+)
+# Highland continuous line: status, kind, then a polarity column ("ST,GS-     123.45 g ")
+_HEADED = re.compile(
+    r"(?P<label>(?:ST|US),(?:GS|NT))"
+    r"(?P<value>[ +-] *(?:\d+(?:[.,]\d*)?|[.,]\d+)) *(?P<unit>[A-Za-z]+)? *"
+)
+# Out of range: the weight field filled with "^" (over) or "-" (under), the label kept
+_FILLED = re.compile(
+    r"(?P<label>[A-Za-z][A-Za-z .,:]*?)[ .:]*(?P<fill>\^{3,}|-{3,}) *(?P<unit>[A-Za-z]+)? *"
 )
 # Highland format 2: "-      123.45 g " or "         125PCS", exactly 16 characters
 _SHOWN = re.compile(r"(?P<value>[ +-][ +-]*(?:\d+(?:[.,]\d*)?|[.,]\d+)) *(?P<unit>[A-Za-z]+) *")
@@ -185,12 +204,17 @@ class _Block:
     pieces: int | None = None
     totals: bool = False
     stable: bool | None = None
+    out_of_range: tuple[str, str] | None = None  # ("over" | "under", unit)
 
 
 def _line_into(block: _Block, line: str, frame: bytes) -> None:
     kind: str | None
     stable: bool | None = None
-    labelled = _VALUE_LINE.fullmatch(line.strip(" "))
+    filled = _FILLED.fullmatch(line.strip(" "))
+    if filled is not None:
+        _out_of_range_into(block, filled, frame)
+        return
+    labelled = _HEADED.fullmatch(line.strip(" ")) or _VALUE_LINE.fullmatch(line.strip(" "))
     if labelled is not None:
         label, value, unit = labelled.group("label", "value", "unit")
         kind, stable = _label(label)
@@ -232,6 +256,18 @@ def _line_into(block: _Block, line: str, frame: bytes) -> None:
     block.masses[kind] = (mass_mg(value, unit), unit)
 
 
+def _out_of_range_into(block: _Block, match: re.Match[str], frame: bytes) -> None:
+    label, fill, unit = match.group("label", "fill", "unit")
+    kind, _ = _label(label)
+    if kind not in ("gross", "net"):
+        raise FrameError(f"out-of-range field on a {kind or 'unknown'} line: {frame!r}")
+    if unit is not None and unit.lower() not in _UNITS:
+        raise FrameError(f"{kind} weight without a mass unit: {frame!r}")
+    if block.out_of_range is not None:
+        raise FrameError(f"two out-of-range weights in one block: {frame!r}")
+    block.out_of_range = ("over" if fill[0] == "^" else "under", unit or "")
+
+
 def decode(frame: bytes) -> Reply:
     """Decode one print block (or an ``ER`` line) to a :class:`Reading` or an :class:`Ack`.
 
@@ -251,6 +287,13 @@ def decode(frame: bytes) -> Reply:
     unit_weight = masses["unit"][0] if "unit" in masses else None
     stable = True if block.stable is None else block.stable
     displays = [k for k in ("gross", "net", "shown") if k in masses]
+    if block.out_of_range is not None:
+        if displays or block.pieces is not None:
+            raise FrameError(f"a weight beside an out-of-range field: {frame!r}")
+        where, unit = block.out_of_range
+        return Reading(
+            None, unit, False, overload=where == "over", underload=where == "under", raw=frame
+        )
     if not displays:
         if "tare" in masses:
             raise FrameError(f"a tare without a gross or net weight: {frame!r}")

@@ -14,7 +14,8 @@ streams), a terminator and a regular expression with named groups:
 - ``pieces``: a piece count sent beside the weight;
 - ``net``: a gross/net marker: ``N``, ``NT``, ``NET``, ``NW`` mean net, ``G``, ``GS``,
   ``GROSS``, ``GW``, ``B``, ``B/G``, ``BRUTTO`` gross; other text is refused;
-- ``over`` / ``under``: markers of out-of-range frames (the weight may then be absent).
+- ``over`` / ``under``: markers of out-of-range frames (the weight and the unit may then be
+  absent).
 
 The whole frame must match (``fullmatch``): a pattern that would only find a weight somewhere
 in the text cannot pick digits out of garbage.
@@ -36,8 +37,13 @@ __all__ = ["DEFAULT_REGEX", "GROUPS", "PROTOCOL", "make_protocol"]
 GROUPS = frozenset({"weight", "sign", "unit", "stable", "pieces", "net", "over", "under"})
 # The sign is part of the weight group, blanks included, so the field rule applies: a sign is
 # the first character or touches the digits ("-  1.5 kg", "  -1.5 kg"), never inside padding.
+# A ``?`` after the unit marks motion (the Ohaus/Radwag convention): the empty ``stable`` group
+# takes part in the match only when no ``?`` follows. A line ``OL`` (or ``+OL``) is over
+# capacity, ``UL`` (or ``-OL``) under zero, as most indicators display them.
 DEFAULT_REGEX = (
-    r"(?P<weight> *[+-]? *\d+(?::\d+)?(?:[.,]\d+)?) *(?P<unit>[a-zA-Z]+(?::[a-zA-Z]+)?) *"
+    r"(?P<weight> *[+-]? *\d+(?::\d+)?(?:[.,]\d+)?) *(?P<unit>[a-zA-Z]+(?::[a-zA-Z]+)?)"
+    r"(?:(?P<stable>) *| *\? *)"
+    r"| *(?:(?P<over>\+?OL)|(?P<under>-OL|UL)) *"
 )
 _NET_WORDS = frozenset({"N", "NT", "NET", "NW", "NETTO"})
 _GROSS_WORDS = frozenset({"G", "GS", "GR", "GROSS", "GW", "B", "B/G", "BRUTTO"})
@@ -100,6 +106,11 @@ def _decoder(
             raise FrameError(f"frame does not match the configured regex: {frame!r}")
         groups = match.groupdict()
         unit = groups.get("unit") or default_unit
+        if groups.get("over") is not None or groups.get("under") is not None:
+            # out of range: no weight, and often no unit either ("OL")
+            over = groups.get("over") is not None
+            unit = (unit or "").strip()
+            return Reading(None, unit, False, overload=over, underload=not over, raw=frame)
         if unit is None:
             raise FrameError(f"no unit in the frame: {frame!r}")
         unit = unit.strip()
@@ -107,9 +118,6 @@ def _decoder(
         if has_stable:
             marker = groups["stable"]
             stable = marker is not None and (wanted is None or marker.strip().upper() == wanted)
-        if groups.get("over") is not None or groups.get("under") is not None:
-            over = groups.get("over") is not None
-            return Reading(None, unit, False, overload=over, underload=not over, raw=frame)
         weight = groups["weight"]
         if weight is None:
             raise FrameError(f"no weight in the frame: {frame!r}")
@@ -182,7 +190,8 @@ def make_protocol(
 PROTOCOL = dataclasses.replace(
     make_protocol(None, b"\r\n", DEFAULT_REGEX),
     description=(
-        "configurable ASCII: streamed CR LF lines '[+-] <weight> <unit>' by default; request, "
-        "terminator and a regex with named groups set in config; 9600 8N1"
+        "configurable ASCII: streamed CR LF lines '[+-] <weight> <unit> [?]' (OL/UL out of "
+        "range) by default; request, terminator and a regex with named groups set in config; "
+        "9600 8N1"
     ),
 )

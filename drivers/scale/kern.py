@@ -21,8 +21,10 @@ FKB/KDE-T/DE manuals]; FKT, IKT, PKT [P: SweepMe! Kern driver]:
 ``W`` weight, ``S`` stable weight, ``T`` tare, ``Z`` zero, sent without CR LF [V: GAB manual;
 KFB-TM does not say, [U]]; replies ``ST,GS 1.000KG`` / ``US,GS 1.342KG`` [V: KFB-TM], or
 ``ST,GS,+0123.456  kg``, ``ST,NT,…``, ``ST,TR,…`` (tare), ``OL,GS,+`` (over) / ``OL,GS,-``
-(under) [V: KXS-TM]; ``P`` in counting gives ``10PCS`` [V: KFB-TM]. ``T``/``Z`` send nothing,
-so they are followed by ``W``.
+(under) [V: KXS-TM]; GAB's ``ST,G,-  1.000,kg`` (one-letter kind, commas, LF only) [V, exact
+padding U]; ``P`` in counting gives ``10PCS`` [V: KFB-TM]. ``T``/``Z`` send nothing, so they
+are followed by ``W``. Decoded by :func:`decode_tm`, kept apart from :func:`decode`: the tail
+of ``US,GS 1.342KG`` would otherwise pass for a stable s/w/t frame.
 
 ``kern-kcp`` (:data:`PROTOCOL_KCP`) — KERN Communication Protocol (KIB-TM, IOC, CKE, newer
 balances): MT-SICS command names and replies (@, I0–I5, S, SI, SIR, Z, ZI, T, TA, TAC, TI),
@@ -71,9 +73,13 @@ _REQUESTS_TM: dict[Command, bytes] = {
 # s/w/t frame: mark/sign columns, value, unit. "M" is a mark, not a sign.
 _TWS = re.compile(r"(?P<pre>[ M-]*?)(?P<num>\d+(?:[.,]\d*)?|[.,]\d+) *(?P<unit>[A-Za-z%]{1,3})? *")
 # TM indicators: "ST,GS 1.000KG", "US,NT,-0012.345  kg", "OL,GS,+", "ST,TR,+012.3456  kg"
+# (GAB: one-letter kinds, fields apart by commas, "ST,G,-  1.000,kg"). The sign follows the
+# kind or its separator; blanks may part it from the digits only when it is in that column.
 _TM = re.compile(
-    r"(?P<status>ST|US|OL) *, *(?P<kind>GS|GW|NT|NW|TR|TW|G|N|T)(?: *,| +|(?=[+-]))"
-    r"(?P<sign>[+-]?) *(?:(?P<num>\d+(?:[.,]\d*)?|[.,]\d+) *,? *(?P<unit>[A-Za-z]{1,3}))? *"
+    r"(?P<status>ST|US|OL) *, *"
+    r"(?:(?P<kind>GS|GW|NT|NW|TR|TW)(?P<sep> *,|,? +)?|(?P<kind1>[GNT])(?P<sep1> *,))"
+    r"(?P<sign>[+-]?)(?P<gap> *)"
+    r"(?:(?P<num>\d+(?:[.,]\d*)?|[.,]\d+) *,? *(?P<unit>[A-Za-z]{1,3}))? *"
 )
 # TM counting reply to P: "10PCS" [V]. It starts with a digit, so a cut "110PCS" cannot be
 # told from it: counts are never masses, and the station records the weight beside them.
@@ -105,7 +111,11 @@ def _value(sign: str, num: str, unit: str, frame: bytes) -> int:
 
 
 def _decode_tm(match: re.Match[str], frame: bytes) -> Reply:
-    status, kind, sign, num, unit = match.group("status", "kind", "sign", "num", "unit")
+    status, sign, gap, num, unit = match.group("status", "sign", "gap", "num", "unit")
+    kind = match.group("kind") or match.group("kind1")
+    sep = match.group("sep") or match.group("sep1") or ""
+    if sign and gap and num is not None and sep.endswith(" "):
+        raise FrameError(f"sign inside the padding: {frame!r}")
     if status == "OL":
         if num is not None or sign == "":
             raise FrameError(f"an OL frame carries a sign and no value: {frame!r}")
@@ -114,9 +124,7 @@ def _decode_tm(match: re.Match[str], frame: bytes) -> Reply:
         raise FrameError(f"no value: {frame!r}")
     stable = status == "ST"
     if unit.lower() in COUNT_UNITS:
-        if sign == "-":
-            raise FrameError(f"negative count: {frame!r}")
-        return Reading(None, unit, stable, pieces=count(num), raw=frame)
+        return Reading(None, unit, stable, pieces=count(sign + num), raw=frame)
     mg = _value(sign, num, unit, frame)
     if kind in ("TR", "TW", "T"):
         return Ack("TR", status, (sign + num, unit), mass_mg=mg, raw=frame)
@@ -147,9 +155,7 @@ def _decode_tws(match: re.Match[str], frame: bytes) -> Reply:
     if unit == "%":
         raise FrameError(f"percent is not a mass: {frame!r}")
     if unit.lower() in COUNT_UNITS:
-        if sign:
-            raise FrameError(f"negative count: {frame!r}")
-        return Reading(None, unit, True, pieces=count(num), raw=frame)
+        return Reading(None, unit, True, pieces=count(sign + num), raw=frame)
     return Reading(_value(sign, num, unit, frame), unit, True, raw=frame)
 
 

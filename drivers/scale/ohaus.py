@@ -17,8 +17,10 @@ Frame facts and their confidence (reference §5, tags as there):
   interface manual output examples]; that it is what ``IP`` prints on a Ranger Count is [U].
   The APW (``P#``) reply layout is not documented [U] and is not decoded.
 - ``lb:oz`` layout on the wire is [U]; ``12:07.5 lb:oz`` (the MT-SICS form) is accepted.
-- Overload and underload have no print format (the display shows a message) [U]: nothing here
-  reports them; an overloaded scale simply yields no weight.
+- Overload and underload have no documented print format [U]. The display shows a message in
+  place of the weight; a line carrying ``-OL-`` (over) or ``-UL-`` (under) where the weight
+  goes is read as out of range [U: constructed, to be checked against a capture]. Any other text
+  there is refused, so an unknown message yields no weight rather than a wrong one.
 - Link defaults are set in the scale's menu [U]; 9600 8N1 without handshake is the usual
   factory setting [U].
 """
@@ -52,6 +54,10 @@ _LINE = re.compile(
     r"(?P<num>\d{1,6}:\d{1,2}(?:[.,]\d*)?|\d+(?:[.,]\d*)?|[.,]\d+)"
     r" *(?P<unit>[A-Za-z]+(?::[A-Za-z]+)?)"
     r"(?P<rest>(?:[ ?].*)?)"
+)
+# Out of range [U]: the print line with the display's message in place of the weight.
+_OUT_OF_RANGE = re.compile(
+    r" *(?P<word>-OL-|-UL-)(?: +(?P<unit>[A-Za-z]+(?::[A-Za-z]+)?))?(?P<rest>(?:[ ?].*)?)"
 )
 _TIME = re.compile(r"\d\d:\d\d:\d\d")
 _SCALE_HEADER = re.compile(r"SCALE: *(\d{1,2})")
@@ -87,13 +93,26 @@ def _trailer(rest: str, frame: bytes) -> tuple[bool, str | None]:
             token = token[1:]  # the legend may follow the mark without a blank
             if not token:
                 continue
-        if token.upper() in _KIND and legend is None:
-            legend = token.upper()
+        if token in _KIND and legend is None:  # legends are upper case, like PCS
+            legend = token
         elif _TIME.fullmatch(token) and not timed:
             timed = True
         else:
             raise FrameError(f"unexpected field {token!r} after the unit: {frame!r}")
     return stable, legend
+
+
+def _out_of_range(match: re.Match[str], frame: bytes) -> Reading:
+    word, unit, rest = match.group("word", "unit", "rest")
+    if unit is not None and unit in _KIND:
+        unit, rest = None, f" {unit}{rest}"  # no unit, a legend: "-OL-   G"
+    if unit is not None and unit not in _UNITS and unit.lower() not in COUNT_UNITS:
+        raise FrameError(f"not an Ohaus unit: {unit!r} in {frame!r}")
+    _, legend = _trailer(rest, frame)
+    if legend is not None and _KIND[legend] not in ("gross", "net"):
+        raise FrameError(f"a {legend} line is not the weight on the pan: {frame!r}")
+    over = word == "-OL-"
+    return Reading(None, unit or "", False, overload=over, underload=not over, raw=frame)
 
 
 def decode(frame: bytes) -> Reply:
@@ -108,6 +127,9 @@ def decode(frame: bytes) -> Reply:
     header = _SCALE_HEADER.fullmatch(stripped)
     if header is not None:
         return Ack("SCALE", "A", (header.group(1),), raw=frame)
+    out_of_range = _OUT_OF_RANGE.fullmatch(text)
+    if out_of_range is not None:
+        return _out_of_range(out_of_range, frame)
     match = _LINE.fullmatch(text)
     if match is None:
         raise FrameError(f"not an Ohaus print line: {frame!r}")
@@ -130,7 +152,7 @@ def decode(frame: bytes) -> Reply:
     value = f"{sign}{num}"
 
     if unit.lower() in COUNT_UNITS:
-        if kind in ("tare", "total") or sign == "-":
+        if kind in ("tare", "total"):
             raise FrameError(f"not a piece count: {frame!r}")
         return Reading(net_mg=None, unit=unit, stable=stable, pieces=count(value), raw=frame)
     if unit not in _UNITS:

@@ -7,12 +7,13 @@ simulated protocol is one module plus one line in :data:`PERSONALITIES`.
 
 The interface covers the three shapes of scale output:
 
-- **request/response** (MT-SICS, SMA, NCI, A&D, Toledo 8217): :meth:`Personality.request_framer`
-  says how requests are delimited (CR LF lines, CR, LF, or single bytes like Toledo 8217's ``W``);
-  :meth:`Personality.respond` returns the reply bytes for one request, using the scale's zero and
-  tare controls (:class:`SimScale`);
-- **streaming** (Toledo continuous): ``streaming = True`` and :meth:`Personality.frame` returns the
-  next frame for the current state; the simulator sends one every ``1 / rate_hz`` seconds;
+- **request/response** (MT-SICS, SMA, NCI, A&D, Toledo 8217, Ohaus, Adam, Dini Argeo, Kern):
+  :meth:`Personality.request_framer` says how requests are delimited (CR LF lines, CR, LF, or
+  single bytes like Toledo 8217's ``W`` and Kern's ``w``); :meth:`Personality.respond` returns
+  the reply bytes for one request, using the scale's zero and tare controls (:class:`SimScale`);
+- **streaming** (Toledo continuous, the default configurable ASCII protocol): ``streaming =
+  True`` and :meth:`Personality.frame` returns the next frame for the current state; the
+  simulator sends one every ``1 / rate_hz`` seconds;
 - **print blocks** (Adam, and any scale's PRINT key): a reply or a frame may be several lines, and
   :meth:`Personality.print_block` is what the PRINT key sends
   (:meth:`~drivers.sim.scale.ScaleSimulator.press_print`).
@@ -189,6 +190,14 @@ PERSONALITIES: dict[str, str] = {
     "sma": "sma",
     "nci": "nci",
     "a-and-d": "aandd",
+    "ohaus": "ohaus",
+    "adam": "adam",
+    "dini-argeo": "dini",
+    "dini-argeo-ext": "dini_ext",
+    "kern": "kern",
+    "kern-tm": "kern_tm",
+    "kern-kcp": "kern_kcp",
+    "ascii": "ascii",
 }
 
 
