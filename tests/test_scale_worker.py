@@ -115,3 +115,33 @@ def test_silent_scale_is_reported_and_stale_commands_are_dropped(tmp_path: Path)
             assert token == "z" and isinstance(outcome, ScaleTimeout)
         finally:
             worker.stop()
+
+
+def test_a_stream_opened_mid_line_never_yields_the_fragment(tmp_path: Path) -> None:
+    """Opening a streaming scale mid-line: "-  3.250 kg" must not come out as +3.250 kg."""
+    from drivers.scale.ascii import make_protocol
+    from drivers.sim.scanner import ScannerSimulator  # a raw byte source on a pty
+
+    readings: list[Reading] = []
+    states: queue.Queue[bool] = queue.Queue()
+    protocol = make_protocol(None, b"\r\n", r"(?P<sign>[+-])?\s*(?P<weight>[0-9.]+) (?P<unit>kg)")
+    with ScannerSimulator() as line:
+        url = line.start_pty(tmp_path / "scale")
+        worker = ScaleWorker(
+            url,
+            protocol,
+            on_reading=lambda r, t: readings.append(r),
+            on_state=lambda ok, d: states.put(ok),
+        )
+        worker.start()
+        try:
+            assert states.get(timeout=10) is True
+            assert line.wait_reader(10)
+            line.send_raw(b"  3.250 kg\r\n")  # the tail of "-  3.250 kg", as the port opens
+            line.send_raw(b"-  3.250 kg\r\n")
+            deadline = time.monotonic() + 10
+            while not readings and time.monotonic() < deadline:
+                time.sleep(0.01)
+        finally:
+            worker.stop()
+    assert readings and all(r.net_mg == -3_250_000 for r in readings)

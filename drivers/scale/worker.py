@@ -72,6 +72,7 @@ class ScaleWorker:
         self._misses = 0
         self._answering = True
         self.garbage_frames = 0
+        self._skip_frame = False
         self.heartbeat = time.monotonic()  # last loop turn, for the daemon's watchdog
 
     # -- control (any thread) ------------------------------------------------------------------
@@ -118,6 +119,9 @@ class ScaleWorker:
 
     def _state(self, ok: bool, detail: str) -> None:
         self._framer.reset()
+        # the first frame of a stream just opened usually starts mid-line: a fragment such as
+        # "  3.2 kg" cut from "-  3.2 kg" would decode, with the wrong sign
+        self._skip_frame = self.protocol.streaming
         self._misses = 0
         self._answering = ok
         self._on_state(ok, detail)
@@ -190,6 +194,9 @@ class ScaleWorker:
             arrived = time.monotonic()
             newest: Reading | None = None
             for frame in self._framer.feed(data):
+                if self._skip_frame:
+                    self._skip_frame = False
+                    continue
                 try:
                     reply = self.protocol.decode(frame)
                 except ScaleError as exc:
