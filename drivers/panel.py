@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from gpiozero import LED, Button, Buzzer
+from gpiozero import LED, Buzzer, DigitalInputDevice
 
 __all__ = ["LedName", "Panel", "PanelPins", "Pattern", "beeps"]
 
@@ -158,21 +158,22 @@ class Panel:
                     self._leds[name] = self._add(LED(pin, pin_factory=pin_factory))
             if pins.buzzer is not None:
                 self._buzzer = self._add(Buzzer(pins.buzzer, pin_factory=pin_factory))
+            # a plain input, not gpiozero's Button: Button's hold thread polls ten times a
+            # second all day long; a timer started by the press does the same job idle-free
             self._button: Any = self._add(
-                Button(
+                DigitalInputDevice(
                     pins.button,
                     pull_up=pins.button_pull_up,
                     bounce_time=pins.bounce_time,
-                    hold_time=pins.hold_time,
                     pin_factory=pin_factory,
                 )
             )
         except Exception:
             self._close_devices()
             raise
-        self._button.when_pressed = self._pressed
-        self._button.when_held = self._was_held
-        self._button.when_released = self._released
+        self._hold_timer: threading.Timer | None = None
+        self._button.when_activated = self._pressed
+        self._button.when_deactivated = self._released
 
     def _add(self, device: Any) -> Any:
         self._devices.append(device)
@@ -194,9 +195,21 @@ class Panel:
 
     # -- button ---------------------------------------------------------------------------------
 
+    @property
+    def held(self) -> bool:
+        """True once the button has been down for ``hold_time`` (until it is released)."""
+        with self._press_lock:
+            return self._held
+
     def _pressed(self) -> None:
+        timer = threading.Timer(self.pins.hold_time, self._was_held)
+        timer.daemon = True
         with self._press_lock:
             self._down, self._held = True, False
+            if self._hold_timer is not None:
+                self._hold_timer.cancel()
+            self._hold_timer = timer
+        timer.start()
 
     def _was_held(self) -> None:
         with self._press_lock:
@@ -210,6 +223,9 @@ class Panel:
         with self._press_lock:
             was_press = self._down and not self._held
             self._down = self._held = False
+            if self._hold_timer is not None:
+                self._hold_timer.cancel()
+                self._hold_timer = None
         if was_press:
             self._fire(self.on_press, "on_press")
 
@@ -349,6 +365,10 @@ class Panel:
             self._closed = True
             self._cancel.set()
             sequencer, self._sequencer = self._sequencer, None
+        with self._press_lock:
+            if self._hold_timer is not None:
+                self._hold_timer.cancel()
+                self._hold_timer = None
         if sequencer is not None and sequencer is not threading.current_thread():
             sequencer.join(1.0)
         self._close_devices()

@@ -106,9 +106,9 @@ class SimulatedCounter:
         """Hold the button until the station has seen a hold, then release it."""
         button = self.pin("button")
         button.drive_low()
-        panel_button = self.daemon.panel.button
+        panel = self.daemon.panel
         deadline = time.monotonic() + timeout
-        while not panel_button.is_held and time.monotonic() < deadline:
+        while not panel.held and time.monotonic() < deadline:
             time.sleep(0.01)
         time.sleep(0.02)  # let gpiozero's hold thread run its callback before the release
         button.drive_high()
