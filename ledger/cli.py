@@ -9,13 +9,14 @@ import signal
 import sys
 import threading
 import tomllib
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 
 from station import __version__
-from sync.i18n import _, set_language
+from sync.i18n import _, language, set_language
 from sync.notify import Watchdog, fresh, sd_notify, watchdog_interval
 from sync.settings import ConfigError
 from sync.wire import Registry
@@ -54,7 +55,11 @@ def _store(config: LedgerConfig) -> SQLiteLedgerStore:
 
 
 def _kg(mg: int | None) -> str:
-    return f"{(mg or 0) / 1_000_000:,.3f} kg".replace(",", " ")
+    """Exact (Decimal, never float), thousands apart, decimal comma in French."""
+    text = f"{Decimal(mg or 0) / 1_000_000:,.3f}".replace(",", " ")
+    if language() == "fr":
+        text = text.replace(".", ",")
+    return f"{text} kg"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
