@@ -186,7 +186,7 @@ def stations(ctx: click.Context, as_json: bool) -> None:
         _("clock"),
         _("scale"),
     ]
-    widths = ["<24", "<8", "<24", ">8", ">9", ">9", "<6", "<6"]
+    widths = ["<24", "<10", "<24", ">10", ">10", ">9", "<8", "<8"]
     click.echo(" ".join(f"{label:{w}}" for label, w in zip(labels, widths, strict=True)))
     for r in rows:
         state = "-" if r["online"] is None else (_("online") if r["online"] else _("offline"))
@@ -194,11 +194,18 @@ def stations(ctx: click.Context, as_json: bool) -> None:
             "-" if r["clock_synced"] is None else (_("ok") if r["clock_synced"] else _("unsync"))
         )
         scale = "-" if r["scale_ok"] is None else (_("ok") if r["scale_ok"] else _("lost"))
-        click.echo(
-            f"{r['station']:<24} {state:<8} {r['last_seen'] or '-':<24} "
-            f"{r['backlog'] if r['backlog'] is not None else '-':>8} {r['records'] or 0:>9} "
-            f"{r['conflicts']:>9}  {clock:<6} {scale:<6}"
-        )
+        backlog = r["backlog"] if r["backlog"] is not None else "-"
+        cells = [
+            r["station"],
+            state,
+            r["last_seen"] or "-",
+            backlog,
+            r["records"] or 0,
+            r["conflicts"],
+            clock,
+            scale,
+        ]
+        click.echo(" ".join(f"{cell:{w}}" for cell, w in zip(cells, widths, strict=True)))
 
 
 @cli.command("totals")

@@ -65,3 +65,49 @@ def test_unsynchronised_times_are_repaired_from_the_same_boot(tmp_path: Path) ->
     assert stored[1]["recorded_at"] == "2026-11-18T08:00:00.000Z"  # the original is kept
     assert stored[3]["corrected_at"] is None  # synchronised: nothing to repair
     assert stored[4]["corrected_at"] is None  # no anchor in boot-2
+
+
+def test_ledger_stations_and_totals_commands(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from sync.wire import StationStatus
+
+    spec = [("b", i, 1, f"2026-11-21T10:00:0{i}.000Z") for i in range(3)]
+    epoch, rows = _records(tmp_path / "s.db", spec)
+    ledger = SQLiteLedgerStore(tmp_path / "l.db")
+    ledger.ingest(_batch(epoch, rows))
+    ledger.update_status(
+        StationStatus(
+            "st-1",
+            True,
+            3,
+            epoch=epoch,
+            last_seq=3,
+            synced_through=3,
+            backlog=0,
+            clock_synced=True,
+            scale_ok=False,
+        ),
+        retained=True,
+    )
+    ledger.close()
+    config = tmp_path / "ledger.toml"
+    config.write_text(f'[ledger]\ndatabase = "{tmp_path / "l.db"}"\n')
+
+    def ledger_cli(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "ledger", "--lang", "en", "--config", str(config), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    lines = ledger_cli("stations").splitlines()
+    assert lines[0].split()[:2] == ["station", "state"]
+    assert lines[1].split()[:2] == ["st-1", "online"]
+    assert lines[1].split()[-4:] == ["3", "0", "ok", "lost"]  # records, conflicts, clock, scale
+    totals = ledger_cli("totals", "--by", "station", "--format", "csv").splitlines()
+    assert totals[1].startswith("st-1,3,3000,")
