@@ -286,6 +286,10 @@ from .cli_scale import scale  # noqa: E402 - the group needs the helpers above
 
 cli.add_command(scale)
 
+from .cli_doctor import doctor  # noqa: E402
+
+cli.add_command(doctor)
+
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point."""

@@ -363,7 +363,9 @@ def _target(
     """URL, protocol and link: the options, else the station config, else the protocol's."""
     config = _optional_config(ctx) if url and protocol_name else _required_config(ctx)
     name = protocol_name or (config.scale.protocol if config else "")
-    protocol = PROTOCOLS[name]
+    # the config's own protocol may be the configurable ASCII one, built from [scale.ascii]
+    own = config is not None and name == config.scale.protocol
+    protocol = config.scale.make_protocol() if config is not None and own else PROTOCOLS[name]
     link = protocol.link
     if config is not None and name == config.scale.protocol:
         sc = config.scale

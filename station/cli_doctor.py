@@ -1,0 +1,189 @@
+"""``station doctor``: the report a technician reads first: config, devices, store, broker, clock."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from drivers.base import DriverError, Reading
+from sync.i18n import _
+
+from .clock import ClockStatus
+from .config import Config, ConfigError, load_config
+from .store import Store, StoreError
+
+__all__ = ["Check", "doctor"]
+
+OK, WARN, FAIL = "ok", "warn", "fail"
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    state: str  # ok | warn | fail
+    detail: str
+
+
+def _daemon(config: Config) -> dict[str, Any] | None:
+    """The running daemon's status file, if the daemon is alive."""
+    try:
+        live: dict[str, Any] = json.loads(config.status_path.read_text(encoding="utf-8"))
+        os.kill(int(live["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return live
+
+
+def _check_store(config: Config) -> Check:
+    if not config.store_path.exists():
+        return Check(
+            _("journal"), WARN, _("no journal yet at {path}").format(path=config.store_path)
+        )
+    try:
+        with Store(config.store_path, config.station.id, create=False) as store:
+            report = store.verify()
+            summary = store.summary()
+    except StoreError as exc:
+        return Check(_("journal"), FAIL, str(exc))
+    if not report.ok:
+        return Check(_("journal"), FAIL, "; ".join(report.problems[:3]))
+    return Check(
+        _("journal"),
+        OK,
+        _("{n} records, chain intact, {backlog} not yet synced").format(
+            n=report.records, backlog=summary["backlog"]
+        ),
+    )
+
+
+def _check_scale(config: Config, live: dict[str, Any] | None) -> Check:
+    name = _("scale")
+    if live is not None:  # the daemon holds the port: ask it, do not fight it for the line
+        scale = live.get("scale") or {}
+        state = OK if scale.get("ok") else FAIL
+        return Check(name, state, _("daemon says: {detail}").format(detail=scale.get("detail")))
+    from .cli_scale import _Line, _Target
+
+    sc = config.scale
+    protocol = sc.make_protocol()
+    link = protocol.link
+    target = _Target(sc.url, protocol, link, sc.reply_timeout)
+    line = _Line(target)
+    try:
+        line.open()
+        try:
+            reading = line.reading(False, max(2.0, sc.reply_timeout * 2))
+        finally:
+            line.close()
+    except (DriverError, OSError) as exc:
+        return Check(name, FAIL, f"{sc.url} ({sc.protocol}): {exc}")
+    return Check(name, OK, f"{sc.url} ({sc.protocol}): {_weight(reading)}")
+
+
+def _weight(reading: Reading) -> str:
+    if reading.overload:
+        return _("overload")
+    if reading.underload:
+        return _("underload")
+    stable = _("stable") if reading.stable else _("moving")
+    return f"{reading.net_mg} mg {reading.unit}, {stable}"
+
+
+def _check_scanner(config: Config, live: dict[str, Any] | None) -> Check:
+    name = _("scanner")
+    if live is not None:
+        state = OK if live.get("scanner_ok") else FAIL
+        return Check(
+            name,
+            state,
+            _("daemon says: {detail}").format(
+                detail=_("connected") if state == OK else _("disconnected")
+            ),
+        )
+    url = config.scanner.url
+    if url.startswith("/") and not Path(url).exists():
+        return Check(name, FAIL, _("{url} does not exist (unplugged? udev rule?)").format(url=url))
+    return Check(name, OK, url)
+
+
+def _check_broker(config: Config) -> Check:
+    name = _("broker")
+    if config.sync is None or not config.sync.enabled:
+        return Check(name, WARN, _("no [sync] section: records stay on this station"))
+    host, port = config.sync.host, config.sync.port
+    try:
+        with socket.create_connection((host, port), timeout=3):
+            pass
+    except OSError as exc:
+        return Check(name, FAIL, f"{host}:{port}: {exc}")
+    return Check(name, OK, _("{host}:{port} accepts connections").format(host=host, port=port))
+
+
+def _check_clock() -> Check:
+    if ClockStatus().synced():
+        return Check(_("clock"), OK, _("synchronised"))
+    return Check(
+        _("clock"),
+        WARN,
+        _("not synchronised: records are flagged, the ledger repairs their times later"),
+    )
+
+
+def _check_disk(config: Config) -> Check:
+    path = config.station.data_dir if config.station.data_dir.exists() else Path("/")
+    free_mb = shutil.disk_usage(path).free // (1024 * 1024)
+    limit = config.station.min_free_mb
+    state = FAIL if free_mb < limit else WARN if free_mb < 4 * limit else OK
+    return Check(
+        _("disk"),
+        state,
+        _("{free} MB free (refused below {limit} MB)").format(free=free_mb, limit=limit),
+    )
+
+
+@click.command("doctor")
+@click.pass_context
+def doctor(ctx: click.Context) -> None:
+    """One report: config, scale, scanner, journal, broker, clock, disk. Exit 1 on any failure.
+
+    \b
+    Example:
+      station doctor
+    """
+    marks = {OK: "✔", WARN: "!", FAIL: "✘"}
+    path = ctx.obj["config_path"]
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        click.echo(f"{marks[FAIL]} {_('config')}: {exc.path}: {'; '.join(exc.problems)}")
+        sys.exit(1)
+    live = _daemon(config)
+    checks: list[Callable[[], Check]] = [
+        lambda: Check(_("config"), OK, str(path)),
+        lambda: Check(
+            _("daemon"),
+            OK if live else WARN,
+            _("running (pid {pid})").format(pid=live["pid"]) if live else _("not running"),
+        ),
+        lambda: _check_scale(config, live),
+        lambda: _check_scanner(config, live),
+        lambda: _check_store(config),
+        lambda: _check_broker(config),
+        _check_clock,
+        lambda: _check_disk(config),
+    ]
+    failed = False
+    for run in checks:
+        check = run()
+        failed = failed or check.state == FAIL
+        click.echo(f"{marks[check.state]} {check.name}: {check.detail}")
+    sys.exit(1 if failed else 0)
