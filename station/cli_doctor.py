@@ -1,4 +1,4 @@
-"""``station doctor``: the report a technician reads first: config, devices, store, broker, clock."""
+"""``station doctor``: the report a technician reads first: config, devices, store, broker."""
 
 from __future__ import annotations
 
