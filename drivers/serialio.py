@@ -15,16 +15,16 @@ import serial
 from .base import PortError
 
 try:
-    from termios import error as _TermiosError
+    from termios import error as TermiosError
 except ImportError:  # pragma: no cover - not POSIX
 
-    class _TermiosError(Exception):  # type: ignore[no-redef]
+    class TermiosError(Exception):  # type: ignore[no-redef]
         pass
 
 
 # What pyserial lets escape when a USB adapter vanishes: its own error, OSError (EIO, ENODEV),
 # termios.error from tcflush, and TypeError/AttributeError from inside read() on a closed fd.
-_PORT_ERRORS = (serial.SerialException, OSError, _TermiosError, TypeError, AttributeError)
+_PORT_ERRORS = (serial.SerialException, OSError, TermiosError, TypeError, AttributeError)
 
 __all__ = [
     "MAX_FRAME",
@@ -33,6 +33,7 @@ __all__ = [
     "LineFramer",
     "LinkSettings",
     "SerialTransport",
+    "TermiosError",
     "run_with_reconnect",
 ]
 
@@ -167,7 +168,7 @@ class SerialTransport:
             if isinstance(port, serial.Serial) and self.url.startswith("/"):
                 port.exclusive = True  # another process must not steal frames from the scale
             port.open()
-        except (serial.SerialException, OSError, ValueError, _TermiosError) as exc:
+        except (serial.SerialException, OSError, ValueError, TermiosError) as exc:
             # termios.error: a line setting the device refuses (some ptys and adapters: 7E1)
             raise PortError(f"{self.url}: {exc}") from exc
         self._port = port

@@ -75,8 +75,7 @@ def _check_scale(config: Config, live: dict[str, Any] | None) -> Check:
 
     sc = config.scale
     protocol = sc.make_protocol()
-    link = protocol.link
-    target = _Target(sc.url, protocol, link, sc.reply_timeout)
+    target = _Target(sc.url, protocol, sc.link(protocol), sc.reply_timeout)
     line = _Line(target)
     try:
         line.open()

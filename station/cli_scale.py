@@ -20,23 +20,15 @@ import click
 
 from drivers.base import FrameError, PortError, Reading, ScaleError, ScaleRefused, ScaleTimeout
 from drivers.scale import PROTOCOLS, Ack, Command, Reply, ScaleProtocol
-from drivers.serialio import Framer, LinkSettings, SerialTransport
+from drivers.serialio import Framer, LinkSettings, SerialTransport, TermiosError
 from sync.i18n import _, language, set_language
 
 from .config import Config, ConfigError, config_path, load_config
 
-try:
-    from termios import error as _TermiosError
-except ImportError:  # pragma: no cover - not POSIX
-
-    class _TermiosError(Exception):  # type: ignore[no-redef]
-        pass
-
-
 __all__ = ["scale"]
 
 # pyserial lets termios.error escape from open() when the port refuses a setting (a pty and 7E1)
-_OPEN_ERRORS = (PortError, _TermiosError)
+_OPEN_ERRORS = (PortError, TermiosError)
 
 # sysexits(3), as in station.cli
 EX_DATAERR = 65
@@ -185,7 +177,7 @@ def _errnos(exc: BaseException) -> set[int]:
         code = getattr(cause, "errno", None)
         if isinstance(code, int):
             codes.add(code)
-        elif isinstance(cause, _TermiosError) and cause.args and isinstance(cause.args[0], int):
+        elif isinstance(cause, TermiosError) and cause.args and isinstance(cause.args[0], int):
             codes.add(cause.args[0])
         cause = cause.__cause__ or cause.__context__
     return codes
@@ -247,7 +239,7 @@ class _Line:
         """Wait the next back-off delay and try to reopen once; True when open again."""
         try:
             reopened = self.transport.reconnect()
-        except _TermiosError:  # pyserial lets it escape when the new device refuses a setting
+        except TermiosError:  # pyserial lets it escape when the new device refuses a setting
             self.transport.close()
             return False
         if reopened:
@@ -366,16 +358,7 @@ def _target(
     # the config's own protocol may be the configurable ASCII one, built from [scale.ascii]
     own = config is not None and name == config.scale.protocol
     protocol = config.scale.make_protocol() if config is not None and own else PROTOCOLS[name]
-    link = protocol.link
-    if config is not None and name == config.scale.protocol:
-        sc = config.scale
-        link = replace(
-            link,
-            baudrate=sc.baudrate or link.baudrate,
-            bytesize=sc.bytesize or link.bytesize,
-            parity=sc.parity or link.parity,
-            stopbits=sc.stopbits or link.stopbits,
-        )
+    link = config.scale.link(protocol) if config is not None and own else protocol.link
     if baudrate:
         link = replace(link, baudrate=baudrate)
     if framing:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -20,6 +21,7 @@ from pydantic import (
 from drivers.base import FrameError, parse_mass
 from drivers.scale import PROTOCOLS, ScaleProtocol
 from drivers.scale import ascii as ascii_protocol
+from drivers.serialio import LinkSettings
 from sync.i18n import _
 from sync.settings import ConfigError, describe_errors, load_settings, parse_settings
 from sync.topics import DEFAULT_PREFIX
@@ -112,6 +114,17 @@ class ScaleSection(_Section):
     capacity: Mass | None = None
     scale_id: str | None = None
     ascii: AsciiSection | None = None
+
+    def link(self, protocol: ScaleProtocol | None = None) -> LinkSettings:
+        """The protocol's link defaults with this section's overrides applied."""
+        base = (protocol or self.make_protocol()).link
+        return replace(
+            base,
+            baudrate=self.baudrate or base.baudrate,
+            bytesize=self.bytesize or base.bytesize,
+            parity=self.parity or base.parity,
+            stopbits=self.stopbits or base.stopbits,
+        )
 
     def make_protocol(self) -> ScaleProtocol:
         """The codec to use: the registry's, or the one ``[scale.ascii]`` describes."""

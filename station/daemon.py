@@ -78,17 +78,9 @@ class Daemon:
             on_press=lambda: self.station.post(ButtonPressed(time.monotonic())),
             on_hold=lambda: self.station.post(ButtonHeld(time.monotonic())),
         )
-        protocol = config.scale.make_protocol()
-        link = protocol.link
         sc = config.scale
-        settings = LinkSettings(
-            baudrate=sc.baudrate or link.baudrate,
-            bytesize=sc.bytesize or link.bytesize,
-            parity=sc.parity or link.parity,
-            stopbits=sc.stopbits or link.stopbits,
-            rtscts=link.rtscts,
-            xonxoff=link.xonxoff,
-        )
+        protocol = sc.make_protocol()
+        settings = sc.link(protocol)
         self.scale = ScaleWorker(
             sc.url,
             protocol,

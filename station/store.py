@@ -81,6 +81,8 @@ class Store:
             )
         self.epoch: str = self._meta("epoch") or ""
         self._last_seq = int(self._meta("last_seq") or 0)
+        # read after every event by the loop: kept in memory, written only by mark_synced
+        self._synced = int(self._meta("synced_through") or 0)
         self._last_hash = self._meta("last_hash") or genesis_hash(self.epoch)
 
     # -- schema -----------------------------------------------------------------------------
@@ -230,10 +232,12 @@ class Store:
 
     def mark_synced(self, through: int) -> None:
         """Move the ``synced_through`` watermark forward (never back)."""
+        new = min(through, self._last_seq)
+        if new <= self._synced:
+            return
         with self.db.atomic():
-            current = int(self._meta("synced_through") or 0)
-            if through > current:
-                self._set_meta("synced_through", str(min(through, self._last_seq)))
+            self._set_meta("synced_through", str(new))
+        self._synced = new  # after the commit, as for the journal's head
 
     # -- reading ----------------------------------------------------------------------------
     @property
@@ -242,7 +246,7 @@ class Store:
 
     @property
     def synced_through(self) -> int:
-        return int(self._meta("synced_through") or 0)
+        return self._synced
 
     def get(self, seq: int) -> dict[str, Any] | None:
         rows = list(self.db.query("SELECT * FROM records WHERE seq = ?", [seq]))

@@ -154,3 +154,11 @@ def test_ascii_regex_without_weight_is_a_config_error() -> None:
     text = EXAMPLE + ASCII.replace("(?P<weight>[0-9.]+)", "([0-9.]+)")
     problems = _problems(text)
     assert any(p.startswith("scale.ascii:") and "weight" in p for p in problems), problems
+
+
+def test_link_overrides_apply_over_the_protocol_defaults() -> None:
+    cfg = parse_config(
+        EXAMPLE.replace('# parity = "N"', 'parity = "E"').replace("# bytesize = 8", "bytesize = 7")
+    )
+    link = cfg.scale.link()
+    assert (link.baudrate, link.bytesize, link.parity, link.stopbits) == (9600, 7, "E", 1)
