@@ -26,6 +26,10 @@ $(STAMP): pyproject.toml
 sysdeps:
 	@command -v mosquitto >/dev/null || test -x /usr/sbin/mosquitto || tools/ensure-debs.sh mosquitto
 	@command -v systemd-analyze >/dev/null || tools/ensure-debs.sh systemd
+	@# the ledger's PostgreSQL backend is tested against a real server (initdb in a temp dir)
+	@test -x "$$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)/initdb" || tools/ensure-debs.sh postgresql
+	@# web pages (counter screen, dashboard) are tested in Debian's headless Chromium
+	@command -v chromium >/dev/null || tools/ensure-debs.sh chromium
 
 demo: venv sysdeps
 	$(PY) -m station.demo
