@@ -44,7 +44,7 @@ lint: venv
 
 # Re-extract staff-facing strings and recompile catalogues (commit both .po and .mo).
 i18n: venv
-	$(VENV)/bin/pybabel extract --no-location -o sync/locale/pesee.pot station sync ledger drivers
+	$(VENV)/bin/pybabel extract --no-location -F babel.cfg -o sync/locale/pesee.pot station sync ledger drivers
 	$(VENV)/bin/pybabel update --ignore-obsolete --no-fuzzy-matching -w 100 -i sync/locale/pesee.pot -d sync/locale -D pesee
 	$(VENV)/bin/pybabel compile -d sync/locale -D pesee
 

@@ -15,6 +15,8 @@ from sync.i18n import LOCALE_DIR, _, set_language
 ROOT = Path(__file__).resolve().parents[1]
 PO = LOCALE_DIR / "fr" / "LC_MESSAGES" / "pesee.po"
 MO = PO.with_suffix(".mo")
+# as babel.cfg, which `make i18n` uses: Python sources and the web pages' Jinja templates
+METHOD_MAP = [("**.py", "python"), ("**/templates/**.html", "jinja2")]
 
 
 def _catalog():  # type: ignore[no-untyped-def]
@@ -27,7 +29,9 @@ def test_every_string_in_the_code_has_a_french_translation() -> None:
     in_code = {
         msgid
         for package in ("station", "sync", "ledger", "drivers")
-        for _file, _line, msgid, _comments, _ctx in extract_from_dir(ROOT / package)
+        for _file, _line, msgid, _comments, _ctx in extract_from_dir(
+            ROOT / package, method_map=METHOD_MAP
+        )
     }
     missing = sorted(m for m in in_code if not (catalog.get(m) and catalog.get(m).string))
     assert not missing, f"run `make i18n` and translate: {missing}"
