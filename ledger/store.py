@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import operator
 import sqlite3
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -57,6 +58,11 @@ class LedgerStore(Protocol):
 
     def close(self) -> None: ...
 
+    # read side, shared by reports and the dashboard: portable SQL with ``?`` placeholders
+    dialect: str  # "sqlite" | "postgresql"
+
+    def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]: ...
+
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -75,6 +81,7 @@ class SQLiteLedgerStore:
         self.db = sqlite_utils.Database(conn)
         self.db.enable_wal()
         self.db.execute("PRAGMA synchronous=FULL")
+        self._read_lock = threading.Lock()  # one connection: reads from other threads take turns
         self._migrate()
 
     def _migrate(self) -> None:
@@ -373,6 +380,13 @@ class SQLiteLedgerStore:
                 """
             )
         )
+
+    dialect = "sqlite"
+
+    def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Rows of a read-only query (``?`` placeholders), serialised with the writer."""
+        with self._read_lock:
+            return list(self.db.query(sql, list(params)))
 
     def conflicts(self) -> list[dict[str, Any]]:
         return list(self.db.query("SELECT * FROM conflicts ORDER BY id"))
