@@ -11,6 +11,9 @@ from station.codes import with_check_digit
 from station.sim import EXAMPLE_CONFIG, SimulatedCounter
 from sync.i18n import set_language
 
+# PostgreSQL server and the pg_url / ledger_url fixtures (a ledger test on both backends)
+pytest_plugins = ["tests.pg"]
+
 
 def beneficiary(n: int = 123456, referrer: str = "001") -> str:
     """A valid beneficiary code of the example config (Luhn check digit)."""
