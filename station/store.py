@@ -51,7 +51,9 @@ class Store:
     """One station journal. Open it from one thread; every write is one durable transaction.
 
     ``append()`` returns only after SQLite's commit (WAL, ``synchronous=FULL``), so the caller
-    may then tell staff the record is safe.
+    may then tell staff the record is safe. It reads the journal's head under SQLite's write
+    lock, so another process appending to the same file (a technician's command) stays on the
+    chain; the daemon still routes its own entries through its loop (``station.control``).
     """
 
     def __init__(self, path: Path | str, station: str, *, create: bool = True) -> None:
@@ -176,12 +178,28 @@ class Store:
                 row[flag] = int(row[flag])
         if isinstance(row["data"], dict):
             row["data"] = json.dumps(row["data"], sort_keys=True, ensure_ascii=False)
-        row["hash"] = record_hash(row)
+        conn = self.db.conn
         try:
-            with self.db.atomic():
-                self.db.execute(_INSERT, [row[c] for c in FIELDS])
+            # The head is read inside a write-locked transaction, so a second process (the
+            # technician's CLI while the daemon runs) appends after it, never beside it.
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                head = dict(
+                    conn.execute(
+                        "SELECT k, v FROM meta WHERE k IN ('last_seq', 'last_hash')"
+                    ).fetchall()
+                )
+                row["seq"] = int(head.get("last_seq") or 0) + 1
+                row["prev_hash"] = head.get("last_hash") or genesis_hash(self.epoch)
+                row["hash"] = record_hash(row)
+                conn.execute(_INSERT, [row[c] for c in FIELDS])
                 self._set_meta("last_seq", str(row["seq"]))
                 self._set_meta("last_hash", row["hash"])
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
         except sqlite3.Error as exc:
             raise StoreError(str(exc)) from exc
         # only after the commit returned: the in-memory head follows the durable one
@@ -232,10 +250,14 @@ class Store:
 
     def mark_synced(self, through: int) -> None:
         """Move the ``synced_through`` watermark forward (never back)."""
-        new = min(through, self._last_seq)
-        if new <= self._synced:
+        if through <= self._synced:
             return
         with self.db.atomic():
+            # the head from the file: another process may have appended since our last append
+            self._last_seq = max(self._last_seq, int(self._meta("last_seq") or 0))
+            new = min(through, self._last_seq)
+            if new <= self._synced:
+                return
             self._set_meta("synced_through", str(new))
         self._synced = new  # after the commit, as for the journal's head
 
