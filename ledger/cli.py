@@ -223,7 +223,7 @@ def totals_cmd(ctx: click.Context, by: str, start: str | None, end: str | None, 
       ledger totals --by beneficiary --from 2026-11-01 --to 2026-12-01 --format csv
     """
     store = _store(_config(ctx))
-    rows = totals(store.db, by, start, end)
+    rows = totals(store, by, start, end)
     store.close()
     if fmt == "json":
         click.echo(json.dumps(rows, ensure_ascii=False, indent=1))
@@ -282,6 +282,74 @@ def quarantine(ctx: click.Context) -> None:
     for r in rows:
         click.echo(f"{r['received_at']} #{r['id']} {r['topic']}: {r['reason']}")
     click.echo(_("{n} message(s) in quarantine").format(n=len(rows)), err=True)
+
+
+@cli.command()
+@click.option("--host", default=None, help="Address to listen on (default: [dashboard] host).")
+@click.option("--port", type=int, default=None, help="Port (default: [dashboard] port).")
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """The dashboard: figures for a period, the fleet, CSV downloads (login required).
+
+    \b
+    Examples:
+      ledger serve                       # http://127.0.0.1:8080, loopback only
+      ledger serve --port 8081
+    """
+    import uvicorn
+
+    from .web.app import DashboardError, create_app
+
+    cfg = _config(ctx)
+    try:
+        app = create_app(cfg)
+    except DashboardError as exc:
+        _fail(str(exc), EX_CONFIG)
+    if logging.getLogger().level > logging.INFO:
+        logging.getLogger().setLevel(logging.INFO)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=host or cfg.dashboard.host,
+            port=port or cfg.dashboard.port,
+            log_config=None,  # our stdout logging (journald), no colours
+            access_log=False,
+            proxy_headers=True,  # client address from a reverse proxy on this host
+            server_header=False,
+        )
+    )
+    # uvicorn handles SIGTERM/SIGINT itself: it stops accepting, finishes requests, runs the
+    # app's shutdown (closes the database) and returns
+    server.run()
+    if not server.started:
+        _fail(_("The dashboard could not start (address in use?)."), EX_IOERR)
+
+
+@cli.command()
+@click.argument("user")
+@click.pass_context
+def passwd(ctx: click.Context, user: str) -> None:
+    """Hash a dashboard password; prints the line to paste under [dashboard.users].
+
+    \b
+    Example:
+      ledger passwd alice
+    """
+    import re
+
+    from .web.auth import hash_password
+
+    if not re.fullmatch(r"[A-Za-z0-9_.@-]{1,64}", user):
+        _fail(_("A user name is 1 to 64 letters, digits, or . _ @ -"), 65)
+    password = click.prompt(
+        _("Password for {user}").format(user=user),
+        hide_input=True,
+        confirmation_prompt=_("Repeat the password"),
+    )
+    if len(password) < 10:
+        _fail(_("Too short: at least 10 characters."), 65)
+    click.echo(_("Add this line under [dashboard.users] in the ledger config:"), err=True)
+    click.echo(f'{user} = "{hash_password(password)}"')
 
 
 @cli.group()

@@ -1,48 +1,754 @@
-"""First figures from the ledger: kg, items, visits and unique beneficiaries by one grouping."""
+"""Report figures: kg, items, visits, unique beneficiaries for any period and grouping.
+
+Everything is aggregated in the database with portable SQL (``?`` placeholders through
+``store.fetch``), so the same report runs on SQLite and PostgreSQL. Definitions (docs/reports.md):
+only ``weighing`` records count; a weighing is *voided* when a ``void`` record points at its
+(station, epoch, seq); its time is ``coalesce(corrected_at, recorded_at)`` (the clock repaired
+where a boot had no synchronised clock); periods are in UTC, the end exclusive.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import calendar
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
+from typing import Any, Protocol
 
-import sqlite_utils
+from sync.i18n import _
 
-__all__ = ["GROUPINGS", "totals"]
+__all__ = [
+    "GROUPINGS",
+    "PROFILE_TAGS",
+    "REFERRER_TYPES",
+    "Figures",
+    "Names",
+    "Period",
+    "Report",
+    "Row",
+    "build_report",
+    "import_profiles",
+    "load_names",
+    "read_profiles_csv",
+    "station_groups",
+    "totals",
+]
 
-GROUPINGS = {
-    "category": "r.category",
-    "station": "r.station",
-    "referrer": "r.referrer",
-    "beneficiary": "r.beneficiary",
-    "month": "substr(coalesce(r.corrected_at, r.recorded_at), 1, 7)",
+# what the time of a record is, everywhere: the repaired time when the ledger could repair it
+TIME = "coalesce(r.corrected_at, r.recorded_at)"
+
+
+class _ReadStore(Protocol):
+    dialect: str
+
+    def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]: ...
+
+    def registries(self) -> Any: ...
+
+
+# -- periods -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Period:
+    """A span of days, ``start`` included, ``end`` excluded (UTC)."""
+
+    start: date
+    end: date
+
+    def __post_init__(self) -> None:
+        if self.end <= self.start:
+            raise ValueError(
+                _("the period ends ({end}) before it starts ({start})").format(
+                    start=self.start.isoformat(), end=(self.end - timedelta(days=1)).isoformat()
+                )
+            )
+
+    @classmethod
+    def year(cls, y: int) -> Period:
+        _check_year(y)
+        return cls(date(y, 1, 1), date(y + 1, 1, 1))
+
+    @classmethod
+    def quarter(cls, y: int, q: int) -> Period:
+        _check_year(y)
+        if not 1 <= q <= 4:
+            raise ValueError(_("quarter must be 1 to 4, not {q}").format(q=q))
+        return cls(date(y, 3 * q - 2, 1), _add_months(date(y, 3 * q - 2, 1), 3))
+
+    @classmethod
+    def month(cls, y: int, m: int) -> Period:
+        _check_year(y)
+        if not 1 <= m <= 12:
+            raise ValueError(_("month must be 1 to 12, not {m}").format(m=m))
+        return cls(date(y, m, 1), _add_months(date(y, m, 1), 1))
+
+    @classmethod
+    def between(cls, start: date, end: date) -> Period:
+        """``start`` included, ``end`` excluded."""
+        return cls(start, end)
+
+    @classmethod
+    def parse(
+        cls,
+        year: int | str | None = None,
+        quarter: int | str | None = None,
+        month: int | str | None = None,
+        start: date | str | None = None,
+        end: date | str | None = None,
+    ) -> Period:
+        """A period from a form or the command line; ``end`` is the LAST DAY INCLUDED here.
+
+        ``year``; ``year`` + ``quarter`` (1-4, "Q3", "T3"); ``year`` + ``month`` (1-12) or
+        ``month`` "2026-10" alone; ``start`` and/or ``end`` ("2026-01-01"; one alone means up to
+        today or from the first of that year). Raises ``ValueError`` with a one-line reason.
+        """
+        if (start or end) and (year or quarter or month):
+            raise ValueError(_("give either --from/--to or --year/--quarter/--month, not both"))
+        if start or end:
+            first = _date(start, "--from") if start else None
+            last = _date(end, "--to") if end else None
+            if first is None:
+                assert last is not None
+                first = date(last.year, 1, 1)
+            if last is None:
+                last = date.today()
+            if last < first:
+                raise ValueError(
+                    _("the period ends ({end}) before it starts ({start})").format(
+                        start=first.isoformat(), end=last.isoformat()
+                    )
+                )
+            return cls(first, last + timedelta(days=1))
+        if isinstance(month, str) and re.fullmatch(r"\d{4}-\d{1,2}", month.strip()):
+            y_text, m_text = month.strip().split("-")
+            if year is not None and int(str(year)) != int(y_text):
+                raise ValueError(
+                    _("--month {month} is not in --year {year}").format(month=month, year=year)
+                )
+            return cls.month(int(y_text), int(m_text))
+        if year is None:
+            if quarter or month:
+                raise ValueError(_("--quarter and --month need --year"))
+            raise ValueError(_("no period: give --year, --quarter, --month or --from/--to"))
+        y = _int(year, "--year")
+        if quarter and month:
+            raise ValueError(_("give --quarter or --month, not both"))
+        if quarter:
+            q = str(quarter).strip().upper().lstrip("QT")
+            return cls.quarter(y, _int(q, "--quarter"))
+        if month:
+            return cls.month(y, _int(month, "--month"))
+        return cls.year(y)
+
+    def previous_year(self) -> Period:
+        """The same days one year before (29 February becomes 28)."""
+        return Period(_minus_year(self.start), _minus_year(self.end))
+
+    @property
+    def last_day(self) -> date:
+        return self.end - timedelta(days=1)
+
+    @property
+    def months(self) -> float:
+        """Length in months: whole calendar months exactly, else days / 30.436875."""
+        if self.start.day == 1 and self.end.day == 1:
+            return float((self.end.year - self.start.year) * 12 + self.end.month - self.start.month)
+        return (self.end - self.start).days / 30.436875
+
+    def month_keys(self) -> list[str]:
+        """``YYYY-MM`` of every month the period touches, in order."""
+        keys = []
+        day = self.start.replace(day=1)
+        while day < self.end:
+            keys.append(f"{day.year:04d}-{day.month:02d}")
+            day = _add_months(day, 1)
+        return keys
+
+    @property
+    def label(self) -> str:
+        s, e = self.start, self.end
+        if s.day == 1 and e.day == 1:
+            months = (e.year - s.year) * 12 + e.month - s.month
+            if s.month == 1 and months == 12:
+                return f"{s.year}"
+            if months == 3 and s.month % 3 == 1:
+                q = _("Q")  # French: T (trimestre)
+                return f"{s.year}-{q}{(s.month + 2) // 3}"
+            if months == 1:
+                return f"{s.year}-{s.month:02d}"
+        return f"{s.isoformat()} → {self.last_day.isoformat()}"
+
+    def bounds(self) -> tuple[str, str]:
+        """The period as record times, in the stored format (fixed width: sorts as text)."""
+        return (f"{self.start.isoformat()}T00:00:00.000Z", f"{self.end.isoformat()}T00:00:00.000Z")
+
+
+def _check_year(y: int) -> None:
+    if not 1970 <= y <= 2200:
+        raise ValueError(_("year out of range: {y}").format(y=y))
+
+
+def _int(value: int | str, option: str) -> int:
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise ValueError(
+            _("{option} expects a number, not {value!r}").format(option=option, value=value)
+        ) from None
+
+
+def _date(value: date | str, option: str) -> date:
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise ValueError(
+            _("{option}: {value!r} is not a date like 2026-01-31").format(
+                option=option, value=value
+            )
+        ) from None
+
+
+def _add_months(day: date, n: int) -> date:
+    index = day.year * 12 + day.month - 1 + n
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def _minus_year(day: date) -> date:
+    last = calendar.monthrange(day.year - 1, day.month)[1]
+    return date(day.year - 1, day.month, min(day.day, last))
+
+
+# -- figures -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Figures:
+    """What a report says about a set of live weighings. ``net_mg`` is exact; the rest derives."""
+
+    net_mg: int = 0
+    items: int = 0  # live weighings
+    pieces: int = 0  # sum of pieces where a counting scale gave them
+    visits: int = 0  # distinct (station, visit)
+    beneficiaries: int = 0  # distinct codes, all stations together
+    referrers: int = 0  # distinct referring structures
+    manual: int = 0  # live weighings entered by hand
+    voided: int = 0  # weighings of the period cancelled by a void record
+    months: float = 1.0  # the period's length, for the monthly averages
+
+    @property
+    def weighings(self) -> int:
+        """Every weighing of the period, voided ones included."""
+        return self.items + self.voided
+
+    @property
+    def kg(self) -> float:
+        return self.net_mg / 1_000_000
+
+    @property
+    def tonnes(self) -> float:
+        return self.net_mg / 1_000_000_000
+
+    @property
+    def monthly_avg_kg(self) -> float:
+        return self.kg / self.months if self.months else 0.0
+
+    @property
+    def monthly_avg_beneficiaries(self) -> float:
+        """Unique beneficiaries of the period divided by its months (as funders count it)."""
+        return self.beneficiaries / self.months if self.months else 0.0
+
+    @property
+    def kg_per_beneficiary(self) -> float | None:
+        return self.kg / self.beneficiaries if self.beneficiaries else None
+
+    @property
+    def manual_share(self) -> float:
+        return self.manual / self.items if self.items else 0.0
+
+    @property
+    def voided_share(self) -> float:
+        return self.voided / self.weighings if self.weighings else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "net_mg": self.net_mg,
+            "kg": self.kg,
+            "items": self.items,
+            "pieces": self.pieces,
+            "visits": self.visits,
+            "beneficiaries": self.beneficiaries,
+            "referrers": self.referrers,
+            "monthly_avg_kg": self.monthly_avg_kg,
+            "monthly_avg_beneficiaries": self.monthly_avg_beneficiaries,
+            "kg_per_beneficiary": self.kg_per_beneficiary,
+            "manual": self.manual,
+            "manual_share": self.manual_share,
+            "voided": self.voided,
+            "voided_share": self.voided_share,
+            "months": self.months,
+        }
+
+
+@dataclass(frozen=True)
+class Row:
+    key: tuple[str, ...]  # codes ("" where the record has none)
+    label: tuple[str, ...]  # names for people
+    figures: Figures
+
+
+@dataclass(frozen=True)
+class Report:
+    period: Period
+    by: tuple[str, ...]
+    rows: list[Row]
+    total: Figures
+    previous: Figures | None  # the same period a year before
+    change_kg_pct: float | None  # kg against that period, in %
+    referrers: int  # distinct referring structures in the period
+    monthly: list[tuple[str, Figures]]  # every month of the period, empty ones included
+    names: Names = field(default_factory=lambda: Names())
+
+    def change_label(self) -> str | None:
+        if self.change_kg_pct is None:
+            return None
+        return f"{self.change_kg_pct:+.0f} %"
+
+
+# -- groupings and names -------------------------------------------------------------------------
+GROUPINGS: dict[str, str] = {
+    "month": "calendar month (YYYY-MM)",
+    "category": "category of goods",
+    "station": "station",
+    "group": "association or group of stations ([groups] in the ledger config)",
+    "referrer": "referring structure",
+    "referrer_type": "type of referring structure (hospital, CHRS, CCAS…)",
+    "profile": "household profile tag (a person with several tags is in several rows)",
+    "beneficiary": "beneficiary code",
 }
 
-# weighings that no void record cancels (voids point at (station, epoch, seq))
-_LIVE = """
-    r.kind = 'weighing' AND NOT EXISTS (
-        SELECT 1 FROM records v
-        WHERE v.kind = 'void' AND v.station = r.station AND v.epoch = r.epoch AND v.voids = r.seq)
+# types of referring structures with readable names; the registry may name others
+REFERRER_TYPES: dict[str, tuple[str, str]] = {
+    # code: (singular, plural) — English source, translated at run time
+    "hospital": ("hospital", "hospitals"),
+    "chrs": ("CHRS", "CHRS"),
+    "ccas": ("CCAS", "CCAS"),
+    "social_services": ("social services", "social services"),
+    "association": ("association", "associations"),
+    "school": ("school", "schools"),
+    "other": ("other structure", "other structures"),
+}
+
+# household profile tags (EU FSE+ breakdowns among them); the registry may name others
+PROFILE_TAGS: dict[str, str] = {
+    "women_with_children": "women with children",
+    "single_parent": "single parents",
+    "pregnant": "pregnant women",
+    "worker": "workers",
+    "retired": "retired people",
+    "no_rsa": "people not receiving RSA",
+    "woman": "women",
+    "child": "children aged 15 or less",
+    "senior": "people aged 65 or more",
+    "disabled": "disabled people",
+    "homeless": "homeless people",
+}
+
+
+def _builtin(text: str) -> str:
+    # the builtin names above are translated where they are shown
+    return {
+        "hospital": _("hospital"),
+        "hospitals": _("hospitals"),
+        "social services": _("social services"),
+        "association": _("association"),
+        "associations": _("associations"),
+        "school": _("school"),
+        "schools": _("schools"),
+        "other structure": _("other structure"),
+        "other structures": _("other structures"),
+        "women with children": _("women with children"),
+        "single parents": _("single parents"),
+        "pregnant women": _("pregnant women"),
+        "workers": _("workers"),
+        "retired people": _("retired people"),
+        "people not receiving RSA": _("people not receiving RSA"),
+        "women": _("women"),
+        "children aged 15 or less": _("children aged 15 or less"),
+        "people aged 65 or more": _("people aged 65 or more"),
+        "disabled people": _("disabled people"),
+        "homeless people": _("homeless people"),
+    }.get(text, text)
+
+
+@dataclass(frozen=True)
+class Names:
+    """Codes to names, from the registry the office imported and the ledger config."""
+
+    categories: Mapping[str, str] = field(default_factory=dict)
+    referrers: Mapping[str, str] = field(default_factory=dict)
+    referrer_types: Mapping[str, str] = field(default_factory=dict)  # referrer code -> type code
+    type_names: Mapping[str, tuple[str, str]] = field(default_factory=dict)  # singular, plural
+    profile_names: Mapping[str, str] = field(default_factory=dict)
+    groups: Mapping[str, str] = field(default_factory=dict)  # station -> group
+
+    def label(self, grouping: str, key: str) -> str:
+        if not key:
+            return _("(none)")
+        if grouping == "category":
+            return self.categories.get(key, key)
+        if grouping == "referrer":
+            return self.referrers.get(key, key)
+        if grouping == "referrer_type":
+            return self.type_name(key, plural=False)
+        if grouping == "profile":
+            return self.profile_names.get(key) or _builtin(PROFILE_TAGS.get(key, key))
+        return key
+
+    def type_name(self, code: str, plural: bool) -> str:
+        names = self.type_names.get(code)
+        if names:
+            return names[1 if plural else 0]
+        known = REFERRER_TYPES.get(code.lower())
+        return _builtin(known[1 if plural else 0]) if known else code
+
+
+def station_groups(
+    groups: Mapping[str, str] | Mapping[str, Sequence[str]] | None,
+) -> dict[str, str]:
+    """station -> group, from either that or the config's ``[groups]`` (group -> stations)."""
+    out: dict[str, str] = {}
+    for name, value in (groups or {}).items():
+        if isinstance(value, str):
+            out[name] = value
+        else:
+            for station in value:
+                out.setdefault(station, name)
+    return out
+
+
+def load_names(store: _ReadStore, groups: Mapping[str, Any] | None = None) -> Names:
+    """Names from every registry scope (``all`` first, station scopes fill in)."""
+    categories: dict[str, str] = {}
+    referrers: dict[str, str] = {}
+    types: dict[str, str] = {}
+    type_names: dict[str, tuple[str, str]] = {}
+    profiles: dict[str, str] = {}
+    scopes = store.registries()
+    for scope in sorted(scopes, key=lambda s: s != "all"):
+        reg = scopes[scope]
+        for item in reg.categories:
+            categories.setdefault(str(item["code"]), str(item.get("name") or item["code"]))
+        for item in reg.referrers:
+            code = str(item["code"])
+            referrers.setdefault(code, str(item.get("name") or code))
+            if item.get("type"):
+                types.setdefault(code, str(item["type"]).strip().lower())
+        for item in reg.extra.get("referrer_types", []) or []:
+            if isinstance(item, dict) and item.get("code"):
+                name = str(item.get("name") or item["code"])
+                type_names.setdefault(
+                    str(item["code"]).lower(), (name, str(item.get("plural") or name))
+                )
+        for item in reg.extra.get("profiles", []) or []:
+            if isinstance(item, dict) and item.get("code"):
+                profiles.setdefault(str(item["code"]), str(item.get("name") or item["code"]))
+    return Names(categories, referrers, types, type_names, profiles, station_groups(groups))
+
+
+# -- SQL -----------------------------------------------------------------------------------------
+# a weighing is dead when a void points at it; voids are few: a small distinct set joined once
+_VOIDS = (
+    "LEFT JOIN (SELECT DISTINCT station, epoch, voids FROM records WHERE kind = 'void' "
+    "AND voids IS NOT NULL) v ON v.station = r.station AND v.epoch = r.epoch AND v.voids = r.seq"
+)
+_LIVE = "v.voids IS NULL"
+_AGGREGATES = f"""
+    count(*) AS weighings,
+    sum(CASE WHEN {_LIVE} THEN 1 ELSE 0 END) AS items,
+    sum(CASE WHEN {_LIVE} THEN coalesce(r.net_mg, 0) ELSE 0 END) AS net_mg,
+    sum(CASE WHEN {_LIVE} THEN coalesce(r.pieces, 0) ELSE 0 END) AS pieces,
+    count(DISTINCT CASE WHEN {_LIVE} THEN r.station || '/' || r.visit END) AS visits,
+    count(DISTINCT CASE WHEN {_LIVE} THEN r.beneficiary END) AS beneficiaries,
+    count(DISTINCT CASE WHEN {_LIVE} THEN r.referrer END) AS referrers,
+    sum(CASE WHEN {_LIVE} AND r.source = 'manual' THEN 1 ELSE 0 END) AS manual
 """
 
 
-def totals(
-    db: sqlite_utils.Database, by: str, start: str | None = None, end: str | None = None
+def _figures(row: Mapping[str, Any], months: float) -> Figures:
+    weighings = int(row.get("weighings") or 0)
+    items = int(row.get("items") or 0)
+    return Figures(
+        net_mg=int(row.get("net_mg") or 0),  # PostgreSQL's sum(bigint) is a numeric
+        items=items,
+        pieces=int(row.get("pieces") or 0),
+        visits=int(row.get("visits") or 0),
+        beneficiaries=int(row.get("beneficiaries") or 0),
+        referrers=int(row.get("referrers") or 0),
+        manual=int(row.get("manual") or 0),
+        voided=weighings - items,
+        months=months,
+    )
+
+
+def _case(column: str, mapping: Mapping[str, str], params: list[Any]) -> str:
+    """``CASE column WHEN ? THEN ? … END`` (NULL when unmapped): portable, index-free."""
+    if not mapping:
+        return "CAST(NULL AS TEXT)"
+    whens = []
+    for code, value in sorted(mapping.items()):
+        whens.append("WHEN ? THEN ?")
+        params += [code, value]
+    return f"CASE {column} {' '.join(whens)} END"
+
+
+def _has_table(store: _ReadStore, name: str) -> bool:
+    if store.dialect == "postgresql":
+        rows = store.fetch("SELECT to_regclass(?) IS NOT NULL AS present", [name])
+        return bool(rows and rows[0]["present"])
+    rows = store.fetch(
+        "SELECT 1 AS present FROM sqlite_master WHERE type = 'table' AND name = ?", [name]
+    )
+    return bool(rows)
+
+
+def _profile_source(store: _ReadStore, params: list[Any]) -> str:
+    """(beneficiary, tag) pairs: the imported ``profiles`` table and any ``{"profile": [...]}``
+    in a record's ``data`` (a profile scanned at the counter)."""
+    parts = []
+    if _has_table(store, "profiles"):
+        parts.append("SELECT beneficiary, tag FROM profiles")
+    scanned: set[tuple[str, str]] = set()
+    for row in store.fetch(
+        "SELECT DISTINCT beneficiary, data FROM records WHERE data LIKE ? "
+        "AND beneficiary IS NOT NULL",
+        ['%"profile"%'],
+    ):
+        for tag in _tags_in(row["data"]):
+            scanned.add((row["beneficiary"], tag))
+    if scanned:
+        values = ", ".join("(?, ?)" for _pair in scanned)
+        parts.append(f"SELECT column1 AS beneficiary, column2 AS tag FROM (VALUES {values}) AS s")
+        for pair in sorted(scanned):
+            params.extend(pair)
+    if not parts:
+        return "SELECT CAST(NULL AS TEXT) AS beneficiary, CAST(NULL AS TEXT) AS tag"
+    return " UNION ".join(parts)  # UNION: a tag both imported and scanned counts once
+
+
+def _tags_in(data: str | None) -> list[str]:
+    try:
+        body = json.loads(data or "")
+    except ValueError:
+        return []
+    tags = body.get("profile") if isinstance(body, dict) else None
+    if isinstance(tags, str):
+        tags = [tags]
+    if not isinstance(tags, list):
+        return []
+    return [t.strip() for t in tags if isinstance(t, str) and t.strip()]
+
+
+def _key_sql(grouping: str, names: Names, params: list[Any]) -> str:
+    if grouping == "month":
+        return f"substr({TIME}, 1, 7)"
+    if grouping == "group":
+        return _case("r.station", names.groups, params)
+    if grouping == "referrer_type":
+        return _case("r.referrer", names.referrer_types, params)
+    if grouping == "profile":
+        return "p.tag"
+    return f"r.{grouping}"
+
+
+def _query(
+    store: _ReadStore,
+    period: Period,
+    by: Sequence[str],
+    names: Names,
 ) -> list[dict[str, Any]]:
-    """Rows ``{key, items, net_mg, visits, beneficiaries}`` for ``start <= recorded_at < end``."""
-    key = GROUPINGS[by]
-    where = [_LIVE]
     params: list[Any] = []
-    when = "coalesce(r.corrected_at, r.recorded_at)"  # clock repaired where it could be
-    if start:
-        where.append(f"{when} >= ?")
-        params.append(start)
-    if end:
-        where.append(f"{when} < ?")
-        params.append(end)
+    keys = [_key_sql(g, names, params) for g in by]
+    join = ""
+    if "profile" in by:
+        source_params: list[Any] = []
+        source = _profile_source(store, source_params)
+        join = f"LEFT JOIN ({source}) p ON p.beneficiary = r.beneficiary"
+        # the join's parameters come before the WHERE's but after the SELECT's keys
+        params += source_params
+    start, end = period.bounds()
+    params += [start, end]
+    select = "".join(f"{k} AS k{i}, " for i, k in enumerate(keys))
+    group = f"GROUP BY {', '.join(str(i + 1) for i in range(len(keys)))}" if keys else ""
     sql = f"""
-        SELECT {key} AS key, count(*) AS items, sum(r.net_mg) AS net_mg,
-               count(DISTINCT r.station || '/' || r.visit) AS visits,
-               count(DISTINCT r.beneficiary) AS beneficiaries
-        FROM records r WHERE {" AND ".join(where)}
-        GROUP BY 1 ORDER BY net_mg DESC
+        SELECT {select}{_AGGREGATES}
+        FROM records r {_VOIDS} {join}
+        WHERE r.kind = 'weighing' AND {TIME} >= ? AND {TIME} < ?
+        {group}
     """
-    return list(db.query(sql, params))
+    return store.fetch(sql, params)
+
+
+# -- the report ----------------------------------------------------------------------------------
+def build_report(
+    store: _ReadStore,
+    period: Period,
+    by: Sequence[str] = (),
+    *,
+    groups: Mapping[str, str] | Mapping[str, Sequence[str]] | None = None,
+    names: Names | None = None,
+    compare: bool = True,
+) -> Report:
+    """The figures of ``period``: total, rows by up to two groupings, every month, and the same
+    period a year before (``compare``). ``groups``: station -> group or group -> stations."""
+    by = tuple(by)
+    for grouping in by:
+        if grouping not in GROUPINGS:
+            raise ValueError(
+                _("unknown grouping {name!r} (use {known})").format(
+                    name=grouping, known=", ".join(GROUPINGS)
+                )
+            )
+    if len(by) > 2:
+        raise ValueError(_("at most two groupings"))
+    if len(set(by)) != len(by):
+        raise ValueError(_("the same grouping twice"))
+    if names is None:
+        names = load_names(store, groups)
+    elif groups is not None:
+        names = replace(names, groups=station_groups(groups))
+    months = period.months
+    total_row = _query(store, period, (), names)
+    total = _figures(total_row[0] if total_row else {}, months)
+
+    by_month = {str(r["k0"]): _figures(r, 1.0) for r in _query(store, period, ("month",), names)}
+    monthly = [(key, by_month.get(key, Figures(months=1.0))) for key in period.month_keys()]
+
+    rows: list[Row] = []
+    if by == ("month",):
+        rows = [Row((k,), (k,), f) for k, f in monthly]
+    elif by:
+        for r in _query(store, period, by, names):
+            key = tuple("" if r[f"k{i}"] is None else str(r[f"k{i}"]) for i in range(len(by)))
+            label = tuple(names.label(g, k) for g, k in zip(by, key, strict=True))
+            rows.append(Row(key, label, _figures(r, months)))
+        rows = _order(rows, by)
+
+    previous = None
+    change = None
+    if compare:
+        before = period.previous_year()
+        prev_row = _query(store, before, (), names)
+        prev = _figures(prev_row[0] if prev_row else {}, before.months)
+        if prev.weighings:
+            previous = prev
+            if prev.net_mg:
+                change = (total.net_mg - prev.net_mg) * 100 / prev.net_mg
+    return Report(period, by, rows, total, previous, change, total.referrers, monthly, names)
+
+
+def _order(rows: list[Row], by: tuple[str, ...]) -> list[Row]:
+    """Months in time order; other keys by kg, biggest first ("(none)" last); the second
+    grouping within the first."""
+    first_kg: dict[str, int] = {}
+    for row in rows:
+        first_kg[row.key[0]] = first_kg.get(row.key[0], 0) + row.figures.net_mg
+
+    def rank(grouping: str, key: str, kg: int) -> tuple[Any, ...]:
+        if grouping == "month":
+            return (key == "", key)
+        return (key == "", -kg, key)
+
+    def sort_key(row: Row) -> tuple[Any, ...]:
+        parts = rank(by[0], row.key[0], first_kg[row.key[0]])
+        if len(by) > 1:
+            parts += rank(by[1], row.key[1], row.figures.net_mg)
+        return parts
+
+    return sorted(rows, key=sort_key)
+
+
+# -- household profiles imported by the office ---------------------------------------------------
+def read_profiles_csv(lines: Iterable[str]) -> list[tuple[str, list[str]]]:
+    """``code;tags`` rows (tags separated by ``,`` or ``|``; a header line is allowed; ``,`` as
+    column separator also accepted when the tags use ``|``). Raises ValueError naming the line."""
+    out: list[tuple[str, list[str]]] = []
+    for n, raw in enumerate(lines, start=1):
+        line = raw.strip().lstrip("\ufeff")
+        if not line or line.startswith("#"):
+            continue
+        sep = ";" if ";" in line else ("\t" if "\t" in line else ",")
+        code, _sep, rest = line.partition(sep)
+        code = code.strip().strip('"')
+        if n == 1 and code.lower() in {"code", "beneficiary", "beneficiaire", "bénéficiaire"}:
+            continue
+        tags = [t.strip().strip('"') for t in re.split(r"[,|;]", rest) if t.strip().strip('"')]
+        if not code or not tags:
+            raise ValueError(_("line {n}: expected code;tag1,tag2").format(n=n))
+        bad = [t for t in tags if not re.fullmatch(r"[\w.-]{1,64}", t)]
+        if bad:
+            raise ValueError(_("line {n}: bad tag {tag!r}").format(n=n, tag=bad[0]))
+        out.append((code, tags))
+    return out
+
+
+def import_profiles(
+    store: Any, profiles: Iterable[tuple[str, Sequence[str]]], *, replace_all: bool = False
+) -> int:
+    """Attach tags to beneficiary codes (hashed like the records when the ledger pseudonymises);
+    returns the number of (code, tag) pairs stored. A code's tags are replaced by the new ones."""
+    pseudonym = getattr(store, "pseudonym", None)
+    pairs: list[tuple[str, str]] = []
+    codes: list[str] = []
+    for code, tags in profiles:
+        stored = pseudonym(code) if callable(pseudonym) else code
+        codes.append(stored)
+        pairs += [(stored, tag) for tag in dict.fromkeys(tags)]
+    _ensure_profiles(store)
+    if replace_all:
+        _write(store, "DELETE FROM profiles", [[]])
+    else:
+        _write(store, "DELETE FROM profiles WHERE beneficiary = ?", [[c] for c in codes])
+    _write(store, "INSERT INTO profiles (beneficiary, tag) VALUES (?, ?)", [list(p) for p in pairs])
+    return len(pairs)
+
+
+PROFILES_DDL = (
+    "CREATE TABLE IF NOT EXISTS profiles (beneficiary TEXT NOT NULL, tag TEXT NOT NULL, "
+    "PRIMARY KEY (beneficiary, tag))"
+)
+
+
+def _ensure_profiles(store: Any) -> None:
+    _write(store, PROFILES_DDL, [[]])
+
+
+def _write(store: Any, sql: str, rows: list[list[Any]]) -> None:
+    """A write on the office's side (profiles): through the store's own connection."""
+    if not rows:
+        return
+    with store.db.atomic():
+        store.db.conn.executemany(sql, rows)
+
+
+# -- the first command, kept: ``ledger totals`` ----------------------------------------------------
+def totals(
+    store: _ReadStore, by: str, start: str | None = None, end: str | None = None
+) -> list[dict[str, Any]]:
+    """Rows ``{key, items, net_mg, visits, beneficiaries}`` for ``start <= time < end``."""
+    first = date.fromisoformat(start) if start else date(1970, 1, 1)
+    last = date.fromisoformat(end) if end else date(2200, 1, 1)
+    names = load_names(store)
+    rows = _query(store, Period(first, last), (by,), names)
+    out = [
+        {
+            "key": r["k0"],
+            "items": int(r["items"] or 0),
+            "net_mg": int(r["net_mg"] or 0),
+            "visits": int(r["visits"] or 0),
+            "beneficiaries": int(r["beneficiaries"] or 0),
+        }
+        for r in rows
+        if int(r["items"] or 0)
+    ]
+    return sorted(out, key=lambda r: -r["net_mg"])
