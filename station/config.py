@@ -204,6 +204,37 @@ class PanelSection(_Section):
         return self
 
 
+def _loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+class ScreenSection(_Section):
+    """The counter screen (station/screen): a page on the station's display or a tablet."""
+
+    enabled: bool = False
+    host: Annotated[str, Field(min_length=1, max_length=253)] = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8090  # 0: any free port (tests)
+    # required when host is not loopback: a tablet on the LAN must prove it belongs here
+    token: Annotated[str, Field(min_length=16, max_length=256)] | None = None
+    touch_buttons: bool = False  # on-screen press / void / end-of-visit buttons
+    language: Literal["fr", "en"] | None = None  # default: the station's
+
+    @property
+    def loopback(self) -> bool:
+        return _loopback(self.host)
+
+    @model_validator(mode="after")
+    def _token_off_loopback(self) -> ScreenSection:
+        if not self.loopback and not self.token:
+            raise ValueError(
+                _(
+                    "host {host} is reachable from the network: set token "
+                    '(16 characters or more, e.g. token = "env:PESEE_SCREEN_TOKEN")'
+                ).format(host=self.host)
+            )
+        return self
+
+
 class VisitSection(_Section):
     timeout: Annotated[float, Field(ge=10, le=86_400)] = 600
 
@@ -280,6 +311,7 @@ class Config(_Section):
     visit: VisitSection = VisitSection()
     codes: CodesSection = CodesSection()
     sync: SyncSection | None = None
+    screen: ScreenSection = ScreenSection()
     categories: list[Category] = Field(min_length=1)
     containers: list[Container] = Field(default_factory=list)
     operators: list[Operator] = Field(default_factory=list)

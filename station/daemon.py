@@ -123,6 +123,7 @@ class Daemon:
             )
         self._thread: threading.Thread | None = None
         self._closed = False
+        self.screen: Any = None  # station.screen.server.ScreenServer when [screen] is enabled
 
     def _code(self, code: str) -> None:
         self.station.post(CodeScanned(code, time.monotonic()))
@@ -204,6 +205,7 @@ class Daemon:
         signal.signal(signal.SIGINT, _terminate)
         signal.signal(signal.SIGHUP, lambda *_a: self.reload())
         self._start_devices()
+        self._start_screen()
         # READY once the store is open and every device has been tried (found or not)
         sd_notify("READY=1\nSTATUS=" + self.summary())
         interval = watchdog_interval()
@@ -258,7 +260,7 @@ class Daemon:
             return
         restart = [
             name
-            for name in ("scale", "scanner", "panel", "sync")
+            for name in ("scale", "scanner", "panel", "sync", "screen")
             if getattr(config, name) != getattr(self.config, name)
         ]
         if (config.station.id, config.station.data_dir) != (
@@ -279,6 +281,21 @@ class Daemon:
         self._start_devices()
         self._thread = threading.Thread(target=self.station.run, name="station", daemon=True)
         self._thread.start()
+        self._start_screen()
+
+    def _start_screen(self) -> None:
+        """The counter screen, when enabled. Never required: a failure is logged, no more."""
+        if not self.config.screen.enabled:
+            return
+        try:
+            # imported only when enabled: Starlette and uvicorn cost memory on a Pi
+            from .screen.server import ScreenServer
+
+            screen = ScreenServer(self.station, self.config)
+            if screen.start():
+                self.screen = screen
+        except Exception:
+            log.exception(_("counter screen not started; the station works without it"))
 
     def stop(self, timeout: float = 5.0) -> None:
         self.station.stop("stop()")
@@ -291,6 +308,8 @@ class Daemon:
         if self._closed:
             return
         self._closed = True
+        if self.screen is not None:
+            self.screen.stop()
         if self.link is not None:
             self.link.stop()
         self.scanner.stop()
