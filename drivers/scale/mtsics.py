@@ -31,6 +31,8 @@ _REQUESTS: dict[Command, bytes] = {
     Command.CLEAR_TARE: b"TAC\r\n",
     Command.RESET: b"@\r\n",
     Command.IDENTIFY: b"I4\r\n",
+    Command.DESCRIBE: b"I2\r\n",
+    Command.ADJUST_EXTERNAL: b"C2\r\n",
 }
 
 # The Ack ID that answers each non-weight command (``@`` is answered by ``I4 A "<serial>"``).
@@ -40,6 +42,8 @@ _ACK_ID: dict[Command, str] = {
     Command.CLEAR_TARE: "TAC",
     Command.RESET: "I4",
     Command.IDENTIFY: "I4",
+    Command.DESCRIBE: "I2",
+    Command.ADJUST_EXTERNAL: "C2",
 }
 
 _GENERAL_ERRORS = {
@@ -196,7 +200,7 @@ PROTOCOL = ScaleProtocol(
     name="mt-sics",
     description=(
         "Mettler Toledo MT-SICS request/response (also Kern KCP, Ohaus after PSI): "
-        "S/SI/Z/T/TAC/@/I4, CR LF lines, usually 9600 8N1 (some devices 7E1)"
+        "S/SI/Z/T/TAC/@/I2/I4, C2 adjustment, CR LF lines, usually 9600 8N1 (some devices 7E1)"
     ),
     link=LinkSettings(9600, 8, "N", 1),
     streaming=False,

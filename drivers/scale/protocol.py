@@ -22,6 +22,10 @@ class Command(enum.Enum):
     CLEAR_TARE = "clear_tare"
     RESET = "reset"
     IDENTIFY = "identify"  # serial number / model, for the record's scale identity
+    DESCRIBE = "describe"  # model and capacity (MT-SICS I2), for calibration records
+    # span adjustment with an external reference mass, run by the scale itself (MT-SICS C2):
+    # the reply ``C2 B "<mass>"`` asks for a load, further ``C2 B`` lines follow, then ``C2 A``
+    ADJUST_EXTERNAL = "adjust_external"
 
 
 @dataclass(frozen=True, slots=True)

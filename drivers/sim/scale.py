@@ -67,6 +67,9 @@ class ScaleSimulator:
         checksum: bool = True,
         zero_range_mg: int | None = None,
         seed: int | None = None,
+        gain: Decimal | str | int = 1,
+        offset_mg: int = 0,
+        adjust_weight_mg: int = 10_000_000,
     ) -> None:
         # a name from PERSONALITIES (ValueError if unknown), or a personality of one's own
         self.personality = (
@@ -93,6 +96,11 @@ class ScaleSimulator:
         self.stable_timeout_s = stable_timeout_s
         self.checksum = checksum
         self.zero_range_mg = zero_range_mg
+        # a scale out of adjustment shows gain × load + offset (before its own zero and tare)
+        self.gain = Decimal(gain)
+        self.offset_mg = offset_mg
+        self.adjust_weight_mg = adjust_weight_mg
+        self.adjustments: list[int] = []  # reference masses of the span adjustments run
         self.personality.check(self)
 
         # weight model, guarded by _lock
@@ -166,7 +174,8 @@ class ScaleSimulator:
         return base + wobble, True
 
     def _state_locked(self, now: float) -> SimState:
-        gross, motion = self._gross_locked(now)
+        load, motion = self._gross_locked(now)
+        gross = int((load * self.gain).to_integral_value()) + self.offset_mg
         over = self._force_over or gross - self._zero > self.capacity_mg + 9 * self.division_mg
         net = self._quantize(gross - self._zero - self._tare)
         piece = self._piece
@@ -206,6 +215,19 @@ class ScaleSimulator:
     def remove(self, settle_s: float = 0.3) -> None:
         """Empty the pan (gross back to 0; the display goes negative if zeroed under a load)."""
         self.place(0, settle_s)
+
+    def adjust(self, reference_mg: int) -> None:
+        """Span adjustment (MT-SICS ``C2``, the scale's own): the load now on the pan reads
+        ``reference_mg`` from now on, and the empty pan reads zero. A load that is not the
+        reference mass leaves the scale out of adjustment, as on a real scale."""
+        with self._lock:
+            load = self._target
+            if load <= 0:
+                raise ValueError("nothing on the pan to adjust against")
+            self.gain = Decimal(reference_mg) / Decimal(load)
+            self.offset_mg = 0
+            self._zero = 0
+            self.adjustments.append(reference_mg)
 
     def set_overload(self, on: bool = True) -> None:
         with self._lock:
@@ -402,6 +424,11 @@ class ScaleSimulator:
         for request in framer.feed(data):
             if down.is_set():
                 return
+            steps = self.personality.dialogue(request, self, down)
+            if steps is not None:
+                for line in steps:
+                    self._write(line)
+                continue
             reply = self.personality.respond(request, self, down)
             if reply:
                 self._write(reply)
@@ -640,6 +667,16 @@ def _parse_script(text: str) -> list[tuple[Mass, float, float]]:
     return steps
 
 
+def _gain(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except ArithmeticError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value.is_finite() or value <= 0:
+        raise argparse.ArgumentTypeError(f"the gain must be above zero, not {text!r}")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``pesee-scale-sim``: run a simulated scale until SIGINT/SIGTERM."""
     parser = argparse.ArgumentParser(
@@ -650,6 +687,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "  pesee-scale-sim --link /tmp/scale0 --weight 1.250\n"
         "  pesee-scale-sim --protocol toledo-continuous --tcp 7001\n"
         "  pesee-scale-sim --protocol a-and-d --weight 1.250 --piece-weight 12500\n"
+        "  pesee-scale-sim --gain 1.02 --offset 5000       (a scale out of adjustment)\n"
         '  pesee-scale-sim --baud 9600 --script "1.250:0.5:5,0:0.3:2" --repeat',
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -669,6 +707,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--script", type=_parse_script, help="steps mass:settle_s:hold_s,...")
     parser.add_argument("--repeat", action="store_true", help="loop the script")
+    parser.add_argument(
+        "--gain",
+        type=_gain,
+        default=Decimal(1),
+        help="out of adjustment: the scale shows gain × load (e.g. 1.02)",
+    )
+    parser.add_argument(
+        "--offset", type=int, default=0, metavar="MG", help="and adds this many mg (e.g. 5000)"
+    )
+    parser.add_argument(
+        "--adjust-weight",
+        type=int,
+        default=10_000_000,
+        metavar="MG",
+        help="the external weight an MT-SICS C2 adjustment asks for (default 10 kg)",
+    )
     args = parser.parse_args(argv)
     if args.link and args.tcp is not None:
         parser.error("--link applies to a pty, not to --tcp")
@@ -688,6 +742,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             decimals=args.decimals,
             checksum=not args.no_checksum,
             serial_number=args.serial,
+            gain=args.gain,
+            offset_mg=args.offset,
+            adjust_weight_mg=args.adjust_weight,
         ) as sim:
             if args.weight:
                 sim.place(args.weight, settle_s=0)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import importlib
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import ClassVar, Protocol
@@ -102,6 +103,12 @@ class SimScale(Protocol):
         """Store a tare of ``mg`` (rounded to the display); ``ValueError`` when negative."""
         ...
 
+    adjust_weight_mg: int  # the external weight a span adjustment asks for (MT-SICS C2)
+
+    def adjust(self, reference_mg: int) -> None:
+        """Span adjustment: from now on, the load on the pan reads ``reference_mg``."""
+        ...
+
 
 class Personality:
     """One protocol's behaviour. Subclasses override what their protocol has.
@@ -132,6 +139,14 @@ class Personality:
     def respond(self, request: bytes, scale: SimScale, down: threading.Event) -> bytes | None:
         """The reply to one request (None: say nothing). May block (a "stable weight" request
         waits for stability) but must return when ``down`` is set (the cable was pulled)."""
+        return None
+
+    def dialogue(
+        self, request: bytes, scale: SimScale, down: threading.Event
+    ) -> Iterator[bytes] | None:
+        """For a request answered by several lines as things happen on the pan (MT-SICS
+        ``C2``: "load the weight", "unload", "done"): the lines, each sent when yielded; None
+        for the usual single reply from :meth:`respond`. Must end when ``down`` is set."""
         return None
 
     def frame(self, scale: SimScale) -> bytes:

@@ -1,8 +1,10 @@
-"""MT-SICS personality: a level 0/1 balance answering S, SI, Z, ZI, T, TA, TAC, @, I2, I4."""
+"""MT-SICS personality: a balance answering S, SI, Z, ZI, T, TA, TAC, @, I2, I4 and C2."""
 
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable, Iterator
 from typing import ClassVar
 
 from ...base import ScaleError
@@ -17,10 +19,52 @@ class MtSicsPersonality(Personality):
 
     name: ClassVar[str] = "mt-sics"
     read_request: ClassVar[bytes] = b"SI\r\n"
+    adjust_timeout_s: ClassVar[float] = 60.0  # C2: how long the balance waits for each step
 
     def respond(self, request: bytes, scale: SimScale, down: threading.Event) -> bytes | None:
         reply = self._reply(request, scale, down)
         return None if reply is None else reply.encode("ascii") + b"\r\n"
+
+    def dialogue(
+        self, request: bytes, scale: SimScale, down: threading.Event
+    ) -> Iterator[bytes] | None:
+        if request.strip() != b"C2":
+            return None
+        return self._adjust(scale, down)
+
+    def _adjust(self, scale: SimScale, down: threading.Event) -> Iterator[bytes]:
+        """``C2``: span adjustment with the external weight. The wording of the steps is [U] in
+        the reference: ``C2 B "<mass>"`` load it, ``C2 B "<zero>"`` take it off, ``C2 A`` done;
+        ``C2 I`` when the pan never settles as asked within ``adjust_timeout_s``."""
+        state = scale.wait_stable(down)
+        if state.motion or state.overload or state.underload:
+            yield b"C2 I\r\n"
+            return
+        weight = scale.adjust_weight_mg
+        yield f'C2 B "{_value(scale, weight).strip()}"\r\n'.encode("ascii")
+        if not self._settles(
+            scale, down, lambda s: abs(s.gross_mg - s.zero_mg - weight) * 10 < weight
+        ):
+            yield b"C2 I\r\n"
+            return
+        scale.adjust(weight)
+        yield f'C2 B "{_value(scale, 0).strip()}"\r\n'.encode("ascii")
+        if not self._settles(scale, down, lambda s: abs(s.gross_mg - s.zero_mg) * 10 < weight):
+            yield b"C2 I\r\n"
+            return
+        yield b"C2 A\r\n"
+
+    def _settles(
+        self, scale: SimScale, down: threading.Event, wanted: Callable[[SimState], bool]
+    ) -> bool:
+        deadline = time.monotonic() + self.adjust_timeout_s
+        while time.monotonic() < deadline:
+            state = scale.snapshot()
+            if not state.motion and not state.overload and wanted(state):
+                return True
+            if down.wait(0.02):
+                return False
+        return False
 
     def print_block(self, scale: SimScale) -> bytes | None:
         # the PRINT key of a balance sends the weight as an ``S`` line
