@@ -290,6 +290,11 @@ from .cli_doctor import doctor  # noqa: E402
 
 cli.add_command(doctor)
 
+from .cli_diag import manual_entry, panel, scanner, sync, technician  # noqa: E402
+
+for _command in (scanner, panel, sync, manual_entry, technician):
+    cli.add_command(_command)
+
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point."""

@@ -20,6 +20,7 @@ class Kind(enum.Enum):
     CATEGORY = "category"
     CONTAINER = "container"
     OPERATOR = "operator"
+    TECHNICIAN = "technician"  # a technician's badge (manual entry); no meaning at the counter
     REFERRER = "referrer"
     BENEFICIARY = "beneficiary"
     MISREAD = "misread"  # matched a pattern but its check digit is wrong
@@ -95,6 +96,9 @@ class CodeBook:
             self._exact[box.code] = Classified(Kind.CONTAINER, box.code, box.name, tare_mg=box.tare)
         for op in config.operators:
             self._exact[op.badge] = Classified(Kind.OPERATOR, op.badge, op.name)
+        for tech in config.technicians:
+            if tech.badge:
+                self._exact[tech.badge] = Classified(Kind.TECHNICIAN, tech.badge, tech.name)
         self._referrer_names = {r.code: r.name for r in config.referrers}
         self._sample_prefix = codes.sample_prefix
         self._beneficiary = [_Rule(p) for p in codes.beneficiary]

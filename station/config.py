@@ -27,6 +27,8 @@ from sync.settings import ConfigError, describe_errors, load_settings, parse_set
 from sync.topics import DEFAULT_PREFIX
 from sync.wire import MAX_BATCH_BYTES
 
+from .pinhash import is_pin_hash
+
 __all__ = ["DEFAULT_PATH", "Config", "ConfigError", "load_config", "parse_config"]
 
 DEFAULT_PATH = Path("/etc/pesee/station.toml")
@@ -301,6 +303,30 @@ class Referrer(_Section):
     name: Annotated[str, Field(min_length=1, max_length=120)]
 
 
+class Technician(_Section):
+    """Someone allowed to record a weight by hand (``station manual-entry``): PIN or badge."""
+
+    name: Annotated[str, Field(min_length=1, max_length=80)]
+    # a hash from `station technician hash-pin`, never the PIN itself ("env:NAME" works too)
+    pin: str | None = None
+    badge: Code | None = None
+
+    @field_validator("pin")
+    @classmethod
+    def _hashed(cls, value: str | None) -> str | None:
+        if value is not None and not is_pin_hash(value):
+            raise ValueError(
+                _("not a PIN hash: make one with `station technician hash-pin` (never the PIN)")
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _some_proof(self) -> Technician:
+        if self.pin is None and self.badge is None:
+            raise ValueError(_("give a pin (hash) or a badge"))
+        return self
+
+
 class Config(_Section):
     """The whole station config; see ``station/station.example.toml`` for every key."""
 
@@ -316,6 +342,7 @@ class Config(_Section):
     containers: list[Container] = Field(default_factory=list)
     operators: list[Operator] = Field(default_factory=list)
     referrers: list[Referrer] = Field(default_factory=list)
+    technicians: list[Technician] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique_codes(self) -> Config:
@@ -333,6 +360,7 @@ class Config(_Section):
         fixed += [(f"categories.{c.code}", c.code) for c in self.categories]
         fixed += [(f"containers.{c.code}", c.code) for c in self.containers]
         fixed += [(f"operators.{o.badge}", o.badge) for o in self.operators]
+        fixed += [(f"technicians.{t.name}", t.badge) for t in self.technicians if t.badge]
         for where, code in fixed:
             if code in seen:
                 raise ValueError(

@@ -194,6 +194,19 @@ class Daemon:
         self.scanner.start()
         if self.link is not None:
             self.link.start()
+        self._start_control()
+
+    def _start_control(self) -> None:
+        """The control socket for `station sync now` and `station manual-entry`; optional."""
+        from .control import ControlServer, daemon_handlers, socket_path, sync_state
+
+        link = self.link
+        if link is not None:
+            self.station.status_extras["sync"] = lambda: sync_state(link)
+        self.control = ControlServer(
+            socket_path(self.config.station.runtime_dir), daemon_handlers(self.station, link)
+        )
+        self.control.start()
 
     def run(self) -> None:
         """Run until SIGTERM/SIGINT, in the calling (main) thread."""
@@ -312,6 +325,8 @@ class Daemon:
             self.screen.stop()
         if self.link is not None:
             self.link.stop()
+        if getattr(self, "control", None) is not None:
+            self.control.stop()
         self.scanner.stop()
         self.scale.stop()
         self.panel.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ __all__ = [
     "CodeUnreadable",
     "ConfigChanged",
     "Event",
+    "ManualEntry",
     "RegistryReceived",
     "ScaleReplied",
     "ScaleState",
@@ -94,6 +96,15 @@ class ConfigChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class ManualEntry:
+    """A technician's hand-entered weighings (a ``station.manual.ManualRequest``, already
+    authenticated); the loop records them and calls ``reply`` with the outcome as a dict."""
+
+    request: Any
+    reply: Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True, slots=True)
 class Stop:
     reason: str = ""
 
@@ -110,5 +121,6 @@ Event = (
     | Acked
     | RegistryReceived
     | ConfigChanged
+    | ManualEntry
     | Stop
 )

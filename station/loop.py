@@ -33,6 +33,7 @@ from .events import (
     CodeUnreadable,
     ConfigChanged,
     Event,
+    ManualEntry,
     RegistryReceived,
     ScaleReplied,
     ScaleState,
@@ -174,6 +175,8 @@ class Station:
         self.events: queue.SimpleQueue[Event] = queue.SimpleQueue()
         self.listeners: list[Callable[[Result], None]] = []
         self.on_commit: list[Callable[[], None]] = []  # e.g. wake the uploader; must not block
+        # more blocks for the status file, e.g. the sync link's state; called on this thread
+        self.status_extras: dict[str, Callable[[], Any]] = {}
         self.snapshot = Snapshot()
         self.heartbeat = time.monotonic()
         self._boot = boot_id()
@@ -294,6 +297,8 @@ class Station:
         elif isinstance(event, CodeUnreadable):
             self._touch()
             self._finish(Outcome.MISREAD, detail=event.detail, t=event.t)
+        elif isinstance(event, ManualEntry):
+            self._on_manual(event)
         elif isinstance(event, ScannerState):
             self._scanner_ok = event.ok
             self._status_dirty = True
@@ -520,6 +525,28 @@ class Station:
             weight=self._kg(target["net_mg"] or 0), seq=target["seq"]
         )
         self._finish(Outcome.VOIDED, detail=detail, seq=row["seq"], t=t)
+
+    def _on_manual(self, event: ManualEntry) -> None:
+        """A technician's entry (``station manual-entry``): checked against the live config,
+        written here so the journal keeps one writer; the counter's visit is left alone."""
+        from .manual import ManualError, check, record_fields
+
+        try:
+            resolved = check(self.config, self.codes, event.request)
+        except ManualError as exc:
+            event.reply({"ok": False, "kind": exc.kind, "error": str(exc)})
+            return
+        seqs: list[int] = []
+        for fields in record_fields(event.request, resolved):
+            row = self._append("weighing", t=time.monotonic(), **fields)
+            if row is None:
+                error = _("the store refused the record (disk full or store error)")
+                event.reply({"ok": False, "kind": "store", "error": error, "seqs": seqs})
+                return
+            seqs.append(row["seq"])
+        log.info(_("manual entry by %s: records %s"), event.request.technician, seqs)
+        self._status_dirty = True
+        event.reply({"ok": True, "seqs": seqs})
 
     # -- codes -------------------------------------------------------------------------------
     def _on_code(self, code: str, t: float) -> None:
@@ -813,6 +840,11 @@ class Station:
             "backlog": snap.backlog,
             "clock_synced": snap.clock_synced,
         }
+        for name, extra in self.status_extras.items():
+            try:
+                data[name] = extra()
+            except Exception:  # a status block must never stop the loop
+                log.exception("status block %s failed", name)
         try:
             self.status_path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.status_path.with_suffix(".tmp")
