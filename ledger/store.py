@@ -1,29 +1,76 @@
-"""The ledger's storage: every record exactly once, conflicts and quarantine kept, fleet state."""
+"""The ledger's storage: every record exactly once, conflicts and quarantine kept, fleet state.
+
+One implementation of the rules (:class:`SqlLedgerStore`) over two databases: SQLite here (one
+file, the default) and PostgreSQL in ``store_pg.py`` (a whole network, several workers). The SQL
+is written once with ``?`` placeholders in the subset both understand (``ON CONFLICT``,
+``coalesce``, ``substr``); the PostgreSQL store translates the placeholders.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
-import operator
+import secrets
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 import sqlite_utils
 
 from sync.wire import RECORD_FIELDS, Batch, Registry, StationStatus, genesis_hash
 
-__all__ = ["IngestResult", "LedgerStore", "SQLiteLedgerStore", "open_store"]
+from . import migrations
+
+__all__ = [
+    "PSEUDONYM_HEX",
+    "IngestResult",
+    "LedgerStore",
+    "PurgeResult",
+    "SQLiteLedgerStore",
+    "SchemaError",
+    "SqlLedgerStore",
+    "open_store",
+    "pseudonym",
+]
+
+T = TypeVar("T")
 
 _COLUMNS = list(RECORD_FIELDS)
-_ROW = operator.itemgetter(*_COLUMNS)
+_BENEFICIARY = _COLUMNS.index("beneficiary")
 _INSERT = (
-    f"INSERT INTO records ({', '.join(_COLUMNS)}, received_at) "
-    f"VALUES ({', '.join('?' * len(_COLUMNS))}, ?)"
+    f"INSERT INTO records ({', '.join(_COLUMNS)}, received_at, occurred_at) "
+    f"VALUES ({', '.join('?' * len(_COLUMNS))}, ?, ?)"
 )
+_WALK_CHUNK = 500
+PSEUDONYM_HEX = 32  # 128 bits of HMAC-SHA256: no collision among millions of codes
+_STATUS_COLUMNS = (
+    "station",
+    "online",
+    "session",
+    "epoch",
+    "version",
+    "last_seen",
+    "last_seq",
+    "synced_through",
+    "backlog",
+    "last_sync",
+    "last_record_at",
+    "clock_synced",
+    "scale_ok",
+    "scale_detail",
+    "calibration_age_days",
+    "status",
+)
+
+
+class SchemaError(RuntimeError):
+    """The database was made by a newer ledger: this one must not write into it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,8 +84,24 @@ class IngestResult:
     conflicts: tuple[str, ...] = field(default_factory=tuple)
 
 
+@dataclass(frozen=True, slots=True)
+class PurgeResult:
+    """What a retention purge removed (or would remove, in a dry run)."""
+
+    before: str
+    mode: str
+    records: int
+    aggregated_rows: int
+    conflicts: int
+    quarantined: int
+    dry_run: bool
+
+
 class LedgerStore(Protocol):
-    """What the ingest service needs; SQLite here, PostgreSQL for a whole network."""
+    """What the ingest service, the CLI, reports and the dashboard need, on either database."""
+
+    dialect: str  # "sqlite" | "postgresql"
+    pseudonymised: bool
 
     def ingest(self, batch: Batch) -> IngestResult: ...
 
@@ -52,15 +115,35 @@ class LedgerStore(Protocol):
 
     def heads(self) -> list[dict[str, Any]]: ...
 
+    def fleet(self) -> list[dict[str, Any]]: ...
+
+    def conflicts(self) -> list[dict[str, Any]]: ...
+
+    def quarantined(self) -> list[dict[str, Any]]: ...
+
+    def records(self, station: str | None = None) -> Iterator[dict[str, Any]]: ...
+
     def set_registry(self, registry: Registry, station: str = "all") -> None: ...
 
     def registries(self) -> dict[str, Registry]: ...
 
+    def registry_version(self) -> int: ...
+
+    def schema_version(self) -> int: ...
+
+    def pseudonym(self, code: str | None) -> str | None: ...
+
+    def purge(
+        self, before: str, mode: Literal["aggregate", "delete"], *, dry_run: bool = False
+    ) -> PurgeResult: ...
+
+    def beneficiary_records(self, code: str) -> list[dict[str, Any]]: ...
+
+    def erase_beneficiary(self, code: str) -> int: ...
+
     def close(self) -> None: ...
 
     # read side, shared by reports and the dashboard: portable SQL with ``?`` placeholders
-    dialect: str  # "sqlite" | "postgresql"
-
     def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]: ...
 
 
@@ -68,153 +151,162 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-class SQLiteLedgerStore:
-    """The ledger in one SQLite file (WAL, ``synchronous=FULL``: an ack follows a durable commit).
+def pseudonym(key: bytes, code: str) -> str:
+    """``h:`` + the first :data:`PSEUDONYM_HEX` hex digits of HMAC-SHA256(key, code)."""
+    digest = hmac.new(key, code.encode("utf-8"), hashlib.sha256).hexdigest()
+    return "h:" + digest[:PSEUDONYM_HEX]
 
-    One writer: the ingest thread. Readers (CLI, reports) open their own connection.
+
+def _hide_codes(value: Any, hide: Callable[[str | None], str | None]) -> Any:
+    """Every ``beneficiary`` member of a JSON value replaced by its pseudonym."""
+    if isinstance(value, dict):
+        return {
+            k: hide(v) if k == "beneficiary" and isinstance(v, str) else _hide_codes(v, hide)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_hide_codes(v, hide) for v in value]
+    return value
+
+
+class SqlLedgerStore:
+    """The ledger's rules, written once; subclasses give a connection and a transaction.
+
+    Ingest of one (station, epoch) is serialised by its ``heads`` row: created if missing
+    (``ON CONFLICT DO NOTHING``), then read ``FOR UPDATE`` on PostgreSQL (SQLite has a single
+    writer anyway), so two workers given batches of the same station take turns and each
+    record is stored once.
     """
 
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
-        self.db = sqlite_utils.Database(conn)
-        self.db.enable_wal()
-        self.db.execute("PRAGMA synchronous=FULL")
-        self._read_lock = threading.Lock()  # one connection: reads from other threads take turns
-        self._migrate()
+    dialect = "sql"
+    _for_update = ""
 
+    def __init__(self, pseudonym_key: bytes | None = None) -> None:
+        self._key = pseudonym_key
+        self.pseudonymised = pseudonym_key is not None
+        self._version = 0
+
+    # -- what a dialect provides ----------------------------------------------------------
+    def _exec(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def _many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        raise NotImplementedError
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def _atomic(self, body: Callable[[], T]) -> T:
+        """Run ``body`` in one transaction (joining the current one if any)."""
+        raise NotImplementedError
+
+    def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    # -- schema ---------------------------------------------------------------------------
     def _migrate(self) -> None:
-        with self.db.atomic():
-            cols: dict[str, Any] = dict(RECORD_FIELDS)
-            cols["received_at"] = str
-            cols["corrected_at"] = str  # recorded_at repaired for an unsynchronised clock
-            self.db.table("records").create(
-                cols, pk=("station", "epoch", "seq"), if_not_exists=True
-            )
-            self.db.table("records").create_index(
-                ["station", "epoch", "boot_id", "clock_synced"], if_not_exists=True
-            )
-            self.db.table("records").create_index(["station", "recorded_at"], if_not_exists=True)
-            self.db.table("records").create_index(["kind", "recorded_at"], if_not_exists=True)
-            self.db.table("records").create_index(["station", "epoch", "voids"], if_not_exists=True)
-            self.db.table("heads").create(
-                {
-                    "station": str,
-                    "epoch": str,
-                    "acked_through": int,
-                    "last_hash": str,
-                    "received_through": int,
-                    "first_seen": str,
-                    "updated_at": str,
-                },
-                pk=("station", "epoch"),
-                if_not_exists=True,
-            )
-            self.db.table("conflicts").create(
-                {
-                    "id": int,
-                    "station": str,
-                    "epoch": str,
-                    "seq": int,
-                    "kind": str,
-                    "existing_hash": str,
-                    "new_hash": str,
-                    "record": str,
-                    "received_at": str,
-                },
-                pk="id",
-                if_not_exists=True,
-            )
-            self.db.table("quarantine").create(
-                {"id": int, "topic": str, "payload": bytes, "reason": str, "received_at": str},
-                pk="id",
-                if_not_exists=True,
-            )
-            self.db.table("stations").create(
-                {
-                    "station": str,
-                    "online": int,
-                    "session": int,
-                    "epoch": str,
-                    "version": str,
-                    "last_seen": str,
-                    "last_seq": int,
-                    "synced_through": int,
-                    "backlog": int,
-                    "last_sync": str,
-                    "last_record_at": str,
-                    "clock_synced": int,
-                    "scale_ok": int,
-                    "scale_detail": str,
-                    "calibration_age_days": float,
-                    "status": str,
-                },
-                pk="station",
-                if_not_exists=True,
-            )
-            self.db.table("registry").create(
-                {"scope": str, "version": int, "body": str, "updated_at": str},
-                pk="scope",
-                if_not_exists=True,
-            )
+        def run() -> tuple[int, list[int]]:
+            return migrations.apply(lambda s, p: self._exec(s, p), self.dialect, _now())
 
-    # -- ingest ---------------------------------------------------------------------------------
+        version, _applied = self._atomic(run)
+        if version > migrations.LATEST:
+            raise SchemaError(
+                f"database schema version {version} is newer than this ledger's "
+                f"({migrations.LATEST}): upgrade the ledger"
+            )
+        self._version = version
+
+    def schema_version(self) -> int:
+        return self._version
+
+    # -- privacy --------------------------------------------------------------------------
+    def pseudonym(self, code: str | None) -> str | None:
+        """What the ledger stores for a beneficiary code: its keyed hash when pseudonymising,
+        the code itself otherwise (importers of codes call this too)."""
+        if self._key is None or not code:
+            return code
+        return pseudonym(self._key, code)
+
+    # -- ingest ---------------------------------------------------------------------------
     def ingest(self, batch: Batch) -> IngestResult:
         """Store a validated batch in one transaction and advance the contiguous head."""
+        return self._atomic(lambda: self._ingest(batch))
+
+    def ingest_many(self, batches: list[Batch]) -> list[IngestResult]:
+        """Several batches in one transaction: one commit for all (group commit). The heads
+        are locked first, in one order, so two workers' groups never wait on each other in a
+        cycle."""
+
+        def body() -> list[IngestResult]:
+            for station, epoch in sorted({(b.station, b.epoch) for b in batches}):
+                self._lock_head(station, epoch, _now())
+            return [self._ingest(batch) for batch in batches]
+
+        return self._atomic(body)
+
+    def _lock_head(self, station: str, epoch: str, now: str) -> tuple[int, str, int]:
+        self._exec(
+            "INSERT INTO heads (station, epoch, acked_through, last_hash, received_through, "
+            "first_seen, updated_at) VALUES (?, ?, 0, ?, 0, ?, ?) "
+            "ON CONFLICT (station, epoch) DO NOTHING",
+            (station, epoch, genesis_hash(epoch), now, now),
+        )
+        row = self._exec(
+            "SELECT acked_through, last_hash, received_through FROM heads "
+            "WHERE station = ? AND epoch = ?" + self._for_update,
+            (station, epoch),
+        )[0]
+        return int(row[0]), str(row[1]), int(row[2])
+
+    def _ingest(self, batch: Batch) -> IngestResult:
         station, epoch = batch.station, batch.epoch
         now = _now()
         conflicts: list[str] = []
-        with self.db.atomic():
-            head = self.db.execute(
-                "SELECT acked_through, last_hash, received_through FROM heads "
-                "WHERE station = ? AND epoch = ?",
-                [station, epoch],
-            ).fetchone()
-            if head is None:
-                acked, last_hash, received = 0, genesis_hash(epoch), 0
-                self.db.execute(
-                    "INSERT INTO heads VALUES (?, ?, 0, ?, 0, ?, ?)",
-                    [station, epoch, last_hash, now, now],
-                )
-            else:
-                acked, last_hash, received = head
-            existing = dict(
-                self.db.execute(
-                    "SELECT seq, hash FROM records WHERE station = ? AND epoch = ? "
-                    "AND seq BETWEEN ? AND ?",
-                    [station, epoch, batch.first_seq, batch.last_seq],
-                ).fetchall()
+        acked, last_hash, received = self._lock_head(station, epoch, now)
+        existing = dict(
+            self._exec(
+                "SELECT seq, hash FROM records WHERE station = ? AND epoch = ? "
+                "AND seq BETWEEN ? AND ?",
+                (station, epoch, batch.first_seq, batch.last_seq),
             )
-            new = []
-            for record in batch.records:
-                seen = existing.get(record["seq"])
-                if seen is None:
+        )
+        new = []
+        for record in batch.records:
+            seen = existing.get(record["seq"])
+            if seen is None:
+                if record["seq"] > acked:
                     new.append(record)
-                elif seen != record["hash"]:
-                    conflicts.append(f"seq {record['seq']}: same key, other content")
-                    self._conflict(record, "content", seen, now)
-            self.db.conn.executemany(_INSERT, [(*_ROW(r), now) for r in new])
-            # advance over consecutive, chained records: first the new ones in memory (the
-            # usual in-order case), then from the table (duplicates, or what out-of-order
-            # batches left beyond a gap)
-            for record in new:
-                if record["seq"] != acked + 1:
-                    break
-                if record["prev_hash"] != last_hash:
-                    conflicts.append(f"seq {record['seq']}: not chained to seq {acked}")
-                    self._conflict(record, "chain", last_hash, now)
-                    break
-                acked, last_hash = record["seq"], record["hash"]
+                # else: acked once and purged since (retention): never stored again
+            elif seen != record["hash"]:
+                conflicts.append(f"seq {record['seq']}: same key, other content")
+                self._conflict(record, "content", seen, now)
+        if new:
+            self._many(_INSERT, [self._row(r, now) for r in new])
+        # advance over consecutive, chained records: first the new ones in memory (the usual
+        # in-order case), then from the table (duplicates, or what out-of-order batches left
+        # beyond a gap)
+        for record in new:
+            if record["seq"] != acked + 1:
+                break
+            if record["prev_hash"] != last_hash:
+                conflicts.append(f"seq {record['seq']}: not chained to seq {acked}")
+                self._conflict(record, "chain", last_hash, now)
+                break
+            acked, last_hash = record["seq"], record["hash"]
+        if new:
             self._correct_times(station, epoch, {r["boot_id"] for r in new if r["boot_id"]})
-            received = max(received, batch.last_seq)
-            if received > acked:
-                acked, last_hash = self._walk(station, epoch, acked, last_hash, conflicts)
-            self.db.execute(
-                "UPDATE heads SET acked_through = ?, last_hash = ?, received_through = ?, "
-                "updated_at = ? WHERE station = ? AND epoch = ?",
-                [acked, last_hash, received, now, station, epoch],
-            )
+            self._mark_voided(station, epoch, new)
+        received = max(received, batch.last_seq)
+        if received > acked:
+            acked, last_hash = self._walk(station, epoch, acked, last_hash, conflicts)
+        self._exec(
+            "UPDATE heads SET acked_through = ?, last_hash = ?, received_through = ?, "
+            "updated_at = ? WHERE station = ? AND epoch = ?",
+            (acked, last_hash, received, now, station, epoch),
+        )
         return IngestResult(
             station,
             epoch,
@@ -225,184 +317,226 @@ class SQLiteLedgerStore:
             tuple(conflicts),
         )
 
-    def ingest_many(self, batches: list[Batch]) -> list[IngestResult]:
-        """Several batches in one transaction: one fsync for all (group commit)."""
-        with self.db.atomic():
-            return [self.ingest(batch) for batch in batches]
+    def _row(self, record: dict[str, Any], now: str) -> list[Any]:
+        values = [record[c] for c in _COLUMNS]
+        if self._key is not None:
+            values[_BENEFICIARY] = self.pseudonym(values[_BENEFICIARY])
+        values += [now, record["recorded_at"]]
+        return values
 
     def _correct_times(self, station: str, epoch: str, boots: set[str]) -> None:
         """A Pi without RTC boots with a stale clock. Within one boot the monotonic clock is
         right, so once a record with a synchronised clock arrives, every unsynchronised record
         of that boot gets ``corrected_at = anchor.recorded_at + (mono_ns - anchor.mono_ns)``,
-        the anchor being the boot's first synchronised record. ``recorded_at`` is kept as sent."""
-        for boot in boots:
-            anchor = self.db.execute(
+        the anchor being the boot's first synchronised record. ``recorded_at`` is kept as sent;
+        ``occurred_at`` follows ``corrected_at``."""
+        for boot in sorted(boots):
+            anchor = self._exec(
                 "SELECT recorded_at, mono_ns FROM records WHERE station = ? AND epoch = ? "
                 "AND boot_id = ? AND clock_synced = 1 AND mono_ns IS NOT NULL "
                 "ORDER BY seq LIMIT 1",
-                [station, epoch, boot],
-            ).fetchone()
-            if anchor is None:
+                (station, epoch, boot),
+            )
+            if not anchor:
                 continue
+            anchor_at, anchor_mono = anchor[0]
             try:
-                base = datetime.fromisoformat(anchor[0].replace("Z", "+00:00"))
+                base = datetime.fromisoformat(str(anchor_at).replace("Z", "+00:00"))
             except ValueError:
                 continue
-            rows = self.db.execute(
-                "SELECT seq, mono_ns FROM records WHERE station = ? AND epoch = ? AND boot_id = ? "
-                "AND clock_synced = 0 AND corrected_at IS NULL AND mono_ns IS NOT NULL",
-                [station, epoch, boot],
-            ).fetchall()
+            rows = self._exec(
+                "SELECT seq, mono_ns FROM records WHERE station = ? AND epoch = ? "
+                "AND boot_id = ? AND clock_synced = 0 AND corrected_at IS NULL "
+                "AND mono_ns IS NOT NULL",
+                (station, epoch, boot),
+            )
             updates = []
             for seq, mono_ns in rows:
-                when = base + timedelta(microseconds=(mono_ns - anchor[1]) // 1000)
+                when = base + timedelta(microseconds=(int(mono_ns) - int(anchor_mono)) // 1000)
                 text = when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-                updates.append((text, station, epoch, seq))
-            self.db.conn.executemany(
-                "UPDATE records SET corrected_at = ? WHERE station = ? AND epoch = ? AND seq = ?",
-                updates,
+                updates.append((text, text, station, epoch, seq))
+            if updates:
+                self._many(
+                    "UPDATE records SET corrected_at = ?, occurred_at = ? "
+                    "WHERE station = ? AND epoch = ? AND seq = ?",
+                    updates,
+                )
+
+    def _mark_voided(self, station: str, epoch: str, new: list[dict[str, Any]]) -> None:
+        """``voided_by`` on the records a void cancels, whichever of the two arrived first."""
+        pairs = {
+            (int(r["voids"]), int(r["seq"])) for r in new if r["kind"] == "void" and r["voids"]
+        }
+        # voids that came before the records they cancel (batches out of order)
+        pairs.update(
+            (int(target), int(seq))
+            for target, seq in self._exec(
+                "SELECT voids, seq FROM records WHERE station = ? AND epoch = ? "
+                "AND kind = 'void' AND voids BETWEEN ? AND ?",
+                (station, epoch, new[0]["seq"], new[-1]["seq"]),
+            )
+        )
+        if pairs:
+            self._many(
+                "UPDATE records SET voided_by = ? WHERE station = ? AND epoch = ? AND seq = ? "
+                "AND (voided_by IS NULL OR voided_by > ?)",
+                [(seq, station, epoch, target, seq) for target, seq in sorted(pairs)],
             )
 
     def _walk(
         self, station: str, epoch: str, acked: int, last_hash: str, conflicts: list[str]
     ) -> tuple[int, str]:
-        rows = self.db.execute(
-            "SELECT seq, prev_hash, hash FROM records WHERE station = ? AND epoch = ? AND seq > ? "
-            "ORDER BY seq",
-            [station, epoch, acked],
-        )
-        for seq, prev_hash, hash_ in rows:
-            if seq != acked + 1:
-                break
-            if prev_hash != last_hash:
-                conflicts.append(f"seq {seq}: not chained to seq {acked}")
-                break
-            acked, last_hash = seq, hash_
-        return acked, last_hash
+        while True:
+            rows = self._exec(
+                "SELECT seq, prev_hash, hash FROM records WHERE station = ? AND epoch = ? "
+                f"AND seq > ? ORDER BY seq LIMIT {_WALK_CHUNK}",
+                (station, epoch, acked),
+            )
+            for seq, prev_hash, hash_ in rows:
+                if seq != acked + 1:
+                    return acked, last_hash
+                if prev_hash != last_hash:
+                    message = f"seq {seq}: not chained to seq {acked}"
+                    if message not in conflicts:  # said once when it came in this batch
+                        conflicts.append(message)
+                    return acked, last_hash
+                acked, last_hash = int(seq), str(hash_)
+            if len(rows) < _WALK_CHUNK:
+                return acked, last_hash
 
     def _conflict(self, record: dict[str, Any], kind: str, existing: str, now: str) -> None:
-        known = self.db.execute(
+        known = self._exec(
             "SELECT 1 FROM conflicts WHERE station = ? AND epoch = ? AND seq = ? AND kind = ? "
             "AND new_hash = ?",
-            [record["station"], record["epoch"], record["seq"], kind, record["hash"]],
-        ).fetchone()
+            (record["station"], record["epoch"], record["seq"], kind, record["hash"]),
+        )
         if known:
             return  # the same conflict re-sent: kept once
-        self.db.execute(
+        kept = _hide_codes(record, self.pseudonym) if self._key is not None else record
+        self._exec(
             "INSERT INTO conflicts (station, epoch, seq, kind, existing_hash, new_hash, record, "
             "received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
+            (
                 record["station"],
                 record["epoch"],
                 record["seq"],
                 kind,
                 existing,
                 record["hash"],
-                json.dumps(record, ensure_ascii=False),
+                json.dumps(kept, ensure_ascii=False),
                 now,
-            ],
+            ),
         )
 
     def quarantine(self, topic: str, payload: bytes, reason: str) -> None:
-        with self.db.atomic():
-            self.db.execute(
+        if self._key is not None:
+            # an invalid batch still carries codes: kept with them hidden (JSON payloads)
+            with suppress(ValueError, UnicodeDecodeError, RecursionError):
+                body = _hide_codes(json.loads(payload), self.pseudonym)
+                payload = json.dumps(body, ensure_ascii=False).encode()
+        self._atomic(
+            lambda: self._exec(
                 "INSERT INTO quarantine (topic, payload, reason, received_at) VALUES (?, ?, ?, ?)",
-                [topic, payload, reason, _now()],
-            )
-
-    # -- fleet ----------------------------------------------------------------------------------
-    def update_status(self, status: StationStatus, retained: bool) -> bool:
-        """Keep the newest status of a station; an older session's (a stale Will) is ignored."""
-        with self.db.atomic():
-            row = self.db.execute(
-                "SELECT session FROM stations WHERE station = ?", [status.station]
-            ).fetchone()
-            if row is not None and row[0] is not None and status.session < row[0]:
-                return False
-            values = {
-                "station": status.station,
-                "online": int(status.online),
-                "session": status.session,
-                "epoch": status.epoch or None,
-                "version": status.version or None,
-                "last_seen": _now(),
-                "last_seq": status.last_seq,
-                "synced_through": status.synced_through,
-                "backlog": status.backlog,
-                "last_sync": status.last_sync,
-                "last_record_at": status.last_record_at,
-                "clock_synced": None if status.clock_synced is None else int(status.clock_synced),
-                "scale_ok": None if status.scale_ok is None else int(status.scale_ok),
-                "scale_detail": status.scale_detail or None,
-                "calibration_age_days": status.calibration_age_days,
-                "status": json.dumps(
-                    {k: getattr(status, k) for k in StationStatus.__slots__}, ensure_ascii=False
-                ),
-            }
-            if not status.online and row is not None:
-                # a Will carries little: keep the last known figures, mark offline
-                self.db.execute(
-                    "UPDATE stations SET online = 0, session = ?, last_seen = ? WHERE station = ?",
-                    [status.session, values["last_seen"], status.station],
-                )
-            else:
-                self.db.table("stations").upsert(values, pk="station")
-        return True
-
-    def head(self, station: str, epoch: str) -> tuple[int, int]:
-        row = self.db.execute(
-            "SELECT acked_through, received_through FROM heads WHERE station = ? AND epoch = ?",
-            [station, epoch],
-        ).fetchone()
-        return (0, 0) if row is None else (int(row[0]), int(row[1]))
-
-    def heads(self) -> list[dict[str, Any]]:
-        return list(self.db.query("SELECT * FROM heads ORDER BY station, first_seen"))
-
-    def fleet(self) -> list[dict[str, Any]]:
-        """One row per station: its last status, its heads, conflicts and last record."""
-        return list(
-            self.db.query(
-                """
-                SELECT s.station, s.online, s.last_seen, s.backlog, s.clock_synced, s.scale_ok,
-                       s.calibration_age_days, s.version, s.last_record_at,
-                       (SELECT sum(h.acked_through) FROM heads h WHERE h.station = s.station)
-                           AS records,
-                       (SELECT count(*) FROM conflicts c WHERE c.station = s.station) AS conflicts
-                FROM stations s
-                UNION ALL
-                SELECT h.station, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-                       sum(h.acked_through), (SELECT count(*) FROM conflicts c
-                                              WHERE c.station = h.station)
-                FROM heads h WHERE h.station NOT IN (SELECT station FROM stations)
-                GROUP BY h.station
-                ORDER BY 1
-                """
+                (topic, payload, reason, _now()),
             )
         )
 
-    dialect = "sqlite"
+    # -- fleet ----------------------------------------------------------------------------
+    def update_status(self, status: StationStatus, retained: bool) -> bool:
+        """Keep the newest status of a station; an older session's (a stale Will) is ignored."""
+        return self._atomic(lambda: self._update_status(status))
 
-    def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        """Rows of a read-only query (``?`` placeholders), serialised with the writer."""
-        with self._read_lock:
-            return list(self.db.query(sql, list(params)))
+    def _update_status(self, status: StationStatus) -> bool:
+        row = self._exec(
+            "SELECT session FROM stations WHERE station = ?" + self._for_update,
+            (status.station,),
+        )
+        if row and row[0][0] is not None and status.session < row[0][0]:
+            return False
+        now = _now()
+        if not status.online and row:
+            # a Will carries little: keep the last known figures, mark offline
+            self._exec(
+                "UPDATE stations SET online = 0, session = ?, last_seen = ? WHERE station = ?",
+                (status.session, now, status.station),
+            )
+            return True
+        values = (
+            status.station,
+            int(status.online),
+            status.session,
+            status.epoch or None,
+            status.version or None,
+            now,
+            status.last_seq,
+            status.synced_through,
+            status.backlog,
+            status.last_sync,
+            status.last_record_at,
+            None if status.clock_synced is None else int(status.clock_synced),
+            None if status.scale_ok is None else int(status.scale_ok),
+            status.scale_detail or None,
+            status.calibration_age_days,
+            json.dumps(
+                {k: getattr(status, k) for k in StationStatus.__slots__}, ensure_ascii=False
+            ),
+        )
+        updates = ", ".join(f"{c} = excluded.{c}" for c in _STATUS_COLUMNS[1:])
+        self._exec(
+            f"INSERT INTO stations ({', '.join(_STATUS_COLUMNS)}) "
+            f"VALUES ({', '.join('?' * len(_STATUS_COLUMNS))}) "
+            f"ON CONFLICT (station) DO UPDATE SET {updates}",
+            values,
+        )
+        return True
+
+    def head(self, station: str, epoch: str) -> tuple[int, int]:
+        rows = self.fetch(
+            "SELECT acked_through, received_through FROM heads WHERE station = ? AND epoch = ?",
+            [station, epoch],
+        )
+        if not rows:
+            return (0, 0)
+        return int(rows[0]["acked_through"]), int(rows[0]["received_through"])
+
+    def heads(self) -> list[dict[str, Any]]:
+        return self.fetch("SELECT * FROM heads ORDER BY station, first_seen")
+
+    def fleet(self) -> list[dict[str, Any]]:
+        """One row per station: its last status, its heads, conflicts and last record."""
+        return self.fetch(
+            """
+            SELECT s.station, s.online, s.last_seen, s.backlog, s.clock_synced, s.scale_ok,
+                   s.calibration_age_days, s.version, s.last_record_at,
+                   (SELECT sum(h.acked_through) FROM heads h WHERE h.station = s.station)
+                       AS records,
+                   (SELECT count(*) FROM conflicts c WHERE c.station = s.station) AS conflicts
+            FROM stations s
+            UNION ALL
+            SELECT h.station, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+                   sum(h.acked_through), (SELECT count(*) FROM conflicts c
+                                          WHERE c.station = h.station)
+            FROM heads h WHERE h.station NOT IN (SELECT station FROM stations)
+            GROUP BY h.station
+            ORDER BY 1
+            """
+        )
 
     def conflicts(self) -> list[dict[str, Any]]:
-        return list(self.db.query("SELECT * FROM conflicts ORDER BY id"))
+        return self.fetch("SELECT * FROM conflicts ORDER BY id")
 
     def quarantined(self) -> list[dict[str, Any]]:
-        return list(self.db.query("SELECT id, topic, reason, received_at FROM quarantine"))
+        return self.fetch("SELECT id, topic, reason, received_at FROM quarantine ORDER BY id")
 
     def records(self, station: str | None = None) -> Iterator[dict[str, Any]]:
         if station is None:
-            yield from self.db.query("SELECT * FROM records ORDER BY station, epoch, seq")
+            yield from self.fetch("SELECT * FROM records ORDER BY station, epoch, seq")
         else:
-            yield from self.db.query(
+            yield from self.fetch(
                 "SELECT * FROM records WHERE station = ? ORDER BY epoch, seq", [station]
             )
 
-    # -- registry -------------------------------------------------------------------------------
+    # -- registry -------------------------------------------------------------------------
     def set_registry(self, registry: Registry, station: str = "all") -> None:
         body = {
             "version": registry.version,
@@ -411,20 +545,18 @@ class SQLiteLedgerStore:
             "beneficiary_patterns": list(registry.beneficiary_patterns),
             **registry.extra,
         }
-        with self.db.atomic():
-            self.db.table("registry").upsert(
-                {
-                    "scope": station,
-                    "version": registry.version,
-                    "body": json.dumps(body, ensure_ascii=False),
-                    "updated_at": _now(),
-                },
-                pk="scope",
+        self._atomic(
+            lambda: self._exec(
+                "INSERT INTO registry (scope, version, body, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (scope) DO UPDATE SET version = excluded.version, "
+                "body = excluded.body, updated_at = excluded.updated_at",
+                (station, registry.version, json.dumps(body, ensure_ascii=False), _now()),
             )
+        )
 
     def registries(self) -> dict[str, Registry]:
         out = {}
-        for row in self.db.query("SELECT scope, body FROM registry"):
+        for row in self.fetch("SELECT scope, body FROM registry ORDER BY scope"):
             body = json.loads(row["body"])
             out[row["scope"]] = Registry(
                 body.pop("version"),
@@ -436,17 +568,169 @@ class SQLiteLedgerStore:
         return out
 
     def registry_version(self) -> int:
-        row = self.db.execute("SELECT max(version) FROM registry").fetchone()
-        return int(row[0] or 0)
+        rows = self.fetch("SELECT max(version) AS v FROM registry")
+        return int(rows[0]["v"] or 0)
+
+    # -- retention and a person's rights (docs/privacy.md) --------------------------------
+    def purge(
+        self, before: str, mode: Literal["aggregate", "delete"], *, dry_run: bool = False
+    ) -> PurgeResult:
+        """Remove records that occurred before ``before`` (ISO date); in ``aggregate`` mode
+        their live weighings are first added to ``aggregates`` (month × station × category ×
+        referrer: kg, items, visits), which keeps totals and drops who received what. Old
+        conflicts and quarantined messages go too."""
+        if mode not in ("aggregate", "delete"):
+            raise ValueError(f"unknown retention mode {mode!r}")
+
+        def body() -> PurgeResult:
+            old = "occurred_at < ?"
+            groups = self._exec(
+                "SELECT substr(occurred_at, 1, 7), station, coalesce(category, ''), "
+                "coalesce(referrer, ''), sum(net_mg), count(*), "
+                "count(DISTINCT visit) FROM records "
+                f"WHERE {old} AND kind = 'weighing' AND voided_by IS NULL GROUP BY 1, 2, 3, 4",
+                (before,),
+            )
+            counts = [
+                self._exec(f"SELECT count(*) FROM records WHERE {old}", (before,))[0][0],
+                self._exec("SELECT count(*) FROM conflicts WHERE received_at < ?", (before,))[0][0],
+                self._exec("SELECT count(*) FROM quarantine WHERE received_at < ?", (before,))[0][
+                    0
+                ],
+            ]
+            if not dry_run:
+                if mode == "aggregate" and groups:
+                    now = _now()
+                    self._many(
+                        "INSERT INTO aggregates (month, station, category, referrer, net_mg, "
+                        "items, visits, aggregated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                        "ON CONFLICT (month, station, category, referrer) DO UPDATE SET "
+                        "net_mg = aggregates.net_mg + excluded.net_mg, "
+                        "items = aggregates.items + excluded.items, "
+                        "visits = aggregates.visits + excluded.visits, "
+                        "aggregated_at = excluded.aggregated_at",
+                        [(*g[:4], int(g[4] or 0), int(g[5]), int(g[6]), now) for g in groups],
+                    )
+                self._exec(f"DELETE FROM records WHERE {old}", (before,))
+                self._exec("DELETE FROM conflicts WHERE received_at < ?", (before,))
+                self._exec("DELETE FROM quarantine WHERE received_at < ?", (before,))
+            return PurgeResult(
+                before,
+                mode,
+                int(counts[0]),
+                len(groups) if mode == "aggregate" else 0,
+                int(counts[1]),
+                int(counts[2]),
+                dry_run,
+            )
+
+        return self._atomic(body)
+
+    def beneficiary_records(self, code: str) -> list[dict[str, Any]]:
+        """Every record of one person (an access request), by the code they show."""
+        return self.fetch(
+            "SELECT occurred_at, station, kind, category, referrer, net_mg, pieces, voided_by, "
+            "seq FROM records WHERE beneficiary = ? ORDER BY occurred_at, station, seq",
+            [self.pseudonym(code)],
+        )
+
+    def erase_beneficiary(self, code: str) -> int:
+        """An erasure request: the person's code replaced by a tombstone of their own in every
+        record and conflict. Totals and unique counts stay; the link to the code is gone."""
+        stored = self.pseudonym(code)
+        tombstone = "x:" + secrets.token_hex(PSEUDONYM_HEX // 2)
+
+        def body() -> int:
+            n = self._exec("SELECT count(*) FROM records WHERE beneficiary = ?", (stored,))[0][0]
+            self._exec(
+                "UPDATE records SET beneficiary = ? WHERE beneficiary = ?", (tombstone, stored)
+            )
+            for cid, text in self._exec(
+                "SELECT id, record FROM conflicts WHERE record LIKE ?", (f"%{stored}%",)
+            ):
+                record = json.loads(text)
+                if record.get("beneficiary") == stored:
+                    record["beneficiary"] = tombstone
+                    self._exec(
+                        "UPDATE conflicts SET record = ? WHERE id = ?",
+                        (json.dumps(record, ensure_ascii=False), cid),
+                    )
+            return int(n)
+
+        return self._atomic(body)
+
+
+class SQLiteLedgerStore(SqlLedgerStore):
+    """The ledger in one SQLite file (WAL, ``synchronous=FULL``: an ack follows a durable commit).
+
+    One connection shared by the store's users in this process, taking turns under a lock;
+    writes start with ``BEGIN IMMEDIATE``, so two processes on one file wait for each other
+    instead of failing.
+    """
+
+    dialect = "sqlite"
+
+    def __init__(self, path: Path | str, *, pseudonym_key: bytes | None = None) -> None:
+        super().__init__(pseudonym_key)
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
+        self.db = sqlite_utils.Database(conn)
+        self.db.enable_wal()
+        self.db.execute("PRAGMA synchronous=FULL")
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._migrate()
+
+    def _exec(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self.db.conn.execute(sql, tuple(params)).fetchall()
+
+    def _many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        with self._lock:
+            self.db.conn.executemany(sql, rows)
+
+    def _atomic(self, body: Callable[[], T]) -> T:
+        with self._lock:
+            if self._depth:
+                return body()
+            self.db.conn.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                result = body()
+                self.db.conn.execute("COMMIT")
+                return result
+            except BaseException:
+                if self.db.conn.in_transaction:
+                    self.db.conn.execute("ROLLBACK")
+                raise
+            finally:
+                self._depth = 0
+
+    def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Rows of a read-only query (``?`` placeholders), in turn with the writer."""
+        with self._lock:
+            cursor = self.db.conn.execute(sql, tuple(params))
+            names = [d[0] for d in cursor.description or ()]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
     def close(self) -> None:
-        self.db.close()
+        with self._lock:
+            self.db.close()
 
 
-def open_store(url: str) -> SQLiteLedgerStore:
-    """A ledger store from its URL: a path or ``sqlite:///path`` (PostgreSQL comes later)."""
+def open_store(url: str, *, pseudonym_key: bytes | None = None) -> SqlLedgerStore:
+    """A ledger store from its URL: a path or ``sqlite:///path``, or ``postgresql://…``.
+
+    The schema is brought to the latest version on open (``ledger/migrations.py``)."""
+    if url.startswith(("postgresql://", "postgres://")):
+        from .store_pg import PostgresLedgerStore  # psycopg only when PostgreSQL is used
+
+        return PostgresLedgerStore(url, pseudonym_key=pseudonym_key)
     if url.startswith("sqlite:///"):
-        return SQLiteLedgerStore(url[len("sqlite:///") - 1 :])
+        return SQLiteLedgerStore(url[len("sqlite:///") - 1 :], pseudonym_key=pseudonym_key)
     if "://" in url:
-        raise ValueError(f"unsupported database URL {url!r} (use a path or sqlite:///path)")
-    return SQLiteLedgerStore(url)
+        raise ValueError(
+            f"unsupported database URL {url!r} (use a path, sqlite:///path or postgresql://…)"
+        )
+    return SQLiteLedgerStore(url, pseudonym_key=pseudonym_key)

@@ -1,0 +1,117 @@
+"""The ledger on PostgreSQL (psycopg 3): the same rules and tables as SQLite, for a network.
+
+Several ``ledger run`` processes may share one database: each batch is one transaction that
+first locks its station's ``heads`` row, so batches of one station take turns while other
+stations' go in parallel; a deadlock or serialisation failure is retried from the start.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import errors
+
+from .store import SqlLedgerStore
+
+__all__ = ["PostgresLedgerStore", "translate"]
+
+T = TypeVar("T")
+
+_RETRIES = 8
+_TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?|%")
+
+
+@lru_cache(maxsize=512)
+def translate(sql: str) -> str:
+    """Portable ``?`` placeholders to psycopg's ``%s`` (and a literal ``%`` to ``%%``);
+    quoted strings and names are left alone, except their ``%``."""
+
+    def sub(m: re.Match[str]) -> str:
+        token = m.group(0)
+        if token == "?":
+            return "%s"
+        return token.replace("%", "%%")
+
+    return _TOKENS.sub(sub, sql)
+
+
+def _plain(value: Any) -> Any:
+    """``sum()`` of integers is NUMERIC here, INTEGER in SQLite: give the same Python types."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
+
+
+class PostgresLedgerStore(SqlLedgerStore):
+    """The ledger in a PostgreSQL database given by URL (``postgresql://user@host/db``).
+
+    Two connections: one for writes (its own transactions), one in autocommit for reads
+    (reports, the dashboard), so a long report never holds the ingest back.
+    """
+
+    dialect = "postgresql"
+    _for_update = " FOR UPDATE"
+
+    def __init__(self, url: str, *, pseudonym_key: bytes | None = None) -> None:
+        super().__init__(pseudonym_key)
+        self.url = url
+        self.conn = psycopg.connect(url, autocommit=True)
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._reader: psycopg.Connection[tuple[Any, ...]] | None = None
+        self._read_lock = threading.Lock()
+        try:
+            self._migrate()
+        except BaseException:
+            self.conn.close()
+            raise
+
+    def _exec(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            cursor = self.conn.execute(translate(sql), tuple(params))
+            return cursor.fetchall() if cursor.description is not None else []
+
+    def _many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        with self._lock, self.conn.cursor() as cursor:
+            cursor.executemany(translate(sql), rows)
+
+    def _atomic(self, body: Callable[[], T]) -> T:
+        with self._lock:
+            if self._depth:
+                return body()
+            for attempt in range(_RETRIES):
+                try:
+                    self._depth = 1
+                    with self.conn.transaction():
+                        return body()
+                except (errors.DeadlockDetected, errors.SerializationFailure):
+                    if attempt == _RETRIES - 1:
+                        raise
+                    time.sleep(0.01 * 2**attempt)  # the other worker finishes meanwhile
+                finally:
+                    self._depth = 0
+            raise AssertionError("unreachable")
+
+    def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Rows of a read-only query (``?`` placeholders) on the reading connection."""
+        with self._read_lock:
+            if self._reader is None or self._reader.closed:
+                self._reader = psycopg.connect(self.url, autocommit=True)
+            cursor = self._reader.execute(translate(sql), tuple(params))
+            names = [d.name for d in cursor.description or ()]
+            return [dict(zip(names, map(_plain, row), strict=True)) for row in cursor.fetchall()]
+
+    def close(self) -> None:
+        with self._read_lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
+        with self._lock:
+            self.conn.close()
