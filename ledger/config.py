@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -49,12 +49,40 @@ class SigningSection(_Section):
     keys: dict[str, Annotated[str, Field(min_length=16)]] = Field(default_factory=dict)
 
 
+class DashboardUser(_Section):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")]
+    password: Annotated[str, Field(pattern=r"^scrypt\$")]  # from `ledger passwd NAME`
+
+
+class DashboardSection(_Section):
+    """``ledger serve``: loopback by default; users as ``{ name = "scrypt$…" }`` or a list."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8080
+    language: Literal["fr", "en"] = "fr"
+    secret_key: Annotated[str, Field(min_length=16)] | None = None  # signs the session cookie
+    session_hours: Annotated[int, Field(ge=1, le=24 * 30)] = 12
+    https_only: bool = False  # true behind a TLS reverse proxy: the cookie is sent over https only
+    calibration_days: Annotated[int, Field(ge=1, le=3650)] = 365  # older: shown as due
+    users: dict[str, Annotated[str, Field(pattern=r"^scrypt\$")]] | list[DashboardUser] = Field(
+        default_factory=dict
+    )
+
+    @property
+    def accounts(self) -> dict[str, str]:
+        """User name -> password hash, whichever form the config used."""
+        if isinstance(self.users, dict):
+            return dict(self.users)
+        return {u.name: u.password for u in self.users}
+
+
 class LedgerConfig(_Section):
     """The whole ledger config; see ``ledger/ledger.example.toml``."""
 
     ledger: LedgerSection = LedgerSection()
     mqtt: MqttSection = MqttSection()
     signing: SigningSection = SigningSection()
+    dashboard: DashboardSection = DashboardSection()
 
     @property
     def topics(self) -> Topics:

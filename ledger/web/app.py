@@ -1,0 +1,451 @@
+"""The dashboard's Starlette app: login, figures for a period, the fleet, CSV of every table."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import logging
+import secrets
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import jinja2
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from sync.i18n import language as process_language
+
+from ..config import LedgerConfig
+from ..reports import Figures, Period, Report, Row, build_report, load_names
+from ..store import open_store
+from . import i18n
+from .auth import hash_password, verify_password
+from .i18n import gettext_ as _
+
+__all__ = ["DashboardError", "create_app"]
+
+log = logging.getLogger("ledger.web")
+HERE = Path(__file__).parent
+COOKIE = "pesee_dashboard"
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class DashboardError(ValueError):
+    """The dashboard cannot start (no users, no secret): one line for the operator."""
+
+
+# -- the period asked for ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Choice:
+    """The period selector's state, from the query string; ``problem`` says what was ignored."""
+
+    year: int
+    quarter: int | None = None
+    month: int | None = None
+    start: date | None = None
+    end: date | None = None
+    problem: str | None = None
+
+    @classmethod
+    def from_query(cls, query: dict[str, str], today: date) -> Choice:
+        def number(name: str, low: int, high: int) -> int | None:
+            text = (query.get(name) or "").strip()
+            if not text:
+                return None
+            value = int(text)  # ValueError caught below
+            if not low <= value <= high:
+                raise ValueError(name)
+            return value
+
+        try:
+            year = number("year", 2000, 2100) or today.year
+            month = number("month", 1, 12)
+            quarter = None if month else number("quarter", 1, 4)
+            start = date.fromisoformat(query["from"]) if query.get("from") else None
+            end = date.fromisoformat(query["to"]) if query.get("to") else None
+            if (start is None) != (end is None) or (start and end and end < start):
+                raise ValueError("range")
+        except ValueError:
+            return cls(today.year, problem=_("That period is not valid: showing this year."))
+        return cls(year, quarter, month, start, end)
+
+    @property
+    def query(self) -> str:
+        """The query string that selects this period again (links, CSV downloads)."""
+        if self.start and self.end:
+            return urlencode({"from": self.start.isoformat(), "to": self.end.isoformat()})
+        params: dict[str, int] = {"year": self.year}
+        if self.month:
+            params["month"] = self.month
+        elif self.quarter:
+            params["quarter"] = self.quarter
+        return urlencode(params)
+
+    @property
+    def label(self) -> str:
+        if self.start and self.end:
+            return f"{self.start.isoformat()} – {self.end.isoformat()}"
+        if self.month:
+            return f"{self.year}-{self.month:02d}"
+        if self.quarter:
+            return _("Q%(n)s") % {"n": self.quarter} + f" {self.year}"
+        return str(self.year)
+
+    def period(self) -> Period:
+        if self.start and self.end:
+            return Period.between(self.start, self.end + timedelta(days=1))  # "to" is included
+        if self.month:
+            return Period.month(self.year, self.month)
+        if self.quarter:
+            return Period.quarter(self.year, self.quarter)
+        return Period.year(self.year)
+
+
+# -- figures ---------------------------------------------------------------------------------------
+GROUPS = ("category", "referrer", "station")
+TABLES = ("totals", "month", *GROUPS, "fleet")
+
+
+def _group_title(by: str) -> str:
+    return {
+        "month": _("By month"),
+        "category": _("By category"),
+        "referrer": _("By referring structure"),
+        "station": _("By station"),
+    }[by]
+
+
+def _figure_columns() -> list[tuple[str, str]]:
+    """(Figures attribute, header) of every grouped table, in display order."""
+    return [
+        ("kg", _("kg")),
+        ("items", _("items")),
+        ("visits", _("visits")),
+        ("beneficiaries", _("beneficiaries")),
+        ("kg_per_beneficiary", _("kg per beneficiary")),
+    ]
+
+
+class Dashboard:
+    """What the pages read: the store, behind one lock (one connection shared by the threads)."""
+
+    def __init__(self, config: LedgerConfig, store_url: str) -> None:
+        self.config = config
+        self.store_url = store_url
+        self.store: Any = None
+        self.lock = threading.Lock()
+
+    def open(self) -> None:
+        self.store = open_store(self.store_url)
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+
+    def reports(self, choice: Choice, groupings: tuple[str, ...]) -> dict[str, Report]:
+        """One report per grouping; the first also gives the totals, months and last year's."""
+        period = choice.period()
+        groups = getattr(self.config, "groups", None)  # [groups] when the config has them
+        out: dict[str, Report] = {}
+        with self.lock:
+            names = load_names(self.store, groups)
+            for n, by in enumerate(groupings):
+                out[by] = build_report(self.store, period, (by,), names=names, compare=n == 0)
+        return out
+
+    def fleet(self) -> list[dict[str, Any]]:
+        with self.lock:
+            rows: list[dict[str, Any]] = self.store.fleet()
+            quarantined = len(self.store.quarantined())
+        due = self.config.dashboard.calibration_days
+        for row in rows:
+            age = row.get("calibration_age_days")
+            row["calibration_due"] = None if age is None else age >= due
+        return [*rows, {"_quarantine": quarantined}]
+
+
+# -- pages ---------------------------------------------------------------------------------------
+def _templates() -> Jinja2Templates:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=True,
+        extensions=["jinja2.ext.i18n"],
+        undefined=jinja2.StrictUndefined,
+    )
+    env.install_gettext_callables(i18n.gettext_, i18n.ngettext_, newstyle=True)  # type: ignore[attr-defined]
+    env.filters.update(
+        num=i18n.fmt_num, int=i18n.fmt_int, pct=i18n.fmt_pct, when=i18n.fmt_when, label=_label
+    )
+    return Jinja2Templates(env=env)
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path of this site after login (never //host or a full URL: no open redirect)."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/"
+
+
+def create_app(config: LedgerConfig, store_url: str | None = None) -> Starlette:
+    """The dashboard for ``config``, reading ``store_url`` (default: ``[ledger] database``)."""
+    section = config.dashboard
+    accounts = section.accounts
+    token = i18n.current.set(process_language())  # said to the operator, in the CLI's language
+    try:
+        if not accounts:
+            raise DashboardError(
+                _("No dashboard users: add [dashboard.users] (lines from `ledger passwd NAME`).")
+            )
+        if not section.secret_key:
+            raise DashboardError(
+                _('No session secret: set [dashboard] secret_key = "env:PESEE_DASHBOARD_SECRET".')
+            )
+    finally:
+        i18n.current.reset(token)
+    dashboard = Dashboard(config, store_url or config.ledger.database)
+    templates = _templates()
+    # an unknown user costs the same scrypt as a known one: response time does not tell names
+    decoy = hash_password(secrets.token_hex(16))
+
+    def language(request: Request) -> str:
+        asked = request.query_params.get("lang")
+        if asked in i18n.LANGUAGES:
+            request.session["lang"] = asked
+        lang = str(request.session.get("lang") or section.language)
+        i18n.current.set(lang)
+        return lang
+
+    def render(request: Request, template: str, status: int = 200, **context: Any) -> Response:
+        lang = language(request)
+        here = request.url.path
+        keep = {k: v for k, v in request.query_params.items() if k != "lang"}
+        switch = {code: here + "?" + urlencode({**keep, "lang": code}) for code in i18n.LANGUAGES}
+        return templates.TemplateResponse(
+            request,
+            template,
+            {"lang": lang, "switch": switch, "user": request.session.get("user"), **context},
+            status_code=status,
+        )
+
+    def login_required(handler: Handler) -> Handler:
+        async def guarded(request: Request) -> Response:
+            user = request.session.get("user")
+            if user not in accounts:  # also a user removed from the config since
+                request.session.pop("user", None)
+                target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                return RedirectResponse("/login?" + urlencode({"next": target}), status_code=303)
+            language(request)
+            return await handler(request)
+
+        return guarded
+
+    async def login_page(request: Request) -> Response:
+        return render(request, "login.html", next=_safe_next(request.query_params.get("next")))
+
+    async def login(request: Request) -> Response:
+        form = await request.form()
+        name = str(form.get("user") or "").strip()
+        password = str(form.get("password") or "")
+        target = _safe_next(str(form.get("next") or ""))
+        stored = accounts.get(name)
+        ok = await run_in_threadpool(verify_password, password, stored or decoy)
+        if not (ok and stored):
+            log.warning("dashboard: failed login for %r from %s", name, _client(request))
+            return render(
+                request,
+                "login.html",
+                status=401,
+                next=target,
+                error=_("Wrong user name or password."),
+                name=name,
+            )
+        lang = request.session.get("lang")
+        request.session.clear()
+        request.session.update({"user": name, **({"lang": lang} if lang else {})})
+        log.info("dashboard: %s logged in from %s", name, _client(request))
+        return RedirectResponse(target, status_code=303)
+
+    async def logout(request: Request) -> Response:
+        request.session.pop("user", None)
+        return RedirectResponse("/login", status_code=303)
+
+    @login_required
+    async def overview(request: Request) -> Response:
+        choice = Choice.from_query(dict(request.query_params), datetime.now(UTC).date())
+
+        reports = await run_in_threadpool(dashboard.reports, choice, GROUPS)
+        main = reports[GROUPS[0]]
+        return render(
+            request,
+            "overview.html",
+            choice=choice,
+            period_label=choice.label,
+            report=main,
+            months=_month_rows(main),
+            groups=[(by, _group_title(by), reports[by]) for by in GROUPS],
+            columns=_figure_columns(),
+            charts=_charts(reports),
+            years=range(datetime.now(UTC).year, 2014, -1),
+        )
+
+    @login_required
+    async def fleet(request: Request) -> Response:
+        rows = await run_in_threadpool(dashboard.fleet)
+        quarantined = rows.pop()["_quarantine"]
+        return render(
+            request,
+            "fleet.html",
+            rows=rows,
+            quarantined=quarantined,
+            online=sum(1 for r in rows if r["online"]),
+            conflicts=sum(r["conflicts"] or 0 for r in rows),
+        )
+
+    @login_required
+    async def export(request: Request) -> Response:
+        table = request.path_params["table"]
+        if table not in TABLES:
+            return Response(_("No such table."), status_code=404, media_type="text/plain")
+        choice = Choice.from_query(dict(request.query_params), datetime.now(UTC).date())
+        text = await run_in_threadpool(_csv, dashboard, table, choice)
+        name = f"pesee-{table}-{choice.query.replace('&', '_').replace('=', '-')}.csv"
+        return Response(
+            text.encode("utf-8-sig"),  # the BOM makes Excel read UTF-8
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        dashboard.open()
+        log.info("dashboard reading %s", dashboard.store_url)
+        try:
+            yield
+        finally:
+            dashboard.close()
+
+    app = Starlette(
+        routes=[
+            Route("/login", login_page, methods=["GET"]),
+            Route("/login", login, methods=["POST"]),
+            Route("/logout", logout, methods=["POST"]),
+            Route("/", overview),
+            Route("/fleet", fleet),
+            Route("/export/{table}.csv", export),
+            Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+        ],
+        middleware=[
+            Middleware(
+                SessionMiddleware,
+                secret_key=section.secret_key,
+                session_cookie=COOKIE,
+                max_age=section.session_hours * 3600,
+                same_site="lax",
+                https_only=section.https_only,
+            )
+        ],
+        lifespan=lifespan,
+    )
+    app.state.dashboard = dashboard
+    return app
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "?"
+
+
+def _charts(reports: dict[str, Any]) -> dict[str, str]:
+    """Inline SVG charts from ledger/charts.py (H2) when it exists; none otherwise."""
+    return {}
+
+
+def _month_rows(report: Report) -> list[Row]:
+    """Every month of the period as a row, empty months included (a gap is a fact too)."""
+    return [Row((key,), (key,), figures) for key, figures in report.monthly]
+
+
+def _label(row: Row) -> str:
+    """The row's names; "(none)" in the request's language (reports translate it globally)."""
+    return " / ".join(
+        label if key else _("(none)") for key, label in zip(row.key, row.label, strict=True)
+    )
+
+
+CSV_FIELDS = (
+    "kg",
+    "items",
+    "pieces",
+    "visits",
+    "beneficiaries",
+    "monthly_avg_kg",
+    "monthly_avg_beneficiaries",
+    "kg_per_beneficiary",
+    "manual_share",
+    "voided_share",
+)
+FLEET_FIELDS = (
+    "station",
+    "online",
+    "last_seen",
+    "backlog",
+    "clock_synced",
+    "scale_ok",
+    "calibration_age_days",
+    "calibration_due",
+    "records",
+    "conflicts",
+    "version",
+)
+
+
+def _csv_value(figures: Figures, name: str) -> Any:
+    if name == "kg":
+        return f"{Decimal(figures.net_mg) / 1_000_000:.3f}"  # exact, from the milligrams
+    value = getattr(figures, name)
+    return round(value, 4) if isinstance(value, float) else value
+
+
+def _csv(dashboard: Dashboard, table: str, choice: Choice) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    if table == "fleet":
+        writer.writerow(FLEET_FIELDS)
+        writer.writerows([[r.get(f) for f in FLEET_FIELDS] for r in dashboard.fleet()[:-1]])
+        return out.getvalue()
+    by = GROUPS[0] if table in ("totals", "month") else table
+    report = dashboard.reports(choice, (by,))[by]
+    if table == "totals":
+        writer.writerow(["period", "referrers", "change_kg_pct", *CSV_FIELDS])
+        change = None if report.change_kg_pct is None else round(report.change_kg_pct, 2)
+        writer.writerow(
+            [
+                report.period.label,
+                report.referrers,
+                change,
+                *(_csv_value(report.total, f) for f in CSV_FIELDS),
+            ]
+        )
+        return out.getvalue()
+    rows = _month_rows(report) if table == "month" else report.rows
+    writer.writerow([table, "name", *CSV_FIELDS])
+    for row in rows:
+        writer.writerow(
+            [row.key[0], _label(row), *(_csv_value(row.figures, f) for f in CSV_FIELDS)]
+        )
+    return out.getvalue()

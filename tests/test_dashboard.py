@@ -1,0 +1,414 @@
+"""The dashboard (`ledger serve`) served for real and read in headless Chromium: login, figures,
+fleet, CSV download, screenshots; plain HTTP checks with urllib."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import BrowserContext, Page, expect
+
+from ledger.reports import Period, build_report
+from ledger.store import open_store
+from ledger.web.auth import hash_password, verify_password
+from sync.wire import (
+    RECORD_FIELDS,
+    Batch,
+    Registry,
+    StationStatus,
+    decode_batch,
+    encode,
+    genesis_hash,
+    record_hash,
+)
+from tests.browser import browser  # noqa: F401
+
+ROOT = Path(__file__).resolve().parents[1]
+PASSWORD = "correct horse battery"
+SECRET = "a-test-secret-of-32-characters!!"
+# cheap scrypt parameters for the test's users (the default costs ~0.4 s per login)
+USER_HASH = hash_password(PASSWORD, n=2**14)
+
+CATEGORIES = {"TEX": "Textile", "ALI": "Alimentaire", "LIV": "Livres", "JOU": "Jouets"}
+REFERRERS = {"CCAS1": "CCAS de Nantes", "HOP1": "CHU Nord", "CHRS1": "CHRS Les Tilleuls"}
+
+
+# -- a dataset: three stations, two years, some voids and manual entries --------------------------
+@dataclass
+class Dataset:
+    records: list[dict[str, Any]]
+
+    def live(self, year: int) -> list[dict[str, Any]]:
+        """Weighings of ``year`` that no void cancels (computed here, not by the report SQL)."""
+        voided = {(r["station"], r["epoch"], r["voids"]) for r in self.records if r["voids"]}
+        return [
+            r
+            for r in self.records
+            if r["kind"] == "weighing"
+            and r["recorded_at"].startswith(str(year))
+            and (r["station"], r["epoch"], r["seq"]) not in voided
+        ]
+
+
+def _journal(station: str, rng: random.Random, visits: int) -> list[dict[str, Any]]:
+    epoch = uuid.UUID(int=rng.getrandbits(128)).hex
+    prev, seq, out = genesis_hash(epoch), 0, []
+
+    def add(kind: str, **fields: Any) -> dict[str, Any]:
+        nonlocal prev, seq
+        seq += 1
+        record: dict[str, Any] = dict.fromkeys(RECORD_FIELDS)
+        record.update(
+            seq=seq,
+            uuid=str(uuid.UUID(int=rng.getrandbits(128))),
+            epoch=epoch,
+            station=station,
+            kind=kind,
+            clock_synced=1,
+            prev_hash=prev,
+            **fields,
+        )
+        record["hash"] = prev = record_hash(record)
+        out.append(record)
+        return record
+
+    start = datetime(2025, 1, 2, 9, tzinfo=UTC)
+    for v in range(visits):
+        when = start + timedelta(days=rng.randrange(0, 700), minutes=rng.randrange(0, 480))
+        visit = f"{station}-v{v}"
+        beneficiary = f"B{rng.randrange(0, 150):04d}"  # shared across stations: one person
+        referrer = rng.choice(list(REFERRERS))
+        for i in range(rng.randint(1, 4)):
+            at = (when + timedelta(seconds=30 * i)).isoformat(timespec="milliseconds")
+            net = rng.randrange(200, 15_000) * 1000  # 0.2 to 15 kg, in mg
+            rec = add(
+                "weighing",
+                recorded_at=at.replace("+00:00", "Z"),
+                visit=visit,
+                beneficiary=beneficiary,
+                referrer=referrer,
+                category=rng.choice(list(CATEGORIES)),
+                source="manual" if rng.random() < 0.05 else "scale",
+                stable=1,
+                gross_mg=net,
+                tare_mg=0,
+                net_mg=net,
+                unit="kg",
+            )
+            if rng.random() < 0.04:
+                add("void", recorded_at=rec["recorded_at"], visit=visit, voids=rec["seq"])
+    return out
+
+
+def fill(url: str) -> Dataset:
+    """Ingest the dataset through the store's real ingest path, in wire-validated batches."""
+    rng = random.Random(20261121)
+    journals = {s: _journal(s, rng, n) for s, n in [("nord-1", 160), ("sud-1", 110), ("est-1", 60)]}
+    store = open_store(url)
+    try:
+        for station, records in journals.items():
+            for i in range(0, len(records), 500):
+                chunk = tuple(records[i : i + 500])
+                store.ingest(decode_batch(encode(Batch(station, chunk[0]["epoch"], chunk))))
+        store.set_registry(
+            Registry(
+                1,
+                tuple({"code": c, "name": n} for c, n in CATEGORIES.items()),
+                tuple({"code": c, "name": n} for c, n in REFERRERS.items()),
+            )
+        )
+        now = datetime.now(UTC).isoformat()
+        for station, online, calibration in [
+            ("nord-1", True, 40.0),
+            ("sud-1", True, 400.0),  # calibration due (over 365 days)
+            ("est-1", False, 10.0),
+        ]:
+            records = journals[station]
+            store.update_status(
+                StationStatus(
+                    station,
+                    True,
+                    1,
+                    epoch=records[0]["epoch"],
+                    last_seq=len(records),
+                    synced_through=len(records),
+                    backlog=0 if online else 12,
+                    clock_synced=True,
+                    scale_ok=online,
+                    calibration_age_days=calibration,
+                    ts=now,
+                ),
+                retained=True,
+            )
+            if not online:  # its Last Will
+                store.update_status(StationStatus(station, False, 1), retained=True)
+        # a record re-sent with other content: a conflict; and a payload refused as invalid
+        forged = dict(journals["est-1"][0], net_mg=1)
+        forged["hash"] = record_hash(forged)
+        store.ingest(Batch("est-1", forged["epoch"], (forged,)))
+        store.quarantine("pesee/v1/stations/est-1/records", b"not json", "not JSON")
+    finally:
+        store.close()
+    return Dataset([r for records in journals.values() for r in records])
+
+
+# -- the server --------------------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _config(tmp_path: Path, url: str, **dashboard: str) -> Path:
+    section = {"secret_key": f'"{SECRET}"', **dashboard}
+    lines = ["[ledger]", f'database = "{url}"', "[dashboard]"]
+    lines += [f"{k} = {v}" for k, v in section.items() if v]
+    if "users" not in dashboard:
+        lines += ["[dashboard.users]", f'alice = "{USER_HASH}"']
+    path = tmp_path / "ledger.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@dataclass
+class Served:
+    url: str
+    port: int
+    data: Dataset
+    store_url: str
+    log: Path
+
+
+@pytest.fixture
+def served(tmp_path: Path, ledger_url: str) -> Iterator[Served]:
+    """`ledger serve` as systemd would run it, on a free loopback port; stopped by SIGTERM."""
+    data = fill(ledger_url)
+    port = _free_port()
+    config = _config(tmp_path, ledger_url)
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ledger", "--config", str(config), "serve", "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(300):  # up to ~30 s on a busy machine
+            try:
+                urllib.request.urlopen(base + "/login", timeout=2).close()
+                break
+            except OSError:
+                assert proc.poll() is None, log.read_text()
+                time.sleep(0.1)
+        else:
+            pytest.fail("the dashboard did not start:\n" + log.read_text())
+        yield Served(base, port, data, ledger_url, log)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            code = proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise
+    assert code == 0, log.read_text()
+    assert "Application shutdown complete" in log.read_text()
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def _get(url: str, data: dict[str, str] | None = None) -> tuple[int, dict[str, str], str]:
+    opener = urllib.request.build_opener(_NoRedirect)
+    body = urllib.parse.urlencode(data).encode() if data is not None else None
+    try:
+        with opener.open(url, data=body, timeout=10) as resp:
+            return resp.status, dict(resp.headers), resp.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, dict(err.headers), err.read().decode()
+
+
+def _french(value: float, decimals: int) -> str:
+    return f"{value:,.{decimals}f}".replace(",", "\u202f").replace(".", ",")
+
+
+def login(page: Page, base: str, password: str = PASSWORD) -> None:
+    page.goto(base + "/")
+    expect(page).to_have_url(f"{base}/login?next=%2F")
+    page.fill("input[name=user]", "alice")
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+
+
+# -- tests ---------------------------------------------------------------------------------------
+def test_passwords_are_salted_scrypt_and_checked_in_constant_time() -> None:
+    first, second = hash_password("secret words"), hash_password("secret words")
+    assert first != second and first.startswith("scrypt$131072$8$1$")  # salted, params kept
+    assert verify_password("secret words", first)
+    assert not verify_password("secret word", first)
+    assert not verify_password("secret words", "scrypt$1$2$3$not base64$x")  # never raises
+    assert not verify_password("secret words", "")
+
+
+def test_serve_refuses_to_start_without_users_or_secret(tmp_path: Path) -> None:
+    for missing, expected in [
+        ({"users": "{}"}, "No dashboard users"),
+        ({"secret_key": ""}, "No session secret"),
+    ]:
+        config = _config(tmp_path, str(tmp_path / "l.db"), **missing)
+        done = subprocess.run(
+            [sys.executable, "-m", "ledger", "--lang", "en", "--config", str(config), "serve"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 78, done.stderr
+        assert done.stderr.startswith(expected) and done.stderr.count("\n") == 1
+        assert "Traceback" not in done.stderr
+
+
+def test_login_is_required_and_it_listens_on_loopback_only(served: Served) -> None:
+    base = served.url
+    for path in ["/", "/fleet", "/export/category.csv?year=2026"]:
+        status, headers, _body = _get(base + path)
+        assert status == 303, path
+        assert headers["location"] == "/login?" + urllib.parse.urlencode({"next": path})
+    status, _h, css = _get(base + "/static/style.css")  # static files need no login
+    assert status == 200 and ".kpi" in css
+    status, headers, body = _get(base + "/login", {"user": "alice", "password": "wrong"})
+    assert status == 401 and "set-cookie" not in {k.lower() for k in headers}
+    assert "Identifiant ou mot de passe incorrect" in body  # French by default
+    status, headers, _body = _get(base + "/login", {"user": "alice", "password": PASSWORD})
+    assert status == 303
+    cookie = headers["set-cookie"]
+    assert "httponly" in cookie.lower() and "samesite=lax" in cookie.lower()
+    # bound to 127.0.0.1, not to every address: another loopback address is refused
+    with pytest.raises(OSError), socket.create_connection(("127.0.0.2", served.port), timeout=2):
+        pass
+
+
+def _check_pages(context: BrowserContext, served: Served, screenshots: Path | None) -> None:
+    base = served.url
+    page = context.new_page()
+    login(page, base, password="not the password")
+    expect(page.locator(".error")).to_contain_text("Identifiant ou mot de passe incorrect")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(base + "/")
+    # the default period is the current year
+    this_year = str(datetime.now(UTC).year)
+    expect(page.locator("select[name=year]")).to_have_value(this_year)
+
+    # choose 2026 in the period selector
+    page.select_option("select[name=year]", "2026")
+    page.click(".period button[type=submit]")
+    expect(page).to_have_url(base + "/?year=2026&quarter=&month=&from=&to=")
+    expect(page.locator("h1")).to_contain_text("2026")
+
+    # the figures are the report API's, and those are the records' (computed here)
+    store = open_store(served.store_url)
+    try:
+        report = build_report(store, Period.year(2026), ("category",))
+        by_station = build_report(store, Period.year(2026), ("station",), compare=False)
+    finally:
+        store.close()
+    live = served.data.live(2026)
+    assert report.total.net_mg == sum(r["net_mg"] for r in live)
+    assert report.total.beneficiaries == len({r["beneficiary"] for r in live})
+    kpis = page.locator(".kpis")
+    expect(kpis.locator("[data-kpi=kg] .value")).to_have_text(
+        _french(report.total.tonnes, 2) + "\u00a0t"
+    )
+    expect(kpis.locator("[data-kpi=kg] .sub")).to_have_text(
+        _french(report.total.kg, 1) + "\u00a0kg"
+    )
+    expect(kpis.locator("[data-kpi=beneficiaries] .value")).to_have_text(
+        _french(report.total.beneficiaries, 0)
+    )
+    expect(kpis.locator("[data-kpi=visits] .value")).to_have_text(_french(report.total.visits, 0))
+    assert report.change_kg_pct is not None
+    change = kpis.locator("[data-kpi=change] .value")
+    expect(change).to_contain_text(_french(abs(report.change_kg_pct), 0) + "\u00a0%")
+    # the tables: one row per category / station, in the report's order, named
+    cells = page.locator("table[data-table=category] tbody th")
+    expect(cells).to_have_text([CATEGORIES[row.key[0]] for row in report.rows])
+    first = by_station.rows[0]
+    station_row = page.locator(f"table[data-table=station] tr[data-key='{first.key[0]}']")
+    expect(station_row.locator("[data-col=kg]")).to_have_text(_french(first.figures.kg, 1))
+    months = page.locator("table[data-table=month] tbody tr")
+    expect(months).to_have_count(12)
+    if screenshots:
+        page.screenshot(path=str(screenshots / "dashboard.png"))
+
+    # a CSV of a table, downloaded as a person would
+    with page.expect_download() as info:
+        page.click("#station a.csv")
+    download = info.value
+    text = Path(download.path()).read_text(encoding="utf-8-sig")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [r["station"] for r in rows] == [row.key[0] for row in by_station.rows]
+    assert [r["kg"] for r in rows] == [f"{row.figures.net_mg / 1e6:.3f}" for row in by_station.rows]
+    assert download.suggested_filename.endswith(".csv")
+
+    # the fleet
+    page.click("nav a[href='/fleet']")
+    expect(page.locator("h1")).to_have_text("Postes")
+    expect(page.locator("[data-kpi=online] .value")).to_have_text("2 / 3")
+    expect(page.locator("tr[data-station=est-1]")).to_contain_text("hors ligne")
+    expect(page.locator("tr[data-station=nord-1]")).to_contain_text("en ligne")
+    expect(page.locator("tr[data-station=sud-1]")).to_contain_text("à refaire")  # calibration due
+    expect(page.locator("[data-kpi=conflicts] .value")).to_have_text("1")
+    expect(page.locator("[data-kpi=quarantine] .value")).to_have_text("1")
+    if screenshots:
+        page.screenshot(path=str(screenshots / "dashboard-fleet.png"))
+
+    # English on request, kept for the session
+    page.click("a[lang=en]")
+    expect(page.locator("tr[data-station=est-1]")).to_contain_text("offline")
+    page.click("nav a[href='/']")
+    expect(page.locator("[data-kpi=beneficiaries] .label")).to_have_text("Persons (unique)")
+
+    # logging out ends the session
+    page.click(".logout button")
+    expect(page).to_have_url(base + "/login")
+    page.goto(base + "/fleet")
+    expect(page).to_have_url(base + "/login?next=%2Ffleet")
+
+
+def test_dashboard_in_chromium(
+    served: Served,
+    browser: BrowserContext,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    shots = Path(os.environ.get("PESEE_SHOTS_DIR") or tmp_path / "shots")
+    shots.mkdir(exist_ok=True)
+    _check_pages(browser, served, shots)
+    for name in ["dashboard.png", "dashboard-fleet.png"]:
+        assert (shots / name).stat().st_size > 10_000
+        if os.environ.get("PESEE_UPDATE_SCREENSHOTS") == "1" and not served.store_url.startswith(
+            "postgresql"
+        ):
+            shutil.copy(shots / name, ROOT / "docs" / name)
