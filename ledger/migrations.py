@@ -103,6 +103,15 @@ WHERE EXISTS (
     ]
 
 
+def _profiles(dialect: str) -> list[str]:
+    """Step 3: household profile tags the office imports for beneficiary codes (reports)."""
+    return [
+        "CREATE TABLE IF NOT EXISTS profiles (beneficiary TEXT NOT NULL, tag TEXT NOT NULL, "
+        "PRIMARY KEY (beneficiary, tag))",
+        "CREATE INDEX IF NOT EXISTS idx_profiles_tag ON profiles (tag)",
+    ]
+
+
 @dataclass(frozen=True, slots=True)
 class Migration:
     version: int
@@ -113,6 +122,7 @@ class Migration:
 MIGRATIONS = (
     Migration(1, "records, heads, conflicts, quarantine, stations, registry", _base),
     Migration(2, "occurred_at, voided_by, report index, aggregates", _report_columns),
+    Migration(3, "profiles: household profile tags of beneficiary codes", _profiles),
 )
 LATEST = MIGRATIONS[-1].version
 
