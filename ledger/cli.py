@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 import tomllib
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, NoReturn
@@ -23,7 +24,7 @@ from sync.wire import Registry
 
 from .config import LedgerConfig, load_ledger_config
 from .reports import GROUPINGS, totals
-from .store import SQLiteLedgerStore, open_store
+from .store import SqlLedgerStore, open_store
 
 EX_NOINPUT = 66
 EX_IOERR = 74
@@ -47,7 +48,7 @@ def _config(ctx: click.Context) -> LedgerConfig:
     return config
 
 
-def _store(config: LedgerConfig) -> SQLiteLedgerStore:
+def _store(config: LedgerConfig) -> SqlLedgerStore:
     try:
         return open_store(config.ledger.database)
     except (ValueError, OSError, Exception) as exc:  # sqlite3.Error included
@@ -284,6 +285,32 @@ def quarantine(ctx: click.Context) -> None:
     click.echo(_("{n} message(s) in quarantine").format(n=len(rows)), err=True)
 
 
+def _server_class() -> type:
+    import contextlib
+
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn re-raises SIGTERM after its graceful shutdown (exit status -15); systemd and
+        scripts read a clean stop better as exit 0, so the signals only ask it to stop here."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            def stop(signum: int, _frame: object) -> None:
+                if self.should_exit:  # a second signal: do not wait for slow requests
+                    self.force_exit = True
+                self.should_exit = True
+
+            previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+            try:
+                yield
+            finally:
+                for s, handler in previous.items():
+                    signal.signal(s, handler)
+
+    return Server
+
+
 @cli.command()
 @click.option("--host", default=None, help="Address to listen on (default: [dashboard] host).")
 @click.option("--port", type=int, default=None, help="Port (default: [dashboard] port).")
@@ -307,7 +334,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
         _fail(str(exc), EX_CONFIG)
     if logging.getLogger().level > logging.INFO:
         logging.getLogger().setLevel(logging.INFO)
-    server = uvicorn.Server(
+    server = _server_class()(
         uvicorn.Config(
             app,
             host=host or cfg.dashboard.host,
@@ -318,8 +345,8 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
             server_header=False,
         )
     )
-    # uvicorn handles SIGTERM/SIGINT itself: it stops accepting, finishes requests, runs the
-    # app's shutdown (closes the database) and returns
+    # SIGTERM/SIGINT: stop accepting, finish the requests, run the app's shutdown (closes the
+    # database), exit 0
     server.run()
     if not server.started:
         _fail(_("The dashboard could not start (address in use?)."), EX_IOERR)
