@@ -3,8 +3,9 @@
 Everything is aggregated in the database with portable SQL (``?`` placeholders through
 ``store.fetch``), so the same report runs on SQLite and PostgreSQL. Definitions (docs/reports.md):
 only ``weighing`` records count; a weighing is *voided* when a ``void`` record points at its
-(station, epoch, seq); its time is ``coalesce(corrected_at, recorded_at)`` (the clock repaired
-where a boot had no synchronised clock); periods are in UTC, the end exclusive.
+(station, epoch, seq) (``voided_by``); its time is ``occurred_at`` = ``coalesce(corrected_at,
+recorded_at)`` (the clock repaired where a boot had no synchronised clock); periods are in UTC,
+the end exclusive.
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ __all__ = [
     "totals",
 ]
 
-# what the time of a record is, everywhere: the repaired time when the ledger could repair it
-TIME = "coalesce(r.corrected_at, r.recorded_at)"
+# the record's time, the clock repaired where it could be (``coalesce(corrected_at, recorded_at)``,
+# kept by the ledger at ingest, see ledger/migrations.py); indexed with ``kind``
+TIME = "r.occurred_at"
 
 
 class _ReadStore(Protocol):
@@ -48,7 +50,7 @@ class _ReadStore(Protocol):
     def registries(self) -> Any: ...
 
 
-# -- periods -------------------------------------------------------------------------------------
+# -- periods ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Period:
     """A span of days, ``start`` included, ``end`` excluded (UTC)."""
@@ -221,7 +223,7 @@ def _minus_year(day: date) -> date:
     return date(day.year - 1, day.month, min(day.day, last))
 
 
-# -- figures -------------------------------------------------------------------------------------
+# -- figures ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Figures:
     """What a report says about a set of live weighings. ``net_mg`` is exact; the rest derives."""
@@ -315,7 +317,7 @@ class Report:
         return f"{self.change_kg_pct:+.0f} %"
 
 
-# -- groupings and names -------------------------------------------------------------------------
+# -- groupings and names ---------------------------------------------------------------------------
 GROUPINGS: dict[str, str] = {
     "month": "calendar month (YYYY-MM)",
     "category": "category of goods",
@@ -456,13 +458,9 @@ def load_names(store: _ReadStore, groups: Mapping[str, Any] | None = None) -> Na
     return Names(categories, referrers, types, type_names, profiles, station_groups(groups))
 
 
-# -- SQL -----------------------------------------------------------------------------------------
-# a weighing is dead when a void points at it; voids are few: a small distinct set joined once
-_VOIDS = (
-    "LEFT JOIN (SELECT DISTINCT station, epoch, voids FROM records WHERE kind = 'void' "
-    "AND voids IS NOT NULL) v ON v.station = r.station AND v.epoch = r.epoch AND v.voids = r.seq"
-)
-_LIVE = "v.voids IS NULL"
+# -- SQL -------------------------------------------------------------------------------------------
+# a weighing is dead when a void points at it: the ledger keeps the void's seq in ``voided_by``
+_LIVE = "r.voided_by IS NULL"
 _AGGREGATES = f"""
     count(*) AS weighings,
     sum(CASE WHEN {_LIVE} THEN 1 ELSE 0 END) AS items,
@@ -502,22 +500,10 @@ def _case(column: str, mapping: Mapping[str, str], params: list[Any]) -> str:
     return f"CASE {column} {' '.join(whens)} END"
 
 
-def _has_table(store: _ReadStore, name: str) -> bool:
-    if store.dialect == "postgresql":
-        rows = store.fetch("SELECT to_regclass(?) IS NOT NULL AS present", [name])
-        return bool(rows and rows[0]["present"])
-    rows = store.fetch(
-        "SELECT 1 AS present FROM sqlite_master WHERE type = 'table' AND name = ?", [name]
-    )
-    return bool(rows)
-
-
 def _profile_source(store: _ReadStore, params: list[Any]) -> str:
     """(beneficiary, tag) pairs: the imported ``profiles`` table and any ``{"profile": [...]}``
     in a record's ``data`` (a profile scanned at the counter)."""
-    parts = []
-    if _has_table(store, "profiles"):
-        parts.append("SELECT beneficiary, tag FROM profiles")
+    parts = ["SELECT beneficiary, tag FROM profiles"]
     scanned: set[tuple[str, str]] = set()
     for row in store.fetch(
         "SELECT DISTINCT beneficiary, data FROM records WHERE data LIKE ? "
@@ -531,8 +517,6 @@ def _profile_source(store: _ReadStore, params: list[Any]) -> str:
         parts.append(f"SELECT column1 AS beneficiary, column2 AS tag FROM (VALUES {values}) AS s")
         for pair in sorted(scanned):
             params.extend(pair)
-    if not parts:
-        return "SELECT CAST(NULL AS TEXT) AS beneficiary, CAST(NULL AS TEXT) AS tag"
     return " UNION ".join(parts)  # UNION: a tag both imported and scanned counts once
 
 
@@ -582,14 +566,14 @@ def _query(
     group = f"GROUP BY {', '.join(str(i + 1) for i in range(len(keys)))}" if keys else ""
     sql = f"""
         SELECT {select}{_AGGREGATES}
-        FROM records r {_VOIDS} {join}
+        FROM records r {join}
         WHERE r.kind = 'weighing' AND {TIME} >= ? AND {TIME} < ?
         {group}
     """
     return store.fetch(sql, params)
 
 
-# -- the report ----------------------------------------------------------------------------------
+# -- the report ------------------------------------------------------------------------------------
 def build_report(
     store: _ReadStore,
     period: Period,
@@ -628,10 +612,11 @@ def build_report(
     if by == ("month",):
         rows = [Row((k,), (k,), f) for k, f in monthly]
     elif by:
+        row_months = 1.0 if "month" in by else months  # a month's row is one month long
         for r in _query(store, period, by, names):
             key = tuple("" if r[f"k{i}"] is None else str(r[f"k{i}"]) for i in range(len(by)))
             label = tuple(names.label(g, k) for g, k in zip(by, key, strict=True))
-            rows.append(Row(key, label, _figures(r, months)))
+            rows.append(Row(key, label, _figures(r, row_months)))
         rows = _order(rows, by)
 
     previous = None
@@ -668,7 +653,7 @@ def _order(rows: list[Row], by: tuple[str, ...]) -> list[Row]:
     return sorted(rows, key=sort_key)
 
 
-# -- household profiles imported by the office ---------------------------------------------------
+# -- household profiles imported by the office -----------------------------------------------------
 def read_profiles_csv(lines: Iterable[str]) -> list[tuple[str, list[str]]]:
     """``code;tags`` rows (tags separated by ``,`` or ``|``; a header line is allowed; ``,`` as
     column separator also accepted when the tags use ``|``). Raises ValueError naming the line."""
@@ -704,31 +689,18 @@ def import_profiles(
         stored = pseudonym(code) if callable(pseudonym) else code
         codes.append(stored)
         pairs += [(stored, tag) for tag in dict.fromkeys(tags)]
-    _ensure_profiles(store)
-    if replace_all:
-        _write(store, "DELETE FROM profiles", [[]])
-    else:
-        _write(store, "DELETE FROM profiles WHERE beneficiary = ?", [[c] for c in codes])
-    _write(store, "INSERT INTO profiles (beneficiary, tag) VALUES (?, ?)", [list(p) for p in pairs])
+
+    def write() -> None:
+        if replace_all:
+            store._exec("DELETE FROM profiles")
+        else:
+            store._many("DELETE FROM profiles WHERE beneficiary = ?", [(c,) for c in codes])
+        if pairs:
+            store._many("INSERT INTO profiles (beneficiary, tag) VALUES (?, ?)", pairs)
+
+    # the store's own transaction (table from ledger/migrations.py step 3), both dialects
+    store._atomic(write)
     return len(pairs)
-
-
-PROFILES_DDL = (
-    "CREATE TABLE IF NOT EXISTS profiles (beneficiary TEXT NOT NULL, tag TEXT NOT NULL, "
-    "PRIMARY KEY (beneficiary, tag))"
-)
-
-
-def _ensure_profiles(store: Any) -> None:
-    _write(store, PROFILES_DDL, [[]])
-
-
-def _write(store: Any, sql: str, rows: list[list[Any]]) -> None:
-    """A write on the office's side (profiles): through the store's own connection."""
-    if not rows:
-        return
-    with store.db.atomic():
-        store.db.conn.executemany(sql, rows)
 
 
 # -- the first command, kept: ``ledger totals`` ----------------------------------------------------

@@ -1,0 +1,433 @@
+"""A report as a terminal table, CSV for a spreadsheet, JSON, or a standalone HTML page."""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import textwrap
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from sync.i18n import _, language, set_language
+
+from .charts import bars_svg, monthly_kg_svg, number
+from .reports import Figures, Report
+
+__all__ = [
+    "grouping_title",
+    "mass",
+    "report_dict",
+    "row_sentences",
+    "speaking",
+    "summary_lines",
+    "to_csv",
+    "to_html",
+    "to_json",
+    "to_table",
+]
+
+_LOCK = threading.RLock()
+
+
+@contextmanager
+def speaking(lang: str | None) -> Iterator[str]:
+    """Render in ``lang`` and give the previous language back (the catalogue is global)."""
+    with _LOCK:
+        before = language()
+        now = set_language(lang or before)
+        try:
+            yield now
+        finally:
+            set_language(before)
+
+
+def _round(value: Decimal, places: int) -> Decimal:
+    return value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+
+
+def mass(net_mg: int, lang: str | None = None) -> str:
+    """For sentences: "25.0 t" from one tonne, else "850 kg" ("8.5 kg" under 10 kg)."""
+    if abs(net_mg) >= 1_000_000_000:
+        return number(float(_round(Decimal(net_mg) / 10**9, 1)), 1, lang) + " t"
+    kg = Decimal(net_mg) / 10**6
+    places = 1 if abs(kg) < 10 else 0
+    return number(float(_round(kg, places)), places, lang) + " kg"
+
+
+def _count(n: float, lang: str | None = None) -> str:
+    return number(float(_round(Decimal(str(n)), 0)), 0, lang)
+
+
+def _kg_exact(net_mg: int) -> str:
+    """kg with three decimals, exact (integer arithmetic), a "." for the decimal point."""
+    sign = "-" if net_mg < 0 else ""
+    whole, grams = divmod(abs(net_mg) // 1000, 1000)
+    return f"{sign}{whole}.{grams:03d}"
+
+
+def grouping_title(grouping: str) -> str:
+    return {
+        "month": _("month"),
+        "category": _("category"),
+        "station": _("station"),
+        "group": _("group"),
+        "referrer": _("referring structure"),
+        "referrer_type": _("type of structure"),
+        "profile": _("profile"),
+        "beneficiary": _("beneficiary"),
+    }.get(grouping, grouping)
+
+
+# -- sentences -------------------------------------------------------------------------------------
+def summary_lines(report: Report, lang: str | None = None) -> list[str]:
+    """What a funder reads: the total sentence, the change, the averages, and one sentence per
+    profile and/or type of referring structure when the report is grouped by them."""
+    with speaking(lang) as lang:
+        t = report.total
+        lines = [
+            _(
+                "{period}: {mass} to {persons} persons ({monthly} a month) "
+                "referred by {referrers} structures"
+            ).format(
+                period=report.period.label,
+                mass=mass(t.net_mg, lang),
+                persons=_count(t.beneficiaries, lang),
+                monthly=_count(t.monthly_avg_beneficiaries, lang),
+                referrers=_count(report.referrers, lang),
+            )
+        ]
+        if report.change_kg_pct is not None:
+            lines.append(
+                _("{change} over the same period last year").format(
+                    change=f"{_round(Decimal(report.change_kg_pct), 0):+} %"
+                )
+            )
+        per = t.kg_per_beneficiary
+        lines.append(
+            _(
+                "monthly average {kg} kg and {persons} beneficiaries; {per} kg per beneficiary; "
+                "{visits} visits, {items} items"
+            ).format(
+                kg=number(t.monthly_avg_kg, 1, lang),
+                persons=_count(t.monthly_avg_beneficiaries, lang),
+                per="-" if per is None else number(per, 1, lang),
+                visits=_count(t.visits, lang),
+                items=_count(t.items, lang),
+            )
+        )
+        lines.append(
+            _("manual entries {manual} %, voided {voided} %").format(
+                manual=number(100 * t.manual_share, 1, lang),
+                voided=number(100 * t.voided_share, 1, lang),
+            )
+        )
+        lines += row_sentences(report, lang)
+        return lines
+
+
+def row_sentences(report: Report, lang: str | None = None) -> list[str]:
+    """ "332 women with children (2.2 t) referred by 4 hospitals" for rows by profile and/or type
+    of referring structure (rows without a profile or a type are left out)."""
+    by = report.by
+    if "profile" not in by and "referrer_type" not in by:
+        return []
+    out = []
+    with speaking(lang) as lang:
+        for row in report.rows:
+            f = row.figures
+            cells = dict(zip(by, row.key, strict=True))
+            if any(cells.get(g) == "" for g in ("profile", "referrer_type") if g in cells):
+                continue
+            if not f.beneficiaries or set(by) - {"profile", "referrer_type"}:
+                continue
+            who = report.names.label("profile", cells["profile"]) if "profile" in cells else None
+            if "referrer_type" in cells:
+                structures = report.names.type_name(cells["referrer_type"], plural=f.referrers != 1)
+            else:
+                structures = _("structures")
+            out.append(
+                _("{persons} {who} ({mass}) referred by {n} {structures}").format(
+                    persons=_count(f.beneficiaries, lang),
+                    who=who or _("persons"),
+                    mass=mass(f.net_mg, lang),
+                    n=_count(f.referrers, lang),
+                    structures=structures,
+                )
+            )
+        return out
+
+
+# -- terminal --------------------------------------------------------------------------------------
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _pct(share: float, lang: str) -> str:
+    return number(100 * share, 1, lang) if share else "0"
+
+
+def to_table(report: Report, lang: str | None = None, *, width: int = 100) -> str:
+    """Aligned columns within ``width`` (80 to 100 is right), the sentences above, wrapped."""
+    with speaking(lang) as lang:
+        rows: list[tuple[tuple[str, ...], Figures]]
+        by = report.by or ("month",)
+        if report.by:
+            rows = [(r.label, r.figures) for r in report.rows]
+        else:
+            rows = [((k,), f) for k, f in report.monthly]
+        show_pieces = report.total.pieces > 0
+        heads = [_("kg"), _("items")]
+        if show_pieces:
+            heads.append(_("pieces"))
+        heads += [_("visits"), _("persons"), _("kg/pers."), _("manual%"), _("void%")]
+        widths = [11, 7] + ([7] if show_pieces else []) + [6, 7, 8, 7, 6]
+        widths = [max(w, len(h)) for w, h in zip(widths, heads, strict=True)]
+        numbers_width = sum(widths) + len(widths)
+        label_width = max(8, (width - numbers_width) // len(by) - 1)
+        span = (label_width + 1) * len(by) - 1
+
+        def line(labels: tuple[str, ...], f: Figures) -> str:
+            if len(labels) == 1 and len(by) > 1:  # total lines: one label over every column
+                cells = [_clip(labels[0], span).ljust(span)]
+            else:
+                cells = [_clip(label, label_width).ljust(label_width) for label in labels]
+            per = f.kg_per_beneficiary
+            values = [number(f.kg, 1, lang), _count(f.items, lang)]
+            if show_pieces:
+                values.append(_count(f.pieces, lang))
+            values += [
+                _count(f.visits, lang),
+                _count(f.beneficiaries, lang),
+                "-" if per is None else number(per, 1, lang),
+                _pct(f.manual_share, lang),
+                _pct(f.voided_share, lang),
+            ]
+            cells += [v.rjust(w) for v, w in zip(values, widths, strict=True)]
+            return " ".join(cells)
+
+        title = _("Report {period}").format(period=report.period.label)
+        if report.by:
+            title += " — " + ", ".join(grouping_title(g) for g in report.by)
+        out = [title, "=" * min(len(title), width)]
+        for sentence in summary_lines(report, lang):
+            out += textwrap.wrap(sentence, width, subsequent_indent="  ")
+        out.append("")
+        head_labels = tuple(_clip(grouping_title(g), label_width) for g in by)
+        header = " ".join(h.ljust(label_width) for h in head_labels)
+        header += " " + " ".join(h.rjust(w) for h, w in zip(heads, widths, strict=True))
+        out += [header, "-" * len(header)]
+        out += [line(labels, f) for labels, f in rows]
+        out.append("-" * len(header))
+        out.append(line((_("total"),), report.total))
+        if report.previous is not None:
+            out.append(line((_("a year before"),), report.previous))
+        if "profile" in report.by:
+            out += textwrap.wrap(
+                _("A person with several profiles is in several rows: rows do not add up."), width
+            )
+        return "\n".join(text.rstrip() for text in out).rstrip() + "\n"
+
+
+# -- CSV and JSON ----------------------------------------------------------------------------------
+_FIELDS = [
+    "kg",
+    "net_mg",
+    "items",
+    "pieces",
+    "visits",
+    "beneficiaries",
+    "referrers",
+    "monthly_avg_kg",
+    "monthly_avg_beneficiaries",
+    "kg_per_beneficiary",
+    "manual",
+    "manual_share",
+    "voided",
+    "voided_share",
+]
+
+
+def _csv_values(f: Figures, comma: bool) -> list[str]:
+    def dec(value: float | None, places: int) -> str:
+        if value is None:
+            return ""
+        text = f"{value:.{places}f}"
+        return text.replace(".", ",") if comma else text
+
+    kg = _kg_exact(f.net_mg)
+    per = f.kg_per_beneficiary
+    return [
+        kg.replace(".", ",") if comma else kg,
+        str(f.net_mg),
+        str(f.items),
+        str(f.pieces),
+        str(f.visits),
+        str(f.beneficiaries),
+        str(f.referrers),
+        dec(f.monthly_avg_kg, 3),
+        dec(f.monthly_avg_beneficiaries, 1),
+        dec(per, 3),
+        str(f.manual),
+        dec(f.manual_share, 4),
+        str(f.voided),
+        dec(f.voided_share, 4),
+    ]
+
+
+def to_csv(
+    report: Report, *, sep: str = ",", decimal_comma: bool = False, excel: bool = False
+) -> bytes:
+    """UTF-8 CSV, one row per group then ``total`` (and ``previous_year``). ``excel``: a BOM,
+    ``;`` and decimal commas, what LibreOffice and Excel open as they are in France."""
+    if excel:
+        sep, decimal_comma = ";", True
+    if len(sep) != 1:
+        raise ValueError(_("the separator must be one character"))
+    by = report.by or ("month",)
+    buf = io.StringIO()
+    writer = csv.writer(buf, delimiter=sep, lineterminator="\r\n")
+    writer.writerow([c for g in by for c in (g, f"{g}_name")] + _FIELDS)
+    if report.by:
+        rows = [(r.key, r.label, r.figures) for r in report.rows]
+    else:
+        rows = [((k,), (k,), f) for k, f in report.monthly]
+    for key, label, f in rows:
+        lead = [c for pair in zip(key, label, strict=True) for c in pair]
+        writer.writerow(lead + _csv_values(f, decimal_comma))
+    blank = [""] * (2 * len(by) - 1)
+    writer.writerow(["total", *blank, *_csv_values(report.total, decimal_comma)])
+    if report.previous is not None:
+        writer.writerow(["previous_year", *blank, *_csv_values(report.previous, decimal_comma)])
+    text = buf.getvalue()
+    return ("\ufeff" + text if excel else text).encode("utf-8")
+
+
+def report_dict(report: Report) -> dict[str, Any]:
+    p = report.period
+    return {
+        "period": {"start": p.start.isoformat(), "end": p.end.isoformat(), "label": p.label},
+        "by": list(report.by),
+        "total": report.total.as_dict(),
+        "previous": None if report.previous is None else report.previous.as_dict(),
+        "change_kg_pct": report.change_kg_pct,
+        "referrers": report.referrers,
+        "monthly": [{"month": k, **f.as_dict()} for k, f in report.monthly],
+        "rows": [
+            {
+                "key": list(r.key),
+                "label": list(r.label),
+                **{g: k for g, k in zip(report.by, r.key, strict=True)},
+                **r.figures.as_dict(),
+            }
+            for r in report.rows
+        ],
+    }
+
+
+def to_json(report: Report, lang: str | None = None) -> str:
+    body = report_dict(report)
+    body["summary"] = summary_lines(report, lang)
+    return json.dumps(body, ensure_ascii=False, indent=1)
+
+
+# -- HTML ------------------------------------------------------------------------------------------
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;
+margin:2rem auto;max-width:60rem;padding:0 1rem;color:#1d2733}
+h1{font-size:1.5rem;margin-bottom:.2rem}h2{font-size:1.1rem;margin-top:2rem}
+.summary{font-size:1.1rem;line-height:1.5}.summary p{margin:.2rem 0}.muted{color:#5b6b7a}
+table{border-collapse:collapse;width:100%;font-size:.9rem;margin-top:.5rem}
+th,td{padding:.25rem .5rem;border-bottom:1px solid #dde3ea}th{text-align:left;background:#f1f4f7}
+td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}tr.total td{font-weight:bold}
+svg{max-width:100%;height:auto}
+@media print{body{margin:0}}
+"""
+
+
+def to_html(report: Report, lang: str | None = None, *, title: str | None = None) -> str:
+    """One self-contained file: inline CSS and SVG charts, no script, no URL to fetch."""
+    with speaking(lang) as lang:
+        esc = html.escape
+        heading = title or _("Report {period}").format(period=report.period.label)
+        by = report.by or ("month",)
+        lines = summary_lines(report, lang)
+        charts = [monthly_kg_svg(report, lang=lang)]
+        if report.by and report.by != ("month",):
+            charts.append(
+                bars_svg(
+                    report.rows,
+                    _("kg by {grouping}").format(
+                        grouping=" / ".join(grouping_title(g) for g in report.by)
+                    ),
+                    lang=lang,
+                )
+            )
+        heads = [
+            _("kg"),
+            _("items"),
+            _("pieces"),
+            _("visits"),
+            _("persons"),
+            _("kg per person"),
+            _("manual"),
+            _("voided"),
+        ]
+        parts = [
+            "<!DOCTYPE html>",
+            f'<html lang="{esc(lang)}"><head><meta charset="utf-8">',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">',
+            f"<title>{esc(heading)}</title><style>{_CSS}</style></head><body>",
+            f"<h1>{esc(heading)}</h1>",
+            f'<p class="muted">{esc(report.period.start.isoformat())} → '
+            f"{esc(report.period.last_day.isoformat())}</p>",
+            '<div class="summary">' + "".join(f"<p>{esc(s)}</p>" for s in lines) + "</div>",
+        ]
+        parts += [f"<figure>{svg}</figure>" for svg in charts]
+        parts.append(f"<h2>{esc(', '.join(grouping_title(g) for g in by))}</h2><table><thead><tr>")
+        parts += [f"<th>{esc(grouping_title(g))}</th>" for g in by]
+        parts += [f'<th class="n">{esc(h)}</th>' for h in heads]
+        parts.append("</tr></thead><tbody>")
+        rows = (
+            [(r.label, r.figures) for r in report.rows]
+            if report.by
+            else [((k,), f) for k, f in report.monthly]
+        )
+
+        def cells(labels: tuple[str, ...], f: Figures, css: str = "") -> str:
+            per = f.kg_per_beneficiary
+            values = [
+                number(f.kg, 1, lang),
+                _count(f.items, lang),
+                _count(f.pieces, lang),
+                _count(f.visits, lang),
+                _count(f.beneficiaries, lang),
+                "-" if per is None else number(per, 1, lang),
+                _count(f.manual, lang),
+                _count(f.voided, lang),
+            ]
+            tds = "".join(f"<td>{esc(x)}</td>" for x in labels)
+            tds += "".join(f'<td class="n">{esc(v)}</td>' for v in values)
+            return f'<tr class="{css}">{tds}</tr>' if css else f"<tr>{tds}</tr>"
+
+        parts += [cells(labels, f) for labels, f in rows]
+        parts.append(cells((_("total"),) + ("",) * (len(by) - 1), report.total, "total"))
+        if report.previous is not None:
+            parts.append(cells((_("a year before"),) + ("",) * (len(by) - 1), report.previous))
+        parts.append("</tbody></table>")
+        parts.append(
+            '<p class="muted">'
+            + esc(
+                _(
+                    "Only weighings count; voided ones are left out. Unique beneficiaries are "
+                    "counted across all stations."
+                )
+            )
+            + "</p>"
+        )
+        parts.append("</body></html>")
+        return "\n".join(parts) + "\n"
