@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sync.client import MqttSettings
 from sync.settings import ConfigError, describe_errors, load_settings, parse_settings
@@ -83,6 +83,27 @@ class LedgerConfig(_Section):
     mqtt: MqttSection = MqttSection()
     signing: SigningSection = SigningSection()
     dashboard: DashboardSection = DashboardSection()
+    # associations or groups of stations for reports: group name -> station ids
+    groups: dict[
+        Annotated[str, Field(min_length=1, max_length=64)],
+        list[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]],
+    ] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_group_per_station(self) -> LedgerConfig:
+        seen: dict[str, str] = {}
+        for name, stations in self.groups.items():
+            for station in stations:
+                if station in seen and seen[station] != name:
+                    raise ValueError(
+                        f"groups: station {station!r} is in both {seen[station]!r} and {name!r}"
+                    )
+                seen[station] = name
+        return self
+
+    def station_groups(self) -> dict[str, str]:
+        """station -> group, for reports grouped by association."""
+        return {s: name for name, stations in self.groups.items() for s in stations}
 
     @property
     def topics(self) -> Topics:
