@@ -135,7 +135,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
     with _open_store(config, None) as store:
         summary = store.summary()
     if as_json:
-        click.echo(json.dumps({"daemon": live, "store": summary}, ensure_ascii=False, indent=1))
+        out = {"daemon": live, "store": summary, "calibration": _calibration(config)}
+        click.echo(json.dumps(out, ensure_ascii=False, indent=1))
         return
     click.echo(_("Station {id}").format(id=config.station.id))
     if live is None:
@@ -181,6 +182,26 @@ def status(ctx: click.Context, as_json: bool) -> None:
             **summary
         )
     )
+    click.echo("  " + due_line(config))
+
+
+def _calibration(config: Config) -> dict[str, Any]:
+    """The calibration in force and its due date, for ``station status --json``."""
+    from .calibration import load_state
+
+    try:
+        state = load_state(config.station.data_dir)
+    except ValueError as exc:
+        return {"error": str(exc)}
+    interval = config.scale.calibration_interval_days
+    due = state.due(interval)
+    return {
+        **state.to_json(),
+        "interval_days": interval,
+        "due": due.isoformat() if due else None,
+        "overdue": state.overdue(interval),
+        "age_days": state.age_days(),
+    }
 
 
 @cli.group()
@@ -294,6 +315,10 @@ from .cli_diag import manual_entry, panel, scanner, sync, technician  # noqa: E4
 
 for _command in (scanner, panel, sync, manual_entry, technician):
     cli.add_command(_command)
+
+from .cli_calibrate import calibrate, due_line  # noqa: E402
+
+cli.add_command(calibrate)
 
 
 def main(argv: list[str] | None = None) -> None:

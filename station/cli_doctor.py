@@ -149,6 +149,22 @@ def _check_disk(config: Config) -> Check:
     )
 
 
+def _check_calibration(config: Config) -> Check:
+    from .calibration import load_state
+    from .cli_calibrate import due_line
+
+    name = _("calibration")
+    try:
+        state = load_state(config.station.data_dir)
+    except ValueError as exc:
+        return Check(name, FAIL, str(exc))
+    sc = config.scale
+    late = (sc.e is not None or state.verified_at is not None) and state.overdue(
+        sc.calibration_interval_days
+    )
+    return Check(name, WARN if late else OK, due_line(config).split(": ", 1)[-1])
+
+
 @click.command("doctor")
 @click.pass_context
 def doctor(ctx: click.Context) -> None:
@@ -179,6 +195,7 @@ def doctor(ctx: click.Context) -> None:
         lambda: _check_broker(config),
         _check_clock,
         lambda: _check_disk(config),
+        lambda: _check_calibration(config),
     ]
     failed = False
     for run in checks:

@@ -27,6 +27,7 @@ from sync.settings import ConfigError, describe_errors, load_settings, parse_set
 from sync.topics import DEFAULT_PREFIX
 from sync.wire import MAX_BATCH_BYTES
 
+from . import metrology
 from .pinhash import is_pin_hash
 
 __all__ = ["DEFAULT_PATH", "Config", "ConfigError", "load_config", "parse_config"]
@@ -116,6 +117,24 @@ class ScaleSection(_Section):
     capacity: Mass | None = None
     scale_id: str | None = None
     ascii: AsciiSection | None = None
+    # legal metrology (OIML R 76), from the scale's data plate: Max is ``capacity``
+    e: Mass | None = None  # verification scale interval; enables Min and `calibrate check`
+    d: Mass | None = None  # display division (default: e)
+    accuracy_class: Literal["III", "IIII"] = "III"
+    min_load: Mass | None = None  # Min (default 20 e in class III, 10 e in IIII)
+    calibration_interval_days: Annotated[int, Field(ge=1, le=3650)] = 365
+
+    @property
+    def division(self) -> int | None:
+        """d, the display division in mg (e when not given), or None without metrology."""
+        return self.d or self.e
+
+    @property
+    def minimum_load(self) -> int | None:
+        """Min in mg: the configured ``min_load``, else the class's (None without e)."""
+        if self.min_load is not None:
+            return self.min_load
+        return metrology.min_load_mg(self.accuracy_class, self.e) if self.e else None
 
     def link(self, protocol: ScaleProtocol | None = None) -> LinkSettings:
         """The protocol's link defaults with this section's overrides applied."""
@@ -154,6 +173,28 @@ class ScaleSection(_Section):
     def _capacity_above_minimum(self) -> ScaleSection:
         if self.capacity is not None and self.capacity <= self.min_weight:
             raise ValueError(_("capacity must be above min_weight"))
+        return self
+
+    @model_validator(mode="after")
+    def _coherent_metrology(self) -> ScaleSection:
+        if self.e is None:
+            if self.d is not None or self.min_load is not None:
+                raise ValueError(_("d and min_load need e, the verification interval"))
+            return self
+        found = metrology.problems(
+            self.accuracy_class, self.capacity, self.e, self.division or self.e
+        )
+        if found:
+            raise ValueError("; ".join(found))
+        floor = metrology.min_load_mg(self.accuracy_class, self.e)
+        if self.min_load is not None and self.min_load < floor:
+            raise ValueError(
+                _("min_load is below the class's minimum capacity ({mass})").format(
+                    mass=f"{floor / 1000:g} g"
+                )
+            )
+        if self.capacity is not None and (self.minimum_load or 0) >= self.capacity:
+            raise ValueError(_("min_load must be below capacity"))
         return self
 
 

@@ -41,7 +41,7 @@ from .events import (
 from .loop import Station
 from .outbox import JournalOutbox
 from .registry import RegistryBook
-from .signals import PanelSignaller
+from .signals import CALIBRATION_DUE, PanelSignaller
 from .store import Store
 
 __all__ = ["Daemon"]
@@ -186,10 +186,22 @@ class Daemon:
             scale_ok=snap.scale_ok,
             scale_detail=snap.scale_detail,
             scale_rejected_frames=snap.scale_rejected_frames,
+            calibration_age_days=self.station.calibration.age_days(),
             ts=datetime.now(UTC).isoformat(timespec="seconds"),
         )
 
     def _start_devices(self) -> None:
+        calibration, sc = self.station.calibration, self.config.scale
+        # never verified counts as overdue once the scale's metrology (e) is configured
+        if (sc.e is not None or calibration.verified_at) and calibration.overdue(
+            sc.calibration_interval_days
+        ):
+            # said once at start-up, where a technician or the person opening sees it
+            log.warning(
+                _("scale calibration overdue (last verified: %s): run station calibrate"),
+                calibration.verified_at or _("never"),
+            )
+            self.panel.signal(CALIBRATION_DUE)
         self.scale.start()
         self.scanner.start()
         if self.link is not None:
@@ -202,7 +214,9 @@ class Daemon:
 
         link = self.link
         if link is not None:
-            self.station.status_extras["sync"] = lambda: sync_state(link)
+            self.station.status_extras["sync"] = lambda: sync_state(
+                link, self.station.snapshot.last_seq
+            )
         self.control = ControlServer(
             socket_path(self.config.station.runtime_dir), daemon_handlers(self.station, link)
         )

@@ -22,6 +22,7 @@ from drivers.scale import Ack, Command
 from sync.i18n import _, language
 from sync.wire import MAX_MG
 
+from .calibration import CalibrationState, load_state
 from .clock import ClockStatus, boot_id
 from .codes import Classified, CodeBook, Kind
 from .config import Config
@@ -183,6 +184,13 @@ class Station:
         self._scale_ok = False
         self._scale_detail = _("not connected yet")
         self._scale_id = config.scale.scale_id or ""
+        # the calibration in force: its correction applies to every weight, its id to records
+        try:
+            self.calibration = load_state(config.station.data_dir)
+        except ValueError as exc:
+            log.error(_("calibration state unreadable, weights uncorrected: %s"), exc)
+            self.calibration = CalibrationState()
+        self._correction = self.calibration.applied()
         self._scanner_ok = True
         self._reading: Reading | None = None
         self._press: _Press | None = None
@@ -334,7 +342,7 @@ class Station:
                 self._finish(Outcome.TARED if event.token == "tare" else Outcome.ZEROED)
 
     def _on_weight(self, event: WeightRead) -> None:
-        reading = event.reading
+        reading = self._correction.apply(event.reading)  # the one place weights are corrected
         self._reading = reading
         if not reading.stable or reading.net_mg != self._recorded_net:
             self._rearmed = True  # the pan moved since the last record: a new item is there
@@ -451,6 +459,10 @@ class Station:
         if net < cfg.min_weight:
             self._finish(Outcome.BELOW_MINIMUM, detail=self._kg(cfg.min_weight), t=t)
             return
+        if cfg.minimum_load is not None and net < cfg.minimum_load:
+            # OIML R 76 Min: below it the scale's relative error is too large for a record
+            self._finish(Outcome.BELOW_MIN_LOAD, detail=self._kg(cfg.minimum_load), t=t)
+            return
         loaded = reading.gross_mg if reading.gross_mg is not None else reading.net_mg
         if cfg.capacity is not None and loaded > cfg.capacity:
             self._finish(Outcome.ABOVE_CAPACITY, detail=self._kg(cfg.capacity), t=t)
@@ -484,6 +496,7 @@ class Station:
             unit_weight_mg=unit_weight,
             pieces_computed=computed,
             scale_id=self._scale_id or cfg.protocol,
+            calibration_id=self.calibration.in_force_id,
             raw=escape_frame(reading.raw),
             data=data,
         )

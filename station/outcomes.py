@@ -27,6 +27,7 @@ class Outcome(enum.Enum):
     OVERLOAD = "overload"
     UNDERLOAD = "underload"
     BELOW_MINIMUM = "below_minimum"
+    BELOW_MIN_LOAD = "below_min_load"  # under the scale's Min (OIML R 76), [scale] e set
     ABOVE_CAPACITY = "above_capacity"
     NO_BENEFICIARY = "no_beneficiary"
     NO_CATEGORY = "no_category"
@@ -78,7 +79,8 @@ def describe(outcome: Outcome, detail: str = "") -> str:
         Outcome.OVERLOAD: _("Refused: scale overloaded"),
         Outcome.UNDERLOAD: _("Refused: scale under zero"),
         Outcome.BELOW_MINIMUM: _("Refused: weight below the minimum ({detail})"),
-        Outcome.ABOVE_CAPACITY: _("Refused: weight above the capacity ({detail})"),
+        Outcome.BELOW_MIN_LOAD: _("Refused: below the minimum capacity ({detail})"),
+        Outcome.ABOVE_CAPACITY: _("Refused: above the maximum capacity ({detail})"),
         Outcome.NO_BENEFICIARY: _("Refused: scan the beneficiary code first"),
         Outcome.NO_CATEGORY: _("Refused: scan a category first"),
         Outcome.NO_SCALE: _("Refused: the scale does not answer"),

@@ -6,7 +6,7 @@ from drivers.panel import Panel, Pattern, beeps
 
 from .outcomes import Outcome
 
-__all__ = ["NOT_READY", "PATTERNS", "PanelSignaller"]
+__all__ = ["CALIBRATION_DUE", "NOT_READY", "PATTERNS", "PanelSignaller"]
 
 S, L = 0.08, 0.5  # short and long beep, seconds
 _GAP = 0.12
@@ -34,6 +34,7 @@ PATTERNS: dict[Outcome, Pattern] = {
     Outcome.OVERLOAD: Pattern("red", count=3, beeps=_seq(L, L, L)),
     Outcome.UNDERLOAD: Pattern("red", count=3, beeps=_seq(L, L)),
     Outcome.BELOW_MINIMUM: Pattern("red", count=2, beeps=_seq(S, S)),
+    Outcome.BELOW_MIN_LOAD: Pattern("red", count=2, beeps=_seq(S, S, S, L)),
     Outcome.ABOVE_CAPACITY: Pattern("red", count=3, beeps=_seq(L, S)),
     Outcome.NO_BENEFICIARY: Pattern("red", count=2, beeps=_seq(L, S, S)),
     Outcome.NO_CATEGORY: Pattern("red", count=2, beeps=_seq(S, L)),
@@ -50,6 +51,8 @@ PATTERNS: dict[Outcome, Pattern] = {
 
 NOT_READY = Pattern("amber", steady=True)  # the scale is not answering
 FAULT = Pattern("red", steady=True)  # the store cannot be written: call the technician
+# at start-up, when the scale's calibration is overdue: six slow amber blinks, short-long-long
+CALIBRATION_DUE = Pattern("amber", on_time=0.6, off_time=0.4, count=6, beeps=_seq(S, L, L))
 
 
 class PanelSignaller:

@@ -1,0 +1,246 @@
+"""The calibration in force: station-side linear correction, its file, due date and history.
+
+Where a scale cannot be adjusted through its protocol, ``station calibrate span`` stores a
+correction ``true = (raw − offset) × gain``: offset in mg, gain an exact fraction, both kept as
+text. The station applies it at one place, :meth:`station.loop.Station._on_weight`, so the record,
+the status snapshot and the counter screen all see corrected weights (``station scale read`` and
+``monitor`` show what the scale itself says, on purpose: they are the wire-level tools).
+
+``data_dir/calibration.json`` names the calibration record in force (its uuid goes in every
+weighing's ``calibration_id``) and the last passing verification (span or check) that starts the
+due-date clock. The journal keeps the full history; the file survives journal pruning.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from drivers.base import Reading
+from sync.i18n import _
+
+from .store import Store
+
+__all__ = [
+    "STATE_FILE",
+    "CalibrationState",
+    "Correction",
+    "Implausible",
+    "history",
+    "load_state",
+    "save_state",
+]
+
+STATE_FILE = "calibration.json"
+GAIN_LIMITS = (Fraction(9, 10), Fraction(11, 10))  # a span outside this is a mistake, not drift
+
+
+class Implausible(ValueError):
+    """A span that would make things worse: the message says what to check."""
+
+
+def _round(value: Fraction, step: int) -> int:
+    """``value`` rounded half-even to a multiple of ``step`` mg."""
+    return round(value / step) * step
+
+
+@dataclass(frozen=True, slots=True)
+class Correction:
+    """``true = (raw − offset_mg) × gain``, rounded to ``step_mg`` (the display division d)."""
+
+    offset_mg: int = 0
+    gain: Fraction = Fraction(1)
+    step_mg: int = 1
+
+    @property
+    def identity(self) -> bool:
+        return self.offset_mg == 0 and self.gain == 1
+
+    def value(self, raw_mg: int) -> int:
+        if self.identity:
+            return raw_mg
+        return _round((raw_mg - self.offset_mg) * self.gain, self.step_mg)
+
+    def scaled(self, mg: int) -> int:
+        """A difference of two readings (a tare, a net under tare): the gain only."""
+        return mg if self.gain == 1 else _round(mg * self.gain, self.step_mg)
+
+    def apply(self, reading: Reading) -> Reading:
+        """The reading as a scale in adjustment would give it (``raw`` keeps the scale's bytes).
+
+        A net under a tare is a difference of two readings, so the offset cancels out; without a
+        tare the net is the load itself."""
+        if self.identity:
+            return reading
+        tared = bool(reading.tare_mg)
+        net = reading.net_mg
+        if net is not None:
+            net = self.scaled(net) if tared else self.value(net)
+        return replace(
+            reading,
+            net_mg=net,
+            gross_mg=None if reading.gross_mg is None else self.value(reading.gross_mg),
+            tare_mg=None if reading.tare_mg is None else self.scaled(reading.tare_mg),
+        )
+
+    @classmethod
+    def from_points(
+        cls, zero_raw_mg: int, loaded_raw_mg: int, reference_mg: int, step_mg: int = 1
+    ) -> Correction:
+        """The correction that maps ``zero_raw`` to 0 and ``loaded_raw`` to ``reference``.
+
+        Raises :class:`Implausible` when the load did not change the reading or the gain is
+        outside ±10 %."""
+        moved = loaded_raw_mg - zero_raw_mg
+        if abs(moved) * 2 < reference_mg:
+            raise Implausible(
+                _(
+                    "the reading did not change by the reference mass (it moved {moved} mg "
+                    "for {reference} mg): is the mass on the pan, and is this the scale the "
+                    "station reads?"
+                ).format(moved=moved, reference=reference_mg)
+            )
+        gain = Fraction(reference_mg, moved)
+        if not GAIN_LIMITS[0] <= gain <= GAIN_LIMITS[1]:
+            raise Implausible(
+                _(
+                    "gain {gain:.4f} is outside 0.9…1.1: check the reference mass (its value, "
+                    "its unit), that nothing else is on the pan, and the scale's unit setting"
+                ).format(gain=float(gain))
+            )
+        return cls(zero_raw_mg, gain, step_mg)
+
+    def to_json(self) -> dict[str, str]:
+        return {
+            "offset_mg": str(self.offset_mg),
+            "gain": f"{self.gain.numerator}/{self.gain.denominator}",
+            "gain_decimal": f"{float(self.gain):.9f}",  # for people; "gain" is the exact one
+            "step_mg": str(self.step_mg),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Correction:
+        return cls(int(data["offset_mg"]), Fraction(data["gain"]), int(data.get("step_mg", 1)))
+
+
+@dataclass(frozen=True, slots=True)
+class CalibrationState:
+    """``calibration.json``: what is in force, and when the scale last passed a verification."""
+
+    in_force_id: str | None = None
+    in_force_at: str | None = None
+    in_force_step: str | None = None
+    correction: Correction | None = None  # None: the scale's own adjustment, nothing to correct
+    verified_id: str | None = None
+    verified_at: str | None = None
+    verified_step: str | None = None
+
+    def applied(self) -> Correction:
+        return self.correction or Correction()
+
+    def due(self, interval_days: int) -> datetime | None:
+        """When the next calibration is due (None: never verified, so due now)."""
+        if self.verified_at is None:
+            return None
+        return _parse_time(self.verified_at) + timedelta(days=interval_days)
+
+    def overdue(self, interval_days: int, now: datetime | None = None) -> bool:
+        due = self.due(interval_days)
+        return due is None or (now or datetime.now(UTC)) >= due
+
+    def age_days(self, now: datetime | None = None) -> float | None:
+        """Days since the last passing verification (None: never)."""
+        if self.verified_at is None:
+            return None
+        age = (now or datetime.now(UTC)) - _parse_time(self.verified_at)
+        return round(age.total_seconds() / 86400, 2)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "in_force": {
+                "id": self.in_force_id,
+                "at": self.in_force_at,
+                "step": self.in_force_step,
+                "correction": self.correction.to_json() if self.correction else None,
+            },
+            "verified": {
+                "id": self.verified_id,
+                "at": self.verified_at,
+                "step": self.verified_step,
+            },
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CalibrationState:
+        force = data.get("in_force") or {}
+        verified = data.get("verified") or {}
+        correction = force.get("correction")
+        return cls(
+            in_force_id=force.get("id"),
+            in_force_at=force.get("at"),
+            in_force_step=force.get("step"),
+            correction=Correction.from_json(correction) if correction else None,
+            verified_id=verified.get("id"),
+            verified_at=verified.get("at"),
+            verified_step=verified.get("step"),
+        )
+
+
+def _parse_time(text: str) -> datetime:
+    when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def state_path(data_dir: Path) -> Path:
+    return data_dir / STATE_FILE
+
+
+def load_state(data_dir: Path) -> CalibrationState:
+    """The state on the card; an empty state when there is none (never calibrated here).
+
+    Raises ``ValueError`` when the file exists but cannot be read: a correction silently
+    dropped would change every weight."""
+    path = state_path(data_dir)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return CalibrationState()
+    except OSError as exc:
+        raise ValueError(f"{path}: {exc}") from exc
+    try:
+        return CalibrationState.from_json(json.loads(text))
+    except (ValueError, KeyError, TypeError, ZeroDivisionError) as exc:
+        raise ValueError(f"{path}: not a calibration state ({exc})") from exc
+
+
+def save_state(data_dir: Path, state: CalibrationState) -> None:
+    """Write the state atomically and durably (temp file, fsync, rename, fsync the dir)."""
+    path = state_path(data_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as out:
+        json.dump(state.to_json(), out, ensure_ascii=False, indent=1)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def history(store: Store) -> list[dict[str, Any]]:
+    """The calibration records of the journal, oldest first, ``data`` decoded."""
+    rows = list(store.db.query("SELECT * FROM records WHERE kind = 'calibration' ORDER BY seq"))
+    for row in rows:
+        try:
+            row["data"] = json.loads(row["data"]) if row["data"] else {}
+        except ValueError:
+            row["data"] = {"unreadable": row["data"]}
+    return rows
