@@ -84,6 +84,7 @@ def cli(ctx: click.Context, config_file: Path | None, lang: str | None, verbose:
       ledger run
       ledger stations
       ledger totals --by category --from 2026-01-01 --to 2027-01-01
+      ledger report --year 2026 --by referrer_type
     """
     ctx.ensure_object(dict)
     ctx.obj["config_path"] = config_file
@@ -248,6 +249,159 @@ def totals_cmd(ctx: click.Context, by: str, start: str | None, end: str | None, 
     click.echo(f"{label:<24} {sum(r['items'] for r in rows):>7} {_kg(total):>16}")
 
 
+def _usage(message: str) -> NoReturn:
+    """A bad option value: one line, exit 2 (as click's own usage errors)."""
+    _fail(_("Error: {message}").format(message=message), 2)
+
+
+def _groupings(values: tuple[str, ...]) -> tuple[str, ...]:
+    from .reports import GROUPINGS as KNOWN
+
+    by = tuple(g.strip() for v in values for g in v.split(",") if g.strip())
+    for g in by:
+        if g not in KNOWN:
+            _usage(
+                _("unknown grouping {name!r} (use {known})").format(name=g, known=", ".join(KNOWN))
+            )
+    if len(by) > 2:
+        _usage(_("at most two groupings"))
+    if len(set(by)) != len(by):
+        _usage(_("the same grouping twice"))
+    return by
+
+
+@cli.command("report")
+@click.option("--year", help="A calendar year, e.g. 2026 (the current year if no period).")
+@click.option("--quarter", help="With --year: 1 to 4.")
+@click.option("--month", help="With --year: 1 to 12; or 2026-10 alone.")
+@click.option("--from", "start", help="First day, e.g. 2026-01-01.")
+@click.option("--to", "end", help="Last day INCLUDED, e.g. 2026-03-31.")
+@click.option(
+    "--by",
+    multiple=True,
+    help="Grouping, up to two (repeat or comma list): month, category, station, group, "
+    "referrer, referrer_type, profile, beneficiary.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json", "html"]),
+    default="table",
+    show_default=True,
+)
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file."
+)
+@click.option("--excel", is_flag=True, help="CSV for Excel/LibreOffice: BOM, ';', decimal comma.")
+@click.option("--sep", default=",", show_default=True, help="CSV column separator.")
+@click.option("--decimal-comma", is_flag=True, help="CSV numbers with a decimal comma.")
+@click.option("--no-compare", is_flag=True, help="Skip the same period a year before.")
+@click.pass_context
+def report_cmd(
+    ctx: click.Context,
+    year: str | None,
+    quarter: str | None,
+    month: str | None,
+    start: str | None,
+    end: str | None,
+    by: tuple[str, ...],
+    fmt: str,
+    output: Path | None,
+    excel: bool,
+    sep: str,
+    decimal_comma: bool,
+    no_compare: bool,
+) -> None:
+    """Figures for a period: kg, items, visits, unique beneficiaries, monthly averages, change
+    against the year before; by up to two groupings. Voided weighings are left out.
+
+    \b
+    Examples:
+      ledger report --year 2026
+      ledger report --year 2026 --quarter 3 --by category
+      ledger report --from 2026-01-01 --to 2026-06-30 --by referrer_type,profile
+      ledger report --year 2026 --by month --format csv --excel -o 2026.csv
+      ledger report --year 2026 --by station --format html -o rapport-2026.html
+    """
+    import shutil
+    from datetime import date
+
+    from .report_render import to_csv, to_html, to_json, to_table
+    from .reports import Period, build_report
+
+    groupings = _groupings(by)
+    if sep == "\\t":
+        sep = "\t"
+    if len(sep) != 1:
+        _usage(_("--sep must be one character"))
+    try:
+        if not any((year, quarter, month, start, end)):
+            year = str(date.today().year)
+        period = Period.parse(year=year, quarter=quarter, month=month, start=start, end=end)
+    except ValueError as exc:
+        _usage(str(exc))
+    cfg = _config(ctx)
+    store = _store(cfg)
+    try:
+        result = build_report(
+            store, period, groupings, groups=cfg.station_groups(), compare=not no_compare
+        )
+    except ValueError as exc:
+        _usage(str(exc))
+    finally:
+        store.close()
+    data: bytes
+    if fmt == "csv":
+        data = to_csv(result, sep=sep, decimal_comma=decimal_comma, excel=excel)
+    elif fmt == "json":
+        data = (to_json(result) + "\n").encode()
+    elif fmt == "html":
+        data = to_html(result).encode()
+    else:
+        width = 100 if output else min(max(shutil.get_terminal_size((100, 24)).columns, 80), 120)
+        data = to_table(result, width=width).encode()
+    if output is None:
+        click.echo(data, nl=False)
+        return
+    try:
+        output.write_bytes(data)
+    except OSError as exc:
+        _fail(_("Cannot write {file}: {error}").format(file=output, error=exc.strerror), EX_IOERR)
+    click.echo(_("Written to {file}").format(file=output), err=True)
+
+
+@cli.group()
+def profiles() -> None:
+    """Household profile tags of beneficiary codes (single parent, retired…), for reports."""
+
+
+@profiles.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--replace", is_flag=True, help="Forget every tag not in this file.")
+@click.pass_context
+def profiles_import(ctx: click.Context, file: Path, replace: bool) -> None:
+    """Import ``code;tag1,tag2`` lines; a code's tags replace its former ones. Codes are
+    hashed as the records' when the ledger pseudonymises.
+
+    \b
+    Examples:
+      ledger profiles import profils.csv
+      ledger profiles import profils.csv --replace
+    """
+    from .reports import import_profiles, read_profiles_csv
+
+    try:
+        rows = read_profiles_csv(file.read_text(encoding="utf-8-sig").splitlines())
+    except (ValueError, UnicodeDecodeError) as exc:
+        _fail(_("Invalid profiles file {file}: {error}").format(file=file, error=exc), 65)
+    store = _store(_config(ctx))
+    try:
+        pairs = import_profiles(store, rows, replace_all=replace)
+    finally:
+        store.close()
+    click.echo(_("{codes} codes, {tags} profile tags imported").format(codes=len(rows), tags=pairs))
+
+
 @cli.command()
 @click.pass_context
 def conflicts(ctx: click.Context) -> None:
@@ -386,7 +540,8 @@ def registry() -> None:
 
 def _read_registry(path: Path, version: int) -> Registry:
     """A registry from TOML (``[[categories]]``, ``[[referrers]]``, ``[[beneficiary_patterns]]``)
-    or from CSV with columns ``kind,code,name`` (kind: category or referrer)."""
+    or from CSV with columns ``kind,code,name`` and an optional ``type`` (kind: category or
+    referrer; type of a referring structure: hospital, chrs, ccas, association…)."""
     categories: list[dict[str, str]] = []
     referrers: list[dict[str, str]] = []
     patterns: list[dict[str, Any]] = []
@@ -400,6 +555,8 @@ def _read_registry(path: Path, version: int) -> Registry:
             for n, row in enumerate(csv.DictReader(f), start=2):
                 kind = (row.get("kind") or "").strip()
                 item = {"code": (row.get("code") or "").strip(), "name": (row.get("name") or "")}
+                if (row.get("type") or "").strip():  # type of a referring structure
+                    item["type"] = (row.get("type") or "").strip().lower()
                 if not item["code"] or not item["name"].strip():
                     raise ValueError(_("line {n}: code and name are required").format(n=n))
                 if kind == "category":
