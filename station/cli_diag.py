@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import logging
 import os
 import queue
 import shutil
@@ -66,6 +67,12 @@ def _refuse_if_daemon(config: Config, what: str, force: bool) -> None:
             ).format(pid=live.get("pid"), what=what),
             EX_TEMPFAIL,
         )
+
+
+def _quiet_drivers() -> None:
+    """The drivers' reconnect warnings would repeat what these tools print (unless -v)."""
+    if logging.getLogger().level >= logging.WARNING:
+        logging.getLogger("drivers").setLevel(logging.ERROR)
 
 
 def _kg(mg: int) -> str:
@@ -163,6 +170,7 @@ def scanner_test(
     """
     config = _config(ctx)
     _refuse_if_daemon(config, _("scanner"), force)
+    _quiet_drivers()
     codes = CodeBook(config)
     events: queue.SimpleQueue[tuple[str, Any, Any]] = queue.SimpleQueue()
     reader: Any
@@ -190,6 +198,7 @@ def scanner_test(
     seen = 0
     ever_open = False
     last_state = ""
+    last_detail = ""
 
     def emit(obj: dict[str, Any], text: str) -> None:
         if as_json:
@@ -210,6 +219,7 @@ def scanner_test(
             now = datetime.now(UTC).isoformat(timespec="milliseconds")
             if kind == "state":
                 ever_open = ever_open or bool(a)
+                last_detail = str(b)
                 state = _("scanner ready on {url}: scan codes (Ctrl-C to stop)").format(url=sc.url)
                 if not a:
                     state = _("scanner not available: {detail} (waiting for it)").format(detail=b)
@@ -232,7 +242,7 @@ def scanner_test(
         reader.stop()
     if not ever_open:
         _fail(
-            _("Cannot open the scanner {url}: {detail}").format(url=sc.url, detail=last_state),
+            _("Cannot open the scanner {url}: {detail}").format(url=sc.url, detail=last_detail),
             EX_IOERR,
         )
     if count is not None and seen < count:
@@ -277,6 +287,7 @@ def panel_test(ctx: click.Context, yes: bool, timeout: float, as_json: bool, for
 
     config = _config(ctx)
     _refuse_if_daemon(config, _("panel"), force)
+    _quiet_drivers()
     pc = config.panel
     pressed, held = threading.Event(), threading.Event()
     try:

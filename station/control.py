@@ -165,9 +165,12 @@ def socket_path(runtime_dir: Path) -> Path:
     return runtime_dir / "control.sock"
 
 
-def sync_state(link: Any) -> dict[str, Any]:
-    """The sync link's state for the status file and ``station sync status`` (any thread)."""
+def sync_state(link: Any, last_seq: int = 0) -> dict[str, Any]:
+    """The sync link's state for the status file and ``station sync status`` (any thread).
+
+    ``last_seq`` is the journal's head: the uploader only reads it while connected."""
     state = link.uploader.state()
+    last = max(state.last_seq, last_seq)
     settings = link.link.settings
     failures = link.link.failures
     error = failures[-1] if failures else None
@@ -177,8 +180,8 @@ def sync_state(link: Any) -> dict[str, Any]:
         "broker": f"{settings.host}:{settings.port}",
         "connected": state.connected,
         "acked_through": state.acked_through,
-        "last_seq": state.last_seq,
-        "backlog": state.backlog,
+        "last_seq": last,
+        "backlog": max(0, last - state.acked_through),
         "last_sync": state.last_sync,
         "last_error": error,
         "batches_sent": state.batches_sent,
@@ -198,7 +201,7 @@ def daemon_handlers(station: Any, link: Any, reply_timeout: float = 10.0) -> dic
         if link is None:
             return {"ok": False, "error": "no [sync] section: records stay on this station"}
         link.notify()  # the uploader sends what is unsent now, and a fresh status goes out
-        return {"ok": True, "sync": sync_state(link)}
+        return {"ok": True, "sync": sync_state(link, station.snapshot.last_seq)}
 
     def manual(req: dict[str, Any]) -> dict[str, Any]:
         try:
