@@ -50,7 +50,7 @@ def _config(ctx: click.Context) -> LedgerConfig:
 
 def _store(config: LedgerConfig) -> SqlLedgerStore:
     try:
-        return open_store(config.ledger.database)
+        return open_store(config.ledger.database, pseudonym_key=config.ledger.pseudonym_secret)
     except (ValueError, OSError, Exception) as exc:  # sqlite3.Error included
         _fail(_("Cannot open the ledger database: {error}").format(error=exc), EX_IOERR)
 
@@ -614,6 +614,148 @@ def registry_import(ctx: click.Context, file: Path, station: str, no_publish: bo
         _fail(_("Broker unreachable: stored, the ledger will publish it when it starts."), 69)
     link.stop([(topic, encode(registry), True)])
     click.echo(_("Published on {topic}").format(topic=topic))
+
+
+@cli.group("db")
+def db_group() -> None:
+    """The ledger database: schema version and migrations."""
+
+
+@db_group.command("migrate")
+@click.pass_context
+def db_migrate(ctx: click.Context) -> None:
+    """Bring the database schema to this ledger's version (also done at every start).
+
+    \b
+    Example:
+      ledger db migrate
+    """
+    cfg = _config(ctx)
+    store = _store(cfg)
+    version = store.schema_version()
+    store.close()
+    click.echo(
+        _("Database {db}: schema version {v} ({dialect})").format(
+            db=_redacted(cfg.ledger.database), v=version, dialect=store.dialect
+        )
+    )
+
+
+def _redacted(url: str) -> str:
+    """A database URL without its password, for messages."""
+    if "://" in url and "@" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':', 1)[0]}@{host}"
+    return url
+
+
+def _retention_cutoff(years: int) -> str:
+    """The first day of the month ``years`` years before this month: whole months go."""
+    from datetime import UTC, datetime
+
+    today = datetime.now(UTC).date()
+    return f"{today.year - years:04d}-{today.month:02d}-01"
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Count what would go; change nothing.")
+@click.option("--before", help="Purge before this date instead of [ledger] retention_years.")
+@click.option(
+    "--mode",
+    type=click.Choice(["aggregate", "delete"]),
+    default=None,
+    help="Default: [ledger] retention_mode.",
+)
+@click.pass_context
+def purge(ctx: click.Context, dry_run: bool, before: str | None, mode: str | None) -> None:
+    """Remove records older than the retention period (aggregate mode keeps monthly totals).
+
+    \b
+    Examples:
+      ledger purge --dry-run
+      ledger purge
+      ledger purge --before 2021-01-01 --mode delete
+    """
+    from datetime import date
+
+    cfg = _config(ctx)
+    if before is None:
+        if cfg.ledger.retention_years is None:
+            _usage(_("no retention period: set [ledger] retention_years or give --before"))
+        before = _retention_cutoff(cfg.ledger.retention_years)
+    else:
+        try:
+            date.fromisoformat(before)
+        except ValueError:
+            _usage(_("--before must be a date such as 2021-01-01, not {v!r}").format(v=before))
+    chosen = mode or cfg.ledger.retention_mode
+    store = _store(cfg)
+    result = store.purge(before, "delete" if chosen == "delete" else "aggregate", dry_run=dry_run)
+    store.close()
+    text = _(
+        "{n} record(s) before {before}, {c} conflict(s), {q} quarantined message(s)"
+    ).format(n=result.records, before=before, c=result.conflicts, q=result.quarantined)
+    if result.mode == "aggregate":
+        text += " · " + _("{a} monthly total(s) kept").format(a=result.aggregated_rows)
+    click.echo((_("Would remove: ") if dry_run else _("Removed: ")) + text)
+
+
+@cli.group()
+def beneficiary() -> None:
+    """A person's access and erasure requests (docs/privacy.md)."""
+
+
+@beneficiary.command("show")
+@click.argument("code")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
+@click.pass_context
+def beneficiary_show(ctx: click.Context, code: str, fmt: str) -> None:
+    """Every record of the person who holds CODE (answer to an access request).
+
+    \b
+    Example:
+      ledger beneficiary show B0010001234 --format csv > access-request.csv
+    """
+    store = _store(_config(ctx))
+    rows = store.beneficiary_records(code)
+    store.close()
+    if fmt == "json":
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=1))
+        return
+    if fmt == "csv":
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else ["occurred_at"])
+        writer.writeheader()
+        writer.writerows(rows)
+        return
+    for r in rows:
+        voided = " " + _("(voided)") if r["voided_by"] is not None else ""
+        click.echo(
+            f"{r['occurred_at']} {r['station']:<24} {r['kind']:<9} {r['category'] or '-':<14} "
+            f"{_kg(r['net_mg']):>14}{voided}"
+        )
+    click.echo(_("{n} record(s)").format(n=len(rows)), err=True)
+
+
+@beneficiary.command("erase")
+@click.argument("code")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+def beneficiary_erase(ctx: click.Context, code: str, yes: bool) -> None:
+    """Replace CODE by an anonymous tombstone in every record (an erasure request); the kg
+    and the count of persons stay, the link to the person is gone. Cannot be undone.
+
+    \b
+    Example:
+      ledger beneficiary erase B0010001234
+    """
+    cfg = _config(ctx)
+    if not yes and not click.confirm(_("Erase {code} from every record?").format(code=code)):
+        _fail(_("Nothing erased."), 1)
+    store = _store(cfg)
+    n = store.erase_beneficiary(code)
+    store.close()
+    click.echo(_("{n} record(s) no longer linked to {code}").format(n=n, code=code))
 
 
 def main(argv: list[str] | None = None) -> None:

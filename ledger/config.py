@@ -28,6 +28,27 @@ class LedgerSection(_Section):
     group: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")] = "ledger"
     max_batch_bytes: Annotated[int, Field(ge=4096, le=16 * 1024 * 1024)] = MAX_BATCH_BYTES
     language: str = "fr"
+    # privacy (docs/privacy.md): store HMAC-SHA256(pseudonym_key, code) instead of the code
+    pseudonymise: bool = False
+    pseudonym_key: Annotated[str, Field(min_length=16)] | None = None  # "env:NAME"
+    # retention: `ledger purge` removes (or aggregates) records older than this many years
+    retention_years: Annotated[int, Field(ge=1, le=100)] | None = None
+    retention_mode: Literal["aggregate", "delete"] = "aggregate"
+
+    @model_validator(mode="after")
+    def _key_when_pseudonymising(self) -> LedgerSection:
+        if self.pseudonymise and not self.pseudonym_key:
+            raise ValueError(
+                "pseudonymise = true needs pseudonym_key (e.g. \"env:PESEE_PSEUDONYM_KEY\")"
+            )
+        return self
+
+    @property
+    def pseudonym_secret(self) -> bytes | None:
+        """The HMAC key when pseudonymising, else None (codes stored as scanned)."""
+        if not self.pseudonymise or not self.pseudonym_key:
+            return None
+        return self.pseudonym_key.encode()
 
 
 class MqttSection(_Section):

@@ -678,6 +678,8 @@ class SQLiteLedgerStore(SqlLedgerStore):
         self.db = sqlite_utils.Database(conn)
         self.db.enable_wal()
         self.db.execute("PRAGMA synchronous=FULL")
+        # an erased code or a purged record is overwritten in the file, not left in free pages
+        self.db.execute("PRAGMA secure_delete=ON")
         self._lock = threading.RLock()
         self._depth = 0
         self._migrate()
@@ -706,6 +708,24 @@ class SQLiteLedgerStore(SqlLedgerStore):
                 raise
             finally:
                 self._depth = 0
+
+    def erase_beneficiary(self, code: str) -> int:
+        n = super().erase_beneficiary(code)
+        self._checkpoint()
+        return n
+
+    def purge(
+        self, before: str, mode: Literal["aggregate", "delete"], *, dry_run: bool = False
+    ) -> PurgeResult:
+        result = super().purge(before, mode, dry_run=dry_run)
+        if not dry_run:
+            self._checkpoint()
+        return result
+
+    def _checkpoint(self) -> None:
+        """The WAL still holds the old pages: copy into the file and truncate it now."""
+        with self._lock:
+            self.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Rows of a read-only query (``?`` placeholders), in turn with the writer."""

@@ -1,0 +1,174 @@
+"""Privacy at the ledger: pseudonymised codes, access and erasure requests, retention purge."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from ledger.store import SqlLedgerStore, open_store
+from station.store import Store
+from sync.wire import Batch, decode_batch, encode, record_hash
+
+from .conftest import beneficiary
+
+KEY = b"a-long-secret-of-the-office-0123"
+CODES = [beneficiary(n) for n in (11, 12, 13, 14)]
+
+
+def _journal(path: Path) -> tuple[str, list[dict[str, Any]]]:
+    """Ten weighings by four persons, one voided."""
+    with Store(path, "st-1") as store:
+        for i in range(10):
+            store.append(
+                "weighing",
+                net_mg=(i + 1) * 1000,
+                beneficiary=CODES[i % 4],
+                category="CAT-VET",
+                recorded_at=f"2026-0{1 + i % 3}-10T10:00:00.000Z",
+            )
+        store.append("void", voids=3, beneficiary=CODES[2], recorded_at="2026-03-10T10:00:00.000Z")
+        return store.epoch, list(store.records())
+
+
+def _batch(epoch: str, rows: list[dict[str, Any]]) -> Batch:
+    return decode_batch(encode(Batch("st-1", epoch, tuple(rows))))
+
+
+def _everything(store: SqlLedgerStore, url: str, files: bool = True) -> str:
+    """Every value of every table as text (and the SQLite file's raw bytes)."""
+    if store.dialect == "sqlite":
+        tables = [
+            r["name"] for r in store.fetch("SELECT name FROM sqlite_master WHERE type = 'table'")
+        ]
+    else:
+        tables = [
+            r["table_name"]
+            for r in store.fetch(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+            )
+        ]
+    text = []
+    for table in tables:
+        for row in store.fetch(f"SELECT * FROM {table}"):
+            for value in row.values():
+                text.append(
+                    bytes(value).decode("latin-1")
+                    if isinstance(value, bytes | memoryview)
+                    else str(value)
+                )
+    if store.dialect == "sqlite" and files:
+        for suffix in ("", "-wal"):
+            path = Path(url + suffix)
+            if path.exists():
+                text.append(path.read_bytes().decode("latin-1"))
+    return "\n".join(text)
+
+
+def test_pseudonymised_storage_holds_no_raw_code(tmp_path: Path, ledger_url: str) -> None:
+    epoch, rows = _journal(tmp_path / "s.db")
+    store = open_store(ledger_url, pseudonym_key=KEY)
+    assert store.pseudonymised
+    store.ingest(_batch(epoch, rows[:6]))
+    store.ingest(_batch(epoch, rows[6:]))
+    # a conflicting record and a quarantined batch carry codes too
+    forged = {**rows[1], "net_mg": 1}
+    forged["hash"] = record_hash(forged)
+    assert store.ingest(_batch(epoch, [forged])).conflicts
+    store.quarantine(
+        "pesee/v1/stations/st-1/records", encode(Batch("st-1", epoch, tuple(rows))), "bad signature"
+    )
+    expected = {
+        code: "h:" + hmac.new(KEY, code.encode(), hashlib.sha256).hexdigest()[:32] for code in CODES
+    }
+    assert {c: store.pseudonym(c) for c in CODES} == expected
+    stored = {r["beneficiary"] for r in store.records() if r["kind"] == "weighing"}
+    assert stored == set(expected.values())
+    # the hash the station made is kept: it proves the raw record, not the stored row
+    assert [r["hash"] for r in store.records()] == [r["hash"] for r in rows]
+    store.close()
+    store = open_store(ledger_url, pseudonym_key=KEY)
+    dump = _everything(store, ledger_url)
+    assert "h:" in dump and "B001" not in dump
+    for code in CODES:
+        assert code not in dump
+    # the same people: unique counts unchanged; the office finds a person by the code shown
+    persons = store.fetch(
+        "SELECT count(DISTINCT beneficiary) AS n FROM records WHERE kind = 'weighing' "
+        "AND voided_by IS NULL"
+    )
+    assert persons == [{"n": len(CODES)}]
+    assert [r["net_mg"] for r in store.beneficiary_records(CODES[0])] == [1000, 5000, 9000]
+    store.close()
+
+
+def test_erasure_keeps_the_totals_and_cuts_the_link(tmp_path: Path, ledger_url: str) -> None:
+    epoch, rows = _journal(tmp_path / "s.db")
+    store = open_store(ledger_url)  # not pseudonymised: erasure works on raw codes too
+    store.ingest(_batch(epoch, rows))
+    totals = "SELECT sum(net_mg) AS kg, count(DISTINCT beneficiary) AS n FROM records"
+    before = store.fetch(totals)
+    assert store.erase_beneficiary(CODES[1]) == 3
+    assert store.beneficiary_records(CODES[1]) == []
+    assert store.fetch(totals) == before  # the same kg, the same number of persons
+    tomb = {r["beneficiary"] for r in store.records() if r["beneficiary"] not in CODES}
+    assert len(tomb) == 1 and next(iter(tomb)).startswith("x:")
+    assert CODES[1] not in _everything(store, ledger_url)  # SQLite: not in free pages either
+    store.close()
+
+
+def _ledger(
+    config: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ledger", "--lang", "en", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_cli_refuses_a_missing_secret_and_answers_requests(tmp_path: Path) -> None:
+    epoch, rows = _journal(tmp_path / "s.db")
+    db = tmp_path / "l.db"
+    config = tmp_path / "ledger.toml"
+    config.write_text(
+        f'[ledger]\ndatabase = "{db}"\npseudonymise = true\n'
+        'pseudonym_key = "env:PESEE_TEST_PSEUDONYM_KEY"\nretention_years = 2\n'
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PESEE_TEST_PSEUDONYM_KEY"}
+    done = subprocess.run(
+        [sys.executable, "-m", "ledger", "--lang", "en", "--config", str(config), "run"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert done.returncode == 78
+    assert "PESEE_TEST_PSEUDONYM_KEY is not set" in done.stderr and "Traceback" not in done.stderr
+    key = {"PESEE_TEST_PSEUDONYM_KEY": KEY.decode()}
+    store = open_store(str(db), pseudonym_key=KEY)
+    store.ingest(_batch(epoch, rows))
+    store.close()
+    shown = _ledger(config, "beneficiary", "show", CODES[0], "--format", "json", env=key)
+    assert shown.returncode == 0, shown.stderr
+    assert [r["net_mg"] for r in json.loads(shown.stdout)] == [1000, 5000, 9000]
+    dry = _ledger(config, "purge", "--dry-run", "--before", "2026-02-01", env=key)
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.startswith("Would remove: 4 record(s) before 2026-02-01")
+    assert "1 monthly total(s) kept" in dry.stdout
+    erased = _ledger(config, "beneficiary", "erase", CODES[0], "--yes", env=key)
+    assert erased.stdout.strip() == f"3 record(s) no longer linked to {CODES[0]}"
+    migrated = _ledger(config, "db", "migrate", env=key)
+    assert migrated.stdout.startswith(f"Database {db}: schema version ")
+    bad = _ledger(config, "purge", "--before", "last year", env=key)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+    raw = sqlite3.connect(db).execute("SELECT count(*) FROM records").fetchone()
+    assert raw == (11,)
