@@ -693,9 +693,9 @@ def purge(ctx: click.Context, dry_run: bool, before: str | None, mode: str | Non
     store = _store(cfg)
     result = store.purge(before, "delete" if chosen == "delete" else "aggregate", dry_run=dry_run)
     store.close()
-    text = _(
-        "{n} record(s) before {before}, {c} conflict(s), {q} quarantined message(s)"
-    ).format(n=result.records, before=before, c=result.conflicts, q=result.quarantined)
+    text = _("{n} record(s) before {before}, {c} conflict(s), {q} quarantined message(s)").format(
+        n=result.records, before=before, c=result.conflicts, q=result.quarantined
+    )
     if result.mode == "aggregate":
         text += " · " + _("{a} monthly total(s) kept").format(a=result.aggregated_rows)
     click.echo((_("Would remove: ") if dry_run else _("Removed: ")) + text)

@@ -39,7 +39,7 @@ class LedgerSection(_Section):
     def _key_when_pseudonymising(self) -> LedgerSection:
         if self.pseudonymise and not self.pseudonym_key:
             raise ValueError(
-                "pseudonymise = true needs pseudonym_key (e.g. \"env:PESEE_PSEUDONYM_KEY\")"
+                'pseudonymise = true needs pseudonym_key (e.g. "env:PESEE_PSEUDONYM_KEY")'
             )
         return self
 
