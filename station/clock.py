@@ -11,6 +11,9 @@ from pathlib import Path
 __all__ = ["ClockStatus", "boot_id"]
 
 TIMESYNC_FLAG = Path("/run/systemd/timesync/synchronized")
+# a file whose presence alone means synchronised (no kernel query): for another time daemon
+# that touches its own flag, a container whose kernel speaks for the host, and tests
+ENV_FLAG = "PESEE_TIMESYNC_FLAG"
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 _TIME_ERROR = 5
 _MAX_ERROR_US = 16_000_000  # the kernel declares the clock unsynchronised past 16 s
@@ -65,7 +68,9 @@ class ClockStatus:
 
     def __init__(self, ttl: float = 5.0, flag: Path = TIMESYNC_FLAG) -> None:
         self.ttl = ttl
-        self.flag = flag
+        override = os.environ.get(ENV_FLAG)
+        self.flag = Path(override) if override else flag
+        self._ask_kernel = not override
         self._value = False
         self._checked = -1e9
 
@@ -76,5 +81,5 @@ class ClockStatus:
             if os.path.exists(self.flag):
                 self._value = True
             else:
-                self._value = bool(_kernel_synced())
+                self._value = self._ask_kernel and bool(_kernel_synced())
         return self._value

@@ -68,7 +68,7 @@ class StationSection(_Section):
     runtime_dir: Path = Path("/run/pesee")
     language: Literal["fr", "en"] = "fr"
     # below this much free space the station refuses new records rather than risk the store
-    min_free_mb: Annotated[int, Field(ge=1, le=100_000)] = 50
+    min_free_mb: Annotated[int, Field(ge=1, le=10_000_000)] = 50
     # synced records older than this are pruned from the card (0: keep everything)
     retention_days: Annotated[int, Field(ge=0, le=36_500)] = 730
 
