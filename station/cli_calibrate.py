@@ -48,6 +48,7 @@ EX_CONFIG = 78
 
 _MAX_LOADS = 12
 _MAX_DATA = 4000  # the wire refuses text fields above 4096 characters
+_OUT_OF_RANGE_S = 1.0  # over or under range this long: that is the load, not a passing swing
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
@@ -210,6 +211,7 @@ class _Session:
         deadline = time.monotonic() + self.wait
         moved = not must_move
         last: Reading | None = None
+        out_since = 0.0
         tolerance = 20 * self.division
         while time.monotonic() < deadline:
             reading = self.read()
@@ -218,8 +220,15 @@ class _Session:
             last = reading
             self.live(reading, corrected)
             if reading.overload or reading.underload:
-                self._end_live()
-                return reading
+                # a moving pan may cross the range for an instant; a saturated one stays there
+                out_since = out_since or time.monotonic()
+                if time.monotonic() - out_since >= _OUT_OF_RANGE_S:
+                    self._end_live()
+                    return reading
+                moved = True
+                time.sleep(0.05)
+                continue
+            out_since = 0.0
             value = self.value(reading, corrected)
             if value is None:
                 continue
@@ -452,10 +461,7 @@ def zero_cmd(ctx: click.Context, technician: str | None, yes: bool, wait: float)
         sc = s.config.scale
         data: dict[str, Any] = {"before_mg": empty.net_mg}
         if _supports(s.line.protocol, Command.ZERO):
-            try:
-                s.command(Command.ZERO)
-            except ScaleError as exc:
-                _fail(_("The scale refused to zero: {reason}").format(reason=exc))
+            _zero(s)
             after = s.settle(None, corrected=True, must_move=False, since=None)
             value = s.value(after, True)
             data.update(method="scale", after_mg=value)
@@ -494,6 +500,20 @@ def zero_cmd(ctx: click.Context, technician: str | None, yes: bool, wait: float)
                     limit=_g(limit)
                 )
             )
+
+
+def _zero(s: _Session, tries: int = 5) -> None:
+    """The scale's own zero; refused while the pan moves, so wait for it to settle and retry."""
+    for attempt in range(tries):
+        try:
+            s.command(Command.ZERO)
+            return
+        except ScaleRefused as exc:
+            if attempt == tries - 1:
+                _fail(_("The scale refused to zero: {reason}").format(reason=exc))
+            s.settle(None, corrected=False, must_move=False, since=None)
+        except ScaleError as exc:
+            _fail(_("The scale did not zero: {reason}").format(reason=exc), EX_UNAVAILABLE)
 
 
 def _adjust_on_scale(s: _Session, reference: int) -> dict[str, Any] | None:
@@ -639,10 +659,7 @@ def span_cmd(
 def _span_station(s: _Session, ref: int, refs: list[dict[str, Any]]) -> None:
     sc = s.config.scale
     if _supports(s.line.protocol, Command.ZERO):
-        try:
-            s.command(Command.ZERO)
-        except ScaleError as exc:
-            _fail(_("The scale refused to zero: {reason}").format(reason=exc))
+        _zero(s)
     try:
         zero = s.settle(None, corrected=False, must_move=False, since=None)
     except _NoLoad:

@@ -1,0 +1,368 @@
+"""``station calibrate`` through the real CLI (a subprocess a robot technician answers) against
+scale simulators on ptys that are out of adjustment by a known gain and offset; then the daemon's
+weighings, the journal, the ledger, the due date and the amber start-up pattern."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import queue
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from drivers.sim.scale import ScaleSimulator
+from ledger.config import LedgerConfig
+from ledger.service import LedgerService
+from ledger.store import SQLiteLedgerStore
+from station.calibration import CalibrationState, load_state, save_state
+from station.cli import cli
+from station.outcomes import Outcome
+from station.sim import EXAMPLE_CONFIG, SimulatedCounter
+from sync.broker import Broker
+
+from .conftest import beneficiary
+
+ROOT = Path(__file__).resolve().parent.parent
+GAIN, OFFSET = Decimal("1.02"), 5_000  # the simulated scale shows 1.02 × load + 5 g
+METROLOGY = {"e": "5 g"}  # class III, Max 15 kg: n = 3000, Min = 100 g
+
+
+def _until(cond: Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return cond()
+
+
+def _config(tmp_path: Path, protocol: str, url: str, extra: str = 'e = "5 g"') -> Path:
+    """The example config on ``url`` with ``protocol``, its dirs under ``tmp_path``."""
+    text = EXAMPLE_CONFIG.read_text(encoding="utf-8")
+    text = text.replace('"/var/lib/pesee"', f'"{tmp_path / "data"}"')
+    text = text.replace('"/run/pesee"', f'"{tmp_path / "run"}"')
+    text = re.sub(r'(?m)^url = "/dev/pesee-scale".*$', f'url = "{url}"', text)
+    text = re.sub(r'(?m)^protocol = "mt-sics".*$', f'protocol = "{protocol}"', text)
+    text = re.sub(r"(?m)^(capacity = .*)$", lambda m: m.group(1) + "\n" + extra, text)
+    path = tmp_path / "station.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def sma(tmp_path: Path) -> Iterator[ScaleSimulator]:
+    """A scale with no adjustment command in its protocol (SMA), out of adjustment."""
+    with ScaleSimulator("sma", gain=GAIN, offset_mg=OFFSET, stable_timeout_s=0.5) as sim:
+        sim.start_pty(tmp_path / "scale")
+        yield sim
+
+
+class Technician:
+    """Runs ``station calibrate …`` and does what its lines ask on the simulated pan."""
+
+    def __init__(self, sim: ScaleSimulator, config: Path, *args: str, act: bool = True) -> None:
+        self.sim = sim
+        self.act = act
+        self.lines: list[str] = []
+        self.actions: list[str] = []
+        # instruction fragment -> mass placed instead (None: leave the pan alone)
+        self.overrides: dict[str, str | None] = {}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        command = [sys.executable, "-m", "station", "--config", str(config), "--lang", "en"]
+        self.proc = subprocess.Popen(
+            [*command, "calibrate", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            env=env,
+        )
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._lines.put(line.rstrip("\n"))
+        self._lines.put(None)
+
+    def _do(self, line: str) -> None:
+        mass = re.search(r"(\d+\.\d{3}) kg", line)
+        for fragment, instead in self.overrides.items():
+            if fragment in line:
+                if instead is not None:
+                    self.sim.place(instead, settle_s=0.2)
+                self.actions.append(f"{instead} (asked: {line})")
+                return
+        if line.startswith(("Empty the pan", "Take the load off", "The scale asks: take")):
+            self.sim.place(0, settle_s=0.2)
+            self.actions.append("0")
+        elif mass and re.match(r"(Place|Repeatability|Eccentricity|The scale asks for)", line):
+            self.sim.place(mass.group(1), settle_s=0.2)
+            self.actions.append(mass.group(1))
+
+    def finish(self, timeout: float = 60.0) -> tuple[int, str, str]:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self._lines.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                self.proc.kill()
+                raise AssertionError("calibrate did not finish: " + "\n".join(self.lines)) from None
+            if line is None:
+                break
+            self.lines.append(line)
+            if self.act:
+                self._do(line)
+        assert self.proc.stderr is not None
+        err = self.proc.stderr.read()
+        rc = self.proc.wait(10)
+        return rc, "\n".join(self.lines), err
+
+
+def _run(sim: ScaleSimulator, config: Path, *args: str, **kw: Any) -> tuple[int, str, str]:
+    return Technician(sim, config, *args, **kw).finish()
+
+
+def _history(config: Path) -> list[dict[str, Any]]:
+    result = CliRunner().invoke(
+        cli, ["--config", str(config), "--lang", "en", "calibrate", "history", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    return [json.loads(line) for line in result.output.splitlines()]
+
+
+def _weigh(c: SimulatedCounter, mass: str) -> Any:
+    c.scale.place(mass, settle_s=0.05)
+    c.press()
+    return c.next_result()
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    with Broker(tmp_path / "broker", allow_anonymous=True) as b:
+        yield b
+
+
+@pytest.fixture
+def ledger(tmp_path: Path, broker: Broker) -> Iterator[LedgerService]:
+    config = LedgerConfig.model_validate(
+        {
+            "ledger": {"database": str(tmp_path / "ledger.db")},
+            "mqtt": {"host": broker.host, "port": broker.port, "username": None},
+        }
+    )
+    store = SQLiteLedgerStore(config.ledger.database)
+    service = LedgerService(config, store, client_id="ledger-test")
+    service.start()
+    assert service.link.connected.wait(10)
+    yield service
+    service.stop()
+    store.close()
+
+
+def test_span_corrects_a_scale_out_of_adjustment_and_reaches_the_ledger(
+    tmp_path: Path, sma: ScaleSimulator, broker: Broker, ledger: LedgerService
+) -> None:
+    config = _config(tmp_path, "sma", sma.url)
+    rc, out, err = _run(
+        sma, config, "span", "--reference", "10kg", "--certificate", "CERT-2291",
+        "--yes", "--technician", "Alice", "--wait", "15",
+    )  # fmt: skip
+    assert rc == 0, out + err
+    state = load_state(tmp_path / "data")
+    assert state.correction is not None
+    assert (
+        state.correction.gain == 10_000_000 / Decimal(10_200_000)
+        or abs(float(state.correction.gain) - 1 / 1.02) < 1e-6
+    )
+    assert state.correction.offset_mg == 0  # the scale zeroed itself: the gain is corrected
+    span = _history(config)[-1]
+    assert span["uuid"] == state.in_force_id == state.verified_id
+    assert span["operator"] == "Alice" and span["reason"] == "span"
+    assert span["data"]["references"][0] == {
+        "mass_mg": 10_000_000,
+        "certificate": "CERT-2291",
+        "class": None,
+    }
+    assert span["data"]["method"] == "station" and span["data"]["verdict"] == "pass"
+    sma.stop()
+
+    # the daemon on the same card, the scale still off by 2 %: weights come out right
+    overrides = {
+        "station": {"language": "en"},
+        "scale": {"protocol": "sma", **METROLOGY},
+        "sync": {"host": broker.host, "port": broker.port, "resend_after": 2},
+    }
+    with SimulatedCounter(tmp_path, overrides, protocol="sma") as c:
+        c.scale.gain, c.scale.offset_mg = GAIN, OFFSET
+        c.scale.zero()  # the scale's own zero at power-up
+        c.scan(beneficiary(7))
+        c.next_result()
+        c.scan("CAT-VET")
+        c.next_result()
+        for true_g in (2_000, 7_500, 12_345):
+            result = _weigh(c, f"{true_g} g")
+            assert result.outcome is Outcome.RECORDED, result.text
+            row = c.store.get(result.seq or 0)
+            assert row is not None
+            assert abs(row["net_mg"] - true_g * 1000) <= 5_000  # within e
+            assert row["calibration_id"] == span["uuid"]
+        # below Min (20 e = 100 g) and above Max: refused, each with its own words
+        result = _weigh(c, "0.050")
+        assert result.outcome is Outcome.BELOW_MIN_LOAD
+        assert result.text == "Refused: below the minimum capacity (0.100 kg)"
+        last = c.store.last_seq
+        assert _until(lambda: c.store.synced_through == last)
+        calibrations = [
+            r for r in ledger.store.records("ressourcerie-nord-1") if r["kind"] == "calibration"
+        ]
+        assert [r["uuid"] for r in calibrations] == [span["uuid"]]
+        assert json.loads(calibrations[0]["data"])["technician"] == "Alice"
+        fleet = ledger.store.fleet()
+        assert _until(lambda: ledger.store.fleet()[0]["calibration_age_days"] is not None)
+        assert fleet
+
+
+def test_above_capacity_is_refused(tmp_path: Path) -> None:
+    overrides = {"station": {"language": "en"}, "scale": {"capacity": "10 kg", **METROLOGY}}
+    with SimulatedCounter(tmp_path, overrides) as c:
+        c.scan(beneficiary(8))
+        c.next_result()
+        c.scan("CAT-VET")
+        c.next_result()
+        result = _weigh(c, "12.000")
+        assert result.outcome is Outcome.ABOVE_CAPACITY
+        assert result.text == "Refused: above the maximum capacity (10.000 kg)"
+        assert _weigh(c, "9.000").outcome is Outcome.RECORDED
+
+
+def test_check_judges_each_point_against_its_band(tmp_path: Path) -> None:
+    # 0.15 % too heavy: +3 g at 2 kg, +7.5 g at 5 kg pass; +15 g at 10 kg, +22.5 g at 15 kg fail
+    sim = ScaleSimulator(
+        "sma", gain=Decimal("1.0015"), capacity_mg=20_000_000, stable_timeout_s=0.5
+    )
+    with sim:
+        config = _config(tmp_path, "sma", sim.start_pty(tmp_path / "scale"))
+        rc, out, err = _run(
+            sim, config, "check", "--loads", "0,2kg,5kg,10kg,15kg", "--repeat", "2",
+            "--repeat-load", "5kg", "--eccentricity", "--eccentric-load", "5kg",
+            "--json", "--yes", "--technician", "Alice", "--wait", "15",
+        )  # fmt: skip
+    assert rc == 1, out + err  # a failed check exits 1
+    result = json.loads(out.splitlines()[-1])
+    assert result["verdict"] == "fail" and result["limits"] == "in-service"
+    cols = result["columns"]
+    points = [dict(zip(cols, p, strict=True)) for p in result["points"]]
+    assert [p["load_mg"] for p in points] == [0, 2_000_000, 5_000_000, 10_000_000, 15_000_000]
+    assert [p["pass"] for p in points] == [True, True, True, False, False]
+    assert [p["error_mg"] for p in points] == [0, 3_000, 8_000, 15_000, 22_000]
+    assert [p["limit_mg"] for p in points] == ["5000", "5000", "10000", "10000", "15000"]
+    assert result["repeatability"]["pass"] and result["repeatability"]["spread_mg"] == 0
+    ecc = [dict(zip(cols, p, strict=True)) for p in result["eccentricity"]]
+    assert [p["position"] for p in ecc][:2] == ["centre", "front left"]
+    assert all(p["pass"] for p in ecc) and len(ecc) == 5
+    check = _history(config)[-1]
+    assert check["reason"] == "check" and check["data"]["verdict"] == "fail"
+    assert load_state(tmp_path / "data").verified_id is None  # a failed check verifies nothing
+
+
+def test_mtsics_span_uses_the_scales_own_adjustment(tmp_path: Path) -> None:
+    with ScaleSimulator("mt-sics", gain=GAIN, offset_mg=OFFSET, stable_timeout_s=0.5) as sim:
+        config = _config(tmp_path, "mt-sics", sim.start_pty(tmp_path / "scale"))
+        rc, out, err = _run(
+            sim, config, "span", "--reference", "10kg", "--yes", "--technician", "Alice",
+            "--wait", "15",
+        )  # fmt: skip
+        assert rc == 0, out + err
+        assert sim.adjustments == [10_000_000]  # C2 ran on the scale
+        assert "The scale asks for 10.000 kg" in out
+        sim.place("7.5", settle_s=0)
+        assert sim.snapshot().net_mg == 7_500_000  # and it reads true now
+    state = load_state(tmp_path / "data")
+    assert state.correction is None  # nothing to correct on the station's side
+    span = _history(config)[-1]
+    assert span["uuid"] == state.in_force_id
+    assert span["data"]["method"] == "scale" and span["data"]["command"] == "C2"
+    assert span["scale_id"] == "mt-sics:1126493049"
+    assert span["data"]["scale"]["model"].startswith("Pesee-Sim 15kg")
+
+
+@pytest.mark.parametrize(
+    ("placed", "message"),
+    [
+        (None, "the reading did not change after placing the reference mass"),
+        ("16", "the scale is saturated"),
+        ("8", "is outside 0.9…1.1"),
+    ],
+    ids=["unchanged", "saturated", "gain-far-from-1"],
+)
+def test_implausible_spans_are_refused(
+    tmp_path: Path, sma: ScaleSimulator, placed: str | None, message: str
+) -> None:
+    config = _config(tmp_path, "sma", sma.url)
+    tech = Technician(
+        sma, config, "span", "--reference", "10kg", "--yes", "--technician", "Bob",
+        "--wait", "2" if placed is None else "15",
+    )  # fmt: skip
+    tech.overrides = {"Place the reference": placed}
+    rc, _out, err = tech.finish()
+    assert rc == 1
+    assert "Span refused, nothing changed" in err and message in err, err
+    assert load_state(tmp_path / "data") == CalibrationState()  # nothing in force
+    record = _history(config)[-1]
+    assert record["data"]["verdict"] == "refused" and message in record["data"]["reason"]
+
+
+def test_calibrate_refuses_while_the_daemon_runs(tmp_path: Path, sma: ScaleSimulator) -> None:
+    config = _config(tmp_path, "sma", sma.url)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "status.json").write_text(json.dumps({"pid": os.getpid()}))
+    result = CliRunner().invoke(
+        cli, ["--config", str(config), "calibrate", "zero", "--yes", "--technician", "Bob"]
+    )
+    assert result.exit_code == 75
+    assert "stop the station first: sudo systemctl stop pesee-station" in result.output
+
+
+def _rising(pin: Any) -> int:
+    states = [s.state for s in pin.states]
+    return sum(1 for a, b in itertools.pairwise(states) if b and not a)
+
+
+def test_due_date_in_status_and_amber_at_start_up(tmp_path: Path) -> None:
+    overrides = {"station": {"language": "en"}, "scale": METROLOGY}
+    long_ago = (datetime.now(UTC) - timedelta(days=400)).isoformat().replace("+00:00", "Z")
+    save_state(tmp_path / "data", CalibrationState(verified_at=long_ago, verified_step="check"))
+    with SimulatedCounter(tmp_path, overrides) as c:
+        amber = c.pin("amber")
+        assert _until(lambda: _rising(amber) >= 5)  # slow blinks, not the steady "no scale"
+        config = _config(tmp_path, "mt-sics", str(tmp_path / "pesee-scale"))
+        status = CliRunner().invoke(cli, ["--config", str(config), "--lang", "en", "status"])
+        assert "OVERDUE" in status.output, status.output
+        assert c.daemon._status().calibration_age_days == pytest.approx(400, abs=0.1)
+    recent = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    save_state(tmp_path / "data", CalibrationState(verified_at=recent, verified_step="check"))
+    with SimulatedCounter(tmp_path, overrides) as c:
+        time.sleep(1.5)
+        assert _rising(c.pin("amber")) <= 1
+        status = CliRunner().invoke(
+            cli, ["--config", str(config), "--lang", "en", "status", "--json"]
+        )
+        due = json.loads(status.output)["calibration"]
+        assert not due["overdue"] and due["due"].startswith(
+            (datetime.now(UTC) + timedelta(days=365)).date().isoformat()
+        )
