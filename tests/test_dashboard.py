@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import random
 import shutil
 import signal
 import socket
@@ -16,10 +15,10 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -29,17 +28,10 @@ from playwright.sync_api import BrowserContext, Page, expect
 from ledger.reports import Period, build_report
 from ledger.store import open_store
 from ledger.web.auth import hash_password, verify_password
-from sync.wire import (
-    RECORD_FIELDS,
-    Batch,
-    Registry,
-    StationStatus,
-    decode_batch,
-    encode,
-    genesis_hash,
-    record_hash,
-)
+from sync.wire import Batch, StationStatus, record_hash
+from tests import ledger_dataset
 from tests.browser import browser  # noqa: F401
+from tests.ledger_dataset import Dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "correct horse battery"
@@ -47,109 +39,44 @@ SECRET = "a-test-secret-of-32-characters!!"
 # cheap scrypt parameters for the test's users (the default costs ~0.4 s per login)
 USER_HASH = hash_password(PASSWORD, n=2**14)
 
-CATEGORIES = {"TEX": "Textile", "ALI": "Alimentaire", "LIV": "Livres", "JOU": "Jouets"}
-REFERRERS = {"CCAS1": "CCAS de Nantes", "HOP1": "CHU Nord", "CHRS1": "CHRS Les Tilleuls"}
+YEAR = 2016  # the dataset's year: the office's own figures (tests/ledger_dataset.py)
 
 
-# -- a dataset: three stations, two years, some voids and manual entries --------------------------
-@dataclass
-class Dataset:
-    records: list[dict[str, Any]]
-
-    def live(self, year: int) -> list[dict[str, Any]]:
-        """Weighings of ``year`` that no void cancels (computed here, not by the report SQL)."""
-        voided = {(r["station"], r["epoch"], r["voids"]) for r in self.records if r["voids"]}
-        return [
-            r
-            for r in self.records
-            if r["kind"] == "weighing"
-            and r["recorded_at"].startswith(str(year))
-            and (r["station"], r["epoch"], r["seq"]) not in voided
-        ]
-
-
-def _journal(station: str, rng: random.Random, visits: int) -> list[dict[str, Any]]:
-    epoch = uuid.UUID(int=rng.getrandbits(128)).hex
-    prev, seq, out = genesis_hash(epoch), 0, []
-
-    def add(kind: str, **fields: Any) -> dict[str, Any]:
-        nonlocal prev, seq
-        seq += 1
-        record: dict[str, Any] = dict.fromkeys(RECORD_FIELDS)
-        record.update(
-            seq=seq,
-            uuid=str(uuid.UUID(int=rng.getrandbits(128))),
-            epoch=epoch,
-            station=station,
-            kind=kind,
-            clock_synced=1,
-            prev_hash=prev,
-            **fields,
-        )
-        record["hash"] = prev = record_hash(record)
-        out.append(record)
-        return record
-
-    start = datetime(2025, 1, 2, 9, tzinfo=UTC)
-    for v in range(visits):
-        when = start + timedelta(days=rng.randrange(0, 700), minutes=rng.randrange(0, 480))
-        visit = f"{station}-v{v}"
-        beneficiary = f"B{rng.randrange(0, 150):04d}"  # shared across stations: one person
-        referrer = rng.choice(list(REFERRERS))
-        for i in range(rng.randint(1, 4)):
-            at = (when + timedelta(seconds=30 * i)).isoformat(timespec="milliseconds")
-            net = rng.randrange(200, 15_000) * 1000  # 0.2 to 15 kg, in mg
-            rec = add(
-                "weighing",
-                recorded_at=at.replace("+00:00", "Z"),
-                visit=visit,
-                beneficiary=beneficiary,
-                referrer=referrer,
-                category=rng.choice(list(CATEGORIES)),
-                source="manual" if rng.random() < 0.05 else "scale",
-                stable=1,
-                gross_mg=net,
-                tare_mg=0,
-                net_mg=net,
-                unit="kg",
-            )
-            if rng.random() < 0.04:
-                add("void", recorded_at=rec["recorded_at"], visit=visit, voids=rec["seq"])
-    return out
+# -- the data: the issue's example, three stations, a conflict, a quarantined message ------------
+def live(data: Dataset, year: int) -> list[dict[str, Any]]:
+    """Weighings of ``year`` that no void cancels, computed here from the records as sent."""
+    dead = {(r["station"], r["epoch"], r["voids"]) for r in data.records if r["kind"] == "void"}
+    return [
+        r
+        for r in data.records
+        if r["kind"] == "weighing"
+        and data.effective_at[r["uuid"]].startswith(str(year))
+        and (r["station"], r["epoch"], r["seq"]) not in dead
+    ]
 
 
 def fill(url: str) -> Dataset:
-    """Ingest the dataset through the store's real ingest path, in wire-validated batches."""
-    rng = random.Random(20261121)
-    journals = {s: _journal(s, rng, n) for s, n in [("nord-1", 160), ("sud-1", 110), ("est-1", 60)]}
+    """Ingest the dataset through the store's real ingest path; stations report their status."""
+    data = ledger_dataset.issue_example()
     store = open_store(url)
     try:
-        for station, records in journals.items():
-            for i in range(0, len(records), 500):
-                chunk = tuple(records[i : i + 500])
-                store.ingest(decode_batch(encode(Batch(station, chunk[0]["epoch"], chunk))))
-        store.set_registry(
-            Registry(
-                1,
-                tuple({"code": c, "name": n} for c, n in CATEGORIES.items()),
-                tuple({"code": c, "name": n} for c, n in REFERRERS.items()),
-            )
-        )
+        ledger_dataset.ingest(store, data)
         now = datetime.now(UTC).isoformat()
+        journals = {j.station: j for j in data.journals}
         for station, online, calibration in [
-            ("nord-1", True, 40.0),
-            ("sud-1", True, 400.0),  # calibration due (over 365 days)
-            ("est-1", False, 10.0),
+            ("epicerie-1", True, 40.0),
+            ("epicerie-2", False, 10.0),
+            ("vestiaire-1", True, 400.0),  # no record yet; calibration due (over 365 days)
         ]:
-            records = journals[station]
+            journal = journals.get(station)
             store.update_status(
                 StationStatus(
                     station,
                     True,
                     1,
-                    epoch=records[0]["epoch"],
-                    last_seq=len(records),
-                    synced_through=len(records),
+                    epoch=journal.epoch if journal else "",
+                    last_seq=len(journal.records) if journal else 0,
+                    synced_through=len(journal.records) if journal else 0,
                     backlog=0 if online else 12,
                     clock_synced=True,
                     scale_ok=online,
@@ -161,13 +88,13 @@ def fill(url: str) -> Dataset:
             if not online:  # its Last Will
                 store.update_status(StationStatus(station, False, 1), retained=True)
         # a record re-sent with other content: a conflict; and a payload refused as invalid
-        forged = dict(journals["est-1"][0], net_mg=1)
+        forged = dict(journals["epicerie-2"].records[0], net_mg=1)
         forged["hash"] = record_hash(forged)
-        store.ingest(Batch("est-1", forged["epoch"], (forged,)))
-        store.quarantine("pesee/v1/stations/est-1/records", b"not json", "not JSON")
+        store.ingest(Batch("epicerie-2", forged["epoch"], (forged,)))
+        store.quarantine("pesee/v1/stations/epicerie-2/records", b"not json", "not JSON")
     finally:
         store.close()
-    return Dataset([r for records in journals.values() for r in records])
+    return data
 
 
 # -- the server --------------------------------------------------------------------------------
@@ -292,12 +219,15 @@ def test_serve_refuses_to_start_without_users_or_secret(tmp_path: Path) -> None:
 
 def test_login_is_required_and_it_listens_on_loopback_only(served: Served) -> None:
     base = served.url
-    for path in ["/", "/fleet", "/export/category.csv?year=2026"]:
+    for path in ["/", "/fleet", "/export/category.csv?year=2016"]:
         status, headers, _body = _get(base + path)
         assert status == 303, path
         assert headers["location"] == "/login?" + urllib.parse.urlencode({"next": path})
     status, _h, css = _get(base + "/static/style.css")  # static files need no login
     assert status == 200 and ".kpi" in css
+    status, headers, _body = _get(base + "/login")
+    assert "frame-ancestors 'none'" in headers["content-security-policy"]
+    assert headers["cache-control"] == "no-store" and "server" not in headers
     status, headers, body = _get(base + "/login", {"user": "alice", "password": "wrong"})
     assert status == 401 and "set-cookie" not in {k.lower() for k in headers}
     assert "Identifiant ou mot de passe incorrect" in body  # French by default
@@ -322,44 +252,40 @@ def _check_pages(context: BrowserContext, served: Served, screenshots: Path | No
     this_year = str(datetime.now(UTC).year)
     expect(page.locator("select[name=year]")).to_have_value(this_year)
 
-    # choose 2026 in the period selector
-    page.select_option("select[name=year]", "2026")
+    # choose the dataset's year in the period selector
+    page.select_option("select[name=year]", str(YEAR))
     page.click(".period button[type=submit]")
-    expect(page).to_have_url(base + "/?year=2026&quarter=&month=&from=&to=")
-    expect(page.locator("h1")).to_contain_text("2026")
+    expect(page).to_have_url(f"{base}/?year={YEAR}&quarter=&month=&from=&to=")
+    expect(page.locator("h1")).to_contain_text(str(YEAR))
 
     # the figures are the report API's, and those are the records' (computed here)
     store = open_store(served.store_url)
     try:
-        report = build_report(store, Period.year(2026), ("category",))
-        by_station = build_report(store, Period.year(2026), ("station",), compare=False)
+        report = build_report(store, Period.year(YEAR), ("category",))
+        by_station = build_report(store, Period.year(YEAR), ("station",), compare=False)
     finally:
         store.close()
-    live = served.data.live(2026)
-    assert report.total.net_mg == sum(r["net_mg"] for r in live)
-    assert report.total.beneficiaries == len({r["beneficiary"] for r in live})
+    weighed = live(served.data, YEAR)
+    assert report.total.net_mg == sum(r["net_mg"] for r in weighed) == 25_000_000_000
+    assert report.total.beneficiaries == len({r["beneficiary"] for r in weighed}) == 1482
     kpis = page.locator(".kpis")
-    expect(kpis.locator("[data-kpi=kg] .value")).to_have_text(
-        _french(report.total.tonnes, 2) + "\u00a0t"
-    )
+    expect(kpis.locator("[data-kpi=kg] .value")).to_have_text("25,00\u00a0t")
     expect(kpis.locator("[data-kpi=kg] .sub")).to_have_text(
         _french(report.total.kg, 1) + "\u00a0kg"
     )
-    expect(kpis.locator("[data-kpi=beneficiaries] .value")).to_have_text(
-        _french(report.total.beneficiaries, 0)
-    )
+    expect(kpis.locator("[data-kpi=beneficiaries] .value")).to_have_text("1\u202f482")
+    expect(kpis.locator("[data-kpi=beneficiaries] .sub")).to_contain_text("124 par mois")
     expect(kpis.locator("[data-kpi=visits] .value")).to_have_text(_french(report.total.visits, 0))
-    assert report.change_kg_pct is not None
-    change = kpis.locator("[data-kpi=change] .value")
-    expect(change).to_contain_text(_french(abs(report.change_kg_pct), 0) + "\u00a0%")
+    expect(kpis.locator("[data-kpi=change] .value")).to_have_text("▲ +55\u00a0%")
     # the tables: one row per category / station, in the report's order, named
     cells = page.locator("table[data-table=category] tbody th")
-    expect(cells).to_have_text([CATEGORIES[row.key[0]] for row in report.rows])
+    expect(cells).to_have_text([" / ".join(row.label) for row in report.rows])
     first = by_station.rows[0]
     station_row = page.locator(f"table[data-table=station] tr[data-key='{first.key[0]}']")
     expect(station_row.locator("[data-col=kg]")).to_have_text(_french(first.figures.kg, 1))
     months = page.locator("table[data-table=month] tbody tr")
     expect(months).to_have_count(12)
+    expect(page.locator("#month .chart svg")).to_have_count(1)
     if screenshots:
         page.screenshot(path=str(screenshots / "dashboard.png"))
 
@@ -367,29 +293,47 @@ def _check_pages(context: BrowserContext, served: Served, screenshots: Path | No
     with page.expect_download() as info:
         page.click("#station a.csv")
     download = info.value
-    text = Path(download.path()).read_text(encoding="utf-8-sig")
-    rows = list(csv.DictReader(io.StringIO(text)))
-    assert [r["station"] for r in rows] == [row.key[0] for row in by_station.rows]
-    assert [r["kg"] for r in rows] == [f"{row.figures.net_mg / 1e6:.3f}" for row in by_station.rows]
+    raw = Path(download.path()).read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")  # a BOM: Excel reads it as UTF-8
+    # French: ";" and decimal commas, as LibreOffice and Excel open it in France
+    rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig")), delimiter=";"))
+    assert [r["station"] for r in rows[:-2]] == [row.key[0] for row in by_station.rows]
+    assert [r["kg"] for r in rows[:-2]] == [
+        f"{Decimal(row.figures.net_mg) / 10**6:.3f}".replace(".", ",") for row in by_station.rows
+    ]
+    assert rows[-2]["station"] == "total"
+    assert int(rows[-2]["net_mg"]) == sum(r["net_mg"] for r in weighed)
+    assert rows[-1]["station"] == "previous_year"
     assert download.suggested_filename.endswith(".csv")
 
     # the fleet
     page.click("nav a[href='/fleet']")
     expect(page.locator("h1")).to_have_text("Postes")
     expect(page.locator("[data-kpi=online] .value")).to_have_text("2 / 3")
-    expect(page.locator("tr[data-station=est-1]")).to_contain_text("hors ligne")
-    expect(page.locator("tr[data-station=nord-1]")).to_contain_text("en ligne")
-    expect(page.locator("tr[data-station=sud-1]")).to_contain_text("à refaire")  # calibration due
+    expect(page.locator("tr[data-station=epicerie-2]")).to_contain_text("hors ligne")
+    expect(page.locator("tr[data-station=epicerie-1]")).to_contain_text("en ligne")
+    expect(page.locator("tr[data-station=vestiaire-1]")).to_contain_text("à refaire")  # due
     expect(page.locator("[data-kpi=conflicts] .value")).to_have_text("1")
     expect(page.locator("[data-kpi=quarantine] .value")).to_have_text("1")
     if screenshots:
         page.screenshot(path=str(screenshots / "dashboard-fleet.png"))
 
+    # the office's sentence, as the issue quotes it
+    page.click("nav a[href='/']")
+    page.select_option("select[name=year]", str(YEAR))
+    page.click(".period button[type=submit]")
+    expect(page.locator(".summary")).to_contain_text(
+        "25,0 t à 1\u202f482 personnes (124 par mois) orientées par 28 structures"
+    )
+
     # English on request, kept for the session
     page.click("a[lang=en]")
-    expect(page.locator("tr[data-station=est-1]")).to_contain_text("offline")
-    page.click("nav a[href='/']")
-    expect(page.locator("[data-kpi=beneficiaries] .label")).to_have_text("Persons (unique)")
+    expect(page.locator(".summary")).to_contain_text(
+        "25.0 t to 1,482 persons (124 a month) referred by 28 structures"
+    )
+    expect(page.locator("[data-kpi=beneficiaries] .value")).to_have_text("1,482")
+    page.click("nav a[href='/fleet']")
+    expect(page.locator("tr[data-station=epicerie-2]")).to_contain_text("offline")
 
     # logging out ends the session
     page.click(".logout button")

@@ -11,11 +11,11 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import anyio
 import jinja2
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -26,11 +26,14 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sync.i18n import language as process_language
 
+from ..charts import bars_svg, monthly_kg_svg
 from ..config import LedgerConfig
-from ..reports import Figures, Period, Report, Row, build_report, load_names
+from ..report_render import speaking, summary_lines, to_csv
+from ..reports import Period, Report, Row, build_report, load_names
 from ..store import open_store
 from . import i18n
 from .auth import hash_password, verify_password
@@ -118,7 +121,7 @@ class Choice:
 
 # -- figures ---------------------------------------------------------------------------------------
 GROUPS = ("category", "referrer", "station")
-TABLES = ("totals", "month", *GROUPS, "fleet")
+BOM = "\ufeff".encode()
 
 
 def _group_title(by: str) -> str:
@@ -127,6 +130,7 @@ def _group_title(by: str) -> str:
         "category": _("By category"),
         "referrer": _("By referring structure"),
         "station": _("By station"),
+        "group": _("By association"),
     }[by]
 
 
@@ -158,18 +162,33 @@ class Dashboard:
             self.store.close()
             self.store = None
 
-    def reports(self, choice: Choice, groupings: tuple[str, ...]) -> dict[str, Report]:
-        """One report per grouping; the first also gives the totals, months and last year's."""
+    def reports(
+        self, choice: Choice, groupings: tuple[str, ...], lang: str, charts: bool = False
+    ) -> tuple[dict[str, Report], dict[str, str], list[str]]:
+        """One report per grouping (the first also gives the totals, the months and last year's),
+        their charts, and the summary sentences. In ``lang``: the reports' and charts' names use
+        the global catalogue, switched under report_render's lock."""
         period = choice.period()
-        groups = getattr(self.config, "groups", None)  # [groups] when the config has them
         out: dict[str, Report] = {}
-        with self.lock:
-            names = load_names(self.store, groups)
+        svg: dict[str, str] = {}
+        with self.lock, speaking(lang):
+            names = load_names(self.store, self.config.groups)
             for n, by in enumerate(groupings):
                 out[by] = build_report(self.store, period, (by,), names=names, compare=n == 0)
-        return out
+            summary = summary_lines(out[groupings[0]], lang)
+            if charts:
+                svg["month"] = monthly_kg_svg(out[groupings[0]], lang=lang)
+                for by in groupings:
+                    svg[by] = bars_svg(out[by].rows, _group_title(by), lang=lang, limit=12)
+        return out, svg, summary
 
-    def fleet(self) -> list[dict[str, Any]]:
+    @property
+    def groupings(self) -> tuple[str, ...]:
+        """The overview's tables: by association too when the config groups the stations."""
+        return (*GROUPS, "group") if self.config.groups else GROUPS
+
+    def fleet(self) -> tuple[list[dict[str, Any]], int]:
+        """Each station's state, and how many messages wait in quarantine."""
         with self.lock:
             rows: list[dict[str, Any]] = self.store.fleet()
             quarantined = len(self.store.quarantined())
@@ -177,7 +196,7 @@ class Dashboard:
         for row in rows:
             age = row.get("calibration_age_days")
             row["calibration_due"] = None if age is None else age >= due
-        return [*rows, {"_quarantine": quarantined}]
+        return rows, quarantined
 
 
 # -- pages ---------------------------------------------------------------------------------------
@@ -222,6 +241,9 @@ def create_app(config: LedgerConfig, store_url: str | None = None) -> Starlette:
     templates = _templates()
     # an unknown user costs the same scrypt as a known one: response time does not tell names
     decoy = hash_password(secrets.token_hex(16))
+    # each check takes 128 MiB for ~0.4 s: two at a time, so a burst of attempts queues
+    # instead of exhausting the memory
+    hashing = anyio.Semaphore(2)
 
     def language(request: Request) -> str:
         asked = request.query_params.get("lang")
@@ -264,7 +286,8 @@ def create_app(config: LedgerConfig, store_url: str | None = None) -> Starlette:
         password = str(form.get("password") or "")
         target = _safe_next(str(form.get("next") or ""))
         stored = accounts.get(name)
-        ok = await run_in_threadpool(verify_password, password, stored or decoy)
+        async with hashing:
+            ok = await run_in_threadpool(verify_password, password, stored or decoy)
         if not (ok and stored):
             log.warning("dashboard: failed login for %r from %s", name, _client(request))
             return render(
@@ -289,8 +312,12 @@ def create_app(config: LedgerConfig, store_url: str | None = None) -> Starlette:
     async def overview(request: Request) -> Response:
         choice = Choice.from_query(dict(request.query_params), datetime.now(UTC).date())
 
-        reports = await run_in_threadpool(dashboard.reports, choice, GROUPS)
-        main = reports[GROUPS[0]]
+        lang = language(request)
+        groupings = dashboard.groupings
+        reports, charts, summary = await run_in_threadpool(
+            dashboard.reports, choice, groupings, lang, True
+        )
+        main = reports[groupings[0]]
         return render(
             request,
             "overview.html",
@@ -298,16 +325,16 @@ def create_app(config: LedgerConfig, store_url: str | None = None) -> Starlette:
             period_label=choice.label,
             report=main,
             months=_month_rows(main),
-            groups=[(by, _group_title(by), reports[by]) for by in GROUPS],
+            summary=summary,
+            groups=[(by, _group_title(by), reports[by]) for by in groupings],
             columns=_figure_columns(),
-            charts=_charts(reports),
-            years=range(datetime.now(UTC).year, 2014, -1),
+            charts=charts,
+            years=range(datetime.now(UTC).year, 2009, -1),
         )
 
     @login_required
     async def fleet(request: Request) -> Response:
-        rows = await run_in_threadpool(dashboard.fleet)
-        quarantined = rows.pop()["_quarantine"]
+        rows, quarantined = await run_in_threadpool(dashboard.fleet)
         return render(
             request,
             "fleet.html",
@@ -320,13 +347,14 @@ def create_app(config: LedgerConfig, store_url: str | None = None) -> Starlette:
     @login_required
     async def export(request: Request) -> Response:
         table = request.path_params["table"]
-        if table not in TABLES:
+        if table not in ("month", *dashboard.groupings, "fleet"):
             return Response(_("No such table."), status_code=404, media_type="text/plain")
         choice = Choice.from_query(dict(request.query_params), datetime.now(UTC).date())
-        text = await run_in_threadpool(_csv, dashboard, table, choice)
-        name = f"pesee-{table}-{choice.query.replace('&', '_').replace('=', '-')}.csv"
+        body = await run_in_threadpool(_csv, dashboard, table, choice, language(request))
+        period = "" if table == "fleet" else "-" + choice.label.replace(" ", "")
+        name = f"pesee-{table}{period}.csv"
         return Response(
-            text.encode("utf-8-sig"),  # the BOM makes Excel read UTF-8
+            body,
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
@@ -351,6 +379,7 @@ def create_app(config: LedgerConfig, store_url: str | None = None) -> Starlette:
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ],
         middleware=[
+            Middleware(SecurityHeaders),
             Middleware(
                 SessionMiddleware,
                 secret_key=section.secret_key,
@@ -358,7 +387,7 @@ def create_app(config: LedgerConfig, store_url: str | None = None) -> Starlette:
                 max_age=section.session_hours * 3600,
                 same_site="lax",
                 https_only=section.https_only,
-            )
+            ),
         ],
         lifespan=lifespan,
     )
@@ -366,13 +395,43 @@ def create_app(config: LedgerConfig, store_url: str | None = None) -> Starlette:
     return app
 
 
+# No script at all; inline styles only for matplotlib's inline SVG; never framed elsewhere.
+_HEADERS = [
+    (
+        b"content-security-policy",
+        b"default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+        b"frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    ),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+]
+
+
+class SecurityHeaders:
+    """Adds the headers above; pages with figures are not kept in caches (no-store)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        static = str(scope.get("path", "")).startswith("/static/")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", [])) + _HEADERS
+                if not static:
+                    headers.append((b"cache-control", b"no-store"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 def _client(request: Request) -> str:
     return request.client.host if request.client else "?"
-
-
-def _charts(reports: dict[str, Any]) -> dict[str, str]:
-    """Inline SVG charts from ledger/charts.py (H2) when it exists; none otherwise."""
-    return {}
 
 
 def _month_rows(report: Report) -> list[Row]:
@@ -387,18 +446,6 @@ def _label(row: Row) -> str:
     )
 
 
-CSV_FIELDS = (
-    "kg",
-    "items",
-    "pieces",
-    "visits",
-    "beneficiaries",
-    "monthly_avg_kg",
-    "monthly_avg_beneficiaries",
-    "kg_per_beneficiary",
-    "manual_share",
-    "voided_share",
-)
 FLEET_FIELDS = (
     "station",
     "online",
@@ -414,38 +461,20 @@ FLEET_FIELDS = (
 )
 
 
-def _csv_value(figures: Figures, name: str) -> Any:
-    if name == "kg":
-        return f"{Decimal(figures.net_mg) / 1_000_000:.3f}"  # exact, from the milligrams
-    value = getattr(figures, name)
-    return round(value, 4) if isinstance(value, float) else value
-
-
-def _csv(dashboard: Dashboard, table: str, choice: Choice) -> str:
+def _csv(dashboard: Dashboard, table: str, choice: Choice, lang: str) -> bytes:
+    """French: what LibreOffice and Excel open as they are in France (BOM, ``;``, decimal
+    comma); English: plain CSV with a BOM (Excel needs it to read UTF-8)."""
+    excel = lang == "fr"
+    if table != "fleet":
+        reports, _svg, _summary = dashboard.reports(choice, (table,), lang)
+        return to_csv(reports[table], excel=excel) if excel else BOM + to_csv(reports[table])
+    rows, _quarantined = dashboard.fleet()
     out = io.StringIO()
-    writer = csv.writer(out)
-    if table == "fleet":
-        writer.writerow(FLEET_FIELDS)
-        writer.writerows([[r.get(f) for f in FLEET_FIELDS] for r in dashboard.fleet()[:-1]])
-        return out.getvalue()
-    by = GROUPS[0] if table in ("totals", "month") else table
-    report = dashboard.reports(choice, (by,))[by]
-    if table == "totals":
-        writer.writerow(["period", "referrers", "change_kg_pct", *CSV_FIELDS])
-        change = None if report.change_kg_pct is None else round(report.change_kg_pct, 2)
-        writer.writerow(
-            [
-                report.period.label,
-                report.referrers,
-                change,
-                *(_csv_value(report.total, f) for f in CSV_FIELDS),
-            ]
-        )
-        return out.getvalue()
-    rows = _month_rows(report) if table == "month" else report.rows
-    writer.writerow([table, "name", *CSV_FIELDS])
+    writer = csv.writer(out, delimiter=";" if excel else ",", lineterminator="\r\n")
+    writer.writerow(FLEET_FIELDS)
     for row in rows:
+        values = [row.get(f) for f in FLEET_FIELDS]
         writer.writerow(
-            [row.key[0], _label(row), *(_csv_value(row.figures, f) for f in CSV_FIELDS)]
+            [str(v).replace(".", ",") if excel and isinstance(v, float) else v for v in values]
         )
-    return out.getvalue()
+    return BOM + out.getvalue().encode("utf-8")

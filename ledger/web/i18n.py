@@ -10,6 +10,8 @@ from decimal import Decimal
 
 from sync.i18n import DOMAIN, LANGUAGES, LOCALE_DIR
 
+from ..charts import number
+
 __all__ = ["LANGUAGES", "current", "fmt_int", "fmt_num", "fmt_pct", "gettext_", "ngettext_"]
 
 # Two users may read the dashboard in two languages at once: sync.i18n's global language would
@@ -30,17 +32,11 @@ def ngettext_(singular: str, plural: str, n: int) -> str:
     return _catalogue(current.get()).ngettext(singular, plural, n)
 
 
-def _group(text: str) -> str:
-    """Thousands apart and the decimal mark of the current language ("1 234,5" / "1,234.5")."""
-    if current.get() == "fr":
-        return text.replace(",", "\u202f").replace(".", ",")  # narrow no-break space
-    return text
-
-
 def fmt_num(value: float | Decimal | int | None, decimals: int = 1) -> str:
+    """``1 482,5`` in French, ``1,482.5`` in English: the reports' own formatting."""
     if value is None:
         return "–"
-    return _group(f"{Decimal(str(value)):,.{decimals}f}")
+    return number(float(value), decimals, current.get())
 
 
 def fmt_int(value: float | Decimal | int | None) -> str:
