@@ -349,3 +349,18 @@ def test_a_disabled_screen_imports_no_web_stack(tmp_path: Path) -> None:
     assert "station.daemon" in loaded  # the check ran the real daemon
     assert not [m for m in loaded if not m.startswith("station")], loaded
     assert "station.screen" not in loaded
+
+
+@pytest.mark.parametrize("name", ["pesee-kiosk.service", "pesee-kiosk-cage.service"])
+def test_kiosk_units_open_the_screen_where_the_daemon_serves_it(name: str) -> None:
+    from .test_systemd import parse_unit, value
+
+    unit = parse_unit((ROOT / "systemd" / name).read_text(encoding="utf-8"))
+    start = value(unit, "Service", "ExecStart").split()
+    section = parse_config(EXAMPLE_CONFIG.read_text(encoding="utf-8")).screen
+    address = f"http://{section.host}:{section.port}/"
+    assert f"--app={address}" in start
+    assert {"--kiosk", "--noerrdialogs", "--disable-infobars"} <= set(start)
+    wait = value(unit, "Service", "ExecStartPre")
+    assert f"/dev/tcp/{section.host}/{section.port}" in wait
+    assert value(unit, "Service", "Restart") == "always"

@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SYSTEMD = ROOT / "systemd"
 STATION_UNIT = SYSTEMD / "pesee-station.service"
 LEDGER_UNIT = SYSTEMD / "pesee-ledger.service"
+KIOSK_UNITS = [SYSTEMD / "pesee-kiosk.service", SYSTEMD / "pesee-kiosk-cage.service"]
 RULES = SYSTEMD / "99-pesee.rules"
 LOCAL_RULES = SYSTEMD / "98-pesee-local.rules"
 # where Debian (merged /usr) and older layouts keep the distribution's units
@@ -110,7 +111,9 @@ def verify(unit_file: Path, tmp: Path) -> str:
     return output
 
 
-@pytest.mark.parametrize("unit_file", [STATION_UNIT, LEDGER_UNIT], ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "unit_file", [STATION_UNIT, LEDGER_UNIT, *KIOSK_UNITS], ids=lambda p: p.name
+)
 def test_systemd_analyze_verify_is_clean(unit_file: Path, tmp_path: Path) -> None:
     output = verify(unit_file, tmp_path)
     assert output == "", f"systemd-analyze verify complained:\n{output}"
