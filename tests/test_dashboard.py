@@ -168,12 +168,15 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def _get(url: str, data: dict[str, str] | None = None) -> tuple[int, dict[str, str], str]:
+def _get(
+    url: str, data: dict[str, str] | None = None, cookie: str = ""
+) -> tuple[int, dict[str, str], str]:
     opener = urllib.request.build_opener(_NoRedirect)
     body = urllib.parse.urlencode(data).encode() if data is not None else None
+    request = urllib.request.Request(url, data=body, headers={"Cookie": cookie} if cookie else {})
     try:
-        with opener.open(url, data=body, timeout=10) as resp:
-            return resp.status, dict(resp.headers), resp.read().decode()
+        with opener.open(request, timeout=30) as resp:
+            return resp.status, dict(resp.headers), resp.read().decode("utf-8-sig")
     except urllib.error.HTTPError as err:
         return err.code, dict(err.headers), err.read().decode()
 
@@ -238,6 +241,31 @@ def test_login_is_required_and_it_listens_on_loopback_only(served: Served) -> No
     # bound to 127.0.0.1, not to every address: another loopback address is refused
     with pytest.raises(OSError), socket.create_connection(("127.0.0.2", served.port), timeout=2):
         pass
+
+    # logged in: periods from the query string, CSV in English, unknown tables
+    session = cookie.split(";")[0]
+    status, _h, page = _get(f"{base}/?year={YEAR}&quarter=2&lang=en", cookie=session)
+    assert status == 200 and f"Figures for Q2 {YEAR}" in page
+    status, _h, page = _get(f"{base}/?from={YEAR}-03-01&to={YEAR}-03-31&lang=en", cookie=session)
+    assert f"Figures for {YEAR}-03-01 – {YEAR}-03-31" in page
+    status, _h, page = _get(f"{base}/?year=twenty&month=13&lang=en", cookie=session)
+    assert status == 200 and "That period is not valid: showing this year." in page
+    status, headers, text = _get(
+        f"{base}/export/month.csv?year={YEAR}&month=3&lang=en", cookie=session
+    )
+    rows = list(csv.DictReader(io.StringIO(text)))  # English: "," and decimal points
+    march = [r for r in live(served.data, YEAR) if served.data.effective_at[r["uuid"]][5:7] == "03"]
+    assert rows[0]["month"] == f"{YEAR}-03" and rows[1]["month"] == "total"
+    assert int(rows[0]["net_mg"]) == sum(r["net_mg"] for r in march)
+    assert headers["content-type"].startswith("text/csv")
+    assert f'filename="pesee-month-{YEAR}-03.csv"' in headers["content-disposition"]
+    status, _h, text = _get(f"{base}/export/fleet.csv?lang=en", cookie=session)
+    fleet = {r["station"]: r for r in csv.DictReader(io.StringIO(text))}
+    assert (
+        fleet["epicerie-2"]["online"] == "0" and fleet["vestiaire-1"]["calibration_due"] == "True"
+    )
+    status, _h, _text = _get(f"{base}/export/passwords.csv", cookie=session)
+    assert status == 404
 
 
 def _check_pages(context: BrowserContext, served: Served, screenshots: Path | None) -> None:
@@ -318,6 +346,11 @@ def _check_pages(context: BrowserContext, served: Served, screenshots: Path | No
     if screenshots:
         page.screenshot(path=str(screenshots / "dashboard-fleet.png"))
 
+    # a period without records says so (no empty chart)
+    page.goto(f"{base}/?year=2012")
+    expect(page.locator(".empty")).to_have_text("Aucun enregistrement sur cette période.")
+    expect(page.locator(".chart svg")).to_have_count(0)
+
     # the office's sentence, as the issue quotes it
     page.click("nav a[href='/']")
     page.select_option("select[name=year]", str(YEAR))
@@ -335,6 +368,14 @@ def _check_pages(context: BrowserContext, served: Served, screenshots: Path | No
     page.click("nav a[href='/fleet']")
     expect(page.locator("tr[data-station=epicerie-2]")).to_contain_text("offline")
 
+    # on a tablet (portrait) the page fits its width: wide tables scroll inside their panel
+    page.set_viewport_size({"width": 768, "height": 1024})
+    page.goto(f"{base}/?year={YEAR}")
+    expect(page.locator("#month .chart svg")).to_have_count(1)
+    overflow = "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    assert page.evaluate(overflow) <= 0
+    page.set_viewport_size({"width": 1280, "height": 800})
+
     # logging out ends the session
     page.click(".logout button")
     expect(page).to_have_url(base + "/login")
@@ -347,8 +388,8 @@ def test_dashboard_in_chromium(
     browser: BrowserContext,  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    shots = Path(os.environ.get("PESEE_SHOTS_DIR") or tmp_path / "shots")
-    shots.mkdir(exist_ok=True)
+    shots = tmp_path / "shots"
+    shots.mkdir()
     _check_pages(browser, served, shots)
     for name in ["dashboard.png", "dashboard-fleet.png"]:
         assert (shots / name).stat().st_size > 10_000

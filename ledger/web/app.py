@@ -175,8 +175,9 @@ class Dashboard:
             names = load_names(self.store, self.config.groups)
             for n, by in enumerate(groupings):
                 out[by] = build_report(self.store, period, (by,), names=names, compare=n == 0)
-            summary = summary_lines(out[groupings[0]], lang)
-            if charts:
+            empty = not out[groupings[0]].total.weighings
+            summary = [] if empty else summary_lines(out[groupings[0]], lang)
+            if charts and not empty:
                 svg["month"] = monthly_kg_svg(out[groupings[0]], lang=lang)
                 for by in groupings:
                     svg[by] = bars_svg(out[by].rows, _group_title(by), lang=lang, limit=12)
