@@ -224,6 +224,14 @@ def totals_cmd(ctx: click.Context, by: str, start: str | None, end: str | None, 
       ledger totals --by category
       ledger totals --by beneficiary --from 2026-11-01 --to 2026-12-01 --format csv
     """
+    from datetime import date
+
+    for flag, value in (("--from", start), ("--to", end)):
+        try:
+            if value is not None:
+                date.fromisoformat(value)
+        except ValueError:
+            _usage(_("{flag}: {v!r} is not a date like 2026-01-31").format(flag=flag, v=value))
     store = _store(_config(ctx))
     rows = totals(store, by, start, end)
     store.close()

@@ -111,6 +111,8 @@ def run(ctx: click.Context) -> None:
     except StoreError as exc:
         _fail(_("Cannot open the store: {error}").format(error=exc), EX_IOERR)
     except Exception as exc:  # GPIO busy, no pin factory…: say what, exit for systemd to retry
+        if ctx.obj.get("lang"):
+            set_language(ctx.obj["lang"])  # the daemon switched to the config's language
         _fail(_("Cannot start the station: {error}").format(error=exc), 1)
     daemon.run()
 

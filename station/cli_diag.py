@@ -11,6 +11,7 @@ import shutil
 import sys
 import threading
 import time
+import warnings
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
@@ -288,6 +289,8 @@ def panel_test(ctx: click.Context, yes: bool, timeout: float, as_json: bool, for
     config = _config(ctx)
     _refuse_if_daemon(config, _("panel"), force)
     _quiet_drivers()
+    # off a Pi gpiozero warns about every factory it tries; the one line below says it all
+    warnings.filterwarnings("ignore", module="gpiozero")
     pc = config.panel
     pressed, held = threading.Event(), threading.Event()
     try:
@@ -306,7 +309,10 @@ def panel_test(ctx: click.Context, yes: bool, timeout: float, as_json: bool, for
             on_hold=held.set,
         )
     except Exception as exc:  # no GPIO on this machine, pins busy, no pin factory
-        _fail(_("Cannot open the GPIO pins: {error}").format(error=exc), EX_IOERR)
+        hint = ""
+        if "pin factory" in str(exc):
+            hint = " " + _("(not a Raspberry Pi? GPIOZERO_PIN_FACTORY=mock simulates the pins)")
+        _fail(_("Cannot open the GPIO pins: {error}").format(error=exc) + hint, EX_IOERR)
     steps: list[dict[str, Any]] = []
 
     def step(name: str, ok: bool, detail: str) -> None:
@@ -417,8 +423,15 @@ def sync() -> None:
 def _sync_report(config: Config) -> dict[str, Any]:
     from .cli import _open_store
 
-    with _open_store(config, None) as store:
-        summary = store.summary()
+    summary: dict[str, Any] = {
+        "last_seq": 0,
+        "synced_through": 0,
+        "backlog": 0,
+        "last_record_at": None,
+    }
+    if config.store_path.exists():  # else nothing recorded yet: nothing to send
+        with _open_store(config, None) as store:
+            summary = store.summary()
     live = _live(config)
     sc = config.sync
     return {
