@@ -43,9 +43,10 @@ T = TypeVar("T")
 
 _COLUMNS = list(RECORD_FIELDS)
 _BENEFICIARY = _COLUMNS.index("beneficiary")
+INSERT_COLUMNS = (*_COLUMNS, "received_at", "occurred_at")
 _INSERT = (
-    f"INSERT INTO records ({', '.join(_COLUMNS)}, received_at, occurred_at) "
-    f"VALUES ({', '.join('?' * len(_COLUMNS))}, ?, ?)"
+    f"INSERT INTO records ({', '.join(INSERT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(INSERT_COLUMNS))})"
 )
 _WALK_CHUNK = 500
 PSEUDONYM_HEX = 32  # 128 bits of HMAC-SHA256: no collision among millions of codes
@@ -193,8 +194,9 @@ class SqlLedgerStore:
     def _many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         raise NotImplementedError
 
-    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        raise NotImplementedError
+    def _insert(self, rows: list[list[Any]]) -> None:
+        """New records, columns as :data:`INSERT_COLUMNS`."""
+        self._many(_INSERT, rows)
 
     def _atomic(self, body: Callable[[], T]) -> T:
         """Run ``body`` in one transaction (joining the current one if any)."""
@@ -284,7 +286,7 @@ class SqlLedgerStore:
                 conflicts.append(f"seq {record['seq']}: same key, other content")
                 self._conflict(record, "content", seen, now)
         if new:
-            self._many(_INSERT, [self._row(r, now) for r in new])
+            self._insert([self._row(r, now) for r in new])
         # advance over consecutive, chained records: first the new ones in memory (the usual
         # in-order case), then from the table (duplicates, or what out-of-order batches left
         # beyond a gap)
@@ -331,6 +333,13 @@ class SqlLedgerStore:
         the anchor being the boot's first synchronised record. ``recorded_at`` is kept as sent;
         ``occurred_at`` follows ``corrected_at``."""
         for boot in sorted(boots):
+            # the usual case, a synchronised clock: nothing waits for repair, skip the anchor
+            if not self._exec(
+                "SELECT 1 FROM records WHERE station = ? AND epoch = ? AND boot_id = ? "
+                "AND clock_synced = 0 AND corrected_at IS NULL AND mono_ns IS NOT NULL LIMIT 1",
+                (station, epoch, boot),
+            ):
+                continue
             anchor = self._exec(
                 "SELECT recorded_at, mono_ns FROM records WHERE station = ? AND epoch = ? "
                 "AND boot_id = ? AND clock_synced = 1 AND mono_ns IS NOT NULL "
@@ -636,7 +645,8 @@ class SqlLedgerStore:
 
     def erase_beneficiary(self, code: str) -> int:
         """An erasure request: the person's code replaced by a tombstone of their own in every
-        record and conflict. Totals and unique counts stay; the link to the code is gone."""
+        record, profile tag and conflict. Totals and unique counts stay; the link to the code
+        is gone."""
         stored = self.pseudonym(code)
         tombstone = "x:" + secrets.token_hex(PSEUDONYM_HEX // 2)
 
@@ -644,6 +654,10 @@ class SqlLedgerStore:
             n = self._exec("SELECT count(*) FROM records WHERE beneficiary = ?", (stored,))[0][0]
             self._exec(
                 "UPDATE records SET beneficiary = ? WHERE beneficiary = ?", (tombstone, stored)
+            )
+            # household profile tags stay attached to the (now anonymous) person
+            self._exec(
+                "UPDATE profiles SET beneficiary = ? WHERE beneficiary = ?", (tombstone, stored)
             )
             for cid, text in self._exec(
                 "SELECT id, record FROM conflicts WHERE record LIKE ?", (f"%{stored}%",)

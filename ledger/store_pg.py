@@ -18,13 +18,14 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg import errors
 
-from .store import SqlLedgerStore
+from .store import INSERT_COLUMNS, SqlLedgerStore
 
 __all__ = ["PostgresLedgerStore", "translate"]
 
 T = TypeVar("T")
 
 _RETRIES = 8
+_COPY = f"COPY records ({', '.join(INSERT_COLUMNS)}) FROM STDIN"
 _TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?|%")
 
 
@@ -81,6 +82,12 @@ class PostgresLedgerStore(SqlLedgerStore):
     def _many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         with self._lock, self.conn.cursor() as cursor:
             cursor.executemany(translate(sql), rows)
+
+    def _insert(self, rows: list[list[Any]]) -> None:
+        # COPY: several times faster than INSERTs for a batch of hundreds of records
+        with self._lock, self.conn.cursor() as cursor, cursor.copy(_COPY) as copy:
+            for row in rows:
+                copy.write_row(row)
 
     def _atomic(self, body: Callable[[], T]) -> T:
         with self._lock:
