@@ -10,7 +10,7 @@ import secrets
 __all__ = ["hash_pin", "is_pin_hash", "verify_pin"]
 
 _SCHEME = "pbkdf2_sha256"
-# ~0.3 s on a Raspberry Pi 4: cheap for one command, slow for guessing a 6-digit PIN offline
+# one hash costs a fraction of a second: cheap for one command, slow for guessing offline
 _ITERATIONS = 200_000
 
 
