@@ -3,6 +3,7 @@ fleet, CSV download, screenshots; plain HTTP checks with urllib."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
@@ -25,9 +26,11 @@ from typing import Any
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
+from ledger.config import parse_ledger_config
 from ledger.reports import Period, build_report
 from ledger.store import open_store
 from ledger.web.auth import hash_password, verify_password
+from sync.settings import ConfigError
 from sync.wire import Batch, StationStatus, record_hash
 from tests import ledger_dataset
 from tests.browser import browser  # noqa: F401
@@ -125,14 +128,12 @@ class Served:
     log: Path
 
 
-@pytest.fixture
-def served(tmp_path: Path, ledger_url: str) -> Iterator[Served]:
-    """`ledger serve` as systemd would run it, on a free loopback port; stopped by SIGTERM."""
-    data = fill(ledger_url)
+@contextlib.contextmanager
+def serving(config: Path, log: Path) -> Iterator[tuple[str, int]]:
+    """`ledger serve` as systemd would run it, on a free loopback port; stopped by SIGTERM,
+    after which it must have shut down cleanly with exit status 0."""
     port = _free_port()
-    config = _config(tmp_path, ledger_url)
-    log = tmp_path / "serve.log"
-    with log.open("wb") as out:
+    with log.open("ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "ledger", "--config", str(config), "serve", "--port", str(port)],
             stdout=out,
@@ -150,7 +151,7 @@ def served(tmp_path: Path, ledger_url: str) -> Iterator[Served]:
                 time.sleep(0.1)
         else:
             pytest.fail("the dashboard did not start:\n" + log.read_text())
-        yield Served(base, port, data, ledger_url, log)
+        yield base, port
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -160,7 +161,15 @@ def served(tmp_path: Path, ledger_url: str) -> Iterator[Served]:
             proc.wait()
             raise
     assert code == 0, log.read_text()
-    assert "Application shutdown complete" in log.read_text()
+    assert log.read_text().count("Application shutdown complete") >= 1
+
+
+@pytest.fixture
+def served(tmp_path: Path, ledger_url: str) -> Iterator[Served]:
+    data = fill(ledger_url)
+    log = tmp_path / "serve.log"
+    with serving(_config(tmp_path, ledger_url), log) as (base, port):
+        yield Served(base, port, data, ledger_url, log)
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -201,6 +210,47 @@ def test_passwords_are_salted_scrypt_and_checked_in_constant_time() -> None:
     assert not verify_password("secret word", first)
     assert not verify_password("secret words", "scrypt$1$2$3$not base64$x")  # never raises
     assert not verify_password("secret words", "")
+
+
+def test_passwd_prints_the_config_line_and_both_user_forms_load(tmp_path: Path) -> None:
+    def passwd(answers: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "ledger", "--lang", "en", "passwd", "alice"],
+            input=answers,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    done = passwd("a long passphrase\na long passphrase\n")
+    assert done.returncode == 0, done.stderr
+    name, _eq, quoted = done.stdout.strip().partition(" = ")
+    assert name == "alice" and verify_password("a long passphrase", quoted.strip('"'))
+    short = passwd("short\nshort\n")
+    assert short.returncode == 65 and "at least 10 characters" in short.stderr
+    as_table = parse_ledger_config(f"[dashboard.users]\n{done.stdout}")
+    as_list = parse_ledger_config(f'[[dashboard.users]]\nname = "alice"\npassword = {quoted}\n')
+    assert as_table.dashboard.accounts == as_list.dashboard.accounts == {"alice": quoted[1:-1]}
+    with pytest.raises(ConfigError):
+        parse_ledger_config('[dashboard.users]\nalice = "plain text password"\n')
+
+
+def test_a_password_change_or_removal_ends_the_sessions(tmp_path: Path) -> None:
+    database = str(tmp_path / "l.db")
+    log = tmp_path / "serve.log"
+    with serving(_config(tmp_path, database), log) as (base, _port):
+        status, headers, _body = _get(base + "/login", {"user": "alice", "password": PASSWORD})
+        assert status == 303
+        session = headers["set-cookie"].split(";")[0]
+        assert _get(base + "/fleet", cookie=session)[0] == 200
+    new_hash = hash_password("another passphrase", n=2**14)
+    changed = _config(tmp_path, database, users=f'{{ alice = "{new_hash}" }}')
+    with serving(changed, log) as (base, _port):  # the same secret: the cookie is still valid
+        status, headers, _body = _get(base + "/fleet", cookie=session)
+        assert status == 303 and headers["location"] == "/login?next=%2Ffleet"
+    removed = _config(tmp_path, database, users=f'{{ bob = "{USER_HASH}" }}')
+    with serving(removed, log) as (base, _port):
+        assert _get(base + "/fleet", cookie=session)[0] == 303
 
 
 def test_serve_refuses_to_start_without_users_or_secret(tmp_path: Path) -> None:

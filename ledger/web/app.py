@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import io
 import logging
 import secrets
@@ -246,6 +247,10 @@ def create_app(config: LedgerConfig, store_url: str | None = None) -> Starlette:
     # instead of exhausting the memory
     hashing = anyio.Semaphore(2)
 
+    def fingerprint(user: str) -> str:
+        """Ties a session to the password it was opened with (a digest, never the hash)."""
+        return hashlib.sha256(accounts[user].encode()).hexdigest()[:16]
+
     def language(request: Request) -> str:
         asked = request.query_params.get("lang")
         if asked in i18n.LANGUAGES:
@@ -269,7 +274,8 @@ def create_app(config: LedgerConfig, store_url: str | None = None) -> Starlette:
     def login_required(handler: Handler) -> Handler:
         async def guarded(request: Request) -> Response:
             user = request.session.get("user")
-            if user not in accounts:  # also a user removed from the config since
+            # a user removed from the config, or whose password changed, is logged out
+            if user not in accounts or request.session.get("key") != fingerprint(user):
                 request.session.pop("user", None)
                 target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
                 return RedirectResponse("/login?" + urlencode({"next": target}), status_code=303)
@@ -301,7 +307,9 @@ def create_app(config: LedgerConfig, store_url: str | None = None) -> Starlette:
             )
         lang = request.session.get("lang")
         request.session.clear()
-        request.session.update({"user": name, **({"lang": lang} if lang else {})})
+        request.session.update(
+            {"user": name, "key": fingerprint(name), **({"lang": lang} if lang else {})}
+        )
         log.info("dashboard: %s logged in from %s", name, _client(request))
         return RedirectResponse(target, status_code=303)
 
@@ -312,7 +320,6 @@ def create_app(config: LedgerConfig, store_url: str | None = None) -> Starlette:
     @login_required
     async def overview(request: Request) -> Response:
         choice = Choice.from_query(dict(request.query_params), datetime.now(UTC).date())
-
         lang = language(request)
         groupings = dashboard.groupings
         reports, charts, summary = await run_in_threadpool(
