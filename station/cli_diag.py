@@ -284,7 +284,7 @@ def panel_test(ctx: click.Context, yes: bool, timeout: float, as_json: bool, for
       station panel test
       station panel test --yes --timeout 5 --json
     """
-    from drivers.panel import Panel, PanelPins
+    from drivers.panel import LedName, Panel, PanelPins
 
     config = _config(ctx)
     _refuse_if_daemon(config, _("panel"), force)
@@ -327,16 +327,21 @@ def panel_test(ctx: click.Context, yes: bool, timeout: float, as_json: bool, for
             return True
         return click.confirm(question, default=True, err=True)
 
+    leds: dict[LedName, tuple[str, str]] = {
+        "green": (_("green LED"), _("Is the green LED on?")),
+        "red": (_("red LED"), _("Is the red LED on?")),
+        "amber": (_("amber LED"), _("Is the amber LED on?")),
+    }
     try:
-        for name in ("green", "red", "amber"):
+        for name in leds:
             led = board.led(name)
-            label = _("{colour} LED").format(colour=_(name))
+            label, question = leds[name]
             if led is None:
                 step(label, True, _("not fitted (config)"))
                 continue
             led.on()
             driven = bool(led.value)
-            seen = ask(_("Is the {colour} LED on?").format(colour=_(name)))
+            seen = ask(question)
             led.off()
             step(
                 label,

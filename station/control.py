@@ -17,6 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from sync.i18n import _
+
 __all__ = ["ControlError", "ControlServer", "NoDaemon", "request"]
 
 log = logging.getLogger(__name__)
@@ -199,7 +201,7 @@ def daemon_handlers(station: Any, link: Any, reply_timeout: float = 10.0) -> dic
 
     def sync(req: dict[str, Any]) -> dict[str, Any]:
         if link is None:
-            return {"ok": False, "error": "no [sync] section: records stay on this station"}
+            return {"ok": False, "error": _("no [sync] section: records stay on this station")}
         link.notify()  # the uploader sends what is unsent now, and a fresh status goes out
         return {"ok": True, "sync": sync_state(link, station.snapshot.last_seq)}
 
@@ -211,12 +213,13 @@ def daemon_handlers(station: Any, link: Any, reply_timeout: float = 10.0) -> dic
         except ManualError as exc:
             return {"ok": False, "kind": exc.kind, "error": str(exc)}
         if entry.technician != tech.name:
-            return {"ok": False, "kind": "auth", "error": "technician does not match the PIN"}
+            return {"ok": False, "kind": "auth", "error": _("technician does not match the PIN")}
         replies: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
         station.post(ManualEntry(entry, replies.put))
         try:
             return replies.get(timeout=reply_timeout)
         except queue.Empty:
-            return {"ok": False, "kind": "timeout", "error": "the station loop did not answer"}
+            error = _("the station loop did not answer")
+            return {"ok": False, "kind": "timeout", "error": error}
 
     return {"sync": sync, "manual": manual}
