@@ -332,7 +332,18 @@ def test_calibrate_refuses_while_the_daemon_runs(tmp_path: Path, sma: ScaleSimul
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "status.json").write_text(json.dumps({"pid": os.getpid()}))
     result = CliRunner().invoke(
-        cli, ["--config", str(config), "calibrate", "zero", "--yes", "--technician", "Bob"]
+        cli,
+        [
+            "--config",
+            str(config),
+            "--lang",
+            "en",
+            "calibrate",
+            "zero",
+            "--yes",
+            "--technician",
+            "Bob",
+        ],
     )
     assert result.exit_code == 75
     assert "stop the station first: sudo systemctl stop pesee-station" in result.output
