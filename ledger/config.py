@@ -85,6 +85,7 @@ class DashboardSection(_Section):
     session_hours: Annotated[int, Field(ge=1, le=24 * 30)] = 12
     https_only: bool = False  # true behind a TLS reverse proxy: the cookie is sent over https only
     calibration_days: Annotated[int, Field(ge=1, le=3650)] = 365  # older: shown as due
+    cache_seconds: Annotated[int, Field(ge=0, le=3600)] = 60  # figures at most this old
     users: dict[str, Annotated[str, Field(pattern=r"^scrypt\$")]] | list[DashboardUser] = Field(
         default_factory=dict
     )

@@ -7,6 +7,7 @@ import contextlib
 import csv
 import io
 import os
+import random
 import shutil
 import signal
 import socket
@@ -31,7 +32,7 @@ from ledger.reports import Period, build_report
 from ledger.store import open_store
 from ledger.web.auth import hash_password, verify_password
 from sync.settings import ConfigError
-from sync.wire import Batch, StationStatus, record_hash
+from sync.wire import Batch, StationStatus, decode_batch, encode, record_hash
 from tests import ledger_dataset
 from tests.browser import browser  # noqa: F401
 from tests.ledger_dataset import Dataset
@@ -168,7 +169,8 @@ def serving(config: Path, log: Path) -> Iterator[tuple[str, int]]:
 def served(tmp_path: Path, ledger_url: str) -> Iterator[Served]:
     data = fill(ledger_url)
     log = tmp_path / "serve.log"
-    with serving(_config(tmp_path, ledger_url), log) as (base, port):
+    config = _config(tmp_path, ledger_url, cache_seconds="0")  # reused only while unchanged
+    with serving(config, log) as (base, port):
         yield Served(base, port, data, ledger_url, log)
 
 
@@ -316,6 +318,21 @@ def test_login_is_required_and_it_listens_on_loopback_only(served: Served) -> No
     )
     status, _h, _text = _get(f"{base}/export/passwords.csv", cookie=session)
     assert status == 404
+
+    # figures are cached, and recomputed as soon as a record arrives
+    def kg_shown() -> str:
+        page = _get(f"{base}/?year={YEAR}&lang=en", cookie=session)[2]
+        return page.split('data-kpi="kg"')[1].split('class="sub">')[1].split("&nbsp;kg")[0]
+
+    assert kg_shown() == "25,000.0"
+    late = ledger_dataset.Journal("epicerie-3", random.Random(3))
+    late.append("weighing", datetime(YEAR, 6, 1, 10, tzinfo=UTC), net_mg=5_000_000, visit="v")
+    store = open_store(served.store_url)
+    try:
+        store.ingest(decode_batch(encode(Batch(late.station, late.epoch, tuple(late.records)))))
+    finally:
+        store.close()
+    assert kg_shown() == "25,005.0"
 
 
 def _check_pages(context: BrowserContext, served: Served, screenshots: Path | None) -> None:

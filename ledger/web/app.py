@@ -9,6 +9,7 @@ import io
 import logging
 import secrets
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -146,54 +147,115 @@ def _figure_columns() -> list[tuple[str, str]]:
     ]
 
 
+@dataclass(frozen=True)
+class Overview:
+    reports: dict[str, Report]  # by grouping
+    charts: dict[str, str]  # inline SVG by grouping, and "month"
+    summary: list[str]  # the office's sentences
+    at: str  # when computed (UTC), shown: figures may be up to [dashboard] cache_seconds old
+
+
+@dataclass(frozen=True)
+class _Cached:
+    at: float  # time.monotonic()
+    version: tuple[Any, ...]
+    value: Overview
+
+
 class Dashboard:
-    """What the pages read: the store, behind one lock (one connection shared by the threads)."""
+    """What the pages read. A yearly report over a big network takes seconds per grouping, so
+    results are kept: reused while no record arrived (``version``), and for ``cache_seconds``
+    anyway while records stream in; this year's is computed at start-up."""
+
+    KEEP = 48  # cached overviews (periods × languages)
 
     def __init__(self, config: LedgerConfig, store_url: str) -> None:
         self.config = config
         self.store_url = store_url
-        self.store: Any = None
-        self.lock = threading.Lock()
+        self.store: Any = None  # the reports' connection
+        self.fleet_store: Any = None  # its own: the fleet page never waits for a report
+        self.lock = threading.Lock()  # the reports' connection and the cache
+        self.fleet_lock = threading.Lock()
+        self.cache: dict[tuple[Any, ...], _Cached] = {}
 
     def open(self) -> None:
         self.store = open_store(self.store_url)
+        self.fleet_store = open_store(self.store_url)
 
     def close(self) -> None:
-        if self.store is not None:
-            self.store.close()
-            self.store = None
-
-    def reports(
-        self, choice: Choice, groupings: tuple[str, ...], lang: str, charts: bool = False
-    ) -> tuple[dict[str, Report], dict[str, str], list[str]]:
-        """One report per grouping (the first also gives the totals, the months and last year's),
-        their charts, and the summary sentences. In ``lang``: the reports' and charts' names use
-        the global catalogue, switched under report_render's lock."""
-        period = choice.period()
-        out: dict[str, Report] = {}
-        svg: dict[str, str] = {}
-        with self.lock, speaking(lang):
-            names = load_names(self.store, self.config.groups)
-            for n, by in enumerate(groupings):
-                out[by] = build_report(self.store, period, (by,), names=names, compare=n == 0)
-            empty = not out[groupings[0]].total.weighings
-            summary = [] if empty else summary_lines(out[groupings[0]], lang)
-            if charts and not empty:
-                svg["month"] = monthly_kg_svg(out[groupings[0]], lang=lang)
-                for by in groupings:
-                    svg[by] = bars_svg(out[by].rows, _group_title(by), lang=lang, limit=12)
-        return out, svg, summary
+        for store in (self.store, self.fleet_store):
+            if store is not None:
+                store.close()
+        self.store = self.fleet_store = None
 
     @property
     def groupings(self) -> tuple[str, ...]:
         """The overview's tables: by association too when the config groups the stations."""
         return (*GROUPS, "group") if self.config.groups else GROUPS
 
+    def _version(self) -> tuple[Any, ...]:
+        """Changes whenever a record is stored or the registry (names) changes: cheap (heads
+        has a row per station journal)."""
+        rows = self.store.fetch(
+            "SELECT count(*) AS journals, sum(acked_through) AS acked, max(updated_at) AS at, "
+            "(SELECT max(updated_at) FROM registry) AS names FROM heads"
+        )
+        return tuple(rows[0].values()) if rows else ()
+
+    def reports(
+        self, choice: Choice, groupings: tuple[str, ...], lang: str, charts: bool = False
+    ) -> Overview:
+        """One report per grouping (the first also gives the totals, the months and last year's),
+        their charts, and the summary sentences. In ``lang``: the reports' and charts' names use
+        the global catalogue, switched under report_render's lock."""
+        key = (choice, groupings, lang, charts)
+        with self.lock:
+            version = self._version()
+            hit = self.cache.get(key)
+            fresh = self.config.dashboard.cache_seconds
+            if hit and (hit.version == version or time.monotonic() - hit.at < fresh):
+                return hit.value
+            value = self._compute(choice, groupings, lang, charts)
+            self.cache[key] = _Cached(time.monotonic(), version, value)
+            while len(self.cache) > self.KEEP:
+                oldest = min(self.cache, key=lambda k: self.cache[k].at)
+                del self.cache[oldest]
+            return value
+
+    def _compute(
+        self, choice: Choice, groupings: tuple[str, ...], lang: str, charts: bool
+    ) -> Overview:
+        i18n.current.set(lang)  # this thread's titles (the warm-up runs outside any request)
+        period = choice.period()
+        svg: dict[str, str] = {}
+        with speaking(lang):
+            names = load_names(self.store, self.config.groups)
+            out = {
+                by: build_report(self.store, period, (by,), names=names, compare=n == 0)
+                for n, by in enumerate(groupings)
+            }
+            main = out[groupings[0]]
+            empty = not main.total.weighings
+            summary = [] if empty else summary_lines(main, lang)
+            if charts and not empty:
+                svg["month"] = monthly_kg_svg(main, lang=lang)
+                for by in groupings:
+                    svg[by] = bars_svg(out[by].rows, _group_title(by), lang=lang, limit=12)
+        return Overview(out, svg, summary, datetime.now(UTC).strftime("%H:%M:%S UTC"))
+
+    def warm(self, lang: str) -> None:
+        """This year's overview computed ahead, so the first visitor does not wait for it."""
+        try:
+            choice = Choice(datetime.now(UTC).year)
+            self.reports(choice, self.groupings, lang, True)
+        except Exception:  # a warm-up failing must not stop the server; a visit shows why
+            log.exception("dashboard: warming up this year's figures failed")
+
     def fleet(self) -> tuple[list[dict[str, Any]], int]:
         """Each station's state, and how many messages wait in quarantine."""
-        with self.lock:
-            rows: list[dict[str, Any]] = self.store.fleet()
-            quarantined = len(self.store.quarantined())
+        with self.fleet_lock:
+            rows: list[dict[str, Any]] = self.fleet_store.fleet()
+            quarantined = len(self.fleet_store.quarantined())
         due = self.config.dashboard.calibration_days
         for row in rows:
             age = row.get("calibration_age_days")
@@ -322,10 +384,8 @@ def create_app(config: LedgerConfig, store_url: str | None = None) -> Starlette:
         choice = Choice.from_query(dict(request.query_params), datetime.now(UTC).date())
         lang = language(request)
         groupings = dashboard.groupings
-        reports, charts, summary = await run_in_threadpool(
-            dashboard.reports, choice, groupings, lang, True
-        )
-        main = reports[groupings[0]]
+        data = await run_in_threadpool(dashboard.reports, choice, groupings, lang, True)
+        main = data.reports[groupings[0]]
         return render(
             request,
             "overview.html",
@@ -333,10 +393,11 @@ def create_app(config: LedgerConfig, store_url: str | None = None) -> Starlette:
             period_label=choice.label,
             report=main,
             months=_month_rows(main),
-            summary=summary,
-            groups=[(by, _group_title(by), reports[by]) for by in groupings],
+            summary=data.summary,
+            computed_at=data.at,
+            groups=[(by, _group_title(by), data.reports[by]) for by in groupings],
             columns=_figure_columns(),
-            charts=charts,
+            charts=data.charts,
             years=range(datetime.now(UTC).year, 2009, -1),
         )
 
@@ -369,11 +430,16 @@ def create_app(config: LedgerConfig, store_url: str | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        dashboard.open()
+        await run_in_threadpool(dashboard.open)
         log.info("dashboard reading %s", dashboard.store_url)
+        warm = threading.Thread(
+            target=dashboard.warm, args=(section.language,), name="warm-up", daemon=True
+        )
+        warm.start()
         try:
             yield
         finally:
+            await run_in_threadpool(warm.join)
             dashboard.close()
 
     app = Starlette(
@@ -474,7 +540,7 @@ def _csv(dashboard: Dashboard, table: str, choice: Choice, lang: str) -> bytes:
     comma); English: plain CSV with a BOM (Excel needs it to read UTF-8)."""
     excel = lang == "fr"
     if table != "fleet":
-        reports, _svg, _summary = dashboard.reports(choice, (table,), lang)
+        reports = dashboard.reports(choice, (table,), lang).reports
         return to_csv(reports[table], excel=excel) if excel else BOM + to_csv(reports[table])
     rows, _quarantined = dashboard.fleet()
     out = io.StringIO()
