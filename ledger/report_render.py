@@ -201,9 +201,9 @@ def to_table(report: Report, lang: str | None = None, *, width: int = 100) -> st
             if show_pieces:
                 values.append(_count(f.pieces, lang))
             values += [
-                _count(f.visits, lang),
-                _count(f.beneficiaries, lang),
-                "-" if per is None else number(per, 1, lang),
+                _count(f.visits, lang) if f.counted else "-",
+                _count(f.beneficiaries, lang) if f.counted else "-",
+                "-" if per is None or not f.counted else number(per, 1, lang),
                 _pct(f.manual_share, lang),
                 _pct(f.voided_share, lang),
             ]
@@ -260,17 +260,18 @@ def _csv_values(f: Figures, comma: bool) -> list[str]:
         return text.replace(".", ",") if comma else text
 
     kg = _kg_exact(f.net_mg)
-    per = f.kg_per_beneficiary
+    per = f.kg_per_beneficiary if f.counted else None
+    n = f.counted  # quick figures (a year before) have no distinct counts: empty cells
     return [
         kg.replace(".", ",") if comma else kg,
         str(f.net_mg),
         str(f.items),
         str(f.pieces),
-        str(f.visits),
-        str(f.beneficiaries),
-        str(f.referrers),
+        str(f.visits) if n else "",
+        str(f.beneficiaries) if n else "",
+        str(f.referrers) if n else "",
         dec(f.monthly_avg_kg, 3),
-        dec(f.monthly_avg_beneficiaries, 1),
+        dec(f.monthly_avg_beneficiaries, 1) if n else "",
         dec(per, 3),
         str(f.manual),
         dec(f.manual_share, 4),
@@ -404,9 +405,9 @@ def to_html(report: Report, lang: str | None = None, *, title: str | None = None
                 number(f.kg, 1, lang),
                 _count(f.items, lang),
                 _count(f.pieces, lang),
-                _count(f.visits, lang),
-                _count(f.beneficiaries, lang),
-                "-" if per is None else number(per, 1, lang),
+                _count(f.visits, lang) if f.counted else "-",
+                _count(f.beneficiaries, lang) if f.counted else "-",
+                "-" if per is None or not f.counted else number(per, 1, lang),
                 _count(f.manual, lang),
                 _count(f.voided, lang),
             ]

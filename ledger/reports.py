@@ -237,6 +237,9 @@ class Figures:
     manual: int = 0  # live weighings entered by hand
     voided: int = 0  # weighings of the period cancelled by a void record
     months: float = 1.0  # the period's length, for the monthly averages
+    # False: a quick figure (``Report.monthly`` unless grouped by month, ``Report.previous``)
+    # without the distinct counts: visits, beneficiaries and referrers are 0, not counted
+    counted: bool = True
 
     @property
     def weighings(self) -> int:
@@ -273,17 +276,18 @@ class Figures:
         return self.voided / self.weighings if self.weighings else 0.0
 
     def as_dict(self) -> dict[str, Any]:
+        n = self.counted
         return {
             "net_mg": self.net_mg,
             "kg": self.kg,
             "items": self.items,
             "pieces": self.pieces,
-            "visits": self.visits,
-            "beneficiaries": self.beneficiaries,
-            "referrers": self.referrers,
+            "visits": self.visits if n else None,
+            "beneficiaries": self.beneficiaries if n else None,
+            "referrers": self.referrers if n else None,
             "monthly_avg_kg": self.monthly_avg_kg,
-            "monthly_avg_beneficiaries": self.monthly_avg_beneficiaries,
-            "kg_per_beneficiary": self.kg_per_beneficiary,
+            "monthly_avg_beneficiaries": self.monthly_avg_beneficiaries if n else None,
+            "kg_per_beneficiary": self.kg_per_beneficiary if n else None,
             "manual": self.manual,
             "manual_share": self.manual_share,
             "voided": self.voided,
@@ -461,19 +465,21 @@ def load_names(store: _ReadStore, groups: Mapping[str, Any] | None = None) -> Na
 # -- SQL -------------------------------------------------------------------------------------------
 # a weighing is dead when a void points at it: the ledger keeps the void's seq in ``voided_by``
 _LIVE = "r.voided_by IS NULL"
-_AGGREGATES = f"""
+# sums first: every figure but the distinct counts, cheap on the covering period index
+_SUMS = f"""
     count(*) AS weighings,
     sum(CASE WHEN {_LIVE} THEN 1 ELSE 0 END) AS items,
     sum(CASE WHEN {_LIVE} THEN coalesce(r.net_mg, 0) ELSE 0 END) AS net_mg,
     sum(CASE WHEN {_LIVE} THEN coalesce(r.pieces, 0) ELSE 0 END) AS pieces,
-    count(DISTINCT CASE WHEN {_LIVE} THEN r.station || '/' || r.visit END) AS visits,
-    count(DISTINCT CASE WHEN {_LIVE} THEN r.beneficiary END) AS beneficiaries,
-    count(DISTINCT CASE WHEN {_LIVE} THEN r.referrer END) AS referrers,
     sum(CASE WHEN {_LIVE} AND r.source = 'manual' THEN 1 ELSE 0 END) AS manual
+"""
+_DISTINCTS = f""",
+    count(DISTINCT CASE WHEN {_LIVE} THEN r.beneficiary END) AS beneficiaries,
+    count(DISTINCT CASE WHEN {_LIVE} THEN r.referrer END) AS referrers
 """
 
 
-def _figures(row: Mapping[str, Any], months: float) -> Figures:
+def _figures(row: Mapping[str, Any], months: float, counted: bool = True) -> Figures:
     weighings = int(row.get("weighings") or 0)
     items = int(row.get("items") or 0)
     return Figures(
@@ -486,6 +492,7 @@ def _figures(row: Mapping[str, Any], months: float) -> Figures:
         manual=int(row.get("manual") or 0),
         voided=weighings - items,
         months=months,
+        counted=counted,
     )
 
 
@@ -550,7 +557,16 @@ def _query(
     period: Period,
     by: Sequence[str],
     names: Names,
+    *,
+    counted: bool = True,
 ) -> list[dict[str, Any]]:
+    """One row of figures per key. ``counted``: with the distinct counts (visits, persons,
+    structures).
+
+    A distinct count is the number of (key, value) groups of a ``GROUP BY`` subquery, which a
+    sort (SQLite) or a parallel hash (PostgreSQL) does much faster than ``count(DISTINCT …)``
+    over a million rows; SQLite keeps ``count(DISTINCT …)`` for the values with few distinct
+    values (persons, structures), where its small search tree is the quicker way."""
     params: list[Any] = []
     keys = [_key_sql(g, names, params) for g in by]
     join = ""
@@ -563,14 +579,35 @@ def _query(
     start, end = period.bounds()
     params += [start, end]
     select = "".join(f"{k} AS k{i}, " for i, k in enumerate(keys))
-    group = f"GROUP BY {', '.join(str(i + 1) for i in range(len(keys)))}" if keys else ""
-    sql = f"""
-        SELECT {select}{_AGGREGATES}
-        FROM records r {join}
-        WHERE r.kind = 'weighing' AND {TIME} >= ? AND {TIME} < ?
-        {group}
-    """
-    return store.fetch(sql, params)
+    positions = [str(i + 1) for i in range(len(keys))]
+    group = f"GROUP BY {', '.join(positions)}" if keys else ""
+    where = f"r.kind = 'weighing' AND {TIME} >= ? AND {TIME} < ?"
+    inline = counted and store.dialect != "postgresql"
+    rows = store.fetch(
+        f"SELECT {select}{_SUMS}{_DISTINCTS if inline else ''} "
+        f"FROM records r {join} WHERE {where} {group}",
+        params,
+    )
+    if not counted:
+        return rows
+    names_k = [f"k{i}" for i in range(len(keys))]
+    outer = f"GROUP BY {', '.join(names_k)}" if keys else ""
+    wanted: dict[str, tuple[str, ...]] = {"visits": ("r.station", "r.visit")}
+    if not inline:
+        wanted |= {"beneficiaries": ("r.beneficiary",), "referrers": ("r.referrer",)}
+    for figure, columns in wanted.items():
+        not_null = " AND ".join(f"{c} IS NOT NULL" for c in columns)
+        found = store.fetch(
+            f"SELECT {''.join(f'{k}, ' for k in names_k)}count(*) AS n FROM ("
+            f"SELECT {select}1 AS one FROM records r {join} "
+            f"WHERE {where} AND {_LIVE} AND {not_null} "
+            f"GROUP BY {', '.join([*positions, *columns])}) s {outer}",
+            params,
+        )
+        per_key = {tuple(v[k] for k in names_k): int(v["n"]) for v in found}
+        for row in rows:
+            row[figure] = per_key.get(tuple(row[k] for k in names_k), 0)
+    return rows
 
 
 # -- the report ------------------------------------------------------------------------------------
@@ -582,9 +619,14 @@ def build_report(
     groups: Mapping[str, str] | Mapping[str, Sequence[str]] | None = None,
     names: Names | None = None,
     compare: bool = True,
+    detail: bool = False,
 ) -> Report:
     """The figures of ``period``: total, rows by up to two groupings, every month, and the same
-    period a year before (``compare``). ``groups``: station -> group or group -> stations."""
+    period a year before (``compare``). ``groups``: station -> group or group -> stations.
+
+    ``monthly`` and ``previous`` are quick figures (``counted=False``: kg, items, pieces,
+    manual, voided; no distinct counts) unless ``detail`` or the report is by month: the
+    distinct counts are what costs time on a million records."""
     by = tuple(by)
     for grouping in by:
         if grouping not in GROUPINGS:
@@ -601,12 +643,32 @@ def build_report(
         names = load_names(store, groups)
     elif groups is not None:
         names = replace(names, groups=station_groups(groups))
+    if store.dialect == "postgresql":
+        # hash aggregates of a year's visits want more than the default 4 MB (else: to disk)
+        store.fetch("SELECT set_config('work_mem', '64MB', false) AS work_mem")
+    elif store.dialect == "sqlite":
+        store.fetch("PRAGMA threads = 4")  # the GROUP BY sorts of a year use helper threads
     months = period.months
     total_row = _query(store, period, (), names)
     total = _figures(total_row[0] if total_row else {}, months)
 
-    by_month = {str(r["k0"]): _figures(r, 1.0) for r in _query(store, period, ("month",), names)}
-    monthly = [(key, by_month.get(key, Figures(months=1.0))) for key in period.month_keys()]
+    full_months = detail or by == ("month",)
+    if full_months:
+        by_month = {
+            str(r["k0"]): _figures(r, 1.0)
+            for r in _query(store, period, ("month",), names, counted=True)
+        }
+    else:
+        # a range per month on the period index: no sort of the year's records by month
+        by_month = {}
+        for month_key in period.month_keys():
+            y, m = map(int, month_key.split("-"))
+            whole = Period.month(y, m)
+            span = Period(max(whole.start, period.start), min(whole.end, period.end))
+            found = _query(store, span, (), names, counted=False)
+            by_month[month_key] = _figures(found[0] if found else {}, 1.0, False)
+    empty = Figures(months=1.0, counted=full_months)
+    monthly = [(k, by_month.get(k, empty)) for k in period.month_keys()]
 
     rows: list[Row] = []
     if by == ("month",):
@@ -623,8 +685,8 @@ def build_report(
     change = None
     if compare:
         before = period.previous_year()
-        prev_row = _query(store, before, (), names)
-        prev = _figures(prev_row[0] if prev_row else {}, before.months)
+        prev_row = _query(store, before, (), names, counted=detail)
+        prev = _figures(prev_row[0] if prev_row else {}, before.months, detail)
         if prev.weighings:
             previous = prev
             if prev.net_mg:
