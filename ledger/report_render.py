@@ -368,10 +368,11 @@ def to_html(report: Report, lang: str | None = None, *, title: str | None = None
                     lang=lang,
                 )
             )
+        show_pieces = report.total.pieces > 0  # only counting scales give pieces
         heads = [
             _("kg"),
             _("items"),
-            _("pieces"),
+            *([_("pieces")] if show_pieces else []),
             _("visits"),
             _("persons"),
             _("kg per person"),
@@ -404,7 +405,7 @@ def to_html(report: Report, lang: str | None = None, *, title: str | None = None
             values = [
                 number(f.kg, 1, lang),
                 _count(f.items, lang),
-                _count(f.pieces, lang),
+                *([_count(f.pieces, lang)] if show_pieces else []),
                 _count(f.visits, lang) if f.counted else "-",
                 _count(f.beneficiaries, lang) if f.counted else "-",
                 "-" if per is None or not f.counted else number(per, 1, lang),

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from ledger.charts import bars_svg
 from ledger.report_render import summary_lines, to_csv, to_html, to_json, to_table
 from ledger.reports import Figures, Period, Report, build_report, import_profiles
 from ledger.store import open_store
@@ -292,6 +293,16 @@ def test_json_and_html(example_store: Store) -> None:
     assert "http://" not in page.replace("http://www.w3.org/", "") and "https://" not in page
     assert page.count("<svg") >= 2
     assert "25.0 t" in page or "25,0 t" in page
+    assert to_html(report) == page  # charts are deterministic: a file can be compared
+    assert body["previous"]["beneficiaries"] is None  # a quick figure: not counted
+
+
+def test_bars_sum_the_long_tail(network_store: Store) -> None:
+    report = build_report(network_store, Period.year(2026), ("beneficiary",), compare=False)
+    assert len(report.rows) > 20
+    svg = bars_svg(report.rows, "kg", limit=10, lang="en")
+    assert svg.startswith("<svg") and "others" in svg
+    assert svg.count("<text") < 60  # ten bars, not a hundred
 
 
 def test_table_fits_a_terminal(network: Dataset, network_store: Store) -> None:
