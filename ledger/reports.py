@@ -653,13 +653,14 @@ def build_report(
     total = _figures(total_row[0] if total_row else {}, months)
 
     full_months = detail or by == ("month",)
-    if full_months:
+    if full_months or store.dialect == "postgresql":
+        # PostgreSQL hashes the months in one parallel pass
         by_month = {
-            str(r["k0"]): _figures(r, 1.0)
-            for r in _query(store, period, ("month",), names, counted=True)
+            str(r["k0"]): _figures(r, 1.0, full_months)
+            for r in _query(store, period, ("month",), names, counted=full_months)
         }
     else:
-        # a range per month on the period index: no sort of the year's records by month
+        # SQLite: a range per month on the period index, no sort of the year's records
         by_month = {}
         for month_key in period.month_keys():
             y, m = map(int, month_key.split("-"))
