@@ -287,8 +287,8 @@ def _groupings(values: tuple[str, ...]) -> tuple[str, ...]:
 @click.option(
     "--by",
     multiple=True,
-    help="Grouping, up to two (repeat or comma list): month, category, station, group, "
-    "referrer, referrer_type, profile, beneficiary.",
+    help="Grouping, up to two (repeat or comma list): month (default), category, station, "
+    "group, referrer, referrer_type, profile, beneficiary.",
 )
 @click.option(
     "--format",
@@ -337,7 +337,7 @@ def report_cmd(
     from .report_render import to_csv, to_html, to_json, to_table
     from .reports import Period, build_report
 
-    groupings = _groupings(by)
+    groupings = _groupings(by) or ("month",)  # no grouping: the period month by month
     if sep == "\\t":
         sep = "\t"
     if len(sep) != 1:
