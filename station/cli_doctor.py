@@ -14,8 +14,8 @@ from typing import Any
 
 import click
 
-from drivers.base import DriverError, Reading
-from sync.i18n import _
+from drivers.base import DriverError, Reading, format_mg
+from sync.i18n import _, language
 
 from .clock import ClockStatus
 from .config import Config, ConfigError, load_config
@@ -94,7 +94,10 @@ def _weight(reading: Reading) -> str:
     if reading.underload:
         return _("underload")
     stable = _("stable") if reading.stable else _("moving")
-    return f"{reading.net_mg} mg {reading.unit}, {stable}"
+    if reading.net_mg is None:
+        return _("no weight in the reply")
+    weight = format_mg(reading.net_mg, "kg", 3, comma=language() == "fr")
+    return f"{weight}, {stable}"
 
 
 def _check_scanner(config: Config, live: dict[str, Any] | None) -> Check:
@@ -159,9 +162,10 @@ def _check_calibration(config: Config) -> Check:
     except ValueError as exc:
         return Check(name, FAIL, str(exc))
     sc = config.scale
-    late = (sc.e is not None or state.verified_at is not None) and state.overdue(
-        sc.calibration_interval_days
-    )
+    if sc.e is None and state.verified_at is None:
+        # no metrology configured and never verified: nothing is tracked, say how to start
+        return Check(name, WARN, _("not tracked: set [scale] e and run station calibrate check"))
+    late = state.overdue(sc.calibration_interval_days)
     return Check(name, WARN if late else OK, due_line(config).split(": ", 1)[-1])
 
 

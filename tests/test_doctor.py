@@ -59,7 +59,7 @@ def test_doctor_all_good_then_a_scale_unplugged(tmp_path: Path, config_file: Pat
         done = _doctor(config)
         assert done.returncode == 0, done.stdout + done.stderr
         out = done.stdout
-        assert "✔ scale:" in out and "2500000 mg kg, stable" in out
+        assert "✔ scale:" in out and "2.500 kg, stable" in out
         assert "✔ journal: 1 records, chain intact, 1 not yet synced" in out
         assert f"✔ broker: 127.0.0.1:{broker.port} accepts connections" in out
         assert "! daemon: not running" in out
