@@ -395,6 +395,28 @@ def _save(session: _Session, state: CalibrationState) -> None:
     session.state = state
 
 
+def _put_in_force(
+    session: _Session,
+    row: dict[str, Any],
+    step: str,
+    correction: Correction | None,
+    *,
+    verified: bool,
+) -> None:
+    """Save the run recorded as ``row`` as the calibration in force, with its station-side
+    ``correction`` (None: nothing to correct); ``verified``: the run also counts as the last
+    passed verification (a span does, a zero does not)."""
+    fields: dict[str, Any] = {
+        "in_force_id": row["uuid"],
+        "in_force_at": row["recorded_at"],
+        "in_force_step": step,
+        "correction": correction,
+    }
+    if verified:
+        fields.update(verified_id=row["uuid"], verified_at=row["recorded_at"], verified_step=step)
+    _save(session, replace(session.state, **fields))
+
+
 # ---------------------------------------------------------------------------- commands
 
 _common = [
@@ -477,16 +499,7 @@ def zero_cmd(ctx: click.Context, technician: str | None, yes: bool, wait: float)
         verdict = "pass" if ok else "fail"
         row = _record(s, "zero", verdict, data)
         if correction is not None and ok:
-            _save(
-                s,
-                replace(
-                    s.state,
-                    in_force_id=row["uuid"],
-                    in_force_at=row["recorded_at"],
-                    in_force_step="zero",
-                    correction=correction,
-                ),
-            )
+            _put_in_force(s, row, "zero", correction, verified=False)
         s.say(
             _("Zero {verdict}: empty pan reads {value} (record {seq}).").format(
                 verdict=_("done") if ok else _("FAILED"),
@@ -633,19 +646,7 @@ def span_cmd(
             data = _adjust_on_scale(s, ref)
         if data is not None:
             row = _record(s, "span", "pass", {"references": refs, **data, "correction": None})
-            _save(
-                s,
-                replace(
-                    s.state,
-                    in_force_id=row["uuid"],
-                    in_force_at=row["recorded_at"],
-                    in_force_step="span",
-                    correction=None,
-                    verified_id=row["uuid"],
-                    verified_at=row["recorded_at"],
-                    verified_step="span",
-                ),
-            )
+            _put_in_force(s, row, "span", None, verified=True)
             s.say(
                 _(
                     "Span adjusted by the scale itself (record {seq}). Now run: "
@@ -704,19 +705,7 @@ def _span_station(s: _Session, ref: int, refs: list[dict[str, Any]]) -> None:
     check = correction.value(loaded.net_mg)
     data.update(correction=correction.to_json(), corrected_mg=check)
     row = _record(s, "span", "pass", data)
-    _save(
-        s,
-        replace(
-            s.state,
-            in_force_id=row["uuid"],
-            in_force_at=row["recorded_at"],
-            in_force_step="span",
-            correction=correction,
-            verified_id=row["uuid"],
-            verified_at=row["recorded_at"],
-            verified_step="span",
-        ),
-    )
+    _put_in_force(s, row, "span", correction, verified=True)
     s.say(
         _(
             "Span done: gain {gain} (exact {exact}), offset {offset}; the reference now reads "
