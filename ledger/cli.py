@@ -172,7 +172,8 @@ def stations(ctx: click.Context, as_json: bool) -> None:
     Example:
       ledger stations
     """
-    store = _store(_config(ctx))
+    config = _config(ctx)
+    store = _store(config)
     rows = store.fleet()
     store.close()
     if as_json:
@@ -187,8 +188,10 @@ def stations(ctx: click.Context, as_json: bool) -> None:
         _("conflicts"),
         _("clock"),
         _("scale"),
+        _("calibration"),
     ]
-    widths = ["<24", "<10", "<24", ">10", ">10", ">9", "<8", "<8"]
+    widths = ["<24", "<10", "<24", ">10", ">10", ">9", "<8", "<8", "<12"]
+    due_days = config.dashboard.calibration_days
     click.echo(" ".join(f"{label:{w}}" for label, w in zip(labels, widths, strict=True)))
     for r in rows:
         state = "-" if r["online"] is None else (_("online") if r["online"] else _("offline"))
@@ -206,8 +209,17 @@ def stations(ctx: click.Context, as_json: bool) -> None:
             r["conflicts"],
             clock,
             scale,
+            _calibration_cell(r.get("calibration_age_days"), due_days),
         ]
         click.echo(" ".join(f"{cell:{w}}" for cell, w in zip(cells, widths, strict=True)))
+
+
+def _calibration_cell(age_days: float | None, due_days: int) -> str:
+    """Days since the last passing calibration, flagged when due ([dashboard] calibration_days)."""
+    if age_days is None:
+        return "-"
+    days = _("{n} d").format(n=int(age_days))
+    return f"{days} " + _("due") if age_days >= due_days else days
 
 
 @cli.command("totals")

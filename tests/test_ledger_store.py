@@ -91,6 +91,7 @@ def test_ledger_stations_and_totals_commands(tmp_path: Path, ledger_url: str) ->
             backlog=0,
             clock_synced=True,
             scale_ok=False,
+            calibration_age_days=400.5,
         ),
         retained=True,
     )
@@ -111,7 +112,8 @@ def test_ledger_stations_and_totals_commands(tmp_path: Path, ledger_url: str) ->
     lines = ledger_cli("stations").splitlines()
     assert lines[0].split()[:2] == ["station", "state"]
     assert lines[1].split()[:2] == ["st-1", "online"]
-    assert lines[1].split()[-4:] == ["3", "0", "ok", "lost"]  # records, conflicts, clock, scale
+    # records, conflicts, clock, scale, calibration (400 days > the default 365: due)
+    assert lines[1].split()[-7:] == ["3", "0", "ok", "lost", "400", "d", "due"]
     totals = ledger_cli("totals", "--by", "station", "--format", "csv").splitlines()
     assert totals[1].startswith("st-1,3,3000,")
 
