@@ -22,6 +22,7 @@ class Kind(enum.Enum):
     OPERATOR = "operator"
     TECHNICIAN = "technician"  # a technician's badge (manual entry); no meaning at the counter
     REFERRER = "referrer"
+    PROFILE = "profile"  # a household profile tag for the visit (``name``: its label, ``tag``)
     BENEFICIARY = "beneficiary"
     MISREAD = "misread"  # matched a pattern but its check digit is wrong
     UNKNOWN = "unknown"
@@ -35,6 +36,7 @@ class Classified:
     referrer: str | None = None  # referring structure carried inside a beneficiary code
     tare_mg: int = 0  # container tare
     pieces: int = 0  # sample size
+    tag: str = ""  # household profile tag
 
 
 def _luhn_ok(digits: str) -> bool:
@@ -99,6 +101,10 @@ class CodeBook:
         for tech in config.technicians:
             if tech.badge:
                 self._exact[tech.badge] = Classified(Kind.TECHNICIAN, tech.badge, tech.name)
+        for profile in config.profiles:
+            self._exact[profile.code] = Classified(
+                Kind.PROFILE, profile.code, profile.name, tag=profile.tag
+            )
         self._referrer_names = {r.code: r.name for r in config.referrers}
         self._sample_prefix = codes.sample_prefix
         self._beneficiary = [_Rule(p) for p in codes.beneficiary]

@@ -342,6 +342,17 @@ class Operator(_Section):
 class Referrer(_Section):
     code: Code
     name: Annotated[str, Field(min_length=1, max_length=120)]
+    # hospital, chrs, ccas, association…: the office's reports group by it; unused at the counter
+    type: Annotated[str, Field(pattern=r"^[a-z0-9_-]{1,40}$")] | None = None
+
+
+class Profile(_Section):
+    """A household profile code (single parent, pregnant woman…), scanned during a visit; its
+    tag goes with the visit's weighings (``data.profile``) for the office's reports."""
+
+    code: Code
+    tag: Annotated[str, Field(pattern=r"^[a-z0-9_]{1,40}$")]
+    name: Annotated[str, Field(min_length=1, max_length=80)]
 
 
 class Technician(_Section):
@@ -383,6 +394,7 @@ class Config(_Section):
     containers: list[Container] = Field(default_factory=list)
     operators: list[Operator] = Field(default_factory=list)
     referrers: list[Referrer] = Field(default_factory=list)
+    profiles: list[Profile] = Field(default_factory=list)
     technicians: list[Technician] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -402,6 +414,7 @@ class Config(_Section):
         fixed += [(f"containers.{c.code}", c.code) for c in self.containers]
         fixed += [(f"operators.{o.badge}", o.badge) for o in self.operators]
         fixed += [(f"technicians.{t.name}", t.badge) for t in self.technicians if t.badge]
+        fixed += [(f"profiles.{p.code}", p.code) for p in self.profiles]
         for where, code in fixed:
             if code in seen:
                 raise ValueError(

@@ -115,6 +115,15 @@ class Snapshot:
         return sum(i.net_mg for i in self.items)
 
 
+def _profile_of(data: str | None) -> list[str]:
+    """The profile tags a weighing's ``data`` carries (none when absent or unreadable)."""
+    try:
+        tags = json.loads(data or "{}").get("profile", [])
+    except (ValueError, AttributeError):
+        return []
+    return [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
+
+
 def escape_frame(raw: bytes) -> str:
     """A frame as printable ASCII: control and 8-bit bytes (and backslash) as ``\\xNN``."""
     return "".join(chr(b) if 0x20 <= b < 0x7F and b != 0x5C else f"\\x{b:02x}" for b in raw)
@@ -131,6 +140,7 @@ class _Visit:
     beneficiary: str
     referrer: str | None
     items: list[Item] = field(default_factory=list)
+    profile: list[str] = field(default_factory=list)  # household profile tags scanned
 
 
 @dataclass
@@ -203,6 +213,7 @@ class Station:
         self._operator: Classified | None = None
         self._container: Classified | None = None
         self._referrer: str | None = None
+        self._profile: list[str] = []  # profile tags scanned before the visit opened
         self._last_code: tuple[str, float] = ("", -1e9)
         self._last: Result | None = None
         self._last_record_at: str | None = None
@@ -475,9 +486,11 @@ class Station:
         tare = reading.tare_mg
         if box_tare:
             tare = (tare or 0) + box_tare
-        data: dict[str, Any] | None = None
+        data: dict[str, Any] = {}
         if container is not None:
             data = {"container": container.code, "container_tare_mg": box_tare}
+        if press.visit.profile:
+            data["profile"] = press.visit.profile  # the office's reports count by it
         row = self._append(
             "weighing",
             t=t,
@@ -498,7 +511,7 @@ class Station:
             scale_id=self._scale_id or cfg.protocol,
             calibration_id=self.calibration.in_force_id,
             raw=escape_frame(reading.raw),
-            data=data,
+            data=data or None,
         )
         if row is None:
             return
@@ -595,6 +608,11 @@ class Station:
             if self._visit is not None:
                 self._visit.referrer = c.referrer
             self._finish(Outcome.REFERRER_SET, detail=c.name or c.code, t=t)
+        elif c.kind is Kind.PROFILE:
+            tags = self._visit.profile if self._visit is not None else self._profile
+            if c.tag not in tags:
+                tags.append(c.tag)
+            self._finish(Outcome.PROFILE_SET, detail=c.name, t=t)
         elif c.kind in (Kind.TARE, Kind.ZERO):
             self._container = None
             if not self._scale_ok or self.scale is None:
@@ -612,7 +630,7 @@ class Station:
     # -- visits ------------------------------------------------------------------------------
     def _open_visit(self, c: Classified, t: float) -> None:
         referrer = self._referrer or c.referrer  # a code scanned apart is a deliberate choice
-        visit = _Visit(uuid.uuid4().hex, c.code, referrer)
+        visit = _Visit(uuid.uuid4().hex, c.code, referrer, profile=self._profile)
         row = self._append(
             "visit_open",
             t=t,
@@ -625,6 +643,7 @@ class Station:
             return
         self._visit = visit
         self._referrer = None
+        self._profile = []
         self._touch()
         self._finish(Outcome.VISIT_OPENED, detail=mask(c.code), seq=row["seq"], t=t)
 
@@ -661,6 +680,7 @@ class Station:
         self._visit_deadline = None
         self._container = None
         self._referrer = None
+        self._profile = []
         detail = _("{n} item(s), {weight}").format(n=len(visit.items), weight=self._kg(total))
         self._finish(Outcome.VISIT_CLOSED, detail=detail, seq=row["seq"], t=row_t)
         return True
@@ -684,6 +704,8 @@ class Station:
             return
         if weighings and weighings[-1]["referrer"]:
             visit.referrer = weighings[-1]["referrer"]  # a structure scanned apart mid-visit
+        if weighings:
+            visit.profile = _profile_of(weighings[-1]["data"])  # profiles scanned mid-visit
         self._touch()
         log.info(_("visit of %s restored after restart"), mask(visit.beneficiary))
 

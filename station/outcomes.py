@@ -19,6 +19,7 @@ class Outcome(enum.Enum):
     CONTAINER_SET = "container_set"
     OPERATOR_SET = "operator_set"
     REFERRER_SET = "referrer_set"
+    PROFILE_SET = "profile_set"
     TARED = "tared"
     SAMPLED = "sampled"
     ZEROED = "zeroed"
@@ -55,6 +56,7 @@ _OK = {
     Outcome.CONTAINER_SET,
     Outcome.OPERATOR_SET,
     Outcome.REFERRER_SET,
+    Outcome.PROFILE_SET,
     Outcome.TARED,
     Outcome.ZEROED,
     Outcome.SAMPLED,
@@ -72,6 +74,7 @@ def describe(outcome: Outcome, detail: str = "") -> str:
         Outcome.CONTAINER_SET: _("Container: {detail}"),
         Outcome.OPERATOR_SET: _("Operator: {detail}"),
         Outcome.REFERRER_SET: _("Referring structure: {detail}"),
+        Outcome.PROFILE_SET: _("Household profile: {detail}"),
         Outcome.TARED: _("Tare done"),
         Outcome.SAMPLED: _("Counting: {detail}"),
         Outcome.ZEROED: _("Zero done"),

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from sync.i18n import _
 from sync.wire import Registry, WireError, decode_registry
 
-from .config import BeneficiaryPattern, Category, Config, Referrer
+from .config import BeneficiaryPattern, Category, Config, Profile, Referrer
 
 __all__ = ["RegistryBook"]
 
@@ -28,6 +28,9 @@ def _apply(base: Config, registry: Registry) -> Config:
         update["categories"] = [Category.model_validate(c) for c in registry.categories]
     if registry.referrers:
         update["referrers"] = [Referrer.model_validate(r) for r in registry.referrers]
+    profiles = registry.extra.get("profiles")
+    if profiles:
+        update["profiles"] = [Profile.model_validate(p) for p in profiles]
     if registry.beneficiary_patterns:
         patterns = [BeneficiaryPattern.model_validate(p) for p in registry.beneficiary_patterns]
         update["codes"] = base.codes.model_copy(update={"beneficiary": patterns})
