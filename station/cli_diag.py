@@ -20,6 +20,7 @@ import click
 from drivers.base import format_mg
 from sync.i18n import _, language
 
+from .cli_doctor import live_daemon
 from .codes import Classified, CodeBook, Kind
 from .config import Config
 from .control import ControlError, NoDaemon, request, socket_path
@@ -48,18 +49,8 @@ def _config(ctx: click.Context) -> Config:
     return load(ctx)
 
 
-def _live(config: Config) -> dict[str, Any] | None:
-    """The running daemon's status file, or None when no daemon is alive."""
-    try:
-        live: dict[str, Any] = json.loads(config.status_path.read_text(encoding="utf-8"))
-        os.kill(int(live["pid"]), 0)
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return live
-
-
 def _refuse_if_daemon(config: Config, what: str, force: bool) -> None:
-    live = _live(config)
+    live = live_daemon(config)
     if live is not None and not force:
         _fail(
             _(
@@ -133,6 +124,9 @@ def describe_code(codes: CodeBook, config: Config, code: str) -> dict[str, Any]:
     elif c.kind is Kind.SAMPLE:
         out["pieces"] = c.pieces
         text = _("counting sample of {n} pieces").format(n=c.pieces)
+    elif c.kind is Kind.PROFILE:
+        out["tag"] = c.tag
+        text = _("household profile “{name}” (tag {tag})").format(name=c.name, tag=c.tag)
     else:
         text = {
             Kind.END_VISIT: _("command: end of visit"),
@@ -437,7 +431,7 @@ def _sync_report(config: Config) -> dict[str, Any]:
     if config.store_path.exists():  # else nothing recorded yet: nothing to send
         with _open_store(config, None) as store:
             summary = store.summary()
-    live = _live(config)
+    live = live_daemon(config)
     sc = config.sync
     return {
         "enabled": bool(sc is not None and sc.enabled),

@@ -75,3 +75,14 @@ def test_a_bad_profile_in_the_config_is_one_clear_error() -> None:
         parse_config(text, "station.toml")
     message = str(err.value)
     assert "profiles" in message and "tag" in message and "Traceback" not in message
+
+
+def test_scanner_test_names_a_profile_code(tmp_path: Path) -> None:
+    from station.cli_diag import describe_code
+    from station.codes import CodeBook
+
+    with _sim(tmp_path, PROFILES) as c:
+        config = c.config
+    seen = describe_code(CodeBook(config), config, "PROF-ENC")
+    assert seen["kind"] == "profile" and seen["tag"] == "pregnant"
+    assert seen["text"] == "household profile “Femme enceinte” (tag pregnant)"
