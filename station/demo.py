@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -200,8 +201,9 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 print("\nRegistre central — `ledger stations` :")
                 _ledger_cli(ledger_config, "stations")
-                print("\nRegistre central — `ledger totals --by category` :")
-                _ledger_cli(ledger_config, "totals", "--by", "category")
+                year = str(datetime.now(UTC).year)
+                print(f"\nRegistre central — `ledger report --year {year} --by category` :")
+                _ledger_cli(ledger_config, "report", "--year", year, "--by", "category")
                 print("\nRegistre central — `ledger totals --by beneficiary` :")
                 _ledger_cli(ledger_config, "totals", "--by", "beneficiary")
             finally:
