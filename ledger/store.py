@@ -152,6 +152,16 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _newer(status: StationStatus, stored: str | None) -> bool:
+    """Whether ``status`` was written after the stored one: a station's own goodbye (its final
+    figures), not its Last Will (the figures of when its link started)."""
+    try:
+        before = json.loads(stored or "{}").get("ts") or ""
+    except ValueError:
+        before = ""
+    return bool(status.ts) and status.ts >= before  # whole seconds: the same second counts
+
+
 def pseudonym(key: bytes, code: str) -> str:
     """``h:`` + the first :data:`PSEUDONYM_HEX` hex digits of HMAC-SHA256(key, code)."""
     digest = hmac.new(key, code.encode("utf-8"), hashlib.sha256).hexdigest()
@@ -457,14 +467,14 @@ class SqlLedgerStore:
 
     def _update_status(self, status: StationStatus) -> bool:
         row = self._exec(
-            "SELECT session FROM stations WHERE station = ?" + self._for_update,
+            "SELECT session, status FROM stations WHERE station = ?" + self._for_update,
             (status.station,),
         )
         if row and row[0][0] is not None and status.session < row[0][0]:
             return False
         now = _now()
-        if not status.online and row:
-            # a Will carries little: keep the last known figures, mark offline
+        if not status.online and row and not _newer(status, row[0][1]):
+            # a Will, written when the link started: keep the last known figures, mark offline
             self._exec(
                 "UPDATE stations SET online = 0, session = ?, last_seen = ? WHERE station = ?",
                 (status.session, now, status.station),

@@ -187,6 +187,15 @@ def test_fleet_keeps_the_newest_session_and_a_will_keeps_the_figures(ledger_url:
     assert (row["station"], row["online"], row["backlog"], row["version"]) == ("st-1", 0, 7, "1.0")
     assert ledger.update_status(StationStatus("st-1", True, 6, backlog=0), retained=False)
     assert ledger.fleet()[0]["backlog"] == 0
+    # a station's own goodbye is newer than its last status: its final figures count…
+    t = "2026-11-21T10:00:0{}+00:00".format
+    assert ledger.update_status(StationStatus("st-1", True, 7, backlog=4, ts=t(1)), False)
+    assert ledger.update_status(StationStatus("st-1", False, 7, backlog=0, ts=t(2)), True)
+    assert (ledger.fleet()[0]["online"], ledger.fleet()[0]["backlog"]) == (0, 0)
+    # …while a Will, written when the link started, is older than the last status: figures kept
+    assert ledger.update_status(StationStatus("st-1", True, 8, backlog=2, ts=t(5)), False)
+    assert ledger.update_status(StationStatus("st-1", False, 8, backlog=9, ts=t(3)), True)
+    assert (ledger.fleet()[0]["online"], ledger.fleet()[0]["backlog"]) == (0, 2)
     ledger.close()
 
 
