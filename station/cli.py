@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -127,13 +126,10 @@ def status(ctx: click.Context, as_json: bool) -> None:
     Example:
       station status
     """
+    from .cli_doctor import live_daemon  # the command modules load at the end of this one
+
     config = _config(ctx)
-    live: dict[str, Any] | None = None
-    try:
-        live = json.loads(config.status_path.read_text(encoding="utf-8"))
-        os.kill(int(live["pid"]), 0)  # left behind by a daemon that was killed?
-    except (OSError, ValueError, KeyError, TypeError):
-        live = None
+    live = live_daemon(config)
     with _open_store(config, None) as store:
         summary = store.summary()
     if as_json:

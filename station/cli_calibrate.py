@@ -8,7 +8,6 @@ calibrating needs the daemon stopped, and these commands refuse to run while it 
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from collections.abc import Iterator
@@ -33,6 +32,7 @@ from .calibration import (
     load_state,
     save_state,
 )
+from .cli_doctor import live_daemon
 from .cli_scale import _escape, _Line, _mass, _open, _required_config, _supports, _target
 from .clock import ClockStatus, boot_id
 from .config import Config, _mass_mg
@@ -90,13 +90,8 @@ def _loads_arg(ctx: click.Context, param: click.Parameter, value: str | None) ->
 
 def _daemon_pid(config: Config) -> int | None:
     """The running daemon's pid, from its status file (None: not running)."""
-    try:
-        live = json.loads(config.status_path.read_text(encoding="utf-8"))
-        pid = int(live["pid"])
-        os.kill(pid, 0)
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return pid
+    live = live_daemon(config)
+    return None if live is None else int(live["pid"])
 
 
 class _Abort(Exception):

@@ -21,7 +21,7 @@ from .clock import ClockStatus
 from .config import Config, ConfigError, load_config
 from .store import Store, StoreError
 
-__all__ = ["Check", "doctor"]
+__all__ = ["Check", "doctor", "live_daemon"]
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 
@@ -33,8 +33,9 @@ class Check:
     detail: str
 
 
-def _daemon(config: Config) -> dict[str, Any] | None:
-    """The running daemon's status file, if the daemon is alive."""
+def live_daemon(config: Config) -> dict[str, Any] | None:
+    """The running daemon's status file, or None when no daemon is alive (a file left behind
+    by a daemon that was killed names a pid that is gone)."""
     try:
         live: dict[str, Any] = json.loads(config.status_path.read_text(encoding="utf-8"))
         os.kill(int(live["pid"]), 0)
@@ -185,7 +186,7 @@ def doctor(ctx: click.Context) -> None:
     except ConfigError as exc:
         click.echo(f"{marks[FAIL]} {_('config')}: {exc.path}: {'; '.join(exc.problems)}")
         sys.exit(1)
-    live = _daemon(config)
+    live = live_daemon(config)
     checks: list[Callable[[], Check]] = [
         lambda: Check(_("config"), OK, str(path)),
         lambda: Check(
