@@ -423,6 +423,46 @@ def profiles_import(ctx: click.Context, file: Path, replace: bool) -> None:
 
 
 @cli.command()
+@click.option("--station", help="Only this station.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.pass_context
+def calibrations(ctx: click.Context, station: str | None, as_json: bool) -> None:
+    """Calibration history of the stations: every zero, span and check their technicians ran.
+
+    \b
+    Examples:
+      ledger calibrations
+      ledger calibrations --station ressourcerie-nord-1 --json
+    """
+    store = _store(_config(ctx))
+    where, params = "kind = 'calibration'", []
+    if station:
+        where += " AND station = ?"
+        params.append(station)
+    rows = store.fetch(
+        "SELECT station, seq, recorded_at, reason, operator, scale_id, data FROM records "
+        f"WHERE {where} ORDER BY recorded_at, station, seq",
+        params,
+    )
+    store.close()
+    for r in rows:
+        try:
+            data = json.loads(r["data"] or "{}")
+        except ValueError:
+            data = {}
+        if as_json:
+            click.echo(json.dumps({**r, "data": data}, ensure_ascii=False))
+            continue
+        click.echo(
+            f"{r['recorded_at'][:16].replace('T', ' ')}  {r['station']:<24} "
+            f"{r['reason'] or '?':<5}  {data.get('verdict', '?'):<7}  "
+            f"{r['operator'] or '-'}  {r['scale_id'] or '-'}"
+        )
+    if not as_json:
+        click.echo(_("{n} calibration record(s)").format(n=len(rows)), err=True)
+
+
+@cli.command()
 @click.pass_context
 def conflicts(ctx: click.Context) -> None:
     """Records received twice with other content, or not chained: kept for inquiry.
