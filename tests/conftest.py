@@ -11,8 +11,9 @@ from station.codes import with_check_digit
 from station.sim import EXAMPLE_CONFIG, SimulatedCounter
 from sync.i18n import set_language
 
-# PostgreSQL server and the pg_url / ledger_url fixtures (a ledger test on both backends)
-pytest_plugins = ["tests.pg"]
+# PostgreSQL server and the pg_url / ledger_url fixtures (a ledger test on both backends);
+# a real Mosquitto and a ledger service on it: the broker / ledger fixtures
+pytest_plugins = ["tests.pg", "tests._helpers"]
 
 
 def beneficiary(n: int = 123456, referrer: str = "001") -> str:

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -23,29 +23,19 @@ import pytest
 from click.testing import CliRunner
 
 from drivers.sim.scale import ScaleSimulator
-from ledger.config import LedgerConfig
 from ledger.service import LedgerService
-from ledger.store import SQLiteLedgerStore
 from station.calibration import CalibrationState, load_state, save_state
 from station.cli import cli
 from station.outcomes import Outcome
 from station.sim import EXAMPLE_CONFIG, SimulatedCounter
 from sync.broker import Broker
 
+from ._helpers import until
 from .conftest import beneficiary
 
 ROOT = Path(__file__).resolve().parent.parent
 GAIN, OFFSET = Decimal("1.02"), 5_000  # the simulated scale shows 1.02 × load + 5 g
 METROLOGY = {"e": "5 g"}  # class III, Max 15 kg: n = 3000, Min = 100 g
-
-
-def _until(cond: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return cond()
 
 
 def _config(tmp_path: Path, protocol: str, url: str, extra: str = 'e = "5 g"') -> Path:
@@ -151,29 +141,6 @@ def _weigh(c: SimulatedCounter, mass: str) -> Any:
     return c.next_result()
 
 
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    with Broker(tmp_path / "broker", allow_anonymous=True) as b:
-        yield b
-
-
-@pytest.fixture
-def ledger(tmp_path: Path, broker: Broker) -> Iterator[LedgerService]:
-    config = LedgerConfig.model_validate(
-        {
-            "ledger": {"database": str(tmp_path / "ledger.db")},
-            "mqtt": {"host": broker.host, "port": broker.port, "username": None},
-        }
-    )
-    store = SQLiteLedgerStore(config.ledger.database)
-    service = LedgerService(config, store, client_id="ledger-test")
-    service.start()
-    assert service.link.connected.wait(10)
-    yield service
-    service.stop()
-    store.close()
-
-
 def test_span_corrects_a_scale_out_of_adjustment_and_reaches_the_ledger(
     tmp_path: Path, sma: ScaleSimulator, broker: Broker, ledger: LedgerService
 ) -> None:
@@ -226,14 +193,14 @@ def test_span_corrects_a_scale_out_of_adjustment_and_reaches_the_ledger(
         assert result.outcome is Outcome.BELOW_MIN_LOAD
         assert result.text == "Refused: below the minimum capacity (0.100 kg)"
         last = c.store.last_seq
-        assert _until(lambda: c.store.synced_through == last)
+        assert until(lambda: c.store.synced_through == last)
         calibrations = [
             r for r in ledger.store.records("ressourcerie-nord-1") if r["kind"] == "calibration"
         ]
         assert [r["uuid"] for r in calibrations] == [span["uuid"]]
         assert json.loads(calibrations[0]["data"])["technician"] == "Alice"
         fleet = ledger.store.fleet()
-        assert _until(lambda: ledger.store.fleet()[0]["calibration_age_days"] is not None)
+        assert until(lambda: ledger.store.fleet()[0]["calibration_age_days"] is not None)
         assert fleet
 
 
@@ -360,7 +327,7 @@ def test_due_date_in_status_and_amber_at_start_up(tmp_path: Path) -> None:
     save_state(tmp_path / "data", CalibrationState(verified_at=long_ago, verified_step="check"))
     with SimulatedCounter(tmp_path, overrides) as c:
         amber = c.pin("amber")
-        assert _until(lambda: _rising(amber) >= 5)  # slow blinks, not the steady "no scale"
+        assert until(lambda: _rising(amber) >= 5)  # slow blinks, not the steady "no scale"
         config = _config(tmp_path, "mt-sics", str(tmp_path / "pesee-scale"))
         status = CliRunner().invoke(cli, ["--config", str(config), "--lang", "en", "status"])
         assert "OVERDUE" in status.output, status.output

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from drivers.sim.scale import ScaleSimulator
 from drivers.sim.scanner import ScannerSimulator
 from station.store import Store
 
+from ._helpers import start_daemon
 from .conftest import beneficiary
 
 
@@ -25,14 +25,7 @@ def test_station_run_records_scans_and_stops_cleanly(config_file: Path, tmp_path
         text = text.replace('"/dev/pesee-scale"', f'"{scale_url}"')
         text = text.replace('"/dev/pesee-scanner"', f'"{scanner_url}"')
         config_file.write_text(text)
-        env = {**os.environ, "GPIOZERO_PIN_FACTORY": "mock", "PESEE_LANG": "en"}
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "station", "--config", str(config_file), "run"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = start_daemon(config_file)
         status_path = tmp_path / "run" / "status.json"
         try:
             deadline = time.monotonic() + 20

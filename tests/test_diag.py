@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -20,13 +19,12 @@ from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
 from drivers.sim.scanner import ScannerSimulator
-from ledger.config import LedgerConfig
 from ledger.service import LedgerService
-from ledger.store import SQLiteLedgerStore
 from station.cli import cli
 from station.pinhash import hash_pin
 from sync.broker import Broker
 
+from ._helpers import start_daemon, until
 from .conftest import beneficiary
 
 STATION = "ressourcerie-nord-1"
@@ -40,15 +38,6 @@ def _station(config: Path, *args: str, timeout: float = 60) -> subprocess.Comple
         timeout=timeout,
         stdin=subprocess.DEVNULL,
     )
-
-
-def _until(cond: Callable[[], bool], timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return cond()
 
 
 # -- station scanner test -----------------------------------------------------------------------
@@ -231,29 +220,6 @@ def test_panel_test_fails_without_a_press_and_answers_no(
 # -- station sync status / now ------------------------------------------------------------------
 
 
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    with Broker(tmp_path / "broker", allow_anonymous=True) as b:
-        yield b
-
-
-@pytest.fixture
-def ledger(tmp_path: Path, broker: Broker) -> Iterator[LedgerService]:
-    config = LedgerConfig.model_validate(
-        {
-            "ledger": {"database": str(tmp_path / "ledger.db")},
-            "mqtt": {"host": broker.host, "port": broker.port, "username": None},
-        }
-    )
-    store = SQLiteLedgerStore(config.ledger.database)
-    service = LedgerService(config, store, client_id="ledger-test")
-    service.start()
-    assert service.link.connected.wait(10)
-    yield service
-    service.stop()
-    store.close()
-
-
 def _sync_json(config: Path) -> dict[str, Any]:
     done = _station(config, "sync", "status", "--json")
     assert done.returncode == 0, done.stderr
@@ -274,24 +240,18 @@ def test_sync_now_drains_the_backlog_once_the_broker_is_back(
     text = text.replace("resend_after = 15", "resend_after = 2")
     text += f'\n[[technicians]]\nname = "Alice"\npin = "{hash_pin("4821", iterations=1000)}"\n'
     config_file.write_text(text)
-    env = {**os.environ, "GPIOZERO_PIN_FACTORY": "mock", "PESEE_LANG": "en"}
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "station", "--config", str(config_file), "run"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    daemon = start_daemon(config_file, stdout=subprocess.DEVNULL)
     status = tmp_path / "run" / "status.json"
     try:
-        assert _until(
+        assert until(
             lambda: (
                 status.exists()
                 and json.loads(status.read_text()).get("sync", {}).get("connected") is True
-            )
+            ),
+            timeout=20,
         ), "the daemon never reported a connected link"
         broker.stop()
-        assert _until(lambda: not json.loads(status.read_text())["sync"]["connected"])
+        assert until(lambda: not json.loads(status.read_text())["sync"]["connected"], timeout=20)
         entry = ["manual-entry", "--pin", "4821", "--category", "CAT-VET", "--json"]
         for weight in ("1kg", "2kg", "3kg"):
             done = _station(
@@ -311,7 +271,7 @@ def test_sync_now_drains_the_backlog_once_the_broker_is_back(
         assert done.returncode == 0, done.stdout + done.stderr
         state = json.loads(done.stdout)
         assert (state["connected"], state["backlog"], state["acked_through"]) == (True, 0, 3)
-        assert _until(lambda: _sync_json(config_file)["journal"]["synced_through"] == 3)
+        assert until(lambda: _sync_json(config_file)["journal"]["synced_through"] == 3, timeout=20)
         rows = list(ledger.store.records(STATION))  # type: ignore[attr-defined]
         assert [(r["seq"], r["source"], r["operator"]) for r in rows] == [
             (1, "manual", "Alice"),

@@ -2,56 +2,16 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pytest
-
-from ledger.config import LedgerConfig
 from ledger.service import LedgerService
 from ledger.store import SQLiteLedgerStore
 from station.outcomes import Outcome
 from station.sim import SimulatedCounter
 from sync.broker import Broker
 
+from ._helpers import until
 from .conftest import beneficiary
-
-
-def _until(cond: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return cond()
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    with Broker(tmp_path / "broker", allow_anonymous=True) as b:
-        yield b
-
-
-def _ledger_config(tmp_path: Path, broker: Broker) -> LedgerConfig:
-    return LedgerConfig.model_validate(
-        {
-            "ledger": {"database": str(tmp_path / "ledger.db")},
-            "mqtt": {"host": broker.host, "port": broker.port, "username": None},
-        }
-    )
-
-
-@pytest.fixture
-def ledger(tmp_path: Path, broker: Broker) -> Iterator[LedgerService]:
-    config = _ledger_config(tmp_path, broker)
-    store = SQLiteLedgerStore(config.ledger.database)
-    service = LedgerService(config, store, client_id="ledger-test")
-    service.start()
-    assert service.link.connected.wait(10)
-    yield service
-    service.stop()
-    store.close()
 
 
 def _sync(broker: Broker) -> dict[str, object]:
@@ -75,7 +35,7 @@ def test_records_reach_the_ledger_once_and_the_station_learns_it(
     with SimulatedCounter(tmp_path / "st", {"station": {"language": "en"}, **_sync(broker)}) as c:
         _session(c, ["1.000", "2.500", "0.750"])
         last = c.store.last_seq
-        assert _until(lambda: c.store.synced_through == last)
+        assert until(lambda: c.store.synced_through == last)
         store = ledger.store
         assert isinstance(store, SQLiteLedgerStore)
         rows = list(store.records("ressourcerie-nord-1"))
@@ -84,7 +44,7 @@ def test_records_reach_the_ledger_once_and_the_station_learns_it(
         assert {r["seq"]: r["hash"] for r in rows} == local  # the same chain, byte for byte
         assert store.head("ressourcerie-nord-1", c.store.epoch) == (last, last)
         # the fleet knows the station from its retained status
-        assert _until(lambda: any(f["online"] == 1 for f in store.fleet()))
+        assert until(lambda: any(f["online"] == 1 for f in store.fleet()))
 
 
 def test_offline_presses_are_sent_when_the_broker_comes_back(
@@ -92,7 +52,7 @@ def test_offline_presses_are_sent_when_the_broker_comes_back(
 ) -> None:
     with SimulatedCounter(tmp_path / "st", {"station": {"language": "en"}, **_sync(broker)}) as c:
         _session(c, ["1.000"])
-        assert _until(lambda: c.store.synced_through == c.store.last_seq)
+        assert until(lambda: c.store.synced_through == c.store.last_seq)
         broker.stop()
         c.scale.place("0", settle_s=0.02)
         for mass in ("1.100", "1.200", "1.300"):
@@ -101,7 +61,7 @@ def test_offline_presses_are_sent_when_the_broker_comes_back(
             assert c.next_result().outcome is Outcome.RECORDED  # recording never waits for sync
         assert c.store.synced_through < c.store.last_seq
         broker.restart()
-        assert _until(lambda: c.store.synced_through == c.store.last_seq, timeout=30)
+        assert until(lambda: c.store.synced_through == c.store.last_seq, timeout=30)
         assert ledger.store.head("ressourcerie-nord-1", c.store.epoch)[0] == c.store.last_seq
 
 
@@ -118,7 +78,7 @@ def test_registry_push_changes_the_categories_and_survives_a_restart(
     ledger.publish_registry(registry)
     overrides = {"station": {"language": "en"}, **_sync(broker)}
     with SimulatedCounter(tmp_path / "st", overrides) as c:
-        assert _until(lambda: c.station.registry is not None and c.station.registry.applied)
+        assert until(lambda: c.station.registry is not None and c.station.registry.applied)
         c.scan("CAT-JOUET")
         assert c.next_result().text == "Category: Jouets"
     broker.stop()  # no network: the station starts with the lists it kept
