@@ -28,7 +28,7 @@ from ledger.store import SQLiteLedgerStore
 from station.codes import with_check_digit
 from station.outbox import JournalOutbox
 from station.store import Store
-from sync.broker import Broker
+from sync.broker import Broker, read_tail, reap
 from sync.client import MqttLink, MqttSettings
 from sync.station_link import StationLink
 from sync.topics import DEFAULT_PREFIX, Topics
@@ -202,11 +202,7 @@ class LedgerProcess:
             raise BenchError(f"the ledger exited with {self.proc.returncode}:\n{self.tail()}")
 
     def tail(self, lines: int = 20) -> str:
-        try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
+        return read_tail(self.log_path, lines)
 
     def stop(self) -> None:
         """SIGTERM, then wait (it stops within about a second); SIGKILL after a bound."""
@@ -214,11 +210,7 @@ class LedgerProcess:
         if proc is None or proc.poll() is not None:
             return
         proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(LEDGER_STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        reap(proc, LEDGER_STOP_TIMEOUT)
 
 
 @contextmanager

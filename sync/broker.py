@@ -10,8 +10,18 @@ import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
-__all__ = ["Broker", "BrokerError", "add_user", "find_mosquitto", "find_mosquitto_passwd"]
+__all__ = [
+    "Broker",
+    "BrokerError",
+    "add_user",
+    "find_mosquitto",
+    "find_mosquitto_passwd",
+    "free_port",
+    "read_tail",
+    "reap",
+]
 
 _START_TIMEOUT = 10.0
 _STOP_TIMEOUT = 5.0
@@ -57,11 +67,35 @@ def add_user(password_file: str | os.PathLike[str], user: str, password: str) ->
         raise BrokerError(f"mosquitto_passwd failed for {user!r}: {done.stdout}{done.stderr}")
 
 
-def _free_port(host: str) -> int:
+# -- small helpers for any throwaway server (also the tests' PostgreSQL, the bench's ledger) --
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on ``host`` now; another process may take it before the server binds it,
+    so a caller retries on "address in use"."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def read_tail(path: Path, lines: int) -> str:
+    """The last ``lines`` of a server's log file, for an error message; "(no log)" without one."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def reap(proc: subprocess.Popen[Any], timeout: float) -> None:
+    """Wait up to ``timeout`` s for ``proc``, already asked to stop, to exit; SIGKILL it past
+    that, so a stuck server never outlives its caller."""
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=_STOP_TIMEOUT)
 
 
 class Broker:
@@ -115,7 +149,7 @@ class Broker:
             raise BrokerError("broker already running")
         last: BrokerError | None = None
         for _ in range(_PORT_ATTEMPTS):
-            self.port = _free_port(self.host)
+            self.port = free_port(self.host)
             try:
                 self._start_once()
                 return self
@@ -147,11 +181,7 @@ class Broker:
             proc.terminate()
             if self._paused:
                 os.kill(proc.pid, signal.SIGCONT)  # a stopped process never acts on SIGTERM
-            try:
-                proc.wait(timeout=_STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=_STOP_TIMEOUT)
+            reap(proc, _STOP_TIMEOUT)
         self._paused = False
 
     def pause(self) -> None:
@@ -182,11 +212,7 @@ class Broker:
     # -- helpers ---------------------------------------------------------------------------
 
     def log_tail(self, lines: int = 40) -> str:
-        try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
+        return read_tail(self.log_path, lines)
 
     def config_text(self) -> str:
         lines = [

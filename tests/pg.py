@@ -18,7 +18,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -28,6 +27,8 @@ from types import TracebackType
 from typing import Any
 
 import pytest
+
+from sync.broker import free_port, read_tail, reap
 
 __all__ = ["PostgresError", "PostgresServer", "find_pg_bin"]
 
@@ -47,13 +48,6 @@ def find_pg_bin() -> Path:
     if not found:
         raise PostgresError(_MISSING)
     return max(found, key=lambda p: [int(x) for x in p.parent.name.split(".") if x.isdigit()])
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _service_user() -> pwd.struct_passwd | None:
@@ -141,7 +135,7 @@ class PostgresServer:
         raise PostgresError("no free port for postgres after 5 attempts")
 
     def _launch(self, env: dict[str, str]) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         options = {
             "listen_addresses": "127.0.0.1",
             "port": str(self.port),
@@ -191,22 +185,14 @@ class PostgresServer:
             return False
 
     def tail(self, lines: int = 20) -> str:
-        try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        except (FileNotFoundError, AssertionError):
-            return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
+        return "(no log)" if self.directory is None else read_tail(self.log_path, lines)
 
     def stop(self) -> None:
         """Fast shutdown (SIGINT) by PID, SIGKILL after a bound; the directory is removed."""
         proc, self.proc = self.proc, None
         if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(_STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+            reap(proc, _STOP_TIMEOUT)
         if self.directory is not None:
             shutil.rmtree(self.directory, ignore_errors=True)
             self.directory = None
