@@ -76,6 +76,14 @@ def _result(c: SimulatedCounter, outcome: Outcome) -> None:
     assert c.next_result().outcome is outcome
 
 
+def _weigh(c: SimulatedCounter, page: Page, kg: str, outcome: Outcome) -> None:
+    """Put ``kg`` on the pan, see the page show it (French comma), press: ``outcome``."""
+    c.scale.place(kg, settle_s=0.05)
+    expect(page.locator("#weight-number")).to_have_text(kg.replace(".", ","))
+    c.press()
+    _result(c, outcome)
+
+
 def test_the_page_follows_a_scripted_session(
     browser: BrowserContext,  # noqa: F811
     tmp_path: Path,
@@ -119,20 +127,14 @@ def test_the_page_follows_a_scripted_session(
 
         c.scan("CAT-BEBE")
         _result(c, Outcome.CATEGORY_SET)
-        c.scale.place("3.400", settle_s=0.05)
-        expect(weight).to_have_text("3,400")
-        c.press()
-        _result(c, Outcome.RECORDED)
+        _weigh(c, page, "3.400", Outcome.RECORDED)
         expect(page.locator("#items li")).to_have_count(2)
         expect(page.locator("#items li").nth(1)).to_have_text("3,400 kgPuériculture")
         expect(page.locator("#total")).to_have_text("4,650 kg")
         _screenshots(page, tmp_path)
 
         # refusals show their reason, and nothing is added
-        c.scale.place("0.010", settle_s=0.05)
-        expect(weight).to_have_text("0,010")
-        c.press()
-        _result(c, Outcome.BELOW_MINIMUM)
+        _weigh(c, page, "0.010", Outcome.BELOW_MINIMUM)
         expect(page.locator("#last-text")).to_have_text(
             "Refusé : poids inférieur au minimum (0,020 kg)"
         )
