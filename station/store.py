@@ -179,10 +179,13 @@ class Store:
         if isinstance(row["data"], dict):
             row["data"] = json.dumps(row["data"], sort_keys=True, ensure_ascii=False)
         conn = self.db.conn
+        # inside a caller's transaction (a bulk load, `with store.db.atomic()`): a savepoint,
+        # durable when the caller commits
+        nested = conn.in_transaction
         try:
             # The head is read inside a write-locked transaction, so a second process (the
             # technician's CLI while the daemon runs) appends after it, never beside it.
-            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("SAVEPOINT append" if nested else "BEGIN IMMEDIATE")
             try:
                 head = dict(
                     conn.execute(
@@ -195,9 +198,12 @@ class Store:
                 conn.execute(_INSERT, [row[c] for c in FIELDS])
                 self._set_meta("last_seq", str(row["seq"]))
                 self._set_meta("last_hash", row["hash"])
-                conn.execute("COMMIT")
+                conn.execute("RELEASE append" if nested else "COMMIT")
             except BaseException:
-                if conn.in_transaction:
+                if nested:
+                    conn.execute("ROLLBACK TO append")
+                    conn.execute("RELEASE append")
+                elif conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
         except sqlite3.Error as exc:

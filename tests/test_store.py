@@ -31,6 +31,16 @@ def test_append_assigns_gap_free_seq_and_chains(tmp_path: Path) -> None:
         assert store.verify().ok
 
 
+def test_appends_inside_a_bulk_transaction_nest_as_savepoints(tmp_path: Path) -> None:
+    with Store(tmp_path / "s.db", "st-1") as store:
+        with store.db.atomic():  # a bulk load (benchmarks, imports): one commit for all
+            _fill(store, 3)
+            with pytest.raises(ValueError):
+                store.append("weighing", net_mg="heavy")  # refused: the others stay
+        assert [r["seq"] for r in store.records()] == [1, 2, 3]
+        assert store.verify().ok
+
+
 def test_pragmas_are_durable(tmp_path: Path) -> None:
     with Store(tmp_path / "s.db", "st-1") as store:
         assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
