@@ -304,6 +304,13 @@ say "systemd unit and udev rules"
 if install_managed "$SRC/systemd/$UNIT" "/etc/systemd/system/$UNIT" 0644; then
     UNIT_CHANGED=1
 fi
+if [ "$ROLE" = ledger ]; then
+    # the dashboard: installed, enabled by the office once it has users and a secret
+    if install_managed "$SRC/systemd/pesee-dashboard.service" \
+        /etc/systemd/system/pesee-dashboard.service 0644; then
+        UNIT_CHANGED=1
+    fi
+fi
 if [ "$ROLE" = station ]; then
     if install_managed "$SRC/systemd/99-pesee.rules" /etc/udev/rules.d/99-pesee.rules 0644; then
         RULES_CHANGED=1

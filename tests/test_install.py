@@ -232,6 +232,9 @@ def test_ledger_install(source: Path, tmp_path: Path) -> None:
     unit = root / "etc/systemd/system/pesee-ledger.service"
     assert unit.read_bytes() == (source / "systemd/pesee-ledger.service").read_bytes()
     assert mode(unit) == 0o644
+    dashboard = root / "etc/systemd/system/pesee-dashboard.service"
+    assert dashboard.read_bytes() == (source / "systemd/pesee-dashboard.service").read_bytes()
+    assert "enable --now pesee-dashboard" not in out  # the office enables it once set up
     assert "useradd --system pesee-ledger" in out
     # none of the station's pieces
     assert not (root / "etc/systemd/system/pesee-station.service").exists()

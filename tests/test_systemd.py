@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SYSTEMD = ROOT / "systemd"
 STATION_UNIT = SYSTEMD / "pesee-station.service"
 LEDGER_UNIT = SYSTEMD / "pesee-ledger.service"
+DASHBOARD_UNIT = SYSTEMD / "pesee-dashboard.service"
 KIOSK_UNITS = [SYSTEMD / "pesee-kiosk.service", SYSTEMD / "pesee-kiosk-cage.service"]
 RULES = SYSTEMD / "99-pesee.rules"
 LOCAL_RULES = SYSTEMD / "98-pesee-local.rules"
@@ -112,7 +113,9 @@ def verify(unit_file: Path, tmp: Path) -> str:
 
 
 @pytest.mark.parametrize(
-    "unit_file", [STATION_UNIT, LEDGER_UNIT, *KIOSK_UNITS], ids=lambda p: p.name
+    "unit_file",
+    [STATION_UNIT, LEDGER_UNIT, DASHBOARD_UNIT, *KIOSK_UNITS],
+    ids=lambda p: p.name,
 )
 def test_systemd_analyze_verify_is_clean(unit_file: Path, tmp_path: Path) -> None:
     output = verify(unit_file, tmp_path)
@@ -234,6 +237,23 @@ def test_ledger_unit(ledger: Unit) -> None:
     assert bool(values(ledger, "Service", "WatchdogSec")) == (kind == "notify")
     example = tomllib.loads((ROOT / "ledger/ledger.example.toml").read_text(encoding="utf-8"))
     assert example["ledger"]["database"].startswith("/var/lib/pesee-ledger/")
+
+
+def test_dashboard_unit_runs_serve_as_the_ledger_user() -> None:
+    unit = parse_unit(DASHBOARD_UNIT.read_text(encoding="utf-8"))
+    assert value(unit, "Service", "ExecStart") == (
+        "/opt/pesee/bin/ledger --config /etc/pesee/ledger.toml serve"
+    )
+    assert value(unit, "Service", "User") == "pesee-ledger"
+    assert value(unit, "Service", "EnvironmentFile") == "-/etc/pesee/ledger.env"
+    # the SQLite reader needs the ledger's directory writable (WAL -shm), never read-only
+    assert value(unit, "Service", "StateDirectory") == "pesee-ledger"
+    assert not values(unit, "Service", "ReadOnlyPaths")
+    example = tomllib.loads((ROOT / "ledger/ledger.example.toml").read_text(encoding="utf-8"))
+    assert "dashboard" not in example or example["dashboard"].get("host", "127.0.0.1") in (
+        "127.0.0.1",
+        "::1",
+    )
 
 
 # -- udev rules ----------------------------------------------------------------------------------
