@@ -215,7 +215,7 @@ restart_services() {
         say "  skipped (systemd is not running): systemctl try-restart"
         return 0
     fi
-    sys systemctl try-restart pesee-station.service pesee-ledger.service
+    sys systemctl try-restart pesee-station.service pesee-ledger.service pesee-dashboard.service
 }
 
 # --- rollback -------------------------------------------------------------------------------
