@@ -473,10 +473,19 @@ _SUMS = f"""
     sum(CASE WHEN {_LIVE} THEN coalesce(r.pieces, 0) ELSE 0 END) AS pieces,
     sum(CASE WHEN {_LIVE} AND r.source = 'manual' THEN 1 ELSE 0 END) AS manual
 """
+# visits and persons as the integer ids the ledger gives them at ingest (migration 5)
 _DISTINCTS = f""",
-    count(DISTINCT CASE WHEN {_LIVE} THEN r.beneficiary END) AS beneficiaries,
+    count(DISTINCT CASE WHEN {_LIVE} THEN r.visit_n END) AS visits,
+    count(DISTINCT CASE WHEN {_LIVE} THEN r.person_n END) AS beneficiaries,
     count(DISTINCT CASE WHEN {_LIVE} THEN r.referrer END) AS referrers
 """
+# what each distinct figure counts, and PostgreSQL's GROUPING() bit of the set that counts it
+_COUNTED = (
+    ("visits", "r.visit_n", 3),
+    ("beneficiaries", "r.person_n", 5),
+    ("referrers", "r.referrer", 6),
+)
+_MASK_BITS = 62  # keys a bigint mask holds (bit_or of 2**i)
 
 
 def _figures(row: Mapping[str, Any], months: float, counted: bool = True) -> Figures:
@@ -559,9 +568,10 @@ def _query(
     names: Names,
     *,
     counted: bool = True,
+    totals: dict[str, int] | None = None,
 ) -> list[dict[str, Any]]:
     """One row of figures per key. ``counted``: with the distinct counts (visits, persons,
-    structures).
+    structures); ``totals`` gets the period's own counts where they come at no cost.
 
     A distinct count is the number of (key, value) groups of a ``GROUP BY`` subquery, which a
     sort (SQLite) or a parallel hash (PostgreSQL) does much faster than ``count(DISTINCT …)``
@@ -582,32 +592,91 @@ def _query(
     positions = [str(i + 1) for i in range(len(keys))]
     group = f"GROUP BY {', '.join(positions)}" if keys else ""
     where = f"r.kind = 'weighing' AND {TIME} >= ? AND {TIME} < ?"
-    inline = counted and store.dialect != "postgresql"
+    pg = store.dialect == "postgresql"
+    # SQLite: one sort of the period answers sums and distinct counts together
+    inline = counted and not pg
     rows = store.fetch(
         f"SELECT {select}{_SUMS}{_DISTINCTS if inline else ''} "
         f"FROM records r {join} WHERE {where} {group}",
         params,
     )
-    if not counted:
+    if not counted or inline:
         return rows
     names_k = [f"k{i}" for i in range(len(keys))]
+    if not keys or ("profile" not in by and len(rows) <= _MASK_BITS):
+        period_counts = _masked_counts(store, rows if keys else [], select, names_k, params, where)
+        if not keys:
+            for row in rows:
+                row.update(period_counts)
+        if totals is not None:
+            totals.update(period_counts)
+        return rows
     outer = f"GROUP BY {', '.join(names_k)}" if keys else ""
-    wanted: dict[str, tuple[str, ...]] = {"visits": ("r.station", "r.visit")}
-    if not inline:
-        wanted |= {"beneficiaries": ("r.beneficiary",), "referrers": ("r.referrer",)}
-    for figure, columns in wanted.items():
-        not_null = " AND ".join(f"{c} IS NOT NULL" for c in columns)
+    for figure, column, _bit in _COUNTED:
         found = store.fetch(
             f"SELECT {''.join(f'{k}, ' for k in names_k)}count(*) AS n FROM ("
             f"SELECT {select}1 AS one FROM records r {join} "
-            f"WHERE {where} AND {_LIVE} AND {not_null} "
-            f"GROUP BY {', '.join([*positions, *columns])}) s {outer}",
+            f"WHERE {where} AND {_LIVE} AND {column} IS NOT NULL "
+            f"GROUP BY {', '.join([*positions, column])}) s {outer}",
             params,
         )
         per_key = {tuple(v[k] for k in names_k): int(v["n"]) for v in found}
         for row in rows:
             row[figure] = per_key.get(tuple(row[k] for k in names_k), 0)
     return rows
+
+
+def _masked_counts(
+    store: _ReadStore,
+    rows: list[dict[str, Any]],
+    select: str,
+    names_k: list[str],
+    params: list[Any],
+    where: str,
+) -> dict[str, int]:
+    """PostgreSQL: every key's visits, persons and structures in one parallel pass; returns
+    the period's own three counts, which come with them.
+
+    Each visit (person, structure) gets the ``bit_or`` of its keys' bits (key i, the i-th row
+    the sums found: ``2**i``); a key's count is the number of visits whose mask has its bit.
+    The three are GROUPING SETS of one scan, hashed on integers."""
+    whens: list[str] = []
+    case_params: list[Any] = []
+    for i, row in enumerate(rows):
+        tests = []
+        for name in names_k:
+            if row[name] is None:
+                tests.append(f"s.{name} IS NULL")
+            else:
+                tests.append(f"s.{name} = ?")
+                case_params.append(row[name])
+        whens.append(f"WHEN {' AND '.join(tests)} THEN {1 << i}")
+    bits = "".join(
+        f", sum(CASE WHEN (mask & {1 << i}) <> 0 THEN 1 ELSE 0 END) AS m{i}"
+        for i in range(len(rows))
+    )
+    mask = f"bit_or(CASE {' '.join(whens)} ELSE 0 END)" if whens else "0"
+    sets = " OR ".join(
+        f"(g = {bit} AND c.{column[2:]} IS NOT NULL)" for _f, column, bit in _COUNTED
+    )
+    found = store.fetch(
+        f"SELECT g, count(*) AS n{bits} FROM ("
+        "SELECT GROUPING(s.visit_n, s.person_n, s.referrer) AS g, "
+        f"s.visit_n, s.person_n, s.referrer, {mask} AS mask "
+        f"FROM (SELECT {select}r.visit_n, r.person_n, r.referrer FROM records r "
+        f"WHERE {where} AND {_LIVE}) s "
+        "GROUP BY GROUPING SETS ((s.visit_n), (s.person_n), (s.referrer))) c "
+        f"WHERE {sets} GROUP BY g",
+        [*case_params, *params],
+    )
+    by_set = {int(f["g"]): f for f in found}
+    totals: dict[str, int] = {}
+    for figure, _column, bit in _COUNTED:
+        counted = by_set.get(bit, {})
+        totals[figure] = int(counted.get("n") or 0)
+        for i, row in enumerate(rows):
+            row[figure] = int(counted.get(f"m{i}") or 0)
+    return totals
 
 
 # -- the report ------------------------------------------------------------------------------------
@@ -649,9 +718,6 @@ def build_report(
     elif store.dialect == "sqlite":
         store.fetch("PRAGMA threads = 4")  # the GROUP BY sorts of a year use helper threads
     months = period.months
-    total_row = _query(store, period, (), names)
-    total = _figures(total_row[0] if total_row else {}, months)
-
     full_months = detail or by == ("month",)
     if full_months or store.dialect == "postgresql":
         # PostgreSQL hashes the months in one parallel pass
@@ -672,15 +738,30 @@ def build_report(
     monthly = [(k, by_month.get(k, empty)) for k in period.month_keys()]
 
     rows: list[Row] = []
+    counts: dict[str, int] = {}  # the period's distinct counts, where the rows' pass gave them
     if by == ("month",):
         rows = [Row((k,), (k,), f) for k, f in monthly]
     elif by:
         row_months = 1.0 if "month" in by else months  # a month's row is one month long
-        for r in _query(store, period, by, names):
+        for r in _query(store, period, by, names, totals=counts):
             key = tuple("" if r[f"k{i}"] is None else str(r[f"k{i}"]) for i in range(len(by)))
             label = tuple(names.label(g, k) for g, k in zip(by, key, strict=True))
             rows.append(Row(key, label, _figures(r, row_months)))
         rows = _order(rows, by)
+
+    if counts:
+        # the months partition the period: their sums are the total's
+        sums = {
+            "net_mg": sum(f.net_mg for f in by_month.values()),
+            "items": sum(f.items for f in by_month.values()),
+            "pieces": sum(f.pieces for f in by_month.values()),
+            "manual": sum(f.manual for f in by_month.values()),
+            "weighings": sum(f.weighings for f in by_month.values()),
+        }
+        total = _figures({**sums, **counts}, months)
+    else:
+        total_row = _query(store, period, (), names)
+        total = _figures(total_row[0] if total_row else {}, months)
 
     previous = None
     change = None

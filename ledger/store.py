@@ -43,12 +43,13 @@ T = TypeVar("T")
 
 _COLUMNS = list(RECORD_FIELDS)
 _BENEFICIARY = _COLUMNS.index("beneficiary")
-INSERT_COLUMNS = (*_COLUMNS, "received_at", "occurred_at")
+INSERT_COLUMNS = (*_COLUMNS, "received_at", "occurred_at", "visit_n", "person_n")
 _INSERT = (
     f"INSERT INTO records ({', '.join(INSERT_COLUMNS)}) "
     f"VALUES ({', '.join('?' * len(INSERT_COLUMNS))})"
 )
 _WALK_CHUNK = 500
+_ID_CHUNK = 500  # keys per lookup of visit/person ids (SQLite's bound on parameters is far)
 PSEUDONYM_HEX = 32  # 128 bits of HMAC-SHA256: no collision among millions of codes
 _STATUS_COLUMNS = (
     "station",
@@ -83,6 +84,15 @@ class IngestResult:
     inserted: int
     duplicates: int
     conflicts: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(slots=True)
+class _Ids:
+    """A transaction's integer ids (ledger/migrations.py step 5): (station, visit) -> n and
+    the code as received -> (code as stored, n)."""
+
+    visits: dict[tuple[str, str], int] = field(default_factory=dict)
+    persons: dict[str, tuple[str, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,7 +255,7 @@ class SqlLedgerStore:
     # -- ingest ---------------------------------------------------------------------------
     def ingest(self, batch: Batch) -> IngestResult:
         """Store a validated batch in one transaction and advance the contiguous head."""
-        return self._atomic(lambda: self._ingest(batch))
+        return self.ingest_many([batch])[0]
 
     def ingest_many(self, batches: list[Batch]) -> list[IngestResult]:
         """Several batches in one transaction: one commit for all (group commit). The heads
@@ -255,7 +265,8 @@ class SqlLedgerStore:
         def body() -> list[IngestResult]:
             for station, epoch in sorted({(b.station, b.epoch) for b in batches}):
                 self._lock_head(station, epoch, _now())
-            return [self._ingest(batch) for batch in batches]
+            ids = self._assign_ids(batches)
+            return [self._ingest(batch, ids) for batch in batches]
 
         return self._atomic(body)
 
@@ -273,7 +284,62 @@ class SqlLedgerStore:
         )[0]
         return int(row[0]), str(row[1]), int(row[2])
 
-    def _ingest(self, batch: Batch) -> IngestResult:
+    def _assign_ids(self, batches: list[Batch]) -> _Ids:
+        """The visit and person ids of every record in ``batches``, numbered where new.
+
+        Keys go in sorted order, once per transaction: two workers that create the same new
+        ids lock them in the same order. An id made for a record that turns out a duplicate
+        or a conflict is harmless: it counts nothing, and a purge removes unused ones."""
+        ids = _Ids()
+        visits = sorted(
+            {(b.station, str(r["visit"])) for b in batches for r in b.records if r["visit"]}
+        )
+        for key, n in self._number("visit_ids", ("station", "visit"), visits).items():
+            ids.visits[(str(key[0]), str(key[1]))] = n
+        stored: dict[str, str] = {}
+        for b in batches:
+            for r in b.records:
+                code = r["beneficiary"]
+                if code and code not in stored:
+                    stored[code] = str(self.pseudonym(code))
+        numbers = self._number(
+            "person_ids", ("beneficiary",), sorted({(c,) for c in stored.values()})
+        )
+        ids.persons = {code: (kept, numbers[(kept,)]) for code, kept in stored.items()}
+        return ids
+
+    def _number(
+        self, table: str, columns: tuple[str, ...], keys: Sequence[tuple[str, ...]]
+    ) -> dict[tuple[Any, ...], int]:
+        """``n`` of each key of a lookup table, inserted first where missing."""
+        if not keys:
+            return {}
+        names = ", ".join(columns)
+        self._many(
+            f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))}) "
+            f"ON CONFLICT ({names}) DO NOTHING",
+            keys,
+        )
+        found: dict[tuple[Any, ...], int] = {}
+        last = columns[-1]
+        for k in range(0, len(keys), _ID_CHUNK):
+            chunk = keys[k : k + _ID_CHUNK]
+            if len(columns) == 1:
+                where, params = f"{last} IN ({', '.join('?' * len(chunk))})", [c[0] for c in chunk]
+            else:  # (station, visit): one station per batch, a few per transaction
+                parts, params = [], []
+                for first in sorted({c[0] for c in chunk}):
+                    values = [c[1] for c in chunk if c[0] == first]
+                    parts.append(
+                        f"({columns[0]} = ? AND {last} IN ({', '.join('?' * len(values))}))"
+                    )
+                    params += [first, *values]
+                where = " OR ".join(parts)
+            for row in self._exec(f"SELECT n, {names} FROM {table} WHERE {where}", params):
+                found[tuple(row[1:])] = int(row[0])
+        return found
+
+    def _ingest(self, batch: Batch, ids: _Ids) -> IngestResult:
         station, epoch = batch.station, batch.epoch
         now = _now()
         conflicts: list[str] = []
@@ -296,7 +362,7 @@ class SqlLedgerStore:
                 conflicts.append(f"seq {record['seq']}: same key, other content")
                 self._conflict(record, "content", seen, now)
         if new:
-            self._insert([self._row(r, now) for r in new])
+            self._insert([self._row(r, now, ids) for r in new])
         # advance over consecutive, chained records: first the new ones in memory (the usual
         # in-order case), then from the table (duplicates, or what out-of-order batches left
         # beyond a gap)
@@ -329,11 +395,13 @@ class SqlLedgerStore:
             tuple(conflicts),
         )
 
-    def _row(self, record: dict[str, Any], now: str) -> list[Any]:
+    def _row(self, record: dict[str, Any], now: str, ids: _Ids) -> list[Any]:
         values = [record[c] for c in _COLUMNS]
-        if self._key is not None:
-            values[_BENEFICIARY] = self.pseudonym(values[_BENEFICIARY])
-        values += [now, record["recorded_at"]]
+        person = ids.persons.get(values[_BENEFICIARY]) if values[_BENEFICIARY] else None
+        if person is not None:
+            values[_BENEFICIARY] = person[0]
+        visit = ids.visits.get((record["station"], record["visit"])) if record["visit"] else None
+        values += [now, record["recorded_at"], visit, person[1] if person else None]
         return values
 
     def _correct_times(self, station: str, epoch: str, boots: set[str]) -> None:
@@ -631,6 +699,15 @@ class SqlLedgerStore:
                         [(*g[:4], int(g[4] or 0), int(g[5]), int(g[6]), now) for g in groups],
                     )
                 self._exec(f"DELETE FROM records WHERE {old}", (before,))
+                # ids no record uses any more: their codes go with the records
+                self._exec(
+                    "DELETE FROM person_ids WHERE n NOT IN "
+                    "(SELECT person_n FROM records WHERE person_n IS NOT NULL)"
+                )
+                self._exec(
+                    "DELETE FROM visit_ids WHERE n NOT IN "
+                    "(SELECT visit_n FROM records WHERE visit_n IS NOT NULL)"
+                )
                 self._exec("DELETE FROM conflicts WHERE received_at < ?", (before,))
                 self._exec("DELETE FROM quarantine WHERE received_at < ?", (before,))
             return PurgeResult(
@@ -664,6 +741,10 @@ class SqlLedgerStore:
             n = self._exec("SELECT count(*) FROM records WHERE beneficiary = ?", (stored,))[0][0]
             self._exec(
                 "UPDATE records SET beneficiary = ? WHERE beneficiary = ?", (tombstone, stored)
+            )
+            # the person's id stays (unique counts unchanged), its code goes
+            self._exec(
+                "UPDATE person_ids SET beneficiary = ? WHERE beneficiary = ?", (tombstone, stored)
             )
             # household profile tags stay attached to the (now anonymous) person
             self._exec(
