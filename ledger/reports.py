@@ -626,6 +626,20 @@ def _query(
     return rows
 
 
+def _period_counts(store: _ReadStore, period: Period) -> dict[str, int]:
+    """The period's visits, persons and structures (no sums: the months give those)."""
+    start, end = period.bounds()
+    where = f"r.kind = 'weighing' AND {TIME} >= ? AND {TIME} < ?"
+    if store.dialect == "postgresql":
+        return _masked_counts(store, [], "", [], [start, end], where)
+    found = store.fetch(
+        f"SELECT {', '.join(f'count(DISTINCT {c}) AS {f}' for f, c, _b in _COUNTED)} "
+        f"FROM records r WHERE {where} AND {_LIVE}",
+        [start, end],
+    )
+    return {figure: int(found[0][figure] or 0) for figure, _c, _b in _COUNTED}
+
+
 def _masked_counts(
     store: _ReadStore,
     rows: list[dict[str, Any]],
@@ -749,7 +763,7 @@ def build_report(
             rows.append(Row(key, label, _figures(r, row_months)))
         rows = _order(rows, by)
 
-    if counts:
+    if by_month or not counts:
         # the months partition the period: their sums are the total's
         sums = {
             "net_mg": sum(f.net_mg for f in by_month.values()),
@@ -758,10 +772,7 @@ def build_report(
             "manual": sum(f.manual for f in by_month.values()),
             "weighings": sum(f.weighings for f in by_month.values()),
         }
-        total = _figures({**sums, **counts}, months)
-    else:
-        total_row = _query(store, period, (), names)
-        total = _figures(total_row[0] if total_row else {}, months)
+        total = _figures({**sums, **(counts or _period_counts(store, period))}, months)
 
     previous = None
     change = None
