@@ -763,16 +763,12 @@ def build_report(
             rows.append(Row(key, label, _figures(r, row_months)))
         rows = _order(rows, by)
 
-    if by_month or not counts:
-        # the months partition the period: their sums are the total's
-        sums = {
-            "net_mg": sum(f.net_mg for f in by_month.values()),
-            "items": sum(f.items for f in by_month.values()),
-            "pieces": sum(f.pieces for f in by_month.values()),
-            "manual": sum(f.manual for f in by_month.values()),
-            "weighings": sum(f.weighings for f in by_month.values()),
-        }
-        total = _figures({**sums, **(counts or _period_counts(store, period))}, months)
+    # the months partition the period: their sums are the total's
+    sums = {
+        figure: sum(getattr(f, figure) for f in by_month.values())
+        for figure in ("net_mg", "items", "pieces", "manual", "weighings")
+    }
+    total = _figures({**sums, **(counts or _period_counts(store, period))}, months)
 
     previous = None
     change = None
