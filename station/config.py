@@ -260,6 +260,8 @@ class ScreenSection(_Section):
     # required when host is not loopback: a tablet on the LAN must prove it belongs here
     token: Annotated[str, Field(min_length=16, max_length=256)] | None = None
     touch_buttons: bool = False  # on-screen press / void / end-of-visit buttons
+    # a second tap of the same button within this many seconds is a double tap: ignored
+    tap_gap: Annotated[float, Field(ge=0.1, le=60)] = 1.0
     language: Literal["fr", "en"] | None = None  # default: the station's
 
     @property

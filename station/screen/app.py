@@ -31,12 +31,11 @@ from ..events import ButtonHeld, ButtonPressed, CodeScanned, Event
 from ..loop import Snapshot, Station
 from .view import build, catalogue, pick_language
 
-__all__ = ["COOKIE", "POLL_S", "TAP_GAP_S", "make_app"]
+__all__ = ["COOKIE", "POLL_S", "make_app"]
 
 HERE = Path(__file__).parent
 COOKIE = "pesee_screen"
 POLL_S = 0.15  # how often an open page's feed looks at the snapshot (a pointer compare)
-TAP_GAP_S = 1.0  # a second tap of the same button within this is a double tap: ignored
 LOOPBACK_NAMES = {"127.0.0.1", "localhost", "::1"}
 
 _STATIC = {
@@ -192,7 +191,7 @@ def make_app(station: Station, config: Config, stopping: threading.Event) -> Sta
                 return PlainTextResponse(_("Refused: not sent by this page"), status_code=403)
             now = time.monotonic()
             name = request.url.path
-            if now - last_tap.get(name, -1e9) < TAP_GAP_S:
+            if now - last_tap.get(name, -1e9) < section.tap_gap:
                 return JSONResponse({"accepted": False, "reason": "double tap"}, status_code=429)
             last_tap[name] = now
             station.post(make())  # the very event the panel / the scanner would post
