@@ -464,11 +464,15 @@ class SqlLedgerStore:
             )
         )
         if pairs:
-            self._many(
-                "UPDATE records SET voided_by = ? WHERE station = ? AND epoch = ? AND seq = ? "
-                "AND (voided_by IS NULL OR voided_by > ?)",
-                [(seq, station, epoch, target, seq) for target, seq in sorted(pairs)],
-            )
+            self._set_voided(station, epoch, sorted(pairs))
+
+    def _set_voided(self, station: str, epoch: str, pairs: list[tuple[int, int]]) -> None:
+        """``voided_by = seq`` on each ``(target, seq)``, the earliest void winning."""
+        self._many(
+            "UPDATE records SET voided_by = ? WHERE station = ? AND epoch = ? AND seq = ? "
+            "AND (voided_by IS NULL OR voided_by > ?)",
+            [(seq, station, epoch, target, seq) for target, seq in pairs],
+        )
 
     def _walk(
         self, station: str, epoch: str, acked: int, last_hash: str, conflicts: list[str]

@@ -89,6 +89,38 @@ class PostgresLedgerStore(SqlLedgerStore):
             for row in rows:
                 copy.write_row(row)
 
+    def _number(
+        self, table: str, columns: tuple[str, ...], keys: Sequence[tuple[str, ...]]
+    ) -> dict[tuple[Any, ...], int]:
+        # the keys as arrays: two statements for a transaction's ids, not one per key
+        if not keys:
+            return {}
+        names = ", ".join(columns)
+        arrays = [list(column) for column in zip(*keys, strict=True)]
+        unnest = f"unnest({', '.join(['%s::text[]'] * len(columns))})"
+        with self._lock:
+            self.conn.execute(
+                f"INSERT INTO {table} ({names}) SELECT * FROM {unnest} "
+                f"ON CONFLICT ({names}) DO NOTHING",
+                arrays,
+            )
+            rows = self.conn.execute(
+                f"SELECT n, {names} FROM {table} WHERE ({names}) IN (SELECT * FROM {unnest})",
+                arrays,
+            ).fetchall()
+        return {tuple(row[1:]): int(row[0]) for row in rows}
+
+    def _set_voided(self, station: str, epoch: str, pairs: list[tuple[int, int]]) -> None:
+        # one statement for the batch's voids (min: two voids of one record, the first wins)
+        with self._lock:
+            self.conn.execute(
+                "UPDATE records r SET voided_by = v.seq FROM (SELECT target, min(seq) AS seq "
+                "FROM unnest(%s::bigint[], %s::bigint[]) AS u(target, seq) GROUP BY target) v "
+                "WHERE r.station = %s AND r.epoch = %s AND r.seq = v.target "
+                "AND (r.voided_by IS NULL OR r.voided_by > v.seq)",
+                ([t for t, _s in pairs], [s for _t, s in pairs], station, epoch),
+            )
+
     def _atomic(self, body: Callable[[], T]) -> T:
         with self._lock:
             if self._depth:
