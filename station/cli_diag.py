@@ -23,14 +23,25 @@ from sync.i18n import _, language
 from .cli_doctor import live_daemon
 from .codes import Classified, CodeBook, Kind
 from .config import Config
-from .control import ControlError, NoDaemon, request, socket_path
-from .manual import ManualError, ManualRequest, authenticate, check, parse_weight, record_fields
+from .control import ControlError, NoDaemon, NoReply, request, socket_path
+from .manual import (
+    ManualError,
+    ManualRequest,
+    authenticate,
+    check,
+    check_count,
+    new_request_id,
+    parse_weight,
+    valid_id,
+    write,
+)
 from .pinhash import hash_pin
 
 __all__ = ["manual_entry", "panel", "scanner", "sync", "technician"]
 
 # sysexits(3), as in station.cli; the README's "Exit codes" table lists them all
 EX_FAIL = 1
+EX_UNKNOWN = 3  # manual-entry: sent, but whether it was recorded is unknown (no sysexits fits)
 EX_DATAERR = 65
 EX_UNAVAILABLE = 69
 EX_IOERR = 74
@@ -538,7 +549,9 @@ def sync_now(ctx: click.Context, wait: float, as_json: bool) -> None:
     except ControlError as exc:
         _fail(_("The daemon did not answer: {error}").format(error=exc), EX_TEMPFAIL)
     if not reply.get("ok"):
-        _fail(str(reply.get("error")), EX_UNAVAILABLE)
+        _fail(
+            str(reply.get("error")), EX_TEMPFAIL if reply.get("kind") == "busy" else EX_UNAVAILABLE
+        )
     state = reply["sync"]
     if as_json:
         click.echo(json.dumps(state, ensure_ascii=False, indent=1))
@@ -587,8 +600,17 @@ def _read_pin(pin: str | None) -> str | None:
 @click.option("--referrer", default=None, help="Referring structure (default: from the code).")
 @click.option("--pieces", type=click.IntRange(min=1), default=None, help="Number of pieces.")
 @click.option("--note", default=None, help="Why it was entered by hand (kept in the record).")
-@click.option("--pin", default=None, help="Technician PIN (default: $PESEE_PIN, else asked).")
+@click.option(
+    "--pin",
+    default=None,
+    help="Technician PIN; other users see it in `ps`: prefer $PESEE_PIN or the hidden prompt.",
+)
 @click.option("--badge", default=None, help="Technician badge code instead of a PIN.")
+@click.option(
+    "--request-id",
+    default=None,
+    help="Retry an entry whose result was unknown with the id it printed: recorded at most once.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def manual_entry(
@@ -601,14 +623,18 @@ def manual_entry(
     note: str | None,
     pin: str | None,
     badge: str | None,
+    request_id: str | None,
     as_json: bool,
 ) -> None:
     """Record weights by hand when the scale is broken; needs a technician's PIN or badge.
 
     The records are `weighing` records with source "manual" and the technician as operator,
-    checked like a weighing (category, beneficiary check digit, minimum and capacity). They
-    go through the running daemon, else straight into the journal. Exit 0 recorded, 65 entry
-    refused, 77 PIN or badge refused, 74 journal error, 75 the daemon did not answer.
+    checked like a weighing (category, beneficiary check digit, minimum, Min and capacity; at
+    most 50 weights), written all or none. They go through the running daemon, else straight
+    into the journal. The PIN is asked (hidden) or read from $PESEE_PIN. Exit 0 recorded (or
+    already recorded by an earlier try of the same --request-id), 65 entry refused, 77 PIN or
+    badge refused or locked out, 74 journal error, 75 the daemon is busy (nothing recorded),
+    3 result unknown (the daemon took the entry but did not answer: check before retrying).
 
     \b
     Examples:
@@ -618,14 +644,17 @@ def manual_entry(
     """
     config = _config(ctx)
     try:
+        check_count(len(weights))
         masses = tuple(parse_weight(w) for w in weights)
+        request_id = new_request_id() if request_id is None else valid_id(request_id)
     except ManualError as exc:
         _fail(_("Refused: {error}").format(error=exc), EX_DATAERR)
     secret = None if badge else _read_pin(pin)
     try:
-        tech = authenticate(config, pin=secret, badge=badge)
+        proof = authenticate(config, pin=secret, badge=badge)
     except ManualError as exc:
         _fail(_("Refused: {error}; nothing recorded").format(error=exc), EX_NOPERM)
+    tech = proof.technician
     entry = ManualRequest(
         weights_mg=masses,
         category=category,
@@ -634,7 +663,8 @@ def manual_entry(
         referrer=referrer,
         pieces=pieces,
         note=note,
-        auth="badge" if badge else "pin",
+        auth=proof.method,
+        request_id=request_id,
     )
     codes = CodeBook(config)
     try:
@@ -643,26 +673,50 @@ def manual_entry(
         code = EX_NOPERM if exc.kind == "auth" else EX_DATAERR
         _fail(_("Refused: {error}; nothing recorded").format(error=exc), code)
     path = socket_path(config.station.runtime_dir)
+    head = _journal_head(config)
     try:
         reply = request(
-            path, {"op": "manual", "pin": secret, "badge": badge, "request": entry.to_json()}
+            path,
+            {"op": "manual", "pin": secret, "badge": badge, "request": entry.to_json()},
+            timeout=30.0,  # above the daemon's own waits: its answer, not ours, decides
         )
         via = "daemon"
     except NoDaemon:
         reply = _write_directly(config, entry, resolved)
         via = "journal"
+    except NoReply as exc:
+        _unknown(str(exc), head, request_id)
     except ControlError as exc:
-        _fail(_("The daemon did not answer: {error}").format(error=exc), EX_TEMPFAIL)
-    if not reply.get("ok"):
-        kind = reply.get("kind")
-        code = {"auth": EX_NOPERM, "invalid": EX_DATAERR, "timeout": EX_TEMPFAIL}.get(
-            str(kind), EX_IOERR
+        _fail(
+            _("The daemon could not be reached: {error}; nothing recorded").format(error=exc),
+            EX_TEMPFAIL,
         )
+    if not reply.get("ok"):
+        kind = str(reply.get("kind"))
+        if kind not in ("auth", "locked", "invalid", "busy", "store"):
+            _unknown(str(reply.get("error")), head, request_id)  # never "Refused" when unsure
+        code = {
+            "auth": EX_NOPERM,
+            "locked": EX_NOPERM,
+            "invalid": EX_DATAERR,
+            "busy": EX_TEMPFAIL,
+        }.get(kind, EX_IOERR)
         _fail(_("Refused: {error}").format(error=reply.get("error")), code)
     seqs = reply["seqs"]
+    repeat = bool(reply.get("repeat"))
     if as_json:
         out = {"ok": True, "via": via, "seqs": seqs, "technician": tech.name, "source": "manual"}
+        if repeat:
+            out["repeat"] = True
         click.echo(json.dumps(out, ensure_ascii=False))
+        return
+    if repeat:
+        click.echo(
+            _(
+                "Already recorded by an earlier try of request {id} (records {seqs}): "
+                "nothing recorded again"
+            ).format(id=request_id, seqs=", ".join(str(s) for s in seqs))
+        )
         return
     from .loop import mask
 
@@ -675,10 +729,33 @@ def manual_entry(
         )
 
 
+def _journal_head(config: Config) -> int:
+    """The journal's last seq before the entry (0 when it cannot be read): where to look."""
+    from .store import Store, StoreError
+
+    try:
+        with Store(config.store_path, config.station.id, create=False) as store:
+            return store.last_seq
+    except (StoreError, OSError):
+        return 0
+
+
+def _unknown(error: str, head: int, request_id: str) -> NoReturn:
+    _fail(
+        _(
+            "Result unknown: {error}. The entry may have been recorded: check `station db "
+            "export --after {n}` before retrying, or retry with --request-id {id} (recorded at "
+            "most once)."
+        ).format(error=error, n=head, id=request_id),
+        EX_UNKNOWN,
+    )
+
+
 def _write_directly(
     config: Config, entry: ManualRequest, resolved: dict[str, Any]
 ) -> dict[str, Any]:
-    """No daemon: append to the journal ourselves (safe across processes, see Store.append)."""
+    """No daemon: append to the journal ourselves, all records in one transaction (safe
+    across processes: it holds SQLite's write lock, see manual.write)."""
     from .clock import ClockStatus, boot_id
     from .store import Store, StoreError
 
@@ -696,21 +773,12 @@ def _write_directly(
             EX_IOERR,
         )
     clock = ClockStatus()
-    seqs = []
     try:
         with Store(config.store_path, config.station.id) as store:
-            for fields in record_fields(entry, resolved):
-                row = store.append(
-                    "weighing",
-                    mono_ns=time.monotonic_ns(),
-                    boot_id=boot_id(),
-                    clock_synced=clock.synced(),
-                    **fields,
-                )
-                seqs.append(row["seq"])
+            done = write(store, entry, resolved, boot_id=boot_id(), clock_synced=clock.synced())
     except (StoreError, OSError, ValueError) as exc:
-        _fail(_("Cannot write the journal: {error}").format(error=exc), EX_IOERR)
-    return {"ok": True, "seqs": seqs}
+        _fail(_("Cannot write the journal: {error}; nothing recorded").format(error=exc), EX_IOERR)
+    return {"ok": True, "seqs": done.seqs, "repeat": done.repeat}
 
 
 # -- station technician hash-pin --------------------------------------------------------------

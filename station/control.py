@@ -10,21 +10,34 @@ import contextlib
 import errno
 import json
 import logging
+import math
 import os
+import queue
 import socket
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sync.i18n import _
 
-__all__ = ["ControlError", "ControlServer", "NoDaemon", "request"]
+__all__ = [
+    "AuthGuard",
+    "ControlError",
+    "ControlServer",
+    "NoDaemon",
+    "NoReply",
+    "Pending",
+    "request",
+]
 
 log = logging.getLogger(__name__)
 
 MAX_REQUEST = 64 * 1024
+MAX_CLIENTS = 8  # client threads at once; more get a one-line "busy" reply
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
+T = TypeVar("T")
 
 
 class NoDaemon(Exception):
@@ -32,7 +45,11 @@ class NoDaemon(Exception):
 
 
 class ControlError(Exception):
-    """The daemon was reached but did not answer properly (timeout, garbage)."""
+    """The daemon could not be reached properly; the request was not sent."""
+
+
+class NoReply(ControlError):
+    """The request was sent but no proper reply came back: the daemon may have acted on it."""
 
 
 class ControlServer:
@@ -40,11 +57,16 @@ class ControlServer:
 
     The socket is made ``0660`` in the runtime dir: the daemon's user and group only. A failing
     handler answers ``{"ok": false, "error": ...}``; the daemon never dies of a bad request.
+    At most ``max_clients`` clients are served at once (``refused`` counts the others).
     """
 
-    def __init__(self, path: Path, handlers: dict[str, Handler]) -> None:
+    def __init__(
+        self, path: Path, handlers: dict[str, Handler], max_clients: int = MAX_CLIENTS
+    ) -> None:
         self.path = path
         self.handlers = handlers
+        self.refused = 0
+        self._slots = threading.BoundedSemaphore(max_clients)
         self._sock: socket.socket | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -90,20 +112,29 @@ class ControlServer:
                 if self._stop.is_set():
                     return
                 continue
+            if not self._slots.acquire(blocking=False):
+                # answered without reading the request: a flood costs no thread and no PIN check
+                self.refused += 1
+                with conn:
+                    conn.settimeout(1)
+                    _send(conn, {"ok": False, "kind": "busy", "error": _("too many requests")})
+                continue
             threading.Thread(
                 target=self._client, args=(conn,), name="control-client", daemon=True
             ).start()
 
     def _client(self, conn: socket.socket) -> None:
-        with conn:
-            conn.settimeout(5)
-            try:
-                data = _read_line(conn)
-                reply = self._handle(data)
-            except (OSError, ValueError) as exc:
-                reply = {"ok": False, "error": f"bad request: {exc}"}
-            with contextlib.suppress(OSError):
-                conn.sendall(json.dumps(reply, ensure_ascii=False).encode() + b"\n")
+        try:
+            with conn:
+                conn.settimeout(5)
+                try:
+                    data = _read_line(conn)
+                    reply = self._handle(data)
+                except (OSError, ValueError) as exc:
+                    reply = {"ok": False, "error": f"bad request: {exc}"}
+                _send(conn, reply)
+        finally:
+            self._slots.release()
 
     def _handle(self, data: bytes) -> dict[str, Any]:
         req = json.loads(data)
@@ -117,6 +148,11 @@ class ControlServer:
         except Exception as exc:  # a bug in one request must not stop the socket
             log.exception("control request %r failed", req.get("op"))
             return {"ok": False, "error": str(exc)}
+
+
+def _send(conn: socket.socket, reply: dict[str, Any]) -> None:
+    with contextlib.suppress(OSError):
+        conn.sendall(json.dumps(reply, ensure_ascii=False).encode() + b"\n")
 
 
 def _read_line(conn: socket.socket) -> bytes:
@@ -134,7 +170,8 @@ def _read_line(conn: socket.socket) -> bytes:
 def request(path: Path, payload: dict[str, Any], timeout: float = 15.0) -> dict[str, Any]:
     """Send ``payload`` to the daemon listening on ``path``; its reply as a dict.
 
-    Raises :class:`NoDaemon` when nothing listens there, :class:`ControlError` otherwise."""
+    Raises :class:`NoDaemon` when nothing listens there, :class:`ControlError` when the
+    request could not be sent, :class:`NoReply` when it was sent but no reply came back."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout)
     with sock:
@@ -147,20 +184,116 @@ def request(path: Path, payload: dict[str, Any], timeout: float = 15.0) -> dict[
                 raise NoDaemon(str(path)) from exc
             raise ControlError(f"{path}: {exc}") from exc
         try:
-            sock.sendall(json.dumps(payload).encode() + b"\n")
+            # a daemon that refuses at once ("busy") may close before reading: its reply waits
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                sock.sendall(json.dumps(payload).encode() + b"\n")
             data = _read_line(sock)
         except (OSError, ValueError) as exc:
-            raise ControlError(f"{path}: {exc}") from exc
+            raise NoReply(f"{path}: {exc}") from exc
     try:
         reply = json.loads(data)
     except ValueError as exc:
-        raise ControlError(f"{path}: the daemon's reply is not JSON") from exc
+        raise NoReply(f"{path}: the daemon's reply is not JSON") from exc
     if not isinstance(reply, dict):
-        raise ControlError(f"{path}: the daemon's reply is not a JSON object")
+        raise NoReply(f"{path}: the daemon's reply is not a JSON object")
     return reply
 
 
 # -- the daemon's side ----------------------------------------------------------------------------
+
+
+class AuthGuard:
+    """PIN and badge checks over the socket: ``concurrent`` at a time, and after each failure
+    the next try is refused for ``base`` s, doubling up to ``cap`` s; a success resets it.
+
+    ``failures`` (consecutive) and ``refused`` (tries turned away while locked) are counters for
+    the tests and the log; ``clock`` is a parameter so tests need not wait."""
+
+    def __init__(
+        self,
+        base: float = 1.0,
+        cap: float = 30.0,
+        concurrent: int = 1,
+        wait: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.base = base
+        self.cap = cap
+        self.wait = wait
+        self.clock = clock
+        self.failures = 0
+        self.refused = 0
+        self._until = -math.inf
+        self._sem = threading.BoundedSemaphore(concurrent)
+
+    def check(self, attempt: Callable[[], T]) -> T:
+        """``attempt()`` (raising ``ManualError`` of kind ``auth`` when refused), guarded."""
+        from .manual import ManualError
+
+        if not self._sem.acquire(timeout=self.wait):
+            raise ManualError(_("another technician check is running: try again"), "busy")
+        try:
+            now = self.clock()
+            if now < self._until:
+                self.refused += 1
+                raise ManualError(
+                    _("too many wrong PINs or badges: try again in {s} s").format(
+                        s=math.ceil(self._until - now)
+                    ),
+                    "locked",
+                )
+            try:
+                result = attempt()
+            except ManualError as exc:
+                if exc.kind == "auth":
+                    self.failures += 1
+                    delay = min(self.cap, self.base * 2 ** min(self.failures - 1, 30))
+                    self._until = self.clock() + delay
+                    log.warning(
+                        "control socket: technician check failed (%d in a row), next try in %.0f s",
+                        self.failures,
+                        delay,
+                    )
+                raise
+            self.failures = 0
+            self._until = -math.inf
+            return result
+        finally:
+            self._sem.release()
+
+
+class Pending:
+    """One manual entry handed to the loop, and its reply. Whoever comes first decides: the
+    loop (:meth:`claim`, then it writes) or the socket's timeout (:meth:`cancel`, then the
+    loop drops it), so an entry reported as not recorded is never written later."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._state = "queued"
+        self._replies: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
+
+    def claim(self) -> bool:
+        with self._lock:
+            if self._state != "queued":
+                return False
+            self._state = "claimed"
+            return True
+
+    def cancel(self) -> bool:
+        with self._lock:
+            if self._state != "queued":
+                return False
+            self._state = "cancelled"
+            return True
+
+    def __call__(self, reply: dict[str, Any]) -> None:
+        self._replies.put(reply)
+
+    def wait(self, timeout: float) -> dict[str, Any] | None:
+        try:
+            return self._replies.get(timeout=timeout)
+        except queue.Empty:
+            return None
 
 
 def socket_path(runtime_dir: Path) -> Path:
@@ -191,13 +324,24 @@ def sync_state(link: Any, last_seq: int = 0) -> dict[str, Any]:
     }
 
 
-def daemon_handlers(station: Any, link: Any, reply_timeout: float = 10.0) -> dict[str, Handler]:
+def daemon_handlers(
+    station: Any,
+    link: Any,
+    reply_timeout: float = 10.0,
+    guard: AuthGuard | None = None,
+    grace: float = 5.0,
+) -> dict[str, Handler]:
     """``sync``: wake the uploader now; ``manual``: authenticate, then record through the loop
-    (``station`` is the :class:`~station.loop.Station`, ``link`` the sync link or None)."""
-    import queue
+    (``station`` is the :class:`~station.loop.Station`, ``link`` the sync link or None).
+
+    A manual entry the loop has not taken within ``reply_timeout`` is withdrawn (``busy``:
+    nothing recorded); one it took gets ``grace`` more seconds, then ``unknown``."""
+    from dataclasses import replace
 
     from .events import ManualEntry
     from .manual import ManualError, ManualRequest, authenticate
+
+    guard = guard or AuthGuard()
 
     def sync(req: dict[str, Any]) -> dict[str, Any]:
         if link is None:
@@ -206,20 +350,34 @@ def daemon_handlers(station: Any, link: Any, reply_timeout: float = 10.0) -> dic
         return {"ok": True, "sync": sync_state(link, station.snapshot.last_seq)}
 
     def manual(req: dict[str, Any]) -> dict[str, Any]:
+        pin, badge = req.get("pin"), req.get("badge")
         try:
-            # the PIN is checked here too: the socket alone must not allow a manual entry
-            tech = authenticate(station.config, pin=req.get("pin"), badge=req.get("badge"))
             entry = ManualRequest.from_json(req.get("request") or {})
+            # the PIN is checked here too: the socket alone must not allow a manual entry
+            proof = guard.check(
+                lambda: authenticate(
+                    station.config,
+                    pin=pin if isinstance(pin, str) else None,
+                    badge=badge if isinstance(badge, str) else None,
+                )
+            )
         except ManualError as exc:
             return {"ok": False, "kind": exc.kind, "error": str(exc)}
-        if entry.technician != tech.name:
+        if entry.technician != proof.technician.name:
             return {"ok": False, "kind": "auth", "error": _("technician does not match the PIN")}
-        replies: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
-        station.post(ManualEntry(entry, replies.put))
-        try:
-            return replies.get(timeout=reply_timeout)
-        except queue.Empty:
-            error = _("the station loop did not answer")
-            return {"ok": False, "kind": "timeout", "error": error}
+        # how they proved it is what was checked here, whatever the request says
+        entry = replace(entry, auth=proof.method)
+        pending = Pending()
+        station.post(ManualEntry(entry, pending))
+        reply = pending.wait(reply_timeout)
+        if reply is None and pending.cancel():
+            error = _("the station loop is busy: nothing recorded, try again in a minute")
+            return {"ok": False, "kind": "busy", "error": error}
+        if reply is None:
+            reply = pending.wait(grace)  # the loop is writing it: one transaction, short
+        if reply is None:
+            error = _("the station loop took the entry but did not answer in time")
+            return {"ok": False, "kind": "unknown", "error": error}
+        return reply
 
     return {"sync": sync, "manual": manual}

@@ -554,25 +554,61 @@ class Station:
 
     def _on_manual(self, event: ManualEntry) -> None:
         """A technician's entry (``station manual-entry``): checked against the live config,
-        written here so the journal keeps one writer; the counter's visit is left alone."""
-        from .manual import ManualError, check, record_fields
+        written here so the journal keeps one writer; the counter's visit is left alone.
+        All its records are one transaction: a failure part way records none of them."""
+        from .control import Pending
+        from .manual import ManualError, check, write
 
+        if isinstance(event.reply, Pending) and not event.reply.claim():
+            log.warning(_("manual entry dropped: its request timed out before the loop took it"))
+            return
         try:
             resolved = check(self.config, self.codes, event.request)
         except ManualError as exc:
             event.reply({"ok": False, "kind": exc.kind, "error": str(exc)})
             return
-        seqs: list[int] = []
-        for fields in record_fields(event.request, resolved):
-            row = self._append("weighing", t=time.monotonic(), **fields)
-            if row is None:
-                error = _("the store refused the record (disk full or store error)")
-                event.reply({"ok": False, "kind": "store", "error": error, "seqs": seqs})
-                return
-            seqs.append(row["seq"])
-        log.info(_("manual entry by %s: records %s"), event.request.technician, seqs)
+        t = time.monotonic()
+        if self._disk_full():
+            if self.signaller is not None:
+                self.signaller.fault(True)
+            self._finish(Outcome.DISK_FULL, t=t)
+            error = _("less than {n} MB free: nothing recorded").format(
+                n=self.config.station.min_free_mb
+            )
+            event.reply({"ok": False, "kind": "store", "error": error})
+            return
+        try:
+            done = write(
+                self.store,
+                event.request,
+                resolved,
+                boot_id=self._boot,
+                clock_synced=self.clock.synced(),
+            )
+        except (StoreError, OSError, ValueError, OverflowError) as exc:
+            log.error(_("cannot write the store: %s"), exc)
+            if self.signaller is not None:
+                self.signaller.fault(True)
+            self._finish(Outcome.STORE_ERROR, t=t)
+            error = _("the store refused the records ({error}): nothing recorded").format(error=exc)
+            event.reply({"ok": False, "kind": "store", "error": error})
+            return
+        if done.repeat:
+            log.info(
+                _("manual entry %s repeated: already records %s"),
+                event.request.request_id,
+                done.seqs,
+            )
+            event.reply({"ok": True, "seqs": done.seqs, "repeat": True})
+            return
+        if self.signaller is not None:
+            self.signaller.fault(False)
+        self._last_record_at = done.recorded_at
+        for hook in self.on_commit:
+            hook()
+        log.info(_("manual entry by %s: records %s"), event.request.technician, done.seqs)
         self._status_dirty = True
-        event.reply({"ok": True, "seqs": seqs})
+        event.reply({"ok": True, "seqs": done.seqs})
 
     # -- codes -------------------------------------------------------------------------------
     def _on_code(self, code: str, t: float) -> None:

@@ -2,33 +2,53 @@
 
 from __future__ import annotations
 
+import contextlib
+import hmac
+import json
 import re
+import sqlite3
+import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from drivers.base import FrameError, format_mg, parse_mass
 from sync.i18n import _
-from sync.wire import MAX_MG
+from sync.wire import MAX_MG, genesis_hash
 
 from .codes import CodeBook, Kind
 from .config import Config, Technician
 from .pinhash import verify_pin
+from .store import Store, StoreError
 
 __all__ = [
+    "MAX_WEIGHTS",
     "ManualError",
     "ManualRequest",
+    "Proof",
+    "Written",
     "authenticate",
     "check",
+    "check_count",
+    "new_request_id",
     "parse_weight",
     "record_fields",
+    "write",
 ]
 
 _WEIGHT = re.compile(r"^\s*(\d+(?:[.,]\d+)?|[.,]\d+)\s*(mg|g|kg|t|lb|oz)\s*$", re.IGNORECASE)
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9-]{8,64}$")
+# one request is one transaction in the loop: a bound keeps the counter and the watchdog moving
+MAX_WEIGHTS = 50
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
 
 
 class ManualError(Exception):
-    """An entry refused before anything is written; ``kind`` is ``auth`` or ``invalid``."""
+    """An entry refused before anything is written; ``kind`` is ``auth``, ``invalid``, or
+    (over the daemon's socket) ``locked`` after wrong PINs, ``busy`` when checks queue up."""
 
     def __init__(self, message: str, kind: str = "invalid") -> None:
         super().__init__(message)
@@ -46,7 +66,11 @@ class ManualRequest:
     referrer: str | None = None
     pieces: int | None = None
     note: str | None = None
-    auth: str = "pin"  # how the technician proved who they are: "pin" or "badge"
+    # how the technician proved who they are, "pin" or "badge": set by whoever checked the
+    # proof (the CLI, or the daemon for a request over its socket), never taken from a request
+    auth: str = "pin"
+    # the same id again is recorded at most once (a retry after a timeout); kept in data.request
+    request_id: str = field(default_factory=new_request_id)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -57,14 +81,20 @@ class ManualRequest:
             "referrer": self.referrer,
             "pieces": self.pieces,
             "note": self.note,
-            "auth": self.auth,
+            "request_id": self.request_id,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ManualRequest:
+        """A request from the socket; its ``auth`` is left to the caller (see above)."""
         try:
-            weights = tuple(int(w) for w in data["weights_mg"])
+            raw = data["weights_mg"]
+            if not isinstance(raw, list):
+                raise TypeError("weights_mg is not a list")
+            check_count(len(raw))
+            weights = tuple(int(w) for w in raw)
             pieces = data.get("pieces")
+            request_id = data.get("request_id")
             return cls(
                 weights_mg=weights,
                 category=str(data["category"]),
@@ -73,10 +103,37 @@ class ManualRequest:
                 referrer=None if data.get("referrer") is None else str(data["referrer"]),
                 pieces=None if pieces is None else int(pieces),
                 note=None if data.get("note") is None else str(data["note"]),
-                auth=str(data.get("auth") or "pin"),
+                request_id=new_request_id() if request_id is None else valid_id(str(request_id)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ManualError(_("malformed manual entry: {error}").format(error=exc)) from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Proof:
+    """Who a PIN or badge belongs to, and which of the two was checked."""
+
+    technician: Technician
+    method: str  # "pin" or "badge"
+
+
+def valid_id(text: str) -> str:
+    """A request id as given (``--request-id``): 8 to 64 letters, digits or dashes."""
+    if not _REQUEST_ID.match(text):
+        raise ManualError(
+            _("request id {id!r}: give 8 to 64 letters, digits or dashes").format(id=text)
+        )
+    return text
+
+
+def check_count(n: int) -> None:
+    """At most :data:`MAX_WEIGHTS` weights in one entry."""
+    if n > MAX_WEIGHTS:
+        raise ManualError(
+            _("{n} weights: at most {max} in one entry; split it into several").format(
+                n=n, max=MAX_WEIGHTS
+            )
+        )
 
 
 def parse_weight(text: str) -> int:
@@ -94,23 +151,30 @@ def parse_weight(text: str) -> int:
         raise ManualError(str(exc)) from exc
 
 
-def authenticate(config: Config, pin: str | None = None, badge: str | None = None) -> Technician:
-    """The technician whose PIN or badge this is; :class:`ManualError` (``auth``) otherwise."""
+def authenticate(config: Config, pin: str | None = None, badge: str | None = None) -> Proof:
+    """The technician whose PIN or badge this is; :class:`ManualError` (``auth``) otherwise.
+
+    A badge alone is enough (the issue asks for "a PIN or a technician badge"); the records say
+    which it was, and a station that wants PINs only lists no badges in ``[[technicians]]``."""
     if not config.technicians:
         raise ManualError(
             _("no [[technicians]] in the config: manual entry is not allowed on this station"),
             "auth",
         )
     if badge:
-        for tech in config.technicians:
-            if tech.badge and tech.badge == badge.strip():
-                return tech
-        raise ManualError(_("unknown technician badge"), "auth")
+        given = badge.strip().encode("utf-8")
+        found = None
+        for tech in config.technicians:  # every badge compared, in constant time each
+            if tech.badge and hmac.compare_digest(tech.badge.encode("utf-8"), given):
+                found = found or tech
+        if found is None:
+            raise ManualError(_("unknown technician badge"), "auth")
+        return Proof(found, "badge")
     if not pin:
         raise ManualError(_("a technician PIN or badge is required"), "auth")
     for tech in config.technicians:
         if tech.pin and verify_pin(pin, tech.pin):
-            return tech
+            return Proof(tech, "pin")
     raise ManualError(_("wrong PIN"), "auth")
 
 
@@ -125,9 +189,10 @@ def check(config: Config, codes: CodeBook, request: ManualRequest) -> dict[str, 
         raise ManualError(_("unknown technician {name!r}").format(name=request.technician), "auth")
     if not request.weights_mg:
         raise ManualError(_("give at least one weight"))
+    check_count(len(request.weights_mg))
     cfg = config.scale
     for mg in request.weights_mg:
-        if mg <= 0 or mg > MAX_MG:
+        if mg <= 0:
             raise ManualError(_("weight {w}: must be above zero").format(w=_kg(mg)))
         if mg < cfg.min_weight:
             raise ManualError(
@@ -135,10 +200,23 @@ def check(config: Config, codes: CodeBook, request: ManualRequest) -> dict[str, 
                     w=_kg(mg), min=_kg(cfg.min_weight)
                 )
             )
+        if cfg.minimum_load is not None and mg < cfg.minimum_load:
+            # as at the counter (OIML R 76 Min): the scale's relative error is too large below
+            raise ManualError(
+                _("weight {w} is below the scale's minimum capacity Min {min}").format(
+                    w=_kg(mg), min=_kg(cfg.minimum_load)
+                )
+            )
         if cfg.capacity is not None and mg > cfg.capacity:
             raise ManualError(
                 _("weight {w} is above the scale's capacity {max}").format(
                     w=_kg(mg), max=_kg(cfg.capacity)
+                )
+            )
+        if mg > MAX_MG:
+            raise ManualError(
+                _("weight {w} is above the most a station records ({max})").format(
+                    w=_kg(mg), max=_kg(MAX_MG)
                 )
             )
     if request.pieces is not None and not 1 <= request.pieces <= 100_000:
@@ -187,7 +265,11 @@ def _referrer(config: Config, codes: CodeBook, text: str) -> str:
 def record_fields(request: ManualRequest, resolved: dict[str, Any]) -> list[dict[str, Any]]:
     """The ``weighing`` records of one request (without the clock fields the writer adds)."""
     visit = uuid.uuid4().hex
-    data: dict[str, Any] = {"technician": request.technician, "auth": request.auth}
+    data: dict[str, Any] = {
+        "technician": request.technician,
+        "auth": request.auth,
+        "request": request.request_id,
+    }
     if request.note:
         data["note"] = request.note
     return [
@@ -205,3 +287,75 @@ def record_fields(request: ManualRequest, resolved: dict[str, Any]) -> list[dict
         }
         for mg in request.weights_mg
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What :func:`write` did: the records' seqs, or those of an earlier try (``repeat``)."""
+
+    seqs: list[int]
+    recorded_at: str | None = None
+    repeat: bool = False
+
+
+def recorded(store: Store, request_id: str) -> list[int]:
+    """The seqs of the manual records an earlier try of ``request_id`` wrote (oldest first)."""
+    rows = store.db.execute(
+        "SELECT seq, data FROM records WHERE kind = 'weighing' AND source = 'manual' "
+        "AND instr(data, ?) > 0 ORDER BY seq",
+        [request_id],
+    ).fetchall()
+    seqs = []
+    for seq, data in rows:
+        with contextlib.suppress(ValueError, AttributeError):
+            if json.loads(data).get("request") == request_id:
+                seqs.append(int(seq))
+    return seqs
+
+
+def write(
+    store: Store,
+    request: ManualRequest,
+    resolved: dict[str, Any],
+    *,
+    boot_id: str,
+    clock_synced: bool,
+) -> Written:
+    """Append one request's records in ONE transaction: all of them or none.
+
+    A request id already in the journal writes nothing (``repeat``). The transaction takes
+    SQLite's write lock first (``BEGIN IMMEDIATE``), so the repeat check and the appends see
+    the same head as any other process; :meth:`Store.append` nests as a savepoint inside it.
+    Raises :class:`StoreError` with nothing written."""
+    conn = store.db.conn
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error as exc:
+        raise StoreError(str(exc)) from exc
+    try:
+        earlier = recorded(store, request.request_id)
+        if earlier:
+            conn.execute("ROLLBACK")
+            return Written(earlier, repeat=True)
+        rows = [
+            store.append(
+                "weighing",
+                mono_ns=time.monotonic_ns(),
+                boot_id=boot_id,
+                clock_synced=clock_synced,
+                **fields,
+            )
+            for fields in record_fields(request, resolved)
+        ]
+        conn.execute("COMMIT")
+    except BaseException as exc:
+        with contextlib.suppress(sqlite3.Error):
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            # each append moved the store's in-memory head; the rollback undid them on disk
+            store._last_seq = int(store._meta("last_seq") or 0)
+            store._last_hash = store._meta("last_hash") or genesis_hash(store.epoch)
+        if isinstance(exc, sqlite3.Error):
+            raise StoreError(str(exc)) from exc
+        raise
+    return Written([r["seq"] for r in rows], rows[-1]["recorded_at"])
