@@ -23,6 +23,8 @@ COLOUR = "#2a6f97"
 _RC: Any = {
     "svg.fonttype": "none",
     "svg.hashsalt": "pesee",
+    # labels are stations' codes and names: "$x$" is text, not TeX (mathtext raised on "$\foo$")
+    "text.parse_math": False,
     "font.size": 9,
     "axes.spines.top": False,
     "axes.spines.right": False,

@@ -10,6 +10,7 @@ import sys
 import threading
 import tomllib
 from collections.abc import Iterator
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, NoReturn
@@ -23,12 +24,15 @@ from sync.settings import ConfigError
 from sync.wire import Registry
 
 from .config import LedgerConfig, load_ledger_config
+from .redact import error_line, redacted
 from .reports import GROUPINGS, totals
 from .store import SqlLedgerStore, open_store
 
 EX_NOINPUT = 66
 EX_IOERR = 74
 EX_CONFIG = 78
+# dates the reports accept (the dashboard's too): a typo such as 0201 or 20266 is caught here
+FIRST_YEAR, LAST_YEAR = 2000, 2100
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -52,7 +56,10 @@ def _store(config: LedgerConfig) -> SqlLedgerStore:
     try:
         return open_store(config.ledger.database, pseudonym_key=config.ledger.pseudonym_secret)
     except (ValueError, OSError, Exception) as exc:  # sqlite3.Error included
-        _fail(_("Cannot open the ledger database: {error}").format(error=exc), EX_IOERR)
+        _fail(
+            _("Cannot open the ledger database: {error}").format(error=error_line(exc)),
+            EX_IOERR,
+        )
 
 
 def _kg(mg: int | None) -> str:
@@ -113,7 +120,7 @@ def config_check(ctx: click.Context) -> None:
     cfg = _config(ctx)
     click.echo(
         _("Configuration OK: database {db}, broker {host}:{port}").format(
-            db=cfg.ledger.database, host=cfg.mqtt.host, port=cfg.mqtt.port
+            db=redacted(cfg.ledger.database), host=cfg.mqtt.host, port=cfg.mqtt.port
         )
     )
 
@@ -139,7 +146,9 @@ def run(ctx: click.Context, client_id: str) -> None:
     signal.signal(signal.SIGTERM, lambda *_a: stop.set())
     signal.signal(signal.SIGINT, lambda *_a: stop.set())
     service.start()
-    logging.getLogger("ledger").info(_("ledger running, database %s"), cfg.ledger.database)
+    logging.getLogger("ledger").info(
+        _("ledger running, database %s"), redacted(cfg.ledger.database)
+    )
     sd_notify("READY=1\nSTATUS=" + service.summary())
     interval = watchdog_interval()
     watchdog = None
@@ -236,17 +245,21 @@ def totals_cmd(ctx: click.Context, by: str, start: str | None, end: str | None, 
       ledger totals --by category
       ledger totals --by beneficiary --from 2026-11-01 --to 2026-12-01 --format csv
     """
-    from datetime import date
-
-    for flag, value in (("--from", start), ("--to", end)):
-        try:
-            if value is not None:
-                date.fromisoformat(value)
-        except ValueError:
-            _usage(_("{flag}: {v!r} is not a date like 2026-01-31").format(flag=flag, v=value))
-    store = _store(_config(ctx))
-    rows = totals(store, by, start, end)
-    store.close()
+    config = _config(ctx)  # first: its language is the messages'
+    first, last = _day("--from", start), _day("--to", end)
+    if first and last and last <= first:
+        _usage(
+            _("--to ({to}) must be after --from ({start}): --to is excluded").format(
+                to=last.isoformat(), start=first.isoformat()
+            )
+        )
+    store = _store(config)
+    try:
+        rows = totals(store, by, *(None if d is None else d.isoformat() for d in (first, last)))
+    except (ValueError, OverflowError) as exc:
+        _usage(str(exc))
+    finally:
+        store.close()
     if fmt == "json":
         click.echo(json.dumps(rows, ensure_ascii=False, indent=1))
         return
@@ -255,7 +268,9 @@ def totals_cmd(ctx: click.Context, by: str, start: str | None, end: str | None, 
             sys.stdout, fieldnames=["key", "items", "net_mg", "visits", "beneficiaries"]
         )
         writer.writeheader()
-        writer.writerows(rows)
+        from .report_render import spreadsheet_cell  # station codes: never a live formula
+
+        writer.writerows({k: spreadsheet_cell(v) for k, v in r.items()} for r in rows)
         return
     labels = [_("items"), _("net"), _("visits"), _("persons")]
     click.echo(f"{by:<24} {labels[0]:>7} {labels[1]:>16} {labels[2]:>7} {labels[3]:>8}")
@@ -272,6 +287,27 @@ def totals_cmd(ctx: click.Context, by: str, start: str | None, end: str | None, 
 def _usage(message: str) -> NoReturn:
     """A bad option value: one line, exit 2 (as click's own usage errors)."""
     _fail(_("Error: {message}").format(message=message), 2)
+
+
+def _year_problem(flag: str, year: int) -> None:
+    if not FIRST_YEAR <= year <= LAST_YEAR:
+        _usage(
+            _("{flag}: year {year} is out of range (years {first} to {last} are accepted)").format(
+                flag=flag, year=year, first=FIRST_YEAR, last=LAST_YEAR
+            )
+        )
+
+
+def _day(flag: str, value: str | None) -> date | None:
+    """An option's date, checked here: out of range, the period's arithmetic would fail."""
+    if value is None:
+        return None
+    try:
+        day = date.fromisoformat(value.strip())
+    except ValueError:
+        _usage(_("{flag}: {v!r} is not a date like 2026-01-31").format(flag=flag, v=value))
+    _year_problem(flag, day.year)
+    return day
 
 
 def _groupings(values: tuple[str, ...]) -> tuple[str, ...]:
@@ -343,30 +379,36 @@ def report_cmd(
       ledger report --year 2026 --by month --format csv --excel -o 2026.csv
       ledger report --year 2026 --by station --format html -o rapport-2026.html
     """
+    import re
     import shutil
-    from datetime import date
 
     from .report_render import to_csv, to_html, to_json, to_table
     from .reports import Period, build_report
 
+    cfg = _config(ctx)  # first: its language is the messages'
     groupings = _groupings(by) or ("month",)  # no grouping: the period month by month
     if sep == "\\t":
         sep = "\t"
     if len(sep) != 1:
         _usage(_("--sep must be one character"))
+    _day("--from", start)
+    _day("--to", end)
+    if year and year.strip().isdigit():
+        _year_problem("--year", int(year))
+    if month and re.fullmatch(r"\s*\d{4}-\d{1,2}\s*", month):
+        _year_problem("--month", int(month.strip()[:4]))
     try:
         if not any((year, quarter, month, start, end)):
             year = str(date.today().year)
         period = Period.parse(year=year, quarter=quarter, month=month, start=start, end=end)
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         _usage(str(exc))
-    cfg = _config(ctx)
     store = _store(cfg)
     try:
         result = build_report(
             store, period, groupings, groups=cfg.station_groups(), compare=not no_compare
         )
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         _usage(str(exc))
     finally:
         store.close()
@@ -539,11 +581,13 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     """
     import uvicorn
 
-    from .web.app import DashboardError, create_app
+    from .web.app import DashboardError, DatabaseUnavailable, create_app
 
     cfg = _config(ctx)
     try:
         app = create_app(cfg)
+    except DatabaseUnavailable as exc:  # before uvicorn: one line, not its lifespan traceback
+        _fail(str(exc), EX_IOERR)
     except DashboardError as exc:
         _fail(str(exc), EX_CONFIG)
     if logging.getLogger().level > logging.INFO:
@@ -696,18 +740,9 @@ def db_migrate(ctx: click.Context) -> None:
     store.close()
     click.echo(
         _("Database {db}: schema version {v} ({dialect})").format(
-            db=_redacted(cfg.ledger.database), v=version, dialect=store.dialect
+            db=redacted(cfg.ledger.database), v=version, dialect=store.dialect
         )
     )
-
-
-def _redacted(url: str) -> str:
-    """A database URL without its password, for messages."""
-    if "://" in url and "@" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        return f"{scheme}://{creds.split(':', 1)[0]}@{host}"
-    return url
 
 
 def _retention_cutoff(years: int) -> str:
@@ -737,8 +772,6 @@ def purge(ctx: click.Context, dry_run: bool, before: str | None, mode: str | Non
       ledger purge
       ledger purge --before 2021-01-01 --mode delete
     """
-    from datetime import date
-
     cfg = _config(ctx)
     if before is None:
         if cfg.ledger.retention_years is None:
@@ -784,9 +817,11 @@ def beneficiary_show(ctx: click.Context, code: str, fmt: str) -> None:
         click.echo(json.dumps(rows, ensure_ascii=False, indent=1))
         return
     if fmt == "csv":
+        from .report_render import spreadsheet_cell  # station codes: never a live formula
+
         writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else ["occurred_at"])
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: spreadsheet_cell(v) for k, v in r.items()} for r in rows)
         return
     for r in rows:
         voided = " " + _("(voided)") if r["voided_by"] is not None else ""

@@ -24,6 +24,8 @@ __all__ = [
     "report_dict",
     "row_sentences",
     "speaking",
+    "spreadsheet_cell",
+    "spreadsheet_text",
     "summary_lines",
     "to_csv",
     "to_html",
@@ -298,7 +300,7 @@ def to_csv(
     else:
         rows = [((k,), (k,), f) for k, f in report.monthly]
     for key, label, f in rows:
-        lead = [c for pair in zip(key, label, strict=True) for c in pair]
+        lead = [spreadsheet_text(c) for pair in zip(key, label, strict=True) for c in pair]
         writer.writerow(lead + _csv_values(f, decimal_comma))
     blank = [""] * (2 * len(by) - 1)
     writer.writerow(["total", *blank, *_csv_values(report.total, decimal_comma)])
@@ -306,6 +308,22 @@ def to_csv(
         writer.writerow(["previous_year", *blank, *_csv_values(report.previous, decimal_comma)])
     text = buf.getvalue()
     return ("\ufeff" + text if excel else text).encode("utf-8")
+
+
+# what Excel and LibreOffice read as the start of a formula (OWASP "CSV injection")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_text(text: str) -> str:
+    """Text that a spreadsheet would run as a formula (a station's code ``=HYPERLINK(…)``),
+    kept as text by a leading apostrophe; other text unchanged."""
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def spreadsheet_cell(value: object) -> object:
+    """A CSV cell: text made safe (:func:`spreadsheet_text`); numbers, negative ones included,
+    stay numbers."""
+    return spreadsheet_text(value) if isinstance(value, str) else value
 
 
 def report_dict(report: Report) -> dict[str, Any]:

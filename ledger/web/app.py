@@ -7,6 +7,7 @@ import csv
 import hashlib
 import io
 import logging
+import re
 import secrets
 import threading
 import time
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import anyio
 import jinja2
@@ -34,14 +35,15 @@ from sync.i18n import language as process_language
 
 from ..charts import bars_svg, monthly_kg_svg
 from ..config import LedgerConfig
-from ..report_render import speaking, summary_lines, to_csv
+from ..redact import error_line, redacted
+from ..report_render import speaking, spreadsheet_cell, summary_lines, to_csv
 from ..reports import Period, Report, Row, build_report, load_names
 from ..store import open_store
 from . import i18n
 from .auth import hash_password, verify_password
 from .i18n import gettext_ as _
 
-__all__ = ["DashboardError", "create_app"]
+__all__ = ["DashboardError", "DatabaseUnavailable", "create_app"]
 
 log = logging.getLogger("ledger.web")
 HERE = Path(__file__).parent
@@ -52,6 +54,14 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 class DashboardError(ValueError):
     """The dashboard cannot start (no users, no secret): one line for the operator."""
+
+
+class DatabaseUnavailable(DashboardError):
+    """The ledger database cannot be opened (server down, wrong path): `ledger serve` exits 74."""
+
+
+# the periods one can ask for, as `ledger report` (out of it, the date arithmetic overflows)
+FIRST_YEAR, LAST_YEAR = 2000, 2100
 
 
 # -- the period asked for ------------------------------------------------------------------------
@@ -77,17 +87,32 @@ class Choice:
                 raise ValueError(name)
             return value
 
+        def day(name: str) -> date | None:
+            text = (query.get(name) or "").strip()
+            if not text:
+                return None
+            value = date.fromisoformat(text)
+            if not FIRST_YEAR <= value.year <= LAST_YEAR:
+                raise ValueError(name)
+            return value
+
         try:
-            year = number("year", 2000, 2100) or today.year
+            year = number("year", FIRST_YEAR, LAST_YEAR) or today.year
             month = number("month", 1, 12)
             quarter = None if month else number("quarter", 1, 4)
-            start = date.fromisoformat(query["from"]) if query.get("from") else None
-            end = date.fromisoformat(query["to"]) if query.get("to") else None
+            start, end = day("from"), day("to")
             if (start is None) != (end is None) or (start and end and end < start):
                 raise ValueError("range")
-        except ValueError:
-            return cls(today.year, problem=_("That period is not valid: showing this year."))
-        return cls(year, quarter, month, start, end)
+            choice = cls(year, quarter, month, start, end)
+            choice.period().previous_year()  # what a report computes: fails here, not later
+        except (ValueError, OverflowError):
+            return cls(
+                today.year,
+                problem=_(
+                    "That period is not valid (dates from {first} to {last}): showing this year."
+                ).format(first=f"{FIRST_YEAR}-01-01", last=f"{LAST_YEAR}-12-31"),
+            )
+        return choice
 
     @property
     def query(self) -> str:
@@ -299,9 +324,17 @@ def create_app(config: LedgerConfig, store_url: str | None = None) -> Starlette:
             raise DashboardError(
                 _('No session secret: set [dashboard] secret_key = "env:PESEE_DASHBOARD_SECRET".')
             )
+        url = store_url or config.ledger.database
+        try:  # here, not in the lifespan: uvicorn would print a traceback and exit 3
+            open_store(url).close()
+        except Exception as exc:  # sqlite3, psycopg and a bad URL's ValueError alike
+            raise DatabaseUnavailable(
+                _("Cannot open the ledger database: {error}").format(error=error_line(exc))
+            ) from exc
     finally:
         i18n.current.reset(token)
-    dashboard = Dashboard(config, store_url or config.ledger.database)
+    dashboard = Dashboard(config, url)
+    sessions = Sessions(section.session_hours * 3600)
     templates = _templates()
     # an unknown user costs the same scrypt as a known one: response time does not tell names
     decoy = hash_password(secrets.token_hex(16))
@@ -336,9 +369,15 @@ def create_app(config: LedgerConfig, store_url: str | None = None) -> Starlette:
     def login_required(handler: Handler) -> Handler:
         async def guarded(request: Request) -> Response:
             user = request.session.get("user")
-            # a user removed from the config, or whose password changed, is logged out
-            if user not in accounts or request.session.get("key") != fingerprint(user):
-                request.session.pop("user", None)
+            # a user removed from the config, or whose password changed, is logged out; a
+            # signed cookie copied before its logout (or from before a restart) is refused
+            if (
+                user not in accounts
+                or request.session.get("key") != fingerprint(user)
+                or not sessions.alive(request.session.get("sid"))
+            ):
+                for name in ("user", "key", "sid"):
+                    request.session.pop(name, None)
                 target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
                 return RedirectResponse("/login?" + urlencode({"next": target}), status_code=303)
             language(request)
@@ -370,13 +409,20 @@ def create_app(config: LedgerConfig, store_url: str | None = None) -> Starlette:
         lang = request.session.get("lang")
         request.session.clear()
         request.session.update(
-            {"user": name, "key": fingerprint(name), **({"lang": lang} if lang else {})}
+            {
+                "user": name,
+                "key": fingerprint(name),
+                "sid": sessions.issue(),
+                **({"lang": lang} if lang else {}),
+            }
         )
         log.info("dashboard: %s logged in from %s", name, _client(request))
         return RedirectResponse(target, status_code=303)
 
     async def logout(request: Request) -> Response:
-        request.session.pop("user", None)
+        sessions.revoke(request.session.get("sid"))  # copies of this cookie die with it
+        for name in ("user", "key", "sid"):
+            request.session.pop(name, None)
         return RedirectResponse("/login", status_code=303)
 
     @login_required
@@ -389,6 +435,7 @@ def create_app(config: LedgerConfig, store_url: str | None = None) -> Starlette:
         return render(
             request,
             "overview.html",
+            status=400 if choice.problem else 200,  # this year's figures, under the notice
             choice=choice,
             period_label=choice.label,
             report=main,
@@ -419,19 +466,20 @@ def create_app(config: LedgerConfig, store_url: str | None = None) -> Starlette:
         if table not in ("month", *dashboard.groupings, "fleet"):
             return Response(_("No such table."), status_code=404, media_type="text/plain")
         choice = Choice.from_query(dict(request.query_params), datetime.now(UTC).date())
+        if choice.problem and table != "fleet":  # never another period's figures as a file
+            return Response(choice.problem, status_code=400, media_type="text/plain")
         body = await run_in_threadpool(_csv, dashboard, table, choice, language(request))
         period = "" if table == "fleet" else "-" + choice.label.replace(" ", "")
-        name = f"pesee-{table}{period}.csv"
         return Response(
             body,
             media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+            headers={"Content-Disposition": _attachment(f"pesee-{table}{period}.csv")},
         )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         await run_in_threadpool(dashboard.open)
-        log.info("dashboard reading %s", dashboard.store_url)
+        log.info("dashboard reading %s", redacted(dashboard.store_url))
         warm = threading.Thread(
             target=dashboard.warm, args=(section.language,), name="warm-up", daemon=True
         )
@@ -504,6 +552,56 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+class Sessions:
+    """Session ids this process issued and nobody logged out of. The cookie is signed, but a
+    copy works as well as the original: a cookie is only honoured while its id is here. In
+    memory: a restart logs everyone out (they log in again), and one process serves (uvicorn's
+    default; several workers would each refuse the others' sessions)."""
+
+    LIMIT = 10_000  # ids kept at most: each login costs an scrypt hash, so reached only by abuse
+
+    def __init__(self, lifetime: float) -> None:
+        self.lifetime = lifetime  # idle seconds, as the cookie's max_age
+        self.seen: dict[str, float] = {}  # id -> last use (time.monotonic())
+        self.lock = threading.Lock()
+
+    def issue(self) -> str:
+        sid = secrets.token_urlsafe(18)
+        now = time.monotonic()
+        with self.lock:
+            for old in [k for k, at in self.seen.items() if now - at > self.lifetime]:
+                del self.seen[old]
+            while len(self.seen) >= self.LIMIT:
+                del self.seen[next(iter(self.seen))]  # the oldest issued
+            self.seen[sid] = now
+        return sid
+
+    def alive(self, sid: object) -> bool:
+        """True for an id issued here, not revoked, used within ``lifetime``; renews it."""
+        if not isinstance(sid, str):
+            return False
+        now = time.monotonic()
+        with self.lock:
+            at = self.seen.get(sid)
+            if at is None or now - at > self.lifetime:
+                self.seen.pop(sid, None)
+                return False
+            self.seen[sid] = now
+            return True
+
+    def revoke(self, sid: object) -> None:
+        if isinstance(sid, str):
+            with self.lock:
+                self.seen.pop(sid, None)
+
+
+def _attachment(name: str) -> str:
+    """Content-Disposition for ``name``: headers are Latin-1, so an ASCII ``filename`` for
+    every client and the exact name (en dash of a range…) as RFC 5987 ``filename*``."""
+    fallback = re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
 def _client(request: Request) -> str:
     return request.client.host if request.client else "?"
 
@@ -549,6 +647,9 @@ def _csv(dashboard: Dashboard, table: str, choice: Choice, lang: str) -> bytes:
     for row in rows:
         values = [row.get(f) for f in FLEET_FIELDS]
         writer.writerow(
-            [str(v).replace(".", ",") if excel and isinstance(v, float) else v for v in values]
+            [
+                str(v).replace(".", ",") if excel and isinstance(v, float) else spreadsheet_cell(v)
+                for v in values
+            ]
         )
     return BOM + out.getvalue().encode("utf-8")
