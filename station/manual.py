@@ -14,7 +14,7 @@ from typing import Any
 
 from drivers.base import FrameError, format_mg, parse_mass
 from sync.i18n import _
-from sync.wire import MAX_MG, genesis_hash
+from sync.wire import MAX_MG
 
 from .codes import CodeBook, Kind
 from .config import Config, Technician
@@ -353,8 +353,7 @@ def write(
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             # each append moved the store's in-memory head; the rollback undid them on disk
-            store._last_seq = int(store._meta("last_seq") or 0)
-            store._last_hash = store._meta("last_hash") or genesis_hash(store.epoch)
+            store.reload_head()
         if isinstance(exc, sqlite3.Error):
             raise StoreError(str(exc)) from exc
         raise

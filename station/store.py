@@ -82,9 +82,14 @@ class Store:
                 "fix [station] id, or move this store aside to start a new one"
             )
         self.epoch: str = self._meta("epoch") or ""
-        self._last_seq = int(self._meta("last_seq") or 0)
         # read after every event by the loop: kept in memory, written only by mark_synced
         self._synced = int(self._meta("synced_through") or 0)
+        self.reload_head()
+
+    def reload_head(self) -> None:
+        """Take the in-memory head (last seq and hash) from the file again: after a caller's
+        transaction of several appends was rolled back, or another process appended."""
+        self._last_seq = int(self._meta("last_seq") or 0)
         self._last_hash = self._meta("last_hash") or genesis_hash(self.epoch)
 
     # -- schema -----------------------------------------------------------------------------
