@@ -1,10 +1,13 @@
 """The calibration in force: station-side linear correction, its file, due date and history.
 
 Where a scale cannot be adjusted through its protocol, ``station calibrate span`` stores a
-correction ``true = (raw − offset) × gain``: offset in mg, gain an exact fraction, both kept as
-text. The station applies it at one place, :meth:`station.loop.Station._on_weight`, so the record,
-the status snapshot and the counter screen all see corrected weights (``station scale read`` and
-``monitor`` show what the scale itself says, on purpose: they are the wire-level tools).
+correction ``true = raw × gain`` about the scale's own zero: the gain an exact fraction, kept as
+text. No offset: the scale re-zeros itself (at power-on, with its ZERO key), and an offset taken
+at calibration time would then shift every weight. Corrections stored with an offset by earlier
+versions still load and apply ``(raw − offset) × gain``. The station applies it at one place,
+:meth:`station.loop.Station._on_weight`, so the record, the status snapshot and the counter
+screen all see corrected weights (``station scale read`` and ``monitor`` show what the scale
+itself says, on purpose: they are the wire-level tools).
 
 ``data_dir/calibration.json`` names the calibration record in force (its uuid goes in every
 weighing's ``calibration_id``) and the last passing verification (span or check) that starts the
@@ -33,6 +36,7 @@ __all__ = [
     "Implausible",
     "history",
     "load_state",
+    "minimum_reference_mg",
     "save_state",
 ]
 
@@ -92,7 +96,8 @@ class Correction:
     def from_points(
         cls, zero_raw_mg: int, loaded_raw_mg: int, reference_mg: int, step_mg: int = 1
     ) -> Correction:
-        """The correction that maps ``zero_raw`` to 0 and ``loaded_raw`` to ``reference``.
+        """The gain that makes the reference's rise from the empty pan read ``reference``:
+        ``gain = reference / (loaded_raw − zero_raw)``, about the scale's own zero (offset 0).
 
         Raises :class:`Implausible` when the load did not change the reading or the gain is
         outside ±10 %."""
@@ -113,7 +118,7 @@ class Correction:
                     "its unit), that nothing else is on the pan, and the scale's unit setting"
                 ).format(gain=float(gain))
             )
-        return cls(zero_raw_mg, gain, step_mg)
+        return cls(0, gain, step_mg)
 
     def to_json(self) -> dict[str, str]:
         return {
@@ -126,6 +131,17 @@ class Correction:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Correction:
         return cls(int(data["offset_mg"]), Fraction(data["gain"]), int(data.get("step_mg", 1)))
+
+
+def minimum_reference_mg(capacity_mg: int | None, d_mg: int | None) -> int:
+    """The smallest reference mass a span accepts on this scale.
+
+    A small reference leaves the gain to a few display steps, and its error is multiplied over
+    the whole range: one step of 5 g in 100 g is 5 %. So at least Max / 3 when the capacity is
+    known (R 76's span is near Max), else 1 000 d (d = 1 g when not set)."""
+    if capacity_mg is not None:
+        return -(-capacity_mg // 3)
+    return 1000 * (d_mg or 1000)
 
 
 @dataclass(frozen=True, slots=True)

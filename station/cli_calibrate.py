@@ -30,6 +30,7 @@ from .calibration import (
     Implausible,
     history,
     load_state,
+    minimum_reference_mg,
     save_state,
 )
 from .cli_doctor import live_daemon
@@ -318,6 +319,14 @@ def _session(
         yield session
     except _Abort:
         _fail(_("Aborted: nothing recorded."), 1)
+    except _NoLoad:  # a step that has no answer of its own: the scale gave no stable weight
+        _fail(
+            _(
+                "No stable weight from the scale within {s:g} s: is it on, connected and "
+                "settled? Nothing changed."
+            ).format(s=wait),
+            EX_UNAVAILABLE,
+        )
     finally:
         line.close()
 
@@ -449,10 +458,10 @@ def calibrate() -> None:
     Examples:
       station calibrate zero --technician "A. Martin"
       station calibrate span --reference 10kg --certificate CERT-2291
-      station calibrate check --loads 0,2kg,5kg,10kg,15kg --repeat 3 --eccentricity
+      station calibrate check --repeat 3 --eccentricity
       station calibrate history
     \b
-    Exit codes: 0 done / passed, 1 refused, failed or aborted, 2 bad usage,
+    Exit codes: 0 done / passed, 1 refused, failed, incomplete or aborted, 2 bad usage,
     69 the scale gives no weight, 74 journal or port error, 75 the daemon is running,
     78 [scale] metrology missing from the config.
     """
@@ -462,7 +471,8 @@ def calibrate() -> None:
 @_options
 @click.pass_context
 def zero_cmd(ctx: click.Context, technician: str | None, yes: bool, wait: float) -> None:
-    """Zero the empty scale: with its own zero command, else a station-side offset.
+    """Zero the empty scale: its own zero command, else the technician presses its ZERO key;
+    the empty pan must then read within ±0.25 e.
 
     \b
     Example:
@@ -476,25 +486,28 @@ def zero_cmd(ctx: click.Context, technician: str | None, yes: bool, wait: float)
         if empty.overload or empty.underload or empty.net_mg is None:
             _fail(_("The scale is out of range with an empty pan: check the pan is in place."))
         sc = s.config.scale
+        limit = Decimal(sc.e or s.division) / 4  # R 76: zero within ±0.25 e
+        # the zero is the scale's own: a correction in force keeps its gain only (an offset
+        # stored by an earlier version would shift every weight once the scale re-zeros)
+        old = s.state.correction
+        new = None if old is None or old.gain == 1 else Correction(0, old.gain, old.step_mg)
         data: dict[str, Any] = {"before_mg": empty.net_mg}
         if _supports(s.line.protocol, Command.ZERO):
             _zero(s)
-            after = s.settle(None, corrected=True, must_move=False, since=None)
-            value = s.value(after, True)
-            data.update(method="scale", after_mg=value)
-            correction = None
+            after = s.settle(None, corrected=False, must_move=False, since=None)
+            data["method"] = "scale"
         else:
-            old = s.state.applied()
-            new = Correction(empty.net_mg, old.gain, sc.division or 1)
-            value = new.value(empty.net_mg)
-            data.update(method="station", after_mg=value, correction=new.to_json())
-            correction = new
-        limit = Decimal(sc.e) / 4 if sc.e else None  # R 76: zero within ±0.25 e
-        ok = value is not None and (limit is None or abs(value) <= limit)
+            after = _zero_key(s, new, limit)
+            data["method"] = "scale key"
+        value = _value(new, after)
+        data["after_mg"] = value
+        if new != old:
+            data["correction"] = new.to_json() if new is not None else None
+        ok = value is not None and abs(value) <= limit
         verdict = "pass" if ok else "fail"
         row = _record(s, "zero", verdict, data)
-        if correction is not None and ok:
-            _put_in_force(s, row, "zero", correction, verified=False)
+        if ok and new != old:
+            _put_in_force(s, row, "zero", new, verified=False)
         s.say(
             _("Zero {verdict}: empty pan reads {value} (record {seq}).").format(
                 verdict=_("done") if ok else _("FAILED"),
@@ -508,6 +521,37 @@ def zero_cmd(ctx: click.Context, technician: str | None, yes: bool, wait: float)
                     limit=_g(limit)
                 )
             )
+
+
+def _value(correction: Correction | None, reading: Reading) -> int | None:
+    """The weight ``correction`` makes of ``reading`` (None: out of range or no weight)."""
+    if reading.overload or reading.underload:
+        return None
+    return (correction or Correction()).apply(reading).net_mg
+
+
+def _zero_key(s: _Session, correction: Correction | None, limit: Decimal) -> Reading:
+    """A scale without a zero command: the technician presses its ZERO key. The next stable
+    reading is the result; with ``--yes``, wait (up to ``--wait``) for one within ``limit``."""
+    s.ask(_("Press the scale's ZERO key (→0←) with the pan empty."))
+    deadline = time.monotonic() + s.wait
+    last: Reading | None = None
+    while time.monotonic() < deadline:
+        reading = s.read()
+        if reading is None:
+            continue
+        s.live(reading, False)
+        value = _value(correction, reading)
+        if reading.stable and value is not None:
+            last = reading
+            if not s.yes or abs(value) <= limit:
+                s.say("  " + _("Reading: {reading}").format(reading=s.describe(reading, False)))
+                return reading
+        time.sleep(0.05)
+    s.say("  " + _("The empty pan did not come to zero within {s:g} s.").format(s=s.wait))
+    if last is None:
+        raise _NoLoad(None)
+    return last
 
 
 def _zero(s: _Session, tries: int = 5) -> None:
@@ -616,7 +660,8 @@ def span_cmd(
     wait: float,
 ) -> None:
     """Adjust the span with a reference mass: the scale's own adjustment when its protocol has
-    one (MT-SICS C2), else a station-side correction (offset and gain) applied to every weight.
+    one (MT-SICS C2), else a station-side gain applied to every weight (about the scale's own
+    zero). The reference must be at least Max / 3 (near Max is best).
 
     \b
     Example:
@@ -625,15 +670,25 @@ def span_cmd(
     ref = _load_arg(reference)
     if ref <= 0:
         raise click.BadParameter(_("the reference must be above zero"), param_hint="--reference")
+    sc = _required_config(ctx).scale
+    if sc.capacity is not None and ref > sc.capacity:
+        _fail(
+            _("The reference {ref} is above the capacity {max}.").format(
+                ref=_mass(ref), max=_mass(sc.capacity)
+            ),
+            2,
+        )
+    least = minimum_reference_mg(sc.capacity, sc.division)
+    if ref < least:
+        basis = _("Max / 3") if sc.capacity is not None else _("1000 d")
+        _fail(
+            _(
+                "The reference {ref} is too small to set the gain: use a mass of at least {least} "
+                "({basis}), near the capacity is best."
+            ).format(ref=_mass(ref), least=_mass(least), basis=basis),
+            2,
+        )
     with _session(ctx, technician, yes, wait) as s:
-        sc = s.config.scale
-        if sc.capacity is not None and ref > sc.capacity:
-            _fail(
-                _("The reference {ref} is above the capacity {max}.").format(
-                    ref=_mass(ref), max=_mass(sc.capacity)
-                ),
-                2,
-            )
         refs = [{"mass_mg": ref, "certificate": certificate, "class": mass_class}]
         s.take(_("Empty the pan."), None, corrected=False, since=None, must_move=False)
         data: dict[str, Any] | None = None
@@ -662,8 +717,8 @@ def _span_station(s: _Session, ref: int, refs: list[dict[str, Any]]) -> None:
         _fail(_("No stable weight with the empty pan within {s:g} s.").format(s=s.wait), 69)
     if zero.net_mg is None:
         _fail(_("The scale is out of range with an empty pan: check the pan is in place."))
-    # a scale zeroed by its own command keeps no offset: the station corrects the gain only
-    offset = 0 if _supports(s.line.protocol, Command.ZERO) else zero.net_mg
+    # the station corrects the gain only, about the scale's own zero: the empty pan's reading
+    # serves to measure the reference's rise, never as a stored offset (the scale re-zeros)
     s.say("  " + _("Empty pan: {value}").format(value=_mass(zero.net_mg)))
     data: dict[str, Any] = {"method": "station", "references": refs, "zero_mg": zero.net_mg}
     try:
@@ -694,25 +749,32 @@ def _span_station(s: _Session, ref: int, refs: list[dict[str, Any]]) -> None:
         )
     data["loaded_mg"] = loaded.net_mg
     try:
-        correction = Correction.from_points(offset, loaded.net_mg, ref, sc.division or 1)
+        correction = Correction.from_points(zero.net_mg, loaded.net_mg, ref, sc.division or 1)
     except Implausible as exc:
         _refuse(s, data, str(exc))
-    check = correction.value(loaded.net_mg)
+    check = correction.value(loaded.net_mg - zero.net_mg)
     data.update(correction=correction.to_json(), corrected_mg=check)
     row = _record(s, "span", "pass", data)
     _put_in_force(s, row, "span", correction, verified=True)
     s.say(
         _(
-            "Span done: gain {gain} (exact {exact}), offset {offset}; the reference now reads "
-            "{value} (record {seq}). Now run: station calibrate check"
+            "Span done: gain {gain} (exact {exact}); the reference now reads {value} above the "
+            "empty pan (record {seq}). Now run: station calibrate check"
         ).format(
             gain=correction.to_json()["gain_decimal"],
             exact=correction.to_json()["gain"],
-            offset=_g(correction.offset_mg, signed=True),
             value=_mass(check),
             seq=row["seq"],
         )
     )
+    limit = Decimal(sc.e or s.division) / 4
+    if abs(correction.value(zero.net_mg)) > limit:
+        s.say(
+            _(
+                "The empty pan reads {value}: press the scale's ZERO key (→0←) before weighing; "
+                "the correction keeps the scale's own zero."
+            ).format(value=_mass(zero.net_mg))
+        )
 
 
 def _refuse(s: _Session, data: dict[str, Any], reason: str) -> NoReturn:
@@ -732,16 +794,32 @@ class _CheckRun:
     cls: metrology.AccuracyClass
     e: int
     in_service: bool
+    rounding: str  # metrology.ROUNDING_RULES
+    rounding_mg: Decimal
+    targets: list[metrology.Target]
     points: list[metrology.Point] = field(default_factory=list)
     repeat: metrology.Repeatability | None = None
     eccentric: list[metrology.Point] = field(default_factory=list)
 
     @property
-    def passed(self) -> bool:
+    def uncovered(self) -> list[metrology.Target]:
+        """What the weighing test's loads leave out of the range (R 76: zero to Max)."""
+        return metrology.missing(self.targets, [p.load_mg for p in self.points])
+
+    @property
+    def verdict(self) -> str:
+        """``pass``, ``fail``, or ``incomplete``: every point passed but the loads did not
+        cover the range, so the run does not count as a verification."""
         results = [p.passed for p in self.points + self.eccentric]
         if self.repeat is not None:
             results.append(self.repeat.passed)
-        return bool(results) and all(results)
+        if not results or not all(results):
+            return "fail"
+        return "incomplete" if self.uncovered else "pass"
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == "pass"
 
 
 def _point_json(p: metrology.Point) -> list[Any]:
@@ -772,7 +850,13 @@ def _weigh(
         )
         value = None
     return metrology.judge(
-        run.cls, run.e, load, value, in_service=run.in_service, position=position
+        run.cls,
+        run.e,
+        load,
+        value,
+        in_service=run.in_service,
+        position=position,
+        rounding=run.rounding_mg,
     )
 
 
@@ -780,9 +864,8 @@ def _weigh(
 @click.option(
     "--loads",
     callback=_loads_arg,
-    default="0",
-    show_default=True,
-    help='Test loads, comma-separated, e.g. "0,2kg,5kg,10kg,15kg".',
+    help='Test loads, comma-separated, e.g. "0,100g,2.5kg,10kg,15kg" (default: zero, Min, '
+    "the loads where the mpe changes, Max).",
 )
 @click.option(
     "--repeat",
@@ -800,6 +883,14 @@ def _weigh(
 @click.option("--eccentric-load", help="The load for eccentricity (default: about Max / 3).")
 @click.option("--certificate", help="The test masses' certificate id.")
 @click.option(
+    "--rounding",
+    type=click.Choice(metrology.ROUNDING_RULES),
+    default="half-d",
+    show_default=True,
+    help="half-d: judge |error| + d/2 (the display's rounding, conservative); none: errors "
+    "as read, recorded as not corrected for rounding.",
+)
+@click.option(
     "--initial",
     is_flag=True,
     help="Judge against initial-verification limits (default: in-service, 2 × mpe).",
@@ -815,6 +906,7 @@ def check_cmd(
     eccentricity: bool,
     eccentric_load: str | None,
     certificate: str | None,
+    rounding: str,
     initial: bool,
     as_json: bool,
     technician: str | None,
@@ -822,12 +914,14 @@ def check_cmd(
     wait: float,
 ) -> None:
     """The verifier's test: each load's error against the OIML R 76 maximum permissible error
-    of its band, repeatability, eccentricity; pass/fail per point and overall.
+    of its band, repeatability, eccentricity; pass/fail per point and overall. It counts as a
+    verification (restarts the due date) only when it passes and its loads cover the range:
+    Min, each load where the mpe changes below Max, and Max / 2 or more; else "incomplete".
 
     \b
     Examples:
-      station calibrate check --loads 0,2kg,5kg,10kg,15kg
-      station calibrate check --loads 0,5kg,15kg --repeat 3 --eccentricity --json
+      station calibrate check
+      station calibrate check --loads 0,100g,2.5kg,10kg,15kg --repeat 3 --eccentricity --json
     """
     config = _required_config(ctx)
     sc = config.scale
@@ -840,6 +934,10 @@ def check_cmd(
             EX_CONFIG,
         )
     e, top = sc.e, sc.capacity
+    targets = metrology.weighing_targets(sc.accuracy_class, e, top, sc.minimum_load)
+    proposed = not loads
+    if proposed:
+        loads = metrology.default_loads(targets)
     rep = _load_arg(repeat_load) if repeat_load else max(loads)
     ecc = _load_arg(eccentric_load) if eccentric_load else _round_to(top // 3, sc.division or e)
     for load in [*loads, rep, ecc]:
@@ -849,8 +947,17 @@ def check_cmd(
                     load=_mass(load), max=_mass(top)
                 )
             )
-    run = _CheckRun(sc.accuracy_class, e, not initial)
+    d = sc.division or e
+    run = _CheckRun(
+        sc.accuracy_class, e, not initial, rounding, metrology.rounding_mg(rounding, d), targets
+    )
     with _session(ctx, technician, yes, wait) as s:
+        if proposed:
+            s.say(
+                _(
+                    "Test loads from the scale's metrology (--loads to choose others): {loads}"
+                ).format(loads=", ".join(_mass(m) for m in loads))
+            )
         since: int | None = None
         for load in loads:
             what = (
@@ -898,6 +1005,13 @@ def check_cmd(
         data = {
             "references": [{"certificate": certificate}] if certificate else [],
             "limits": "in-service" if run.in_service else "initial",
+            # |error| + rounding_mg is what was judged against each limit
+            "rounding": run.rounding,
+            "rounding_mg": str(run.rounding_mg),
+            "coverage": {
+                "targets": [[t.name, t.load_mg, t.low_mg, t.high_mg] for t in run.targets],
+                "missing": [t.name for t in run.uncovered],
+            },
             "columns": _POINT_COLUMNS,
             "points": [_point_json(p) for p in run.points],
             "eccentricity": [_point_json(p) for p in run.eccentric],
@@ -912,7 +1026,7 @@ def check_cmd(
             },
             "correction": s.state.correction.to_json() if s.state.correction else None,
         }
-        verdict = "pass" if run.passed else "fail"
+        verdict = run.verdict
         row = _record(s, "check", verdict, data)
         if run.passed:
             _save(
@@ -958,6 +1072,15 @@ def _print_check(s: _Session, run: _CheckRun, row: dict[str, Any]) -> None:
             cls=run.cls, e=_g(run.e), limits=limits
         )
     )
+    if run.rounding_mg:
+        s.say(
+            _(
+                "Rounding: |error| + d/2 ({half}) is judged against the limit (the display's "
+                "rounding, not corrected with small weights)."
+            ).format(half=_g(run.rounding_mg))
+        )
+    else:
+        s.say(_("Rounding: errors as read, not corrected for rounding."))
     header = (_("Load"), _("Reading"), _("Error"), _("mpe"), _("Limit"), _("Result"))
     rows: list[tuple[str, ...]] = []
     for p in run.points + run.eccentric:
@@ -994,11 +1117,32 @@ def _print_check(s: _Session, run: _CheckRun, row: dict[str, Any]) -> None:
                 result=_("pass") if rp.passed else _("FAIL"),
             )
         )
-    s.say(
-        _("Overall: {verdict} (record {seq})").format(
-            verdict=_("PASS") if run.passed else _("FAIL"), seq=row["seq"]
+    words = {"pass": _("PASS"), "fail": _("FAIL"), "incomplete": _("INCOMPLETE")}
+    s.say(_("Overall: {verdict} (record {seq})").format(verdict=words[run.verdict], seq=row["seq"]))
+    if run.verdict == "incomplete":
+        s.say(
+            _(
+                "Every point is within its limit, but the loads do not cover the range (R 76: "
+                "zero to Max, with Min and the loads where the mpe changes), so this check does "
+                "not count as a verification: the due date is unchanged. Missing:"
+            )
         )
-    )
+        for t in run.uncovered:
+            s.say("  " + _target_words(t))
+
+
+def _target_words(t: metrology.Target) -> str:
+    """A missing target, for people: what it is and the loads that would do."""
+    span = _("a load from {low} to {high}").format(low=_mass(t.low_mg), high=_mass(t.high_mg))
+    if t.name == "min":
+        what = _("near Min ({load})").format(load=_mass(t.load_mg))
+    elif t.name == "max":
+        what = _("the top of the range (Max {load})").format(load=_mass(t.load_mg))
+    else:
+        what = _("where the mpe changes ({n} e = {load})").format(
+            n=t.name.removesuffix("e"), load=_mass(t.load_mg)
+        )
+    return f"{span}: {what}"
 
 
 # ---------------------------------------------------------------------------- history
@@ -1032,7 +1176,7 @@ def history_cmd(ctx: click.Context, as_json: bool) -> None:
         data = row["data"]
         click.echo(
             f"{row['seq']:>6}  {row['recorded_at'][:16].replace('T', ' ')}  "
-            f"{row['reason'] or '?':<5}  {data.get('verdict', '?'):<7}  "
+            f"{row['reason'] or '?':<5}  {data.get('verdict', '?'):<10}  "
             f"{row['operator'] or '-'}  {row['scale_id'] or '-'}  {_summary(data)}"
         )
     click.echo(due_line(config))
@@ -1045,16 +1189,22 @@ def _summary(data: dict[str, Any]) -> str:
     if data.get("step") == "span":
         if data.get("method") == "scale":
             return _("adjusted by the scale ({command})").format(command=data.get("command"))
-        if correction:
+        if correction and str(correction.get("offset_mg", "0")) != "0":  # an earlier version's
             return _("gain {gain}, offset {offset} mg").format(
                 gain=correction["gain_decimal"], offset=correction["offset_mg"]
             )
+        if correction:
+            return _("gain {gain}").format(gain=correction["gain_decimal"])
     if data.get("step") == "check":
         n = len(data.get("points") or []) + len(data.get("eccentricity") or [])
         failed = sum(
             1 for p in (data.get("points") or []) + (data.get("eccentricity") or []) if not p[5]
         )
-        return _("{n} points, {failed} out of limits").format(n=n, failed=failed)
+        text = _("{n} points, {failed} out of limits").format(n=n, failed=failed)
+        uncovered = (data.get("coverage") or {}).get("missing")
+        if uncovered:
+            text += ", " + _("range not covered: {names}").format(names=", ".join(uncovered))
+        return text
     return ""
 
 

@@ -17,16 +17,22 @@ from sync.i18n import _
 
 __all__ = [
     "CLASSES",
+    "ROUNDING_RULES",
     "AccuracyClass",
     "ClassLimits",
     "Point",
     "Repeatability",
+    "Target",
     "class_limits",
+    "default_loads",
     "judge",
     "min_load_mg",
+    "missing",
     "mpe_mg",
     "problems",
     "repeatability",
+    "rounding_mg",
+    "weighing_targets",
 ]
 
 AccuracyClass = Literal["I", "II", "III", "IIII"]
@@ -131,6 +137,20 @@ def mpe_mg(cls: AccuracyClass, e_mg: int, load_mg: int, *, in_service: bool = Fa
     return Decimal(halves * e_mg * (2 if in_service else 1)) / 2
 
 
+# How an error is judged against the display's rounding (R 76 corrects indications for it, with
+# small extra weights, the change-point method): "half-d" adds the largest rounding error, d / 2,
+# to |error| (conservative: it never passes a scale the change-point method would fail); "none"
+# judges the error as read (recorded as not corrected for rounding).
+ROUNDING_RULES = ("half-d", "none")
+
+
+def rounding_mg(rule: str, d_mg: int) -> Decimal:
+    """What is added to |error| before comparing it with the limit under ``rule``."""
+    if rule not in ROUNDING_RULES:
+        raise ValueError(f"unknown rounding rule {rule!r}")
+    return Decimal(d_mg) / 2 if rule == "half-d" else Decimal(0)
+
+
 @dataclass(frozen=True, slots=True)
 class Point:
     """One test load: what the scale read, its error and the limit it must stay within."""
@@ -140,6 +160,7 @@ class Point:
     mpe_mg: Decimal  # initial-verification mpe for this load
     limit_mg: Decimal  # the limit applied (mpe, or 2 × mpe in service)
     position: str = ""  # eccentricity: where on the pan
+    rounding_mg: Decimal = Decimal(0)  # added to |error| for the display's rounding
 
     @property
     def error_mg(self) -> int | None:
@@ -148,7 +169,7 @@ class Point:
     @property
     def passed(self) -> bool:
         error = self.error_mg
-        return error is not None and abs(error) <= self.limit_mg
+        return error is not None and abs(error) + self.rounding_mg <= self.limit_mg
 
 
 def judge(
@@ -159,11 +180,56 @@ def judge(
     *,
     in_service: bool = True,
     position: str = "",
+    rounding: Decimal = Decimal(0),
 ) -> Point:
-    """Error of one reading against the mpe of its load band (in service: twice it)."""
+    """Error of one reading against the mpe of its load band (in service: twice it);
+    ``rounding`` (see :func:`rounding_mg`) is added to |error| before the comparison."""
     mpe = mpe_mg(cls, e_mg, load_mg)
     limit = mpe * 2 if in_service else mpe
-    return Point(load_mg, reading_mg, mpe, limit, position)
+    return Point(load_mg, reading_mg, mpe, limit, position, rounding)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A load the weighing test must include: any test load from ``low_mg`` to ``high_mg``
+    counts for it."""
+
+    name: str  # for the record: "min", "500e", "2000e", "max"
+    load_mg: int
+    low_mg: int
+    high_mg: int
+
+
+def weighing_targets(
+    cls: AccuracyClass, e_mg: int, max_mg: int, min_mg: int | None = None
+) -> list[Target]:
+    """The loads a weighing test must cover to count as a verification.
+
+    R 76 tests loads from zero to Max including Min and the loads where the mpe changes. A
+    station's test masses rarely match those loads exactly, so each is a window: Min from
+    0.8 × Min to 2 × Min (the bottom of the range, where the relative error is largest); each
+    mpe change below Max (500 e and 2 000 e in class III) within ±20 % (a load just below tests
+    the tighter band near its top, just above the wider one); the top of the range from Max / 2
+    to Max. Zero is not a target (``calibrate zero`` checks it)."""
+    low = min_mg if min_mg is not None else min_load_mg(cls, e_mg)
+    out = [Target("min", low, low * 4 // 5, min(2 * low, max_mg))]
+    for upper, _halves in _BANDS[cls]:
+        if upper is None or upper * e_mg >= max_mg:
+            continue
+        at = upper * e_mg
+        out.append(Target(f"{upper}e", at, at * 4 // 5, min(at * 6 // 5, max_mg)))
+    out.append(Target("max", max_mg, max_mg // 2, max_mg))
+    return out
+
+
+def missing(targets: Sequence[Target], loads: Sequence[int]) -> list[Target]:
+    """The targets no load covers (empty: the test covers the range)."""
+    return [t for t in targets if not any(t.low_mg <= m <= t.high_mg for m in loads)]
+
+
+def default_loads(targets: Sequence[Target]) -> list[int]:
+    """Zero, then each target's own load, ascending: a weighing test that covers the range."""
+    return sorted({0, *(t.load_mg for t in targets)})
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from click.testing import CliRunner
 
 from drivers.sim.scale import ScaleSimulator
 from ledger.service import LedgerService
-from station.calibration import CalibrationState, load_state, save_state
+from station.calibration import CalibrationState, Correction, load_state, save_state
 from station.cli import cli
 from station.outcomes import Outcome
 from station.sim import EXAMPLE_CONFIG, SimulatedCounter
@@ -97,7 +98,10 @@ class Technician:
                     self.sim.place(instead, settle_s=0.2)
                 self.actions.append(f"{instead} (asked: {line})")
                 return
-        if line.startswith(("Empty the pan", "Take the load off", "The scale asks: take")):
+        if line.startswith("Press the scale's ZERO key"):
+            _press_zero(self.sim)
+            self.actions.append("ZERO")
+        elif line.startswith(("Empty the pan", "Take the load off", "The scale asks: take")):
             self.sim.place(0, settle_s=0.2)
             self.actions.append("0")
         elif mass and re.match(r"(Place|Repeatability|Eccentricity|The scale asks for)", line):
@@ -121,6 +125,11 @@ class Technician:
         err = self.proc.stderr.read()
         rc = self.proc.wait(10)
         return rc, "\n".join(self.lines), err
+
+
+def _press_zero(sim: ScaleSimulator) -> None:
+    """The scale's ZERO key (→0←), pressed again while the pan still moves (the scale says so)."""
+    assert until(lambda: sim.zero() == "A", timeout=5), "the simulated scale would not zero"
 
 
 def _run(sim: ScaleSimulator, config: Path, *args: str, **kw: Any) -> tuple[int, str, str]:
@@ -227,11 +236,13 @@ def test_check_judges_each_point_against_its_band(tmp_path: Path) -> None:
         rc, out, err = _run(
             sim, config, "check", "--loads", "0,2kg,5kg,10kg,15kg", "--repeat", "2",
             "--repeat-load", "5kg", "--eccentricity", "--eccentric-load", "5kg",
-            "--json", "--yes", "--technician", "Alice", "--wait", "15",
+            "--rounding", "none", "--json", "--yes", "--technician", "Alice", "--wait", "15",
         )  # fmt: skip
     assert rc == 1, out + err  # a failed check exits 1
     result = json.loads(out.splitlines()[-1])
     assert result["verdict"] == "fail" and result["limits"] == "in-service"
+    assert (result["rounding"], result["rounding_mg"]) == ("none", "0")
+    assert result["coverage"]["missing"] == ["min"]  # 2 kg is within 20 % of 500 e = 2.5 kg
     cols = result["columns"]
     points = [dict(zip(cols, p, strict=True)) for p in result["points"]]
     assert [p["load_mg"] for p in points] == [0, 2_000_000, 5_000_000, 10_000_000, 15_000_000]
@@ -344,3 +355,126 @@ def test_due_date_in_status_and_amber_at_start_up(tmp_path: Path) -> None:
         assert not due["overdue"] and due["due"].startswith(
             (datetime.now(UTC) + timedelta(days=365)).date().isoformat()
         )
+
+
+def test_check_covers_the_range_before_it_counts(tmp_path: Path) -> None:
+    # a scale 5 % heavy: a check on the empty pan alone used to pass and renew the due date
+    sim = ScaleSimulator("sma", gain=Decimal("1.05"), capacity_mg=20_000_000, stable_timeout_s=0.5)
+    with sim:
+        config = _config(tmp_path, "sma", sim.start_pty(tmp_path / "scale"))
+        rc, out, err = _run(sim, config, "check", "--yes", "--technician", "Alice", "--wait", "15")
+        assert rc == 1, out + err
+        # no --loads: zero, Min, 500 e, 2 000 e and Max from the metrology (class III, e = 5 g)
+        assert "Test loads from the scale's metrology" in out
+        assert "0.000 kg, 0.100 kg, 2.500 kg, 10.000 kg, 15.000 kg" in out
+        assert "Overall: FAIL" in out, out
+        record = _history(config)[-1]["data"]
+        assert record["verdict"] == "fail" and record["coverage"]["missing"] == []
+        assert record["rounding"] == "half-d" and record["rounding_mg"] == "2500"
+        assert load_state(tmp_path / "data").verified_at is None
+
+        # the scale back in adjustment, but only the empty pan and 5 kg: every point passes,
+        # and still the check is "incomplete", recorded, not a verification
+        sim.gain = Decimal(1)
+        rc, out, err = _run(
+            sim, config, "check", "--loads", "0,5kg", "--yes", "--technician", "Alice",
+            "--wait", "15",
+        )  # fmt: skip
+    assert rc == 1, out + err
+    assert "Overall: INCOMPLETE" in out and "the due date is unchanged" in out, out
+    assert "a load from 0.080 kg to 0.200 kg: near Min (0.100 kg)" in out
+    assert "a load from 8.000 kg to 12.000 kg: where the mpe changes (2000 e = 10.000 kg)" in out
+    assert "a load from 7.500 kg to 15.000 kg: the top of the range (Max 15.000 kg)" in out
+    record = _history(config)[-1]["data"]
+    assert record["verdict"] == "incomplete"
+    assert record["coverage"]["missing"] == ["min", "500e", "2000e", "max"]
+    assert load_state(tmp_path / "data").verified_at is None
+
+
+def test_the_correction_keeps_the_scales_own_zero(tmp_path: Path) -> None:
+    # continuous output: no zero command; 2 % heavy and 50 g on the empty pan at calibration
+    sim = ScaleSimulator(
+        "toledo-continuous", gain=GAIN, offset_mg=50_000, capacity_mg=20_000_000,
+        stable_timeout_s=0.5,
+    )  # fmt: skip
+    with sim:
+        config = _config(tmp_path, "toledo-continuous", sim.start_pty(tmp_path / "scale"))
+        rc, out, err = _run(
+            sim, config, "span", "--reference", "10kg", "--yes", "--technician", "Alice",
+            "--wait", "15",
+        )  # fmt: skip
+        assert rc == 0, out + err
+        assert "The empty pan reads 0.050 kg: press the scale's ZERO key" in out
+        correction = load_state(tmp_path / "data").correction
+        assert correction is not None and correction.offset_mg == 0  # the gain only
+        assert correction.gain == Fraction(10_000_000, 10_200_000)
+
+        # the scale zeros itself (power-on zero, or the ZERO key): weights stay right
+        sim.place(0, settle_s=0)
+        _press_zero(sim)
+        rc, out, err = _run(sim, config, "check", "--yes", "--technician", "Alice", "--wait", "15")
+        assert rc == 0 and "Overall: PASS" in out, out + err
+        assert load_state(tmp_path / "data").verified_step == "check"
+
+        # the zero drifts: `calibrate zero` has the technician press ZERO, stores no offset
+        sim.offset_mg += 20_000
+        rc, out, err = _run(sim, config, "zero", "--yes", "--technician", "Alice", "--wait", "15")
+    assert rc == 0, out + err
+    assert "Zero done: empty pan reads 0 g" in out
+    record = _history(config)[-1]
+    assert record["data"]["method"] == "scale key" and record["data"]["before_mg"] == 20_000
+    assert load_state(tmp_path / "data").correction == correction
+
+
+def test_a_stored_offset_still_loads_and_zero_drops_it(tmp_path: Path) -> None:
+    """Corrections written with an offset by earlier versions: read as before; the next
+    `calibrate zero` keeps their gain about the scale's own zero."""
+    old = Correction.from_json({"offset_mg": "5000", "gain": "50/51", "step_mg": "5000"})
+    save_state(tmp_path / "data", CalibrationState(in_force_id="x", correction=old))
+    assert load_state(tmp_path / "data").applied().value(10_205_000) == 10_000_000
+    # the empty pan reads 5 g until the ZERO key: earlier versions stored that as the offset
+    with ScaleSimulator("toledo-continuous", offset_mg=5_000, stable_timeout_s=0.5) as sim:
+        config = _config(tmp_path, "toledo-continuous", sim.start_pty(tmp_path / "scale"))
+        rc, out, err = _run(sim, config, "zero", "--yes", "--technician", "Bob", "--wait", "15")
+    assert rc == 0, out + err
+    state = load_state(tmp_path / "data")
+    assert state.correction == Correction(0, Fraction(50, 51), 5000)
+    assert _history(config)[-1]["uuid"] == state.in_force_id
+
+
+def test_a_span_reference_far_below_max_is_refused(tmp_path: Path) -> None:
+    config = _config(tmp_path, "sma", str(tmp_path / "no-scale"))
+    result = CliRunner().invoke(
+        cli,
+        ["--config", str(config), "--lang", "en", "calibrate", "span", "--reference", "100g",
+         "--yes", "--technician", "Alice"],
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == (
+        "The reference 0.100 kg is too small to set the gain: use a mass of at least 5.000 kg "
+        "(Max / 3), near the capacity is best."
+    )
+    assert not (tmp_path / "data" / "calibration.json").exists()
+
+
+@pytest.mark.parametrize("step", ["span", "zero"])
+def test_a_silent_scale_is_one_line_and_exit_69(tmp_path: Path, step: str) -> None:
+    master, slave = os.openpty()  # a port with nothing behind it
+    try:
+        link = tmp_path / "scale"
+        link.symlink_to(os.ttyname(slave))
+        config = _config(tmp_path, "sma", str(link))
+        args = ["--reference", "10kg"] if step == "span" else []
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        proc = subprocess.run(
+            [sys.executable, "-m", "station", "--config", str(config), "--lang", "en",
+             "calibrate", step, *args, "--yes", "--technician", "Alice", "--wait", "1"],
+            capture_output=True, text=True, cwd=ROOT, env=env, timeout=60,
+        )  # fmt: skip
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert proc.returncode == 69, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "No stable weight" in proc.stderr

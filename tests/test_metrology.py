@@ -9,7 +9,7 @@ import pytest
 
 from drivers.base import Reading
 from station import metrology
-from station.calibration import CalibrationState, Correction, Implausible
+from station.calibration import CalibrationState, Correction, Implausible, minimum_reference_mg
 from station.sim import example_config
 
 E5 = 5_000  # e = 5 g
@@ -84,6 +84,41 @@ def test_points_and_repeatability() -> None:
     assert not metrology.repeatability("III", E5, 5_000_000, [5_000_000, None]).passed
 
 
+def test_rounding_is_judged_conservatively() -> None:
+    half = metrology.rounding_mg("half-d", E5)
+    assert half == 2_500 and metrology.rounding_mg("none", E5) == 0
+    # +3 g at 2 kg, in service ±5 g: within as read, not once the rounding (±2.5 g) is added
+    assert metrology.judge("III", E5, 2_000_000, 2_003_000).passed
+    assert not metrology.judge("III", E5, 2_000_000, 2_003_000, rounding=half).passed
+    assert metrology.judge("III", E5, 2_000_000, 2_000_000, rounding=half).passed
+    assert metrology.judge("III", E5, 0, -2_000, rounding=half, in_service=False).passed is False
+    with pytest.raises(ValueError):
+        metrology.rounding_mg("round", E5)
+
+
+def test_weighing_targets_cover_min_mpe_changes_and_max() -> None:
+    targets = metrology.weighing_targets("III", E5, 15_000_000, 100_000)
+    assert [(t.name, t.load_mg, t.low_mg, t.high_mg) for t in targets] == [
+        ("min", 100_000, 80_000, 200_000),
+        ("500e", 2_500_000, 2_000_000, 3_000_000),
+        ("2000e", 10_000_000, 8_000_000, 12_000_000),
+        ("max", 15_000_000, 7_500_000, 15_000_000),
+    ]
+    assert metrology.default_loads(targets) == [0, 100_000, 2_500_000, 10_000_000, 15_000_000]
+    assert [t.name for t in metrology.missing(targets, [0])] == ["min", "500e", "2000e", "max"]
+    assert metrology.missing(targets, [0, 200_000, 2_000_000, 12_000_000]) == []
+    assert [t.name for t in metrology.missing(targets, [100_000, 5_000_000, 10_000_000])] == [
+        "500e"
+    ]
+    # e = 1 g, Max 1.5 kg: 2 000 e is above Max, so not a target; Min from the config
+    small = metrology.weighing_targets("III", 1_000, 1_500_000, 50_000)
+    assert [(t.name, t.load_mg) for t in small] == [
+        ("min", 50_000),
+        ("500e", 500_000),
+        ("max", 1_500_000),
+    ]
+
+
 def test_config_validates_metrology() -> None:
     cfg = example_config({"scale": {"e": "5 g"}})
     assert cfg.scale.division == E5 and cfg.scale.minimum_load == 100_000
@@ -99,15 +134,31 @@ def test_config_validates_metrology() -> None:
 
 
 def test_correction_exact_and_rounded_to_d() -> None:
-    # a scale showing 1.02 × load + 5 g, zeroed at 5 g, spanned with 10 kg
+    # a scale showing 1.02 × load + 5 g: 5 g on the empty pan, 10.205 kg with 10 kg on it
     c = Correction.from_points(5_000, 10_205_000, 10_000_000, step_mg=1_000)
     assert c.gain == Fraction(10_000_000, 10_200_000)
-    assert c.value(10_205_000) == 10_000_000
-    assert c.value(5_000) == 0
-    assert c.value(int(2_000_000 * 1.02) + 5_000) == 2_000_000
+    assert c.offset_mg == 0  # the gain only, about the scale's own zero
+    # once the scale has zeroed itself (power-on, ZERO key) it shows 1.02 × load
+    assert c.value(10_200_000) == 10_000_000
+    assert c.value(0) == 0
+    assert c.value(int(2_000_000 * 1.02)) == 2_000_000
     assert Correction.from_json(c.to_json()) == c
-    tared = c.apply(Reading(net_mg=1_020_000, unit="kg", stable=True, tare_mg=510_000))
-    assert (tared.net_mg, tared.tare_mg) == (1_000_000, 500_000)  # no offset under a tare
+    tared = c.apply(
+        Reading(net_mg=1_020_000, unit="kg", stable=True, tare_mg=510_000, gross_mg=1_530_000)
+    )
+    assert (tared.net_mg, tared.tare_mg, tared.gross_mg) == (1_000_000, 500_000, 1_500_000)
+
+
+def test_a_stored_offset_still_applies() -> None:
+    old = Correction.from_json({"offset_mg": "5000", "gain": "50/51", "step_mg": "1000"})
+    assert old.value(10_205_000) == 10_000_000 and old.value(5_000) == 0
+
+
+def test_span_reference_at_least_max_over_3_or_1000_d() -> None:
+    assert minimum_reference_mg(15_000_000, 5_000) == 5_000_000
+    assert minimum_reference_mg(10_000_000, 5_000) == 3_333_334  # rounded up
+    assert minimum_reference_mg(None, 5_000) == 5_000_000  # 1000 d
+    assert minimum_reference_mg(None, None) == 1_000_000  # d = 1 g when not set
 
 
 def test_implausible_spans_are_refused() -> None:
