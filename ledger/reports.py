@@ -573,10 +573,11 @@ def _query(
     """One row of figures per key. ``counted``: with the distinct counts (visits, persons,
     structures); ``totals`` gets the period's own counts where they come at no cost.
 
-    A distinct count is the number of (key, value) groups of a ``GROUP BY`` subquery, which a
-    sort (SQLite) or a parallel hash (PostgreSQL) does much faster than ``count(DISTINCT …)``
-    over a million rows; SQLite keeps ``count(DISTINCT …)`` for the values with few distinct
-    values (persons, structures), where its small search tree is the quicker way."""
+    Visits and persons are the integer ids the ledger gives them at ingest. SQLite: one sorted
+    ``GROUP BY`` gives sums and ``count(DISTINCT …)`` together. PostgreSQL: the sums, then every
+    key's three counts in one pass of bit masks (:func:`_masked_counts`); by profile or with
+    more keys than a mask holds, a ``GROUP BY`` subquery per count (a parallel hash, much
+    faster there than ``count(DISTINCT …)``)."""
     params: list[Any] = []
     keys = [_key_sql(g, names, params) for g in by]
     join = ""
