@@ -54,7 +54,10 @@ def _config(ctx: click.Context) -> LedgerConfig:
 
 def _store(config: LedgerConfig) -> SqlLedgerStore:
     try:
-        return open_store(config.ledger.database, pseudonym_key=config.ledger.pseudonym_secret)
+        store = open_store(config.ledger.database, pseudonym_key=config.ledger.pseudonym_secret)
+        # the config's pseudonymise/pseudonym_key must be the database's (one line if not)
+        store.require_writable()
+        return store
     except (ValueError, OSError, Exception) as exc:  # sqlite3.Error included
         _fail(
             _("Cannot open the ledger database: {error}").format(error=error_line(exc)),
@@ -497,7 +500,7 @@ def calibrations(ctx: click.Context, station: str | None, as_json: bool) -> None
             continue
         click.echo(
             f"{r['recorded_at'][:16].replace('T', ' ')}  {r['station']:<24} "
-            f"{r['reason'] or '?':<5}  {data.get('verdict', '?'):<7}  "
+            f"{r['reason'] or '?':<5}  {data.get('verdict', '?'):<10}  "
             f"{r['operator'] or '-'}  {r['scale_id'] or '-'}"
         )
     if not as_json:

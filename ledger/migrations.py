@@ -173,6 +173,12 @@ WHERE beneficiary IS NOT NULL""",
     ]
 
 
+def _meta(dialect: str) -> list[str]:
+    """Step 6: settings the database was made with, checked at every open (ledger/store.py):
+    ``pseudonym`` ('off' or a keyed check value) and ``station_hashes`` ('raw' or 'keyed')."""
+    return ["CREATE TABLE IF NOT EXISTS ledger_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)"]
+
+
 @dataclass(frozen=True, slots=True)
 class Migration:
     version: int
@@ -188,6 +194,7 @@ MIGRATIONS = (
         4, "covering period index, partial void index, unused indexes dropped", _lean_indexes
     ),
     Migration(5, "visit and person integer ids, period index on them", _surrogate_ids),
+    Migration(6, "ledger_meta: pseudonymisation mode and key check", _meta),
 )
 LATEST = MIGRATIONS[-1].version
 

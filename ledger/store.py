@@ -31,6 +31,7 @@ __all__ = [
     "PSEUDONYM_HEX",
     "IngestResult",
     "LedgerStore",
+    "PseudonymMismatch",
     "PurgeResult",
     "SQLiteLedgerStore",
     "SchemaError",
@@ -73,6 +74,14 @@ _STATUS_COLUMNS = (
 
 class SchemaError(RuntimeError):
     """The database was made by a newer ledger: this one must not write into it."""
+
+
+class PseudonymMismatch(RuntimeError):
+    """The database was made with another ``pseudonymise`` / ``pseudonym_key`` setting: writing
+    would mix hashes of two keys, or raw codes with hashes."""
+
+
+_CHECK_TEXT = b"pesee-pseudonym-check"
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +215,10 @@ class SqlLedgerStore:
         self._key = pseudonym_key
         self.pseudonymised = pseudonym_key is not None
         self._version = 0
+        # set at open when the database was made pseudonymised and no key was given: a reader
+        # (the dashboard) may read, nothing may write
+        self._mode_error: str | None = None
+        self._mode_known = False
 
     # -- what a dialect provides ----------------------------------------------------------
     def _exec(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
@@ -240,6 +253,73 @@ class SqlLedgerStore:
                 f"({migrations.LATEST}): upgrade the ledger"
             )
         self._version = version
+        self._check_mode()
+
+    # -- the pseudonymisation mode the database was made with -----------------------------
+    def _mode_value(self) -> str:
+        if self._key is None:
+            return "off"
+        return "hmac:" + hmac.new(self._key, _CHECK_TEXT, hashlib.sha256).hexdigest()
+
+    def _check_mode(self) -> None:
+        """Compare the opener's setting with the one stored at the database's first write.
+
+        A key given: it must be the database's (or the database new). No key: a database made
+        pseudonymised is readable, but every write is refused (:meth:`require_writable`)."""
+        rows = self._exec("SELECT value FROM ledger_meta WHERE name = 'pseudonym'")
+        if not rows:
+            if self._key is not None:
+                self._record_mode()
+            return
+        stored = str(rows[0][0])
+        self._mode_known = True
+        if stored == self._mode_value():
+            return
+        if stored == "off":
+            message = (
+                "this ledger database stores raw beneficiary codes: it cannot be opened with "
+                "pseudonymise = true (the codes already stored would stay raw); set "
+                "[ledger] pseudonymise = false or start a new database"
+            )
+        elif self._key is not None:
+            message = (
+                "[ledger] pseudonym_key is not the key this database was made with: the same "
+                "person would get another hash; use the database's key"
+            )
+        else:
+            message = (
+                "this ledger database is pseudonymised: writing needs [ledger] pseudonymise = "
+                "true and its pseudonym_key"
+            )
+        if self._key is not None:
+            raise PseudonymMismatch(message)
+        self._mode_error = message
+
+    def _record_mode(self) -> None:
+        """The database's mode, once, at its first write (or first open with a key)."""
+        if self._mode_known:
+            return
+
+        def body() -> None:
+            self._exec(
+                "INSERT INTO ledger_meta (name, value) VALUES ('pseudonym', ?) "
+                "ON CONFLICT (name) DO NOTHING",
+                (self._mode_value(),),
+            )
+
+        self._atomic(body)
+        self._mode_known = True
+        self._check_mode()  # another process may have recorded another mode first
+
+    def require_writable(self) -> None:
+        """Raise :class:`PseudonymMismatch` when this store may not write (see above); the
+        first write of a new database records its mode."""
+        if self._mode_error is not None:
+            raise PseudonymMismatch(self._mode_error)
+        if not self._mode_known:
+            self._record_mode()
+            if self._mode_error is not None:
+                raise PseudonymMismatch(self._mode_error)
 
     def schema_version(self) -> int:
         return self._version
@@ -261,6 +341,8 @@ class SqlLedgerStore:
         """Several batches in one transaction: one commit for all (group commit). The heads
         are locked first, in one order, so two workers' groups never wait on each other in a
         cycle."""
+
+        self.require_writable()
 
         def body() -> list[IngestResult]:
             for station, epoch in sorted({(b.station, b.epoch) for b in batches}):
@@ -520,6 +602,7 @@ class SqlLedgerStore:
         )
 
     def quarantine(self, topic: str, payload: bytes, reason: str) -> None:
+        self.require_writable()
         if self._key is not None:
             # an invalid batch still carries codes: kept with them hidden (JSON payloads)
             with suppress(ValueError, UnicodeDecodeError, RecursionError):
@@ -672,6 +755,8 @@ class SqlLedgerStore:
         conflicts and quarantined messages go too."""
         if mode not in ("aggregate", "delete"):
             raise ValueError(f"unknown retention mode {mode!r}")
+        if not dry_run:
+            self.require_writable()
 
         def body() -> PurgeResult:
             old = "occurred_at < ?"
@@ -738,6 +823,7 @@ class SqlLedgerStore:
         """An erasure request: the person's code replaced by a tombstone of their own in every
         record, profile tag and conflict. Totals and unique counts stay; the link to the code
         is gone."""
+        self.require_writable()
         stored = self.pseudonym(code)
         tombstone = "x:" + secrets.token_hex(PSEUDONYM_HEX // 2)
 

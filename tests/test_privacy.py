@@ -12,7 +12,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ledger.store import SqlLedgerStore, open_store
+import pytest
+
+from ledger.store import PseudonymMismatch, SqlLedgerStore, open_store
 from station.store import Store
 from sync.wire import Batch, decode_batch, encode, record_hash
 
@@ -172,3 +174,40 @@ def test_cli_refuses_a_missing_secret_and_answers_requests(tmp_path: Path) -> No
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
     raw = sqlite3.connect(db).execute("SELECT count(*) FROM records").fetchone()
     assert raw == (11,)
+
+
+def test_the_database_refuses_another_key_or_mode(tmp_path: Path, ledger_url: str) -> None:
+    epoch, rows = _journal(tmp_path / "s.db")
+    store = open_store(ledger_url, pseudonym_key=KEY)
+    store.ingest(_batch(epoch, rows[:3]))
+    store.close()
+    with pytest.raises(PseudonymMismatch, match="pseudonym_key is not the key"):
+        open_store(ledger_url, pseudonym_key=b"another-key-of-16-chars-or-more")
+    # no key: a reader (the dashboard) reads; a writer is refused with one line
+    reader = open_store(ledger_url)
+    assert len(list(reader.records())) == 3
+    with pytest.raises(PseudonymMismatch, match="pseudonymise = true"):
+        reader.ingest(_batch(epoch, rows[3:]))
+    with pytest.raises(PseudonymMismatch):
+        reader.quarantine("t", b"x", "bad")
+    assert len(list(reader.records())) == 3
+    reader.close()
+    # a database of raw codes is not opened pseudonymised
+    raw_url = str(tmp_path / "raw.db") if store.dialect == "sqlite" else None
+    if raw_url is not None:
+        raw = open_store(raw_url)
+        raw.ingest(_batch(epoch, rows[:1]))
+        raw.close()
+        with pytest.raises(PseudonymMismatch, match="stores raw beneficiary codes"):
+            open_store(raw_url, pseudonym_key=KEY)
+
+
+def test_cli_names_the_mismatched_setting(tmp_path: Path) -> None:
+    db = tmp_path / "l.db"
+    open_store(str(db), pseudonym_key=KEY).close()
+    config = tmp_path / "ledger.toml"
+    config.write_text(f'[ledger]\ndatabase = "{db}"\n')
+    done = _ledger(config, "stations")
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert "pseudonymise = true" in done.stderr
