@@ -44,12 +44,15 @@ T = TypeVar("T")
 
 _COLUMNS = list(RECORD_FIELDS)
 _BENEFICIARY = _COLUMNS.index("beneficiary")
+_HASH = _COLUMNS.index("hash")
+_PREV_HASH = _COLUMNS.index("prev_hash")
 INSERT_COLUMNS = (*_COLUMNS, "received_at", "occurred_at", "visit_n", "person_n")
 _INSERT = (
     f"INSERT INTO records ({', '.join(INSERT_COLUMNS)}) "
     f"VALUES ({', '.join('?' * len(INSERT_COLUMNS))})"
 )
 _WALK_CHUNK = 500
+_REKEY_CHUNK = 5000  # records per step of the one-time keying of station hashes
 _ID_CHUNK = 500  # keys per lookup of visit/person ids (SQLite's bound on parameters is far)
 PSEUDONYM_HEX = 32  # 128 bits of HMAC-SHA256: no collision among millions of codes
 _STATUS_COLUMNS = (
@@ -187,15 +190,24 @@ def pseudonym(key: bytes, code: str) -> str:
     return "h:" + digest[:PSEUDONYM_HEX]
 
 
-def _hide_codes(value: Any, hide: Callable[[str | None], str | None]) -> Any:
-    """Every ``beneficiary`` member of a JSON value replaced by its pseudonym."""
+def _hide_codes(
+    value: Any, hide: Callable[[str | None], str | None], keyed: Callable[[str | None], str | None]
+) -> Any:
+    """Every ``beneficiary`` member of a JSON value replaced by its pseudonym, every ``hash``
+    and ``prev_hash`` by its keyed form (a station hash re-hashed from the other fields with
+    a guessed code would give the code back)."""
     if isinstance(value, dict):
-        return {
-            k: hide(v) if k == "beneficiary" and isinstance(v, str) else _hide_codes(v, hide)
-            for k, v in value.items()
-        }
+        out = {}
+        for k, v in value.items():
+            if k == "beneficiary" and isinstance(v, str):
+                out[k] = hide(v)
+            elif k in ("hash", "prev_hash") and isinstance(v, str):
+                out[k] = keyed(v)
+            else:
+                out[k] = _hide_codes(v, hide, keyed)
+        return out
     if isinstance(value, list):
-        return [_hide_codes(v, hide) for v in value]
+        return [_hide_codes(v, hide, keyed) for v in value]
     return value
 
 
@@ -274,6 +286,8 @@ class SqlLedgerStore:
         stored = str(rows[0][0])
         self._mode_known = True
         if stored == self._mode_value():
+            if self._key is not None:
+                self._key_station_hashes()
             return
         if stored == "off":
             message = (
@@ -311,6 +325,65 @@ class SqlLedgerStore:
         self._mode_known = True
         self._check_mode()  # another process may have recorded another mode first
 
+    def _key_station_hashes(self) -> None:
+        """Once per pseudonymised database: station hashes stored by a ledger before they were
+        keyed (raw SHA-256 of the record with its raw code) are replaced by their keyed form,
+        in records, heads, conflicts (and the JSON each conflict keeps)."""
+        done = "SELECT value FROM ledger_meta WHERE name = 'station_hashes'"
+        if self._exec(done):
+            return
+
+        def body() -> None:
+            if self._exec(done):
+                return  # another worker did it meanwhile
+            after: tuple[Any, ...] = ("", "", -1)
+            while True:
+                rows = self._exec(
+                    "SELECT station, epoch, seq, hash, prev_hash FROM records "
+                    "WHERE (station > ?) OR (station = ? AND epoch > ?) "
+                    "OR (station = ? AND epoch = ? AND seq > ?) "
+                    f"ORDER BY station, epoch, seq LIMIT {_REKEY_CHUNK}",
+                    (after[0], after[0], after[1], after[0], after[1], after[2]),
+                )
+                if not rows:
+                    break
+                self._many(
+                    "UPDATE records SET hash = ?, prev_hash = ? "
+                    "WHERE station = ? AND epoch = ? AND seq = ?",
+                    [
+                        (self.kept_hash(h), self.kept_hash(p), st, ep, seq)
+                        for st, ep, seq, h, p in rows
+                    ],
+                )
+                after = tuple(rows[-1][:3])
+            heads = self._exec("SELECT station, epoch, last_hash FROM heads")
+            self._many(
+                "UPDATE heads SET last_hash = ? WHERE station = ? AND epoch = ?",
+                [(self.kept_hash(h), st, ep) for st, ep, h in heads],
+            )
+            conflicts = self._exec("SELECT id, existing_hash, new_hash, record FROM conflicts")
+            self._many(
+                "UPDATE conflicts SET existing_hash = ?, new_hash = ?, record = ? WHERE id = ?",
+                [
+                    (
+                        self.kept_hash(old),
+                        self.kept_hash(new),
+                        json.dumps(
+                            _hide_codes(json.loads(text), lambda c: c, self.kept_hash),
+                            ensure_ascii=False,
+                        ),
+                        cid,
+                    )
+                    for cid, old, new, text in conflicts
+                ],
+            )
+            self._exec(
+                "INSERT INTO ledger_meta (name, value) VALUES ('station_hashes', 'keyed') "
+                "ON CONFLICT (name) DO NOTHING"
+            )
+
+        self._atomic(body)
+
     def require_writable(self) -> None:
         """Raise :class:`PseudonymMismatch` when this store may not write (see above); the
         first write of a new database records its mode."""
@@ -325,6 +398,14 @@ class SqlLedgerStore:
         return self._version
 
     # -- privacy --------------------------------------------------------------------------
+    def kept_hash(self, station_hash: str | None) -> str | None:
+        """What the ledger stores for a station's record hash: HMAC-SHA256(key, hash) (hex)
+        when pseudonymising, the hash itself otherwise. Comparisons (duplicates, chain across
+        batches, conflicts) are made on this form."""
+        if self._key is None or station_hash is None:
+            return station_hash
+        return hmac.new(self._key, station_hash.encode(), hashlib.sha256).hexdigest()
+
     def pseudonym(self, code: str | None) -> str | None:
         """What the ledger stores for a beneficiary code: its keyed hash when pseudonymising,
         the code itself otherwise (importers of codes call this too)."""
@@ -352,19 +433,20 @@ class SqlLedgerStore:
 
         return self._atomic(body)
 
-    def _lock_head(self, station: str, epoch: str, now: str) -> tuple[int, str, int]:
+    def _lock_head(self, station: str, epoch: str, now: str) -> tuple[int, str | None, int]:
         self._exec(
             "INSERT INTO heads (station, epoch, acked_through, last_hash, received_through, "
             "first_seen, updated_at) VALUES (?, ?, 0, ?, 0, ?, ?) "
             "ON CONFLICT (station, epoch) DO NOTHING",
-            (station, epoch, genesis_hash(epoch), now, now),
+            (station, epoch, self.kept_hash(genesis_hash(epoch)), now, now),
         )
         row = self._exec(
             "SELECT acked_through, last_hash, received_through FROM heads "
             "WHERE station = ? AND epoch = ?" + self._for_update,
             (station, epoch),
         )[0]
-        return int(row[0]), str(row[1]), int(row[2])
+        # last_hash NULL: the head's record was erased (erase_beneficiary), its hash with it
+        return int(row[0]), None if row[1] is None else str(row[1]), int(row[2])
 
     def _assign_ids(self, batches: list[Batch]) -> _Ids:
         """The visit and person ids of every record in ``batches``, numbered where new.
@@ -433,29 +515,37 @@ class SqlLedgerStore:
                 (station, epoch, batch.first_seq, batch.last_seq),
             )
         )
+        # the stored form of each record's hashes (keyed when pseudonymising); the chain
+        # inside the batch was checked on the station's own hashes by decode_batch
+        kept = {
+            r["seq"]: (self.kept_hash(r["hash"]), self.kept_hash(r["prev_hash"]))
+            for r in batch.records
+        }
         new = []
         for record in batch.records:
-            seen = existing.get(record["seq"])
-            if seen is None:
+            if record["seq"] not in existing:
                 if record["seq"] > acked:
                     new.append(record)
                 # else: acked once and purged since (retention): never stored again
-            elif seen != record["hash"]:
+                continue
+            seen = existing[record["seq"]]
+            # NULL: an erased person's record, its hash gone; stored, so a duplicate
+            if seen is not None and seen != kept[record["seq"]][0]:
                 conflicts.append(f"seq {record['seq']}: same key, other content")
                 self._conflict(record, "content", seen, now)
         if new:
-            self._insert([self._row(r, now, ids) for r in new])
+            self._insert([self._row(r, now, ids, kept[r["seq"]]) for r in new])
         # advance over consecutive, chained records: first the new ones in memory (the usual
         # in-order case), then from the table (duplicates, or what out-of-order batches left
         # beyond a gap)
         for record in new:
             if record["seq"] != acked + 1:
                 break
-            if record["prev_hash"] != last_hash:
+            if last_hash is not None and kept[record["seq"]][1] != last_hash:
                 conflicts.append(f"seq {record['seq']}: not chained to seq {acked}")
                 self._conflict(record, "chain", last_hash, now)
                 break
-            acked, last_hash = record["seq"], record["hash"]
+            acked, last_hash = record["seq"], kept[record["seq"]][0]
         if new:
             self._correct_times(station, epoch, {r["boot_id"] for r in new if r["boot_id"]})
             self._mark_voided(station, epoch, new)
@@ -477,8 +567,11 @@ class SqlLedgerStore:
             tuple(conflicts),
         )
 
-    def _row(self, record: dict[str, Any], now: str, ids: _Ids) -> list[Any]:
+    def _row(
+        self, record: dict[str, Any], now: str, ids: _Ids, hashes: tuple[str | None, str | None]
+    ) -> list[Any]:
         values = [record[c] for c in _COLUMNS]
+        values[_HASH], values[_PREV_HASH] = hashes
         person = ids.persons.get(values[_BENEFICIARY]) if values[_BENEFICIARY] else None
         if person is not None:
             values[_BENEFICIARY] = person[0]
@@ -557,8 +650,8 @@ class SqlLedgerStore:
         )
 
     def _walk(
-        self, station: str, epoch: str, acked: int, last_hash: str, conflicts: list[str]
-    ) -> tuple[int, str]:
+        self, station: str, epoch: str, acked: int, last_hash: str | None, conflicts: list[str]
+    ) -> tuple[int, str | None]:
         while True:
             rows = self._exec(
                 "SELECT seq, prev_hash, hash FROM records WHERE station = ? AND epoch = ? "
@@ -568,24 +661,26 @@ class SqlLedgerStore:
             for seq, prev_hash, hash_ in rows:
                 if seq != acked + 1:
                     return acked, last_hash
-                if prev_hash != last_hash:
+                # NULL on either side: an erased person's record (its hashes removed)
+                if prev_hash is not None and last_hash is not None and prev_hash != last_hash:
                     message = f"seq {seq}: not chained to seq {acked}"
                     if message not in conflicts:  # said once when it came in this batch
                         conflicts.append(message)
                     return acked, last_hash
-                acked, last_hash = int(seq), str(hash_)
+                acked, last_hash = int(seq), None if hash_ is None else str(hash_)
             if len(rows) < _WALK_CHUNK:
                 return acked, last_hash
 
-    def _conflict(self, record: dict[str, Any], kind: str, existing: str, now: str) -> None:
+    def _conflict(self, record: dict[str, Any], kind: str, existing: str | None, now: str) -> None:
+        new_hash = self.kept_hash(record["hash"])
         known = self._exec(
             "SELECT 1 FROM conflicts WHERE station = ? AND epoch = ? AND seq = ? AND kind = ? "
             "AND new_hash = ?",
-            (record["station"], record["epoch"], record["seq"], kind, record["hash"]),
+            (record["station"], record["epoch"], record["seq"], kind, new_hash),
         )
         if known:
             return  # the same conflict re-sent: kept once
-        kept = _hide_codes(record, self.pseudonym) if self._key is not None else record
+        kept = self._hidden(record)
         self._exec(
             "INSERT INTO conflicts (station, epoch, seq, kind, existing_hash, new_hash, record, "
             "received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -595,18 +690,24 @@ class SqlLedgerStore:
                 record["seq"],
                 kind,
                 existing,
-                record["hash"],
+                new_hash,
                 json.dumps(kept, ensure_ascii=False),
                 now,
             ),
         )
+
+    def _hidden(self, value: Any) -> Any:
+        """A JSON value as the ledger may keep it: codes pseudonymised, hashes keyed."""
+        if self._key is None:
+            return value
+        return _hide_codes(value, self.pseudonym, self.kept_hash)
 
     def quarantine(self, topic: str, payload: bytes, reason: str) -> None:
         self.require_writable()
         if self._key is not None:
             # an invalid batch still carries codes: kept with them hidden (JSON payloads)
             with suppress(ValueError, UnicodeDecodeError, RecursionError):
-                body = _hide_codes(json.loads(payload), self.pseudonym)
+                body = self._hidden(json.loads(payload))
                 payload = json.dumps(body, ensure_ascii=False).encode()
         self._atomic(
             lambda: self._exec(
@@ -829,6 +930,22 @@ class SqlLedgerStore:
 
         def body() -> int:
             n = self._exec("SELECT count(*) FROM records WHERE beneficiary = ?", (stored,))[0][0]
+            # the person's station hashes go too: with the other fields of a row, a hash (or
+            # its keyed form, for whoever holds the key) lets a guessed code be checked. The
+            # neighbours' links to them, a head at them and conflicts naming them go as well;
+            # ingest takes a NULL hash as "stored" and a NULL link as chained.
+            theirs = "(SELECT hash FROM records WHERE beneficiary = ? AND hash IS NOT NULL)"
+            self._exec(f"UPDATE heads SET last_hash = NULL WHERE last_hash IN {theirs}", (stored,))
+            self._exec(
+                f"UPDATE records SET prev_hash = NULL WHERE prev_hash IN {theirs}", (stored,)
+            )
+            for column in ("existing_hash", "new_hash"):
+                self._exec(
+                    f"UPDATE conflicts SET {column} = NULL WHERE {column} IN {theirs}", (stored,)
+                )
+            self._exec(
+                "UPDATE records SET hash = NULL, prev_hash = NULL WHERE beneficiary = ?", (stored,)
+            )
             self._exec(
                 "UPDATE records SET beneficiary = ? WHERE beneficiary = ?", (tombstone, stored)
             )
@@ -846,8 +963,10 @@ class SqlLedgerStore:
                 record = json.loads(text)
                 if record.get("beneficiary") == stored:
                     record["beneficiary"] = tombstone
+                    record["hash"] = record["prev_hash"] = None
                     self._exec(
-                        "UPDATE conflicts SET record = ? WHERE id = ?",
+                        "UPDATE conflicts SET record = ?, existing_hash = NULL, new_hash = NULL "
+                        "WHERE id = ?",
                         (json.dumps(record, ensure_ascii=False), cid),
                     )
             return int(n)

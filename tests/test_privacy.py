@@ -16,7 +16,7 @@ import pytest
 
 from ledger.store import PseudonymMismatch, SqlLedgerStore, open_store
 from station.store import Store
-from sync.wire import Batch, decode_batch, encode, record_hash
+from sync.wire import Batch, decode_batch, encode, genesis_hash, record_hash
 
 from .conftest import beneficiary
 
@@ -92,8 +92,9 @@ def test_pseudonymised_storage_holds_no_raw_code(tmp_path: Path, ledger_url: str
     assert {c: store.pseudonym(c) for c in CODES} == expected
     stored = {r["beneficiary"] for r in store.records() if r["kind"] == "weighing"}
     assert stored == set(expected.values())
-    # the hash the station made is kept: it proves the raw record, not the stored row
-    assert [r["hash"] for r in store.records()] == [r["hash"] for r in rows]
+    # the station's hashes are kept keyed: HMAC(key, hash), compared in that form
+    keyed = [hmac.new(KEY, r["hash"].encode(), hashlib.sha256).hexdigest() for r in rows]
+    assert [r["hash"] for r in store.records()] == keyed
     store.close()
     store = open_store(ledger_url, pseudonym_key=KEY)
     dump = _everything(store, ledger_url)
@@ -211,3 +212,63 @@ def test_cli_names_the_mismatched_setting(tmp_path: Path) -> None:
     assert done.returncode != 0 and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert "pseudonymise = true" in done.stderr
+
+
+def test_no_stored_hash_lets_a_code_be_checked(tmp_path: Path, ledger_url: str) -> None:
+    """A station hash is SHA-256 of the record with its raw code: stored as such, a guessed
+    code re-hashed with the row's other fields would be confirmed (or found by brute force)."""
+    epoch, rows = _journal(tmp_path / "s.db")
+    store = open_store(ledger_url, pseudonym_key=KEY)
+    store.ingest(_batch(epoch, rows[:6]))
+    store.ingest(_batch(epoch, rows[6:]))  # the chain continues across batches, keyed
+    assert store.head("st-1", epoch) == (11, 11)
+    again = store.ingest(_batch(epoch, rows[3:8]))  # a re-sent batch: acked, nothing new
+    assert (again.inserted, again.duplicates, again.conflicts) == (0, 5, ())
+    forged = {**rows[1], "net_mg": 1}
+    forged["hash"] = record_hash(forged)
+    assert store.ingest(_batch(epoch, [forged])).conflicts  # other content: a conflict
+    assert store.ingest(_batch(epoch, [forged])).conflicts  # the same again: still refused
+    assert len(store.conflicts()) == 1
+
+    # every hash computable from a stored row with its raw code, and the station's own
+    station_hashes = {r["hash"] for r in rows} | {forged["hash"], genesis_hash(epoch)}
+    by_pseudonym = {store.pseudonym(c): c for c in CODES}
+    for row in store.records():
+        raw = {k: row[k] for k in rows[0]}
+        raw["beneficiary"] = by_pseudonym.get(row["beneficiary"], row["beneficiary"])
+        station_hashes.add(record_hash(raw))
+    assert station_hashes >= {r["hash"] for r in rows}  # the recomputation is the station's
+    dump = _everything(store, ledger_url)
+    assert not [h for h in station_hashes if h in dump]
+
+    # erasure: the person's hashes go, so even the key cannot confirm their code any more
+    theirs = [r for r in rows if r["beneficiary"] == CODES[1]]
+    assert store.erase_beneficiary(CODES[1]) == len(theirs)
+    keyed = {store.kept_hash(r["hash"]) for r in theirs}
+    dump = _everything(store, ledger_url)
+    assert not [h for h in keyed if h and h in dump]
+    # the chain still holds: duplicates acked, the next records chained past the erased ones
+    again = store.ingest(_batch(epoch, rows))
+    assert (again.acked_through, again.inserted, again.conflicts) == (11, 0, ())
+    store.close()
+
+
+def test_hashes_stored_raw_by_an_older_ledger_are_keyed_at_open(
+    tmp_path: Path, ledger_url: str
+) -> None:
+    epoch, rows = _journal(tmp_path / "s.db")
+    store = open_store(ledger_url, pseudonym_key=KEY)
+    store.ingest(_batch(epoch, rows[:6]))
+    # what a ledger before schema step 6 left: the station's hashes as sent
+    store._many(
+        "UPDATE records SET hash = ?, prev_hash = ? WHERE seq = ?",
+        [(r["hash"], r["prev_hash"], r["seq"]) for r in rows[:6]],
+    )
+    store._exec("UPDATE heads SET last_hash = ?", (rows[5]["hash"],))
+    store._exec("DELETE FROM ledger_meta WHERE name = 'station_hashes'")
+    store.close()
+    store = open_store(ledger_url, pseudonym_key=KEY)
+    assert [r["hash"] for r in store.records()] == [store.kept_hash(r["hash"]) for r in rows[:6]]
+    more = store.ingest(_batch(epoch, rows[6:]))  # chained to the keyed head
+    assert (more.acked_through, more.conflicts) == (11, ())
+    store.close()
