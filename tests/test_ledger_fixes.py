@@ -9,6 +9,7 @@ import io
 import random
 import subprocess
 import sys
+import threading
 import urllib.parse
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -95,6 +96,37 @@ def test_the_database_password_is_never_shown(tmp_path: Path) -> None:
     assert redacted("postgresql://u@h/l?password=s3cret") == "postgresql://u@h/l?password=***"
     assert redacted("postgresql://u:p@ss/w@rd@h/l") == "postgresql://u:***@h/l"
     assert redacted("/var/lib/pesee-ledger/ledger.db") == "/var/lib/pesee-ledger/ledger.db"
+
+
+def test_run_and_serve_logs_hide_the_password(pg_url: str, tmp_path: Path) -> None:
+    """The test server trusts loopback: a password in the URL is accepted and ignored."""
+    url = pg_url.replace("://postgres@", f"://postgres:{PG_SECRET}@")
+    assert PG_SECRET in url
+    config = _config(tmp_path, url)
+    with config.open("a") as f:
+        f.write('[mqtt]\nhost = "127.0.0.1"\nport = 1\n')  # no broker: it keeps retrying
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ledger", "--lang", "en", "--config", str(config), "run"],
+        stderr=subprocess.PIPE, text=True, cwd=ROOT,
+    )  # fmt: skip
+    deadline = threading.Timer(60, proc.kill)  # a hang ends the reading below (EOF)
+    deadline.start()
+    lines: list[str] = []
+    try:
+        assert proc.stderr is not None
+        while not lines or ("ledger running" not in lines[-1] and lines[-1]):
+            lines.append(proc.stderr.readline())
+    finally:
+        deadline.cancel()
+        proc.terminate()
+        proc.wait(timeout=30)
+    running = lines[-1]
+    assert "postgres:***@127.0.0.1" in running and PG_SECRET not in "".join(lines)
+    log = tmp_path / "serve.log"
+    with serving(config, log):
+        pass
+    reading = next(line for line in log.read_text().splitlines() if "dashboard reading" in line)
+    assert "postgres:***@127.0.0.1" in reading and PG_SECRET not in log.read_text()
 
 
 # -- 5: a label is text, not maths --------------------------------------------------------------
