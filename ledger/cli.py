@@ -852,8 +852,18 @@ def beneficiary_erase(ctx: click.Context, code: str, yes: bool) -> None:
         _fail(_("Nothing erased."), 1)
     store = _store(cfg)
     n = store.erase_beneficiary(code)
+    pending = store.wal_pending
     store.close()
     click.echo(_("{n} record(s) no longer linked to {code}").format(n=n, code=code))
+    if pending:  # SQLite: a reader kept the WAL busy, the old values are still in it
+        click.echo(
+            _(
+                "The database's write-ahead log still holds the old values (a reader was busy): "
+                "run the same command again in a moment."
+            ),
+            err=True,
+        )
+        sys.exit(75)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -179,6 +179,16 @@ def _meta(dialect: str) -> list[str]:
     return ["CREATE TABLE IF NOT EXISTS ledger_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)"]
 
 
+def _quarantine_digest(dialect: str) -> list[str]:
+    """Step 7: a quarantined message's size and SHA-256, kept when its bytes cannot be (a
+    pseudonymising ledger keeps no raw payload that could hold a code, docs/privacy.md)."""
+    integer = "BIGINT" if dialect == "postgresql" else "INTEGER"
+    return [
+        f"ALTER TABLE quarantine ADD COLUMN size {integer}",
+        "ALTER TABLE quarantine ADD COLUMN sha256 TEXT",
+    ]
+
+
 @dataclass(frozen=True, slots=True)
 class Migration:
     version: int
@@ -195,6 +205,7 @@ MIGRATIONS = (
     ),
     Migration(5, "visit and person integer ids, period index on them", _surrogate_ids),
     Migration(6, "ledger_meta: pseudonymisation mode and key check", _meta),
+    Migration(7, "quarantine: size and SHA-256 of each message", _quarantine_digest),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -85,6 +85,7 @@ class PseudonymMismatch(RuntimeError):
 
 
 _CHECK_TEXT = b"pesee-pseudonym-check"
+_REDACTED = "(redacted)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,8 +200,9 @@ def _hide_codes(
     if isinstance(value, dict):
         out = {}
         for k, v in value.items():
-            if k == "beneficiary" and isinstance(v, str):
-                out[k] = hide(v)
+            if k == "beneficiary":
+                # any type: a code sent as a number or a list is a code all the same
+                out[k] = hide(v) if isinstance(v, str) else _REDACTED
             elif k in ("hash", "prev_hash") and isinstance(v, str):
                 out[k] = keyed(v)
             else:
@@ -222,6 +224,9 @@ class SqlLedgerStore:
 
     dialect = "sql"
     _for_update = ""
+    # SQLite: the last erase or purge could not empty the WAL (a reader held it): the old
+    # values are still in the -wal file until a later checkpoint
+    wal_pending = False
 
     def __init__(self, pseudonym_key: bytes | None = None) -> None:
         self._key = pseudonym_key
@@ -377,12 +382,27 @@ class SqlLedgerStore:
                     for cid, old, new, text in conflicts
                 ],
             )
+            # quarantined payloads kept by an older ledger: redacted the same way now
+            for qid, payload in self._exec(
+                "SELECT id, payload FROM quarantine WHERE payload IS NOT NULL"
+            ):
+                kept: bytes | None = None
+                with suppress(ValueError, UnicodeDecodeError, RecursionError):
+                    body = _hide_codes(json.loads(bytes(payload)), self._rehide, self.kept_hash)
+                    kept = json.dumps(body, ensure_ascii=False).encode()
+                self._exec("UPDATE quarantine SET payload = ? WHERE id = ?", (kept, qid))
             self._exec(
                 "INSERT INTO ledger_meta (name, value) VALUES ('station_hashes', 'keyed') "
                 "ON CONFLICT (name) DO NOTHING"
             )
 
         self._atomic(body)
+
+    def _rehide(self, code: str | None) -> str | None:
+        """A code of an old quarantined payload: pseudonymised unless it already is."""
+        if code is None or code.startswith(("h:", "x:")):
+            return code
+        return self.pseudonym(code)
 
     def require_writable(self) -> None:
         """Raise :class:`PseudonymMismatch` when this store may not write (see above); the
@@ -703,16 +723,23 @@ class SqlLedgerStore:
         return _hide_codes(value, self.pseudonym, self.kept_hash)
 
     def quarantine(self, topic: str, payload: bytes, reason: str) -> None:
+        """Keep an invalid message for inquiry: its topic, reason, size and SHA-256, and its
+        bytes, except when pseudonymising: then a JSON payload is kept redacted (codes
+        pseudonymised whatever their type, hashes keyed) and any other payload (a truncated
+        frame, not JSON) keeps no bytes at all: they could hold a raw code."""
         self.require_writable()
+        size, digest = len(payload), hashlib.sha256(payload).hexdigest()
+        kept: bytes | None = payload
         if self._key is not None:
-            # an invalid batch still carries codes: kept with them hidden (JSON payloads)
+            kept = None
             with suppress(ValueError, UnicodeDecodeError, RecursionError):
                 body = self._hidden(json.loads(payload))
-                payload = json.dumps(body, ensure_ascii=False).encode()
+                kept = json.dumps(body, ensure_ascii=False).encode()
         self._atomic(
             lambda: self._exec(
-                "INSERT INTO quarantine (topic, payload, reason, received_at) VALUES (?, ?, ?, ?)",
-                (topic, payload, reason, _now()),
+                "INSERT INTO quarantine (topic, payload, reason, received_at, size, sha256) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (topic, kept, reason, _now(), size, digest),
             )
         )
 
@@ -801,7 +828,9 @@ class SqlLedgerStore:
         return self.fetch("SELECT * FROM conflicts ORDER BY id")
 
     def quarantined(self) -> list[dict[str, Any]]:
-        return self.fetch("SELECT id, topic, reason, received_at FROM quarantine ORDER BY id")
+        return self.fetch(
+            "SELECT id, topic, reason, received_at, size, sha256 FROM quarantine ORDER BY id"
+        )
 
     def records(self, station: str | None = None) -> Iterator[dict[str, Any]]:
         if station is None:
@@ -957,6 +986,14 @@ class SqlLedgerStore:
             self._exec(
                 "UPDATE profiles SET beneficiary = ? WHERE beneficiary = ?", (tombstone, stored)
             )
+            # quarantined messages naming the code (as stored: raw, or pseudonymised in a
+            # redacted copy) lose their bytes; topic, reason, size and SHA-256 stay
+            needle = str(stored).encode()
+            for qid, payload in self._exec(
+                "SELECT id, payload FROM quarantine WHERE payload IS NOT NULL"
+            ):
+                if needle in bytes(payload):
+                    self._exec("UPDATE quarantine SET payload = NULL WHERE id = ?", (qid,))
             for cid, text in self._exec(
                 "SELECT id, record FROM conflicts WHERE record LIKE ?", (f"%{stored}%",)
             ):
@@ -1037,9 +1074,17 @@ class SQLiteLedgerStore(SqlLedgerStore):
         return result
 
     def _checkpoint(self) -> None:
-        """The WAL still holds the old pages: copy into the file and truncate it now."""
+        """The WAL still holds the old pages: copy into the file and truncate it now. A reader
+        (the dashboard) in the middle of a query makes it busy: ``wal_pending`` says so, and
+        ``ledger beneficiary erase`` asks to run it again later."""
         with self._lock:
-            self.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            # wait for readers a little, not the writer's 30 s: a busy WAL is reported instead
+            self.db.conn.execute("PRAGMA busy_timeout = 2000")
+            try:
+                row = self.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            finally:
+                self.db.conn.execute("PRAGMA busy_timeout = 30000")
+        self.wal_pending = bool(row and row[0])
 
     def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Rows of a read-only query (``?`` placeholders), in turn with the writer."""

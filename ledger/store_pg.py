@@ -141,7 +141,7 @@ class PostgresLedgerStore(SqlLedgerStore):
     def erase_beneficiary(self, code: str) -> int:
         n = super().erase_beneficiary(code)
         with self._lock:  # the old row versions stay in the table files until a vacuum
-            self.conn.execute("VACUUM records, conflicts")
+            self.conn.execute("VACUUM records, conflicts, person_ids, profiles, quarantine, heads")
         return n
 
     def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:

@@ -272,3 +272,57 @@ def test_hashes_stored_raw_by_an_older_ledger_are_keyed_at_open(
     more = store.ingest(_batch(epoch, rows[6:]))  # chained to the keyed head
     assert (more.acked_through, more.conflicts) == (11, ())
     store.close()
+
+
+def test_quarantine_keeps_no_code_and_erasure_scrubs_it(tmp_path: Path, ledger_url: str) -> None:
+    epoch, rows = _journal(tmp_path / "s.db")
+    store = open_store(ledger_url, pseudonym_key=KEY)
+    topic = "pesee/v1/stations/st-1/records"
+    whole = encode(_batch(epoch, rows))
+    odd = json.dumps({"records": [{"beneficiary": 16543217}, {"beneficiary": [CODES[3]]}]})
+    store.quarantine(topic, whole, "bad signature")  # JSON: kept redacted
+    store.quarantine(topic, odd.encode(), "bad record")  # codes that are not strings
+    store.quarantine(topic, whole[: len(whole) // 2], "truncated")  # not JSON: no bytes kept
+    kept = store.fetch("SELECT payload, size, sha256 FROM quarantine ORDER BY id")
+    assert [r["size"] for r in kept] == [len(whole), len(odd.encode()), len(whole) // 2]
+    assert kept[2]["payload"] is None
+    assert kept[0]["sha256"] == hashlib.sha256(whole).hexdigest()
+    dump = _everything(store, ledger_url)
+    for secret in [*CODES, "16543217", *(r["hash"] for r in rows)]:
+        assert secret not in dump
+    assert store.pseudonym(CODES[0]) in dump
+    # erasure: the redacted copies naming the person lose their bytes, the rest stays
+    store.erase_beneficiary(CODES[0])
+    kept = store.fetch("SELECT payload, reason, size FROM quarantine ORDER BY id")
+    assert [r["payload"] is None for r in kept] == [True, False, True]
+    assert [r["reason"] for r in kept] == ["bad signature", "bad record", "truncated"]
+    assert str(store.pseudonym(CODES[0])) not in _everything(store, ledger_url)
+    store.close()
+
+
+def test_erasure_reaches_profiles_ids_and_reports_a_busy_wal(
+    tmp_path: Path, ledger_url: str
+) -> None:
+    from ledger.reports import import_profiles
+
+    epoch, rows = _journal(tmp_path / "s.db")
+    store = open_store(ledger_url)
+    store.ingest(_batch(epoch, rows))
+    import_profiles(store, [(CODES[1], ["single_parent"])])
+    store.quarantine("pesee/v1/stations/st-1/records", b'{"b": "' + CODES[1].encode(), "cut")
+    reader = None
+    if store.dialect == "sqlite":  # a reader in the middle of a query keeps the WAL busy
+        reader = sqlite3.connect(ledger_url)
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM records").fetchone()
+    assert store.erase_beneficiary(CODES[1]) == 3
+    assert store.wal_pending == (reader is not None)
+    if reader is not None:
+        reader.close()
+        assert store.erase_beneficiary(CODES[1]) == 0  # run again: the WAL is emptied
+        assert not store.wal_pending
+    assert store.fetch("SELECT count(*) AS n FROM profiles WHERE tag = 'single_parent'") == [
+        {"n": 1}
+    ]
+    assert CODES[1] not in _everything(store, ledger_url)
+    store.close()
