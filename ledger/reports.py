@@ -144,8 +144,10 @@ class Period:
         return cls.year(y)
 
     def previous_year(self) -> Period:
-        """The same days one year before (29 February becomes 28)."""
-        return Period(_minus_year(self.start), _minus_year(self.end))
+        """The same days one year before (29 February becomes 28). The end is taken from the
+        last day included: a period ending on 28 February 2024 (end 29 February, excluded)
+        compares with one ending on 28 February 2023 included, not the 27th."""
+        return Period(_minus_year(self.start), _minus_year(self.last_day) + timedelta(days=1))
 
     @property
     def last_day(self) -> date:

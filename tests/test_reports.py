@@ -327,6 +327,13 @@ def test_periods_parse_and_refuse_clearly() -> None:
     assert Period.between(date(2024, 2, 29), date(2024, 3, 1)).previous_year() == Period.between(
         date(2023, 2, 28), date(2023, 3, 1)
     )
+    # the end comes from the last day included: February 2023 whole, not up to the 27th
+    assert Period.parse(start="2024-01-01", end="2024-02-28").previous_year() == Period.between(
+        date(2023, 1, 1), date(2023, 3, 1)
+    )
+    assert Period.parse(start="2025-03-01", end="2025-03-01").previous_year() == Period.between(
+        date(2024, 3, 1), date(2024, 3, 2)
+    )
     assert Period.quarter(2026, 2).months == 3.0
     for kwargs, message in [
         ({"year": 2026, "month": 13}, "month must be 1 to 12"),
