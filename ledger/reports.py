@@ -560,7 +560,8 @@ def _key_sql(grouping: str, names: Names, params: list[Any]) -> str:
         return _case("r.referrer", names.referrer_types, params)
     if grouping == "profile":
         return "p.tag"
-    return f"r.{grouping}"
+    # NULL and '' are both "(none)": one row, not two the databases order differently
+    return f"coalesce(r.{grouping}, '')"
 
 
 def _query(

@@ -346,3 +346,27 @@ def test_periods_parse_and_refuse_clearly() -> None:
     ]:
         with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
             Period.parse(**kwargs)  # type: ignore[arg-type]
+
+
+def test_no_referrer_is_one_row_whether_null_or_empty(tmp_path: Path, ledger_url: str) -> None:
+    from station.store import Store as Journal
+    from sync.wire import Batch, decode_batch, encode
+
+    with Journal(tmp_path / "s.db", "st-1") as journal:
+        for i, referrer in enumerate([None, "", "", "REF-A"]):
+            journal.append(
+                "weighing",
+                net_mg=1000 * (i + 1),
+                referrer=referrer,
+                recorded_at="2026-05-10T10:00:00.000Z",
+            )
+        epoch, rows = journal.epoch, list(journal.records())
+    store = open_store(ledger_url)
+    store.ingest(decode_batch(encode(Batch("st-1", epoch, tuple(rows)))))
+    assert sorted(repr(r["referrer"]) for r in store.records()) == ["''", "''", "'REF-A'", "None"]
+    report = build_report(store, Period.month(2026, 5), ("referrer",), compare=False)
+    assert [(r.key, r.figures.items, r.figures.net_mg) for r in report.rows] == [
+        (("REF-A",), 1, 4000),
+        (("",), 3, 6000),
+    ]
+    store.close()
