@@ -23,7 +23,7 @@ from sync.wire import (
 )
 
 from .config import LedgerConfig
-from .store import IngestResult, LedgerStore
+from .store import IngestResult, LedgerStore, StoreUnavailable
 
 __all__ = ["LedgerService"]
 
@@ -148,6 +148,10 @@ class LedgerService:
                         batches.append((m.topic, batch))
                 else:
                     self.handle(m.topic, m.payload, m.retained)
+            except StoreUnavailable:
+                # the database failed, not the message: nothing to quarantine (a status comes
+                # again, a batch is sent again by its station when no ack comes)
+                log.exception("database unavailable; message on %s not stored", m.topic)
             except Exception:  # one bad message must never stop the ledger for the others
                 log.exception("failed to handle a message on %s", m.topic)
                 self._quarantine(m.topic, m.payload, "internal error")
@@ -155,12 +159,19 @@ class LedgerService:
             return
         try:
             results = self.store.ingest_many([b for _, b in batches])
+        except StoreUnavailable:
+            # no ack: the stations resend these batches (quarantine is for bad payloads)
+            log.exception("database unavailable; %d batch(es) left unacked", len(batches))
+            return
         except Exception:
             # a bad batch must not sink the others: store them one by one
             log.exception("group commit failed; storing batches one by one")
             for topic, batch in batches:
                 try:
                     self._store(batch)
+                except StoreUnavailable:
+                    log.exception("database unavailable; batch on %s left unacked", topic)
+                    return
                 except Exception:
                     log.exception("failed to store a batch on %s", topic)
                     self._quarantine(topic, encode(batch), "internal error")
@@ -236,4 +247,7 @@ class LedgerService:
     def _quarantine(self, topic: str, payload: bytes, reason: str) -> None:
         self.quarantined += 1
         log.warning("quarantined a message on %s: %s", topic, reason)
-        self.store.quarantine(topic, payload, reason)
+        try:
+            self.store.quarantine(topic, payload, reason)
+        except Exception:  # the ingest thread must outlive a failing database
+            log.exception("could not keep the quarantined message on %s", topic)

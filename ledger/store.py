@@ -36,6 +36,7 @@ __all__ = [
     "SQLiteLedgerStore",
     "SchemaError",
     "SqlLedgerStore",
+    "StoreUnavailable",
     "open_store",
     "pseudonym",
 ]
@@ -77,6 +78,11 @@ _STATUS_COLUMNS = (
 
 class SchemaError(RuntimeError):
     """The database was made by a newer ledger: this one must not write into it."""
+
+
+class StoreUnavailable(RuntimeError):
+    """The database failed (connection lost and not back after bounded retries, disk full…),
+    not the message: nothing was stored, nothing is acked, the station sends it again."""
 
 
 class PseudonymMismatch(RuntimeError):

@@ -11,6 +11,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any, TypeVar
@@ -18,13 +19,14 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg import errors
 
-from .store import INSERT_COLUMNS, SqlLedgerStore
+from .store import INSERT_COLUMNS, SqlLedgerStore, StoreUnavailable
 
 __all__ = ["PostgresLedgerStore", "translate"]
 
 T = TypeVar("T")
 
 _RETRIES = 8
+_RECONNECTS = 6  # a lost server: tries to reconnect, 0.25 s doubling (about 16 s in all)
 _COPY = f"COPY records ({', '.join(INSERT_COLUMNS)}) FROM STDIN"
 _TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?|%")
 
@@ -59,6 +61,7 @@ class PostgresLedgerStore(SqlLedgerStore):
 
     dialect = "postgresql"
     _for_update = " FOR UPDATE"
+    reconnect_tries = _RECONNECTS
 
     def __init__(self, url: str, *, pseudonym_key: bytes | None = None) -> None:
         super().__init__(pseudonym_key)
@@ -134,9 +137,29 @@ class PostgresLedgerStore(SqlLedgerStore):
                     if attempt == _RETRIES - 1:
                         raise
                     time.sleep(0.01 * 2**attempt)  # the other worker finishes meanwhile
+                except psycopg.OperationalError as exc:
+                    # the database failed, not the data: reconnect and run the body again (a
+                    # commit lost with the link is harmless, ingest is idempotent); past the
+                    # bound, StoreUnavailable: the caller acks nothing and quarantines nothing
+                    if not (self.conn.closed or self.conn.broken) or attempt == _RETRIES - 1:
+                        raise StoreUnavailable(f"database failed: {exc}") from exc
+                    self._reconnect(exc)
                 finally:
                     self._depth = 0
             raise AssertionError("unreachable")
+
+    def _reconnect(self, cause: Exception) -> None:
+        """A new writing connection, with bounded retries and back-off."""
+        with suppress(Exception):
+            self.conn.close()
+        for attempt in range(self.reconnect_tries):
+            time.sleep(0.25 * 2**attempt)
+            try:
+                self.conn = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
+                return
+            except psycopg.OperationalError:
+                continue
+        raise StoreUnavailable(f"database unreachable: {cause}") from cause
 
     def erase_beneficiary(self, code: str) -> int:
         n = super().erase_beneficiary(code)
@@ -147,9 +170,16 @@ class PostgresLedgerStore(SqlLedgerStore):
     def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Rows of a read-only query (``?`` placeholders) on the reading connection."""
         with self._read_lock:
-            if self._reader is None or self._reader.closed:
+            if self._reader is None or self._reader.closed or self._reader.broken:
                 self._reader = psycopg.connect(self.url, autocommit=True)
-            cursor = self._reader.execute(translate(sql), tuple(params))
+            try:
+                cursor = self._reader.execute(translate(sql), tuple(params))
+            except psycopg.OperationalError:
+                if not self._reader.broken:
+                    raise
+                # the server restarted since the last read: one new connection, one retry
+                self._reader = psycopg.connect(self.url, autocommit=True)
+                cursor = self._reader.execute(translate(sql), tuple(params))
             names = [d.name for d in cursor.description or ()]
             return [dict(zip(names, map(_plain, row), strict=True)) for row in cursor.fetchall()]
 

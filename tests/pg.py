@@ -100,7 +100,7 @@ class PostgresServer:
         self.directory = Path(tempfile.mkdtemp(prefix="pesee-pg-"))
         if self.user is not None:
             os.chown(self.directory, self.user.pw_uid, self.user.pw_gid)
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8"}
+        env = self._env()
         done = subprocess.run(
             [
                 str(self.bin / "initdb"),
@@ -134,8 +134,24 @@ class PostgresServer:
         self.stop()
         raise PostgresError("no free port for postgres after 5 attempts")
 
-    def _launch(self, env: dict[str, str]) -> None:
-        self.port = free_port()
+    @staticmethod
+    def _env() -> dict[str, str]:
+        return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8"}
+
+    def halt(self) -> None:
+        """Stop the server (fast shutdown, by PID), keeping its data: a database outage."""
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            reap(proc, _STOP_TIMEOUT)
+
+    def restart(self) -> None:
+        """A server restart: every open connection is cut; the same data on the same port."""
+        self.halt()
+        self._launch(self._env(), port=self.port)
+
+    def _launch(self, env: dict[str, str], port: int = 0) -> None:
+        self.port = port or free_port()
         options = {
             "listen_addresses": "127.0.0.1",
             "port": str(self.port),

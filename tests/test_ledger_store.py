@@ -334,3 +334,38 @@ def test_a_ledger_file_of_the_first_version_is_migrated(tmp_path: Path) -> None:
         {"occurred_at": "2026-11-21T09:59:00.000Z"}
     ]
     ledger.close()
+
+
+def test_postgresql_restart_reconnects_and_never_quarantines_a_batch(tmp_path: Path) -> None:
+    """A restarted server cuts the writer's connection: the next batch is stored all the same;
+    while the server is down, batches are left unacked (the station resends), not quarantined."""
+    from ledger.config import LedgerConfig
+    from ledger.service import LedgerService, _Message
+    from ledger.store_pg import PostgresLedgerStore
+    from tests.pg import PostgresServer
+
+    spec = [("b", i, 1, f"2026-11-21T10:00:0{i}.000Z") for i in range(6)]
+    epoch, rows = _records(tmp_path / "s.db", spec)
+    config = LedgerConfig()
+    topic = config.topics.records("st-1")
+
+    def message(part: list[Row]) -> _Message:
+        return _Message(topic, encode(Batch("st-1", epoch, tuple(part))), False)
+
+    with PostgresServer() as server:
+        store = open_store(server.create_database())
+        assert isinstance(store, PostgresLedgerStore)
+        store.reconnect_tries = 3  # 0.25 + 0.5 + 1 s before giving up while it is down
+        service = LedgerService(config, store)
+        service._handle_group([message(rows[:2])])
+        server.restart()
+        service._handle_group([message(rows[2:4])])
+        assert store.head("st-1", epoch) == (4, 4)
+        server.halt()
+        service._handle_group([message(rows[4:])])  # down: nothing stored, nothing acked
+        server.restart()
+        assert store.head("st-1", epoch) == (4, 4)
+        service._handle_group([message(rows[4:])])  # the station's resend
+        assert store.head("st-1", epoch) == (6, 6)
+        assert (service.quarantined, store.quarantined()) == (0, [])
+        store.close()
