@@ -189,6 +189,12 @@ def _quarantine_digest(dialect: str) -> list[str]:
     ]
 
 
+def _aggregate_pieces(dialect: str) -> list[str]:
+    """Step 8: pieces in the totals a purge keeps, so reports add them back (docs/reports.md)."""
+    integer = "BIGINT" if dialect == "postgresql" else "INTEGER"
+    return [f"ALTER TABLE aggregates ADD COLUMN pieces {integer}"]
+
+
 @dataclass(frozen=True, slots=True)
 class Migration:
     version: int
@@ -206,6 +212,7 @@ MIGRATIONS = (
     Migration(5, "visit and person integer ids, period index on them", _surrogate_ids),
     Migration(6, "ledger_meta: pseudonymisation mode and key check", _meta),
     Migration(7, "quarantine: size and SHA-256 of each message", _quarantine_digest),
+    Migration(8, "aggregates: pieces", _aggregate_pieces),
 )
 LATEST = MIGRATIONS[-1].version
 

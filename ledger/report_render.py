@@ -128,6 +128,9 @@ def summary_lines(report: Report, lang: str | None = None) -> list[str]:
                 voided=number(100 * t.voided_share, 1, lang),
             )
         )
+        note = report.purged_note()  # kg kept for purged months, persons not
+        if note:
+            lines.append(note)
         lines += row_sentences(report, lang)
         return lines
 
@@ -335,6 +338,8 @@ def report_dict(report: Report) -> dict[str, Any]:
         "previous": None if report.previous is None else report.previous.as_dict(),
         "change_kg_pct": report.change_kg_pct,
         "referrers": report.referrers,
+        "purged_months": list(report.purged_months),
+        "purged_note": report.purged_note(),
         "monthly": [{"month": k, **f.as_dict()} for k, f in report.monthly],
         "rows": [
             {

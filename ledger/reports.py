@@ -316,6 +316,24 @@ class Report:
     referrers: int  # distinct referring structures in the period
     monthly: list[tuple[str, Figures]]  # every month of the period, empty ones included
     names: Names = field(default_factory=lambda: Names())
+    # months whose records a retention purge replaced by totals: their kg, items and pieces
+    # are in the figures, their visits and persons are not (docs/reports.md)
+    purged_months: tuple[str, ...] = ()
+
+    def purged_note(self) -> str | None:
+        """One sentence for the reader when purged months are in the period."""
+        if not self.purged_months:
+            return None
+        months = self.purged_months
+        span = months[0] if len(months) == 1 else f"{months[0]} → {months[-1]}"
+        note = _(
+            "purged months ({months}): kg, items and pieces from the totals kept; visits and "
+            "persons not available for purged months"
+        ).format(months=span)
+        lost = [g for g in self.by if g not in _AGGREGATED]
+        if lost:
+            note += "; " + _("rows by {by} leave them out").format(by=", ".join(lost))
+        return note
 
     def change_label(self) -> str | None:
         if self.change_kg_pct is None:
@@ -462,6 +480,46 @@ def load_names(store: _ReadStore, groups: Mapping[str, Any] | None = None) -> Na
             if isinstance(item, dict) and item.get("code"):
                 profiles.setdefault(str(item["code"]), str(item.get("name") or item["code"]))
     return Names(categories, referrers, types, type_names, profiles, station_groups(groups))
+
+
+# -- totals kept by a retention purge (the ``aggregates`` table, docs/privacy.md) ---------------
+# what the purge keeps per month × station × category × referrer, and the groupings derived from it
+_AGGREGATED = ("month", "station", "category", "referrer", "group", "referrer_type")
+
+
+def _purged(store: _ReadStore, period: Period) -> list[dict[str, Any]]:
+    """The purge's totals for the whole months of ``period`` (a purge removes whole months)."""
+    whole = [
+        k
+        for k in period.month_keys()
+        if period.start <= Period.month(*map(int, k.split("-"))).start
+        and Period.month(*map(int, k.split("-"))).end <= period.end
+    ]
+    if not whole:
+        return []
+    return store.fetch(
+        "SELECT month, station, category, referrer, net_mg, items, coalesce(pieces, 0) AS pieces "
+        "FROM aggregates WHERE month >= ? AND month <= ? ORDER BY month, station",
+        [whole[0], whole[-1]],
+    )
+
+
+def _plus(figures: Figures, kept: Mapping[str, Any]) -> Figures:
+    """``figures`` with a purged group's kg, items and pieces added."""
+    return replace(
+        figures,
+        net_mg=figures.net_mg + int(kept["net_mg"] or 0),
+        items=figures.items + int(kept["items"] or 0),
+        pieces=figures.pieces + int(kept["pieces"] or 0),
+    )
+
+
+def _purged_key(grouping: str, kept: Mapping[str, Any], names: Names) -> str:
+    if grouping == "group":
+        return names.groups.get(str(kept["station"]), "")
+    if grouping == "referrer_type":
+        return names.referrer_types.get(str(kept["referrer"]), "")
+    return str(kept[grouping] or "")
 
 
 # -- SQL -------------------------------------------------------------------------------------------
@@ -753,6 +811,9 @@ def build_report(
             found = _query(store, span, (), names, counted=False)
             by_month[month_key] = _figures(found[0] if found else {}, 1.0, False)
     empty = Figures(months=1.0, counted=full_months)
+    purged = _purged(store, period)
+    for kept in purged:
+        by_month[kept["month"]] = _plus(by_month.get(kept["month"], empty), kept)
     monthly = [(k, by_month.get(k, empty)) for k in period.month_keys()]
 
     rows: list[Row] = []
@@ -765,6 +826,16 @@ def build_report(
             key = tuple("" if r[f"k{i}"] is None else str(r[f"k{i}"]) for i in range(len(by)))
             label = tuple(names.label(g, k) for g, k in zip(by, key, strict=True))
             rows.append(Row(key, label, _figures(r, row_months)))
+        if purged and all(g in _AGGREGATED for g in by):
+            index = {row.key: i for i, row in enumerate(rows)}
+            for kept in purged:
+                key = tuple(_purged_key(g, kept, names) for g in by)
+                if key not in index:
+                    index[key] = len(rows)
+                    label = tuple(names.label(g, k) for g, k in zip(by, key, strict=True))
+                    rows.append(Row(key, label, Figures(months=row_months)))
+                row = rows[index[key]]
+                rows[index[key]] = replace(row, figures=_plus(row.figures, kept))
         rows = _order(rows, by)
 
     # the months partition the period: their sums are the total's
@@ -780,11 +851,24 @@ def build_report(
         before = period.previous_year()
         prev_row = _query(store, before, (), names, counted=detail)
         prev = _figures(prev_row[0] if prev_row else {}, before.months, detail)
+        for kept in _purged(store, before):
+            prev = _plus(prev, kept)
         if prev.weighings:
             previous = prev
             if prev.net_mg:
                 change = (total.net_mg - prev.net_mg) * 100 / prev.net_mg
-    return Report(period, by, rows, total, previous, change, total.referrers, monthly, names)
+    return Report(
+        period,
+        by,
+        rows,
+        total,
+        previous,
+        change,
+        total.referrers,
+        monthly,
+        names,
+        tuple(sorted({str(k["month"]) for k in purged})),
+    )
 
 
 def _order(rows: list[Row], by: tuple[str, ...]) -> list[Row]:

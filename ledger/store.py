@@ -899,7 +899,7 @@ class SqlLedgerStore:
             groups = self._exec(
                 "SELECT substr(occurred_at, 1, 7), station, coalesce(category, ''), "
                 "coalesce(referrer, ''), sum(net_mg), count(*), "
-                "count(DISTINCT visit) FROM records "
+                "count(DISTINCT visit), sum(coalesce(pieces, 0)) FROM records "
                 f"WHERE {old} AND kind = 'weighing' AND voided_by IS NULL GROUP BY 1, 2, 3, 4",
                 (before,),
             )
@@ -915,13 +915,17 @@ class SqlLedgerStore:
                     now = _now()
                     self._many(
                         "INSERT INTO aggregates (month, station, category, referrer, net_mg, "
-                        "items, visits, aggregated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                        "items, visits, pieces, aggregated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
                         "ON CONFLICT (month, station, category, referrer) DO UPDATE SET "
                         "net_mg = aggregates.net_mg + excluded.net_mg, "
                         "items = aggregates.items + excluded.items, "
                         "visits = aggregates.visits + excluded.visits, "
+                        "pieces = coalesce(aggregates.pieces, 0) + excluded.pieces, "
                         "aggregated_at = excluded.aggregated_at",
-                        [(*g[:4], int(g[4] or 0), int(g[5]), int(g[6]), now) for g in groups],
+                        [
+                            (*g[:4], int(g[4] or 0), int(g[5]), int(g[6]), int(g[7] or 0), now)
+                            for g in groups
+                        ],
                     )
                 self._exec(f"DELETE FROM records WHERE {old}", (before,))
                 # ids no record uses any more: their codes go with the records

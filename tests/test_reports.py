@@ -370,3 +370,53 @@ def test_no_referrer_is_one_row_whether_null_or_empty(tmp_path: Path, ledger_url
         (("",), 3, 6000),
     ]
     store.close()
+
+
+def test_purged_months_keep_their_kg_items_and_pieces(tmp_path: Path, ledger_url: str) -> None:
+    from station.store import Store as Journal
+    from sync.wire import Batch, decode_batch, encode
+
+    with Journal(tmp_path / "s.db", "st-1") as journal:
+        for i, (at, category, referrer) in enumerate(
+            [
+                ("2020-03-02T10:00:00.000Z", "CAT-VET", "REF-A"),
+                ("2020-03-09T10:00:00.000Z", "CAT-ALI", ""),
+                ("2020-07-01T10:00:00.000Z", "CAT-VET", "REF-A"),
+                ("2021-03-01T10:00:00.000Z", "CAT-VET", "REF-A"),
+            ]
+        ):
+            journal.append(
+                "weighing",
+                net_mg=1000 * 2**i,
+                pieces=i + 1,
+                category=category,
+                referrer=referrer or None,
+                beneficiary=f"B00100000{i}1",
+                recorded_at=at,
+            )
+        epoch, rows = journal.epoch, list(journal.records())
+    store = open_store(ledger_url)
+    store.ingest(decode_batch(encode(Batch("st-1", epoch, tuple(rows)))))
+
+    def figures() -> tuple[Any, ...]:
+        year = build_report(store, Period.year(2020), compare=False)
+        by = build_report(store, Period.year(2020), ("category", "referrer"), compare=False)
+        later = build_report(store, Period.year(2021))
+        assert later.previous is not None
+        return (
+            (year.total.net_mg, year.total.items, year.total.pieces),
+            [(k, f.net_mg, f.items) for k, f in year.monthly],
+            [(r.key, r.figures.net_mg, r.figures.items, r.figures.pieces) for r in by.rows],
+            (later.previous.net_mg, later.previous.items, later.change_kg_pct),
+        )
+
+    before = figures()
+    assert before[0] == (7000, 3, 6)
+    assert store.purge("2021-01-01", "aggregate").records == 3
+    assert figures() == before
+    after = build_report(store, Period.year(2020), ("profile",), compare=False)
+    assert after.purged_months == ("2020-03", "2020-07")
+    assert after.total.net_mg == 7000 and after.total.beneficiaries == 0
+    note = json.loads(to_json(after))["purged_note"]
+    assert "persons not available for purged months" in note and "profile" in note
+    store.close()
