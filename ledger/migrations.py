@@ -195,6 +195,16 @@ def _aggregate_pieces(dialect: str) -> list[str]:
     return [f"ALTER TABLE aggregates ADD COLUMN pieces {integer}"]
 
 
+def _scanned_profiles(dialect: str) -> list[str]:
+    """Step 9: profile tags scanned at the counter (a record's ``data`` ``{"profile": [...]}``),
+    kept at ingest so a report by profile joins two tables instead of reading every record's
+    ``data`` (filled from the records already stored at the first open, ledger/store.py)."""
+    return [
+        "CREATE TABLE IF NOT EXISTS scanned_profiles (beneficiary TEXT NOT NULL, "
+        "tag TEXT NOT NULL, PRIMARY KEY (beneficiary, tag))",
+    ]
+
+
 @dataclass(frozen=True, slots=True)
 class Migration:
     version: int
@@ -213,6 +223,7 @@ MIGRATIONS = (
     Migration(6, "ledger_meta: pseudonymisation mode and key check", _meta),
     Migration(7, "quarantine: size and SHA-256 of each message", _quarantine_digest),
     Migration(8, "aggregates: pieces", _aggregate_pieces),
+    Migration(9, "scanned_profiles: profile tags scanned at the counter", _scanned_profiles),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -11,7 +11,6 @@ the end exclusive.
 from __future__ import annotations
 
 import calendar
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -576,37 +575,13 @@ def _case(column: str, mapping: Mapping[str, str], params: list[Any]) -> str:
     return f"CASE {column} {' '.join(whens)} END"
 
 
-def _profile_source(store: _ReadStore, params: list[Any]) -> str:
-    """(beneficiary, tag) pairs: the imported ``profiles`` table and any ``{"profile": [...]}``
-    in a record's ``data`` (a profile scanned at the counter)."""
-    parts = ["SELECT beneficiary, tag FROM profiles"]
-    scanned: set[tuple[str, str]] = set()
-    for row in store.fetch(
-        "SELECT DISTINCT beneficiary, data FROM records WHERE data LIKE ? "
-        "AND beneficiary IS NOT NULL",
-        ['%"profile"%'],
-    ):
-        for tag in _tags_in(row["data"]):
-            scanned.add((row["beneficiary"], tag))
-    if scanned:
-        values = ", ".join("(?, ?)" for _pair in scanned)
-        parts.append(f"SELECT column1 AS beneficiary, column2 AS tag FROM (VALUES {values}) AS s")
-        for pair in sorted(scanned):
-            params.extend(pair)
-    return " UNION ".join(parts)  # UNION: a tag both imported and scanned counts once
-
-
-def _tags_in(data: str | None) -> list[str]:
-    try:
-        body = json.loads(data or "")
-    except ValueError:
-        return []
-    tags = body.get("profile") if isinstance(body, dict) else None
-    if isinstance(tags, str):
-        tags = [tags]
-    if not isinstance(tags, list):
-        return []
-    return [t.strip() for t in tags if isinstance(t, str) and t.strip()]
+def _profile_source() -> str:
+    """(beneficiary, tag) pairs: the tags the office imported (``profiles``) and those scanned
+    at the counter, which the ledger keeps at ingest (``scanned_profiles``). UNION: a tag both
+    imported and scanned counts once. Two tables joined, however many pairs: no parameters."""
+    return (
+        "SELECT beneficiary, tag FROM profiles UNION SELECT beneficiary, tag FROM scanned_profiles"
+    )
 
 
 def _key_sql(grouping: str, names: Names, params: list[Any]) -> str:
@@ -643,11 +618,7 @@ def _query(
     keys = [_key_sql(g, names, params) for g in by]
     join = ""
     if "profile" in by:
-        source_params: list[Any] = []
-        source = _profile_source(store, source_params)
-        join = f"LEFT JOIN ({source}) p ON p.beneficiary = r.beneficiary"
-        # the join's parameters come before the WHERE's but after the SELECT's keys
-        params += source_params
+        join = f"LEFT JOIN ({_profile_source()}) p ON p.beneficiary = r.beneficiary"
     start, end = period.bounds()
     params += [start, end]
     select = "".join(f"{k} AS k{i}, " for i, k in enumerate(keys))

@@ -197,6 +197,22 @@ def pseudonym(key: bytes, code: str) -> str:
     return "h:" + digest[:PSEUDONYM_HEX]
 
 
+def profile_tags(data: str | None) -> list[str]:
+    """The profile tags a record's ``data`` carries (``{"profile": "tag" | ["tag", …]}``)."""
+    if not data or '"profile"' not in data:
+        return []
+    try:
+        body = json.loads(data)
+    except ValueError:
+        return []
+    tags = body.get("profile") if isinstance(body, dict) else None
+    if isinstance(tags, str):
+        tags = [tags]
+    if not isinstance(tags, list):
+        return []
+    return [t.strip() for t in tags if isinstance(t, str) and t.strip()]
+
+
 def _hide_codes(
     value: Any, hide: Callable[[str | None], str | None], keyed: Callable[[str | None], str | None]
 ) -> Any:
@@ -277,6 +293,7 @@ class SqlLedgerStore:
             )
         self._version = version
         self._check_mode()
+        self._fill_scanned_profiles()
 
     # -- the pseudonymisation mode the database was made with -----------------------------
     def _mode_value(self) -> str:
@@ -403,6 +420,40 @@ class SqlLedgerStore:
             )
 
         self._atomic(body)
+
+    def _fill_scanned_profiles(self) -> None:
+        """Once per database (schema step 9): the profile tags of records stored before."""
+        done = "SELECT value FROM ledger_meta WHERE name = 'scanned_profiles'"
+        if self._exec(done):
+            return
+
+        def body() -> None:
+            if self._exec(done):
+                return
+            pairs = {
+                (str(code), tag)
+                for code, data in self._exec(
+                    "SELECT DISTINCT beneficiary, data FROM records WHERE data LIKE ? "
+                    "AND beneficiary IS NOT NULL",
+                    ('%"profile"%',),
+                )
+                for tag in profile_tags(data)
+            }
+            self._keep_scanned(sorted(pairs))
+            self._exec(
+                "INSERT INTO ledger_meta (name, value) VALUES ('scanned_profiles', 'filled') "
+                "ON CONFLICT (name) DO NOTHING"
+            )
+
+        self._atomic(body)
+
+    def _keep_scanned(self, pairs: Sequence[tuple[str, str]]) -> None:
+        if pairs:
+            self._many(
+                "INSERT INTO scanned_profiles (beneficiary, tag) VALUES (?, ?) "
+                "ON CONFLICT (beneficiary, tag) DO NOTHING",
+                pairs,
+            )
 
     def _rehide(self, code: str | None) -> str | None:
         """A code of an old quarantined payload: pseudonymised unless it already is."""
@@ -561,6 +612,14 @@ class SqlLedgerStore:
                 self._conflict(record, "content", seen, now)
         if new:
             self._insert([self._row(r, now, ids, kept[r["seq"]]) for r in new])
+            # tags scanned at the counter: one small table for reports by profile
+            scanned = {
+                (ids.persons[r["beneficiary"]][0], tag)
+                for r in new
+                if r["beneficiary"] and r["data"]
+                for tag in profile_tags(r["data"])
+            }
+            self._keep_scanned(sorted(scanned))
         # advance over consecutive, chained records: first the new ones in memory (the usual
         # in-order case), then from the table (duplicates, or what out-of-order batches left
         # beyond a gap)
@@ -933,6 +992,11 @@ class SqlLedgerStore:
                     "DELETE FROM person_ids WHERE n NOT IN "
                     "(SELECT person_n FROM records WHERE person_n IS NOT NULL)"
                 )
+                # scanned tags of persons with no record left go with their records
+                self._exec(
+                    "DELETE FROM scanned_profiles WHERE beneficiary NOT IN "
+                    "(SELECT beneficiary FROM records WHERE beneficiary IS NOT NULL)"
+                )
                 self._exec(
                     "DELETE FROM visit_ids WHERE n NOT IN "
                     "(SELECT visit_n FROM records WHERE visit_n IS NOT NULL)"
@@ -993,9 +1057,10 @@ class SqlLedgerStore:
                 "UPDATE person_ids SET beneficiary = ? WHERE beneficiary = ?", (tombstone, stored)
             )
             # household profile tags stay attached to the (now anonymous) person
-            self._exec(
-                "UPDATE profiles SET beneficiary = ? WHERE beneficiary = ?", (tombstone, stored)
-            )
+            for table in ("profiles", "scanned_profiles"):
+                self._exec(
+                    f"UPDATE {table} SET beneficiary = ? WHERE beneficiary = ?", (tombstone, stored)
+                )
             # quarantined messages naming the code (as stored: raw, or pseudonymised in a
             # redacted copy) lose their bytes; topic, reason, size and SHA-256 stay
             needle = str(stored).encode()

@@ -420,3 +420,44 @@ def test_purged_months_keep_their_kg_items_and_pieces(tmp_path: Path, ledger_url
     note = json.loads(to_json(after))["purged_note"]
     assert "persons not available for purged months" in note and "profile" in note
     store.close()
+
+
+def test_scanned_profiles_are_kept_at_ingest_for_reports(tmp_path: Path, ledger_url: str) -> None:
+    from station.store import Store as Journal
+    from sync.wire import Batch, decode_batch, encode
+
+    with Journal(tmp_path / "s.db", "st-1") as journal:
+        for i, tags in enumerate([["single_parent"], "worker", None]):
+            journal.append(
+                "weighing",
+                net_mg=1000,
+                beneficiary=f"B00100000{i}1",
+                data=None if tags is None else {"profile": tags},
+                recorded_at="2026-05-10T10:00:00.000Z",
+            )
+        epoch, rows = journal.epoch, list(journal.records())
+    store = open_store(ledger_url)
+    store.ingest(decode_batch(encode(Batch("st-1", epoch, tuple(rows)))))
+    kept = "SELECT beneficiary, tag FROM scanned_profiles ORDER BY tag"
+    assert [(r["beneficiary"], r["tag"]) for r in store.fetch(kept)] == [
+        ("B0010000001", "single_parent"),
+        ("B0010000011", "worker"),
+    ]
+    import_profiles(store, [("B0010000021", ["retired"])], replace_all=True)  # scanned ones stay
+
+    def by_profile() -> dict[str, int]:
+        report = build_report(store, Period.month(2026, 5), ("profile",), compare=False)
+        return {r.key[0]: r.figures.items for r in report.rows}
+
+    assert by_profile() == {"single_parent": 1, "worker": 1, "retired": 1}
+    # a database of an older ledger: the table is filled from the stored records at open
+    store._exec("DELETE FROM scanned_profiles")
+    store._exec("DELETE FROM ledger_meta WHERE name = 'scanned_profiles'")
+    store.close()
+    store = open_store(ledger_url)
+    assert by_profile() == {"single_parent": 1, "worker": 1, "retired": 1}
+    store.erase_beneficiary("B0010000001")
+    assert [r["tag"] for r in store.fetch(kept) if r["beneficiary"].startswith("x:")] == [
+        "single_parent"
+    ]
+    store.close()
