@@ -585,27 +585,28 @@ def _adjust_on_scale(s: _Session, reference: int) -> dict[str, Any] | None:
     deadline = time.monotonic() + s.wait + 5
     reply: Ack | Reading = first
     while True:
-        if not isinstance(reply, Ack) or reply.command != "C2":
-            pass
-        elif reply.status == "A":
-            return {"method": "scale", "command": "C2", "replies": replies}
-        elif reply.status == "B":
-            asked = _asked_mass(reply)
-            if asked is None or asked == 0:
-                s.ask(_("The scale asks: take the reference mass off the pan."))
-            else:
-                if asked != reference:
-                    _fail(
-                        _(
-                            "The scale asks for {asked} but --reference is {reference}: use the "
-                            "mass the scale is set for, or change its adjustment weight."
-                        ).format(asked=_mass(asked), reference=_mass(reference))
+        # other frames (weights shown meanwhile, other replies) are skipped
+        if isinstance(reply, Ack) and reply.command == "C2":
+            if reply.status == "A":
+                return {"method": "scale", "command": "C2", "replies": replies}
+            elif reply.status == "B":
+                asked = _asked_mass(reply)
+                if asked is None or asked == 0:
+                    s.ask(_("The scale asks: take the reference mass off the pan."))
+                else:
+                    if asked != reference:
+                        _fail(
+                            _(
+                                "The scale asks for {asked} but --reference is {reference}: "
+                                "use the mass the scale is set for, or change its adjustment "
+                                "weight."
+                            ).format(asked=_mass(asked), reference=_mass(reference))
+                        )
+                    s.ask(
+                        _("The scale asks for {mass}: place the reference mass.").format(
+                            mass=_mass(asked)
+                        )
                     )
-                s.ask(
-                    _("The scale asks for {mass}: place the reference mass.").format(
-                        mass=_mass(asked)
-                    )
-                )
         reply = _next_c2(s, deadline, replies)
 
 
