@@ -14,6 +14,7 @@ import json
 import secrets
 import sqlite3
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -235,7 +236,7 @@ def _hide_codes(
     return value
 
 
-class SqlLedgerStore:
+class SqlLedgerStore(ABC):
     """The ledger's rules, written once; subclasses give a connection and a transaction.
 
     Ingest of one (station, epoch) is serialised by its ``heads`` row: created if missing
@@ -260,25 +261,29 @@ class SqlLedgerStore:
         self._mode_known = False
 
     # -- what a dialect provides ----------------------------------------------------------
+    @abstractmethod
     def _exec(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        raise NotImplementedError
+        """Provided by each dialect."""
 
+    @abstractmethod
     def _many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        raise NotImplementedError
+        """Provided by each dialect."""
 
     def _insert(self, rows: list[list[Any]]) -> None:
         """New records, columns as :data:`INSERT_COLUMNS`."""
         self._many(_INSERT, rows)
 
+    @abstractmethod
     def _atomic(self, body: Callable[[], T]) -> T:
         """Run ``body`` in one transaction (joining the current one if any)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        raise NotImplementedError
+        """Provided by each dialect."""
 
+    @abstractmethod
     def close(self) -> None:
-        raise NotImplementedError
+        """Provided by each dialect."""
 
     # -- schema ---------------------------------------------------------------------------
     def _migrate(self) -> None:
