@@ -44,9 +44,9 @@ lint: venv
 
 # Re-extract staff-facing strings and recompile catalogues (commit both .po and .mo).
 i18n: venv
-	$(VENV)/bin/pybabel extract --no-location -F babel.cfg -o sync/locale/pesee.pot station sync ledger drivers
-	$(VENV)/bin/pybabel update --ignore-obsolete --no-fuzzy-matching -w 100 -i sync/locale/pesee.pot -d sync/locale -D pesee
-	$(VENV)/bin/pybabel compile -d sync/locale -D pesee
+	$(VENV)/bin/pybabel extract --no-location -F babel.cfg -o common/locale/pesee.pot common station sync ledger drivers
+	$(VENV)/bin/pybabel update --ignore-obsolete --no-fuzzy-matching -w 100 -i common/locale/pesee.pot -d common/locale -D pesee
+	$(VENV)/bin/pybabel compile -d common/locale -D pesee
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

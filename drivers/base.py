@@ -1,10 +1,10 @@
-"""Shared driver types: the frozen Reading, exact mass parsing, and the driver error hierarchy."""
+"""Shared driver types: the frozen Reading, a scale field's mass, and the driver error hierarchy."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+
+from common.units import MG_PER_UNIT, MassError, mass_mg
 
 __all__ = [
     "MG_PER_UNIT",
@@ -16,9 +16,7 @@ __all__ = [
     "ScaleRefused",
     "ScaleTimeout",
     "ScannerError",
-    "format_mg",
     "parse_mass",
-    "to_mg",
 ]
 
 
@@ -50,57 +48,13 @@ class ScannerError(DriverError):
     """Base of barcode scanner errors."""
 
 
-# Exact factors to milligrams (reference §9.8). Keys are lower-case units as scales send them.
-MG_PER_UNIT: dict[str, Decimal] = {
-    "mg": Decimal(1),
-    "g": Decimal(1000),
-    "kg": Decimal(1_000_000),
-    "t": Decimal(1_000_000_000),
-    "lb": Decimal("453592.37"),
-    "oz": Decimal("28349.523125"),
-    "ozt": Decimal("31103.4768"),
-    "ct": Decimal(200),
-    "gn": Decimal("64.79891"),
-}
-
-_NUMBER = re.compile(r"^[+-]?\s*(\d+([.,]\d*)?|[.,]\d+)$")
-
-
-def to_mg(value: Decimal, unit: str) -> int:
-    """Convert an exact decimal mass in ``unit`` to integer milligrams (half-even rounding).
-
-    >>> to_mg(Decimal("1.250"), "kg")
-    1250000
-    """
-    factor = MG_PER_UNIT.get(unit.strip().lower())
-    if factor is None:
-        raise FrameError(f"unknown mass unit {unit!r}")
-    return int((value * factor).to_integral_value())
-
-
 def parse_mass(text: str, unit: str) -> int:
-    """Parse a scale's decimal text (``' +0012,50'``, ``'-0.68'``) in ``unit`` to milligrams.
-
-    Never goes through ``float``. A decimal comma is accepted when it is the only separator.
-    """
-    cleaned = text.strip()
-    if not _NUMBER.match(cleaned):
-        raise FrameError(f"not a number: {text!r}")
-    cleaned = cleaned.replace(" ", "").replace(",", ".")
+    """A scale's decimal field (``' +0012,50'``, ``'-0.68'``) in ``unit`` → milligrams, exactly
+    (:func:`common.units.mass_mg`); :class:`FrameError` when it is not one."""
     try:
-        value = Decimal(cleaned)
-    except InvalidOperation as exc:  # pragma: no cover - the regex already guards this
-        raise FrameError(f"not a number: {text!r}") from exc
-    return to_mg(value, unit)
-
-
-def format_mg(mg: int, unit: str = "kg", places: int = 3, comma: bool = False) -> str:
-    """Format milligrams for people: ``format_mg(1250000) == '1.250 kg'``."""
-    factor = MG_PER_UNIT[unit]
-    text = f"{Decimal(mg) / factor:.{places}f}"
-    if comma:
-        text = text.replace(".", ",")
-    return f"{text} {unit}"
+        return mass_mg(text.strip(), unit)
+    except MassError as exc:
+        raise FrameError(str(exc)) from exc
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,11 +12,12 @@ from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from sync.i18n import _, language
+from common.i18n import _, language
+from common.units import format_number as number
 
 from .reports import Report, Row
 
-__all__ = ["bars_svg", "monthly_kg_svg", "number"]
+__all__ = ["bars_svg", "monthly_kg_svg"]
 
 COLOUR = "#2a6f97"
 # text stays text (searchable, small), ids are stable: the same report gives the same bytes
@@ -29,14 +30,6 @@ _RC: Any = {
     "axes.spines.top": False,
     "axes.spines.right": False,
 }
-
-
-def number(value: float, places: int = 0, lang: str | None = None) -> str:
-    """``1 482,5`` in French (narrow no-break space, decimal comma), ``1,482.5`` in English."""
-    text = f"{value:,.{places}f}"
-    if (lang or language()) == "fr":
-        text = text.replace(",", "\u202f").replace(".", ",")
-    return text
 
 
 def _svg(fig: Figure) -> str:

@@ -17,10 +17,10 @@ from typing import Any, NoReturn
 
 import click
 
+from common.i18n import _, language, set_language
+from common.notify import Watchdog, fresh, sd_notify, watchdog_interval
+from common.settings import ConfigError
 from station import __version__
-from sync.i18n import _, language, set_language
-from sync.notify import Watchdog, fresh, sd_notify, watchdog_interval
-from sync.settings import ConfigError
 from sync.wire import Registry
 
 from .config import LedgerConfig, load_ledger_config

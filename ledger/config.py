@@ -8,8 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from common.settings import ConfigError, describe_errors, load_settings, parse_settings
 from sync.client import MqttSettings
-from sync.settings import ConfigError, describe_errors, load_settings, parse_settings
 from sync.topics import DEFAULT_PREFIX, Topics
 from sync.wire import MAX_BATCH_BYTES
 

@@ -7,15 +7,12 @@ import html
 import io
 import json
 import textwrap
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
-from sync.i18n import _, language, set_language
+from common.i18n import _, speaking
+from common.units import format_number, kg_text, round_half_up
 
-from .charts import bars_svg, monthly_kg_svg, number
 from .reports import Figures, Report
 
 __all__ = [
@@ -23,7 +20,6 @@ __all__ = [
     "mass",
     "report_dict",
     "row_sentences",
-    "speaking",
     "spreadsheet_cell",
     "spreadsheet_text",
     "summary_lines",
@@ -33,43 +29,17 @@ __all__ = [
     "to_table",
 ]
 
-_LOCK = threading.RLock()
-
-
-@contextmanager
-def speaking(lang: str | None) -> Iterator[str]:
-    """Render in ``lang`` and give the previous language back (the catalogue is global)."""
-    with _LOCK:
-        before = language()
-        now = set_language(lang or before)
-        try:
-            yield now
-        finally:
-            set_language(before)
-
-
-def _round(value: Decimal, places: int) -> Decimal:
-    return value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
-
 
 def mass(net_mg: int, lang: str | None = None) -> str:
-    """For sentences: "25.0 t" from one tonne, else "850 kg" ("8.5 kg" under 10 kg)."""
+    """For sentences: "25,0 t" from one tonne, else "850 kg" ("8,5 kg" under 10 kg)."""
     if abs(net_mg) >= 1_000_000_000:
-        return number(float(_round(Decimal(net_mg) / 10**9, 1)), 1, lang) + " t"
+        return format_number(Decimal(net_mg) / 10**9, 1, lang) + " t"
     kg = Decimal(net_mg) / 10**6
-    places = 1 if abs(kg) < 10 else 0
-    return number(float(_round(kg, places)), places, lang) + " kg"
+    return format_number(kg, 1 if abs(kg) < 10 else 0, lang) + " kg"
 
 
 def _count(n: float, lang: str | None = None) -> str:
-    return number(float(_round(Decimal(str(n)), 0)), 0, lang)
-
-
-def _kg_exact(net_mg: int) -> str:
-    """kg with three decimals, exact (integer arithmetic), a "." for the decimal point."""
-    sign = "-" if net_mg < 0 else ""
-    whole, grams = divmod(abs(net_mg) // 1000, 1000)
-    return f"{sign}{whole}.{grams:03d}"
+    return format_number(n, 0, lang)
 
 
 def grouping_title(grouping: str) -> str:
@@ -106,7 +76,7 @@ def summary_lines(report: Report, lang: str | None = None) -> list[str]:
         if report.change_kg_pct is not None:
             lines.append(
                 _("{change} over the same period last year").format(
-                    change=f"{_round(Decimal(report.change_kg_pct), 0):+} %"
+                    change=f"{round_half_up(Decimal(str(report.change_kg_pct)), 0):+} %"
                 )
             )
         per = t.kg_per_beneficiary
@@ -115,17 +85,17 @@ def summary_lines(report: Report, lang: str | None = None) -> list[str]:
                 "monthly average {kg} kg and {persons} beneficiaries; {per} kg per beneficiary; "
                 "{visits} visits, {items} items"
             ).format(
-                kg=number(t.monthly_avg_kg, 1, lang),
+                kg=format_number(t.monthly_avg_kg, 1, lang),
                 persons=_count(t.monthly_avg_beneficiaries, lang),
-                per="-" if per is None else number(per, 1, lang),
+                per="-" if per is None else format_number(per, 1, lang),
                 visits=_count(t.visits, lang),
                 items=_count(t.items, lang),
             )
         )
         lines.append(
             _("manual entries {manual} %, voided {voided} %").format(
-                manual=number(100 * t.manual_share, 1, lang),
-                voided=number(100 * t.voided_share, 1, lang),
+                manual=format_number(100 * t.manual_share, 1, lang),
+                voided=format_number(100 * t.voided_share, 1, lang),
             )
         )
         note = report.purged_note()  # kg kept for purged months, persons not
@@ -173,7 +143,7 @@ def _clip(text: str, width: int) -> str:
 
 
 def _pct(share: float, lang: str) -> str:
-    return number(100 * share, 1, lang) if share else "0"
+    return format_number(100 * share, 1, lang) if share else "0"
 
 
 def to_table(report: Report, lang: str | None = None, *, width: int = 100) -> str:
@@ -202,13 +172,13 @@ def to_table(report: Report, lang: str | None = None, *, width: int = 100) -> st
             else:
                 cells = [_clip(label, label_width).ljust(label_width) for label in labels]
             per = f.kg_per_beneficiary
-            values = [number(f.kg, 1, lang), _count(f.items, lang)]
+            values = [format_number(f.kg, 1, lang), _count(f.items, lang)]
             if show_pieces:
                 values.append(_count(f.pieces, lang))
             values += [
                 _count(f.visits, lang) if f.counted else "-",
                 _count(f.beneficiaries, lang) if f.counted else "-",
-                "-" if per is None or not f.counted else number(per, 1, lang),
+                "-" if per is None or not f.counted else format_number(per, 1, lang),
                 _pct(f.manual_share, lang),
                 _pct(f.voided_share, lang),
             ]
@@ -264,7 +234,7 @@ def _csv_values(f: Figures, comma: bool) -> list[str]:
         text = f"{value:.{places}f}"
         return text.replace(".", ",") if comma else text
 
-    kg = _kg_exact(f.net_mg)
+    kg = kg_text(f.net_mg)
     per = f.kg_per_beneficiary if f.counted else None
     n = f.counted  # quick figures (a year before) have no distinct counts: empty cells
     return [
@@ -375,6 +345,8 @@ svg{max-width:100%;height:auto}
 
 def to_html(report: Report, lang: str | None = None, *, title: str | None = None) -> str:
     """One self-contained file: inline CSS and SVG charts, no script, no URL to fetch."""
+    from .charts import bars_svg, monthly_kg_svg  # matplotlib only for charts, not tables
+
     with speaking(lang) as lang:
         esc = html.escape
         heading = title or _("Report {period}").format(period=report.period.label)
@@ -426,12 +398,12 @@ def to_html(report: Report, lang: str | None = None, *, title: str | None = None
         def cells(labels: tuple[str, ...], f: Figures, css: str = "") -> str:
             per = f.kg_per_beneficiary
             values = [
-                number(f.kg, 1, lang),
+                format_number(f.kg, 1, lang),
                 _count(f.items, lang),
                 *([_count(f.pieces, lang)] if show_pieces else []),
                 _count(f.visits, lang) if f.counted else "-",
                 _count(f.beneficiaries, lang) if f.counted else "-",
-                "-" if per is None or not f.counted else number(per, 1, lang),
+                "-" if per is None or not f.counted else format_number(per, 1, lang),
                 _count(f.manual, lang),
                 _count(f.voided, lang),
             ]

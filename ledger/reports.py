@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Any, Protocol
 
-from sync.i18n import _
+from common.i18n import _
 
 __all__ = [
     "GROUPINGS",

@@ -9,8 +9,8 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from common.i18n import _
 from sync.client import MqttLink, Will
-from sync.i18n import _
 from sync.wire import (
     Ack,
     Batch,

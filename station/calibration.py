@@ -24,8 +24,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from common.i18n import _
 from drivers.base import Reading
-from sync.i18n import _
 
 from .store import Store
 

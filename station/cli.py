@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 
 import click
 
-from sync.i18n import _, set_language
+from common.i18n import _, set_language
 
 from . import __version__
 from .config import Config, ConfigError, config_path, load_config

@@ -19,9 +19,9 @@ from typing import Any, NoReturn
 
 import click
 
+from common.i18n import _
 from drivers.base import PortError, Reading, ScaleError, ScaleRefused, ScaleTimeout
 from drivers.scale import Ack, Command
-from sync.i18n import _
 
 from . import metrology
 from .calibration import (

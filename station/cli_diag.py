@@ -17,8 +17,8 @@ from typing import Any, NoReturn
 
 import click
 
-from drivers.base import format_mg
-from sync.i18n import _, language
+from common.i18n import _
+from common.units import format_mass
 
 from .cli_doctor import live_daemon
 from .codes import Classified, CodeBook, Kind
@@ -79,7 +79,7 @@ def _quiet_drivers() -> None:
 
 
 def _kg(mg: int) -> str:
-    return format_mg(mg, "kg", 3, comma=language() == "fr")
+    return format_mass(mg)
 
 
 # -- station scanner test ---------------------------------------------------------------------

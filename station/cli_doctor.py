@@ -14,8 +14,9 @@ from typing import Any
 
 import click
 
-from drivers.base import DriverError, Reading, format_mg
-from sync.i18n import _, language
+from common.i18n import _
+from common.units import format_mass
+from drivers.base import DriverError, Reading
 
 from .clock import ClockStatus
 from .config import Config, ConfigError, load_config
@@ -112,7 +113,7 @@ def _weight(reading: Reading) -> str:
     stable = _("stable") if reading.stable else _("moving")
     if reading.net_mg is None:
         return _("no weight in the reply")
-    weight = format_mg(reading.net_mg, "kg", 3, comma=language() == "fr")
+    weight = format_mass(reading.net_mg)
     return f"{weight}, {stable}"
 
 

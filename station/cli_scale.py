@@ -18,10 +18,10 @@ from typing import IO, Any, NoReturn, TypeVar
 
 import click
 
+from common.i18n import _, language, set_language
 from drivers.base import FrameError, PortError, Reading, ScaleError, ScaleRefused, ScaleTimeout
 from drivers.scale import PROTOCOLS, Ack, Command, Reply, ScaleProtocol
 from drivers.serialio import Framer, LinkSettings, SerialTransport, TermiosError
-from sync.i18n import _, language, set_language
 
 from .config import Config, ConfigError, config_path, load_config
 

@@ -18,12 +18,12 @@ from pydantic import (
     model_validator,
 )
 
-from drivers.base import FrameError, parse_mass
+from common.i18n import _
+from common.settings import ConfigError, describe_errors, load_settings, parse_settings
+from common.units import MassError, parse_mass_text
 from drivers.scale import PROTOCOLS, ScaleProtocol
 from drivers.scale import ascii as ascii_protocol
 from drivers.serialio import LinkSettings
-from sync.i18n import _
-from sync.settings import ConfigError, describe_errors, load_settings, parse_settings
 from sync.topics import DEFAULT_PREFIX
 from sync.wire import MAX_BATCH_BYTES
 
@@ -35,20 +35,15 @@ __all__ = ["DEFAULT_PATH", "Config", "ConfigError", "load_config", "parse_config
 DEFAULT_PATH = Path("/etc/pesee/station.toml")
 ENV_PATH = "PESEE_CONFIG"
 
-_MASS = re.compile(r"^\s*([+-]?[\d.,]+)\s*(mg|g|kg|t|lb|oz)\s*$", re.IGNORECASE)
-
 
 def _mass_mg(value: Any) -> int:
     """``"20 g"``, ``"0.020 kg"``, ``"1,5 kg"`` → milligrams, exactly."""
     if isinstance(value, bool) or not isinstance(value, str):
         raise ValueError(_('a mass with its unit, e.g. "20 g" or "1.5 kg"'))
-    match = _MASS.match(value)
-    if not match:
-        raise ValueError(_('a mass with its unit, e.g. "20 g" or "1.5 kg"'))
     try:
-        return parse_mass(match.group(1), match.group(2))
-    except FrameError as exc:
-        raise ValueError(_('a mass with its unit, e.g. "20 g" or "1.5 kg"')) from exc
+        return parse_mass_text(value)
+    except MassError as exc:
+        raise ValueError(str(exc)) from exc
 
 
 Mass = Annotated[int, BeforeValidator(_mass_mg)]

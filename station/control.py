@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sync.i18n import _
+from common.i18n import _
 
 __all__ = [
     "AuthGuard",

@@ -11,14 +11,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from common.i18n import _, set_language
+from common.notify import Watchdog, fresh, sd_notify, watchdog_interval
+from common.settings import ConfigError
 from drivers.panel import Panel, PanelPins
 from drivers.scale.worker import ScaleWorker
 from drivers.scanner.serial_scanner import SerialScanner
 from drivers.serialio import LinkSettings
 from sync.client import MqttSettings
-from sync.i18n import _, set_language
-from sync.notify import Watchdog, fresh, sd_notify, watchdog_interval
-from sync.settings import ConfigError
 from sync.station_link import StationLink
 from sync.topics import Topics
 from sync.wire import StationStatus

@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from drivers.base import format_mg
+from common.i18n import _, set_language
+from common.units import format_mass
 from sync.broker import Broker
-from sync.i18n import _, set_language
 
 from .codes import with_check_digit
 from .outcomes import Result
@@ -106,8 +106,8 @@ def _table(counter: SimulatedCounter) -> None:
     print(head)
     print("-" * len(head))
     for r in counter.store.records():
-        net = format_mg(r["net_mg"], "kg", 3, comma=True) if r["net_mg"] is not None else ""
-        tare = format_mg(r["tare_mg"], "kg", 3, comma=True) if r["tare_mg"] else ""
+        net = format_mass(r["net_mg"]) if r["net_mg"] is not None else ""
+        tare = format_mass(r["tare_mg"]) if r["tare_mg"] else ""
         detail = ""
         if r["kind"] == "void":
             detail = f"annule n° {r['voids']}"

@@ -17,9 +17,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
-from drivers.base import Reading, ScaleError, format_mg
+from common.i18n import _
+from common.units import format_mass
+from drivers.base import Reading, ScaleError
 from drivers.scale import Ack, Command
-from sync.i18n import _, language
 from sync.wire import MAX_MG
 
 from .calibration import CalibrationState, load_state
@@ -423,7 +424,7 @@ class Station:
         detail = _("{n} pieces of {category}, {weight} per piece").format(
             n=press.sample,
             category=press.category.name,
-            weight=format_mg(piece, "g", 1, comma=language() == "fr"),
+            weight=format_mass(piece, "g", 1),
         )
         self._finish(Outcome.SAMPLED, detail=detail, t=press.t)
 
@@ -838,7 +839,7 @@ class Station:
                 log.exception("listener failed")
 
     def _kg(self, mg: int) -> str:
-        return format_mg(mg, "kg", 3, comma=language() == "fr")
+        return format_mass(mg)
 
     # -- status ------------------------------------------------------------------------------
     def _publish(self) -> None:

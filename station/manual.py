@@ -12,8 +12,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from drivers.base import FrameError, format_mg, parse_mass
-from sync.i18n import _
+from common.i18n import _
+from common.units import MassError, format_mass, parse_mass_text
 from sync.wire import MAX_MG
 
 from .codes import CodeBook, Kind
@@ -36,7 +36,6 @@ __all__ = [
     "write",
 ]
 
-_WEIGHT = re.compile(r"^\s*(\d+(?:[.,]\d+)?|[.,]\d+)\s*(mg|g|kg|t|lb|oz)\s*$", re.IGNORECASE)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9-]{8,64}$")
 # one request is one transaction in the loop: a bound keeps the counter and the watchdog moving
 MAX_WEIGHTS = 50
@@ -138,17 +137,13 @@ def check_count(n: int) -> None:
 
 def parse_weight(text: str) -> int:
     """``"2,5kg"``, ``"2.5 kg"``, ``"750 g"`` → milligrams, exactly (the unit is required)."""
-    match = _WEIGHT.match(text)
-    if not match:
-        raise ManualError(
-            _("{text!r} is not a weight: give a number and its unit, e.g. 2,5kg or 750g").format(
-                text=text
-            )
-        )
+    problem = _("{text!r} is not a weight: give a number and its unit, e.g. 2,5kg or 750g")
+    if text.strip()[:1] in ("", "+", "-"):  # a manual weight is a positive mass, signless
+        raise ManualError(problem.format(text=text))
     try:
-        return parse_mass(match.group(1), match.group(2).lower())
-    except FrameError as exc:  # pragma: no cover - the regex already guards this
-        raise ManualError(str(exc)) from exc
+        return parse_mass_text(text)
+    except MassError as exc:
+        raise ManualError(problem.format(text=text)) from exc
 
 
 def authenticate(config: Config, pin: str | None = None, badge: str | None = None) -> Proof:
@@ -179,7 +174,7 @@ def authenticate(config: Config, pin: str | None = None, badge: str | None = Non
 
 
 def _kg(mg: int) -> str:
-    return format_mg(mg, "kg", 3)
+    return format_mass(mg)
 
 
 def check(config: Config, codes: CodeBook, request: ManualRequest) -> dict[str, Any]:

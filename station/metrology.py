@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
-from sync.i18n import _
+from common.i18n import _
 
 __all__ = [
     "CLASSES",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from sync.i18n import _
+from common.i18n import _
 
 __all__ = ["Outcome", "Result", "describe"]
 

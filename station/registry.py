@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from sync.i18n import _
+from common.i18n import _
 from sync.wire import Registry, WireError, decode_registry
 
 from .config import BeneficiaryPattern, Category, Config, Profile, Referrer

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from common.i18n import set_language
 from station.codes import with_check_digit
 from station.sim import EXAMPLE_CONFIG, SimulatedCounter
-from sync.i18n import set_language
 
 # PostgreSQL server and the pg_url / ledger_url fixtures (a ledger test on both backends);
 # a real Mosquitto and a ledger service on it: the broker / ledger fixtures

@@ -27,11 +27,11 @@ from typing import Any
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
+from common.settings import ConfigError
 from ledger.config import parse_ledger_config
 from ledger.reports import Period, build_report
 from ledger.store import open_store
 from ledger.web.auth import hash_password, verify_password
-from sync.settings import ConfigError
 from sync.wire import Batch, StationStatus, decode_batch, encode, record_hash
 from tests import ledger_dataset
 from tests.browser import browser  # noqa: F401

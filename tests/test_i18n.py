@@ -10,7 +10,7 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
-from sync.i18n import LOCALE_DIR, _, set_language
+from common.i18n import LOCALE_DIR, _, set_language
 
 ROOT = Path(__file__).resolve().parents[1]
 PO = LOCALE_DIR / "fr" / "LC_MESSAGES" / "pesee.po"
@@ -28,7 +28,7 @@ def test_every_string_in_the_code_has_a_french_translation() -> None:
     catalog = _catalog()
     in_code = {
         msgid
-        for package in ("station", "sync", "ledger", "drivers")
+        for package in ("common", "station", "sync", "ledger", "drivers")
         for _file, _line, msgid, _comments, _ctx in extract_from_dir(
             ROOT / package, method_map=METHOD_MAP
         )

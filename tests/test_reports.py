@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
+from common.i18n import set_language
 from ledger.charts import bars_svg
 from ledger.report_render import summary_lines, to_csv, to_html, to_json, to_table
 from ledger.reports import Figures, Period, Report, build_report, import_profiles
 from ledger.store import open_store
-from sync.i18n import set_language
 from tests import ledger_dataset
 from tests.ledger_dataset import Dataset
 from tests.pg import PostgresServer

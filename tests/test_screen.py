@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
+from common.i18n import set_language
 from station.config import ConfigError, parse_config
 from station.outcomes import Outcome
 from station.sim import EXAMPLE_CONFIG, SimulatedCounter
-from sync.i18n import set_language
 
 from .browser import browser  # noqa: F401
 from .conftest import beneficiary

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from common.notify import Watchdog
 from drivers.sim.scale import ScaleSimulator
 from drivers.sim.scanner import ScannerSimulator
 from station.sim import SimulatedCounter
-from sync.notify import Watchdog
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PO = ROOT / "sync/locale/fr/LC_MESSAGES/pesee.po"
+PO = ROOT / "common/locale/fr/LC_MESSAGES/pesee.po"
 
 
 def main() -> int:

@@ -74,7 +74,7 @@ def _mass(field: str, width: int, unit: str, frame: bytes) -> int:
     if len(field) != width:
         # fixed widths: a lost or extra byte (a digit, maybe) is caught here
         raise FrameError(f"weight field is not {width} characters: {frame!r}")
-    return mass_mg(field, unit, units=_UNITS)
+    return mass_mg(field, unit, allowed=_UNITS)
 
 
 def _unit(text: str, frame: bytes) -> str:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from decimal import Decimal, localcontext
 
-from ..base import MG_PER_UNIT, FrameError, Reading, ScaleRefused, parse_mass
+from ..base import FrameError, Reading, ScaleRefused
 from ..serialio import LineFramer, LinkSettings
+from ._fields import mass_mg
 from .protocol import Ack, Command, Reply, ScaleProtocol
 
 __all__ = ["PROTOCOL", "SicsRefused", "answers", "decode", "encode", "parse_weight"]
@@ -75,7 +75,6 @@ _RANGE_WORD = {"Z": "zero", "ZI": "zero", "T": "tare", "TI": "tare", "TA": "tare
 _TOKEN = re.compile(r'"[^"]*"|[^ "]+')
 # Fields separated by spaces (several when a value is right-aligned); quoted text is one field.
 _LINE = re.compile(r'(?:"[^"]*"|[^ "]+)(?: +(?:"[^"]*"|[^ "]+))* *')
-_LBOZ = re.compile(r"^([+-]?)(\d{1,6}):(\d{1,2}(?:[.,]\d*)?)$")
 _MAX_VALUE_CHARS = 16  # MT-SICS pads to 10; a longer "number" is garbage, not a huge weight
 
 
@@ -88,22 +87,7 @@ def parse_weight(value: str, unit: str) -> int:
     """Exact mg from an MT-SICS value and unit (``"100.00", "g"`` or ``"12:07.50", "lb:oz"``)."""
     if len(value) > _MAX_VALUE_CHARS:
         raise FrameError(f"value field too long: {value!r}")
-    if unit.lower() == "lb:oz":
-        match = _LBOZ.match(value)
-        if match is None:
-            raise FrameError(f"not a lb:oz value: {value!r}")
-        sign, pounds, ounces = match.groups()
-        oz = Decimal(ounces.replace(",", "."))
-        if oz >= 16:
-            raise FrameError(f"ounces out of range in {value!r}")
-        with localcontext() as ctx:
-            ctx.prec = 50  # exact: one rounding only, at the end
-            total = Decimal(pounds) * MG_PER_UNIT["lb"] + oz * MG_PER_UNIT["oz"]
-            mg = int(total.to_integral_value())
-        return -mg if sign == "-" else mg
-    if unit.lower() not in MG_PER_UNIT:
-        raise FrameError(f"not a mass unit: {unit!r}")
-    return parse_mass(value, unit)
+    return mass_mg(value.strip(), unit)
 
 
 def _refusal(ident: str, status: str) -> SicsRefused:

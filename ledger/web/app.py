@@ -31,12 +31,13 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sync.i18n import language as process_language
+from common.i18n import language as process_language
+from common.i18n import speaking
 
 from ..charts import bars_svg, monthly_kg_svg
 from ..config import LedgerConfig
 from ..redact import error_line, redacted
-from ..report_render import speaking, spreadsheet_cell, summary_lines, to_csv
+from ..report_render import spreadsheet_cell, summary_lines, to_csv
 from ..reports import Period, Report, Row, build_report, load_names
 from ..store import open_store
 from . import i18n
@@ -250,7 +251,7 @@ class Dashboard:
     def _compute(
         self, choice: Choice, groupings: tuple[str, ...], lang: str, charts: bool
     ) -> Overview:
-        i18n.current.set(lang)  # this thread's titles (the warm-up runs outside any request)
+        i18n.use(lang)  # this thread's titles (the warm-up runs outside any request)
         period = choice.period()
         svg: dict[str, str] = {}
         with speaking(lang):
@@ -314,8 +315,7 @@ def create_app(config: LedgerConfig, store_url: str | None = None) -> Starlette:
     """The dashboard for ``config``, reading ``store_url`` (default: ``[ledger] database``)."""
     section = config.dashboard
     accounts = section.accounts
-    token = i18n.current.set(process_language())  # said to the operator, in the CLI's language
-    try:
+    with speaking(process_language()):  # said to the operator, in the CLI's language
         if not accounts:
             raise DashboardError(
                 _("No dashboard users: add [dashboard.users] (lines from `ledger passwd NAME`).")
@@ -331,8 +331,6 @@ def create_app(config: LedgerConfig, store_url: str | None = None) -> Starlette:
             raise DatabaseUnavailable(
                 _("Cannot open the ledger database: {error}").format(error=error_line(exc))
             ) from exc
-    finally:
-        i18n.current.reset(token)
     dashboard = Dashboard(config, url)
     sessions = Sessions(section.session_hours * 3600)
     templates = _templates()
@@ -351,7 +349,7 @@ def create_app(config: LedgerConfig, store_url: str | None = None) -> Starlette:
         if asked in i18n.LANGUAGES:
             request.session["lang"] = asked
         lang = str(request.session.get("lang") or section.language)
-        i18n.current.set(lang)
+        i18n.use(lang)
         return lang
 
     def render(request: Request, template: str, status: int = 200, **context: Any) -> Response:

@@ -1,42 +1,26 @@
-"""Per-request language for the dashboard: sync.i18n's catalogue, chosen by a context variable."""
+"""The dashboard's template helpers: text and numbers in the request's language (common.i18n)."""
 
 from __future__ import annotations
 
-import functools
-import gettext
-from contextvars import ContextVar
 from datetime import datetime
 from decimal import Decimal
 
-from sync.i18n import DOMAIN, LANGUAGES, LOCALE_DIR
+from common.i18n import LANGUAGES, language, ngettext, use
+from common.i18n import _ as gettext_
+from common.units import format_number
 
-from ..charts import number
+__all__ = ["LANGUAGES", "fmt_int", "fmt_num", "fmt_pct", "fmt_when", "gettext_", "ngettext_", "use"]
 
-__all__ = ["LANGUAGES", "current", "fmt_int", "fmt_num", "fmt_pct", "gettext_", "ngettext_"]
-
-# Two users may read the dashboard in two languages at once: sync.i18n's global language would
-# race, so each request sets this variable and the callables below read it.
-current: ContextVar[str] = ContextVar("dashboard_language", default="fr")
-
-
-@functools.cache
-def _catalogue(lang: str) -> gettext.NullTranslations:
-    return gettext.translation(DOMAIN, LOCALE_DIR, languages=[lang], fallback=True)
-
-
-def gettext_(message: str) -> str:
-    return _catalogue(current.get()).gettext(message)
-
-
-def ngettext_(singular: str, plural: str, n: int) -> str:
-    return _catalogue(current.get()).ngettext(singular, plural, n)
+# Two users may read the dashboard in two languages at once: each request's task sets its own
+# language (common.i18n.use), and the template callables below read it.
+ngettext_ = ngettext
 
 
 def fmt_num(value: float | Decimal | int | None, decimals: int = 1) -> str:
     """``1 482,5`` in French, ``1,482.5`` in English: the reports' own formatting."""
     if value is None:
         return "–"
-    return number(float(value), decimals, current.get())
+    return format_number(value, decimals, language())
 
 
 def fmt_int(value: float | Decimal | int | None) -> str:

@@ -8,7 +8,7 @@ import threading
 
 import uvicorn
 
-from sync.i18n import _
+from common.i18n import _
 
 from ..config import Config
 from ..loop import Station

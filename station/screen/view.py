@@ -6,8 +6,8 @@ import gettext
 from functools import cache
 from typing import Any
 
-from drivers.base import format_mg
-from sync.i18n import DOMAIN, LANGUAGES, LOCALE_DIR
+from common.i18n import DOMAIN, LANGUAGES, LOCALE_DIR
+from common.units import format_mass
 
 from ..config import Config
 from ..loop import Snapshot
@@ -19,7 +19,7 @@ __all__ = ["build", "catalogue", "pick_language"]
 @cache
 def catalogue(lang: str) -> gettext.NullTranslations:
     """The shared catalogue in ``lang``: the page may speak another language than the station's
-    logs (``?lang=en``), so it cannot use the process-wide ``sync.i18n._``."""
+    logs (``?lang=en``), so it cannot use the process-wide ``common.i18n._``."""
     return gettext.translation(DOMAIN, LOCALE_DIR, languages=[lang], fallback=True)
 
 
@@ -29,7 +29,7 @@ def pick_language(asked: str | None, default: str) -> str:
 
 
 def _kg(mg: int, lang: str) -> str:
-    return format_mg(mg, "kg", 3, comma=lang == "fr")
+    return format_mass(mg, lang=lang)
 
 
 def _weight(snap: Snapshot, config: Config, lang: str) -> dict[str, Any]:
