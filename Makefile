@@ -32,7 +32,7 @@ sysdeps:
 	@command -v chromium >/dev/null || tools/ensure-debs.sh chromium
 
 demo: venv sysdeps
-	$(PY) -m station.demo
+	$(PY) -m tests.demo
 
 test: venv sysdeps
 	$(PY) -m pytest -q
@@ -44,7 +44,7 @@ lint: venv
 
 # Re-extract staff-facing strings and recompile catalogues (commit both .po and .mo).
 i18n: venv
-	$(VENV)/bin/pybabel extract --no-location -F babel.cfg -o common/locale/pesee.pot common station sync ledger drivers
+	$(VENV)/bin/pybabel extract --no-location -F babel.cfg -o common/locale/pesee.pot common station sync ledger drivers tests/demo.py
 	$(VENV)/bin/pybabel update --ignore-obsolete --no-fuzzy-matching -w 100 -i common/locale/pesee.pot -d common/locale -D pesee
 	$(VENV)/bin/pybabel compile -d common/locale -D pesee
 

@@ -20,7 +20,7 @@ from drivers.sim.scale import ScaleSimulator
 from drivers.sim.scanner import ScannerSimulator
 from station.codes import with_check_digit
 from station.sim import EXAMPLE_CONFIG
-from sync.broker import Broker
+from tests.support.broker import Broker
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 MIB = 1024 * 1024

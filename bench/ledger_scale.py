@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ledger.reports import Period, build_report
 from ledger.store import SqlLedgerStore, open_store
 from sync.wire import RECORD_FIELDS, Batch, genesis_hash, record_hash
-from tests.pg import PostgresServer
+from tests.support.pg import PostgresServer
 
 BATCH = 500
 GROUP = 8  # batches per transaction

@@ -28,11 +28,11 @@ from ledger.store import SQLiteLedgerStore
 from station.codes import with_check_digit
 from station.outbox import JournalOutbox
 from station.store import Store
-from sync.broker import Broker, read_tail, reap
 from sync.client import MqttLink, MqttSettings
 from sync.station_link import StationLink
 from sync.topics import DEFAULT_PREFIX, Topics
 from sync.wire import RECORD_FIELDS, StationStatus, WireError, decode_ledger_status, record_hash
+from tests.support.broker import Broker, read_tail, reap
 
 DRAIN_STATION = "bench-drain-1"
 LIVE_STATION = "bench-live-1"

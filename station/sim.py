@@ -17,16 +17,16 @@ from .config import Config
 from .daemon import Daemon
 from .outcomes import Result
 
-__all__ = ["EXAMPLE_CONFIG", "SimulatedCounter", "example_config"]
+__all__ = ["EXAMPLE_CONFIG", "SimulatedCounter", "example_config", "merge_config"]
 
 EXAMPLE_CONFIG = Path(__file__).with_name("station.example.toml")
 
 
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+def merge_config(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in over.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
+            out[key] = merge_config(out[key], value)
         else:
             out[key] = value
     return out
@@ -35,7 +35,7 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 def example_config(overrides: dict[str, Any] | None = None) -> Config:
     """The shipped example config with ``overrides`` merged in (nested dicts merge)."""
     raw = tomllib.loads(EXAMPLE_CONFIG.read_text(encoding="utf-8"))
-    return Config.model_validate(_merge(raw, overrides or {}))
+    return Config.model_validate(merge_config(raw, overrides or {}))
 
 
 class SimulatedCounter:
@@ -72,7 +72,7 @@ class SimulatedCounter:
             "scanner": {"url": scanner_link, "dedupe_window": 0.0},
             "panel": {"hold_time": 0.5},
         }
-        self.config = example_config(_merge(base, overrides or {}))
+        self.config = example_config(merge_config(base, overrides or {}))
         self.factory = MockFactory()
         self.results: queue.Queue[Result] = queue.Queue()
         self.daemon = Daemon(self.config, pin_factory=self.factory)

@@ -1,4 +1,4 @@
-"""Shared fixtures: a simulated counter on real simulators and mock pins, and config files."""
+"""Shared fixtures and the tiers: markers set from where a test lives and what it uses."""
 
 from __future__ import annotations
 
@@ -8,17 +8,37 @@ from pathlib import Path
 import pytest
 
 from common.i18n import set_language
-from station.codes import with_check_digit
 from station.sim import EXAMPLE_CONFIG, SimulatedCounter
 
-# PostgreSQL server and the pg_url / ledger_url fixtures (a ledger test on both backends);
-# a real Mosquitto and a ledger service on it: the broker / ledger fixtures
-pytest_plugins = ["tests.pg", "tests._helpers"]
+# a real PostgreSQL (pg_server / pg_url / ledger_url), a real Mosquitto and a ledger service on it
+# (broker / ledger), headless Chromium (browser): each defined once, in tests/support
+pytest_plugins = ["tests.support.pg", "tests.support.helpers", "tests.support.browser"]
+
+TIERS = Path(__file__).parent
+# fixtures that bring a real server with them, and the marker each sets
+_SERVER_FIXTURES = {
+    "broker": "broker",
+    "ledger": "broker",
+    "browser": "browser",
+    "pg_server": "pg",
+    "pg_url": "pg",
+}
 
 
-def beneficiary(n: int = 123456, referrer: str = "001") -> str:
-    """A valid beneficiary code of the example config (Luhn check digit)."""
-    return "B" + with_check_digit("luhn", f"{referrer}{n:06d}")
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``system`` for tests/system/; ``broker``, ``browser``, ``pg`` for the servers a test uses
+    (a ``ledger_url`` test on PostgreSQL is ``pg``); explicit markers are kept."""
+    for item in items:
+        path = Path(str(item.fspath))
+        if (TIERS / "system") in path.parents:
+            item.add_marker(pytest.mark.system)
+        names = set(getattr(item, "fixturenames", ()))
+        for fixture, marker in _SERVER_FIXTURES.items():
+            if fixture in names:
+                item.add_marker(getattr(pytest.mark, marker))
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("ledger_url") == "postgresql":
+            item.add_marker(pytest.mark.pg)
 
 
 @pytest.fixture(autouse=True)

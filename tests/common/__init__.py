@@ -1,0 +1,1 @@
+"""Tests of common/: i18n, settings, units."""

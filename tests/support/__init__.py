@@ -1,0 +1,1 @@
+"""What the tests share: a throwaway broker and PostgreSQL, Chromium, datasets, fixtures."""

@@ -1,0 +1,1 @@
+"""Whole-system tests: processes killed, installs, supervision, security against a real broker."""
