@@ -20,7 +20,7 @@ import click
 from common.i18n import _, language, set_language
 from common.notify import Watchdog, fresh, sd_notify, watchdog_interval
 from common.settings import ConfigError
-from station import __version__
+from common.version import version
 from sync.wire import Registry
 
 from .config import LedgerConfig, load_ledger_config
@@ -74,7 +74,7 @@ def _kg(mg: int | None) -> str:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="ledger")
+@click.version_option(version(), prog_name="ledger")
 @click.option(
     "--config",
     "config_file",

@@ -1,3 +1,5 @@
 """The station daemon on the Raspberry Pi: config, event loop, counter workflow, store, CLI."""
 
-__version__ = "0.1.0"
+from common.version import version
+
+__version__ = version()
