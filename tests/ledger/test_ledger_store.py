@@ -288,7 +288,7 @@ def test_retention_aggregates_old_months_and_never_takes_them_back(
 def test_schema_is_migrated_once_even_by_two_workers_starting_together(ledger_url: str) -> None:
     import threading
 
-    from ledger.migrations import LATEST
+    from ledger.store.migrations import LATEST
 
     stores = []
     errors: list[BaseException] = []
@@ -315,7 +315,7 @@ def test_schema_is_migrated_once_even_by_two_workers_starting_together(ledger_ur
 def test_a_ledger_file_of_the_first_version_is_migrated(tmp_path: Path) -> None:
     import sqlite3
 
-    from ledger.migrations import LATEST, MIGRATIONS
+    from ledger.store.migrations import LATEST, MIGRATIONS
 
     spec = [("b", i, 1, f"2026-11-21T10:00:0{i}.000Z") for i in range(2)]
     _epoch, rows = _records(tmp_path / "s.db", spec)
@@ -344,7 +344,7 @@ def test_postgresql_restart_reconnects_and_never_quarantines_a_batch(tmp_path: P
     while the server is down, batches are left unacked (the station resends), not quarantined."""
     from ledger.config import LedgerConfig
     from ledger.service import LedgerService, _Message
-    from ledger.store_pg import PostgresLedgerStore
+    from ledger.store import PostgresLedgerStore
     from tests.support.pg import PostgresServer
 
     spec = [("b", i, 1, f"2026-11-21T10:00:0{i}.000Z") for i in range(6)]

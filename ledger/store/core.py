@@ -1183,7 +1183,7 @@ def open_store(url: str, *, pseudonym_key: bytes | None = None) -> SqlLedgerStor
 
     The schema is brought to the latest version on open (``ledger/migrations.py``)."""
     if url.startswith(("postgresql://", "postgres://")):
-        from .store_pg import PostgresLedgerStore  # psycopg only when PostgreSQL is used
+        from .pg import PostgresLedgerStore  # psycopg only when PostgreSQL is used
 
         return PostgresLedgerStore(url, pseudonym_key=pseudonym_key)
     if url.startswith("sqlite:///"):

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg import errors
 
-from .store import INSERT_COLUMNS, SqlLedgerStore, StoreUnavailable
+from .core import INSERT_COLUMNS, SqlLedgerStore, StoreUnavailable
 
 __all__ = ["PostgresLedgerStore", "translate"]
 
