@@ -243,19 +243,6 @@ def test_fuzz_counts(count: int, head: str) -> None:
     assert isinstance(reading, Reading) and reading.pieces == count and reading.net_mg is None
 
 
-@given(st.binary(max_size=64))
-def test_fuzz_random_bytes(data: bytes) -> None:
-    try:
-        reply = decode(data)
-    except ScaleError:
-        pass
-    else:
-        assert reply.raw == data
-    for line in PROTOCOL.make_framer().feed(data):
-        with contextlib.suppress(ScaleError):
-            decode(line)
-
-
 @given(st.text(alphabet="STUQOLEC,+-0123456789., gkPCb%\x06", max_size=24))
 def test_fuzz_line_like_text(text: str) -> None:
     data = text.encode("ascii")

@@ -413,13 +413,6 @@ def test_fuzz_truncated_blocks(
             assert reply.pieces == expected.pieces
 
 
-@given(st.binary(max_size=80))
-def test_fuzz_random_bytes(data: bytes) -> None:
-    assert_faithful(decoded(decode, data), data)
-    for frame in BlockFramer().feed(data):
-        assert_faithful(decoded(decode, frame), frame)
-
-
 @given(st.text(alphabet="\r\n -+0123456789.,GrossNetWtUniPCSpcskgTaeER:", max_size=60))
 def test_fuzz_block_like_text(text: str) -> None:
     data = text.encode("ascii")

@@ -314,14 +314,6 @@ def test_fuzz_truncated_lines(
         assert (reply.net_mg, reply.unit) == (expected.net_mg, expected.unit)
 
 
-@given(st.binary(max_size=40))
-def test_fuzz_random_bytes(data: bytes) -> None:
-    assert_faithful(decoded(decode, data), data)
-    for frame in PROTOCOL.make_framer().feed(data):
-        assert_faithful(decoded(decode, frame), frame)
-    assert_faithful(decoded(POLLED.decode, data), data)
-
-
 @given(st.text(alphabet=" +-0123456789.,:kgmlbozpcsGKLBT", max_size=24))
 def test_fuzz_line_like_text(text: str) -> None:
     data = text.encode("ascii")

@@ -304,13 +304,6 @@ def test_fuzz_truncated_strings(
         assert (reply.net_mg, reply.unit) == (expected.net_mg, expected.unit)
 
 
-@given(st.binary(max_size=60))
-def test_fuzz_random_bytes(data: bytes) -> None:
-    assert_faithful(decoded(decode, data), data)
-    for frame in PROTOCOL.make_framer().feed(data):
-        assert_faithful(decoded(decode, frame), frame)
-
-
 @given(st.text(alphabet=" ,-+0123456789.STUGNOLRKEPgklbt", max_size=50))
 def test_fuzz_string_like_text(text: str) -> None:
     data = text.encode("ascii")

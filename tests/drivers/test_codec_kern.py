@@ -358,14 +358,6 @@ def test_fuzz_truncated_frames(
                 assert reply.net_mg == expected.net_mg
 
 
-@given(st.binary(max_size=40))
-def test_fuzz_random_bytes(data: bytes) -> None:
-    for dec in (decode, decode_tm):
-        assert_faithful(decoded(dec, data), data)
-        for frame in PROTOCOL.make_framer().feed(data):
-            assert_faithful(decoded(dec, frame), frame)
-
-
 @given(st.text(alphabet=" ,-+0123456789.STUGNOLRWkgKGlbozpcsM=Error", max_size=30))
 def test_fuzz_frame_like_text(text: str) -> None:
     data = text.encode("ascii")

@@ -269,15 +269,6 @@ def test_fuzz_valid_weights_are_exact(case: tuple[bytes, int]) -> None:
     ]
 
 
-@given(st.binary(max_size=64))
-def test_fuzz_random_bytes_raise_only_scale_errors(data: bytes) -> None:
-    try:
-        reply = decode(data)
-    except ScaleError:
-        return
-    assert reply.raw == data
-
-
 @given(
     st.sampled_from(
         [

@@ -247,19 +247,6 @@ def test_fuzz_valid_weights_are_exact(case: tuple[bytes, int, str]) -> None:
     assert NciFramer().feed(b"\r\x03" + raw + raw) == [raw, raw]
 
 
-@given(st.binary(max_size=64))
-def test_fuzz_random_bytes(data: bytes) -> None:
-    try:
-        reply = decode(data)
-    except ScaleError:
-        pass
-    else:
-        assert reply.raw == data
-    for raw in NciFramer().feed(data):
-        with contextlib.suppress(ScaleError):
-            decode(raw)
-
-
 @given(st.text(alphabet="\n\r\x030123456789.,pLBKGOZ -+?@", max_size=30))
 def test_fuzz_frame_like_text(text: str) -> None:
     data = text.encode("ascii")

@@ -305,13 +305,6 @@ def test_fuzz_truncated_lines(
                 assert reply.net_mg == expected.net_mg
 
 
-@given(st.binary(max_size=40))
-def test_fuzz_random_bytes(data: bytes) -> None:
-    assert_faithful(decoded(decode, data), data)
-    for frame in PROTOCOL.make_framer().feed(data):
-        assert_faithful(decoded(decode, frame), frame)
-
-
 @given(st.text(alphabet=" -+0123456789.,:?kglbozPCSGNETB/TALES", max_size=30))
 def test_fuzz_line_like_text(text: str) -> None:
     data = text.encode("ascii")

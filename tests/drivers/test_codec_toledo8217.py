@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import re
 from fractions import Fraction
 
@@ -238,19 +237,6 @@ def test_fuzz_valid_weights_are_exact(case: tuple[bytes, int, bool]) -> None:
     assert isinstance(reading, Reading) and reading.net_mg == mg
     assert reading.gross_mg == (None if net else mg)
     assert StxCrFramer().feed(b"\x00" + frame + frame) == [frame, frame]
-
-
-@given(st.binary(max_size=64))
-def test_fuzz_random_bytes(data: bytes) -> None:
-    try:
-        reply = decode(data)
-    except ScaleError:
-        pass
-    else:
-        assert reply.raw == data
-    for frame in StxCrFramer().feed(data):
-        with contextlib.suppress(ScaleError):
-            decode(frame)
 
 
 @given(st.sampled_from(FRAMES), st.data())
