@@ -277,6 +277,8 @@ class ScreenSection(_Section):
 
 class VisitSection(_Section):
     timeout: Annotated[float, Field(ge=10, le=86_400)] = 600
+    # true: the category scanned for one beneficiary does not carry into the next visit
+    category_resets: bool = False
 
 
 CheckDigit = Literal["none", "luhn", "mod10", "mod11"]

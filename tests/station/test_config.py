@@ -162,3 +162,9 @@ def test_link_overrides_apply_over_the_protocol_defaults() -> None:
     )
     link = cfg.scale.link()
     assert (link.baudrate, link.bytesize, link.parity, link.stopbits) == (9600, 7, "E", 1)
+
+
+def test_category_resets_defaults_to_carrying_over() -> None:
+    assert parse_config(EXAMPLE).visit.category_resets is False
+    text = EXAMPLE.replace("category_resets = false", "category_resets = true", 1)
+    assert parse_config(text).visit.category_resets is True
