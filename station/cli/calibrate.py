@@ -23,8 +23,8 @@ from common.i18n import _
 from drivers.base import PortError, Reading, ScaleError, ScaleRefused, ScaleTimeout
 from drivers.scale import Ack, Command
 
-from . import metrology
-from .calibration import (
+from .. import metrology
+from ..calibration import (
     CalibrationState,
     Correction,
     Implausible,
@@ -33,11 +33,11 @@ from .calibration import (
     minimum_reference_mg,
     save_state,
 )
-from .cli_doctor import live_daemon
-from .cli_scale import _escape, _Line, _mass, _open, _required_config, _supports, _target
-from .clock import ClockStatus, boot_id
-from .config import Config, _mass_mg
-from .store import Store, StoreError
+from ..clock import ClockStatus, boot_id
+from ..config import Config, _mass_mg
+from ..store import Store, StoreError
+from .doctor import live_daemon
+from .scale import _escape, _Line, _mass, _open, _required_config, _supports, _target
 
 __all__ = ["calibrate"]
 

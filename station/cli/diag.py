@@ -20,11 +20,10 @@ import click
 from common.i18n import _
 from common.units import format_mass
 
-from .cli_doctor import live_daemon
-from .codes import Classified, CodeBook, Kind
-from .config import Config
-from .control import ControlError, NoDaemon, NoReply, request, socket_path
-from .manual import (
+from ..codes import Classified, CodeBook, Kind
+from ..config import Config
+from ..control import ControlError, NoDaemon, NoReply, request, socket_path
+from ..manual import (
     ManualError,
     ManualRequest,
     authenticate,
@@ -35,7 +34,8 @@ from .manual import (
     valid_id,
     write,
 )
-from .pinhash import hash_pin
+from ..pinhash import hash_pin
+from .doctor import live_daemon
 
 __all__ = ["manual_entry", "panel", "scanner", "sync", "technician"]
 
@@ -55,7 +55,7 @@ def _fail(message: str, code: int) -> NoReturn:
 
 
 def _config(ctx: click.Context) -> Config:
-    from .cli import _config as load  # station.cli imports this module: import late
+    from .main import _config as load  # station.cli imports this module: import late
 
     return load(ctx)
 
@@ -87,7 +87,7 @@ def _kg(mg: int) -> str:
 
 def describe_code(codes: CodeBook, config: Config, code: str) -> dict[str, Any]:
     """How the station classifies ``code``: kind, names, check digit and, if refused, why."""
-    from .loop import mask
+    from ..loop import mask
 
     c: Classified = codes.classify(code)
     out: dict[str, Any] = {"code": code, "kind": c.kind.value, "name": c.name or None}
@@ -431,7 +431,7 @@ def sync() -> None:
 
 
 def _sync_report(config: Config) -> dict[str, Any]:
-    from .cli import _open_store
+    from .main import _open_store
 
     summary: dict[str, Any] = {
         "last_seq": 0,
@@ -718,7 +718,7 @@ def manual_entry(
             ).format(id=request_id, seqs=", ".join(str(s) for s in seqs))
         )
         return
-    from .loop import mask
+    from ..loop import mask
 
     name = next(c.name for c in config.categories if c.code == resolved["category"])
     for mg, seq in zip(masses, seqs, strict=False):
@@ -731,7 +731,7 @@ def manual_entry(
 
 def _journal_head(config: Config) -> int:
     """The journal's last seq before the entry (0 when it cannot be read): where to look."""
-    from .store import Store, StoreError
+    from ..store import Store, StoreError
 
     try:
         with Store(config.store_path, config.station.id, create=False) as store:
@@ -756,8 +756,8 @@ def _write_directly(
 ) -> dict[str, Any]:
     """No daemon: append to the journal ourselves, all records in one transaction (safe
     across processes: it holds SQLite's write lock, see manual.write)."""
-    from .clock import ClockStatus, boot_id
-    from .store import Store, StoreError
+    from ..clock import ClockStatus, boot_id
+    from ..store import Store, StoreError
 
     data_dir = config.store_path.parent
     try:

@@ -18,9 +18,9 @@ from common.i18n import _
 from common.units import format_mass
 from drivers.base import DriverError, Reading
 
-from .clock import ClockStatus
-from .config import Config, ConfigError, load_config
-from .store import Store, StoreError
+from ..clock import ClockStatus
+from ..config import Config, ConfigError, load_config
+from ..store import Store, StoreError
 
 __all__ = ["Check", "alive_after", "doctor", "live_daemon"]
 
@@ -88,7 +88,7 @@ def _check_scale(config: Config, live: dict[str, Any] | None) -> Check:
         scale = live.get("scale") or {}
         state = OK if scale.get("ok") else FAIL
         return Check(name, state, _("daemon says: {detail}").format(detail=scale.get("detail")))
-    from .cli_scale import _Line, _Target
+    from .scale import _Line, _Target
 
     sc = config.scale
     protocol = sc.make_protocol()
@@ -170,8 +170,8 @@ def _check_disk(config: Config) -> Check:
 
 
 def _check_calibration(config: Config) -> Check:
-    from .calibration import load_state
-    from .cli_calibrate import due_line
+    from ..calibration import load_state
+    from .calibrate import due_line
 
     name = _("calibration")
     try:

@@ -13,9 +13,9 @@ import click
 
 from common.i18n import _, set_language
 
-from . import __version__
-from .config import Config, ConfigError, config_path, load_config
-from .store import Store, StoreError
+from .. import __version__
+from ..config import Config, ConfigError, config_path, load_config
+from ..store import Store, StoreError
 
 # sysexits(3): systemd and scripts can tell a bad config from a crash
 EX_DATAERR = 65
@@ -98,7 +98,7 @@ def run(ctx: click.Context) -> None:
     Example:
       station --config /etc/pesee/station.toml run
     """
-    from .daemon import Daemon  # imports gpiozero and the device stack only when needed
+    from ..daemon import Daemon  # imports gpiozero and the device stack only when needed
 
     config = _config(ctx)
     if logging.getLogger().level > logging.INFO:
@@ -126,7 +126,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
     Example:
       station status
     """
-    from .cli_doctor import live_daemon  # the command modules load at the end of this one
+    from .doctor import live_daemon  # the command modules load at the end of this one
 
     config = _config(ctx)
     live = live_daemon(config)
@@ -185,7 +185,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
 
 def _calibration(config: Config) -> dict[str, Any]:
     """The calibration in force and its due date, for ``station status --json``."""
-    from .calibration import load_state
+    from ..calibration import load_state
 
     try:
         state = load_state(config.station.data_dir)
@@ -301,20 +301,20 @@ def db_export(ctx: click.Context, store: Path | None, fmt: str, output: Any, aft
     click.echo(_("{n} records exported").format(n=n), err=True)
 
 
-from .cli_scale import scale  # noqa: E402 - the group needs the helpers above
+from .scale import scale  # noqa: E402 - the group needs the helpers above
 
 cli.add_command(scale)
 
-from .cli_doctor import doctor  # noqa: E402
+from .doctor import doctor  # noqa: E402
 
 cli.add_command(doctor)
 
-from .cli_diag import manual_entry, panel, scanner, sync, technician  # noqa: E402
+from .diag import manual_entry, panel, scanner, sync, technician  # noqa: E402
 
 for _command in (scanner, panel, sync, manual_entry, technician):
     cli.add_command(_command)
 
-from .cli_calibrate import calibrate, due_line  # noqa: E402
+from .calibrate import calibrate, due_line  # noqa: E402
 
 cli.add_command(calibrate)
 

@@ -23,7 +23,7 @@ from drivers.base import FrameError, PortError, Reading, ScaleError, ScaleRefuse
 from drivers.scale import PROTOCOLS, Ack, Command, Reply, ScaleProtocol
 from drivers.serialio import Framer, LinkSettings, SerialTransport, TermiosError
 
-from .config import Config, ConfigError, config_path, load_config
+from ..config import Config, ConfigError, config_path, load_config
 
 __all__ = ["scale"]
 
@@ -68,7 +68,7 @@ def _root_obj(ctx: click.Context) -> dict[str, Any]:
 
 
 def _required_config(ctx: click.Context) -> Config:
-    from .cli import _config  # station.cli imports this module: import it when used
+    from .main import _config  # station.cli imports this module: import it when used
 
     ctx.ensure_object(dict)
     ctx.obj.setdefault("config_path", config_path(None))

@@ -28,7 +28,7 @@ from drivers.scale import PROTOCOLS, Command
 from drivers.scale.toledo_continuous import encode_frame
 from drivers.sim.scale import ScaleSimulator
 from station.cli import cli
-from station.cli_scale import _port_problem
+from station.cli.scale import _port_problem
 
 pytestmark = pytest.mark.timeout(120)
 
