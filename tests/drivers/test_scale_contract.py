@@ -22,12 +22,12 @@ from drivers.base import MG_PER_UNIT, Reading, ScaleError, ScaleRefused
 from drivers.scale import PROTOCOLS, Ack, Command, ScaleProtocol, get_protocol
 from drivers.scale.worker import ScaleWorker
 from drivers.serialio import LinkSettings
-from drivers.sim.personalities import PERSONALITIES, Personality
+from drivers.sim.personalities import Personality
 from drivers.sim.scale import ScaleSimulator
 
 pytestmark = pytest.mark.timeout(120)
 
-SIMULATED = [name for name in PERSONALITIES if name in PROTOCOLS]
+SIMULATED = sorted(PROTOCOLS)  # every codec: test_codec_contract asserts each has a personality
 REAL = "real-scale"
 REAL_SKIP = (
     "no real scale: set PESEE_TEST_SCALE_URL (e.g. /dev/serial/by-id/…) and "

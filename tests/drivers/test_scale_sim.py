@@ -21,7 +21,8 @@ from drivers.scale import Ack, Reply
 from drivers.scale.mtsics import decode as sics_decode
 from drivers.scale.toledo_continuous import StxFramer
 from drivers.scale.toledo_continuous import decode as toledo_decode
-from drivers.sim.scale import ScaleSimulator, _parse_script, main
+from drivers.sim.scale import ScaleSimulator
+from drivers.sim.scale_cli import main, parse_script
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -401,9 +402,9 @@ def test_continuous_ignores_commands() -> None:
 
 
 def test_parse_script() -> None:
-    assert _parse_script("1.250:0.5:5, 0:0.3:2") == [("1.250", 0.5, 5.0), ("0", 0.3, 2.0)]
+    assert parse_script("1.250:0.5:5, 0:0.3:2") == [("1.250", 0.5, 5.0), ("0", 0.3, 2.0)]
     with pytest.raises(Exception, match="mass:settle_s:hold_s"):
-        _parse_script("1.250:0.5")
+        parse_script("1.250:0.5")
 
 
 def test_main_rejects_link_with_tcp(capsys: pytest.CaptureFixture[str]) -> None:
@@ -413,7 +414,7 @@ def test_main_rejects_link_with_tcp(capsys: pytest.CaptureFixture[str]) -> None:
 
 def run_cli(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "drivers.sim.scale", *args],
+        [sys.executable, "-m", "drivers.sim.scale_cli", *args],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -650,7 +650,7 @@ def test_replug_resets_the_personality(tmp_path: Path) -> None:
 def test_cli_counting_scale() -> None:
     args = ["--protocol", "a-and-d", "--weight", "1.250", "--piece-weight", "12500"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "drivers.sim.scale", *args],
+        [sys.executable, "-m", "drivers.sim.scale_cli", *args],
         cwd=REPO,
         stdout=subprocess.PIPE,
         text=True,
