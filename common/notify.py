@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from .i18n import _
+from .service import ServiceThread
 
 __all__ = ["Watchdog", "fresh", "sd_notify", "watchdog_interval"]
 
@@ -60,21 +61,16 @@ class Watchdog:
         self.status = status
         self.interval = interval
         self.stuck: list[str] = []
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._service = ServiceThread("watchdog", self._run)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="watchdog", daemon=True)
-        self._thread.start()
+        self._service.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(2)
-            self._thread = None
+        self._service.stop()
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+    def _run(self, stop: threading.Event) -> None:
+        while not stop.wait(self.interval):
             stuck = [name for name, check in self.checks.items() if not _safe(check)]
             if stuck:
                 if stuck != self.stuck:

@@ -170,7 +170,8 @@ def format_number(
 
 def kg_text(mg: int, places: int = 3) -> str:
     """Kilograms for machines (CSV, JSON): ``'1.235'``; the same rounding as :func:`format_mass`."""
-    return f"{round_half_up(Decimal(mg) / MG_PER_UNIT['kg'], places):.{places}f}"
+    rounded = round_half_up(Decimal(mg) / MG_PER_UNIT["kg"], places)
+    return f"{abs(rounded) if rounded == 0 else rounded:.{places}f}"  # never "-0.000"
 
 
 def format_mass(

@@ -14,6 +14,8 @@ from typing import Protocol
 
 from evdev import InputDevice, InputEvent, ecodes
 
+from common.service import ServiceThread
+
 from ..serialio import Backoff
 
 __all__ = [
@@ -268,30 +270,25 @@ class HidScanner:
         self.decoder = KeyDecoder(inter_key_timeout)
         self.backoff = backoff or Backoff()
         self._opener = opener
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._service = ServiceThread(
+            "scanner", self._run, lambda _exc: self._state(False, "reader crashed")
+        )
+        self._stop = self._service.stopping
         self._connected: bool | None = None
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._service.running
 
     def start(self) -> None:
         if self.running:
             return
-        self._stop = threading.Event()
         self._connected = None
-        self._thread = threading.Thread(target=self._run, name="scanner", daemon=True)
-        self._thread.start()
+        self._service.start()
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stop the reader and wait for it at most ``timeout`` seconds."""
-        self._stop.set()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
-            if thread.is_alive():
-                log.warning("scanner thread did not stop within %.1f s", timeout)
+        self._service.stop(timeout)
 
     def __enter__(self) -> HidScanner:
         self.start()
@@ -300,7 +297,8 @@ class HidScanner:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _run(self) -> None:
+    def _run(self, stop: threading.Event) -> None:
+        self._stop = stop  # _pump waits on the same event
         while not self._stop.is_set():
             try:
                 device = self._opener(self.path)

@@ -7,6 +7,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from common.service import ServiceThread
+
 from ..serialio import (
     MAX_FRAME,
     Backoff,
@@ -78,28 +80,20 @@ class SerialScanner:
         self._last_byte = 0.0
         self._dropped_seen = 0
         self._overflow = False
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._service = ServiceThread(
+            "scanner", self._run, lambda _exc: self._call(self.on_state, False, "reader crashed")
+        )
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._service.running
 
     def start(self) -> None:
-        if self.running:
-            return
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="scanner", daemon=True)
-        self._thread.start()
+        self._service.start()
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stop the reader and wait for it at most ``timeout`` seconds; the port is closed."""
-        self._stop.set()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
-            if thread.is_alive():
-                log.warning("scanner thread did not stop within %.1f s", timeout)
+        self._service.stop(timeout)
 
     def __enter__(self) -> SerialScanner:
         self.start()
@@ -108,13 +102,8 @@ class SerialScanner:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _run(self) -> None:
-        try:
-            run_with_reconnect(self.transport, self._read_once, self._stop, self._state)
-        except Exception:  # never expected; say so loudly rather than die silently
-            log.exception("scanner reader crashed")
-            self._call(self.on_state, False, "reader crashed")
-            raise
+    def _run(self, stop: threading.Event) -> None:
+        run_with_reconnect(self.transport, self._read_once, stop, self._state)
 
     def _read_once(self) -> None:
         data = self.transport.read()
