@@ -280,7 +280,7 @@ class Dashboard:
     def fleet(self) -> tuple[list[dict[str, Any]], int]:
         """Each station's state, and how many messages wait in quarantine."""
         with self.fleet_lock:
-            rows: list[dict[str, Any]] = self.fleet_store.fleet()
+            rows = [dict(r) for r in self.fleet_store.fleet()]  # typed rows: add a column
             quarantined = len(self.fleet_store.quarantined())
         due = self.config.dashboard.calibration_days
         for row in rows:
