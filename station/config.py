@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 from dataclasses import replace
@@ -30,10 +31,22 @@ from sync.wire import MAX_BATCH_BYTES
 from . import metrology
 from .pinhash import is_pin_hash
 
-__all__ = ["DEFAULT_PATH", "Config", "ConfigError", "load_config", "parse_config"]
+__all__ = [
+    "DEFAULT_PATH",
+    "EXAMPLE_ID",
+    "Config",
+    "ConfigError",
+    "config_warnings",
+    "load_config",
+    "parse_config",
+    "placeholder_problems",
+]
 
 DEFAULT_PATH = Path("/etc/pesee/station.toml")
 ENV_PATH = "PESEE_CONFIG"
+# station.example.toml's id: refused for the real journal (see placeholder_problems)
+EXAMPLE_ID = "ressourcerie-nord-1"
+DEFAULT_DATA_DIR = Path("/var/lib/pesee")
 
 
 def _mass_mg(value: Any) -> int:
@@ -59,7 +72,7 @@ class _Section(BaseModel):
 
 class StationSection(_Section):
     id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
-    data_dir: Path = Path("/var/lib/pesee")
+    data_dir: Path = DEFAULT_DATA_DIR
     runtime_dir: Path = Path("/run/pesee")
     language: Literal["fr", "en"] = "fr"
     # below this much free space the station refuses new records rather than risk the store
@@ -451,7 +464,64 @@ def config_path(path: Path | str | None = None) -> Path:
     return Path(os.environ.get(ENV_PATH) or DEFAULT_PATH)
 
 
+def placeholder_problems(config: Config) -> list[str]:
+    """The example's id on the real journal: a station installed but not named yet.
+
+    Refused before anything is written, so no journal is ever bound to the example's id (tests
+    and the demo keep the example's id with their journal elsewhere)."""
+    if config.station.id == EXAMPLE_ID and config.station.data_dir == DEFAULT_DATA_DIR:
+        return [
+            _(
+                'station.id: "{id}" is the example\'s id: give this station its own name in '
+                "{path} (lower-case letters, digits, - and _, unique in the network, e.g. "
+                '"epicerie-centre-1"); nothing was recorded'
+            ).format(id=EXAMPLE_ID, path=DEFAULT_PATH)
+        ]
+    return []
+
+
 def load_config(path: Path | str | None = None) -> Config:
-    """Read and validate the config file; raise :class:`ConfigError` with the fix to make."""
+    """Read and validate the config file; raise :class:`ConfigError` with the fix to make.
+
+    The example's placeholder id is refused here (the file a daemon or a CLI reads), not by
+    :func:`parse_config`: see :func:`placeholder_problems`."""
     where = config_path(path)
-    return load_settings(where, lambda raw: _validate(raw, where))
+    config = load_settings(where, lambda raw: _validate(raw, where))
+    problems = placeholder_problems(config)
+    if problems:
+        raise ConfigError(where, problems)
+    return config
+
+
+# pyserial URLs (socket://, hwgrep://, spy://…) name no file: only paths are looked at
+def _missing_device(url: str) -> bool:
+    return url.startswith("/") and not os.path.exists(url)
+
+
+def config_warnings(config: Config) -> list[str]:
+    """What a valid config may still get wrong on this machine: one line each, for
+    `station config check` (warnings: the daemon starts anyway and waits for the devices)."""
+    found: list[str] = []
+    if _missing_device(config.scale.url):
+        found.append(
+            _(
+                "scale.url: {url} does not exist: scale unplugged or off, or its name not set "
+                "yet (`station scale probe`, then /etc/udev/rules.d/98-pesee-local.rules)"
+            ).format(url=config.scale.url)
+        )
+    if _missing_device(config.scanner.url):
+        found.append(
+            _(
+                "scanner.url: {url} does not exist: scanner unplugged, or its name not set yet "
+                "(/etc/udev/rules.d/98-pesee-local.rules, or a /dev/serial/by-id/ or "
+                "/dev/input/by-id/ path)"
+            ).format(url=config.scanner.url)
+        )
+    if config.scanner.kind == "hid" and importlib.util.find_spec("evdev") is None:
+        found.append(
+            _(
+                'scanner.kind = "hid" needs evdev, which is not installed: '
+                "sudo apt install python3-evdev (or pip install 'pesee[hid]')"
+            )
+        )
+    return found

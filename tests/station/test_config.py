@@ -74,12 +74,14 @@ def test_unknown_section_is_rejected() -> None:
 
 def test_missing_required() -> None:
     problems = _problems('[station]\nid = "a"\n')
-    assert problems == ["categories: required; add it"]
+    assert problems == [
+        "categories: no [[categories]] entry: add at least one, as in the example config"
+    ]
 
 
 def test_bad_toml() -> None:
     problems = _problems("[station\nid = 1")
-    assert problems[0].startswith("not valid TOML")
+    assert problems == ["line 1 ([station): a section header is not closed: write it as [name]"]
 
 
 def test_secret_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
