@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import hmac
-import json
 import re
-import sqlite3
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -19,7 +16,7 @@ from sync.wire import MAX_MG
 from .codes import CodeBook, Kind
 from .config import Config, Technician
 from .pinhash import verify_pin
-from .store import Store, StoreError
+from .store import Store
 
 __all__ = [
     "MAX_WEIGHTS",
@@ -295,17 +292,7 @@ class Written:
 
 def recorded(store: Store, request_id: str) -> list[int]:
     """The seqs of the manual records an earlier try of ``request_id`` wrote (oldest first)."""
-    rows = store.db.execute(
-        "SELECT seq, data FROM records WHERE kind = 'weighing' AND source = 'manual' "
-        "AND instr(data, ?) > 0 ORDER BY seq",
-        [request_id],
-    ).fetchall()
-    seqs = []
-    for seq, data in rows:
-        with contextlib.suppress(ValueError, AttributeError):
-            if json.loads(data).get("request") == request_id:
-                seqs.append(int(seq))
-    return seqs
+    return store.request_seqs(request_id)
 
 
 def write(
@@ -318,19 +305,14 @@ def write(
 ) -> Written:
     """Append one request's records in ONE transaction: all of them or none.
 
-    A request id already in the journal writes nothing (``repeat``). The transaction takes
-    SQLite's write lock first (``BEGIN IMMEDIATE``), so the repeat check and the appends see
-    the same head as any other process; :meth:`Store.append` nests as a savepoint inside it.
+    A request id already in the journal writes nothing (``repeat``). :meth:`Store.transaction`
+    takes the write lock first, so the repeat check and the appends see the same journal as
+    any other process.
     Raises :class:`StoreError` with nothing written."""
-    conn = store.db.conn
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-    except sqlite3.Error as exc:
-        raise StoreError(str(exc)) from exc
-    try:
-        earlier = recorded(store, request.request_id)
+    rows: list[dict[str, Any]] = []
+    with store.transaction():
+        earlier = store.request_seqs(request.request_id)
         if earlier:
-            conn.execute("ROLLBACK")
             return Written(earlier, repeat=True)
         rows = [
             store.append(
@@ -342,14 +324,4 @@ def write(
             )
             for fields in record_fields(request, resolved)
         ]
-        conn.execute("COMMIT")
-    except BaseException as exc:
-        with contextlib.suppress(sqlite3.Error):
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            # each append moved the store's in-memory head; the rollback undid them on disk
-            store.reload_head()
-        if isinstance(exc, sqlite3.Error):
-            raise StoreError(str(exc)) from exc
-        raise
     return Written([r["seq"] for r in rows], rows[-1]["recorded_at"])

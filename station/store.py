@@ -1,9 +1,17 @@
-"""The station's append-only journal in SQLite: gap-free seq, random epoch, UUIDs, a hash chain."""
+"""The station's append-only journal in SQLite: gap-free seq, random epoch, UUIDs, a hash chain.
+
+This module is the only one that knows the journal's SQL: the loop writes through :class:`Store`,
+the uploader, the demo and status commands read through :class:`JournalReader` (a read-only
+connection of their own), and transactions that span several appends are the store's own
+(:meth:`Store.transaction`).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import logging
 import sqlite3
 import uuid
 from collections.abc import Iterator
@@ -14,21 +22,30 @@ from typing import IO, Any
 
 import sqlite_utils
 
+from common.i18n import _
 from sync.wire import KINDS, MAX_MG, genesis_hash, record_hash
 from sync.wire import RECORD_FIELDS as FIELDS
 
 __all__ = [
     "FIELDS",
     "KINDS",
+    "JournalInfo",
+    "JournalReader",
     "Store",
     "StoreError",
     "VerifyReport",
+    "journal_info",
+    "journal_station",
     "record_hash",
 ]
+
+log = logging.getLogger("station")
 
 _CONTENT = [f for f in FIELDS if f != "hash"]
 _SCHEMA_VERSION = 1
 _INSERT = f"INSERT INTO records ({', '.join(FIELDS)}) VALUES ({', '.join('?' * len(FIELDS))})"
+_FLAGS = ("stable", "clock_synced", "pieces_computed")
+_MASSES = ("gross_mg", "tare_mg", "net_mg", "unit_weight_mg")
 
 
 class StoreError(Exception):
@@ -37,78 +54,276 @@ class StoreError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class VerifyReport:
+    """What :meth:`Store.verify` found. ``problems`` and :attr:`advice` are in the current
+    language; ``damage`` holds SQLite's own findings about the file (``integrity_check``)."""
+
     records: int
     first_seq: int | None
     last_seq: int | None
     problems: tuple[str, ...]
+    damage: tuple[str, ...] = ()
+    path: str = ""
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    @property
+    def advice(self) -> str:
+        """What to do, in one or two sentences for the technician ("" when all is well)."""
+        if self.ok:
+            return ""
+        if self.damage and all("index" in d for d in self.damage):
+            return _(
+                "An index of the journal is damaged; the records themselves are intact. Stop "
+                "the station (sudo systemctl stop pesee-station), keep a copy of {path}, then "
+                "rebuild the indexes: sqlite3 {path} REINDEX"
+            ).format(path=self.path)
+        if self.damage:
+            return _(
+                "The journal file is damaged. Stop the station (sudo systemctl stop "
+                "pesee-station), keep a copy of {path} and call the technician: records the "
+                "ledger acknowledged are safe there, and sqlite3 {path} .recover saves the rest"
+            ).format(path=self.path)
+        return _(
+            "Records of the journal were altered or removed. Do not modify it further: keep a "
+            "copy of {path} and tell the office; the ledger keeps every record it received"
+        ).format(path=self.path)
+
+
+@dataclass(frozen=True, slots=True)
+class JournalInfo:
+    """Who a journal file belongs to, read without writing (``station config check``)."""
+
+    station: str
+    last_seq: int
+    epoch: str
+
+
+def _connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
+    if read_only:
+        conn = sqlite3.connect(
+            f"file:{path}?mode=ro", uri=True, timeout=10, check_same_thread=False
+        )
+    else:
+        conn = sqlite3.connect(path, timeout=10, check_same_thread=False)
+    # explicit transactions only: each write below says where its transaction starts
+    conn.isolation_level = None
+    conn.execute("PRAGMA busy_timeout=10000")
+    return conn
+
+
+def _dicts(
+    conn: sqlite3.Connection, sql: str, params: list[Any] | tuple[Any, ...] = ()
+) -> list[dict[str, Any]]:
+    cursor = conn.execute(sql, params)
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _meta(conn: sqlite3.Connection, key: str) -> str | None:
+    row = conn.execute("SELECT v FROM meta WHERE k = ?", [key]).fetchone()
+    return None if row is None else str(row[0])
+
+
+def _records_sql(after: int, limit: int | None, kind: str | None) -> tuple[str, list[Any]]:
+    sql = "SELECT * FROM records WHERE seq > ?"
+    params: list[Any] = [after]
+    if kind is not None:
+        sql += " AND kind = ?"
+        params.append(kind)
+    sql += " ORDER BY seq"
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(limit)
+    return sql, params
+
+
+class JournalReader:
+    """A journal read on a connection of its own, opened read-only (``mode=ro``) on first use
+    by the thread that uses it: WAL lets it read while the loop writes, and the loop's own
+    connection is never shared with another thread (the uploader, the demo, a status page)."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._conn: sqlite3.Connection | None = None
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            try:
+                self._conn = _connect(self.path, read_only=True)
+            except sqlite3.Error as exc:
+                raise StoreError(f"{self.path}: {exc}") from exc
+        return self._conn
+
+    def meta(self, key: str) -> str | None:
+        return _meta(self._db(), key)
+
+    def last_seq(self) -> int:
+        return int(self.meta("last_seq") or 0)
+
+    def synced_through(self) -> int:
+        return int(self.meta("synced_through") or 0)
+
+    def read(self, after: int, limit: int) -> list[dict[str, Any]]:
+        """Records after ``after``, as compact dicts (empty columns left out, as on the wire)."""
+        rows = self.records(after, limit)
+        return [{k: v for k, v in row.items() if v is not None} for row in rows]
+
+    def records(
+        self, after: int = 0, limit: int | None = None, kind: str | None = None
+    ) -> list[dict[str, Any]]:
+        return _dicts(self._db(), *_records_sql(after, limit, kind))
+
+    def get(self, seq: int) -> dict[str, Any] | None:
+        rows = _dicts(self._db(), "SELECT * FROM records WHERE seq = ?", [seq])
+        return rows[0] if rows else None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> JournalReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def journal_info(path: Path | str) -> JournalInfo | None:
+    """Who the journal at ``path`` belongs to and how far it goes; None when there is no
+    journal there (or not a readable one). Never writes, never creates."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        with JournalReader(path) as reader:
+            station = reader.meta("station")
+            if station is None:
+                return None
+            return JournalInfo(station, reader.last_seq(), reader.meta("epoch") or "")
+    except (sqlite3.Error, StoreError):
+        return None
+
+
+def journal_station(path: Path | str) -> str | None:
+    """The station id the journal at ``path`` is bound to (None: no journal there yet)."""
+    info = journal_info(path)
+    return None if info is None else info.station
 
 
 class Store:
     """One station journal. Open it from one thread; every write is one durable transaction.
 
     ``append()`` returns only after SQLite's commit (WAL, ``synchronous=FULL``), so the caller
-    may then tell staff the record is safe. It reads the journal's head under SQLite's write
-    lock, so another process appending to the same file (a technician's command) stays on the
-    chain; the daemon still routes its own entries through its loop (``station.control``).
+    may then tell staff the record is safe. Every write takes SQLite's write lock first
+    (``BEGIN IMMEDIATE``) and reads the journal's head under it, so another process writing
+    the same file (a technician's command) waits its turn and stays on the chain.
+
+    ``rebind_empty``: a journal bound to another station id that never held a record (made by
+    a first start on the example config) is bound to ``station`` instead of refused.
     """
 
-    def __init__(self, path: Path | str, station: str, *, create: bool = True) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        station: str,
+        *,
+        create: bool = True,
+        rebind_empty: bool = False,
+    ) -> None:
         self.path = Path(path)
         self.station = station
         if not create and not self.path.exists():
-            raise StoreError(f"{self.path}: no such store")
+            raise StoreError(_("{path}: no such journal").format(path=self.path))
+        conn: sqlite3.Connection | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=10, check_same_thread=False)
-            self.db = sqlite_utils.Database(conn)
-            self.db.enable_wal()
-            self.db.execute("PRAGMA synchronous=FULL")
-            self.db.execute("PRAGMA busy_timeout=10000")
+            conn = _connect(self.path, read_only=False)
+            self._db = sqlite_utils.Database(conn)
+            self._conn = conn
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode=wal")
+            conn.execute("PRAGMA synchronous=FULL")
             self._migrate()
+            owner = _meta(conn, "station")
+            if owner != station:
+                self._rebind(str(owner), rebind_empty)
         except sqlite3.DatabaseError as exc:
-            conn_ = locals().get("conn")
-            if conn_ is not None:
-                conn_.close()
+            if conn is not None:
+                conn.close()
             raise StoreError(f"{self.path}: {exc}") from exc
-        owner = self._meta("station")
-        if owner != station:
-            self.db.close()
-            raise StoreError(
-                f"{self.path} belongs to station {owner!r}, not {station!r}: "
-                "fix [station] id, or move this store aside to start a new one"
-            )
-        self.epoch: str = self._meta("epoch") or ""
+        except BaseException:
+            if conn is not None:
+                conn.close()
+            raise
+        self.epoch: str = _meta(conn, "epoch") or ""
         # read after every event by the loop: kept in memory, written only by mark_synced
-        self._synced = int(self._meta("synced_through") or 0)
-        self.reload_head()
+        self._synced = int(_meta(conn, "synced_through") or 0)
+        self._reload_head()
 
-    def reload_head(self) -> None:
-        """Take the in-memory head (last seq and hash) from the file again: after a caller's
-        transaction of several appends was rolled back, or another process appended."""
-        self._last_seq = int(self._meta("last_seq") or 0)
-        self._last_hash = self._meta("last_hash") or genesis_hash(self.epoch)
+    def _rebind(self, owner: str, allowed: bool) -> None:
+        records = int(self._conn.execute("SELECT count(*) FROM records").fetchone()[0])
+        empty = records == 0 and int(_meta(self._conn, "last_seq") or 0) == 0
+        if allowed and empty:
+            with self._write():
+                self._set_meta("station", self.station)
+                # nothing was ever recorded under the old id: a new epoch keeps them apart
+                self._set_meta("epoch", uuid.uuid4().hex)
+            log.warning(
+                _("empty journal %s was made for station %r: now bound to %r"),
+                self.path,
+                owner,
+                self.station,
+            )
+            return
+        if empty:
+            raise StoreError(
+                _(
+                    "{path} was made for station {owner!r}, not {station!r}, and holds no "
+                    "record yet: starting the station binds it to {station!r}"
+                ).format(path=self.path, owner=owner, station=self.station)
+            )
+        raise StoreError(
+            _(
+                "{path} belongs to station {owner!r}, not {station!r}, and holds {n} records: "
+                'put back [station] id = "{owner}" in the configuration, or move this journal '
+                "aside (sudo mv {path} {path}.old) to start a new one"
+            ).format(path=self.path, owner=owner, station=self.station, n=records)
+        )
+
+    def _reload_head(self) -> None:
+        """Take the in-memory head (last seq and hash) from the file again: after a transaction
+        of several appends was rolled back, or another process appended."""
+        self._last_seq = int(_meta(self._conn, "last_seq") or 0)
+        self._last_hash = _meta(self._conn, "last_hash") or genesis_hash(self.epoch)
 
     # -- schema -----------------------------------------------------------------------------
-    def _meta(self, key: str) -> str | None:
-        row = self.db.execute("SELECT v FROM meta WHERE k = ?", [key]).fetchone()
-        return None if row is None else str(row[0])
-
     def _set_meta(self, key: str, value: str) -> None:
-        self.db.execute(
+        self._conn.execute(
             "INSERT INTO meta(k, v) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
             [key, value],
         )
 
+    def _schema_version(self) -> int:
+        has_meta = self._conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+        ).fetchone()
+        return int(_meta(self._conn, "schema_version") or 0) if has_meta else 0
+
     def _migrate(self) -> None:
-        with self.db.atomic():
-            self.db.table("meta").create({"k": str, "v": str}, pk="k", if_not_exists=True)
-            version = int(self._meta("schema_version") or 0)
-            if version < 1:
-                records = self.db.table("records")
+        version = self._schema_version()
+        if version > _SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: schema {version} is newer than this software ({_SCHEMA_VERSION})"
+            )
+        if version == _SCHEMA_VERSION:
+            return  # opening for reading must not write (nor take the write lock)
+        with self._write():
+            self._db.table("meta").create({"k": str, "v": str}, pk="k", if_not_exists=True)
+            if int(_meta(self._conn, "schema_version") or 0) < 1:
+                records = self._db.table("records")
                 records.create(
                     FIELDS,
                     pk="seq",
@@ -121,77 +336,68 @@ class Store:
                         "prev_hash",
                         "hash",
                     },
+                    if_not_exists=True,
                 )
-                records.create_index(["uuid"], unique=True)
-                records.create_index(["visit"])
+                records.create_index(["uuid"], unique=True, if_not_exists=True)
+                records.create_index(["visit"], if_not_exists=True)
                 self._set_meta("epoch", uuid.uuid4().hex)
                 self._set_meta("station", self.station)
                 self._set_meta("created_at", _now())
                 self._set_meta("last_seq", "0")
                 self._set_meta("synced_through", "0")
-            if version > _SCHEMA_VERSION:
-                raise StoreError(
-                    f"{self.path}: schema {version} is newer than this software ({_SCHEMA_VERSION})"
-                )
-            if version != _SCHEMA_VERSION:  # opening for reading must not write
-                self._set_meta("schema_version", str(_SCHEMA_VERSION))
+            self._set_meta("schema_version", str(_SCHEMA_VERSION))
+
+    # -- transactions -----------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[None]:
+        """One write transaction, taking the write lock first (``BEGIN IMMEDIATE``): a deferred
+        read-then-write transaction fails at once ("database is locked") when another process
+        committed in between, whatever the busy timeout. Nested: a savepoint."""
+        conn = self._conn
+        nested = conn.in_transaction
+        conn.execute("SAVEPOINT store" if nested else "BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            if conn.in_transaction:  # an error may already have ended the transaction
+                if nested:
+                    conn.execute("ROLLBACK TO store")
+                    conn.execute("RELEASE store")
+                else:
+                    conn.execute("ROLLBACK")
+            raise
+        conn.execute("RELEASE store" if nested else "COMMIT")
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Store]:
+        """Several appends as ONE durable transaction: all of them or none (a manual entry, a
+        bulk load). It holds the write lock from the start, so what is read inside it (e.g.
+        :meth:`request_seqs`) and the appends see the same journal as any other process.
+        Raises :class:`StoreError` with nothing written when the commit fails."""
+        try:
+            with self._write():
+                yield self
+        except sqlite3.Error as exc:
+            self._rolled_back()
+            raise StoreError(str(exc)) from exc
+        except BaseException:
+            self._rolled_back()
+            raise
+
+    def _rolled_back(self) -> None:
+        # each append moved the in-memory head; the rollback undid them on disk
+        with contextlib.suppress(sqlite3.Error):
+            self._reload_head()
 
     # -- writing ----------------------------------------------------------------------------
     def append(self, kind: str, **fields: Any) -> dict[str, Any]:
-        """Append one record and commit it durably. Returns the stored row."""
-        if kind not in KINDS:
-            raise ValueError(f"unknown record kind {kind!r}")
-        unknown = set(fields) - set(_CONTENT)
-        if unknown:
-            raise ValueError(f"unknown record fields: {sorted(unknown)}")
-        row: dict[str, Any] = dict.fromkeys(_CONTENT)
-        row.update(fields)
-        row.update(
-            seq=self._last_seq + 1,
-            uuid=str(uuid.uuid4()),
-            epoch=self.epoch,
-            station=self.station,
-            kind=kind,
-            recorded_at=fields.get("recorded_at") or _now(),
-            prev_hash=self._last_hash,
-        )
-        for name, value in fields.items():
-            # what the wire (and so the ledger) will accept, checked before the record exists
-            if value is None or name == "data":
-                continue
-            expected = FIELDS[name]
-            is_flag = isinstance(value, bool) and name in (
-                "stable",
-                "clock_synced",
-                "pieces_computed",
-            )
-            if (
-                expected is int
-                and not is_flag
-                and (isinstance(value, bool) or not isinstance(value, int))
-            ):
-                raise ValueError(f"{name} must be an integer, not {value!r}")
-            if expected is str and not isinstance(value, str):
-                raise ValueError(f"{name} must be text, not {value!r}")
-            if isinstance(value, str) and len(value) > 4096:
-                raise StoreError(f"{name} is too long ({len(value)} characters)")
-        for mass in ("gross_mg", "tare_mg", "net_mg", "unit_weight_mg"):
-            if row[mass] is not None and not -MAX_MG <= row[mass] <= MAX_MG:
-                raise StoreError(f"{mass} {row[mass]} out of range")
-        for flag in ("stable", "clock_synced", "pieces_computed"):
-            if isinstance(row[flag], bool):
-                row[flag] = int(row[flag])
-        if isinstance(row["data"], dict):
-            row["data"] = json.dumps(row["data"], sort_keys=True, ensure_ascii=False)
-        conn = self.db.conn
-        # inside a caller's transaction (a bulk load, `with store.db.atomic()`): a savepoint,
-        # durable when the caller commits
-        nested = conn.in_transaction
+        """Append one record and commit it durably (inside :meth:`transaction`: when it
+        commits). Returns the stored row."""
+        row = self._new_row(kind, fields)
+        conn = self._conn
         try:
-            # The head is read inside a write-locked transaction, so a second process (the
-            # technician's CLI while the daemon runs) appends after it, never beside it.
-            conn.execute("SAVEPOINT append" if nested else "BEGIN IMMEDIATE")
-            try:
+            with self._write():
+                # the head read under the write lock: another process appends after it
                 head = dict(
                     conn.execute(
                         "SELECT k, v FROM meta WHERE k IN ('last_seq', 'last_hash')"
@@ -203,14 +409,6 @@ class Store:
                 conn.execute(_INSERT, [row[c] for c in FIELDS])
                 self._set_meta("last_seq", str(row["seq"]))
                 self._set_meta("last_hash", row["hash"])
-                conn.execute("RELEASE append" if nested else "COMMIT")
-            except BaseException:
-                if nested:
-                    conn.execute("ROLLBACK TO append")
-                    conn.execute("RELEASE append")
-                elif conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
         except sqlite3.Error as exc:
             raise StoreError(str(exc)) from exc
         # only after the commit returned: the in-memory head follows the durable one
@@ -218,61 +416,127 @@ class Store:
         self._last_hash = row["hash"]
         return row
 
+    def _new_row(self, kind: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """The record's content, checked as the wire (and so the ledger) will check it."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown record kind {kind!r}")
+        unknown = set(fields) - set(_CONTENT)
+        if unknown:
+            raise ValueError(f"unknown record fields: {sorted(unknown)}")
+        row: dict[str, Any] = dict.fromkeys(_CONTENT)
+        row.update(fields)
+        row.update(
+            uuid=str(uuid.uuid4()),
+            epoch=self.epoch,
+            station=self.station,
+            kind=kind,
+            recorded_at=fields.get("recorded_at") or _now(),
+        )
+        for name, value in fields.items():
+            if value is None or name == "data":
+                continue
+            expected = FIELDS[name]
+            is_flag = isinstance(value, bool) and name in _FLAGS
+            if (
+                expected is int
+                and not is_flag
+                and (isinstance(value, bool) or not isinstance(value, int))
+            ):
+                raise ValueError(f"{name} must be an integer, not {value!r}")
+            if expected is str and not isinstance(value, str):
+                raise ValueError(f"{name} must be text, not {value!r}")
+            if isinstance(value, str) and len(value) > 4096:
+                raise StoreError(f"{name} is too long ({len(value)} characters)")
+        for mass in _MASSES:
+            if row[mass] is not None and not -MAX_MG <= row[mass] <= MAX_MG:
+                raise StoreError(f"{mass} {row[mass]} out of range")
+        for flag in _FLAGS:
+            if isinstance(row[flag], bool):
+                row[flag] = int(row[flag])
+        if isinstance(row["data"], dict):
+            row["data"] = json.dumps(row["data"], sort_keys=True, ensure_ascii=False)
+        return row
+
     def prune(self, before: str, limit: int = 500) -> int:
         """Delete up to ``limit`` of the oldest records that are synced and recorded before
         ``before`` (ISO time), never the last one; the hash of the last deleted record becomes
         the chain's anchor, so ``verify`` still proves everything that is left."""
-        synced = self.synced_through
-        with self.db.atomic():
-            rows = self.db.execute(
-                "SELECT seq, hash, recorded_at FROM records ORDER BY seq LIMIT ?", [limit]
-            ).fetchall()
-            doomed = []
-            for seq, hash_, recorded_at in rows:
-                if seq > synced or seq >= self._last_seq or recorded_at >= before:
-                    break
-                doomed.append((seq, hash_))
-            if not doomed:
-                return 0
-            self.db.execute("DELETE FROM records WHERE seq <= ?", [doomed[-1][0]])
-            self._set_meta("anchor_seq", str(doomed[-1][0]))
-            self._set_meta("anchor_hash", doomed[-1][1])
+        try:
+            with self._write():
+                synced = int(_meta(self._conn, "synced_through") or 0)
+                last = int(_meta(self._conn, "last_seq") or 0)
+                rows = self._conn.execute(
+                    "SELECT seq, hash, recorded_at FROM records ORDER BY seq LIMIT ?", [limit]
+                ).fetchall()
+                doomed = []
+                for seq, hash_, recorded_at in rows:
+                    if seq > synced or seq >= last or recorded_at >= before:
+                        break
+                    doomed.append((seq, hash_))
+                if not doomed:
+                    return 0
+                self._conn.execute("DELETE FROM records WHERE seq <= ?", [doomed[-1][0]])
+                self._set_meta("anchor_seq", str(doomed[-1][0]))
+                self._set_meta("anchor_hash", doomed[-1][1])
+        except sqlite3.Error as exc:
+            raise StoreError(str(exc)) from exc
         return len(doomed)
 
     def checkpoint(self) -> None:
         """Fold the WAL back into the database file (at quiet times: fewer writes to the card)."""
-        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        try:
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:
+            raise StoreError(str(exc)) from exc
 
     def next_session(self) -> int:
         """Count this start of the daemon (the status messages' ``session``)."""
-        with self.db.atomic():
-            session = int(self._meta("session") or 0) + 1
-            self._set_meta("session", str(session))
+        try:
+            with self._write():
+                session = int(_meta(self._conn, "session") or 0) + 1
+                self._set_meta("session", str(session))
+        except sqlite3.Error as exc:
+            raise StoreError(str(exc)) from exc
         return session
+
+    def session(self) -> int:
+        """The last session counted by :meth:`next_session` (0: never)."""
+        return int(_meta(self._conn, "session") or 0)
 
     def piece_weights(self) -> dict[str, int]:
         """Average piece weight (mg) learnt per category by sampling."""
-        rows = self.db.execute("SELECT k, v FROM meta WHERE k LIKE 'piece_weight:%'").fetchall()
+        rows = self._conn.execute("SELECT k, v FROM meta WHERE k LIKE 'piece_weight:%'").fetchall()
         return {k.split(":", 1)[1]: int(v) for k, v in rows}
 
     def set_piece_weight(self, category: str, mg: int) -> None:
-        with self.db.atomic():
-            self._set_meta(f"piece_weight:{category}", str(mg))
+        try:
+            with self._write():
+                self._set_meta(f"piece_weight:{category}", str(mg))
+        except sqlite3.Error as exc:
+            raise StoreError(str(exc)) from exc
 
     def mark_synced(self, through: int) -> None:
         """Move the ``synced_through`` watermark forward (never back)."""
         if through <= self._synced:
             return
-        with self.db.atomic():
-            # the head from the file: another process may have appended since our last append
-            self._last_seq = max(self._last_seq, int(self._meta("last_seq") or 0))
-            new = min(through, self._last_seq)
-            if new <= self._synced:
-                return
-            self._set_meta("synced_through", str(new))
+        try:
+            with self._write():
+                # the head from the file: another process may have appended since our last one
+                self._last_seq = max(self._last_seq, int(_meta(self._conn, "last_seq") or 0))
+                new = min(through, self._last_seq)
+                if new <= self._synced:
+                    return
+                self._set_meta("synced_through", str(new))
+        except sqlite3.Error as exc:
+            raise StoreError(str(exc)) from exc
         self._synced = new  # after the commit, as for the journal's head
 
     # -- reading ----------------------------------------------------------------------------
+    @staticmethod
+    def reader(path: Path | str) -> JournalReader:
+        """A read-only view of the journal at ``path`` for another thread or process."""
+        return JournalReader(path)
+
     @property
     def last_seq(self) -> int:
         return self._last_seq
@@ -282,31 +546,27 @@ class Store:
         return self._synced
 
     def get(self, seq: int) -> dict[str, Any] | None:
-        rows = list(self.db.query("SELECT * FROM records WHERE seq = ?", [seq]))
+        rows = _dicts(self._conn, "SELECT * FROM records WHERE seq = ?", [seq])
         return rows[0] if rows else None
 
-    def records(self, after: int = 0, limit: int | None = None) -> Iterator[dict[str, Any]]:
-        sql = "SELECT * FROM records WHERE seq > ? ORDER BY seq"
-        params: list[Any] = [after]
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(limit)
-        yield from self.db.query(sql, params)
+    def records(
+        self, after: int = 0, limit: int | None = None, kind: str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        yield from _dicts(self._conn, *_records_sql(after, limit, kind))
 
     def count(self, kind: str | None = None) -> int:
         if kind is None:
-            return int(self.db.execute("SELECT count(*) FROM records").fetchone()[0])
+            return int(self._conn.execute("SELECT count(*) FROM records").fetchone()[0])
         return int(
-            self.db.execute("SELECT count(*) FROM records WHERE kind = ?", [kind]).fetchone()[0]
+            self._conn.execute("SELECT count(*) FROM records WHERE kind = ?", [kind]).fetchone()[0]
         )
 
     def open_visit(self) -> dict[str, Any] | None:
         """The last ``visit_open`` record not followed by its ``visit_close``, if any."""
-        rows = list(
-            self.db.query(
-                "SELECT * FROM records WHERE kind IN ('visit_open', 'visit_close') "
-                "ORDER BY seq DESC LIMIT 1"
-            )
+        rows = _dicts(
+            self._conn,
+            "SELECT * FROM records WHERE kind IN ('visit_open', 'visit_close') "
+            "ORDER BY seq DESC LIMIT 1",
         )
         if rows and rows[0]["kind"] == "visit_open":
             return rows[0]
@@ -314,22 +574,36 @@ class Store:
 
     def visit_weighings(self, visit: str) -> list[dict[str, Any]]:
         """Weighings of ``visit`` that have not been voided, oldest first."""
-        return list(
-            self.db.query(
-                "SELECT * FROM records r WHERE visit = ? AND kind = 'weighing' AND NOT EXISTS "
-                "(SELECT 1 FROM records v WHERE v.visit = r.visit AND v.kind = 'void' "
-                "AND v.voids = r.seq) ORDER BY seq",
-                [visit],
-            )
+        return _dicts(
+            self._conn,
+            "SELECT * FROM records r WHERE visit = ? AND kind = 'weighing' AND NOT EXISTS "
+            "(SELECT 1 FROM records v WHERE v.visit = r.visit AND v.kind = 'void' "
+            "AND v.voids = r.seq) ORDER BY seq",
+            [visit],
         )
 
     def last_of_visit(self, visit: str) -> dict[str, Any] | None:
-        rows = list(
-            self.db.query(
-                "SELECT * FROM records WHERE visit = ? ORDER BY seq DESC LIMIT 1", [visit]
-            )
+        rows = _dicts(
+            self._conn,
+            "SELECT * FROM records WHERE visit = ? ORDER BY seq DESC LIMIT 1",
+            [visit],
         )
         return rows[0] if rows else None
+
+    def request_seqs(self, request_id: str) -> list[int]:
+        """The seqs of the manual weighings written for ``request_id`` (oldest first): a retry
+        of a request already in the journal must write nothing."""
+        rows = self._conn.execute(
+            "SELECT seq, data FROM records WHERE kind = 'weighing' AND source = 'manual' "
+            "AND instr(data, ?) > 0 ORDER BY seq",
+            [request_id],
+        ).fetchall()
+        seqs = []
+        for seq, data in rows:
+            with contextlib.suppress(ValueError, AttributeError):
+                if json.loads(data).get("request") == request_id:
+                    seqs.append(int(seq))
+        return seqs
 
     def summary(self) -> dict[str, Any]:
         last = self.get(self._last_seq) if self._last_seq else None
@@ -348,42 +622,81 @@ class Store:
 
     # -- proofs -----------------------------------------------------------------------------
     def verify(self) -> VerifyReport:
-        """Check the chain: seq gap-free, each hash right, each record linked to the previous."""
+        """Check the file (SQLite's full ``integrity_check``: tables AND indexes, since a broken
+        index silently hides records from lookups) and the chain: seq gap-free, each hash
+        right, each record linked to the previous."""
         problems: list[str] = []
-        quick = self.db.execute("PRAGMA quick_check").fetchone()[0]
-        if quick != "ok":
-            problems.append(f"sqlite quick_check: {quick}")
-        anchor_seq = int(self._meta("anchor_seq") or 0)
-        expected_prev = self._meta("anchor_hash") or genesis_hash(self.epoch)
+        damage: tuple[str, ...] = ()
+        try:
+            found = [str(r[0]) for r in self._conn.execute("PRAGMA integrity_check(20)")]
+        except sqlite3.DatabaseError as exc:
+            found = [str(exc)]
+        if found != ["ok"]:
+            damage = tuple(found)
+            problems += [_("journal file damaged: {detail}").format(detail=d) for d in found]
+        n, first, last = 0, None, None
+        try:
+            n, first, last = self._verify_chain(problems)
+        except sqlite3.DatabaseError as exc:
+            problems.append(_("journal file unreadable: {detail}").format(detail=exc))
+            damage = damage or (str(exc),)
+        return VerifyReport(n, first, last, tuple(problems), damage, str(self.path))
+
+    def _verify_chain(self, problems: list[str]) -> tuple[int, int | None, int | None]:
+        self._reload_head()
+        anchor_seq = int(_meta(self._conn, "anchor_seq") or 0)
+        expected_prev = _meta(self._conn, "anchor_hash") or genesis_hash(self.epoch)
         expected_seq: int | None = None
         first: int | None = None
         last: int | None = None
         n = 0
-        for row in self.db.query("SELECT * FROM records ORDER BY seq"):
+        # NOT INDEXED: walk the table itself, not an index that may be the damaged part
+        for row in _dicts(self._conn, "SELECT * FROM records NOT INDEXED ORDER BY seq"):
             n += 1
             seq = row["seq"]
             if first is None:
                 first = seq
                 if seq != anchor_seq + 1:
-                    where = f"after the pruning anchor {anchor_seq}" if anchor_seq else "at 1"
-                    problems.append(f"seq {seq}: journal does not start {where}")
+                    if anchor_seq:
+                        problems.append(
+                            _(
+                                "seq {seq}: journal does not start after the pruning anchor "
+                                "{anchor}"
+                            ).format(seq=seq, anchor=anchor_seq)
+                        )
+                    else:
+                        problems.append(_("seq {seq}: journal does not start at 1").format(seq=seq))
                     expected_prev = row["prev_hash"]
             elif seq != expected_seq:
-                problems.append(f"seq {expected_seq}..{seq - 1}: missing")
+                problems.append(
+                    _("seq {first}..{last}: missing").format(first=expected_seq, last=seq - 1)
+                )
             if row["epoch"] != self.epoch:
-                problems.append(f"seq {seq}: epoch {row['epoch']} is not this store's")
+                problems.append(
+                    _("seq {seq}: epoch {epoch} is not this journal's").format(
+                        seq=seq, epoch=row["epoch"]
+                    )
+                )
             if row["prev_hash"] != expected_prev:
-                problems.append(f"seq {seq}: chain broken (prev_hash does not match)")
+                problems.append(
+                    _("seq {seq}: chain broken (prev_hash does not match)").format(seq=seq)
+                )
             if record_hash(row) != row["hash"]:
-                problems.append(f"seq {seq}: content altered (hash does not match)")
+                problems.append(
+                    _("seq {seq}: content altered (hash does not match)").format(seq=seq)
+                )
             expected_prev = row["hash"]
             expected_seq = seq + 1
             last = seq
         if (last or 0) != self._last_seq:
-            problems.append(f"head: meta says last seq {self._last_seq}, journal ends at {last}")
-        elif last is not None and self._meta("last_hash") != expected_prev:
-            problems.append("head: meta last_hash does not match the last record")
-        return VerifyReport(n, first, last, tuple(problems))
+            problems.append(
+                _("head: meta says last seq {meta}, journal ends at {last}").format(
+                    meta=self._last_seq, last=last
+                )
+            )
+        elif last is not None and _meta(self._conn, "last_hash") != expected_prev:
+            problems.append(_("head: meta last_hash does not match the last record"))
+        return n, first, last
 
     def export(self, out: IO[str], fmt: str = "jsonl", after: int = 0) -> int:
         """Write records as JSON lines or CSV; returns how many."""
@@ -402,8 +715,14 @@ class Store:
             raise ValueError(f"unknown format {fmt!r}")
         return n
 
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """Transitional, for the modules not yet moved to the methods above (calibration's
+        history, the sync bench and two system tests); the journal's SQL belongs here."""
+        return self._db
+
     def close(self) -> None:
-        self.db.close()
+        self._conn.close()
 
     def __enter__(self) -> Store:
         return self

@@ -6,6 +6,7 @@ import json
 import multiprocessing
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -249,6 +250,16 @@ _FAIL_750G = (
 )
 
 
+def _sql(path: Path, sql: str) -> None:
+    """Change the journal's schema from another connection (the store's own is its own)."""
+    raw = sqlite3.connect(path)
+    try:
+        raw.execute(sql)
+        raw.commit()
+    finally:
+        raw.close()
+
+
 def _live_config(tmp_path: Path, **scale: object) -> Config:
     return example_config(
         {
@@ -303,7 +314,7 @@ def _post(station: Station, entry: ManualRequest) -> dict[str, Any]:
 
 
 def test_a_store_failure_part_way_records_nothing(live: Station) -> None:
-    live.store.db.execute(_FAIL_750G)
+    _sql(live.store.path, _FAIL_750G)
     reply = _post(live, _request("2,5kg", "750g", "1kg"))
     assert reply["ok"] is False and reply["kind"] == "store"
     assert "nothing recorded" in reply["error"] and "seqs" not in reply
@@ -397,15 +408,15 @@ def test_the_cli_writes_all_or_nothing_and_once_per_request_id(
     config_file: Path, tmp_path: Path
 ) -> None:
     config = _with_technicians(config_file)
-    with Store(tmp_path / "data" / "station.db", STATION) as store:
-        store.db.execute(_FAIL_750G)
+    with Store(tmp_path / "data" / "station.db", STATION):
+        pass
+    _sql(tmp_path / "data" / "station.db", _FAIL_750G)
     args = ["--weight", "750 g", "--request-id", "abcd-1234", "--json"]
     done = _station(config, *_entry(*args), env={"PESEE_PIN": PIN})
     assert done.returncode == 74, done.stderr
     assert "disk trouble; nothing recorded" in done.stderr
     assert _records(tmp_path) == []
-    with Store(tmp_path / "data" / "station.db", STATION) as store:
-        store.db.execute("DROP TRIGGER fail_750g")
+    _sql(tmp_path / "data" / "station.db", "DROP TRIGGER fail_750g")
     first = _station(config, *_entry(*args), env={"PESEE_PIN": PIN})
     assert first.returncode == 0, first.stderr
     assert json.loads(first.stdout)["seqs"] == [1, 2]

@@ -7,11 +7,20 @@ import io
 import itertools
 import json
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from station.store import FIELDS, Store, StoreError, record_hash
+from station.store import (
+    FIELDS,
+    Store,
+    StoreError,
+    journal_info,
+    journal_station,
+    record_hash,
+)
 
 
 def _fill(store: Store, n: int) -> None:
@@ -31,9 +40,14 @@ def test_append_assigns_gap_free_seq_and_chains(tmp_path: Path) -> None:
         assert store.verify().ok
 
 
-def test_appends_inside_a_bulk_transaction_nest_as_savepoints(tmp_path: Path) -> None:
+def _own(store: Store) -> sqlite3.Connection:
+    """The store's own connection, for per-connection settings a test must see or change."""
+    return store._conn
+
+
+def test_appends_inside_a_transaction_nest_as_savepoints(tmp_path: Path) -> None:
     with Store(tmp_path / "s.db", "st-1") as store:
-        with store.db.atomic():  # a bulk load (benchmarks, imports): one commit for all
+        with store.transaction():  # a bulk load (benchmarks, imports): one commit for all
             _fill(store, 3)
             with pytest.raises(ValueError):
                 store.append("weighing", net_mg="heavy")  # refused: the others stay
@@ -41,10 +55,21 @@ def test_appends_inside_a_bulk_transaction_nest_as_savepoints(tmp_path: Path) ->
         assert store.verify().ok
 
 
+def test_a_transaction_is_all_or_nothing(tmp_path: Path) -> None:
+    with Store(tmp_path / "s.db", "st-1") as store:
+        _fill(store, 1)
+        with pytest.raises(RuntimeError), store.transaction():
+            _fill(store, 3)
+            raise RuntimeError("the fourth weight was refused")
+        assert store.last_seq == 1  # the in-memory head went back with the rollback
+        assert store.append("weighing", net_mg=7)["seq"] == 2
+        assert store.verify().ok
+
+
 def test_pragmas_are_durable(tmp_path: Path) -> None:
     with Store(tmp_path / "s.db", "st-1") as store:
-        assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert store.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        assert _own(store).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert _own(store).execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
 
 
 def test_epoch_is_random_per_store_and_kept_on_reopen(tmp_path: Path) -> None:
@@ -114,10 +139,10 @@ def test_failed_commit_keeps_seq(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
     with Store(path, "st-1") as store:
         _fill(store, 2)
-        store.db.execute("PRAGMA query_only = ON")
+        _own(store).execute("PRAGMA query_only = ON")
         with pytest.raises(StoreError):
             store.append("weighing", net_mg=3)
-        store.db.execute("PRAGMA query_only = OFF")
+        _own(store).execute("PRAGMA query_only = OFF")
         row = store.append("weighing", net_mg=4)
         assert row["seq"] == 3
         assert store.verify().ok
@@ -206,3 +231,142 @@ def test_pruning_keeps_an_anchor_and_verify_passes(tmp_path: Path) -> None:
     raw.close()
     with Store(tmp_path / "s.db", "st-1") as store:
         assert not store.verify().ok  # pruning is not a licence to delete
+
+
+# -- one owner of the journal's SQL: readers, locks, integrity, binding (issues 12, 13, 15) ---
+
+_WRITER = """
+import sys
+from station.store import Store
+with Store(sys.argv[1], "st-1") as store:
+    print("ready", flush=True)
+    for i in range(int(sys.argv[2])):
+        store.append("weighing", net_mg=i + 1)
+"""
+
+
+def test_writes_wait_for_another_process_instead_of_failing(tmp_path: Path) -> None:
+    """Another process appending (a technician's command) must not make the daemon's own
+    writes fail with "database is locked": they take the write lock first and wait."""
+    path = tmp_path / "s.db"
+    with Store(path, "st-1") as store:
+        _fill(store, 1)
+        writer = subprocess.Popen(
+            [sys.executable, "-c", _WRITER, str(path), "400"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert writer.stdout is not None and writer.stdout.readline() == "ready\n"
+            sessions = []
+            while writer.poll() is None:
+                sessions.append(store.next_session())
+                store.mark_synced(store.synced_through + 1)
+                store.set_piece_weight("CAT-VET", len(sessions))
+        finally:
+            writer.wait(60)
+        assert writer.returncode == 0
+        assert sessions == list(range(1, len(sessions) + 1))
+        store.mark_synced(10**6)
+        assert store.synced_through == store.last_seq == 401
+        assert store.verify().ok
+
+
+def test_a_reader_sees_commits_on_its_own_connection(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    with Store(path, "st-1") as store, Store.reader(path) as reader:
+        _fill(store, 2)
+        assert reader.last_seq() == 2
+        store.mark_synced(1)
+        assert reader.synced_through() == 1
+        assert [r["seq"] for r in reader.records(kind="weighing")] == [1, 2]
+        compact = reader.read(after=1, limit=10)
+        assert [r["seq"] for r in compact] == [2]
+        assert "voids" not in compact[0]  # empty columns left out, as on the wire
+        with pytest.raises(sqlite3.OperationalError):  # read-only: it can never write
+            reader._db().execute("DELETE FROM records")
+        assert store.count() == 2
+
+
+def _index_page(path: Path, index: str) -> tuple[int, int]:
+    raw = sqlite3.connect(path)
+    try:
+        page_size = raw.execute("PRAGMA page_size").fetchone()[0]
+        root = raw.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", [index]).fetchone()
+    finally:
+        raw.close()
+    return page_size, root[0]
+
+
+def test_verify_finds_a_broken_index_and_says_what_to_do(tmp_path: Path) -> None:
+    """One flipped byte in an index page: quick_check passed it while lookups by visit lost
+    records; the full integrity check finds it, and the report says what to do."""
+    path = tmp_path / "s.db"
+    with Store(path, "st-1") as store:
+        for i in range(50):
+            store.append("weighing", net_mg=i + 1, visit=f"visit-{i % 5}")
+        store.checkpoint()
+    page_size, root = _index_page(path, "idx_records_visit")
+    data = bytearray(path.read_bytes())
+    end = root * page_size  # the cells sit at the end of the page: flip a key byte there
+    data[end - 20] ^= 0x01
+    copy = tmp_path / "copy.db"
+    copy.write_bytes(bytes(data))
+    with Store(copy, "st-1", create=False) as store:
+        report = store.verify()
+    assert not report.ok
+    assert report.damage and all("index" in d for d in report.damage), report.damage
+    assert report.problems[0].startswith("journal file damaged: ")
+    assert "REINDEX" in report.advice and str(copy) in report.advice
+    raw = sqlite3.connect(copy)
+    assert raw.execute("PRAGMA quick_check").fetchone()[0] == "ok"  # what verify used to run
+    raw.close()
+
+
+def test_verify_advice_for_an_altered_chain(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    with Store(path, "st-1") as store:
+        _fill(store, 3)
+    raw = sqlite3.connect(path)
+    raw.execute("UPDATE records SET net_mg = 5 WHERE seq = 2")
+    raw.commit()
+    raw.close()
+    with Store(path, "st-1") as store:
+        report = store.verify()
+    assert report.damage == ()
+    assert "tell the office" in report.advice
+
+
+def test_an_empty_journal_of_another_id_is_rebound_only_when_asked(tmp_path: Path) -> None:
+    """A first start on the example config made an empty journal for the example's id."""
+    path = tmp_path / "s.db"
+    with Store(path, "ressourcerie-nord-1") as first:
+        old_epoch = first.epoch
+    assert journal_station(path) == "ressourcerie-nord-1"
+    with pytest.raises(StoreError, match="starting the station binds it"):
+        Store(path, "epicerie-sud-2")  # a command only reads: it does not rebind
+    with Store(path, "epicerie-sud-2", rebind_empty=True) as store:
+        assert store.epoch != old_epoch
+        store.append("weighing", net_mg=1)
+        assert store.verify().ok
+    info = journal_info(path)
+    assert info is not None
+    assert (info.station, info.last_seq) == ("epicerie-sud-2", 1)
+
+
+def test_a_journal_with_records_is_never_rebound(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    with Store(path, "st-1") as store:
+        _fill(store, 2)
+    with pytest.raises(StoreError) as refused:
+        Store(path, "st-2", rebind_empty=True)
+    assert "holds 2 records" in str(refused.value)
+    assert 'id = "st-1"' in str(refused.value)
+    assert journal_station(path) == "st-1"
+
+
+def test_journal_station_reads_without_creating(tmp_path: Path) -> None:
+    assert journal_station(tmp_path / "none.db") is None
+    assert not (tmp_path / "none.db").exists()
+    (tmp_path / "junk.db").write_bytes(b"not a database" * 100)
+    assert journal_info(tmp_path / "junk.db") is None
