@@ -188,7 +188,7 @@ def _hint(err: Any, model: Any, loc: tuple[Any, ...]) -> str:
         return text.format(given=given, bound=_bound(ctx.get(key)))
     if kind == "string_pattern_mismatch":
         describe = PATTERN_HINTS.get(str(ctx.get("pattern")))
-        allowed = describe() if describe else _("see station.example.toml for the expected form")
+        allowed = describe() if describe else _("see the example config for the expected form")
         return _("{given} does not have the expected form: {allowed}").format(
             given=given, allowed=allowed
         )
