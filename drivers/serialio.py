@@ -34,6 +34,7 @@ __all__ = [
     "LinkSettings",
     "SerialTransport",
     "TermiosError",
+    "escape_frame",
     "run_with_reconnect",
 ]
 
@@ -53,6 +54,13 @@ class LinkSettings:
     stopbits: float = 1
     rtscts: bool = False
     xonxoff: bool = False
+
+
+def escape_frame(raw: bytes) -> str:
+    """A frame as printable ASCII: control and 8-bit bytes (and backslash) as ``\\xNN``.
+
+    The one escaper: the journal stores it, the technician's commands print it."""
+    return "".join(chr(b) if 0x20 <= b < 0x7F and b != 0x5C else f"\\x{b:02x}" for b in raw)
 
 
 class Framer(Protocol):

@@ -15,9 +15,10 @@ from . import (
     toledo8217,
     toledo_continuous,
 )
+from .link import ScaleLink
 from .protocol import Ack, Command, Reply, ScaleProtocol
 
-__all__ = ["PROTOCOLS", "Ack", "Command", "Reply", "ScaleProtocol", "get_protocol"]
+__all__ = ["PROTOCOLS", "Ack", "Command", "Reply", "ScaleLink", "ScaleProtocol", "get_protocol"]
 
 PROTOCOLS: dict[str, ScaleProtocol] = {
     p.name: p

@@ -9,8 +9,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..base import FrameError, PortError, Reading, ScaleError, ScaleRefused, ScaleTimeout
-from ..serialio import LinkSettings, SerialTransport, run_with_reconnect
+from ..base import PortError, Reading, ScaleError, ScaleRefused, ScaleTimeout
+from ..serialio import LinkSettings, run_with_reconnect
+from .link import ScaleLink
 from .protocol import Command, Reply, ScaleProtocol
 
 __all__ = ["ScaleWorker"]
@@ -56,7 +57,7 @@ class ScaleWorker:
         silent_after: int = 3,
     ) -> None:
         self.protocol = protocol
-        self.transport = SerialTransport(url, settings or protocol.link)
+        self.link = ScaleLink(url, protocol, settings, reply_timeout=reply_timeout)
         self.poll_interval = poll_interval
         self.reply_timeout = reply_timeout
         self.silent_after = silent_after
@@ -67,12 +68,9 @@ class ScaleWorker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._fast_until = 0.0
-        self._framer = protocol.make_framer()
         self._thread: threading.Thread | None = None
         self._misses = 0
         self._answering = True
-        self.garbage_frames = 0
-        self._skip_frame = False
         self.heartbeat = time.monotonic()  # last loop turn, for the daemon's watchdog
 
     # -- control (any thread) ------------------------------------------------------------------
@@ -87,6 +85,11 @@ class ScaleWorker:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+
+    @property
+    def garbage_frames(self) -> int:
+        """Frames the codec could not decode (the status file's rejected frames)."""
+        return self.link.garbage_frames
 
     @property
     def alive(self) -> bool:
@@ -110,18 +113,15 @@ class ScaleWorker:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                run_with_reconnect(self.transport, self._turn, self._stop, self._state)
+                run_with_reconnect(self.link.transport, self._turn, self._stop, self._state)
             except Exception:  # a bug here must not leave the counter without a scale
                 log.exception("scale reader failed; restarting it")
-                self.transport.close()
+                self.link.close()
                 self._state(False, "reader restarted")
                 self._stop.wait(1.0)
 
     def _state(self, ok: bool, detail: str) -> None:
-        self._framer.reset()
-        # the first frame of a stream just opened usually starts mid-line: a fragment such as
-        # "  3.2 kg" cut from "-  3.2 kg" would decode, with the wrong sign
-        self._skip_frame = self.protocol.streaming
+        self.link.restart()  # a stream just (re)opened starts mid-frame
         self._misses = 0
         self._answering = ok
         self._on_state(ok, detail)
@@ -184,61 +184,26 @@ class ScaleWorker:
             self._on_reading(reply, sent)
 
     def _listen(self) -> None:
-        deadline = time.monotonic() + self.reply_timeout * 2
-        while time.monotonic() < deadline and not self._stop.is_set():
-            data = self.transport.read()
-            if not data:
-                if self._jobs.empty():
-                    continue
-                return
-            arrived = time.monotonic()
-            newest: Reading | None = None
-            for frame in self._framer.feed(data):
-                if self._skip_frame:
-                    self._skip_frame = False
-                    continue
-                try:
-                    reply = self.protocol.decode(frame)
-                except ScaleError as exc:
-                    self.garbage_frames += 1
-                    log.debug("dropped frame %r: %s", frame, exc)
-                    continue
-                if isinstance(reply, Reading):
-                    newest = reply
-            if newest is not None:
-                self._heard()
-                self._on_reading(newest, arrived)
-                return
-        self._missed("no frame")
+        try:
+            reading = self.link.listen(self.reply_timeout * 2, interrupt=self._interrupted)
+        except ScaleTimeout:
+            self._missed("no frame")
+            return
+        if reading is not None:
+            self._heard()
+            self._on_reading(reading, time.monotonic())
+
+    def _interrupted(self) -> bool:
+        return self._stop.is_set() or not self._jobs.empty()
 
     def _exchange(self, command: Command, patient: bool = False) -> Reply:
         """Send ``command`` and return its reply; stray or garbled frames are skipped.
 
         ``patient`` (idle polling, nobody waiting): once the reply starts, let it arrive whole
         before reading on, instead of waking up for every byte of a slow line."""
-        request = self.protocol.encode(command)
-        self.transport.flush_input()  # stale frames must not pass for the answer
-        self._framer.reset()
-        self.transport.write(request)
-        deadline = time.monotonic() + self.reply_timeout
-        settle = min(0.05, 25 * 10 / self.transport.settings.baudrate) if patient else 0.0
-        while time.monotonic() < deadline:
-            data = self.transport.read()
-            if data and settle:
-                # ~25 characters of wire time; a press (poll_now) cuts the wait short
-                self._wake.wait(settle)
-                settle = 0.0
-                data += self.transport.read()
-            for frame in self._framer.feed(data):
-                try:
-                    reply = self.protocol.decode(frame)
-                except FrameError as exc:
-                    self.garbage_frames += 1
-                    log.debug("dropped frame %r: %s", frame, exc)
-                    continue
-                if self.protocol.answers(command, reply):
-                    return reply
-        raise ScaleTimeout(f"no reply to {command.value} within {self.reply_timeout:.1f} s")
+        # ~25 characters of wire time; a press (poll_now) cuts the wait short
+        settle = min(0.05, 25 * 10 / self.link.settings.baudrate) if patient else 0.0
+        return self.link.exchange(command, settle=settle, pause=self._wake.wait)
 
     def _heard(self) -> None:
         self._misses = 0

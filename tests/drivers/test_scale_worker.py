@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import queue
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from drivers.base import Reading, ScaleError, ScaleTimeout
-from drivers.scale import Ack, Command, get_protocol
+from drivers.scale import Ack, Command, Reply, ScaleProtocol, get_protocol
 from drivers.scale.worker import ScaleWorker
 from drivers.sim.scale import ScaleSimulator
 
@@ -145,3 +146,69 @@ def test_a_stream_opened_mid_line_never_yields_the_fragment(tmp_path: Path) -> N
         finally:
             worker.stop()
     assert readings and all(r.net_mg == -3_250_000 for r in readings)
+
+
+def _buggy(protocol: ScaleProtocol, failures: int) -> tuple[ScaleProtocol, list[bytes]]:
+    """``protocol`` whose decoder crashes (IndexError, not a FrameError) on its first frames."""
+    crashed: list[bytes] = []
+
+    def decode(frame: bytes) -> Reply:
+        if len(crashed) < failures:
+            crashed.append(frame)
+            raise IndexError("codec bug")
+        return protocol.decode(frame)
+
+    return replace(protocol, decode=decode), crashed
+
+
+def test_a_codec_crash_while_polling_is_a_garbage_frame_not_a_reader_restart(
+    tmp_path: Path,
+) -> None:
+    """Issue 12: a codec exception other than FrameError counted as a rejected frame."""
+    rec = Recorder()
+    # two crashes: each costs a reply timeout, below the three misses that mean "silent"
+    protocol, crashed = _buggy(get_protocol("mt-sics"), failures=2)
+    with ScaleSimulator() as sim:
+        url = sim.start_pty(tmp_path / "scale")
+        sim.place("1.500", settle_s=0)
+        worker = ScaleWorker(
+            url,
+            protocol,
+            on_reading=lambda r, t: rec.readings.put((r, t)),
+            on_state=lambda ok, d: rec.states.put((ok, d)),
+            poll_interval=0.02,
+        )
+        worker.start()
+        try:
+            assert rec.state() is True
+            rec.reading_where(lambda r: r.net_mg == 1_500_000)
+        finally:
+            worker.stop()
+    assert len(crashed) == 2
+    assert worker.garbage_frames >= 2
+    assert rec.states.empty()  # no "reader restarted", no port reopened
+
+
+def test_a_codec_crash_while_streaming_is_a_garbage_frame_not_a_reader_restart(
+    tmp_path: Path,
+) -> None:
+    rec = Recorder()
+    protocol, crashed = _buggy(get_protocol("toledo-continuous"), failures=3)
+    with ScaleSimulator("toledo-continuous", rate_hz=20) as sim:
+        url = sim.start_pty(tmp_path / "scale")
+        sim.place("2.000", settle_s=0)
+        worker = ScaleWorker(
+            url,
+            protocol,
+            on_reading=lambda r, t: rec.readings.put((r, t)),
+            on_state=lambda ok, d: rec.states.put((ok, d)),
+        )
+        worker.start()
+        try:
+            assert rec.state() is True
+            rec.reading_where(lambda r: r.net_mg == 2_000_000)
+        finally:
+            worker.stop()
+    assert len(crashed) == 3
+    assert worker.garbage_frames >= 3
+    assert rec.states.empty()
