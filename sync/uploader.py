@@ -6,11 +6,12 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from .record import Record, RecordError
 from .wire import MAX_BATCH_BYTES, Ack, Batch, WireError, decode_ack, encode
 
 __all__ = ["Outbox", "Uploader", "UploaderState"]
@@ -19,14 +20,16 @@ log = logging.getLogger(__name__)
 
 
 class Outbox(Protocol):
-    """Read side of the station journal, used from the uploader's own thread."""
+    """Read side of the station journal (the store's outbox object), used from the uploader's
+    own thread. ``read`` gives journal rows in seq order (dicts, or Records): the
+    uploader types each one with :meth:`Record.from_row` before it goes on the wire."""
 
     station: str
     epoch: str
 
     def last_seq(self) -> int: ...
 
-    def read(self, after: int, limit: int) -> list[dict[str, Any]]: ...
+    def read(self, after: int, limit: int) -> Sequence[Mapping[str, Any]]: ...
 
 
 class Publisher(Protocol):
@@ -42,6 +45,8 @@ class UploaderState:
     last_sync: str | None
     batches_sent: int
     resends: int
+    # a journal row that is not a valid record (seq and reason): sending stops before it
+    refused: str = ""
 
     @property
     def backlog(self) -> int:
@@ -93,6 +98,7 @@ class Uploader:
         self._last_sync: str | None = None
         self._batches = 0
         self._resends = 0
+        self._refused = ""
         self._bytes_per_record = 400.0  # a weighing is 300-500 bytes of JSON
         self._inbox: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self._wake = threading.Event()
@@ -139,6 +145,7 @@ class Uploader:
             self._last_sync,
             self._batches,
             self._resends,
+            self._refused,
         )
 
     # -- the thread -------------------------------------------------------------------------
@@ -220,7 +227,8 @@ class Uploader:
             # read what fits the byte limit, judged by the last batch: reading and encoding
             # records that are then cut off to fit would cost the CPU twice
             fit = int(self.max_bytes * 0.95 / self._bytes_per_record)
-            records = self.outbox.read(self._sent, max(1, min(self.max_records, fit)))
+            rows = self.outbox.read(self._sent, max(1, min(self.max_records, fit)))
+            records = self._typed(rows)
             if not records:
                 return
             payload, last = self._encode(records)
@@ -232,10 +240,29 @@ class Uploader:
             self._sent = last
             self._batches += 1
 
-    def _encode(self, records: list[dict[str, Any]]) -> tuple[bytes, int]:
+    def _typed(self, rows: Sequence[Mapping[str, Any]]) -> list[Record]:
+        """The rows as Records, up to the first that is not a valid record: that one would be
+        quarantined by the ledger with every record of its batch, so it is not sent, and the
+        station's log says why (once); the records before it still are."""
+        records: list[Record] = []
+        for row in rows:
+            try:
+                records.append(row if isinstance(row, Record) else Record.from_row(row))
+            except RecordError as exc:
+                refused = f"seq {row.get('seq')}: {exc.reason}"
+                if refused != self._refused:
+                    log.error("journal record %s cannot be sent", refused)
+                    self._refused = refused
+                break
+        else:
+            self._refused = ""
+        return records
+
+    def _encode(self, records: list[Record]) -> tuple[bytes, int]:
         sent_at = datetime.now(UTC).isoformat(timespec="milliseconds")
         while True:
-            batch = Batch(self.outbox.station, self.outbox.epoch, tuple(records), sent_at)
+            rows = tuple(r.to_row() for r in records)
+            batch = Batch(self.outbox.station, self.outbox.epoch, rows, sent_at)
             payload = encode(batch, self.key)
             self._bytes_per_record = max(1.0, len(payload) / len(records))
             if len(payload) <= self.max_bytes or len(records) == 1:

@@ -10,14 +10,29 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .record import (
+    KINDS,
+    MAX_MG,
+    MAX_SEQ,
+    RECORD_FIELDS,
+    Record,
+    RecordError,
+    canonical,
+    genesis_hash,
+    record_hash,
+)
+
 __all__ = [
+    "KINDS",
     "MAX_BATCH_BYTES",
     "MAX_MG",
+    "MAX_RECORDS",
     "RECORD_FIELDS",
     "VERSION",
     "Ack",
     "Batch",
     "LedgerStatus",
+    "Record",
     "Registry",
     "StationStatus",
     "WireError",
@@ -40,82 +55,14 @@ MAX_RECORDS = 5000
 # \Z, not $: "$" also matches before a final newline
 _STATION = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}\Z")
 _EPOCH = re.compile(r"[0-9a-f]{32}\Z")
-_HEX64 = re.compile(r"[0-9a-f]{64}\Z")
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
-_INT64 = 2**63 - 1
-_FLAGS = ("stable", "clock_synced", "pieces_computed")
 _REGISTRY_MEMBERS = {"v", "type", "version", "categories", "referrers", "beneficiary_patterns"}
-_MAX_SEQ = 2**62
-MAX_MG = 10**12  # 1000 t: far beyond any counter scale, catches corrupt values
-KINDS = ("weighing", "void", "visit_open", "visit_close", "calibration")
-
-# Every column of a journal record, with its JSON type; the record hash covers all but "hash".
-RECORD_FIELDS: dict[str, type | tuple[type, ...]] = {
-    "seq": int,
-    "uuid": str,
-    "epoch": str,
-    "station": str,
-    "kind": str,
-    "recorded_at": str,
-    "mono_ns": int,
-    "boot_id": str,
-    "clock_synced": int,
-    "visit": str,
-    "beneficiary": str,
-    "referrer": str,
-    "category": str,
-    "operator": str,
-    "source": str,
-    "stable": int,
-    "gross_mg": int,
-    "tare_mg": int,
-    "net_mg": int,
-    "unit": str,
-    "pieces": int,
-    "unit_weight_mg": int,
-    "pieces_computed": int,
-    "scale_id": str,
-    "calibration_id": str,
-    "raw": str,
-    "voids": int,
-    "reason": str,
-    "data": str,
-    "prev_hash": str,
-    "hash": str,
-}
-_CONTENT = [f for f in RECORD_FIELDS if f != "hash"]
-_REQUIRED = ("seq", "uuid", "epoch", "station", "kind", "recorded_at", "prev_hash", "hash")
-_MASSES = ("gross_mg", "tare_mg", "net_mg", "unit_weight_mg")
 
 
-class WireError(ValueError):
-    """A message that does not follow the wire format; ``reason`` is short and stable."""
+class WireError(RecordError):
+    """A message that does not follow the wire format; ``reason`` is short and stable.
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-# -- hashing -----------------------------------------------------------------------------------
-# keys inserted in sorted order give the same text as sort_keys=True, without sorting each time
-_SORTED_CONTENT = sorted(_CONTENT)
-_CANONICAL = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-
-
-def canonical(record: Mapping[str, Any]) -> bytes:
-    """The bytes the record hash covers: sorted-key compact JSON of every column but ``hash``."""
-    get = record.get
-    return _CANONICAL.encode({k: get(k) for k in _SORTED_CONTENT}).encode()
-
-
-def record_hash(record: Mapping[str, Any]) -> str:
-    """SHA-256 (hex) of :func:`canonical`; the journal's hash chain links these."""
-    return hashlib.sha256(canonical(record)).hexdigest()
-
-
-def genesis_hash(epoch: str) -> str:
-    """The ``prev_hash`` of a store's first record."""
-    return hashlib.sha256(f"pesee-genesis:{epoch}".encode()).hexdigest()
+    A :class:`RecordError` raised by a record of a batch reaches the caller as a WireError with
+    the same reason: one family of errors, one list of reasons (docs/wire-format.md §7)."""
 
 
 def sign(key: bytes, body: bytes) -> str:
@@ -130,6 +77,9 @@ class Batch:
 
     station: str
     epoch: str
+    # Each a Record's to_row() (all 31 columns, None where empty) until the ledger's ingest reads
+    # Records (they then become the Records themselves). The encoder writes a Record through
+    # to_wire() and a plain mapping as given, unchecked (tests forge batches with it).
     records: tuple[dict[str, Any], ...]
     sent_at: str = ""
 
@@ -244,7 +194,9 @@ def encode(
 
 
 def _compact(record: Mapping[str, Any]) -> dict[str, Any]:
-    # absent means null: most columns are empty for most kinds, and bytes matter on a 3G link
+    if isinstance(record, Record):
+        return record.to_wire()
+    # a plain mapping is written as given, unchecked: the decoder is the judge
     return {k: v for k, v in record.items() if v is not None and k in RECORD_FIELDS}
 
 
@@ -283,7 +235,7 @@ def _str(body: Mapping[str, Any], key: str, pattern: re.Pattern[str] | None = No
     return value
 
 
-def _int(body: Mapping[str, Any], key: str, low: int = 0, high: int = _MAX_SEQ) -> int:
+def _int(body: Mapping[str, Any], key: str, low: int = 0, high: int = MAX_SEQ) -> int:
     value = body.get(key)
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
         raise WireError(f"bad {key}")
@@ -296,51 +248,13 @@ def _opt_str(body: Mapping[str, Any], key: str) -> str:
 
 
 def _record(raw: Any, station: str, epoch: str) -> dict[str, Any]:
-    if not isinstance(raw, dict):
-        raise WireError("record is not an object")
-    unknown = set(raw) - set(RECORD_FIELDS)
-    if unknown:
-        raise WireError(f"record has unknown fields {sorted(unknown)}")
-    record: dict[str, Any] = dict.fromkeys(RECORD_FIELDS)
-    for key, value in raw.items():
-        if value is None:
-            continue
-        kind = type(value)  # exact types: bool is not an int here, JSON gives only these
-        if kind is not RECORD_FIELDS[key]:
-            what = "an integer" if RECORD_FIELDS[key] is int else "a string"
-            raise WireError(f"record {key} is not {what}")
-        if kind is str:
-            if len(value) > 4096:
-                raise WireError(f"record {key} too long")
-            try:
-                value.encode()
-            except UnicodeEncodeError:
-                raise WireError(f"record {key} is not valid Unicode") from None
-        elif not -_INT64 <= value <= _INT64:
-            raise WireError(f"record {key} out of range")
-        record[key] = value
-    for key in _REQUIRED:
-        if record[key] is None:
-            raise WireError(f"record lacks {key}")
-    if not 1 <= record["seq"] <= _MAX_SEQ:
-        raise WireError("record seq out of range")
-    if record["station"] != station or record["epoch"] != epoch:
+    try:
+        record = Record.from_wire(raw)
+    except RecordError as exc:
+        raise WireError(exc.reason) from None
+    if record.station != station or record.epoch != epoch:
         raise WireError("record station/epoch differ from the batch's")
-    if record["kind"] not in KINDS:
-        raise WireError(f"record kind {record['kind']!r} unknown")
-    if not _UUID.match(record["uuid"]):
-        raise WireError("record uuid malformed")
-    if not (_HEX64.match(record["prev_hash"]) and _HEX64.match(record["hash"])):
-        raise WireError("record hash malformed")
-    for key in _FLAGS:
-        if record[key] not in (None, 0, 1):
-            raise WireError(f"record {key} must be 0 or 1")
-    for key in _MASSES:
-        if record[key] is not None and not -MAX_MG <= record[key] <= MAX_MG:
-            raise WireError(f"record {key} out of range")
-    if record["hash"] != record_hash(record):
-        raise WireError(f"record {record['seq']} hash does not match its content")
-    return record
+    return record.to_row()
 
 
 def decode_batch(
@@ -429,7 +343,7 @@ def decode_status(payload: bytes) -> StationStatus:
         value = body[name]
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
             raise WireError(f"bad {name}")
-        if isinstance(value, int) and not isinstance(value, bool) and not 0 <= value <= _MAX_SEQ:
+        if isinstance(value, int) and not isinstance(value, bool) and not 0 <= value <= MAX_SEQ:
             raise WireError(f"bad {name}")
         values[name] = value
     return StationStatus(**values)
