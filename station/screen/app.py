@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import hmac
 import json
 import threading
 import time
@@ -19,92 +18,31 @@ from urllib.parse import urlsplit
 import jinja2
 from sse_starlette import EventSourceResponse
 from starlette.applications import Starlette
-from starlette.datastructures import URL
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import __version__
 from ..config import Config
 from ..events import ButtonHeld, ButtonPressed, CodeScanned, Event
 from ..loop import Snapshot, Station
+from .access import Guard
 from .view import build, catalogue, pick_language
 
-__all__ = ["COOKIE", "POLL_S", "make_app"]
+__all__ = ["POLL_S", "make_app"]
 
 HERE = Path(__file__).parent
-COOKIE = "pesee_screen"
 POLL_S = 0.15  # how often an open page's feed looks at the snapshot (a pointer compare)
-LOOPBACK_NAMES = {"127.0.0.1", "localhost", "::1"}
 
 _STATIC = {
     "screen.css": "text/css; charset=utf-8",
     "screen.js": "text/javascript; charset=utf-8",
 }
+# the page's own; access.SECURITY_HEADERS (nosniff, no framing, no referrer) go on every response
 _HEADERS = {
     "Cache-Control": "no-store",
-    "X-Frame-Options": "DENY",  # no framing of the touch buttons by another page
     "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; base-uri 'none'",
-    "Referrer-Policy": "no-referrer",
 }
-
-
-def _cookie_value(token: str) -> str:
-    """What the cookie holds: a digest of the token, not the token itself."""
-    return hmac.new(token.encode(), b"pesee-screen-cookie", hashlib.sha256).hexdigest()
-
-
-def _host_name(host_header: str) -> str:
-    return (urlsplit(f"//{host_header}").hostname or "").lower()
-
-
-class _Guard:
-    """Access rules in front of every route.
-
-    Loopback: only requests addressed to a loopback name (a web page elsewhere cannot reach the
-    station through DNS rebinding). LAN: the token once (``?token=``), then a cookie."""
-
-    def __init__(self, app: ASGIApp, config: Config) -> None:
-        self.app = app
-        self.section = config.screen
-        self.token = self.section.token or ""
-        self.cookie = _cookie_value(self.token) if self.token else ""
-        self.lang = self.section.language or config.station.language
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request = Request(scope)
-        lang = pick_language(request.query_params.get("lang"), self.lang)
-        _ = catalogue(lang).gettext
-        host = _host_name(request.headers.get("host", ""))
-        if self.section.loopback and host not in LOOPBACK_NAMES:
-            response: Response = PlainTextResponse(_("Wrong address"), status_code=403)
-            await response(scope, receive, send)
-            return
-        if self.token:
-            given = request.query_params.get("token")
-            if given is not None and hmac.compare_digest(given.encode(), self.token.encode()):
-                if request.method == "GET" and scope["path"] in ("/", ""):
-                    # keep the token out of the address bar and history: a cookie from now on
-                    query = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
-                    target = URL(scope=scope).replace_query_params(**dict(query))
-                    response = Response(status_code=303, headers={"Location": str(target)})
-                    response.set_cookie(
-                        COOKIE, self.cookie, httponly=True, samesite="strict", max_age=400 * 86400
-                    )
-                    await response(scope, receive, send)
-                    return
-            elif not hmac.compare_digest(
-                request.cookies.get(COOKIE, "").encode(), self.cookie.encode()
-            ):
-                text = _("Token required: open this address once with ?token=… (see [screen])")
-                response = PlainTextResponse(text, status_code=401)
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
 
 
 def make_app(station: Station, config: Config, stopping: threading.Event) -> Starlette:
@@ -213,7 +151,7 @@ def make_app(station: Station, config: Config, stopping: threading.Event) -> Sta
         ),
     ]
     app = Starlette(routes=routes)
-    app.add_middleware(_Guard, config=config)
+    app.add_middleware(Guard, config=config)
     return app
 
 

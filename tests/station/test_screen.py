@@ -362,14 +362,28 @@ def test_a_disabled_screen_imports_no_web_stack(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["pesee-kiosk.service", "pesee-kiosk-cage.service"])
 def test_kiosk_units_open_the_screen_where_the_daemon_serves_it(name: str) -> None:
-    from .test_systemd import parse_unit, value
-
-    unit = parse_unit((ROOT / "systemd" / name).read_text(encoding="utf-8"))
-    start = value(unit, "Service", "ExecStart").split()
+    service = _service_keys((ROOT / "systemd" / name).read_text(encoding="utf-8"))
+    start = service["ExecStart"].split()
     section = parse_config(EXAMPLE_CONFIG.read_text(encoding="utf-8")).screen
     address = f"http://{section.host}:{section.port}/"
     assert f"--app={address}" in start
     assert {"--kiosk", "--noerrdialogs", "--disable-infobars"} <= set(start)
-    wait = value(unit, "Service", "ExecStartPre")
-    assert f"/dev/tcp/{section.host}/{section.port}" in wait
-    assert value(unit, "Service", "Restart") == "always"
+    assert f"/dev/tcp/{section.host}/{section.port}" in service["ExecStartPre"]
+    assert service["Restart"] == "always"
+
+
+def _service_keys(text: str) -> dict[str, str]:
+    """The [Service] section's keys of a unit file (each asserted to appear once)."""
+    keys: dict[str, str] = {}
+    section = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1]
+        elif section == "Service":
+            key, _sep, value = line.partition("=")
+            assert key.strip() not in keys, f"[Service] {key}= twice"
+            keys[key.strip()] = value.strip()
+    return keys

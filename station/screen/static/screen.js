@@ -5,7 +5,7 @@
 (function () {
   const body = document.body;
   const $ = (id) => document.getElementById(id);
-  const MAX_ITEMS = 8; // the rest is summed up in "+N" (the total always counts everything)
+  const MAX_ITEMS = 60; // rows built before dropping the oldest that do not fit
 
   function text(id, value) {
     const el = $(id);
@@ -13,34 +13,55 @@
   }
 
   let lastKey = null;
+  let current = null;
+
+  function row(item) {
+    const li = document.createElement("li");
+    const kg = document.createElement("span");
+    kg.className = "kg";
+    kg.textContent = item.weight;
+    const cat = document.createElement("span");
+    cat.className = "cat";
+    cat.textContent = item.category;
+    li.append(kg, cat);
+    return li;
+  }
+
+  // The newest items that fit the list at this screen size; the others are counted above it
+  // in words ("+6 earlier items"), so no row is ever cut or silently missing.
+  function items(v) {
+    const list = $("items");
+    const shown = v.items.slice(-MAX_ITEMS);
+    list.replaceChildren(...shown.map(row));
+    const top = list.getBoundingClientRect().top;
+    while (list.firstElementChild && list.firstElementChild.getBoundingClientRect().top < top - 0.5) {
+      list.firstElementChild.remove();
+    }
+    const hidden = v.items.length - list.children.length;
+    const words = hidden === 1 ? v.more.one : v.more.many;
+    text("more", hidden > 0 ? words.replace("{n}", String(hidden)) : "");
+  }
+
+  // While the void button waits for its second tap, the hint names the item it would void.
+  function hint() {
+    const armed = document.querySelector("button.armed") !== null;
+    text("hint", armed ? current.void_confirm : current.hint);
+    $("hint").dataset.tone = armed ? "bad" : current.hint_tone;
+  }
 
   function render(v) {
+    current = v;
     text("beneficiary", v.beneficiary || "—");
     text("referrer", v.referrer);
     text("category", v.category || "—");
+    $("category-field").dataset.state = v.category_state;
     text("container", v.container);
+    text("operator", v.operator || "—");
     const w = $("weight");
     w.dataset.state = v.weight.state;
     w.dataset.waiting = v.waiting ? "1" : "0";
     text("weight-number", v.weight.number);
     text("weight-state", v.weight.words);
-
-    const list = $("items");
-    const shown = v.items.slice(-MAX_ITEMS);
-    list.replaceChildren(
-      ...shown.map((item) => {
-        const li = document.createElement("li");
-        const kg = document.createElement("span");
-        kg.className = "kg";
-        kg.textContent = item.weight;
-        const cat = document.createElement("span");
-        cat.className = "cat";
-        cat.textContent = item.category;
-        li.append(kg, cat);
-        return li;
-      })
-    );
-    text("more", v.items.length > shown.length ? "+" + (v.items.length - shown.length) : "");
     text("count", v.count);
     text("total", v.total);
 
@@ -58,13 +79,15 @@
       last.dataset.kind = "none";
       text("last-text", "");
     }
-    text("hint", v.hint);
+    hint();
     const sync = $("sync");
     sync.dataset.state = v.sync.state;
     text("sync", v.sync.words);
     text("warnings", v.warnings.join(" · "));
+    items(v); // last: how many rows fit depends on the rest of the layout
   }
 
+  window.addEventListener("resize", () => current && items(current));
   render(JSON.parse($("initial").textContent));
 
   const link = $("link");
@@ -74,6 +97,8 @@
     body.dataset.live = "1";
     render(JSON.parse(e.data));
   });
+  // A page left open keeps its session (LAN mode): any request renews the cookie in time.
+  setInterval(() => fetch("view.json", { credentials: "same-origin" }).catch(() => {}), 15 * 60 * 1000);
   events.addEventListener("error", () => {
     // the browser reconnects by itself; meanwhile say the screen may be stale
     link.textContent = body.dataset.lost;
@@ -92,10 +117,12 @@
         armed = Date.now();
         button.textContent = body.dataset.confirmVoid;
         button.classList.add("armed");
+        hint();
         setTimeout(() => {
           if (Date.now() - armed >= 3000) {
             button.textContent = label;
             button.classList.remove("armed");
+            hint();
           }
         }, 3100);
         return;
@@ -103,6 +130,7 @@
       armed = 0;
       button.textContent = label;
       button.classList.remove("armed");
+      hint();
       button.disabled = true;
       setTimeout(() => (button.disabled = false), 1200);
       try {
