@@ -15,7 +15,7 @@ from matplotlib.ticker import FuncFormatter
 from common.i18n import _, language
 from common.units import format_number as number
 
-from .reports import Report, Row
+from .report_model import Report, Row
 
 __all__ = ["bars_svg", "monthly_kg_svg"]
 

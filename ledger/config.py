@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import os
+import re
+import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
-from common.settings import ConfigError, describe_errors, load_settings, parse_settings
+from common.i18n import _
+from common.settings import ConfigError, describe_errors, parse_settings
 from sync.client import MqttSettings
 from sync.topics import DEFAULT_PREFIX, Topics
 from sync.wire import MAX_BATCH_BYTES
 
-__all__ = ["DEFAULT_PATH", "LedgerConfig", "load_ledger_config", "parse_ledger_config"]
+__all__ = [
+    "DEFAULT_PATH",
+    "LedgerConfig",
+    "load_ledger_config",
+    "mqtt_password_problem",
+    "parse_ledger_config",
+]
 
 DEFAULT_PATH = Path("/etc/pesee/ledger.toml")
 ENV_PATH = "PESEE_LEDGER_CONFIG"
@@ -110,6 +119,14 @@ class LedgerConfig(_Section):
         Annotated[str, Field(min_length=1, max_length=64)],
         list[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]],
     ] = Field(default_factory=dict)
+    # a reader's config (see load_ledger_config): the unset variable of mqtt.password, if any
+    _unset_mqtt_password: str | None = PrivateAttr(default=None)
+
+    @property
+    def unset_mqtt_password(self) -> str | None:
+        """The environment variable named by ``mqtt.password`` when it was not set and the
+        config was loaded for a command that does not talk to the broker; else None."""
+        return self._unset_mqtt_password
 
     @model_validator(mode="after")
     def _one_group_per_station(self) -> LedgerConfig:
@@ -133,6 +150,8 @@ class LedgerConfig(_Section):
 
     def mqtt_settings(self, client_id: str | None = None) -> MqttSettings:
         m = self.mqtt
+        if self._unset_mqtt_password is not None:  # never connect without the password given
+            raise ConfigError("<config>", [mqtt_password_problem(self._unset_mqtt_password)])
         return MqttSettings(
             host=m.host,
             port=m.port,
@@ -158,10 +177,73 @@ def _validate(raw: dict[str, Any], path: Path | str) -> LedgerConfig:
         raise ConfigError(path, describe_errors(exc.errors(), LedgerConfig)) from exc
 
 
-def parse_ledger_config(text: str, path: Path | str = "<config>") -> LedgerConfig:
-    return parse_settings(text, lambda raw: _validate(raw, path), path)
+def mqtt_password_problem(name: str) -> str:
+    """The line for a command that talks to the broker without its password."""
+    return _(
+        "mqtt.password: environment variable {name} is not set; the commands that talk to the "
+        "broker (ledger run, ledger registry import) need it"
+    ).format(name=name)
 
 
-def load_ledger_config(path: Path | str | None = None) -> LedgerConfig:
+# ``password = "env:NAME"`` on a line of its own (the form the example config uses)
+_PASSWORD_LINE = re.compile(
+    r"""^[ \t]*password[ \t]*=[ \t]*(["'])env:([^"'\s]+)\1[ \t]*(#.*)?$""", re.M
+)
+
+
+def _without_unset_password(text: str) -> tuple[str, str | None]:
+    """``text`` with ``[mqtt] password = "env:NAME"`` commented out when NAME is not set, and
+    NAME; else ``(text, None)``. Only when the result parses to the same tables less that one
+    key: any other layout keeps the text, and the unset variable stays an error."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return text, None  # parse_settings explains it
+    mqtt = raw.get("mqtt")
+    value = mqtt.get("password") if isinstance(mqtt, dict) else None
+    if not (isinstance(value, str) and value.startswith("env:")) or value[4:] in os.environ:
+        return text, None
+    name = value[4:]
+    lines = [m for m in _PASSWORD_LINE.finditer(text) if m.group(2) == name]
+    if len(lines) != 1:
+        return text, None
+    found = lines[0]
+    edited = text[: found.start()] + "# " + text[found.start() :]
+    expected = {**raw, "mqtt": {k: v for k, v in raw["mqtt"].items() if k != "password"}}
+    try:
+        if tomllib.loads(edited) != expected:
+            return text, None
+    except tomllib.TOMLDecodeError:
+        return text, None
+    return edited, name
+
+
+def parse_ledger_config(
+    text: str, path: Path | str = "<config>", *, mqtt_password: bool = True
+) -> LedgerConfig:
+    """The config in ``text``. ``mqtt_password=False``: for the commands that never talk to
+    the broker (reports, the fleet, the dashboard…), an unset ``env:`` variable in
+    ``mqtt.password`` is no error; :attr:`LedgerConfig.unset_mqtt_password` names it."""
+    unset = None
+    if not mqtt_password:
+        text, unset = _without_unset_password(text)
+    config = parse_settings(text, lambda raw: _validate(raw, path), path)
+    config._unset_mqtt_password = unset
+    return config
+
+
+def load_ledger_config(
+    path: Path | str | None = None, *, mqtt_password: bool = True
+) -> LedgerConfig:
+    """The config file at ``path`` (default: $PESEE_LEDGER_CONFIG or /etc/pesee/ledger.toml);
+    ``mqtt_password`` as in :func:`parse_ledger_config`."""
     where = Path(path) if path is not None else Path(os.environ.get(ENV_PATH) or DEFAULT_PATH)
-    return load_settings(where, lambda raw: _validate(raw, where))
+    try:
+        text = where.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(where, [_("file not found")], missing=True) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            where, [_("cannot read: {error}").format(error=exc)], missing=True
+        ) from exc
+    return parse_ledger_config(text, where, mqtt_password=mqtt_password)

@@ -13,7 +13,7 @@ from typing import Any
 from common.i18n import _, speaking
 from common.units import format_number, kg_text, round_half_up
 
-from .reports import Figures, Report
+from .report_model import Figures, Report
 
 __all__ = [
     "grouping_title",

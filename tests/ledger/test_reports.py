@@ -451,8 +451,11 @@ def test_scanned_profiles_are_kept_at_ingest_for_reports(tmp_path: Path, ledger_
 
     assert by_profile() == {"single_parent": 1, "worker": 1, "retired": 1}
     # a database of an older ledger: the table is filled from the stored records at open
-    store._exec("DELETE FROM scanned_profiles")
-    store._exec("DELETE FROM ledger_meta WHERE name = 'scanned_profiles'")
+    def forget() -> None:  # through the store's dialect, in one transaction
+        store.sql.exec("DELETE FROM scanned_profiles")
+        store.sql.exec("DELETE FROM ledger_meta WHERE name = 'scanned_profiles'")
+
+    store.sql.atomic(forget)
     store.close()
     store = open_store(ledger_url)
     assert by_profile() == {"single_parent": 1, "worker": 1, "retired": 1}

@@ -1,0 +1,73 @@
+"""``ledger stations``: the fleet, each station's last status, backlog, records and conflicts."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from common.i18n import _
+
+from .context import MISSING, load_config, open_ledger, shown
+
+__all__ = ["calibration_cell", "stations"]
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def stations(ctx: click.Context, as_json: bool) -> None:
+    """The fleet: each station's last status, backlog, records and conflicts.
+
+    \b
+    Example:
+      ledger stations
+    """
+    config = load_config(ctx)
+    store = open_ledger(config)
+    try:
+        rows = store.fleet()
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps([dict(r) for r in rows], ensure_ascii=False, indent=1))
+        return
+    labels = [
+        _("station"),
+        _("state"),
+        _("last seen"),
+        _("backlog"),
+        _("records"),
+        _("conflicts"),
+        _("clock"),
+        _("scale"),
+        _("calibration"),
+    ]
+    widths = ["<24", "<10", "<24", ">10", ">10", ">9", "<8", "<8", "<12"]
+    due_days = config.dashboard.calibration_days
+    click.echo(" ".join(f"{label:{w}}" for label, w in zip(labels, widths, strict=True)))
+    for r in rows:
+        cells = [
+            r["station"],
+            _yes_no(r["online"], _("online"), _("offline")),
+            shown(r["last_seen"]),
+            shown(r["backlog"]),
+            r["records"] or 0,
+            r["conflicts"] or 0,
+            _yes_no(r["clock_synced"], _("ok"), _("unsync")),
+            _yes_no(r["scale_ok"], _("ok"), _("lost")),
+            calibration_cell(r.get("calibration_age_days"), due_days),
+        ]
+        click.echo(" ".join(f"{cell:{w}}" for cell, w in zip(cells, widths, strict=True)))
+
+
+def _yes_no(value: object, yes: str, no: str) -> str:
+    return MISSING if value is None else (yes if value else no)
+
+
+def calibration_cell(age_days: float | None, due_days: int) -> str:
+    """Days since the last passing calibration, flagged when due ([dashboard] calibration_days)."""
+    if age_days is None:
+        return MISSING
+    days = _("{n} d").format(n=int(age_days))
+    return f"{days} " + _("due") if age_days >= due_days else days

@@ -1,0 +1,296 @@
+"""What a report says: figures, rows, the report itself, and the names of codes for people.
+
+Plain values, no SQL: ledger/reports.py builds them from ledger/store/queries.py, the renderers
+(report_render, charts) and the dashboard show them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from common.i18n import _
+
+from .period import Period
+
+__all__ = [
+    "AGGREGATED",
+    "GROUPINGS",
+    "PROFILE_TAGS",
+    "REFERRER_TYPES",
+    "Figures",
+    "Names",
+    "RegistrySource",
+    "Report",
+    "Row",
+    "load_names",
+    "station_groups",
+]
+
+
+class RegistrySource(Protocol):
+    """What :func:`load_names` reads: the registries the office imported, by scope."""
+
+    def registries(self) -> Any: ...
+
+
+# what a retention purge keeps per month × station × category × referrer (the ``aggregates``
+# table, docs/privacy.md), and the groupings derived from it
+AGGREGATED = ("month", "station", "category", "referrer", "group", "referrer_type")
+
+
+# -- figures ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Figures:
+    """What a report says about a set of live weighings. ``net_mg`` is exact; the rest derives."""
+
+    net_mg: int = 0
+    items: int = 0  # live weighings
+    pieces: int = 0  # sum of pieces where a counting scale gave them
+    visits: int = 0  # distinct (station, visit)
+    beneficiaries: int = 0  # distinct codes, all stations together
+    referrers: int = 0  # distinct referring structures
+    manual: int = 0  # live weighings entered by hand
+    voided: int = 0  # weighings of the period cancelled by a void record
+    months: float = 1.0  # the period's length, for the monthly averages
+    # False: a quick figure (``Report.monthly`` unless grouped by month, ``Report.previous``)
+    # without the distinct counts: visits, beneficiaries and referrers are 0, not counted
+    counted: bool = True
+
+    @property
+    def weighings(self) -> int:
+        """Every weighing of the period, voided ones included."""
+        return self.items + self.voided
+
+    @property
+    def kg(self) -> float:
+        return self.net_mg / 1_000_000
+
+    @property
+    def tonnes(self) -> float:
+        return self.net_mg / 1_000_000_000
+
+    @property
+    def monthly_avg_kg(self) -> float:
+        return self.kg / self.months if self.months else 0.0
+
+    @property
+    def monthly_avg_beneficiaries(self) -> float:
+        """Unique beneficiaries of the period divided by its months (as funders count it)."""
+        return self.beneficiaries / self.months if self.months else 0.0
+
+    @property
+    def kg_per_beneficiary(self) -> float | None:
+        return self.kg / self.beneficiaries if self.beneficiaries else None
+
+    @property
+    def manual_share(self) -> float:
+        return self.manual / self.items if self.items else 0.0
+
+    @property
+    def voided_share(self) -> float:
+        return self.voided / self.weighings if self.weighings else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        n = self.counted
+        return {
+            "net_mg": self.net_mg,
+            "kg": self.kg,
+            "items": self.items,
+            "pieces": self.pieces,
+            "visits": self.visits if n else None,
+            "beneficiaries": self.beneficiaries if n else None,
+            "referrers": self.referrers if n else None,
+            "monthly_avg_kg": self.monthly_avg_kg,
+            "monthly_avg_beneficiaries": self.monthly_avg_beneficiaries if n else None,
+            "kg_per_beneficiary": self.kg_per_beneficiary if n else None,
+            "manual": self.manual,
+            "manual_share": self.manual_share,
+            "voided": self.voided,
+            "voided_share": self.voided_share,
+            "months": self.months,
+        }
+
+
+@dataclass(frozen=True)
+class Row:
+    key: tuple[str, ...]  # codes ("" where the record has none)
+    label: tuple[str, ...]  # names for people
+    figures: Figures
+
+
+@dataclass(frozen=True)
+class Report:
+    period: Period
+    by: tuple[str, ...]
+    rows: list[Row]
+    total: Figures
+    previous: Figures | None  # the same period a year before
+    change_kg_pct: float | None  # kg against that period, in %
+    referrers: int  # distinct referring structures in the period
+    monthly: list[tuple[str, Figures]]  # every month of the period, empty ones included
+    names: Names = field(default_factory=lambda: Names())
+    # months whose records a retention purge replaced by totals: their kg, items and pieces
+    # are in the figures, their visits and persons are not (docs/reports.md)
+    purged_months: tuple[str, ...] = ()
+
+    def purged_note(self) -> str | None:
+        """One sentence for the reader when purged months are in the period."""
+        if not self.purged_months:
+            return None
+        months = self.purged_months
+        span = months[0] if len(months) == 1 else f"{months[0]} → {months[-1]}"
+        note = _(
+            "purged months ({months}): kg, items and pieces from the totals kept; visits and "
+            "persons not available for purged months"
+        ).format(months=span)
+        lost = [g for g in self.by if g not in AGGREGATED]
+        if lost:
+            note += "; " + _("rows by {by} leave them out").format(by=", ".join(lost))
+        return note
+
+    def change_label(self) -> str | None:
+        if self.change_kg_pct is None:
+            return None
+        return f"{self.change_kg_pct:+.0f} %"
+
+
+# -- groupings and names ---------------------------------------------------------------------------
+GROUPINGS: dict[str, str] = {
+    "month": "calendar month (YYYY-MM)",
+    "category": "category of goods",
+    "station": "station",
+    "group": "association or group of stations ([groups] in the ledger config)",
+    "referrer": "referring structure",
+    "referrer_type": "type of referring structure (hospital, CHRS, CCAS…)",
+    "profile": "household profile tag (a person with several tags is in several rows)",
+    "beneficiary": "beneficiary code",
+}
+
+# types of referring structures with readable names; the registry may name others
+REFERRER_TYPES: dict[str, tuple[str, str]] = {
+    # code: (singular, plural) — English source, translated at run time
+    "hospital": ("hospital", "hospitals"),
+    "chrs": ("CHRS", "CHRS"),
+    "ccas": ("CCAS", "CCAS"),
+    "social_services": ("social services", "social services"),
+    "association": ("association", "associations"),
+    "school": ("school", "schools"),
+    "other": ("other structure", "other structures"),
+}
+
+# household profile tags (EU FSE+ breakdowns among them); the registry may name others
+PROFILE_TAGS: dict[str, str] = {
+    "women_with_children": "women with children",
+    "single_parent": "single parents",
+    "pregnant": "pregnant women",
+    "worker": "workers",
+    "retired": "retired people",
+    "no_rsa": "people not receiving RSA",
+    "woman": "women",
+    "child": "children aged 15 or less",
+    "senior": "people aged 65 or more",
+    "disabled": "disabled people",
+    "homeless": "homeless people",
+}
+
+
+def _builtin(text: str) -> str:
+    # the builtin names above are translated where they are shown
+    return {
+        "hospital": _("hospital"),
+        "hospitals": _("hospitals"),
+        "social services": _("social services"),
+        "association": _("association"),
+        "associations": _("associations"),
+        "school": _("school"),
+        "schools": _("schools"),
+        "other structure": _("other structure"),
+        "other structures": _("other structures"),
+        "women with children": _("women with children"),
+        "single parents": _("single parents"),
+        "pregnant women": _("pregnant women"),
+        "workers": _("workers"),
+        "retired people": _("retired people"),
+        "people not receiving RSA": _("people not receiving RSA"),
+        "women": _("women"),
+        "children aged 15 or less": _("children aged 15 or less"),
+        "people aged 65 or more": _("people aged 65 or more"),
+        "disabled people": _("disabled people"),
+        "homeless people": _("homeless people"),
+    }.get(text, text)
+
+
+@dataclass(frozen=True)
+class Names:
+    """Codes to names, from the registry the office imported and the ledger config."""
+
+    categories: Mapping[str, str] = field(default_factory=dict)
+    referrers: Mapping[str, str] = field(default_factory=dict)
+    referrer_types: Mapping[str, str] = field(default_factory=dict)  # referrer code -> type code
+    type_names: Mapping[str, tuple[str, str]] = field(default_factory=dict)  # singular, plural
+    profile_names: Mapping[str, str] = field(default_factory=dict)
+    groups: Mapping[str, str] = field(default_factory=dict)  # station -> group
+
+    def label(self, grouping: str, key: str) -> str:
+        if not key:
+            return _("(none)")
+        if grouping == "category":
+            return self.categories.get(key, key)
+        if grouping == "referrer":
+            return self.referrers.get(key, key)
+        if grouping == "referrer_type":
+            return self.type_name(key, plural=False)
+        if grouping == "profile":
+            return self.profile_names.get(key) or _builtin(PROFILE_TAGS.get(key, key))
+        return key
+
+    def type_name(self, code: str, plural: bool) -> str:
+        names = self.type_names.get(code)
+        if names:
+            return names[1 if plural else 0]
+        known = REFERRER_TYPES.get(code.lower())
+        return _builtin(known[1 if plural else 0]) if known else code
+
+
+def station_groups(
+    groups: Mapping[str, str] | Mapping[str, Sequence[str]] | None,
+) -> dict[str, str]:
+    """station -> group, from either that or the config's ``[groups]`` (group -> stations)."""
+    out: dict[str, str] = {}
+    for name, value in (groups or {}).items():
+        if isinstance(value, str):
+            out[name] = value
+        else:
+            for station in value:
+                out.setdefault(station, name)
+    return out
+
+
+def load_names(store: RegistrySource, groups: Mapping[str, Any] | None = None) -> Names:
+    """Names from every registry scope (``all`` first, station scopes fill in)."""
+    categories: dict[str, str] = {}
+    referrers: dict[str, str] = {}
+    types: dict[str, str] = {}
+    type_names: dict[str, tuple[str, str]] = {}
+    profiles: dict[str, str] = {}
+    scopes = store.registries()
+    for scope in sorted(scopes, key=lambda s: s != "all"):
+        reg = scopes[scope]
+        for item in reg.categories:
+            categories.setdefault(str(item["code"]), str(item.get("name") or item["code"]))
+        for item in reg.referrers:
+            code = str(item["code"])
+            referrers.setdefault(code, str(item.get("name") or code))
+            if item.get("type"):
+                types.setdefault(code, str(item["type"]).strip().lower())
+        for item in reg.extra.get("referrer_types", []) or []:
+            if isinstance(item, dict) and item.get("code"):
+                name = str(item.get("name") or item["code"])
+                type_names.setdefault(
+                    str(item["code"]).lower(), (name, str(item.get("plural") or name))
+                )
+        for item in reg.extra.get("profiles", []) or []:
+            if isinstance(item, dict) and item.get("code"):
+                profiles.setdefault(str(item["code"]), str(item.get("name") or item["code"]))
+    return Names(categories, referrers, types, type_names, profiles, station_groups(groups))
