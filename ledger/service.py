@@ -25,7 +25,7 @@ from sync.wire import (
 from .config import LedgerConfig
 from .store import IngestResult, LedgerStore, StoreUnavailable
 
-__all__ = ["LedgerService"]
+__all__ = ["LedgerService", "Message"]
 
 log = logging.getLogger("ledger")
 
@@ -33,7 +33,9 @@ GROUP_COMMIT = 32  # batches stored in one transaction when they are already wai
 
 
 @dataclass(frozen=True, slots=True)
-class _Message:
+class Message:
+    """One MQTT message as paho delivered it: its bytes are what a quarantine keeps."""
+
     topic: str
     payload: bytes
     retained: bool
@@ -55,7 +57,7 @@ class LedgerService:
         self.config = config
         self.store = store
         self.topics = config.topics
-        self._queue: queue.SimpleQueue[_Message | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Message | None] = queue.SimpleQueue()
         offline = encode(LedgerStatus(False, _ts()))
         self.link = MqttLink(
             config.mqtt_settings(client_id or f"ledger-{threading.get_native_id()}"),
@@ -65,7 +67,7 @@ class LedgerService:
                 (self.topics.all_status, 1),
             ],
             will=Will(self.topics.ledger_status, offline),
-            on_message=lambda t, p, r: self._queue.put(_Message(t, p, r)),
+            on_message=lambda t, p, r: self._queue.put(Message(t, p, r)),
             birth=self._birth,
         )
         # read once here: the birth callback runs on paho's thread, the store belongs to ours
@@ -135,17 +137,21 @@ class LedgerService:
                     self._queue.put(None)
                     break
                 messages.append(more)
-            self._handle_group(messages)
+            self.handle_group(messages)
 
-    def _handle_group(self, messages: list[_Message]) -> None:
-        batches: list[tuple[str, Batch]] = []
+    def handle_group(self, messages: list[Message]) -> None:
+        """One step of the worker: the batches among ``messages`` stored in one transaction
+        (public so tests and tools can feed the real path directly)."""
+        # each decoded batch keeps the message it came in: a batch the store cannot take is
+        # quarantined with the exact bytes received, never a re-encoded copy
+        batches: list[tuple[Message, Batch]] = []
         for m in messages:
             try:
                 station = self.topics.station_of(m.topic)
                 if station is not None and m.topic == self.topics.records(station):
                     batch = self._decode(station, m.topic, m.payload)
                     if batch is not None:
-                        batches.append((m.topic, batch))
+                        batches.append((m, batch))
                 else:
                     self.handle(m.topic, m.payload, m.retained)
             except StoreUnavailable:
@@ -166,15 +172,15 @@ class LedgerService:
         except Exception:
             # a bad batch must not sink the others: store them one by one
             log.exception("group commit failed; storing batches one by one")
-            for topic, batch in batches:
+            for m, batch in batches:
                 try:
                     self._store(batch)
                 except StoreUnavailable:
-                    log.exception("database unavailable; batch on %s left unacked", topic)
+                    log.exception("database unavailable; batch on %s left unacked", m.topic)
                     return
                 except Exception:
-                    log.exception("failed to store a batch on %s", topic)
-                    self._quarantine(topic, encode(batch), "internal error")
+                    log.exception("failed to store a batch on %s", m.topic)
+                    self._quarantine(m.topic, m.payload, "internal error")
             return
         for result in results:
             self._acknowledge(result)

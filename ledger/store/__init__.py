@@ -1,36 +1,48 @@
-"""The ledger's storage, a package by concern; ``from ledger.store import …`` is its face."""
+"""The ledger's storage, a package by concern; ``from ledger.store import …`` is its face.
+
+``facade`` composes the concerns over one database ``dialect`` (``sqlite`` or ``pg``):
+``ingest`` (every record once, heads, clock repair, voids), ``conflicts`` (conflicts and the
+quarantine), ``fleet`` (station statuses, heads), ``registry``, ``profiles``, ``privacy``
+(pseudonyms, keyed hashes, erasure), ``retention`` (purge); ``migrations`` is the frozen
+schema; ``models`` the results and typed read rows.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from .core import (
-    INSERT_COLUMNS,
-    PSEUDONYM_HEX,
-    IngestResult,
+from .facade import (
     LedgerStore,
-    PseudonymMismatch,
-    PurgeResult,
-    SchemaError,
+    PostgresLedgerStore,
     SQLiteLedgerStore,
     SqlLedgerStore,
-    StoreUnavailable,
     open_store,
-    profile_tags,
-    pseudonym,
 )
-
-if TYPE_CHECKING:
-    from .pg import PostgresLedgerStore
+from .ingest import INSERT_COLUMNS
+from .models import (
+    ConflictRow,
+    FleetRow,
+    HeadRow,
+    IngestResult,
+    PseudonymMismatch,
+    PurgeResult,
+    QuarantineRow,
+    SchemaError,
+    StoreUnavailable,
+)
+from .privacy import PSEUDONYM_HEX, pseudonym
+from .profiles import profile_tags
 
 __all__ = [
     "INSERT_COLUMNS",
     "PSEUDONYM_HEX",
+    "ConflictRow",
+    "FleetRow",
+    "HeadRow",
     "IngestResult",
     "LedgerStore",
     "PostgresLedgerStore",
     "PseudonymMismatch",
     "PurgeResult",
+    "QuarantineRow",
     "SQLiteLedgerStore",
     "SchemaError",
     "SqlLedgerStore",
@@ -39,12 +51,3 @@ __all__ = [
     "profile_tags",
     "pseudonym",
 ]
-
-
-def __getattr__(name: str) -> object:
-    # psycopg only when PostgreSQL is used
-    if name == "PostgresLedgerStore":
-        from .pg import PostgresLedgerStore
-
-        return PostgresLedgerStore
-    raise AttributeError(name)

@@ -2,11 +2,13 @@
 
 Several ``ledger run`` processes may share one database: each batch is one transaction that
 first locks its station's ``heads`` row, so batches of one station take turns while other
-stations' go in parallel; a deadlock or serialisation failure is retried from the start.
+stations' go in parallel; a deadlock or serialisation failure is retried from the start. A lost
+server is reconnected with bounded retries; each loss and each recovery is one line in the log.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -14,20 +16,21 @@ from collections.abc import Callable, Sequence
 from contextlib import suppress
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any
 
 import psycopg
 from psycopg import errors
 
-from .core import INSERT_COLUMNS, SqlLedgerStore, StoreUnavailable
+from ..redact import error_line
+from .dialect import T
+from .models import StoreUnavailable
 
-__all__ = ["PostgresLedgerStore", "translate"]
+__all__ = ["PostgresDialect", "translate"]
 
-T = TypeVar("T")
+log = logging.getLogger("ledger")
 
 _RETRIES = 8
 _RECONNECTS = 6  # a lost server: tries to reconnect, 0.25 s doubling (about 16 s in all)
-_COPY = f"COPY records ({', '.join(INSERT_COLUMNS)}) FROM STDIN"
 _TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?|%")
 
 
@@ -52,47 +55,43 @@ def _plain(value: Any) -> Any:
     return value
 
 
-class PostgresLedgerStore(SqlLedgerStore):
-    """The ledger in a PostgreSQL database given by URL (``postgresql://user@host/db``).
+class PostgresDialect:
+    """A PostgreSQL database given by URL (``postgresql://user@host/db``).
 
     Two connections: one for writes (its own transactions), one in autocommit for reads
     (reports, the dashboard), so a long report never holds the ingest back.
     """
 
-    dialect = "postgresql"
-    _for_update = " FOR UPDATE"
-    reconnect_tries = _RECONNECTS
+    name = "postgresql"
+    for_update = " FOR UPDATE"
 
-    def __init__(self, url: str, *, pseudonym_key: bytes | None = None) -> None:
-        super().__init__(pseudonym_key)
+    def __init__(self, url: str) -> None:
         self.url = url
+        self.reconnect_tries = _RECONNECTS
         self.conn = psycopg.connect(url, autocommit=True)
         self._lock = threading.RLock()
         self._depth = 0
+        self._lost = False  # the writing connection failed and is not back yet (logged once)
         self._reader: psycopg.Connection[tuple[Any, ...]] | None = None
         self._read_lock = threading.Lock()
-        try:
-            self._migrate()
-        except BaseException:
-            self.conn.close()
-            raise
 
-    def _exec(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    def exec(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
             cursor = self.conn.execute(translate(sql), tuple(params))
             return cursor.fetchall() if cursor.description is not None else []
 
-    def _many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         with self._lock, self.conn.cursor() as cursor:
             cursor.executemany(translate(sql), rows)
 
-    def _insert(self, rows: list[list[Any]]) -> None:
+    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         # COPY: several times faster than INSERTs for a batch of hundreds of records
-        with self._lock, self.conn.cursor() as cursor, cursor.copy(_COPY) as copy:
+        copy_sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+        with self._lock, self.conn.cursor() as cursor, cursor.copy(copy_sql) as copy:
             for row in rows:
                 copy.write_row(row)
 
-    def _number(
+    def number(
         self, table: str, columns: tuple[str, ...], keys: Sequence[tuple[str, ...]]
     ) -> dict[tuple[Any, ...], int]:
         # the keys as arrays: two statements for a transaction's ids, not one per key
@@ -113,7 +112,7 @@ class PostgresLedgerStore(SqlLedgerStore):
             ).fetchall()
         return {tuple(row[1:]): int(row[0]) for row in rows}
 
-    def _set_voided(self, station: str, epoch: str, pairs: list[tuple[int, int]]) -> None:
+    def set_voided(self, station: str, epoch: str, pairs: Sequence[tuple[int, int]]) -> None:
         # one statement for the batch's voids (min: two voids of one record, the first wins)
         with self._lock:
             self.conn.execute(
@@ -124,7 +123,7 @@ class PostgresLedgerStore(SqlLedgerStore):
                 ([t for t, _s in pairs], [s for _t, s in pairs], station, epoch),
             )
 
-    def _atomic(self, body: Callable[[], T]) -> T:
+    def atomic(self, body: Callable[[], T]) -> T:
         with self._lock:
             if self._depth:
                 return body()
@@ -150,22 +149,21 @@ class PostgresLedgerStore(SqlLedgerStore):
 
     def _reconnect(self, cause: Exception) -> None:
         """A new writing connection, with bounded retries and back-off."""
+        if not self._lost:
+            self._lost = True
+            log.warning("PostgreSQL connection lost, reconnecting: %s", error_line(cause))
         with suppress(Exception):
             self.conn.close()
         for attempt in range(self.reconnect_tries):
             time.sleep(0.25 * 2**attempt)
             try:
                 self.conn = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
-                return
             except psycopg.OperationalError:
                 continue
+            self._lost = False
+            log.warning("PostgreSQL connection back")
+            return
         raise StoreUnavailable(f"database unreachable: {cause}") from cause
-
-    def erase_beneficiary(self, code: str) -> int:
-        n = super().erase_beneficiary(code)
-        with self._lock:  # the old row versions stay in the table files until a vacuum
-            self.conn.execute("VACUUM records, conflicts, person_ids, profiles, quarantine, heads")
-        return n
 
     def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Rows of a read-only query (``?`` placeholders) on the reading connection."""
@@ -182,6 +180,17 @@ class PostgresLedgerStore(SqlLedgerStore):
                 cursor = self._reader.execute(translate(sql), tuple(params))
             names = [d.name for d in cursor.description or ()]
             return [dict(zip(names, map(_plain, row), strict=True)) for row in cursor.fetchall()]
+
+    def reclaim(self, tables: Sequence[str]) -> bool:
+        """The old row versions stay in the table files until a vacuum: run it now."""
+        if tables:
+            with self._lock:
+                self.conn.execute(f"VACUUM {', '.join(tables)}")
+        return True
+
+    def analyze(self) -> None:
+        with self._lock:
+            self.conn.execute("VACUUM ANALYZE records")
 
     def close(self) -> None:
         with self._read_lock:

@@ -343,7 +343,7 @@ def test_postgresql_restart_reconnects_and_never_quarantines_a_batch(tmp_path: P
     """A restarted server cuts the writer's connection: the next batch is stored all the same;
     while the server is down, batches are left unacked (the station resends), not quarantined."""
     from ledger.config import LedgerConfig
-    from ledger.service import LedgerService, _Message
+    from ledger.service import LedgerService, Message
     from ledger.store import PostgresLedgerStore
     from tests.support.pg import PostgresServer
 
@@ -352,23 +352,23 @@ def test_postgresql_restart_reconnects_and_never_quarantines_a_batch(tmp_path: P
     config = LedgerConfig()
     topic = config.topics.records("st-1")
 
-    def message(part: list[Row]) -> _Message:
-        return _Message(topic, encode(Batch("st-1", epoch, tuple(part))), False)
+    def message(part: list[Row]) -> Message:
+        return Message(topic, encode(Batch("st-1", epoch, tuple(part))), False)
 
     with PostgresServer() as server:
         store = open_store(server.create_database())
         assert isinstance(store, PostgresLedgerStore)
         store.reconnect_tries = 3  # 0.25 + 0.5 + 1 s before giving up while it is down
         service = LedgerService(config, store)
-        service._handle_group([message(rows[:2])])
+        service.handle_group([message(rows[:2])])
         server.restart()
-        service._handle_group([message(rows[2:4])])
+        service.handle_group([message(rows[2:4])])
         assert store.head("st-1", epoch) == (4, 4)
         server.halt()
-        service._handle_group([message(rows[4:])])  # down: nothing stored, nothing acked
+        service.handle_group([message(rows[4:])])  # down: nothing stored, nothing acked
         server.restart()
         assert store.head("st-1", epoch) == (4, 4)
-        service._handle_group([message(rows[4:])])  # the station's resend
+        service.handle_group([message(rows[4:])])  # the station's resend
         assert store.head("st-1", epoch) == (6, 6)
         assert (service.quarantined, store.quarantined()) == (0, [])
         store.close()

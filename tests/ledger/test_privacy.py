@@ -259,12 +259,12 @@ def test_hashes_stored_raw_by_an_older_ledger_are_keyed_at_open(
     store = open_store(ledger_url, pseudonym_key=KEY)
     store.ingest(_batch(epoch, rows[:6]))
     # what a ledger before schema step 6 left: the station's hashes as sent
-    store._many(
+    store.sql.many(
         "UPDATE records SET hash = ?, prev_hash = ? WHERE seq = ?",
         [(r["hash"], r["prev_hash"], r["seq"]) for r in rows[:6]],
     )
-    store._exec("UPDATE heads SET last_hash = ?", (rows[5]["hash"],))
-    store._exec("DELETE FROM ledger_meta WHERE name = 'station_hashes'")
+    store.sql.exec("UPDATE heads SET last_hash = ?", (rows[5]["hash"],))
+    store.sql.exec("DELETE FROM ledger_meta WHERE name = 'station_hashes'")
     store.close()
     store = open_store(ledger_url, pseudonym_key=KEY)
     assert [r["hash"] for r in store.records()] == [store.kept_hash(r["hash"]) for r in rows[:6]]

@@ -1,0 +1,273 @@
+"""Ingest: every record exactly once, the contiguous chained head, clock repair and voids.
+
+Ingest of one (station, epoch) is serialised by its ``heads`` row: created if missing
+(``ON CONFLICT DO NOTHING``), then read ``FOR UPDATE`` on PostgreSQL (SQLite has a single
+writer anyway), so two workers given batches of the same station take turns and each record is
+stored once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sync.wire import RECORD_FIELDS, Batch, genesis_hash
+
+from .conflicts import Inquiry
+from .dialect import Dialect
+from .models import IngestResult, utc_now
+from .privacy import Privacy
+from .profiles import Profiles, profile_tags
+
+__all__ = ["INSERT_COLUMNS", "Ingest"]
+
+_COLUMNS = list(RECORD_FIELDS)
+_BENEFICIARY = _COLUMNS.index("beneficiary")
+_HASH = _COLUMNS.index("hash")
+_PREV_HASH = _COLUMNS.index("prev_hash")
+# a wire field needs a migration that adds its column (tests/ledger/test_store_schema.py)
+INSERT_COLUMNS = (*_COLUMNS, "received_at", "occurred_at", "visit_n", "person_n")
+_WALK_CHUNK = 500
+
+
+@dataclass(slots=True)
+class _Ids:
+    """A transaction's integer ids (migrations step 5): (station, visit) -> n and the code as
+    received -> (code as stored, n)."""
+
+    visits: dict[tuple[str, str], int] = field(default_factory=dict)
+    persons: dict[str, tuple[str, int]] = field(default_factory=dict)
+
+
+class Ingest:
+    """Stores validated batches, one transaction per group of batches."""
+
+    def __init__(self, db: Dialect, privacy: Privacy, inquiry: Inquiry, profiles: Profiles) -> None:
+        self.db = db
+        self.privacy = privacy
+        self.inquiry = inquiry
+        self.profiles = profiles
+
+    def ingest_many(self, batches: list[Batch]) -> list[IngestResult]:
+        """Several batches in one transaction: one commit for all (group commit). The heads
+        are locked first, in one order, so two workers' groups never wait on each other in a
+        cycle."""
+        self.privacy.require_writable()
+
+        def body() -> list[IngestResult]:
+            for station, epoch in sorted({(b.station, b.epoch) for b in batches}):
+                self._lock_head(station, epoch, utc_now())
+            ids = self._assign_ids(batches)
+            return [self._ingest(batch, ids) for batch in batches]
+
+        return self.db.atomic(body)
+
+    def _lock_head(self, station: str, epoch: str, now: str) -> tuple[int, str | None, int]:
+        self.db.exec(
+            "INSERT INTO heads (station, epoch, acked_through, last_hash, received_through, "
+            "first_seen, updated_at) VALUES (?, ?, 0, ?, 0, ?, ?) "
+            "ON CONFLICT (station, epoch) DO NOTHING",
+            (station, epoch, self.privacy.kept_hash(genesis_hash(epoch)), now, now),
+        )
+        row = self.db.exec(
+            "SELECT acked_through, last_hash, received_through FROM heads "
+            "WHERE station = ? AND epoch = ?" + self.db.for_update,
+            (station, epoch),
+        )[0]
+        # last_hash NULL: the head's record was erased (erase_beneficiary), its hash with it
+        return int(row[0]), None if row[1] is None else str(row[1]), int(row[2])
+
+    def _assign_ids(self, batches: list[Batch]) -> _Ids:
+        """The visit and person ids of every record in ``batches``, numbered where new.
+
+        Keys go in sorted order, once per transaction: two workers that create the same new
+        ids lock them in the same order. An id made for a record that turns out a duplicate
+        or a conflict is harmless: it counts nothing, and a purge removes unused ones."""
+        ids = _Ids()
+        visits = sorted(
+            {(b.station, str(r["visit"])) for b in batches for r in b.records if r["visit"]}
+        )
+        for key, n in self.db.number("visit_ids", ("station", "visit"), visits).items():
+            ids.visits[(str(key[0]), str(key[1]))] = n
+        stored: dict[str, str] = {}
+        for b in batches:
+            for r in b.records:
+                code = r["beneficiary"]
+                if code and code not in stored:
+                    stored[code] = str(self.privacy.pseudonym(code))
+        numbers = self.db.number(
+            "person_ids", ("beneficiary",), sorted({(c,) for c in stored.values()})
+        )
+        ids.persons = {code: (kept, numbers[(kept,)]) for code, kept in stored.items()}
+        return ids
+
+    def _ingest(self, batch: Batch, ids: _Ids) -> IngestResult:
+        station, epoch = batch.station, batch.epoch
+        now = utc_now()
+        conflicts: list[str] = []
+        acked, last_hash, received = self._lock_head(station, epoch, now)
+        existing = dict(
+            self.db.exec(
+                "SELECT seq, hash FROM records WHERE station = ? AND epoch = ? "
+                "AND seq BETWEEN ? AND ?",
+                (station, epoch, batch.first_seq, batch.last_seq),
+            )
+        )
+        # the stored form of each record's hashes (keyed when pseudonymising); the chain
+        # inside the batch was checked on the station's own hashes by decode_batch
+        kept = {
+            r["seq"]: (self.privacy.kept_hash(r["hash"]), self.privacy.kept_hash(r["prev_hash"]))
+            for r in batch.records
+        }
+        new = []
+        for record in batch.records:
+            if record["seq"] not in existing:
+                if record["seq"] > acked:
+                    new.append(record)
+                # else: acked once and purged since (retention): never stored again
+                continue
+            seen = existing[record["seq"]]
+            # NULL: an erased person's record, its hash gone; stored, so a duplicate
+            if seen is not None and seen != kept[record["seq"]][0]:
+                conflicts.append(f"seq {record['seq']}: same key, other content")
+                self.inquiry.add_conflict(record, "content", seen, now)
+        if new:
+            self.db.insert(
+                "records", INSERT_COLUMNS, [self._row(r, now, ids, kept[r["seq"]]) for r in new]
+            )
+            # tags scanned at the counter: one small table for reports by profile
+            scanned = {
+                (ids.persons[r["beneficiary"]][0], tag)
+                for r in new
+                if r["beneficiary"] and r["data"]
+                for tag in profile_tags(r["data"])
+            }
+            self.profiles.keep_scanned(sorted(scanned))
+        # advance over consecutive, chained records: first the new ones in memory (the usual
+        # in-order case), then from the table (duplicates, or what out-of-order batches left
+        # beyond a gap)
+        for record in new:
+            if record["seq"] != acked + 1:
+                break
+            if last_hash is not None and kept[record["seq"]][1] != last_hash:
+                conflicts.append(f"seq {record['seq']}: not chained to seq {acked}")
+                self.inquiry.add_conflict(record, "chain", last_hash, now)
+                break
+            acked, last_hash = record["seq"], kept[record["seq"]][0]
+        if new:
+            self._correct_times(station, epoch, {r["boot_id"] for r in new if r["boot_id"]})
+            self._mark_voided(station, epoch, new)
+        received = max(received, batch.last_seq)
+        if received > acked:
+            acked, last_hash = self._walk(station, epoch, acked, last_hash, conflicts)
+        self.db.exec(
+            "UPDATE heads SET acked_through = ?, last_hash = ?, received_through = ?, "
+            "updated_at = ? WHERE station = ? AND epoch = ?",
+            (acked, last_hash, received, now, station, epoch),
+        )
+        return IngestResult(
+            station,
+            epoch,
+            acked,
+            received,
+            len(new),
+            len(batch.records) - len(new),
+            tuple(conflicts),
+        )
+
+    def _row(
+        self, record: dict[str, Any], now: str, ids: _Ids, hashes: tuple[str | None, str | None]
+    ) -> list[Any]:
+        values = [record[c] for c in _COLUMNS]
+        values[_HASH], values[_PREV_HASH] = hashes
+        person = ids.persons.get(values[_BENEFICIARY]) if values[_BENEFICIARY] else None
+        if person is not None:
+            values[_BENEFICIARY] = person[0]
+        visit = ids.visits.get((record["station"], record["visit"])) if record["visit"] else None
+        values += [now, record["recorded_at"], visit, person[1] if person else None]
+        return values
+
+    def _correct_times(self, station: str, epoch: str, boots: set[str]) -> None:
+        """A Pi without RTC boots with a stale clock. Within one boot the monotonic clock is
+        right, so once a record with a synchronised clock arrives, every unsynchronised record
+        of that boot gets ``corrected_at = anchor.recorded_at + (mono_ns - anchor.mono_ns)``,
+        the anchor being the boot's first synchronised record. ``recorded_at`` is kept as sent;
+        ``occurred_at`` follows ``corrected_at``."""
+        for boot in sorted(boots):
+            # the usual case, a synchronised clock: nothing waits for repair, skip the anchor
+            if not self.db.exec(
+                "SELECT 1 FROM records WHERE station = ? AND epoch = ? AND boot_id = ? "
+                "AND clock_synced = 0 AND corrected_at IS NULL AND mono_ns IS NOT NULL LIMIT 1",
+                (station, epoch, boot),
+            ):
+                continue
+            anchor = self.db.exec(
+                "SELECT recorded_at, mono_ns FROM records WHERE station = ? AND epoch = ? "
+                "AND boot_id = ? AND clock_synced = 1 AND mono_ns IS NOT NULL "
+                "ORDER BY seq LIMIT 1",
+                (station, epoch, boot),
+            )
+            if not anchor:
+                continue
+            anchor_at, anchor_mono = anchor[0]
+            try:
+                base = datetime.fromisoformat(str(anchor_at).replace("Z", "+00:00"))
+            except ValueError:
+                continue
+            rows = self.db.exec(
+                "SELECT seq, mono_ns FROM records WHERE station = ? AND epoch = ? "
+                "AND boot_id = ? AND clock_synced = 0 AND corrected_at IS NULL "
+                "AND mono_ns IS NOT NULL",
+                (station, epoch, boot),
+            )
+            updates = []
+            for seq, mono_ns in rows:
+                when = base + timedelta(microseconds=(int(mono_ns) - int(anchor_mono)) // 1000)
+                text = when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+                updates.append((text, text, station, epoch, seq))
+            if updates:
+                self.db.many(
+                    "UPDATE records SET corrected_at = ?, occurred_at = ? "
+                    "WHERE station = ? AND epoch = ? AND seq = ?",
+                    updates,
+                )
+
+    def _mark_voided(self, station: str, epoch: str, new: list[dict[str, Any]]) -> None:
+        """``voided_by`` on the records a void cancels, whichever of the two arrived first."""
+        pairs = {
+            (int(r["voids"]), int(r["seq"])) for r in new if r["kind"] == "void" and r["voids"]
+        }
+        # voids that came before the records they cancel (batches out of order)
+        pairs.update(
+            (int(target), int(seq))
+            for target, seq in self.db.exec(
+                "SELECT voids, seq FROM records WHERE station = ? AND epoch = ? "
+                "AND kind = 'void' AND voids BETWEEN ? AND ?",
+                (station, epoch, new[0]["seq"], new[-1]["seq"]),
+            )
+        )
+        if pairs:
+            self.db.set_voided(station, epoch, sorted(pairs))
+
+    def _walk(
+        self, station: str, epoch: str, acked: int, last_hash: str | None, conflicts: list[str]
+    ) -> tuple[int, str | None]:
+        while True:
+            rows = self.db.exec(
+                "SELECT seq, prev_hash, hash FROM records WHERE station = ? AND epoch = ? "
+                f"AND seq > ? ORDER BY seq LIMIT {_WALK_CHUNK}",
+                (station, epoch, acked),
+            )
+            for seq, prev_hash, hash_ in rows:
+                if seq != acked + 1:
+                    return acked, last_hash
+                # NULL on either side: an erased person's record (its hashes removed)
+                if prev_hash is not None and last_hash is not None and prev_hash != last_hash:
+                    message = f"seq {seq}: not chained to seq {acked}"
+                    if message not in conflicts:  # said once when it came in this batch
+                        conflicts.append(message)
+                    return acked, last_hash
+                acked, last_hash = int(seq), None if hash_ is None else str(hash_)
+            if len(rows) < _WALK_CHUNK:
+                return acked, last_hash
