@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -35,6 +36,8 @@ __all__ = [
     "SerialTransport",
     "TermiosError",
     "escape_frame",
+    "framing_text",
+    "parse_framing",
     "run_with_reconnect",
 ]
 
@@ -61,6 +64,25 @@ def escape_frame(raw: bytes) -> str:
 
     The one escaper: the journal stores it, the technician's commands print it."""
     return "".join(chr(b) if 0x20 <= b < 0x7F and b != 0x5C else f"\\x{b:02x}" for b in raw)
+
+
+_FRAMING = re.compile(r"^([5-8])([NEOMS])(1|1\.5|2)$", re.IGNORECASE)
+
+
+def framing_text(settings: LinkSettings) -> str:
+    """Data bits, parity, stop bits as people write them: ``8N1``, ``7E1``."""
+    stop = settings.stopbits
+    stop_text = str(int(stop)) if float(stop).is_integer() else str(stop)
+    return f"{settings.bytesize}{settings.parity}{stop_text}"
+
+
+def parse_framing(text: str) -> tuple[int, str, float]:
+    """``"7E1"`` -> (7, "E", 1); ValueError when it is not a framing."""
+    match = _FRAMING.match(text.strip())
+    if match is None:
+        raise ValueError(text)
+    bits, parity, stop = match.groups()
+    return int(bits), parity.upper(), float(stop) if stop == "1.5" else int(stop)
 
 
 class Framer(Protocol):

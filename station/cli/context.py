@@ -1,0 +1,109 @@
+"""What every ``station`` command shares: the config, the journal, masses, the drivers' log."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from common.exits import EX_CONFIG, EX_IOERR, EX_NOINPUT, EX_TEMPFAIL, fail
+from common.i18n import _, set_language
+from common.units import format_mass
+
+from ..config import Config, ConfigError, config_path
+from ..config import load_config as read_config
+from ..store import Store, StoreError
+from .live import live_daemon
+
+__all__ = [
+    "config_error",
+    "load_config",
+    "mass_text",
+    "open_store",
+    "optional_config",
+    "quiet_drivers",
+    "refuse_if_daemon",
+    "root_obj",
+]
+
+
+def root_obj(ctx: click.Context) -> dict[str, Any]:
+    """The root group's settings (``config_path``, ``lang``), with their defaults when a
+    command runs without the root group (tests, other entry points)."""
+    ctx.ensure_object(dict)
+    obj: dict[str, Any] = ctx.obj
+    obj.setdefault("config_path", config_path(None))
+    obj.setdefault("lang", None)
+    return obj
+
+
+def config_error(exc: ConfigError) -> NoReturn:
+    """Say what is wrong with the config, and exit 66 (missing) or 78 (invalid)."""
+    lines = [_("Configuration error in {path}:").format(path=exc.path)]
+    lines += [f"  - {p}" for p in exc.problems]
+    if exc.missing:
+        lines.append(_("Create it from station.example.toml, or give another path with --config."))
+    fail("\n".join(lines), EX_NOINPUT if exc.missing else EX_CONFIG)
+
+
+def load_config(ctx: click.Context) -> Config:
+    """The station config (``--config``), in force for the command; exits when it is wrong.
+    Its language becomes the messages' language unless ``--lang`` was given."""
+    obj = root_obj(ctx)
+    try:
+        config = read_config(obj["config_path"])
+    except ConfigError as exc:
+        config_error(exc)
+    if obj.get("lang") is None:
+        set_language(config.station.language)
+    return config
+
+
+def optional_config(ctx: click.Context) -> Config | None:
+    """The station config when it loads, else None (the command does not need it)."""
+    obj = root_obj(ctx)
+    try:
+        config = read_config(obj["config_path"])
+    except ConfigError:
+        return None
+    if obj.get("lang") is None:
+        set_language(config.station.language)
+    return config
+
+
+def open_store(config: Config, path: Path | None = None) -> Store:
+    """The station's journal (``path``: another file than the config's), never created."""
+    try:
+        return Store(path or config.store_path, config.station.id, create=False)
+    except StoreError as exc:
+        fail(_("Cannot open the store: {error}").format(error=exc), EX_IOERR)
+
+
+def mass_text(mg: int) -> str:
+    """Exact kilograms, at least 3 decimals, decimal comma in French: ``1,250 kg``,
+    ``0,0125 kg`` (a technician checking a scale must see every digit it sent)."""
+    places = 3
+    while places < 6 and mg % 10 ** (6 - places):
+        places += 1
+    return format_mass(mg, "kg", places)
+
+
+def quiet_drivers() -> None:
+    """The drivers' reconnect warnings would repeat what these tools print (unless -v)."""
+    if logging.getLogger().level >= logging.WARNING:
+        logging.getLogger("drivers").setLevel(logging.ERROR)
+
+
+def refuse_if_daemon(config: Config, what: str, force: bool) -> None:
+    """Exit 75 when the daemon is running and uses ``what`` (the scanner, the panel…)."""
+    live = live_daemon(config)
+    if live is not None and not force:
+        fail(
+            _(
+                "The station daemon (pid {pid}) is using the {what}: stop it first "
+                "(sudo systemctl stop pesee-station), or give --force."
+            ).format(pid=live.get("pid"), what=what),
+            EX_TEMPFAIL,
+        )
