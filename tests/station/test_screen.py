@@ -115,6 +115,9 @@ def test_the_page_follows_a_scripted_session(
         c.scan("CAT-VET")
         _result(c, Outcome.CATEGORY_SET)
         expect(page.locator("#category")).to_have_text("Vêtements")
+        c.scan("OP-0001")  # the operator's badge: the name is shown
+        _result(c, Outcome.OPERATOR_SET)
+        expect(page.locator("#operator")).to_have_text("Marie")
 
         # the press: the record appears with the panel's words
         c.press()
