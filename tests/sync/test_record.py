@@ -240,14 +240,14 @@ def test_sums_of_bounded_fields_cannot_overflow_a_signed_64_bit_sum() -> None:
     # ... that is 184 467 full batches of 5 000 records, all of them 10 t weighings;
     assert most // MAX_RECORDS == 184_467
     # ... a year of 2 500 counters each making a 10 t weighing every 30 s, 8 h a day
-    assert 2_500 * (8 * 3600 // 30) * 365 < most
+    assert most > 2_500 * (8 * 3600 // 30) * 365
     # (real weighings are kilograms: a year of 1 000 counters making 2 000 weighings of 10 kg
     # a day is 7.3 × 10^15 mg, more than 1 000 times below the limit)
-    assert 1_000 * 2_000 * 365 * 10 * 10**6 * 1_000 < INT64_MAX
+    assert INT64_MAX > 1_000 * 2_000 * 365 * 10 * 10**6 * 1_000
     # pieces: 10^7 each, so 922 337 203 685 records before a SUM could overflow
     assert INT64_MAX // MAX_PIECES == 922_337_203_685
     # the worst case of the issue: two records of 2^62 pieces overflowed; now refused
-    assert 2 * 2**62 > INT64_MAX and 2**62 > MAX_PIECES
+    assert INT64_MAX < 2 * 2**62 and MAX_PIECES < 2**62
 
 
 def test_the_schema_and_the_docs_give_the_same_bounds() -> None:

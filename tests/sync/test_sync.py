@@ -8,6 +8,10 @@ from ledger.service import LedgerService
 from ledger.store import SQLiteLedgerStore
 from station.outcomes import Outcome
 from station.sim import SimulatedCounter
+from station.store import Store
+from sync.record import record_hash
+from sync.topics import Topics
+from sync.wire import Batch, encode
 from tests.support.broker import Broker
 from tests.support.helpers import beneficiary, until
 
@@ -85,3 +89,28 @@ def test_registry_push_changes_the_categories_and_survives_a_restart(
         assert c.next_result().outcome is Outcome.CATEGORY_SET
         c.scan("CAT-HYG")  # gone from the office's list
         assert c.next_result().outcome is Outcome.UNKNOWN_CODE
+
+
+def test_records_beyond_the_physical_bounds_are_quarantined_with_the_reason(
+    tmp_path: Path, ledger: LedgerService
+) -> None:
+    """Issue 15 §4: two records of 2^62 pieces overflowed the ledger's sums. A forged batch with
+    valid hashes and chain but a count or a mass no scale gives is quarantined, reason and all;
+    nothing of it is stored, and a good batch of the same station still goes in."""
+    with Store(tmp_path / "station.db", "st-9") as store:
+        for net in (1_000_000, 2_000_000):
+            store.append("weighing", stable=True, net_mg=net, pieces=4, unit="kg")
+        epoch, rows = store.epoch, [dict(r) for r in store.records()]
+    topic = Topics().records("st-9")
+    for field, value in (("pieces", 2**62), ("net_mg", 10**12)):
+        forged, prev = [], rows[0]["prev_hash"]
+        for row in rows:
+            f = dict(row, **{field: value}, prev_hash=prev)
+            f["hash"] = prev = record_hash(f)
+            forged.append(f)
+        ledger.handle(topic, encode(Batch("st-9", epoch, tuple(forged))))
+    reasons = [q["reason"] for q in ledger.store.quarantined()]
+    assert reasons == ["record pieces out of range", "record net_mg out of range"]
+    assert list(ledger.store.records("st-9")) == []
+    ledger.handle(topic, encode(Batch("st-9", epoch, tuple(rows))))
+    assert ledger.store.head("st-9", epoch)[0] == 2
