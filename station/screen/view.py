@@ -162,6 +162,10 @@ def _hint(snap: Snapshot, config: Config, lang: str) -> tuple[str, str]:
         # the item just recorded is still on the pan
         tone = "warn" if outcome is Outcome.SAME_ITEM else "ok"
         return _("Take the item off the scale, then put the next one on"), tone
+    light = outcome in (Outcome.BELOW_MINIMUM, Outcome.BELOW_MIN_LOAD)
+    if light and net > 0:
+        # the light item is still there: "put the item on" would contradict the refusal
+        return _("Too light: weigh it together with other items"), "warn"
     if net < config.scale.min_weight:
         return _("Put the item on the scale, then press the button"), "ok"
     if not reading.stable:

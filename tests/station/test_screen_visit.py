@@ -138,6 +138,11 @@ def test_the_hint_follows_the_last_outcome_and_the_scale(
     # taken off: now, and only now, put the next one on
     c.scale.place("0.000", settle_s=0.05)
     expect(hint).to_have_text(put_on)
+    # too light to record: the hint does not ask to put on what is already there
+    _weigh(c, page, "0.010", Outcome.BELOW_MINIMUM)
+    expect(hint).to_have_text(fr("Too light: weigh it together with other items"))
+    c.scale.place("0.000", settle_s=0.05)
+    expect(hint).to_have_text(put_on)
 
     c.scale.set_overload(True)
     expect(hint).to_have_text(fr("Take the load off the scale"))
