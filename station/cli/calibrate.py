@@ -19,10 +19,8 @@ from typing import Any, TypeVar
 import click
 
 from common.exits import EX_CONFIG, EX_FAIL, EX_IOERR, EX_OK, EX_TEMPFAIL, EX_USAGE, fail
-from common.i18n import _, set_language
+from common.i18n import _
 from common.units import MassError, parse_mass_text
-from drivers.base import PortError
-from drivers.scale.link import ScaleLink
 
 from .. import metrology
 from ..calibration import history, load_state
@@ -38,9 +36,11 @@ from ..calibration_report import (
     zero_line,
 )
 from ..calibration_steps import span, span_reference_problem, zero
-from ..config import Config, ConfigError, config_path, load_config
+from ..config import Config
 from ..store import Store, StoreError
-from .doctor import live_daemon
+from .context import load_config
+from .live import live_daemon
+from .target import open_scale, scale_target
 
 __all__ = ["ClickConsole", "calibrate", "due_line"]
 
@@ -94,20 +94,6 @@ class ClickConsole:
 # ---------------------------------------------------------------------------- the shell
 
 
-def station_config(ctx: click.Context) -> Config:
-    """The station config ``station --config`` names; one clear line when it is unusable."""
-    obj = ctx.find_object(dict) or {}
-    try:
-        config = load_config(obj.get("config_path") or config_path(None))
-    except ConfigError as exc:
-        lines = [_("Configuration error in {path}:").format(path=exc.path)]
-        lines += [f"  - {p}" for p in exc.problems]
-        fail("\n".join(lines), EX_CONFIG)
-    if obj.get("lang") is None:
-        set_language(config.station.language)
-    return config
-
-
 def load_arg(text: str) -> int:
     """``"10kg"``, ``"2.5 kg"``, ``"500 g"``, or a bare ``0``, to mg."""
     if text.strip() in ("0", "0.0"):
@@ -148,22 +134,10 @@ def technician_name(config: Config, name: str | None, yes: bool) -> str:
     return name
 
 
-def open_scale(config: Config) -> ScaleLink:
-    sc = config.scale
-    protocol = sc.make_protocol()
-    link = ScaleLink(sc.url, protocol, sc.link(protocol), reply_timeout=sc.reply_timeout)
-    try:
-        link.open()
-    except PortError as exc:
-        fail(
-            _("Cannot open the scale on {url}: {problem}").format(url=sc.url, problem=exc),
-            EX_IOERR,
-        )
-    return link
-
-
 @contextmanager
-def session(config: Config, technician: str | None, yes: bool, wait: float) -> Iterator[Session]:
+def session(
+    ctx: click.Context, config: Config, technician: str | None, yes: bool, wait: float
+) -> Iterator[Session]:
     """A run with the scale open; a step that stops prints its one line and exits."""
     live = live_daemon(config)
     if live is not None:
@@ -179,7 +153,7 @@ def session(config: Config, technician: str | None, yes: bool, wait: float) -> I
         state = load_state(config.station.data_dir)
     except ValueError as exc:
         fail(_("Cannot read the calibration state: {error}").format(error=exc), EX_IOERR)
-    link = open_scale(config)
+    link = open_scale(scale_target(ctx))
     console = ClickConsole(tty=sys.stdout.isatty())
     try:
         s = Session(console, link, config.scale, name, state, unattended=yes, wait=wait)
@@ -256,8 +230,8 @@ def zero_cmd(ctx: click.Context, technician: str | None, yes: bool, wait: float)
     Example:
       station calibrate zero --technician "A. Martin"
     """
-    config = station_config(ctx)
-    with session(config, technician, yes, wait) as s:
+    config = load_config(ctx)
+    with session(ctx, config, technician, yes, wait) as s:
         outcome = zero(s)
         row = save(s, config, outcome)
         s.say(zero_line(outcome, row["seq"]))
@@ -293,11 +267,11 @@ def span_cmd(
     ref = load_arg(reference)
     if ref <= 0:
         raise click.BadParameter(_("the reference must be above zero"), param_hint="--reference")
-    config = station_config(ctx)
+    config = load_config(ctx)
     problem = span_reference_problem(config.scale, ref)
     if problem is not None:
         fail(problem, EX_USAGE)
-    with session(config, technician, yes, wait) as s:
+    with session(ctx, config, technician, yes, wait) as s:
         outcome = span(s, ref, certificate, mass_class)
         row = save(s, config, outcome)
         if outcome.reason is not None:
@@ -369,7 +343,7 @@ def check_cmd(
       station calibrate check
       station calibrate check --loads 0,100g,2.5kg,10kg,15kg --repeat 3 --eccentricity --json
     """
-    config = station_config(ctx)
+    config = load_config(ctx)
     try:
         checking = plan(
             config.scale,
@@ -386,7 +360,7 @@ def check_cmd(
         fail(str(exc), EX_CONFIG)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
-    with session(config, technician, yes, wait) as s:
+    with session(ctx, config, technician, yes, wait) as s:
         outcome = check(s, checking)
         row = save(s, config, outcome)
         if as_json:
@@ -409,7 +383,7 @@ def history_cmd(ctx: click.Context, as_json: bool) -> None:
       station calibrate history
       station calibrate history --json
     """
-    config = station_config(ctx)
+    config = load_config(ctx)
     rows: list[dict[str, Any]] = []
     if config.store_path.exists():
         try:
