@@ -253,7 +253,7 @@ def save_state(data_dir: Path, state: CalibrationState) -> None:
 
 def history(store: Store) -> list[dict[str, Any]]:
     """The calibration records of the journal, oldest first, ``data`` decoded."""
-    rows = list(store.db.query("SELECT * FROM records WHERE kind = 'calibration' ORDER BY seq"))
+    rows = list(store.records(kind="calibration"))
     for row in rows:
         try:
             row["data"] = json.loads(row["data"]) if row["data"] else {}
