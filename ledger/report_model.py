@@ -291,6 +291,8 @@ def load_names(store: RegistrySource, groups: Mapping[str, Any] | None = None) -
                     str(item["code"]).lower(), (name, str(item.get("plural") or name))
                 )
         for item in reg.extra.get("profiles", []) or []:
-            if isinstance(item, dict) and item.get("code"):
-                profiles.setdefault(str(item["code"]), str(item.get("name") or item["code"]))
+            # rows by profile are keyed by the tag the code adds (the code is the sheet's)
+            if isinstance(item, dict) and (item.get("tag") or item.get("code")):
+                tag = str(item.get("tag") or item["code"])
+                profiles.setdefault(tag, str(item.get("name") or tag))
     return Names(categories, referrers, types, type_names, profiles, station_groups(groups))

@@ -28,7 +28,8 @@ __all__ = [
 class ReadStore(Protocol):
     """The part of a ledger store the reports read through."""
 
-    dialect: str
+    @property
+    def dialect(self) -> str: ...  # "sqlite" | "postgresql"
 
     def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]: ...
 
