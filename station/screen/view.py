@@ -103,6 +103,13 @@ def _masked_misread(text: str, config: Config) -> str:
     return before + mask(code) + after
 
 
+def _short_mask(masked: str) -> str:
+    """At most three dots before the visible end: on a narrow screen an ellipsis must never
+    eat the characters staff compare with the letter."""
+    shown = masked.lstrip("•")
+    return "•" * min(3, len(masked) - len(shown)) + shown
+
+
 def _last(snap: Snapshot, config: Config) -> dict[str, Any] | None:
     last = snap.last
     if last is None:
@@ -210,7 +217,7 @@ def build(snap: Snapshot, config: Config, lang: str, *, sync_enabled: bool) -> d
     return {
         "weight": _weight(snap, config, lang),
         "waiting": snap.waiting,
-        "beneficiary": snap.beneficiary or "",
+        "beneficiary": _short_mask(snap.beneficiary or ""),
         "referrer": referrer,
         "category": snap.category_name or snap.category or "",
         "category_state": ("carried" if snap.category else "missing") if carried else "",

@@ -284,6 +284,9 @@ def test_a_long_category_name_leaves_the_total_and_buttons_on_screen(
         assert _font_px(page, "#hint") >= READABLE_PX
         # the name is cut with an ellipsis where it is too long, not wrapped over the rest
         assert page.eval_on_selector("#category", "e => e.scrollWidth > e.clientWidth")
+        # while the beneficiary's visible end is never cut
+        assert page.eval_on_selector("#beneficiary", "e => e.scrollWidth <= e.clientWidth")
+        expect(page.locator("#beneficiary")).to_have_text("•••" + VISITOR[-4:])
     # the void button armed with the long name: the hint names it, the layout holds
     page.locator("#btn-void").click()
     expect(page.locator("#hint")).to_contain_text("2,345 kg")
