@@ -476,3 +476,23 @@ def test_a_silent_scale_is_one_line_and_exit_69(tmp_path: Path, step: str) -> No
     assert "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert "No stable weight" in proc.stderr
+
+
+def test_attended_zero_through_the_prompts_and_an_abort(
+    tmp_path: Path, sma: ScaleSimulator
+) -> None:
+    """The click console: the technician's name, Enter when ready, accept the reading; an
+    abort at the first instruction records nothing."""
+    config = _config(tmp_path, "sma", sma.url)
+    args = ["--config", str(config), "--lang", "en", "calibrate", "zero", "--wait", "15"]
+    result = CliRunner().invoke(cli, args, input="Alice\n\ny\n")
+    assert result.exit_code == 0, result.output
+    assert "Empty the pan. [Enter: ready, a: abort]" in result.output
+    assert "Reading: 0.005 kg  stable. [Y: accept, n: take again, a: abort]" in result.output
+    assert "Zero done: empty pan reads 0 g" in result.output
+    record = _history(config)[-1]
+    assert record["operator"] == "Alice" and record["data"]["method"] == "scale"
+    result = CliRunner().invoke(cli, args, input="Alice\na\n")
+    assert result.exit_code == 1, result.output
+    assert result.output.rstrip().endswith("Aborted: nothing recorded.")
+    assert len(_history(config)) == 1
