@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import logging
 import re
 import time
 import uuid
@@ -15,11 +16,13 @@ from sync.wire import MAX_MG
 
 from .codes import CodeBook, Kind
 from .config import Config, Technician
+from .outcomes import Outcome
 from .pinhash import verify_pin
-from .store import Store
+from .store import Store, StoreError
 
 __all__ = [
     "MAX_WEIGHTS",
+    "Entered",
     "ManualError",
     "ManualRequest",
     "Proof",
@@ -27,11 +30,14 @@ __all__ = [
     "authenticate",
     "check",
     "check_count",
+    "enter",
     "new_request_id",
     "parse_weight",
     "record_fields",
     "write",
 ]
+
+log = logging.getLogger("station")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9-]{8,64}$")
 # one request is one transaction in the loop: a bound keeps the counter and the watchdog moving
@@ -325,3 +331,47 @@ def write(
             for fields in record_fields(request, resolved)
         ]
     return Written([r["seq"] for r in rows], rows[-1]["recorded_at"])
+
+
+@dataclass(frozen=True, slots=True)
+class Entered:
+    """What the loop does with a technician's entry: the reply for the technician, and the
+    panel's refusal when the journal could not take it (``DISK_FULL``, ``STORE_ERROR``)."""
+
+    reply: dict[str, Any]
+    refusal: Outcome | None = None
+    written: Written | None = None
+
+
+def enter(
+    store: Store,
+    config: Config,
+    codes: CodeBook,
+    request: ManualRequest,
+    *,
+    disk_full: bool,
+    boot_id: str,
+    clock_synced: bool,
+) -> Entered:
+    """Check ``request`` against the live config and write it (the loop's side of
+    ``station manual-entry``: the journal keeps one writer, the counter's visit is left alone)."""
+    try:
+        resolved = check(config, codes, request)
+    except ManualError as exc:
+        return Entered({"ok": False, "kind": exc.kind, "error": str(exc)})
+    if disk_full:
+        error = _("less than {n} MB free: nothing recorded").format(n=config.station.min_free_mb)
+        return Entered({"ok": False, "kind": "store", "error": error}, Outcome.DISK_FULL)
+    try:
+        done = write(store, request, resolved, boot_id=boot_id, clock_synced=clock_synced)
+    except (StoreError, OSError, ValueError, OverflowError) as exc:
+        log.error(_("cannot write the store: %s"), exc)
+        error = _("the store refused the records ({error}): nothing recorded").format(error=exc)
+        return Entered({"ok": False, "kind": "store", "error": error}, Outcome.STORE_ERROR)
+    if done.repeat:
+        log.info(
+            _("manual entry %s repeated: already records %s"), request.request_id, done.seqs
+        )
+        return Entered({"ok": True, "seqs": done.seqs, "repeat": True}, written=done)
+    log.info(_("manual entry by %s: records %s"), request.technician, done.seqs)
+    return Entered({"ok": True, "seqs": done.seqs}, written=done)

@@ -26,6 +26,8 @@ from common.i18n import _
 from sync.wire import KINDS, MAX_MG, genesis_hash, record_hash
 from sync.wire import RECORD_FIELDS as FIELDS
 
+from .chain import Head, VerifyReport, walk_chain
+
 __all__ = [
     "FIELDS",
     "KINDS",
@@ -50,45 +52,6 @@ _MASSES = ("gross_mg", "tare_mg", "net_mg", "unit_weight_mg")
 
 class StoreError(Exception):
     """The store cannot be opened or written (disk full, read-only card, corrupt file)."""
-
-
-@dataclass(frozen=True, slots=True)
-class VerifyReport:
-    """What :meth:`Store.verify` found. ``problems`` and :attr:`advice` are in the current
-    language; ``damage`` holds SQLite's own findings about the file (``integrity_check``)."""
-
-    records: int
-    first_seq: int | None
-    last_seq: int | None
-    problems: tuple[str, ...]
-    damage: tuple[str, ...] = ()
-    path: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    @property
-    def advice(self) -> str:
-        """What to do, in one or two sentences for the technician ("" when all is well)."""
-        if self.ok:
-            return ""
-        if self.damage and all("index" in d for d in self.damage):
-            return _(
-                "An index of the journal is damaged; the records themselves are intact. Stop "
-                "the station (sudo systemctl stop pesee-station), keep a copy of {path}, then "
-                "rebuild the indexes: sqlite3 {path} REINDEX"
-            ).format(path=self.path)
-        if self.damage:
-            return _(
-                "The journal file is damaged. Stop the station (sudo systemctl stop "
-                "pesee-station), keep a copy of {path} and call the technician: records the "
-                "ledger acknowledged are safe there, and sqlite3 {path} .recover saves the rest"
-            ).format(path=self.path)
-        return _(
-            "Records of the journal were altered or removed. Do not modify it further: keep a "
-            "copy of {path} and tell the office; the ledger keeps every record it received"
-        ).format(path=self.path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -552,7 +515,11 @@ class Store:
     def records(
         self, after: int = 0, limit: int | None = None, kind: str | None = None
     ) -> Iterator[dict[str, Any]]:
-        yield from _dicts(self._conn, *_records_sql(after, limit, kind))
+        """Records in seq order, streamed (a journal may be larger than the Pi's memory)."""
+        cursor = self._conn.execute(*_records_sql(after, limit, kind))
+        names = [d[0] for d in cursor.description]
+        for row in cursor:
+            yield dict(zip(names, row, strict=True))
 
     def count(self, kind: str | None = None) -> int:
         if kind is None:
@@ -636,67 +603,22 @@ class Store:
             problems += [_("journal file damaged: {detail}").format(detail=d) for d in found]
         n, first, last = 0, None, None
         try:
-            n, first, last = self._verify_chain(problems)
+            self._reload_head()
+            n, first, last = walk_chain(
+                self.records(),
+                Head(
+                    epoch=self.epoch,
+                    anchor_seq=int(_meta(self._conn, "anchor_seq") or 0),
+                    anchor_hash=_meta(self._conn, "anchor_hash"),
+                    last_seq=self._last_seq,
+                    last_hash=_meta(self._conn, "last_hash"),
+                ),
+                problems,
+            )
         except sqlite3.DatabaseError as exc:
             problems.append(_("journal file unreadable: {detail}").format(detail=exc))
             damage = damage or (str(exc),)
         return VerifyReport(n, first, last, tuple(problems), damage, str(self.path))
-
-    def _verify_chain(self, problems: list[str]) -> tuple[int, int | None, int | None]:
-        self._reload_head()
-        anchor_seq = int(_meta(self._conn, "anchor_seq") or 0)
-        expected_prev = _meta(self._conn, "anchor_hash") or genesis_hash(self.epoch)
-        expected_seq: int | None = None
-        first: int | None = None
-        last: int | None = None
-        n = 0
-        # NOT INDEXED: walk the table itself, not an index that may be the damaged part
-        for row in _dicts(self._conn, "SELECT * FROM records NOT INDEXED ORDER BY seq"):
-            n += 1
-            seq = row["seq"]
-            if first is None:
-                first = seq
-                if seq != anchor_seq + 1:
-                    if anchor_seq:
-                        problems.append(
-                            _(
-                                "seq {seq}: journal does not start after the pruning anchor "
-                                "{anchor}"
-                            ).format(seq=seq, anchor=anchor_seq)
-                        )
-                    else:
-                        problems.append(_("seq {seq}: journal does not start at 1").format(seq=seq))
-                    expected_prev = row["prev_hash"]
-            elif seq != expected_seq:
-                problems.append(
-                    _("seq {first}..{last}: missing").format(first=expected_seq, last=seq - 1)
-                )
-            if row["epoch"] != self.epoch:
-                problems.append(
-                    _("seq {seq}: epoch {epoch} is not this journal's").format(
-                        seq=seq, epoch=row["epoch"]
-                    )
-                )
-            if row["prev_hash"] != expected_prev:
-                problems.append(
-                    _("seq {seq}: chain broken (prev_hash does not match)").format(seq=seq)
-                )
-            if record_hash(row) != row["hash"]:
-                problems.append(
-                    _("seq {seq}: content altered (hash does not match)").format(seq=seq)
-                )
-            expected_prev = row["hash"]
-            expected_seq = seq + 1
-            last = seq
-        if (last or 0) != self._last_seq:
-            problems.append(
-                _("head: meta says last seq {meta}, journal ends at {last}").format(
-                    meta=self._last_seq, last=last
-                )
-            )
-        elif last is not None and _meta(self._conn, "last_hash") != expected_prev:
-            problems.append(_("head: meta last_hash does not match the last record"))
-        return n, first, last
 
     def export(self, out: IO[str], fmt: str = "jsonl", after: int = 0) -> int:
         """Write records as JSON lines or CSV; returns how many."""
