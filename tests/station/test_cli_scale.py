@@ -25,10 +25,10 @@ from click.testing import CliRunner, Result
 import drivers.sim.scale as sim_module
 from drivers.base import PortError
 from drivers.scale import PROTOCOLS, Command
+from drivers.scale.probe import port_problem
 from drivers.scale.toledo_continuous import encode_frame
 from drivers.sim.scale import ScaleSimulator
 from station.cli import cli
-from station.cli.scale import _port_problem
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -694,7 +694,7 @@ def test_port_problems_are_said_for_a_technician() -> None:
         try:
             raise PortError(f"/dev/ttyUSB0: {cause}") from cause
         except PortError as exc:
-            return _port_problem(exc)
+            return port_problem(exc)
 
     denied = serial.SerialException(errno.EACCES, "could not open port: Permission denied")
     assert problem(denied).startswith("permission denied: add the user to the dialout group")
