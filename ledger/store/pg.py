@@ -71,7 +71,9 @@ class PostgresDialect:
         self.conn = psycopg.connect(url, autocommit=True)
         self._lock = threading.RLock()
         self._depth = 0
-        self._lost = False  # the writing connection failed and is not back yet (logged once)
+        # a connection failed and is not back yet: its loss is logged once, its recovery once
+        self._lost = False
+        self._reader_lost = False
         self._reader: psycopg.Connection[tuple[Any, ...]] | None = None
         self._read_lock = threading.Lock()
 
@@ -151,7 +153,7 @@ class PostgresDialect:
         """A new writing connection, with bounded retries and back-off."""
         if not self._lost:
             self._lost = True
-            log.warning("PostgreSQL connection lost, reconnecting: %s", error_line(cause))
+            log.warning("PostgreSQL connection lost (writes), reconnecting: %s", error_line(cause))
         with suppress(Exception):
             self.conn.close()
         for attempt in range(self.reconnect_tries):
@@ -161,25 +163,38 @@ class PostgresDialect:
             except psycopg.OperationalError:
                 continue
             self._lost = False
-            log.warning("PostgreSQL connection back")
+            log.warning("PostgreSQL connection back (writes)")
             return
         raise StoreUnavailable(f"database unreachable: {cause}") from cause
 
     def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Rows of a read-only query (``?`` placeholders) on the reading connection."""
         with self._read_lock:
-            if self._reader is None or self._reader.closed or self._reader.broken:
-                self._reader = psycopg.connect(self.url, autocommit=True)
             try:
-                cursor = self._reader.execute(translate(sql), tuple(params))
-            except psycopg.OperationalError:
-                if not self._reader.broken:
+                cursor = self._reading().execute(translate(sql), tuple(params))
+            except psycopg.OperationalError as exc:
+                if self._reader is None or not self._reader.broken:
                     raise
                 # the server restarted since the last read: one new connection, one retry
-                self._reader = psycopg.connect(self.url, autocommit=True)
-                cursor = self._reader.execute(translate(sql), tuple(params))
+                cursor = self._reading(exc).execute(translate(sql), tuple(params))
             names = [d.name for d in cursor.description or ()]
             return [dict(zip(names, map(_plain, row), strict=True)) for row in cursor.fetchall()]
+
+    def _reading(self, cause: Exception | None = None) -> psycopg.Connection[tuple[Any, ...]]:
+        """The reading connection, opened again when it was lost (one log line for the loss,
+        one for the recovery; a server still down raises to the reader)."""
+        reader = self._reader
+        if reader is not None and not (reader.closed or reader.broken):
+            return reader
+        if reader is not None and not self._reader_lost:
+            self._reader_lost = True
+            why = f": {error_line(cause)}" if cause is not None else ""
+            log.warning("PostgreSQL connection lost (reads), reconnecting%s", why)
+        self._reader = psycopg.connect(self.url, autocommit=True)
+        if self._reader_lost:
+            self._reader_lost = False
+            log.warning("PostgreSQL connection back (reads)")
+        return self._reader
 
     def reclaim(self, tables: Sequence[str]) -> bool:
         """The old row versions stay in the table files until a vacuum: run it now."""

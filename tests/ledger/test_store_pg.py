@@ -37,8 +37,10 @@ def test_each_loss_and_each_recovery_is_one_log_line(
         service = LedgerService(config, store)
         caplog.set_level(logging.INFO, logger="ledger")
         service.handle_group([message(0)])
+        assert store.head("st-1", epoch) == (1, 1)  # the reading connection opens
         server.restart()  # loss 1: back at the first try
         service.handle_group([message(1)])
+        assert store.head("st-1", epoch) == (2, 2)  # the reads' loss and recovery
         server.halt()  # loss 2: two batches fail while it is down, then it comes back
         service.handle_group([message(2)])
         service.handle_group([message(2)])
@@ -48,6 +50,7 @@ def test_each_loss_and_each_recovery_is_one_log_line(
         assert store.head("st-1", epoch) == (4, 4)
         store.close()
     lines = [r.getMessage() for r in caplog.records if r.name == "ledger"]
-    lost = [line for line in lines if line.startswith("PostgreSQL connection lost")]
-    back = [line for line in lines if line == "PostgreSQL connection back"]
-    assert (len(lost), len(back)) == (2, 2), lines
+    for side, losses in (("writes", 2), ("reads", 2)):
+        lost = [ln for ln in lines if ln.startswith(f"PostgreSQL connection lost ({side})")]
+        back = [ln for ln in lines if ln == f"PostgreSQL connection back ({side})"]
+        assert (len(lost), len(back)) == (losses, losses), lines
