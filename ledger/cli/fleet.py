@@ -30,7 +30,7 @@ def stations(ctx: click.Context, as_json: bool) -> None:
     finally:
         store.close()
     if as_json:
-        click.echo(json.dumps([dict(r) for r in rows], ensure_ascii=False, indent=1))
+        click.echo(json.dumps([r.as_dict() for r in rows], ensure_ascii=False, indent=1))
         return
     labels = [
         _("station"),
@@ -48,15 +48,15 @@ def stations(ctx: click.Context, as_json: bool) -> None:
     click.echo(" ".join(f"{label:{w}}" for label, w in zip(labels, widths, strict=True)))
     for r in rows:
         cells = [
-            r["station"],
-            _yes_no(r["online"], _("online"), _("offline")),
-            shown(r["last_seen"]),
-            shown(r["backlog"]),
-            r["records"] or 0,
-            r["conflicts"] or 0,
-            _yes_no(r["clock_synced"], _("ok"), _("unsync")),
-            _yes_no(r["scale_ok"], _("ok"), _("lost")),
-            calibration_cell(r.get("calibration_age_days"), due_days),
+            r.station,
+            _yes_no(r.online, _("online"), _("offline")),
+            shown(r.last_seen),
+            shown(r.backlog),
+            r.records or 0,
+            r.conflicts,
+            _yes_no(r.clock_synced, _("ok"), _("unsync")),
+            _yes_no(r.scale_ok, _("ok"), _("lost")),
+            calibration_cell(r.calibration_age_days, due_days),
         ]
         click.echo(" ".join(f"{cell:{w}}" for cell, w in zip(cells, widths, strict=True)))
 

@@ -34,13 +34,13 @@ def conflicts(ctx: click.Context) -> None:
                 "{received} {station} epoch {epoch} seq {seq}: {kind} "
                 "(stored {stored}, received {new})"
             ).format(
-                received=shown(r["received_at"]),
-                station=r["station"],
-                epoch=r["epoch"],
-                seq=r["seq"],
-                kind=r["kind"],
-                stored=shown(r["existing_hash"], HASH_SHOWN),
-                new=shown(r["new_hash"], HASH_SHOWN),
+                received=shown(r.received_at),
+                station=r.station,
+                epoch=r.epoch,
+                seq=r.seq,
+                kind=r.kind,
+                stored=shown(r.existing_hash, HASH_SHOWN),
+                new=shown(r.new_hash, HASH_SHOWN),
             )
         )
     click.echo(_("{n} conflict(s)").format(n=len(rows)), err=True)
@@ -61,5 +61,5 @@ def quarantine(ctx: click.Context) -> None:
     finally:
         store.close()
     for r in rows:
-        click.echo(f"{shown(r['received_at'])} #{r['id']} {shown(r['topic'])}: {r['reason']}")
+        click.echo(f"{shown(r.received_at)} #{r.id} {shown(r.topic)}: {r.reason}")
     click.echo(_("{n} message(s) in quarantine").format(n=len(rows)), err=True)

@@ -194,3 +194,19 @@ def _registry(tmp_path: Path) -> Path:
     path = tmp_path / "registry.toml"
     path.write_text('[[categories]]\ncode = "CAT-X"\nname = "X"\n', encoding="utf-8")
     return path
+
+
+def test_the_example_config_reads_without_its_mqtt_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PESEE_LEDGER_MQTT_PASSWORD", raising=False)
+    example = Path(__file__).resolve().parents[2] / "ledger" / "ledger.example.toml"
+    text = example.read_text(encoding="utf-8").replace(
+        "/var/lib/pesee-ledger/ledger.db", str(tmp_path / "ledger.db"), 1
+    )
+    config = tmp_path / "ledger.toml"
+    config.write_text(text, encoding="utf-8")
+    code, out, err = _cli(config, "stations")
+    assert code == 0 and out.startswith("station"), err
+    code, out, err = _cli(config, "run")
+    assert (code, out) == (78, "") and "PESEE_LEDGER_MQTT_PASSWORD" in err
