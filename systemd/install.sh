@@ -3,16 +3,19 @@
 # Raspberry Pi OS; run it again with a newer source to upgrade, with --rollback to go back.
 #
 #   sudo systemd/install.sh                 station: user pesee, /opt/pesee, /etc/pesee/station.toml,
-#                                            pesee-station.service, udev rules; enable and start
-#   sudo systemd/install.sh --ledger        central office: user pesee-ledger, ledger.toml,
-#                                            pesee-ledger.service
+#                                            pesee-station.service, udev rules, `station` on the
+#                                            PATH; enables the service, starts it once the config
+#                                            passes `station config check`
+#   sudo systemd/install.sh --ledger        central office: user pesee-ledger, ledger.toml, the
+#                                            [ledger] extra (PostgreSQL, charts, dashboard),
+#                                            pesee-ledger.service, pesee-dashboard.service, `ledger`
 #   sudo systemd/install.sh --rollback      swap /opt/pesee and /opt/pesee.previous, restart
 #   DESTDIR=/tmp/root systemd/install.sh    write everything under /tmp/root, touch nothing else
 #
 # Options: --ledger, --rollback, --no-system (write files, skip useradd/systemctl/udevadm/apt),
 # --source DIR (the project tree to install; default: the one this script is in), -h/--help.
 # Environment: DESTDIR (implies --no-system), PESEE_SKIP_PIP=1 (make the venv without pip and skip
-# `pip install`; for tests), PYTHON (default python3).
+# `pip install`; for tests), PYTHON (default /usr/bin/python3, Debian's; 3.11 or newer).
 #
 # Idempotent: a second run with the same source changes nothing. Never overwritten: the config
 # (/etc/pesee/*.toml, *.env), 98-pesee-local.rules and the stores in /var/lib. Units and
@@ -26,10 +29,14 @@ SKIP_REASON=""
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 DESTDIR=${DESTDIR:-}
 PESEE_SKIP_PIP=${PESEE_SKIP_PIP:-0}
-PYTHON=${PYTHON:-python3}
+# Debian's own Python by default: a venv made from a Python under /root (pyenv) or a home
+# directory would not run as the service's user
+if [ -z "${PYTHON:-}" ]; then
+    if [ -x /usr/bin/python3 ]; then PYTHON=/usr/bin/python3; else PYTHON=python3; fi
+fi
 
 usage() {
-    sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 die() {
@@ -54,6 +61,9 @@ if [ -n "$DESTDIR" ]; then
     SYSTEM=0
     SKIP_REASON="DESTDIR is set"
 fi
+if [ "$ROLLBACK" = 0 ] && ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    die "Python 3.11 or newer is needed ($PYTHON is $("$PYTHON" -V 2>&1 || echo missing)): Raspberry Pi OS / Debian 12 (Bookworm) or newer, or PYTHON=/path/to/python3.11"
+fi
 if [ "$SYSTEM" = 1 ] && [ "$(id -u)" -ne 0 ]; then
     die "run as root (sudo $0), or give DESTDIR=/some/root or --no-system"
 fi
@@ -70,6 +80,7 @@ if [ "$ROLE" = station ]; then
     ENVFILE=station.env
     STATE=/var/lib/pesee
     CLI=station
+    EXTRAS=""
 else
     SVC_USER=pesee-ledger
     DEVICE_GROUPS=""
@@ -79,6 +90,12 @@ else
     ENVFILE=ledger.env
     STATE=/var/lib/pesee-ledger
     CLI=ledger
+    # PostgreSQL (psycopg), the report's charts (matplotlib), the dashboard's sessions and form
+    EXTRAS=ledger
+fi
+# the extras installed before stay installed (one venv may serve a station and the ledger)
+if [ -f "$DESTDIR$SHARE/extras" ]; then
+    EXTRAS=$(printf '%s\n' $EXTRAS $(cat "$DESTDIR$SHARE/extras") | sort -u | paste -sd, -)
 fi
 ENV_EXAMPLE=$SRC/systemd/$ENVFILE.example
 
@@ -155,9 +172,10 @@ source_id() {
     local version
     version=$(sed -n 's/^version *= *"\(.*\)"/\1/p' "$SRC/pyproject.toml" | head -n 1)
     printf 'version %s\n' "$version"
+    printf 'extras %s\n' "${EXTRAS:-none}"
     printf 'tree %s\n' "$(
         cd "$SRC" &&
-            find pyproject.toml station drivers sync ledger docs/operations.md -type f \
+            find pyproject.toml common station drivers sync ledger docs/operations.md -type f \
                 ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 2>/dev/null |
             LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d ' ' -f 1
     )"
@@ -184,16 +202,18 @@ install_share() {
         fi
     done
     source_id >"$dir/source"
-    chmod 0644 "$dir/source"
+    printf '%s\n' "$EXTRAS" | tr ',' '\n' | sed '/^$/d' >"$dir/extras"
+    chmod 0644 "$dir/source" "$dir/extras"
 }
 
 pip_install() {
+    local spec=$SRC${EXTRAS:+[$EXTRAS]}
     if [ "$PESEE_SKIP_PIP" = 1 ]; then
-        say "  skipped (PESEE_SKIP_PIP=1): $OPT/bin/pip install ${*:+$* }$SRC"
+        say "  skipped (PESEE_SKIP_PIP=1): $OPT/bin/pip install ${*:+$* }$spec"
         return 0
     fi
-    say "  + $OPT/bin/pip install ${*:+$* }$SRC"
-    "$DESTDIR$OPT/bin/python" -m pip install --quiet --disable-pip-version-check "$@" "$SRC"
+    say "  + $OPT/bin/pip install ${*:+$* }$spec"
+    "$DESTDIR$OPT/bin/python" -m pip install --quiet --disable-pip-version-check "$@" "$spec"
 }
 
 make_venv() {
@@ -216,6 +236,35 @@ restart_services() {
         return 0
     fi
     sys systemctl try-restart pesee-station.service pesee-ledger.service pesee-dashboard.service
+}
+
+# check_config: the config check as the service will run it (its user, its secrets); 0 when it
+# passes, 1 when it refuses (CHECK_OUT says why), 2 when it cannot run (no program installed).
+check_config() {
+    local cli=$DESTDIR$OPT/bin/$CLI conf=$DESTDIR/etc/pesee/$CONFIG envfile=$DESTDIR/etc/pesee/$ENVFILE
+    local run=()
+    CHECK_OUT=""
+    CHECK_RC=2
+    if [ "$PESEE_SKIP_PIP" = 1 ] || [ ! -x "$cli" ]; then
+        return 2
+    fi
+    if [ "$SYSTEM" = 1 ] && getent passwd "$SVC_USER" >/dev/null && command -v runuser >/dev/null; then
+        run=(runuser -u "$SVC_USER" --)
+    fi
+    CHECK_RC=0
+    CHECK_OUT=$(
+        # NAME=value lines, as systemd's EnvironmentFile= reads them (never run as shell code)
+        if [ -r "$envfile" ]; then
+            while IFS= read -r line || [ -n "$line" ]; do
+                case $line in
+                    '' | '#'* | ';'*) ;;
+                    [A-Za-z_]*=*) export "${line%%=*}=${line#*=}" ;;
+                esac
+            done <"$envfile"
+        fi
+        cd / && "${run[@]}" "$cli" --config "$conf" config check 2>&1
+    ) || CHECK_RC=1
+    return "$CHECK_RC"
 }
 
 # --- rollback -------------------------------------------------------------------------------
@@ -263,6 +312,21 @@ if [ "$SYSTEM" = 1 ] && [ "$ROLE" = station ] &&
     sys env DEBIAN_FRONTEND=noninteractive apt-get update -qq
     sys env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3-lgpio
 fi
+# HID (keyboard-wedge) scanners read through evdev: Debian's package needs no compiler (the pip
+# one has no wheel); the venv sees it through its system site-packages
+if [ "$SYSTEM" = 1 ] && [ "$ROLE" = station ] && command -v apt-get >/dev/null &&
+    ! "$PYTHON" -c 'import evdev' 2>/dev/null; then
+    say "  HID scanners need evdev from Debian:"
+    sys env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3-evdev ||
+        say "  (not installed: a serial scanner works without it; kind = \"hid\" needs it)"
+fi
+# the administrator running this (sudo) may read the config, the journal and the live status
+ADMIN=${SUDO_USER:-}
+if [ "$SYSTEM" = 1 ] && [ -n "$ADMIN" ] && [ "$ADMIN" != root ] &&
+    ! id -nG "$ADMIN" | tr ' ' '\n' | grep -qx "$SVC_USER"; then
+    sys usermod -a -G "$SVC_USER" "$ADMIN"
+    say "  $ADMIN may now run $CLI without sudo, from the next login (or: newgrp $SVC_USER)"
+fi
 
 # --- 2. the program (a venv under /opt/pesee) -----------------------------------------------
 say "Program in $OPT"
@@ -291,6 +355,11 @@ else
     install_share
     VENV_CHANGED=1
     CHANGED=1
+fi
+
+# the command on the PATH, for every user (sudo -u $SVC_USER $CLI … too): systemd/pesee-cli
+if install_managed "$SRC/systemd/pesee-cli" "/usr/local/bin/$CLI" 0755; then
+    :
 fi
 
 # --- 3. configuration (never overwritten) ---------------------------------------------------
@@ -333,9 +402,22 @@ else
     if [ "$UNIT_CHANGED" = 1 ]; then
         sys systemctl daemon-reload
     fi
-    sys systemctl enable --now "$UNIT"
-    if [ "$was_active" = 1 ] && { [ "$UNIT_CHANGED" = 1 ] || [ "$VENV_CHANGED" = 1 ]; }; then
-        restart_services
+    sys systemctl enable "$UNIT"
+    if [ "$was_active" = 1 ]; then
+        if [ "$UNIT_CHANGED" = 1 ] || [ "$VENV_CHANGED" = 1 ]; then
+            restart_services
+        fi
+    elif check_config; then
+        # started only with a config that passes: never with the example (no journal is bound
+        # to a placeholder id) nor with one it would refuse at every restart
+        say "  $CLI config check: OK"
+        sys systemctl start "$UNIT"
+    elif [ "$CHECK_RC" = 2 ]; then
+        say "  skipped (PESEE_SKIP_PIP=1): $CLI config check; $UNIT enabled, not started"
+    else
+        say "  $UNIT enabled, not started: /etc/pesee/$CONFIG is not ready yet ($CLI config check):"
+        printf '%s\n' "$CHECK_OUT" | sed 's/^/    /'
+        say "  edit it, then:  sudo systemctl start $UNIT"
     fi
 fi
 if [ "$ROLE" = station ]; then
@@ -358,15 +440,17 @@ if [ "$CHANGED" = 0 ]; then
     say "Nothing to do: everything was already in place."
 fi
 say "Next:"
-say "  1. edit /etc/pesee/$CONFIG (and secrets in /etc/pesee/$ENVFILE), then check it:"
-say "       sudo -u $SVC_USER $OPT/bin/$CLI --config /etc/pesee/$CONFIG config check"
 if [ "$ROLE" = station ]; then
-    say "  2. name the scale and the scanner in /etc/udev/rules.d/98-pesee-local.rules"
-    say "       (examples in 99-pesee.rules), then: ls -l /dev/pesee-scale /dev/pesee-scanner"
-    say "  3. diagnose the devices:  sudo -u pesee $OPT/bin/station doctor   (once it exists)"
-    say "  4. apply a config change: sudo systemctl reload $UNIT   (restart after editing $ENVFILE)"
-    say "  5. watch it:  systemctl status $UNIT;  journalctl -u $UNIT -f;  $OPT/bin/station status"
+    say "  1. name the scale and the scanner in /etc/udev/rules.d/98-pesee-local.rules"
+    say "       (station scale probe; examples in 99-pesee.rules), then: ls -l /dev/pesee-scale /dev/pesee-scanner"
+    say "  2. edit /etc/pesee/$CONFIG ([station] id first), secrets in /etc/pesee/$ENVFILE, then:"
+    say "       sudo -u $SVC_USER $CLI config check"
+    say "  3. start it:  sudo systemctl restart $UNIT   (a config change later: reload)"
+    say "  4. check it:  $CLI doctor;  $CLI status;  journalctl -u $UNIT -f"
 else
+    say "  1. edit /etc/pesee/$CONFIG, secrets in /etc/pesee/$ENVFILE, then:"
+    say "       sudo -u $SVC_USER $CLI --config /etc/pesee/$CONFIG config check"
     say "  2. the broker: systemd/mosquitto/README.md (users, ACL, TLS)"
-    say "  3. watch it:  systemctl status $UNIT;  journalctl -u $UNIT -f;  $OPT/bin/ledger stations"
+    say "  3. start it:  sudo systemctl restart $UNIT;  then  $CLI --config /etc/pesee/$CONFIG stations"
+    say "  4. the dashboard: docs/operations.md (users, secret), then sudo systemctl enable --now pesee-dashboard"
 fi
