@@ -38,6 +38,7 @@ __all__ = [
     "Guard",
     "Sessions",
     "digest",
+    "token_fingerprint",
 ]
 
 log = logging.getLogger("station")
@@ -61,11 +62,21 @@ def digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
-class Sessions:
-    """Session digests and their expiry (wall-clock seconds: they must outlive the process)."""
+def token_fingerprint(salt: str, token: str) -> str:
+    """Which token the stored sessions were opened with: a new token logs every tablet out."""
+    return digest(salt + token)
 
-    def __init__(self, path: Path | None) -> None:
+
+class Sessions:
+    """Session digests and their expiry (wall-clock seconds: they must outlive the process).
+
+    The file: ``{"salt": …, "token": token_fingerprint(salt, token), "sessions": {digest:
+    expiry}}``; sessions opened with another token are dropped when it is read."""
+
+    def __init__(self, path: Path | None, token: str) -> None:
         self.path = path
+        self.token = token
+        self._salt = secrets.token_hex(16)
         self._lock = threading.Lock()  # uvicorn runs one event loop, but stay safe
         self._expiry: dict[str, float] = self._load()
 
@@ -79,12 +90,19 @@ class Sessions:
         except (OSError, ValueError) as exc:
             log.warning(_("counter screen: sessions unreadable, tablets must log in: %s"), exc)
             return {}
-        if not isinstance(data, dict):
+        if not isinstance(data, dict) or not isinstance(data.get("salt"), str):
             return {}
+        fingerprint = token_fingerprint(data["salt"], self.token)
+        if not hmac.compare_digest(str(data.get("token", "")), fingerprint):
+            return {}  # opened with another token: the token was changed
+        sessions = data.get("sessions")
+        if not isinstance(sessions, dict):
+            return {}
+        self._salt = data["salt"]
         now = time.time()
         return {
             k: float(v)
-            for k, v in data.items()
+            for k, v in sessions.items()
             if isinstance(k, str) and isinstance(v, (int, float)) and v > now
         }
 
@@ -92,10 +110,15 @@ class Sessions:
         if self.path is None:
             return
         tmp = self.path.with_name(self.path.name + ".tmp")
+        data = {
+            "salt": self._salt,
+            "token": token_fingerprint(self._salt, self.token),
+            "sessions": self._expiry,
+        }
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as out:
-                json.dump(self._expiry, out)
+                json.dump(data, out)
             os.replace(tmp, self.path)
         except OSError as exc:  # the sessions still work until the daemon restarts
             log.warning(_("counter screen: cannot save sessions: %s"), exc)
@@ -148,7 +171,7 @@ class Guard:
         token = self.section.token or ""
         self.token_digest = digest(token) if token else ""
         self.lang = self.section.language or config.station.language
-        self.sessions = Sessions(config.station.data_dir / SESSIONS_FILE if token else None)
+        self.sessions = Sessions(config.station.data_dir / SESSIONS_FILE if token else None, token)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -18,7 +18,14 @@ from urllib.parse import urlsplit
 import pytest
 
 from common.i18n import set_language
-from station.screen.access import COOKIE, LIFETIME_S, RENEW_AFTER_S, SESSIONS_FILE, digest
+from station.screen.access import (
+    COOKIE,
+    LIFETIME_S,
+    RENEW_AFTER_S,
+    SESSIONS_FILE,
+    digest,
+    token_fingerprint,
+)
 from station.sim import SimulatedCounter
 
 TOKEN = "a-long-enough-screen-token"
@@ -148,7 +155,8 @@ def test_sessions_expire_renew_and_survive_a_restart(tmp_path: Path) -> None:
         digest("fresh-session"): now + LIFETIME_S,
         digest("old-session"): now + LIFETIME_S - 2 * RENEW_AFTER_S,
     }
-    (data / SESSIONS_FILE).write_text(json.dumps(sessions), encoding="utf-8")
+    stored = {"salt": "pepper", "token": token_fingerprint("pepper", TOKEN), "sessions": sessions}
+    (data / SESSIONS_FILE).write_text(json.dumps(stored), encoding="utf-8")
     with _counter(tmp_path, token=TOKEN) as c:
         assert _request(c, "/view.json", cookie="expired-session").status == 401
         fresh = _request(c, "/view.json", cookie="fresh-session")
@@ -157,13 +165,19 @@ def test_sessions_expire_renew_and_survive_a_restart(tmp_path: Path) -> None:
         assert old.status == 200 and old.cookie() == "old-session"  # renewed, same value
         again = _request(c, "/view.json", cookie="old-session")
         assert again.status == 200 and again.cookie() is None  # renewed once, not each time
-        kept = json.loads((data / SESSIONS_FILE).read_text(encoding="utf-8"))
+        kept = json.loads((data / SESSIONS_FILE).read_text(encoding="utf-8"))["sessions"]
         assert digest("expired-session") not in kept
         assert kept[digest("old-session")] > sessions[digest("old-session")]
         session = _login(c)
     with _counter(tmp_path, token=TOKEN) as c:  # the daemon restarted: tablets stay logged in
         assert _request(c, "/view.json", cookie=session).status == 200
+        assert _request(c, "/view.json", cookie="fresh-session").status == 200
         assert _request(c, "/view.json", cookie="expired-session").status == 401
+    # a new token (the old one leaked): every session opened with the old one is refused
+    with _counter(tmp_path, token="another-screen-token-now") as c:
+        assert _request(c, "/view.json", cookie=session).status == 401
+        assert _request(c, "/view.json", cookie="fresh-session").status == 401
+        assert _request(c, "/view.json?token=" + TOKEN).status == 401
 
 
 def test_every_response_says_nosniff(guarded: SimulatedCounter) -> None:
