@@ -27,6 +27,7 @@ from common.i18n import _
 from common.units import format_mass, format_number
 from drivers.base import PortError, Reading, ScaleError
 from drivers.scale import Ack, Command, Reply, ScaleProtocol
+from drivers.scale.link import supports
 
 from .calibration import (
     CalibrationState,
@@ -52,7 +53,6 @@ __all__ = [
     "mass_text",
     "record",
     "settled_or_stopped",
-    "supports",
     "value_of",
 ]
 
@@ -185,15 +185,6 @@ def grams(mg: int | Decimal | None, signed: bool = False) -> str:
     places = max(0, -exponent) if isinstance(exponent, int) else 0
     text = format_number(value, places)
     return f"{'+' if signed and value > 0 else ''}{text} g"
-
-
-def supports(protocol: ScaleProtocol, command: Command) -> bool:
-    """Whether the protocol has ``command`` at all."""
-    try:
-        protocol.encode(command)
-    except (ScaleError, LookupError, NotImplementedError):
-        return False
-    return True
 
 
 # ---------------------------------------------------------------------------- the session

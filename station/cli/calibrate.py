@@ -37,8 +37,7 @@ from ..calibration_report import (
 )
 from ..calibration_steps import span, span_reference_problem, zero
 from ..config import Config
-from ..store import Store, StoreError
-from .context import load_config
+from .context import load_config, open_store
 from .live import live_daemon
 from .target import open_scale, scale_target
 
@@ -386,11 +385,8 @@ def history_cmd(ctx: click.Context, as_json: bool) -> None:
     config = load_config(ctx)
     rows: list[dict[str, Any]] = []
     if config.store_path.exists():
-        try:
-            with Store(config.store_path, config.station.id, create=False) as store:
-                rows = history(store)
-        except StoreError as exc:
-            fail(_("Cannot open the store: {error}").format(error=exc), EX_IOERR)
+        with open_store(config) as store:
+            rows = history(store)
     for row in rows:
         click.echo(json.dumps(row, ensure_ascii=False) if as_json else history_line(row))
     if not as_json:
