@@ -7,6 +7,7 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any, ClassVar
 
 __all__ = [
@@ -103,6 +104,9 @@ _CHECKS: tuple[tuple[str, type, tuple[int, int] | None, bool], ...] = tuple(
 )
 # keys inserted in sorted order give the same text as sort_keys=True, without sorting each time
 _SORTED_CONTENT = tuple(sorted(f for f in RECORD_FIELDS if f != "hash"))
+# every field of a Record at once, as a tuple (in table order, and in the canonical order)
+_ALL = attrgetter(*RECORD_FIELDS)
+_CONTENT = attrgetter(*_SORTED_CONTENT)
 _CANONICAL = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
@@ -118,8 +122,12 @@ class RecordError(ValueError):
 def canonical(record: Mapping[str, Any]) -> bytes:
     """The bytes the record hash covers: sorted-key compact JSON of every field but ``hash``,
     absent fields as null, non-ASCII as UTF-8 (docs/wire-format.md §5)."""
-    get = record.get
-    return _CANONICAL.encode({k: get(k) for k in _SORTED_CONTENT}).encode()
+    if isinstance(record, Record):
+        content = dict(zip(_SORTED_CONTENT, _CONTENT(record), strict=True))
+    else:
+        get = record.get
+        content = {k: get(k) for k in _SORTED_CONTENT}
+    return _CANONICAL.encode(content).encode()
 
 
 def record_hash(record: Mapping[str, Any]) -> str:
@@ -178,9 +186,8 @@ class Record(Mapping[str, Any]):
     FIELDS: ClassVar[tuple[str, ...]] = tuple(RECORD_FIELDS)
 
     def __post_init__(self) -> None:
-        get = self.__getattribute__
-        for name, kind, bounds, required in _CHECKS:
-            value: Any = get(name)
+        value: Any
+        for (name, kind, bounds, required), value in zip(_CHECKS, _ALL(self), strict=True):
             if value is None:
                 if required:
                     raise RecordError(f"record lacks {name}")
@@ -210,7 +217,7 @@ class Record(Mapping[str, Any]):
         try:
             content = canonical(self)
         except UnicodeEncodeError:  # a lone surrogate: not text any database can store
-            bad = next(n for n in self.FIELDS if _not_unicode(get(n)))
+            bad = next(n for n in self.FIELDS if _not_unicode(self[n]))
             raise RecordError(f"record {bad} is not valid Unicode") from None
         if self.hash != hashlib.sha256(content).hexdigest():
             raise RecordError(f"record {self.seq} hash does not match its content")
@@ -253,14 +260,16 @@ class Record(Mapping[str, Any]):
     # -- reading ----------------------------------------------------------------------------
     def to_row(self) -> dict[str, Any]:
         """Every column in table order, null ones as None (the journal's INSERT, a CSV line)."""
-        get = self.__getattribute__
-        return {name: get(name) for name in self.FIELDS}
+        return dict(zip(self.FIELDS, _ALL(self), strict=True))
 
     def to_wire(self) -> dict[str, Any]:
         """The compact form a batch carries: null fields left out (absent means null; most
         columns are empty for most kinds, and bytes matter on a 3G link)."""
-        get = self.__getattribute__
-        return {name: value for name in self.FIELDS if (value := get(name)) is not None}
+        return {
+            name: value
+            for name, value in zip(self.FIELDS, _ALL(self), strict=True)
+            if value is not None
+        }
 
     # -- the read-only Mapping of the migration path -----------------------------------------
     def __getitem__(self, key: str) -> Any:

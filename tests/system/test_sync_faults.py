@@ -44,8 +44,7 @@ def _until(cond: Callable[[], bool], timeout: float = 30.0, what: str = "") -> N
 
 def _prefill(path: Path, n: int) -> str:
     """A station journal with ``n`` weighings, made fast (this is set-up, not what is tested)."""
-    with Store(path, STATION) as store:
-        store.db.execute("PRAGMA synchronous=OFF")
+    with Store(path, STATION) as store, store.transaction():  # one commit for them all
         for i in range(n):
             store.append(
                 "weighing",
