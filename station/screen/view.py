@@ -136,7 +136,8 @@ def _hint(snap: Snapshot, config: Config, lang: str) -> tuple[str, str]:
     and it never asks for an item while the scale does not answer."""
     _ = catalogue(lang).gettext
     outcome = snap.last.outcome if snap.last is not None else None
-    if outcome in (Outcome.STORE_ERROR, Outcome.DISK_FULL):
+    # store_fault: the loop's flag for a journal it cannot write (full card, failing storage)
+    if outcome in (Outcome.STORE_ERROR, Outcome.DISK_FULL) or getattr(snap, "store_fault", False):
         return _("Call the technician: nothing can be recorded"), "bad"
     if outcome is Outcome.MISREAD:
         return _("Scan the code again"), "warn"
