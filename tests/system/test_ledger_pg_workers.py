@@ -35,18 +35,18 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _journal(path: Path, station: str, seed: int) -> Store:
-    """A station journal of PER_STATION weighings (written fast: durability is not tested)."""
+    """A station journal of PER_STATION weighings (in one transaction: durability is not tested)."""
     rng = random.Random(seed)
     store = Store(path, station)
-    store.db.execute("PRAGMA synchronous=OFF")
-    for i in range(PER_STATION):
-        store.append(
-            "weighing",
-            net_mg=rng.randrange(1, 5000) * 5000,
-            category=rng.choice(("CAT-VET", "CAT-ALIM")),
-            beneficiary=f"B{rng.randrange(10**9):09d}",
-            recorded_at=f"2026-{1 + i % 12:02d}-10T10:00:00.000Z",
-        )
+    with store.transaction():  # one commit for them all
+        for i in range(PER_STATION):
+            store.append(
+                "weighing",
+                net_mg=rng.randrange(1, 5000) * 5000,
+                category=rng.choice(("CAT-VET", "CAT-ALIM")),
+                beneficiary=f"B{rng.randrange(10**9):09d}",
+                recorded_at=f"2026-{1 + i % 12:02d}-10T10:00:00.000Z",
+            )
     return store
 
 
@@ -149,7 +149,7 @@ def test_two_workers_ingest_five_busy_stations_exactly_once(
             link.stop()
     with psycopg.connect(pg_url) as db:
         for store in stores:
-            journal = store.db.execute("SELECT seq, hash FROM records ORDER BY seq").fetchall()
+            journal = [(r["seq"], r["hash"]) for r in store.records()]
             ledger = db.execute(
                 "SELECT seq, hash FROM records WHERE station = %s ORDER BY seq", [store.station]
             ).fetchall()
