@@ -11,12 +11,17 @@ from operator import attrgetter
 from typing import Any, ClassVar
 
 __all__ = [
+    "BOUNDS",
+    "EPOCH_ID",
+    "FLAGS",
     "KINDS",
     "MAX_MG",
     "MAX_PIECES",
     "MAX_SEQ",
     "MAX_TEXT",
     "RECORD_FIELDS",
+    "REQUIRED",
+    "STATION_ID",
     "Record",
     "RecordError",
     "canonical",
@@ -90,8 +95,8 @@ BOUNDS: dict[str, tuple[int, int]] = {
 }
 
 # \Z, not $: "$" also matches before a final newline
-_STATION = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}\Z")
-_EPOCH = re.compile(r"[0-9a-f]{32}\Z")
+STATION_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}\Z")
+EPOCH_ID = re.compile(r"[0-9a-f]{32}\Z")
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 
@@ -204,9 +209,9 @@ class Record(Mapping[str, Any]):
                 if name in FLAGS:
                     raise RecordError(f"record {name} must be 0 or 1")
                 raise RecordError(f"record {name} out of range")
-        if not _STATION.match(self.station):
+        if not STATION_ID.match(self.station):
             raise RecordError("record station malformed")
-        if not _EPOCH.match(self.epoch):
+        if not EPOCH_ID.match(self.epoch):
             raise RecordError("record epoch malformed")
         if self.kind not in KINDS:
             raise RecordError(f"record kind {self.kind!r} unknown")

@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .record import (
+    EPOCH_ID,
     KINDS,
     MAX_MG,
     MAX_SEQ,
     RECORD_FIELDS,
+    STATION_ID,
     Record,
     RecordError,
     canonical,
@@ -52,9 +54,6 @@ VERSION = 1
 MAX_BATCH_BYTES = 256 * 1024  # below Mosquitto's usual max_packet_size in our example config
 MAX_RECORDS = 5000
 
-# \Z, not $: "$" also matches before a final newline
-_STATION = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}\Z")
-_EPOCH = re.compile(r"[0-9a-f]{32}\Z")
 _REGISTRY_MEMBERS = {"v", "type", "version", "categories", "referrers", "beneficiary_patterns"}
 
 
@@ -271,10 +270,10 @@ def decode_batch(
     ``key`` is given.
     """
     body = _load(payload, "batch", max_bytes)
-    station = _str(body, "station", _STATION)
+    station = _str(body, "station", STATION_ID)
     if topic_station is not None and station != topic_station:
         raise WireError(f"station {station!r} published under {topic_station!r}")
-    epoch = _str(body, "epoch", _EPOCH)
+    epoch = _str(body, "epoch", EPOCH_ID)
     if key:
         sig = body.get("sig")
         expected = sign(key, _signed_part(body)).encode()
@@ -302,8 +301,8 @@ def decode_ack(payload: bytes) -> Ack:
     if not isinstance(rejects, list) or not all(isinstance(r, dict) for r in rejects):
         raise WireError("bad rejects")
     return Ack(
-        _str(body, "station", _STATION),
-        _str(body, "epoch", _EPOCH),
+        _str(body, "station", STATION_ID),
+        _str(body, "epoch", EPOCH_ID),
         _int(body, "acked_through"),
         tuple(rejects),
         _opt_str(body, "ts"),
@@ -333,7 +332,7 @@ def decode_status(payload: bytes) -> StationStatus:
     if not isinstance(body.get("online"), bool):
         raise WireError("bad online")
     values: dict[str, Any] = {
-        "station": _str(body, "station", _STATION),
+        "station": _str(body, "station", STATION_ID),
         "online": body["online"],
         "session": _int(body, "session"),
     }
