@@ -450,6 +450,7 @@ def test_scanned_profiles_are_kept_at_ingest_for_reports(tmp_path: Path, ledger_
         return {r.key[0]: r.figures.items for r in report.rows}
 
     assert by_profile() == {"single_parent": 1, "worker": 1, "retired": 1}
+
     # a database of an older ledger: the table is filled from the stored records at open
     def forget() -> None:  # through the store's dialect, in one transaction
         store.sql.exec("DELETE FROM scanned_profiles")
