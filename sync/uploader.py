@@ -251,7 +251,7 @@ class Uploader:
             except RecordError as exc:
                 refused = f"seq {row.get('seq')}: {exc.reason}"
                 if refused != self._refused:
-                    log.error("journal record %s cannot be sent", refused)
+                    log.error("the journal cannot be sent from %s", refused)
                     self._refused = refused
                 break
         else:
