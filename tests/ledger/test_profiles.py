@@ -4,15 +4,16 @@ office's reports (``data.profile``), from the config or from the office's regist
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
 
 from station.config import ConfigError, parse_config
 from station.outcomes import Outcome
-from station.registry import _apply
+from station.registry import RegistryBook
 from station.sim import EXAMPLE_CONFIG
-from sync.wire import Registry
+from sync.wire import Registry, encode
 from tests.support.counter import english_counter, weigh, weighings
 from tests.support.helpers import beneficiary
 
@@ -51,7 +52,9 @@ def test_profiles_scanned_before_or_during_a_visit_go_with_its_weighings(tmp_pat
     assert [_profile(r) for r in rows] == [["single_parent"], ["single_parent", "pregnant"], None]
 
 
-def test_the_registry_brings_profiles_and_referrer_types(tmp_path: Path) -> None:
+def test_the_registry_brings_profiles_and_referrer_types(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     with english_counter(tmp_path) as c:
         base = c.config
     registry = Registry(
@@ -59,12 +62,16 @@ def test_the_registry_brings_profiles_and_referrer_types(tmp_path: Path) -> None
         referrers=({"code": "014", "name": "Centre hospitalier", "type": "hospital"},),
         extra={"profiles": [{"code": "PROF-RET", "tag": "retired", "name": "Retraité"}]},
     )
-    applied = _apply(base, registry)
+    book = RegistryBook(base)  # the station's public way in (what the MQTT callback calls)
+    applied = book.receive("all", encode(registry), persist=False)
+    assert applied is not None
     assert applied.referrers[0].type == "hospital"
     assert [p.tag for p in applied.profiles] == ["retired"]
     clash = Registry(4, extra={"profiles": [{"code": "CAT-VET", "tag": "x", "name": "x"}]})
-    with pytest.raises(ValueError, match="CAT-VET"):
-        _apply(base, clash)  # a profile code that is already a category: refused
+    with caplog.at_level(logging.WARNING, logger="station"):
+        # a profile code that is already a category: refused, the lists in force kept
+        assert book.receive("all", encode(clash), persist=False) is None
+    assert "CAT-VET" in caplog.text
 
 
 def test_a_bad_profile_in_the_config_is_one_clear_error() -> None:
