@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from common import clickfr
 from common.i18n import set_language
 from common.version import version
 
@@ -71,4 +72,5 @@ for command in (
 
 def main(argv: list[str] | None = None) -> None:
     """The console script ``ledger`` (and ``python -m ledger``)."""
+    clickfr.install()  # click's own words (usage errors, "Aborted!", [O/n]) in French too
     cli.main(args=argv, prog_name="ledger", standalone_mode=True)
