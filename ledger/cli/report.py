@@ -16,7 +16,7 @@ import click
 
 from common.exits import EX_IOERR, fail
 from common.i18n import _
-from common.units import format_mass, kg_text
+from common.units import format_mass, format_number, kg_text
 
 from ..period import Period
 from ..report_model import GROUPINGS
@@ -76,16 +76,19 @@ def totals_cmd(ctx: click.Context, by: str, start: str | None, end: str | None, 
             for r in rows
         )
         return
-    labels = [_("items"), _("net"), _("visits"), _("persons")]
-    click.echo(f"{by:<24} {labels[0]:>7} {labels[1]:>16} {labels[2]:>7} {labels[3]:>8}")
+    from ..report_render import grouping_title
+
+    labels = [grouping_title(by), _("items"), _("net"), _("visits"), _("persons")]
+    click.echo(f"{labels[0]:<24} {labels[1]:>7} {labels[2]:>16} {labels[3]:>7} {labels[4]:>8}")
     for r in rows:
         click.echo(
-            f"{shown(r['key']):<24} {r['items']:>7} {format_mass(r['net_mg']):>16} "
-            f"{r['visits']:>7} {r['beneficiaries']:>8}"
+            f"{shown(r['key']):<24} {format_number(r['items']):>7} "
+            f"{format_mass(r['net_mg']):>16} {format_number(r['visits']):>7} "
+            f"{format_number(r['beneficiaries']):>8}"
         )
     total = sum(r["net_mg"] for r in rows)
-    label = _("total")
-    click.echo(f"{label:<24} {sum(r['items'] for r in rows):>7} {format_mass(total):>16}")
+    items = format_number(sum(r["items"] for r in rows))
+    click.echo(f"{_('total'):<24} {items:>7} {format_mass(total):>16}")
 
 
 def groupings(values: tuple[str, ...]) -> tuple[str, ...]:

@@ -100,6 +100,7 @@ def test_a_mass_reads_the_same_in_the_csv_and_the_terminal(config: Path) -> None
     assert code == 0 and "1.235 kg" in out.splitlines()[1] and "1.234" not in out
     code, out, _err = _cli(config, "totals", "--by", "category", *january, lang="fr")
     assert code == 0 and "1,235 kg" in out.splitlines()[1]
+    assert out.split()[:2] == ["catégorie", "articles"]  # headers in the staff's language
     code, out, _err = _cli(
         config, "report", *january, "--by", "category", "--format", "csv", "--no-compare"
     )
