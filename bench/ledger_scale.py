@@ -197,7 +197,7 @@ def report_time(url: str, year: int, repeat: int = 3) -> tuple[float, float, str
     """(first, median of the next ``repeat``) seconds of the yearly report by category."""
     store = open_store(url)
     # what autovacuum / a nightly ANALYZE would have done by the time anyone asks
-    store._exec("ANALYZE" if store.dialect == "sqlite" else "VACUUM ANALYZE records")
+    store.analyze()
 
     def once() -> tuple[float, str]:
         t0 = time.perf_counter()

@@ -9,6 +9,7 @@ import io
 import logging
 import re
 import secrets
+import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -23,7 +24,7 @@ import jinja2
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
-from starlette.middleware.sessions import SessionMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -43,6 +44,15 @@ from ..store import open_store
 from . import i18n
 from .auth import hash_password, verify_password
 from .i18n import gettext_ as _
+from .security import (
+    CSRF_FIELD,
+    LoginThrottle,
+    ServerSessions,
+    SessionStore,
+    csrf_token,
+    csrf_valid,
+    same_origin,
+)
 
 __all__ = ["DashboardError", "DatabaseUnavailable", "create_app"]
 
@@ -304,6 +314,21 @@ def _templates() -> Jinja2Templates:
     return Jinja2Templates(env=env)
 
 
+def allowed_hosts(section: Any) -> list[str]:
+    """The Host names the dashboard answers: ``[dashboard] allowed_hosts``, else the loopback
+    names and the address it listens on (a wildcard address adds this machine's names)."""
+    configured = getattr(section, "allowed_hosts", None)
+    if configured:
+        return list(configured)
+    hosts = ["localhost", "127.0.0.1", "::1", "[::1]"]
+    if section.host in ("0.0.0.0", "::", ""):
+        name = socket.gethostname()
+        hosts += [name, socket.getfqdn(name), f"{name}.local"]
+    else:
+        hosts.append(section.host)
+    return list(dict.fromkeys(hosts))
+
+
 def _safe_next(target: str | None) -> str:
     """Only a path of this site after login (never //host or a full URL: no open redirect)."""
     if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
@@ -332,7 +357,8 @@ def create_app(config: LedgerConfig, store_url: str | None = None) -> Starlette:
                 _("Cannot open the ledger database: {error}").format(error=error_line(exc))
             ) from exc
     dashboard = Dashboard(config, url)
-    sessions = Sessions(section.session_hours * 3600)
+    sessions = SessionStore(section.session_hours * 3600)
+    throttle = LoginThrottle()
     templates = _templates()
     # an unknown user costs the same scrypt as a known one: response time does not tell names
     decoy = hash_password(secrets.token_hex(16))
@@ -360,7 +386,13 @@ def create_app(config: LedgerConfig, store_url: str | None = None) -> Starlette:
         return templates.TemplateResponse(
             request,
             template,
-            {"lang": lang, "switch": switch, "user": request.session.get("user"), **context},
+            {
+                "lang": lang,
+                "switch": switch,
+                "user": request.session.get("user"),
+                "csrf": csrf_token(request.session),
+                **context,
+            },
             status_code=status,
         )
 
@@ -369,12 +401,8 @@ def create_app(config: LedgerConfig, store_url: str | None = None) -> Starlette:
             user = request.session.get("user")
             # a user removed from the config, or whose password changed, is logged out; a
             # signed cookie copied before its logout (or from before a restart) is refused
-            if (
-                user not in accounts
-                or request.session.get("key") != fingerprint(user)
-                or not sessions.alive(request.session.get("sid"))
-            ):
-                for name in ("user", "key", "sid"):
+            if user not in accounts or request.session.get("key") != fingerprint(user):
+                for name in ("user", "key"):
                     request.session.pop(name, None)
                 target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
                 return RedirectResponse("/login?" + urlencode({"next": target}), status_code=303)
@@ -386,16 +414,48 @@ def create_app(config: LedgerConfig, store_url: str | None = None) -> Starlette:
     async def login_page(request: Request) -> Response:
         return render(request, "login.html", next=_safe_next(request.query_params.get("next")))
 
+    def forged(request: Request, form: Any) -> Response | None:
+        """403 for a form posted from another site or without this session's token."""
+        if same_origin(request.headers, request.headers.get("host", "")) and csrf_valid(
+            request.session, form.get(CSRF_FIELD)
+        ):
+            return None
+        log.warning("dashboard: refused a %s without a valid token", request.url.path)
+        return Response(
+            _("This form has expired: reload the page and try again."),
+            status_code=403,
+            media_type="text/plain; charset=utf-8",
+        )
+
     async def login(request: Request) -> Response:
         form = await request.form()
         name = str(form.get("user") or "").strip()
         password = str(form.get("password") or "")
         target = _safe_next(str(form.get("next") or ""))
+        refused = forged(request, form)
+        if refused is not None:
+            return refused
+        address = _client(request)
+        wait = throttle.wait(name, address)
+        if wait > 0:
+            log.warning("dashboard: login for %r from %s refused: too many failures", name, address)
+            minutes = max(1, int(wait // 60) + 1)
+            return render(
+                request,
+                "login.html",
+                status=429,
+                next=target,
+                error=_("Too many failed attempts: try again in {minutes} min.").format(
+                    minutes=minutes
+                ),
+                name=name,
+            )
         stored = accounts.get(name)
         async with hashing:
             ok = await run_in_threadpool(verify_password, password, stored or decoy)
         if not (ok and stored):
-            log.warning("dashboard: failed login for %r from %s", name, _client(request))
+            throttle.failed(name, address)
+            log.warning("dashboard: failed login for %r from %s", name, address)
             return render(
                 request,
                 "login.html",
@@ -404,23 +464,20 @@ def create_app(config: LedgerConfig, store_url: str | None = None) -> Starlette:
                 error=_("Wrong user name or password."),
                 name=name,
             )
+        throttle.succeeded(name)
         lang = request.session.get("lang")
-        request.session.clear()
+        request.session.clear()  # a new session id and a new token once logged in
         request.session.update(
-            {
-                "user": name,
-                "key": fingerprint(name),
-                "sid": sessions.issue(),
-                **({"lang": lang} if lang else {}),
-            }
+            {"user": name, "key": fingerprint(name), **({"lang": lang} if lang else {})}
         )
         log.info("dashboard: %s logged in from %s", name, _client(request))
         return RedirectResponse(target, status_code=303)
 
     async def logout(request: Request) -> Response:
-        sessions.revoke(request.session.get("sid"))  # copies of this cookie die with it
-        for name in ("user", "key", "sid"):
-            request.session.pop(name, None)
+        refused = forged(request, await request.form())
+        if refused is not None:
+            return refused
+        request.session.clear()  # the session is dropped here: copies of its cookie die with it
         return RedirectResponse("/login", status_code=303)
 
     @login_required
@@ -500,12 +557,12 @@ def create_app(config: LedgerConfig, store_url: str | None = None) -> Starlette:
         ],
         middleware=[
             Middleware(SecurityHeaders),
+            Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(section)),
             Middleware(
-                SessionMiddleware,
-                secret_key=section.secret_key,
-                session_cookie=COOKIE,
+                ServerSessions,
+                store=sessions,
+                cookie=COOKIE,
                 max_age=section.session_hours * 3600,
-                same_site="lax",
                 https_only=section.https_only,
             ),
         ],
@@ -548,49 +605,6 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
-
-
-class Sessions:
-    """Session ids this process issued and nobody logged out of. The cookie is signed, but a
-    copy works as well as the original: a cookie is only honoured while its id is here. In
-    memory: a restart logs everyone out (they log in again), and one process serves (uvicorn's
-    default; several workers would each refuse the others' sessions)."""
-
-    LIMIT = 10_000  # ids kept at most: each login costs an scrypt hash, so reached only by abuse
-
-    def __init__(self, lifetime: float) -> None:
-        self.lifetime = lifetime  # idle seconds, as the cookie's max_age
-        self.seen: dict[str, float] = {}  # id -> last use (time.monotonic())
-        self.lock = threading.Lock()
-
-    def issue(self) -> str:
-        sid = secrets.token_urlsafe(18)
-        now = time.monotonic()
-        with self.lock:
-            for old in [k for k, at in self.seen.items() if now - at > self.lifetime]:
-                del self.seen[old]
-            while len(self.seen) >= self.LIMIT:
-                del self.seen[next(iter(self.seen))]  # the oldest issued
-            self.seen[sid] = now
-        return sid
-
-    def alive(self, sid: object) -> bool:
-        """True for an id issued here, not revoked, used within ``lifetime``; renews it."""
-        if not isinstance(sid, str):
-            return False
-        now = time.monotonic()
-        with self.lock:
-            at = self.seen.get(sid)
-            if at is None or now - at > self.lifetime:
-                self.seen.pop(sid, None)
-                return False
-            self.seen[sid] = now
-            return True
-
-    def revoke(self, sid: object) -> None:
-        if isinstance(sid, str):
-            with self.lock:
-                self.seen.pop(sid, None)
 
 
 def _attachment(name: str) -> str:

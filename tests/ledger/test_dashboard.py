@@ -34,7 +34,9 @@ from tests.support import ledger_dataset
 from tests.support.dashboard import (
     PASSWORD,
     ROOT,
+    cookie_of,
     get,
+    http_login,
     ledger_config,
     serving,
 )
@@ -167,9 +169,9 @@ def test_a_restart_ends_the_sessions(tmp_path: Path) -> None:
     database = str(tmp_path / "l.db")
     log = tmp_path / "serve.log"
     with serving(ledger_config(tmp_path, database), log) as (base, _port):
-        status, headers, _body = get(base + "/login", {"user": "alice", "password": PASSWORD})
+        status, headers, _body = http_login(base)
         assert status == 303
-        session = headers["set-cookie"].split(";")[0]
+        session = cookie_of(headers)
         assert get(base + "/fleet", cookie=session)[0] == 200
     with serving(ledger_config(tmp_path, database), log) as (
         base,
@@ -207,10 +209,10 @@ def test_login_is_required_and_it_listens_on_loopback_only(served: Served) -> No
     status, headers, _body = get(base + "/login")
     assert "frame-ancestors 'none'" in headers["content-security-policy"]
     assert headers["cache-control"] == "no-store" and "server" not in headers
-    status, headers, body = get(base + "/login", {"user": "alice", "password": "wrong"})
+    status, headers, body = http_login(base, password="wrong")
     assert status == 401 and "set-cookie" not in {k.lower() for k in headers}
     assert "Identifiant ou mot de passe incorrect" in body  # French by default
-    status, headers, _body = get(base + "/login", {"user": "alice", "password": PASSWORD})
+    status, headers, _body = http_login(base)
     assert status == 303
     cookie = headers["set-cookie"]
     assert "httponly" in cookie.lower() and "samesite=lax" in cookie.lower()

@@ -25,7 +25,14 @@ from ledger.report_render import to_csv, to_html
 from ledger.reports import Figures, Period, Row, build_report
 from ledger.store import open_store
 from sync.wire import Batch, StationStatus, decode_batch, decode_status, encode
-from tests.support.dashboard import PASSWORD, get, ledger_config, serving
+from tests.support.dashboard import (
+    cookie_of,
+    get,
+    http_login,
+    http_logout,
+    ledger_config,
+    serving,
+)
 from tests.support.ledger_dataset import Journal
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -244,9 +251,9 @@ def dashboard(database: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 
 def _login(base: str) -> str:
-    status, headers, _body = get(base + "/login", {"user": "alice", "password": PASSWORD})
+    status, headers, _body = http_login(base)
     assert status == 303
-    return headers["set-cookie"].split(";")[0]
+    return cookie_of(headers)
 
 
 def test_dashboard_draws_maths_like_labels_and_names_range_files(dashboard: str) -> None:
@@ -292,7 +299,7 @@ def test_logout_revokes_copies_of_the_session_cookie(dashboard: str) -> None:
     first, second = _login(dashboard), _login(dashboard)
     copy = first  # what someone who copied the cookie holds
     assert get(dashboard + "/fleet", cookie=copy)[0] == 200
-    assert get(dashboard + "/logout", {}, cookie=first)[0] == 303
+    assert http_logout(dashboard, first) == 303
     status, headers, _body = get(dashboard + "/fleet", cookie=copy)
     assert status == 303 and headers["location"] == "/login?next=%2Ffleet"
     assert get(dashboard + "/fleet", cookie=second)[0] == 200  # another session lives on

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import signal
 import socket
 import subprocess
@@ -96,3 +97,34 @@ def get(
             return resp.status, dict(resp.headers), resp.read().decode("utf-8-sig")
     except urllib.error.HTTPError as err:
         return err.code, dict(err.headers), err.read().decode()
+
+
+def csrf_of(page: str) -> str:
+    """The CSRF token of the first form in ``page``."""
+    match = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert match, "no CSRF token in the page"
+    return match.group(1)
+
+
+def cookie_of(headers: dict[str, str]) -> str:
+    """``name=value`` of the response's session cookie."""
+    return headers["set-cookie"].split(";")[0]
+
+
+def http_login(
+    base: str, user: str = "alice", password: str = PASSWORD
+) -> tuple[int, dict[str, str], str]:
+    """Log in as a browser does: the login page (a session with its token), then the form."""
+    _status, headers, page = get(base + "/login")
+    cookie = cookie_of(headers)
+    return get(
+        base + "/login",
+        {"user": user, "password": password, "csrf": csrf_of(page)},
+        cookie=cookie,
+    )
+
+
+def http_logout(base: str, session: str) -> int:
+    """Log out with the token of a page the session can see."""
+    _status, _headers, page = get(base + "/fleet", cookie=session)
+    return get(base + "/logout", {"csrf": csrf_of(page)}, cookie=session)[0]
