@@ -211,3 +211,26 @@ def test_the_example_config_reads_without_its_mqtt_password(
     assert code == 0 and out.startswith("station"), err
     code, out, err = _cli(config, "run")
     assert (code, out) == (78, "") and "PESEE_LEDGER_MQTT_PASSWORD" in err
+
+
+def test_a_readers_config_never_connects_without_the_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from common.settings import ConfigError
+    from ledger.config import parse_ledger_config
+
+    monkeypatch.delenv(UNSET, raising=False)
+    text = f"[mqtt]\nhost = \"h\"\npassword = 'env:{UNSET}'   # the broker's\n"
+    config = parse_ledger_config(text, mqtt_password=False)
+    assert config.unset_mqtt_password == UNSET and config.mqtt.password is None
+    with pytest.raises(ConfigError, match=UNSET):
+        config.mqtt_settings()
+    with pytest.raises(ConfigError, match=UNSET):  # the service's own load stays strict
+        parse_ledger_config(text)
+    # a layout the reader's check does not know (an inline table): the unset variable stays an error
+    inline = f'mqtt = {{ host = "h", password = "env:{UNSET}" }}\n'
+    with pytest.raises(ConfigError, match=UNSET):
+        parse_ledger_config(inline, mqtt_password=False)
+    monkeypatch.setenv(UNSET, "s3cret")
+    config = parse_ledger_config(text, mqtt_password=False)
+    assert config.unset_mqtt_password is None and config.mqtt_settings().password == "s3cret"
