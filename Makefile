@@ -11,7 +11,8 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	@# Debian splits venv/ensurepip out of python3; install it only when it is missing
 	@$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || tools/ensure-debs.sh python3-venv
-	@# evdev (HID scanners) has no wheel on PyPI: it builds against Python.h and linux/input.h
+	@# the test extra pulls [hid]: evdev (HID scanners) has no wheel on PyPI, it builds against
+	@# Python.h and linux/input.h (a station installs Debian's python3-evdev instead)
 	@command -v cc >/dev/null || tools/ensure-debs.sh gcc libc6-dev
 	@test -f /usr/include/linux/input.h || tools/ensure-debs.sh linux-libc-dev
 	@$(PYTHON) -c "import os, sys, sysconfig; \
@@ -38,8 +39,8 @@ test: venv sysdeps
 	$(PY) -m pytest -q
 
 lint: venv
-	$(VENV)/bin/ruff check station drivers sync ledger tests bench
-	$(VENV)/bin/ruff format --check station drivers sync ledger tests bench
+	$(VENV)/bin/ruff check common station drivers sync ledger tests bench
+	$(VENV)/bin/ruff format --check common station drivers sync ledger tests bench
 	$(VENV)/bin/mypy
 
 # Re-extract staff-facing strings and recompile catalogues (commit both .po and .mo).
