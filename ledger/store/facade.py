@@ -195,6 +195,10 @@ class SqlLedgerStore:
     def heads(self) -> list[HeadRow]:
         return self.stations.heads()
 
+    def change_stamp(self) -> tuple[object, ...]:
+        """Differs whenever a record is stored or the registry changes (for caches)."""
+        return self.stations.change_stamp()
+
     def fleet(self) -> list[FleetRow]:
         return self.stations.fleet()
 

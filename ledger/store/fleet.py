@@ -143,6 +143,15 @@ class Fleet:
             return (0, 0)
         return int(rows[0]["acked_through"]), int(rows[0]["received_through"])
 
+    def change_stamp(self) -> tuple[object, ...]:
+        """Changes whenever a record is stored or the registry (names) changes: cheap (heads
+        has a row per station journal), for caches of figures computed from the records."""
+        rows = self.db.fetch(
+            "SELECT count(*) AS journals, sum(acked_through) AS acked, max(updated_at) AS at, "
+            "(SELECT max(updated_at) FROM registry) AS names FROM heads"
+        )
+        return tuple(rows[0].values()) if rows else ()
+
     def heads(self) -> list[HeadRow]:
         return [
             HeadRow.of(r) for r in self.db.fetch("SELECT * FROM heads ORDER BY station, first_seen")

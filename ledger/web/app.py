@@ -232,11 +232,7 @@ class Dashboard:
     def _version(self) -> tuple[Any, ...]:
         """Changes whenever a record is stored or the registry (names) changes: cheap (heads
         has a row per station journal)."""
-        rows = self.store.fetch(
-            "SELECT count(*) AS journals, sum(acked_through) AS acked, max(updated_at) AS at, "
-            "(SELECT max(updated_at) FROM registry) AS names FROM heads"
-        )
-        return tuple(rows[0].values()) if rows else ()
+        return tuple(self.store.change_stamp())
 
     def reports(
         self, choice: Choice, groupings: tuple[str, ...], lang: str, charts: bool = False
