@@ -480,14 +480,15 @@ def placeholder_problems(config: Config) -> list[str]:
     return []
 
 
-def load_config(path: Path | str | None = None) -> Config:
+def load_config(path: Path | str | None = None, *, allow_example_id: bool = False) -> Config:
     """Read and validate the config file; raise :class:`ConfigError` with the fix to make.
 
     The example's placeholder id is refused here (the file a daemon or a CLI reads), not by
-    :func:`parse_config`: see :func:`placeholder_problems`."""
+    :func:`parse_config`: see :func:`placeholder_problems`. ``allow_example_id`` lets a command
+    that never opens the journal (a panel or scanner test) run before the station is named."""
     where = config_path(path)
     config = load_settings(where, lambda raw: _validate(raw, where))
-    problems = placeholder_problems(config)
+    problems = [] if allow_example_id else placeholder_problems(config)
     if problems:
         raise ConfigError(where, problems)
     return config

@@ -190,6 +190,8 @@ def test_the_examples_placeholder_id_is_refused_on_the_real_journal(tmp_path: Pa
         f"station.id : \"{EXAMPLE_ID}\" est l'identifiant de l'exemple : donnez à cette station "
         "son propre nom dans /etc/pesee/station.toml"
     )
+    # a command that never opens the journal may ask for it anyway (a panel test before naming)
+    assert load_config(path, allow_example_id=True).station.id == EXAMPLE_ID
     # named: accepted; the example's id with the journal elsewhere (tests, the demo): accepted
     path.write_text(EXAMPLE.replace(EXAMPLE_ID, "epicerie-centre-1"), encoding="utf-8")
     assert load_config(path).station.id == "epicerie-centre-1"
