@@ -24,6 +24,7 @@ from playwright.sync_api import BrowserContext, Page, expect
 from common.i18n import set_language
 from station.config import ConfigError, parse_config
 from station.outcomes import Outcome
+from station.screen.view import catalogue
 from station.sim import EXAMPLE_CONFIG, SimulatedCounter
 from tests.support.helpers import beneficiary
 
@@ -301,6 +302,27 @@ def test_the_token_guards_the_page_feed_and_actions(
         expect(page.locator("body")).to_have_attribute("data-live", "1")
         cookies = {k["name"]: k for k in browser.cookies()}
         assert cookies["pesee_screen"]["httpOnly"] and TOKEN not in cookies["pesee_screen"]["value"]
+
+
+def test_a_page_whose_session_ends_says_what_to_do(
+    browser: BrowserContext,
+    tmp_path: Path,
+) -> None:
+    """The token changes (a restart on the same port): the open page's feed is refused, which
+    a browser never retries, so the page says to open the address with the token again."""
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]
+    with _counter(tmp_path, {"token": TOKEN, "port": port}) as c:
+        page = browser.new_page()
+        page.goto(_url(c) + "?token=" + TOKEN)
+        expect(page.locator("body")).to_have_attribute("data-live", "1")
+    with _counter(tmp_path, {"token": "another-screen-token-now", "port": port}) as c:
+        expect(page.locator("body")).to_have_attribute("data-live", "expired")
+        expect(page.locator("#link")).to_have_text(
+            catalogue("fr").gettext(
+                "Session ended: open this address again with ?token=… (see [screen])"
+            )
+        )
 
 
 def test_screen_config_refuses_the_lan_without_a_token() -> None:

@@ -104,6 +104,17 @@
     link.textContent = body.dataset.lost;
     link.hidden = false;
     body.dataset.live = "0";
+    if (events.readyState === EventSource.CLOSED) {
+      // refused, not unreachable: a browser never retries that, so say what to do
+      fetch("view.json", { credentials: "same-origin" })
+        .then((reply) => {
+          if (reply.status === 401) {
+            link.textContent = body.dataset.expired;
+            body.dataset.live = "expired";
+          }
+        })
+        .catch(() => {});
+    }
   });
 
   // Touch buttons: the server posts the same events as the physical button and ignores a
