@@ -5,14 +5,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
+import pytest
 from click.testing import CliRunner
+from paho.mqtt.enums import CallbackAPIVersion
 
 from ledger.cli import cli
 from ledger.report_model import load_names
 from ledger.store import open_store
 from station.registry import RegistryBook
 from station.sim import example_config
-from sync.wire import Registry, encode
+from sync.wire import Registry, decode_registry, encode
+from tests.support.broker import Broker, add_user
+from tests.support.helpers import until
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "ledger" / "registry.example.toml"
 
@@ -127,3 +132,47 @@ def test_the_example_registry_imports_and_a_station_applies_it(tmp_path: Path) -
     applied = RegistryBook(base).receive("all", encode(registry), persist=False)
     assert applied is not None  # the station's own validation accepts it
     assert {"CAT-VET", "CAT-JOUET"} <= {c.code for c in applied.categories}
+
+
+def test_an_import_publishes_the_merged_registry_with_the_brokers_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    password_file = tmp_path / "passwd"
+    add_user(password_file, "ledger", "broker-secret")
+    monkeypatch.setenv("PESEE_TEST_LEDGER_MQTT", "broker-secret")
+    with Broker(tmp_path / "broker", password_file=password_file) as broker:
+        config = tmp_path / "ledger.toml"
+        config.write_text(
+            f'[ledger]\ndatabase = "{tmp_path / "ledger.db"}"\n'
+            f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\nusername = "ledger"\n'
+            'password = "env:PESEE_TEST_LEDGER_MQTT"\n',
+            encoding="utf-8",
+        )
+        first = tmp_path / "first.toml"
+        first.write_text('[[categories]]\ncode = "A"\nname = "A"\n', encoding="utf-8")
+        _import(config, first)  # stored only
+        second = tmp_path / "second.toml"
+        second.write_text('[[categories]]\ncode = "B"\nname = "B"\n', encoding="utf-8")
+        code, out, err = _cli(config, "registry", "import", str(second))
+        assert code == 0 and "Published on pesee/v1/config/all" in out, err
+        retained = _retained(broker, "pesee/v1/config/all")
+    registry = decode_registry(retained)
+    assert (registry.version, [c["code"] for c in registry.categories]) == (2, ["A", "B"])
+
+
+def _retained(broker: Broker, topic: str) -> bytes:
+    """The retained message on ``topic``, read by a client of the test (anonymous is refused:
+    the ledger's own user)."""
+    got: list[bytes] = []
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="h4-test-reader")
+    client.username_pw_set("ledger", "broker-secret")
+    client.on_connect = lambda c, *_a: c.subscribe(topic, qos=1)
+    client.on_message = lambda _c, _u, message: got.append(bytes(message.payload))
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    try:
+        assert until(lambda: bool(got)), "no retained registry"
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    return got[0]
