@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from common.i18n import _
+from common.i18n import _, ngettext
 from common.units import format_mass
 from drivers.base import Reading, ScaleError
 from drivers.scale import Ack, Command, Reply
@@ -532,7 +532,9 @@ class Counter:
             self.referrer = None
             self.profile = []
             n = len(visit.items)
-            detail = _("{n} item(s), {weight}").format(n=n, weight=format_mass(total))
+            detail = ngettext("{n} item, {weight}", "{n} items, {weight}", n).format(
+                n=n, weight=format_mass(total)
+            )
             done = _say(Outcome.VISIT_CLOSED, detail, seq=row["seq"], t=t)
             return done + then() if then is not None else done
 

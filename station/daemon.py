@@ -121,6 +121,7 @@ class Daemon:
                 on_state=self._scanner_state,
                 on_error=self._unreadable,
             )
+        self.scanner_ready = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
         self.screen: Any = None  # station.screen.server.ScreenServer when [screen] is enabled
@@ -133,6 +134,12 @@ class Daemon:
         self.station.post(CodeUnreadable(detail, time.monotonic()))
 
     def _scanner_state(self, ok: bool, detail: str) -> None:
+        # set once the port is open AND configured: pyserial flushes the input after open(),
+        # so a code sent between the open and that flush is lost (the simulator's first scan)
+        if ok:
+            self.scanner_ready.set()
+        else:
+            self.scanner_ready.clear()
         self.station.post(ScannerState(ok, detail))
 
     def _make_link(self, sc: SyncSection) -> StationLink:

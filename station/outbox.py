@@ -20,7 +20,7 @@ class JournalOutbox:
         self._reader = Store.reader(path)
 
     def last_seq(self) -> int:
-        return self._reader.last_seq()
+        return self._reader.last_seq
 
     def read(self, after: int, limit: int) -> list[dict[str, Any]]:
         """Records after ``after``, as compact dicts (empty columns left out, as on the wire)."""

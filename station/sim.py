@@ -16,6 +16,7 @@ from drivers.sim.scanner import ScannerSimulator
 from .config import Config
 from .daemon import Daemon
 from .outcomes import Result
+from .store import Store
 
 __all__ = ["EXAMPLE_CONFIG", "SimulatedCounter", "example_config", "merge_config"]
 
@@ -78,14 +79,18 @@ class SimulatedCounter:
         self.daemon = Daemon(self.config, pin_factory=self.factory)
         self.daemon.station.listeners.append(self.results.put)
         self.station = self.daemon.station
-        self.store = self.daemon.store
+        # the journal as committed, on this thread's own read-only connection: the loop's
+        # connection (daemon.store) belongs to the loop thread alone
+        self.store = Store.reader(self.config.store_path)
         self._started = False
 
     # -- the people at the counter ---------------------------------------------------------
     def start(self, wait_ready: float = 10.0) -> None:
         self.daemon.start()
         self._started = True
-        if not self.scanner.wait_reader(wait_ready):
+        # the station's reader has opened AND configured the port: a code sent earlier could
+        # be flushed with the port's stale input
+        if not self.daemon.scanner_ready.wait(wait_ready):
             raise TimeoutError("the station did not open the scanner")
         deadline = time.monotonic() + wait_ready
         while not self.station.snapshot.scale_ok:
@@ -135,6 +140,7 @@ class SimulatedCounter:
             else:
                 self.daemon._shutdown()
         finally:
+            self.store.close()
             self.scanner.stop()
             self.scale.stop()
             self.factory.reset()

@@ -13,6 +13,7 @@ import csv
 import json
 import logging
 import sqlite3
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ _SCHEMA_VERSION = 1
 _INSERT = f"INSERT INTO records ({', '.join(FIELDS)}) VALUES ({', '.join('?' * len(FIELDS))})"
 _FLAGS = ("stable", "clock_synced", "pieces_computed")
 _MASSES = ("gross_mg", "tare_mg", "net_mg", "unit_weight_mg")
+Row = dict[str, Any]
 
 
 class StoreError(Exception):
@@ -76,12 +78,8 @@ def _connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
     return conn
 
 
-def _dicts(
-    conn: sqlite3.Connection, sql: str, params: list[Any] | tuple[Any, ...] = ()
-) -> list[dict[str, Any]]:
-    cursor = conn.execute(sql, params)
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+def _dicts(conn: sqlite3.Connection, sql: str, params: list[Any] | None = None) -> list[Row]:
+    return list(_stream(conn, sql, params or []))
 
 
 def _meta(conn: sqlite3.Connection, key: str) -> str | None:
@@ -103,28 +101,45 @@ def _records_sql(after: int, limit: int | None, kind: str | None) -> tuple[str, 
 
 
 class JournalReader:
-    """A journal read on a connection of its own, opened read-only (``mode=ro``) on first use
-    by the thread that uses it: WAL lets it read while the loop writes, and the loop's own
-    connection is never shared with another thread (the uploader, the demo, a status page)."""
+    """A journal read on connections of its own, opened read-only (``mode=ro``), one per thread
+    that reads: WAL lets them read while the loop writes, and the loop's own connection is never
+    shared with another thread (the uploader, the demo, a test, a status page). Its read API is
+    the store's (``last_seq``, ``records()``, ``verify()``…), always as committed on disk."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self._conn: sqlite3.Connection | None = None
+        self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
 
     def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
             try:
-                self._conn = _connect(self.path, read_only=True)
+                conn = _connect(self.path, read_only=True)
             except sqlite3.Error as exc:
                 raise StoreError(f"{self.path}: {exc}") from exc
-        return self._conn
+            self._local.conn = conn
+            with self._lock:
+                self._conns.append(conn)
+        return conn
 
     def meta(self, key: str) -> str | None:
         return _meta(self._db(), key)
 
+    @property
+    def station(self) -> str:
+        return self.meta("station") or ""
+
+    @property
+    def epoch(self) -> str:
+        return self.meta("epoch") or ""
+
+    @property
     def last_seq(self) -> int:
         return int(self.meta("last_seq") or 0)
 
+    @property
     def synced_through(self) -> int:
         return int(self.meta("synced_through") or 0)
 
@@ -142,16 +157,76 @@ class JournalReader:
         rows = _dicts(self._db(), "SELECT * FROM records WHERE seq = ?", [seq])
         return rows[0] if rows else None
 
+    def count(self, kind: str | None = None) -> int:
+        return _count(self._db(), kind)
+
+    def piece_weights(self) -> dict[str, int]:
+        return _piece_weights(self._db())
+
+    def verify(self) -> VerifyReport:
+        """As :meth:`Store.verify`, on this reader's connection."""
+        return _verify(self._db(), self.path)
+
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            conn.close()
+        self._local = threading.local()
 
     def __enter__(self) -> JournalReader:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _count(conn: sqlite3.Connection, kind: str | None) -> int:
+    if kind is None:
+        return int(conn.execute("SELECT count(*) FROM records").fetchone()[0])
+    return int(conn.execute("SELECT count(*) FROM records WHERE kind = ?", [kind]).fetchone()[0])
+
+
+def _piece_weights(conn: sqlite3.Connection) -> dict[str, int]:
+    rows = conn.execute("SELECT k, v FROM meta WHERE k LIKE 'piece_weight:%'").fetchall()
+    return {k.split(":", 1)[1]: int(v) for k, v in rows}
+
+
+def _stream(conn: sqlite3.Connection, sql: str, params: list[Any]) -> Iterator[dict[str, Any]]:
+    cursor = conn.execute(sql, params)
+    names = [d[0] for d in cursor.description]
+    for row in cursor:
+        yield dict(zip(names, row, strict=True))
+
+
+def _verify(conn: sqlite3.Connection, path: Path) -> VerifyReport:
+    """Check the file (SQLite's full ``integrity_check``: tables AND indexes, since a broken
+    index silently hides records from lookups) and the chain: seq gap-free, each hash right,
+    each record linked to the previous."""
+    problems: list[str] = []
+    damage: tuple[str, ...] = ()
+    try:
+        found = [str(r[0]) for r in conn.execute("PRAGMA integrity_check(20)")]
+    except sqlite3.DatabaseError as exc:
+        found = [str(exc)]
+    if found != ["ok"]:
+        damage = tuple(found)
+        problems += [_("journal file damaged: {detail}").format(detail=d) for d in found]
+    n, first, last = 0, None, None
+    try:
+        head = Head(
+            epoch=_meta(conn, "epoch") or "",
+            anchor_seq=int(_meta(conn, "anchor_seq") or 0),
+            anchor_hash=_meta(conn, "anchor_hash"),
+            last_seq=int(_meta(conn, "last_seq") or 0),
+            last_hash=_meta(conn, "last_hash"),
+        )
+        rows = _stream(conn, *_records_sql(0, None, None))
+        n, first, last = walk_chain(rows, head, problems)
+    except sqlite3.DatabaseError as exc:
+        problems.append(_("journal file unreadable: {detail}").format(detail=exc))
+        damage = damage or (str(exc),)
+    return VerifyReport(n, first, last, tuple(problems), damage, str(path))
 
 
 def journal_info(path: Path | str) -> JournalInfo | None:
@@ -165,7 +240,7 @@ def journal_info(path: Path | str) -> JournalInfo | None:
             station = reader.meta("station")
             if station is None:
                 return None
-            return JournalInfo(station, reader.last_seq(), reader.meta("epoch") or "")
+            return JournalInfo(station, reader.last_seq, reader.epoch)
     except (sqlite3.Error, StoreError):
         return None
 
@@ -468,8 +543,7 @@ class Store:
 
     def piece_weights(self) -> dict[str, int]:
         """Average piece weight (mg) learnt per category by sampling."""
-        rows = self._conn.execute("SELECT k, v FROM meta WHERE k LIKE 'piece_weight:%'").fetchall()
-        return {k.split(":", 1)[1]: int(v) for k, v in rows}
+        return _piece_weights(self._conn)
 
     def set_piece_weight(self, category: str, mg: int) -> None:
         try:
@@ -516,17 +590,10 @@ class Store:
         self, after: int = 0, limit: int | None = None, kind: str | None = None
     ) -> Iterator[dict[str, Any]]:
         """Records in seq order, streamed (a journal may be larger than the Pi's memory)."""
-        cursor = self._conn.execute(*_records_sql(after, limit, kind))
-        names = [d[0] for d in cursor.description]
-        for row in cursor:
-            yield dict(zip(names, row, strict=True))
+        yield from _stream(self._conn, *_records_sql(after, limit, kind))
 
     def count(self, kind: str | None = None) -> int:
-        if kind is None:
-            return int(self._conn.execute("SELECT count(*) FROM records").fetchone()[0])
-        return int(
-            self._conn.execute("SELECT count(*) FROM records WHERE kind = ?", [kind]).fetchone()[0]
-        )
+        return _count(self._conn, kind)
 
     def open_visit(self) -> dict[str, Any] | None:
         """The last ``visit_open`` record not followed by its ``visit_close``, if any."""
@@ -589,36 +656,11 @@ class Store:
 
     # -- proofs -----------------------------------------------------------------------------
     def verify(self) -> VerifyReport:
-        """Check the file (SQLite's full ``integrity_check``: tables AND indexes, since a broken
-        index silently hides records from lookups) and the chain: seq gap-free, each hash
-        right, each record linked to the previous."""
-        problems: list[str] = []
-        damage: tuple[str, ...] = ()
-        try:
-            found = [str(r[0]) for r in self._conn.execute("PRAGMA integrity_check(20)")]
-        except sqlite3.DatabaseError as exc:
-            found = [str(exc)]
-        if found != ["ok"]:
-            damage = tuple(found)
-            problems += [_("journal file damaged: {detail}").format(detail=d) for d in found]
-        n, first, last = 0, None, None
-        try:
+        """Check the file and the chain (see :func:`_verify`)."""
+        report = _verify(self._conn, self.path)
+        with contextlib.suppress(sqlite3.Error):
             self._reload_head()
-            n, first, last = walk_chain(
-                self.records(),
-                Head(
-                    epoch=self.epoch,
-                    anchor_seq=int(_meta(self._conn, "anchor_seq") or 0),
-                    anchor_hash=_meta(self._conn, "anchor_hash"),
-                    last_seq=self._last_seq,
-                    last_hash=_meta(self._conn, "last_hash"),
-                ),
-                problems,
-            )
-        except sqlite3.DatabaseError as exc:
-            problems.append(_("journal file unreadable: {detail}").format(detail=exc))
-            damage = damage or (str(exc),)
-        return VerifyReport(n, first, last, tuple(problems), damage, str(self.path))
+        return report
 
     def export(self, out: IO[str], fmt: str = "jsonl", after: int = 0) -> int:
         """Write records as JSON lines or CSV; returns how many."""

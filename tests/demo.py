@@ -13,10 +13,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from common.i18n import _, set_language
-from common.units import format_mass
+from common.i18n import set_language
+from common.units import format_mass, format_number
 from station.codes import with_check_digit
 from station.outcomes import Result
+from station.signals import PATTERNS
 from station.sim import SimulatedCounter
 from tests.support.broker import Broker
 
@@ -25,9 +26,26 @@ def _say(step: str) -> None:
     print(f"\n▶ {step}")
 
 
+_LIGHTS = {"green": ("✔", "vert"), "amber": ("↺", "orange"), "red": ("✘", "rouge")}
+# what the journal table says for a record's kind and a visit's end, in French
+_KINDS = {
+    "visit_open": "passage",
+    "weighing": "pesée",
+    "void": "annulation",
+    "visit_close": "fin passage",
+    "calibration": "étalonnage",
+}
+_REASONS = {
+    "new_beneficiary": "bénéficiaire suivant",
+    "end_code": "code FIN",
+    "timeout": "délai dépassé",
+    "restart": "redémarrage",
+}
+
+
 def _show(result: Result) -> None:
-    mark = "✔" if result.ok else "✘"
-    light = "vert" if result.ok else "rouge"
+    """The outcome as the panel shows it: the light of its pattern (a void is amber)."""
+    mark, light = _LIGHTS.get(PATTERNS[result.outcome].led or "", ("•", "sans voyant"))
     print(f"   {mark} [{light}] {result.text}")
 
 
@@ -99,24 +117,29 @@ def _session(counter: SimulatedCounter) -> None:
 
 
 def _table(counter: SimulatedCounter) -> None:
+    """The journal as committed, read through the counter's read-only view (never the loop's
+    own connection, which the loop thread may be writing at this very moment)."""
     print("\nJournal de la station (ce qui partira vers le registre central) :\n")
-    head = f"{'n°':>3}  {'type':<11} {'bénéficiaire':<12} {'struct.':<7} {'catégorie':<9} "
+    names = {c.code: c.name for c in counter.config.categories}
+    head = f"{'n°':>3}  {'type':<11} {'bénéficiaire':<12} {'struct.':<7} {'catégorie':<13} "
     head += f"{'net':>10}  {'tare':>9}  détail"
     print(head)
     print("-" * len(head))
     for r in counter.store.records():
         net = format_mass(r["net_mg"]) if r["net_mg"] is not None else ""
         tare = format_mass(r["tare_mg"]) if r["tare_mg"] else ""
+        category = names.get(r["category"], r["category"] or "")
         detail = ""
         if r["kind"] == "void":
-            detail = f"annule n° {r['voids']}"
+            detail = f"annule le n° {r['voids']}"
         elif r["kind"] == "visit_close":
-            detail = f"fin ({r['reason']})"
+            detail = _REASONS.get(r["reason"], r["reason"] or "")
         elif r["kind"] == "weighing":
             detail = f"balance {r['scale_id']}, brut lu « {r['raw'].strip()} »"
+        kind = _KINDS.get(r["kind"], r["kind"])
         print(
-            f"{r['seq']:>3}  {r['kind']:<11} {r['beneficiary'] or '':<12} {r['referrer'] or '':<7} "
-            f"{r['category'] or '':<9} {net:>10}  {tare:>9}  {detail}"
+            f"{r['seq']:>3}  {kind:<11} {r['beneficiary'] or '':<12} {r['referrer'] or '':<7} "
+            f"{category:<13} {net:>10}  {tare:>9}  {detail}"
         )
     report = counter.store.verify()
     state = "intègre" if report.ok else "ALTÉRÉ: " + "; ".join(report.problems)
@@ -212,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
                 except subprocess.TimeoutExpired:
                     ledger.kill()
                     ledger.wait()
-        print(_("Done in {s:.1f} s.").format(s=time.monotonic() - started))
+        took = format_number(time.monotonic() - started, 1, args.lang)
+        print(f"Terminé en {took} s." if args.lang == "fr" else f"Done in {took} s.")
     return 0
 
 

@@ -276,16 +276,17 @@ def test_a_reader_sees_commits_on_its_own_connection(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
     with Store(path, "st-1") as store, Store.reader(path) as reader:
         _fill(store, 2)
-        assert reader.last_seq() == 2
+        assert reader.last_seq == 2
         store.mark_synced(1)
-        assert reader.synced_through() == 1
+        assert reader.synced_through == 1
         assert [r["seq"] for r in reader.records(kind="weighing")] == [1, 2]
         compact = reader.read(after=1, limit=10)
         assert [r["seq"] for r in compact] == [2]
         assert "voids" not in compact[0]  # empty columns left out, as on the wire
         with pytest.raises(sqlite3.OperationalError):  # read-only: it can never write
             reader._db().execute("DELETE FROM records")
-        assert store.count() == 2
+        assert store.count() == reader.count() == 2
+        assert reader.verify().ok
 
 
 def _index_page(path: Path, index: str) -> tuple[int, int]:

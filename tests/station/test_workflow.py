@@ -316,12 +316,12 @@ def test_storage_failure_refuses_and_corrupts_nothing(counter: SimulatedCounter)
     assert weigh(counter, "1.000").outcome is Outcome.RECORDED
     red = counter.pin("red")
     # the card turns read-only (as a worn SD card does): the next commit fails
-    counter.store._conn.execute("PRAGMA query_only = ON")
+    counter.daemon.store._conn.execute("PRAGMA query_only = ON")
     result = weigh(counter, "2.000")
     assert result.outcome is Outcome.STORE_ERROR
     assert result.text == "Refused: cannot save (storage problem), call the technician"
     assert _until(lambda: red.state)  # red stays lit until the next action
-    counter.store._conn.execute("PRAGMA query_only = OFF")
+    counter.daemon.store._conn.execute("PRAGMA query_only = OFF")
     counter.scale.place("0", settle_s=0.02)
     assert weigh(counter, "2.000").outcome is Outcome.RECORDED
     assert [r["seq"] for r in counter.store.records()] == [1, 2, 3]
@@ -439,15 +439,15 @@ def test_store_hitting_its_page_limit_stays_intact(counter: SimulatedCounter) ->
     """A really full card, as SQLite sees it (SQLITE_FULL): refused, nothing half-written."""
     _start_visit(counter)
     assert weigh(counter, "1.000").outcome is Outcome.RECORDED
-    pages = counter.store._conn.execute("PRAGMA page_count").fetchone()[0]
-    counter.store._conn.execute(f"PRAGMA max_page_count = {pages}")
+    pages = counter.daemon.store._conn.execute("PRAGMA page_count").fetchone()[0]
+    counter.daemon.store._conn.execute(f"PRAGMA max_page_count = {pages}")
     results = []
     for i in range(60):  # the last page fills up after a few records
         results.append(weigh(counter, f"{2 + i * 0.01:.3f}").outcome)
         if results[-1] is Outcome.STORE_ERROR:
             break
     assert results[-1] is Outcome.STORE_ERROR
-    counter.store._conn.execute("PRAGMA max_page_count = 1073741823")
+    counter.daemon.store._conn.execute("PRAGMA max_page_count = 1073741823")
     assert counter.store.verify().ok
     seqs = [r["seq"] for r in counter.store.records()]
     assert seqs == list(range(1, len(seqs) + 1))
