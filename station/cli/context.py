@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
+import pwd
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 
-from common.exits import EX_CONFIG, EX_IOERR, EX_NOINPUT, EX_TEMPFAIL, fail
+from common.exits import EX_CONFIG, EX_IOERR, EX_NOINPUT, EX_NOPERM, EX_TEMPFAIL, fail
 from common.i18n import _, set_language
 from common.units import format_mass
 
@@ -23,9 +25,12 @@ __all__ = [
     "mass_text",
     "open_store",
     "optional_config",
+    "permission_line",
     "quiet_drivers",
     "refuse_if_daemon",
+    "require_readable",
     "root_obj",
+    "unreadable",
 ]
 
 
@@ -73,10 +78,62 @@ def optional_config(ctx: click.Context) -> Config | None:
     return config
 
 
-def open_store(config: Config, path: Path | None = None) -> Store:
-    """The station's journal (``path``: another file than the config's), never created."""
+def _user() -> str:
     try:
-        return Store(path or config.store_path, config.station.id, create=False)
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return str(os.getuid())
+
+
+def unreadable(path: Path) -> Path | None:
+    """The first directory on the way to ``path`` this user may not enter, or ``path`` itself
+    when it exists and may not be read; None when nothing is in the way (a missing file is not
+    a permission problem)."""
+    path = Path(os.path.abspath(path))
+    for directory in reversed(path.parents):
+        try:
+            os.stat(directory)
+        except FileNotFoundError:
+            return None
+        except PermissionError:
+            return directory
+        if not os.access(directory, os.X_OK):
+            return directory
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return None
+    except PermissionError:
+        return path.parent
+    return None if os.access(path, os.R_OK) else path
+
+
+def permission_line(path: Path | str) -> str:
+    """One sentence: which permission is missing, and how to get it."""
+    user = _user()
+    return _(
+        "Permission denied: the user {user} may not read {path}. Run the command with sudo "
+        "(sudo station …), or add the user to the pesee group (sudo usermod -aG pesee {user}, "
+        "then log in again)."
+    ).format(user=user, path=path)
+
+
+def require_readable(path: Path) -> None:
+    """Exit 77 with :func:`permission_line` when this user may not read ``path``."""
+    blocked = unreadable(path)
+    if blocked is not None:
+        fail(permission_line(blocked), EX_NOPERM)
+
+
+def open_store(config: Config, path: Path | None = None) -> Store:
+    """The station's journal (``path``: another file than the config's), never created.
+    Exits 77 when this user may not read it, 74 when it cannot be opened."""
+    where = path or config.store_path
+    require_readable(where)
+    try:
+        return Store(where, config.station.id, create=False)
+    except PermissionError as exc:
+        fail(permission_line(exc.filename or where), EX_NOPERM)
     except StoreError as exc:
         fail(_("Cannot open the store: {error}").format(error=exc), EX_IOERR)
 

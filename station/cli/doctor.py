@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from common.exits import EX_FAIL, EX_NOPERM, EX_OK
 from common.i18n import _
 from common.units import format_mass
 from drivers.base import DriverError, Reading
@@ -21,6 +22,7 @@ from ..calibration import load_state
 from ..clock import ClockStatus
 from ..config import Config, ConfigError, load_config
 from ..store import Store, StoreError
+from .context import permission_line, unreadable
 from .live import live_daemon
 
 __all__ = ["Check", "doctor", "live_daemon"]
@@ -33,9 +35,13 @@ class Check:
     name: str
     state: str  # ok | warn | fail
     detail: str
+    noperm: bool = False  # failed because this user may not read the daemon's files
 
 
 def _check_store(config: Config) -> Check:
+    blocked = unreadable(config.store_path)
+    if blocked is not None:
+        return Check(_("journal"), FAIL, permission_line(blocked), noperm=True)
     if not config.store_path.exists():
         return Check(
             _("journal"), WARN, _("no journal yet at {path}").format(path=config.store_path)
@@ -141,6 +147,9 @@ def _check_calibration(config: Config) -> Check:
     from .calibrate import due_line  # TODO(h1): to the top once calibrate imports .live
 
     name = _("calibration")
+    blocked = unreadable(config.station.data_dir / "calibration.json")
+    if blocked is not None:
+        return Check(name, FAIL, permission_line(blocked), noperm=True)
     try:
         state = load_state(config.station.data_dir)
     except ValueError as exc:
@@ -156,7 +165,8 @@ def _check_calibration(config: Config) -> Check:
 @click.command("doctor")
 @click.pass_context
 def doctor(ctx: click.Context) -> None:
-    """One report: config, scale, scanner, journal, broker, clock, disk. Exit 1 on any failure.
+    """One report: config, scale, scanner, journal, broker, clock, disk. Exit 1 on any failure,
+    77 when this user may not read the station's files (sudo, or the pesee group).
 
     \b
     Example:
@@ -185,9 +195,10 @@ def doctor(ctx: click.Context) -> None:
         lambda: _check_disk(config),
         lambda: _check_calibration(config),
     ]
-    failed = False
+    failed = noperm = False
     for run in checks:
         check = run()
         failed = failed or check.state == FAIL
+        noperm = noperm or check.noperm
         click.echo(f"{marks[check.state]} {check.name}: {check.detail}")
-    sys.exit(1 if failed else 0)
+    sys.exit(EX_NOPERM if noperm else EX_FAIL if failed else EX_OK)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from common.exits import EX_IOERR, fail
+from common.exits import EX_IOERR, EX_NOPERM, fail
 from common.i18n import _, set_language
 
 from .. import __version__
@@ -15,7 +15,7 @@ from ..config import config_path
 from ..store import StoreError
 from .calibrate import calibrate
 from .config_check import config_group
-from .context import load_config
+from .context import load_config, permission_line
 from .db import db
 from .doctor import doctor
 from .manual import manual_entry
@@ -111,3 +111,5 @@ def main(argv: list[str] | None = None) -> None:
         cli.main(args=argv, prog_name="station", standalone_mode=True)
     except StoreError as exc:
         fail(_("Store error: {error}").format(error=exc), EX_IOERR)
+    except PermissionError as exc:  # a file of the daemon's this user may not read
+        fail(permission_line(exc.filename or str(exc)), EX_NOPERM)

@@ -14,7 +14,7 @@ from common.i18n import _
 
 from ..config import Config
 from ..control import ControlError, NoDaemon, request, socket_path
-from .context import load_config, open_store
+from .context import load_config, open_store, require_readable
 from .live import live_daemon
 
 __all__ = ["sync"]
@@ -32,6 +32,7 @@ def _sync_report(config: Config) -> dict[str, Any]:
         "backlog": 0,
         "last_record_at": None,
     }
+    require_readable(config.store_path)
     if config.store_path.exists():  # else nothing recorded yet: nothing to send
         with open_store(config) as store:
             summary = store.summary()
