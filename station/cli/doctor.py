@@ -22,6 +22,7 @@ from ..calibration import load_state
 from ..clock import ClockStatus
 from ..config import Config, ConfigError, load_config
 from ..store import Store, StoreError
+from .calibrate import due_line
 from .context import permission_line, unreadable
 from .live import live_daemon
 
@@ -144,8 +145,6 @@ def _check_disk(config: Config) -> Check:
 
 
 def _check_calibration(config: Config) -> Check:
-    from .calibrate import due_line  # TODO(h1): to the top once calibrate imports .live
-
     name = _("calibration")
     blocked = unreadable(config.station.data_dir / "calibration.json")
     if blocked is not None:
