@@ -12,7 +12,7 @@ from common.exits import EX_FAIL, EX_TEMPFAIL, fail
 from common.i18n import _
 from common.units import format_mass
 
-from .context import MISSING, load_config, open_ledger, shown
+from .context import MISSING, load_config, open_ledger, shown, when
 
 __all__ = ["beneficiary"]
 
@@ -51,8 +51,8 @@ def beneficiary_show(ctx: click.Context, code: str, fmt: str) -> None:
     for r in rows:
         voided = " " + _("(voided)") if r["voided_by"] is not None else ""
         click.echo(
-            f"{r['occurred_at']} {r['station']:<24} {r['kind']:<9} {shown(r['category']):<14} "
-            f"{_mass(r['net_mg']):>14}{voided}"
+            f"{when(r['occurred_at'])} {r['station']:<24} {r['kind']:<9} "
+            f"{shown(r['category']):<14} {_mass(r['net_mg']):>14}{voided}"
         )
     click.echo(_("{n} record(s)").format(n=len(rows)), err=True)
 

@@ -10,7 +10,7 @@ import click
 from common.i18n import _
 
 from ..store import queries
-from .context import load_config, open_ledger, shown
+from .context import load_config, open_ledger, shown, when
 
 __all__ = ["calibrations"]
 
@@ -37,9 +37,8 @@ def calibrations(ctx: click.Context, station: str | None, as_json: bool) -> None
         if as_json:
             click.echo(json.dumps({**r, "data": data}, ensure_ascii=False))
             continue
-        when = (r["recorded_at"] or "")[:16].replace("T", " ")
         click.echo(
-            f"{shown(when):<16}  {r['station']:<24} {shown(r['reason']):<5}  "
+            f"{when(r['recorded_at']):<16}  {r['station']:<24} {shown(r['reason']):<5}  "
             f"{shown(data.get('verdict')):<10}  {shown(r['operator'])}  {shown(r['scale_id'])}"
         )
     if not as_json:

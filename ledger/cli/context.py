@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any, NoReturn
 
 import click
@@ -25,6 +25,7 @@ __all__ = [
     "open_ledger",
     "shown",
     "usage",
+    "when",
 ]
 
 # dates the reports accept (the dashboard's too): a typo such as 0201 or 20266 is caught here
@@ -103,3 +104,17 @@ def shown(value: Any, width: int | None = None) -> str:
         return MISSING
     text = str(value)
     return text if width is None or len(text) <= width else text[:width] + "…"
+
+
+def when(stamp: str | None) -> str:
+    """A stored time (UTC, ISO 8601) as people read it: this machine's local time to the
+    minute, ``2026-03-02 11:00``; "–" when there is none."""
+    if not stamp:
+        return MISSING
+    try:
+        moment = datetime.fromisoformat(stamp)
+    except ValueError:
+        return stamp
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M")

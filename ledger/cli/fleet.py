@@ -8,7 +8,7 @@ import click
 
 from common.i18n import _
 
-from .context import MISSING, load_config, open_ledger, shown
+from .context import MISSING, load_config, open_ledger, shown, when
 
 __all__ = ["calibration_cell", "stations"]
 
@@ -50,7 +50,7 @@ def stations(ctx: click.Context, as_json: bool) -> None:
         cells = [
             r.station,
             _yes_no(r.online, _("online"), _("offline")),
-            shown(r.last_seen),
+            when(r.last_seen),
             shown(r.backlog),
             r.records or 0,
             r.conflicts,

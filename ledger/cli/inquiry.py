@@ -6,7 +6,7 @@ import click
 
 from common.i18n import _
 
-from .context import load_config, open_ledger, shown
+from .context import load_config, open_ledger, shown, when
 
 __all__ = ["conflicts", "quarantine"]
 
@@ -34,7 +34,7 @@ def conflicts(ctx: click.Context) -> None:
                 "{received} {station} epoch {epoch} seq {seq}: {kind} "
                 "(stored {stored}, received {new})"
             ).format(
-                received=shown(r.received_at),
+                received=when(r.received_at),
                 station=r.station,
                 epoch=r.epoch,
                 seq=r.seq,
@@ -61,5 +61,5 @@ def quarantine(ctx: click.Context) -> None:
     finally:
         store.close()
     for r in rows:
-        click.echo(f"{shown(r.received_at)} #{r.id} {shown(r.topic)}: {r.reason}")
+        click.echo(f"{when(r.received_at)} #{r.id} {shown(r.topic)}: {r.reason}")
     click.echo(_("{n} message(s) in quarantine").format(n=len(rows)), err=True)

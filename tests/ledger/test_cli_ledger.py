@@ -234,3 +234,19 @@ def test_a_readers_config_never_connects_without_the_password(
     monkeypatch.setenv(UNSET, "s3cret")
     config = parse_ledger_config(text, mqtt_password=False)
     assert config.unset_mqtt_password is None and config.mqtt_settings().password == "s3cret"
+
+
+def test_tables_for_people_show_local_time_not_raw_utc(
+    config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    monkeypatch.setenv("TZ", "Europe/Paris")
+    time.tzset()
+    try:
+        code, out, _err = _cli(config, "beneficiary", "show", PERSON)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    # 31 January 2026, 18:00 UTC: 19:00 in Paris, to the minute, no "T…Z"
+    assert code == 0 and out.startswith("2026-01-31 19:00 st-a"), out
