@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 
+from drivers.base import Reading
 from drivers.scale import Reply, get_protocol
 from drivers.scale.capture import decode_entry, is_net, pieces, reply_json, unpack
 
@@ -59,6 +60,7 @@ def test_a_codec_crash_is_one_undecoded_entry() -> None:
 
 def test_reply_json_escapes_frames_as_the_journal_does() -> None:
     reading = MT.decode(b"S S      1.250 kg")
+    assert isinstance(reading, Reading)
     out = reply_json(reading, b"S S      1.250 kg\r\n")
     assert out["raw"] == "S S      1.250 kg\\x0d\\x0a"
     assert out["net"] is is_net(reading) is None  # MT-SICS does not say net or gross
