@@ -263,7 +263,8 @@ def test_dashboard_draws_maths_like_labels_and_names_range_files(dashboard: str)
     status, headers, text = get(
         f"{dashboard}/export/category.csv?from=2026-01-01&to=2026-03-31", cookie=session
     )
-    total = next(r for r in _rows(text.encode(), ";") if r[0] == "total")
+    # the session speaks English since the page above (lang=en): plain CSV, "," between columns
+    total = next(r for r in _rows(text.encode(), ",") if r[0] == "total")
     assert status == 200 and total[3] == "8000000"
     disposition = headers["content-disposition"]
     assert 'filename="pesee-category-2026-01-01_2026-03-31.csv"' in disposition
