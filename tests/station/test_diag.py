@@ -270,7 +270,7 @@ def test_sync_now_drains_the_backlog_once_the_broker_is_back(
         state = json.loads(done.stdout)
         assert (state["connected"], state["backlog"], state["acked_through"]) == (True, 0, 3)
         assert until(lambda: _sync_json(config_file)["journal"]["synced_through"] == 3, timeout=20)
-        rows = list(ledger.store.records(STATION))  # type: ignore[attr-defined]
+        rows = list(ledger.store.records(STATION))
         assert [(r["seq"], r["source"], r["operator"]) for r in rows] == [
             (1, "manual", "Alice"),
             (2, "manual", "Alice"),
