@@ -410,7 +410,7 @@ def _free_port() -> int:
 
 
 def test_ledger_install_then_report_and_dashboard_as_the_ledger_user(
-    source: Path, world: Path
+    source: Path, world: Path, pg_url: str
 ) -> None:
     """`install.sh --ledger` gives what `ledger report`, `ledger serve` and PostgreSQL need."""
     from ledger.web.auth import hash_password
@@ -450,6 +450,13 @@ alice = "{hash_password("correct horse battery")}"
         done = as_other_user(ledger, "--config", conf, *args, env=env)
         assert done.returncode == 0, f"ledger {' '.join(args)}: {done.stderr}"
         assert "Traceback" not in done.stderr
+    # a PostgreSQL ledger (psycopg from the extra), as that user
+    pg_conf = world / "ledger-pg.toml"
+    pg_conf.write_text(f'[ledger]\ndatabase = "{pg_url}"\n', encoding="utf-8")
+    give_to_other_user(pg_conf)
+    for args in (["db", "migrate"], ["report", "--year", "2026"]):
+        done = as_other_user(ledger, "--config", pg_conf, *args, env=env)
+        assert done.returncode == 0, f"ledger {' '.join(args)} on PostgreSQL: {done.stderr}"
     # the dashboard answers its login page, then stops on SIGTERM
     serve = subprocess.Popen(
         ["runuser", "-u", OTHER_USER, "--", "env", "-i", "PATH=/usr/local/bin:/usr/bin:/bin"]
