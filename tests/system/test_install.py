@@ -387,6 +387,17 @@ def test_station_install_then_its_commands_as_the_service_user(source: Path, wor
     done = as_other_user(station, "--config", conf, "config", "check")
     assert done.returncode == 0, done.stderr
     assert "epicerie-centre-1" in done.stdout
+    # the broker's password in station.env, as the service gets it: install.sh's check reads it
+    conf.write_text(
+        text.replace(
+            '# password = "env:PESEE_MQTT_PASSWORD"', 'password = "env:PESEE_MQTT_PASSWORD"'
+        ),
+        encoding="utf-8",
+    )
+    out = install(source, root, pip=True)
+    assert "enabled, not started" in out and "PESEE_MQTT_PASSWORD" in out
+    secrets = root / "etc/pesee/station.env"
+    secrets.write_text(secrets.read_text(encoding="utf-8") + "PESEE_MQTT_PASSWORD=s3cret\n")
     out = install(source, root, pip=True)
     assert "station config check: OK" in out
     assert "skipped (DESTDIR is set): systemctl start pesee-station.service" in out
