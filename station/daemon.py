@@ -42,7 +42,7 @@ from .loop import Station
 from .outbox import JournalOutbox
 from .registry import RegistryBook
 from .signals import CALIBRATION_DUE, PanelSignaller
-from .store import Store
+from .store import Store, StoreError
 
 __all__ = ["Daemon"]
 
@@ -62,7 +62,8 @@ class Daemon:
         set_language(config.station.language)
         self.config = config
         self.config_path = config_path
-        self.store = Store(config.store_path, config.station.id)
+        # a journal made by a first start on the example config, still empty, is rebound
+        self.store = Store(config.store_path, config.station.id, rebind_empty=True)
         self.panel = Panel(
             PanelPins(
                 button=config.panel.button,
@@ -91,7 +92,13 @@ class Daemon:
             on_state=lambda ok, d: self.station.post(ScaleState(ok, d)),
             on_reply=lambda token, outcome: self.station.post(ScaleReplied(token, outcome)),
         )
-        self.session = self.store.next_session()
+        try:
+            self.session = self.store.next_session()
+        except StoreError as exc:
+            # a full card: the station still runs, red steady, records refused until there
+            # is room (docs/operations.md); the session is counted in memory meanwhile
+            log.error(_("cannot write the store: %s"), exc)
+            self.session = self.store.session() + 1
         self.registry = RegistryBook(config)
         signaller = PanelSignaller(self.panel)
         self.station = Station(

@@ -129,6 +129,7 @@ class Station:
         self.disk = DiskGuard(store.path.parent, config.station.min_free_mb)
         self._status = StatusFile(status_path) if status_path is not None else None
         self._scanner_ok = True
+        self._scanner_connected = False  # the scanner has reported its port open (once)
         self._last: Result | None = None
         self._last_record_at: str | None = None
         self._fault = False  # the red light held on: the journal could not be written
@@ -234,6 +235,7 @@ class Station:
             self._on_manual(event)
         elif isinstance(event, ScannerState):
             self._scanner_ok = event.ok
+            self._scanner_connected = self._scanner_connected or event.ok
             self._status_dirty = True
             (log.info if event.ok else log.warning)(_("scanner: %s"), event.detail)
 
@@ -475,7 +477,7 @@ class Station:
         status = self._status
         now = time.monotonic()
         if status is not None and status.due(now, self._status_dirty):
-            status.write(
-                status_data(self.snapshot, self.config.station.id), now, self.status_extras
-            )
+            data = status_data(self.snapshot, self.config.station.id)
+            data["scanner_connected"] = self._scanner_connected
+            status.write(data, now, self.status_extras)
             self._status_dirty = False
