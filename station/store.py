@@ -24,8 +24,8 @@ from typing import IO, Any
 import sqlite_utils
 
 from common.i18n import _
-from sync.wire import KINDS, MAX_MG, genesis_hash, record_hash
-from sync.wire import RECORD_FIELDS as FIELDS
+from sync.record import KINDS, Record, RecordError, genesis_hash, record_hash
+from sync.record import RECORD_FIELDS as FIELDS
 
 from .chain import Head, VerifyReport, walk_chain
 
@@ -34,6 +34,7 @@ __all__ = [
     "KINDS",
     "JournalInfo",
     "JournalReader",
+    "RecordRefused",
     "Store",
     "StoreError",
     "VerifyReport",
@@ -44,16 +45,17 @@ __all__ = [
 
 log = logging.getLogger("station")
 
-_CONTENT = [f for f in FIELDS if f != "hash"]
 _SCHEMA_VERSION = 1
 _INSERT = f"INSERT INTO records ({', '.join(FIELDS)}) VALUES ({', '.join('?' * len(FIELDS))})"
-_FLAGS = ("stable", "clock_synced", "pieces_computed")
-_MASSES = ("gross_mg", "tare_mg", "net_mg", "unit_weight_mg")
 Row = dict[str, Any]
 
 
 class StoreError(Exception):
     """The store cannot be opened or written (disk full, read-only card, corrupt file)."""
+
+
+class RecordRefused(StoreError, ValueError):
+    """A record the wire (and so the ledger) would refuse: never written."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -430,8 +432,17 @@ class Store:
     # -- writing ----------------------------------------------------------------------------
     def append(self, kind: str, **fields: Any) -> dict[str, Any]:
         """Append one record and commit it durably (inside :meth:`transaction`: when it
-        commits). Returns the stored row."""
-        row = self._new_row(kind, fields)
+        commits). Returns the stored row. A record the wire would refuse (a field's type,
+        length or bound: :class:`sync.record.Record`'s one validation) raises
+        :class:`RecordRefused` and nothing is written."""
+        content: dict[str, Any] = {
+            **fields,
+            "uuid": str(uuid.uuid4()),
+            "epoch": self.epoch,
+            "station": self.station,
+            "kind": kind,
+            "recorded_at": fields.get("recorded_at") or _now(),
+        }
         conn = self._conn
         try:
             with self._write():
@@ -441,58 +452,22 @@ class Store:
                         "SELECT k, v FROM meta WHERE k IN ('last_seq', 'last_hash')"
                     ).fetchall()
                 )
-                row["seq"] = int(head.get("last_seq") or 0) + 1
-                row["prev_hash"] = head.get("last_hash") or genesis_hash(self.epoch)
-                row["hash"] = record_hash(row)
-                conn.execute(_INSERT, [row[c] for c in FIELDS])
-                self._set_meta("last_seq", str(row["seq"]))
-                self._set_meta("last_hash", row["hash"])
+                record = Record.seal(
+                    **content,
+                    seq=int(head.get("last_seq") or 0) + 1,
+                    prev_hash=head.get("last_hash") or genesis_hash(self.epoch),
+                )
+                row = record.to_row()
+                conn.execute(_INSERT, list(row.values()))
+                self._set_meta("last_seq", str(record.seq))
+                self._set_meta("last_hash", record.hash)
+        except RecordError as exc:
+            raise RecordRefused(exc.reason) from exc
         except sqlite3.Error as exc:
             raise StoreError(str(exc)) from exc
         # only after the commit returned: the in-memory head follows the durable one
-        self._last_seq = row["seq"]
-        self._last_hash = row["hash"]
-        return row
-
-    def _new_row(self, kind: str, fields: dict[str, Any]) -> dict[str, Any]:
-        """The record's content, checked as the wire (and so the ledger) will check it."""
-        if kind not in KINDS:
-            raise ValueError(f"unknown record kind {kind!r}")
-        unknown = set(fields) - set(_CONTENT)
-        if unknown:
-            raise ValueError(f"unknown record fields: {sorted(unknown)}")
-        row: dict[str, Any] = dict.fromkeys(_CONTENT)
-        row.update(fields)
-        row.update(
-            uuid=str(uuid.uuid4()),
-            epoch=self.epoch,
-            station=self.station,
-            kind=kind,
-            recorded_at=fields.get("recorded_at") or _now(),
-        )
-        for name, value in fields.items():
-            if value is None or name == "data":
-                continue
-            expected = FIELDS[name]
-            is_flag = isinstance(value, bool) and name in _FLAGS
-            if (
-                expected is int
-                and not is_flag
-                and (isinstance(value, bool) or not isinstance(value, int))
-            ):
-                raise ValueError(f"{name} must be an integer, not {value!r}")
-            if expected is str and not isinstance(value, str):
-                raise ValueError(f"{name} must be text, not {value!r}")
-            if isinstance(value, str) and len(value) > 4096:
-                raise StoreError(f"{name} is too long ({len(value)} characters)")
-        for mass in _MASSES:
-            if row[mass] is not None and not -MAX_MG <= row[mass] <= MAX_MG:
-                raise StoreError(f"{mass} {row[mass]} out of range")
-        for flag in _FLAGS:
-            if isinstance(row[flag], bool):
-                row[flag] = int(row[flag])
-        if isinstance(row["data"], dict):
-            row["data"] = json.dumps(row["data"], sort_keys=True, ensure_ascii=False)
+        self._last_seq = record.seq
+        self._last_hash = record.hash
         return row
 
     def prune(self, before: str, limit: int = 500) -> int:

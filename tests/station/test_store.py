@@ -15,6 +15,7 @@ import pytest
 
 from station.store import (
     FIELDS,
+    RecordRefused,
     Store,
     StoreError,
     journal_info,
@@ -196,6 +197,8 @@ def test_append_refuses_what_the_wire_would_refuse(tmp_path: Path) -> None:
             store.append("weighing", reason="x" * 5000)
         with pytest.raises(StoreError):
             store.append("weighing", net_mg=10**13)
+        with pytest.raises(RecordRefused, match="pieces out of range"):
+            store.append("weighing", pieces=10**8)  # the uploader would never send it
         assert store.last_seq == 0
         store.append("weighing", stable=True, net_mg=1)
         assert store.verify().ok
