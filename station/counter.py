@@ -17,6 +17,7 @@ from common.i18n import _, ngettext
 from common.units import format_mass
 from drivers.base import Reading, ScaleError
 from drivers.scale import Ack, Command, Reply
+from drivers.serialio import escape_frame
 from sync.wire import MAX_MG
 
 from .codes import Classified, CodeBook, Kind
@@ -32,17 +33,11 @@ __all__ = [
     "Signal",
     "Step",
     "Visit",
-    "escape_frame",
     "mask",
     "profile_of",
 ]
 
 RETRY_CLOSE_S = 30.0  # a visit whose close could not be written: tried again this much later
-
-
-def escape_frame(raw: bytes) -> str:
-    """A frame as printable ASCII: control and 8-bit bytes (and backslash) as ``\\xNN``."""
-    return "".join(chr(b) if 0x20 <= b < 0x7F and b != 0x5C else f"\\x{b:02x}" for b in raw)
 
 
 def mask(code: str, keep: int = 4) -> str:
@@ -299,8 +294,11 @@ class Counter:
                 return NOTHING
             visit.items = [i for i in visit.items if i.seq != target.seq]
             self._rearmed = True  # the usual correction is to weigh the same item again
-            detail = _("{weight} (record {seq})").format(
-                weight=format_mass(target.net_mg), seq=target.seq
+            # the hold asks no confirmation: the banner is where staff see what went
+            detail = _("{weight} {category} (record {seq})").format(
+                weight=format_mass(target.net_mg),
+                category=self.codes.classify(target.category).name or target.category,
+                seq=target.seq,
             )
             return _say(Outcome.VOIDED, detail, seq=row["seq"], t=t)
 
@@ -461,7 +459,10 @@ class Counter:
                 return Step(note=_("sample ignored: already waiting for a stable weight"))
             return self._start_press(t, c.pieces)
         if c.kind is Kind.MISREAD:
-            return _say(Outcome.MISREAD, code, t=t)
+            # most misreads are beneficiary codes: shown masked, as a good one would be
+            sample = self.config.codes.sample_prefix
+            shown = code if sample and code.startswith(sample) else mask(code)
+            return _say(Outcome.MISREAD, shown, t=t)
         return _say(Outcome.UNKNOWN_CODE, code, t=t)
 
     # -- visits ------------------------------------------------------------------------------

@@ -209,8 +209,9 @@ def test_hold_voids_the_last_standing_weighing() -> None:
     first = _weigh(c, j, "1.000", 2.0)[0].seq
     second = _weigh(c, j, "2.000", 3.0)[0].seq
     signals = j.run(c.hold(4.0, 4.0))
-    assert (
-        signals[0].outcome is Outcome.VOIDED and signals[0].detail == f"2.000 kg (record {second})"
+    assert (signals[0].outcome, signals[0].detail) == (
+        Outcome.VOIDED,
+        f"2.000 kg Vêtements (record {second})",  # names what was voided: no confirmation
     )
     assert j.rows[-1]["voids"] == second
     j.run(c.hold(5.0, 5.0))
@@ -271,6 +272,14 @@ def test_a_code_read_twice_is_ignored_within_the_window() -> None:
     assert twice.signals == () and "read twice" in twice.note
     assert j.outcomes(c.code("CAT-VET", 3.0, 3.0)) == [Outcome.CATEGORY_SET]
     assert j.outcomes(c.code("NOPE", 4.0, 4.0)) == [Outcome.UNKNOWN_CODE]
+
+
+def test_a_misread_beneficiary_code_is_shown_masked() -> None:
+    c, j = _counter(), Journal()
+    wrong = VISITOR[:-1] + str((int(VISITOR[-1]) + 3) % 10)
+    signals = j.run(c.code(wrong, 1.0, 1.0))
+    assert [(s.outcome, s.detail) for s in signals] == [(Outcome.MISREAD, "•" * 7 + wrong[-4:])]
+    assert j.run(c.code("ECH-abc", 2.0, 2.0))[0].detail == "ECH-abc"  # a sheet, not a person
 
 
 def test_restore_carries_on_within_the_boot_and_closes_otherwise() -> None:
