@@ -27,6 +27,7 @@ __all__ = [
     "optional_config",
     "permission_line",
     "quiet_drivers",
+    "readonly_line",
     "refuse_if_daemon",
     "require_readable",
     "root_obj",
@@ -118,6 +119,17 @@ def permission_line(path: Path | str) -> str:
     ).format(user=user, path=path)
 
 
+def readonly_line(journal: Path, error: Exception) -> str | None:
+    """The sentence for a journal this user may read but not open (a group member while the
+    daemon is stopped: opening a WAL journal then creates its ``-shm`` file beside it)."""
+    if "readonly" not in str(error) or os.access(journal.parent, os.W_OK):
+        return None
+    return _(
+        "Permission denied: the user {user} may read the journal {path} only while the station "
+        "runs (SQLite must write beside it otherwise). Run the command with sudo (sudo station …)."
+    ).format(user=_user(), path=journal)
+
+
 def require_readable(path: Path) -> None:
     """Exit 77 with :func:`permission_line` when this user may not read ``path``."""
     blocked = unreadable(path)
@@ -135,6 +147,9 @@ def open_store(config: Config, path: Path | None = None) -> Store:
     except PermissionError as exc:
         fail(permission_line(exc.filename or where), EX_NOPERM)
     except StoreError as exc:
+        readonly = readonly_line(where, exc)
+        if readonly is not None:
+            fail(readonly, EX_NOPERM)
         fail(_("Cannot open the store: {error}").format(error=exc), EX_IOERR)
 
 

@@ -23,7 +23,7 @@ from ..clock import ClockStatus
 from ..config import Config, ConfigError, load_config
 from ..store import Store, StoreError
 from .calibrate import due_line
-from .context import permission_line, unreadable
+from .context import permission_line, readonly_line, unreadable
 from .live import live_daemon
 
 __all__ = ["Check", "doctor", "live_daemon"]
@@ -52,6 +52,9 @@ def _check_store(config: Config) -> Check:
             report = store.verify()
             summary = store.summary()
     except StoreError as exc:
+        readonly = readonly_line(config.store_path, exc)
+        if readonly is not None:
+            return Check(_("journal"), FAIL, readonly, noperm=True)
         return Check(_("journal"), FAIL, str(exc))
     if not report.ok:
         return Check(_("journal"), FAIL, "; ".join(report.problems[:3]))

@@ -95,6 +95,42 @@ def test_a_missing_permission_is_one_line_with_the_fix(
     assert "sudo station" in line and "pesee group" in line and "usermod -aG pesee" in line
 
 
+@pytest.fixture
+def group_readable(config_file: Path) -> Iterator[tuple[Path, list[str]]]:
+    """The journal as a member of the daemon's group sees it with the daemon stopped: the
+    directory and the file readable, not writable, no ``-shm`` file beside the journal."""
+    prefix = _unprivileged()
+    cfg = load_config(config_file)
+    with Store(cfg.store_path, cfg.station.id) as store:
+        store.append("weighing", net_mg=1500, category="CAT-VET")
+    data = cfg.store_path.parent
+    assert not Path(f"{cfg.store_path}-shm").exists()
+    if os.geteuid() == 0:  # owned by nobody, group root (ours): r-x and r--
+        os.chown(data, NOBODY, 0)
+        os.chown(cfg.store_path, NOBODY, 0)
+        data.chmod(0o750)
+        cfg.store_path.chmod(0o640)
+    else:
+        data.chmod(0o550)
+        cfg.store_path.chmod(0o440)
+    yield config_file, prefix
+    data.chmod(0o755)
+
+
+@pytest.mark.parametrize(
+    "args", [("status",), ("sync", "status"), ("db", "verify"), ("doctor",)], ids=" ".join
+)
+def test_a_group_member_is_told_to_use_sudo_while_the_station_is_stopped(
+    group_readable: tuple[Path, list[str]], args: tuple[str, ...]
+) -> None:
+    config_file, prefix = group_readable
+    done = _station(config_file, *args, prefix=prefix)
+    out = done.stdout + done.stderr
+    assert done.returncode == 77, out
+    assert "Traceback" not in out
+    assert "only while the station runs" in out and "sudo station" in out
+
+
 def test_config_check_still_checks_the_config_without_the_journal(
     locked: tuple[Path, list[str]],
 ) -> None:
