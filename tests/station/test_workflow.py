@@ -451,3 +451,37 @@ def test_store_hitting_its_page_limit_stays_intact(counter: SimulatedCounter) ->
     assert counter.store.verify().ok
     seqs = [r["seq"] for r in counter.store.records()]
     assert seqs == list(range(1, len(seqs) + 1))
+
+
+def test_the_category_carried_into_a_new_visit_is_shown(counter: SimulatedCounter) -> None:
+    """The next person's items would go to the last person's category: say it at the start."""
+    _start_visit(counter)
+    counter.scan("FIN")
+    counter.next_result()
+    counter.scan(beneficiary(4242))
+    opened = counter.next_result()
+    assert opened.outcome is Outcome.VISIT_OPENED
+    assert opened.text.endswith(", category Vêtements")
+    assert counter.station.snapshot.category == "CAT-VET"
+
+
+def test_the_category_resets_at_a_new_visit_when_configured(tmp_path: Path) -> None:
+    with english_counter(tmp_path, {"visit": {"category_resets": True}}) as c:
+        _start_visit(c)
+        c.scan("FIN")
+        c.next_result()
+        c.scan(beneficiary(4242))
+        assert c.next_result().outcome is Outcome.VISIT_OPENED
+        assert c.station.snapshot.category is None
+        c.press()
+        assert c.next_result().outcome is Outcome.NO_CATEGORY
+
+
+def test_a_scan_right_after_start_is_seen(tmp_path: Path) -> None:
+    """start() returns once the station's scanner has its port open AND flushed (pyserial
+    flushes stale input after opening): a code sent before that flush would be lost."""
+    for run in range(3):
+        with english_counter(tmp_path / str(run)) as c:
+            assert c.daemon.scanner_ready.is_set()
+            c.scan(VISITOR)
+            assert c.next_result().outcome is Outcome.VISIT_OPENED
