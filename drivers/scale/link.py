@@ -18,10 +18,10 @@ counted in :attr:`ScaleLink.garbage_frames` and skipped.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
 
 from common.i18n import _
 
@@ -120,7 +120,7 @@ class ScaleLink:
     def close(self) -> None:
         self.transport.close()
 
-    def reconnect(self, stop: Any = None) -> bool:
+    def reconnect(self, stop: threading.Event | None = None) -> bool:
         """Close, wait the next back-off delay (``stop``: an Event that cuts it short), try to
         open once. True when open again."""
         try:
