@@ -25,6 +25,7 @@ from sync.wire import StationStatus
 
 from . import __version__
 from .config import Config, SyncSection, load_config
+from .disk import DiskGuard
 from .events import (
     Acked,
     ButtonHeld,
@@ -62,8 +63,8 @@ class Daemon:
         set_language(config.station.language)
         self.config = config
         self.config_path = config_path
-        # a journal made by a first start on the example config, still empty, is rebound
-        self.store = Store(config.store_path, config.station.id, rebind_empty=True)
+        self.store = self._open_store(config)
+        self.exclusive = self.store.exclusive
         self.panel = Panel(
             PanelPins(
                 button=config.panel.button,
@@ -111,7 +112,7 @@ class Daemon:
         )
         signaller.ready(False)  # amber until the scale answers
         self.link: StationLink | None = None
-        if config.sync is not None and config.sync.enabled:
+        if config.sync is not None and config.sync.enabled and not self.exclusive:
             self.link = self._make_link(config.sync)
             self.station.on_commit.append(self.link.notify)
         self.scanner: Any
@@ -132,6 +133,26 @@ class Daemon:
         self._thread: threading.Thread | None = None
         self._closed = False
         self.screen: Any = None  # station.screen.server.ScreenServer when [screen] is enabled
+
+    @staticmethod
+    def _open_store(config: Config) -> Store:
+        """The journal (one made by a first start on the example config, still empty, is
+        re-bound to this station). On a card too full to open it as usual (SQLite cannot
+        create its ``-shm`` file), it is opened for this process alone: the station runs, red
+        light steady, and the uploader waits for a restart with room on the card."""
+        try:
+            return Store(config.store_path, config.station.id, rebind_empty=True)
+        except StoreError as exc:
+            if not DiskGuard(config.store_path.parent, config.station.min_free_mb).check():
+                raise
+            log.error(
+                _(
+                    "cannot open the journal on a full card (%s): opened for the daemon alone, "
+                    "nothing is sent until it restarts with room on the card"
+                ),
+                exc,
+            )
+            return Store(config.store_path, config.station.id, rebind_empty=True, exclusive=True)
 
     def _code(self, code: str) -> None:
         self.station.post(CodeScanned(code, time.monotonic()))

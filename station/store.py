@@ -263,6 +263,8 @@ class Store:
 
     ``rebind_empty``: a journal bound to another station id that never held a record (made by
     a first start on the example config) is bound to ``station`` instead of refused.
+    ``exclusive``: this process alone may use the file until it closes it (SQLite's exclusive
+    locking: no ``-shm`` file is needed, which a full card may not have room to create).
     """
 
     def __init__(
@@ -272,15 +274,19 @@ class Store:
         *,
         create: bool = True,
         rebind_empty: bool = False,
+        exclusive: bool = False,
     ) -> None:
         self.path = Path(path)
         self.station = station
+        self.exclusive = exclusive
         if not create and not self.path.exists():
             raise StoreError(_("{path}: no such journal").format(path=self.path))
         conn: sqlite3.Connection | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = _connect(self.path, read_only=False)
+            if exclusive:  # before the first access: the WAL index then lives in memory
+                conn.execute("PRAGMA locking_mode=EXCLUSIVE")
             self._db = sqlite_utils.Database(conn)
             self._conn = conn
             if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":

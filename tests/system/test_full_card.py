@@ -18,19 +18,23 @@ from station.status_file import read_status
 _SCRIPT = """
 set -e
 mount -t tmpfs -o size=1m tmpfs "$DATA"
-"$PY" -c "$MAKE_JOURNAL" "$DATA/station.db"
+"$PY" -c "$MAKE_JOURNAL" "$DATA/station.db" "$HOW"
 dd if=/dev/zero of="$DATA/filler" bs=4096 2>/dev/null || true
 exec "$PY" -m station --config "$CONFIG" run
 """
 
 
-# a daemon that filled the card, then was killed or lost power: its WAL is left beside the journal
+# the journal as the last daemon left it: killed (or the power cut), its WAL beside it; or
+# stopped cleanly with room to spare, the WAL folded in and removed (SQLite must then create
+# its -shm file again to open the journal, which a full card has no room for)
 _MAKE_JOURNAL = """
 import os, sys
 from station.store import Store
 store = Store(sys.argv[1], "ressourcerie-nord-1")
 store.append("weighing", net_mg=1)
-os._exit(0)
+if sys.argv[2] == "killed":
+    os._exit(0)
+store.close()
 """
 
 
@@ -42,8 +46,9 @@ def _namespaces_work() -> bool:
 
 
 @pytest.mark.skipif(not _namespaces_work(), reason="needs unshare (user and mount namespaces)")
+@pytest.mark.parametrize("how", ["killed", "stopped"])
 def test_a_station_started_on_a_full_card_runs_with_the_red_light(
-    config_file: Path, tmp_path: Path
+    config_file: Path, tmp_path: Path, how: str
 ) -> None:
     data = tmp_path / "data"
     data.mkdir()
@@ -56,6 +61,7 @@ def test_a_station_started_on_a_full_card_runs_with_the_red_light(
         "PY": sys.executable,
         "CONFIG": str(config_file),
         "MAKE_JOURNAL": _MAKE_JOURNAL,
+        "HOW": how,
     }
     proc = subprocess.Popen(
         ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", _SCRIPT],
@@ -82,8 +88,11 @@ def test_a_station_started_on_a_full_card_runs_with_the_red_light(
             proc.communicate()
     assert proc.returncode == 0, err
     assert "Traceback" not in err
-    assert "cannot write the store: database or disk is full" in err  # the session count
     assert "less than 50 MB free on the card: refusing new records" in err
+    if how == "killed":
+        assert "cannot write the store: database or disk is full" in err  # the session count
+    else:
+        assert "cannot open the journal on a full card" in err
     # the tmpfs went with its namespace: nothing of it leaked into the real directory
     assert not (data / "station.db").exists()
 
