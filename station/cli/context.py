@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import pwd
@@ -12,6 +13,7 @@ import click
 
 from common.exits import EX_CONFIG, EX_IOERR, EX_NOINPUT, EX_NOPERM, EX_TEMPFAIL, fail
 from common.i18n import _, set_language
+from common.oserrors import explain
 from common.units import format_mass
 
 from ..config import Config, ConfigError, config_path
@@ -111,12 +113,7 @@ def unreadable(path: Path) -> Path | None:
 
 def permission_line(path: Path | str) -> str:
     """One sentence: which permission is missing, and how to get it."""
-    user = _user()
-    return _(
-        "Permission denied: the user {user} may not read {path}. Run the command with sudo "
-        "(sudo station …), or add the user to the pesee group (sudo usermod -aG pesee {user}, "
-        "then log in again)."
-    ).format(user=user, path=path)
+    return explain(PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path)))
 
 
 def readonly_line(journal: Path, error: Exception) -> str | None:
@@ -125,8 +122,9 @@ def readonly_line(journal: Path, error: Exception) -> str | None:
     if "readonly" not in str(error) or os.access(journal.parent, os.W_OK):
         return None
     return _(
-        "Permission denied: the user {user} may read the journal {path} only while the station "
-        "runs (SQLite must write beside it otherwise). Run the command with sudo (sudo station …)."
+        "{path}: the user {user} may read the journal only while the station runs (SQLite must "
+        "write beside it otherwise); run the command as the station's user: sudo -u pesee "
+        "station …"
     ).format(user=_user(), path=journal)
 
 

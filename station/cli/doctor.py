@@ -14,15 +14,17 @@ import click
 
 from common.exits import EX_FAIL, EX_NOPERM, EX_OK
 from common.i18n import _
+from common.oserrors import explain
 from common.units import format_mass
-from drivers.base import DriverError, Reading
+from drivers.base import DriverError, PortError, Reading
 from drivers.scale import ScaleLink
+from drivers.scale.probe import port_problem
 
 from ..calibration import load_state
+from ..calibration_report import due_line
 from ..clock import ClockStatus
 from ..config import Config, ConfigError, load_config
 from ..store import Store, StoreError
-from .calibrate import due_line
 from .context import permission_line, readonly_line, unreadable
 from .live import live_daemon
 
@@ -78,6 +80,8 @@ def _check_scale(config: Config, live: dict[str, Any] | None) -> Check:
     try:
         with ScaleLink(sc.url, protocol, sc.link(protocol), reply_timeout=sc.reply_timeout) as link:
             reading = link.reading(False, max(2.0, sc.reply_timeout * 2))
+    except PortError as exc:
+        return Check(name, FAIL, f"{sc.url} ({sc.protocol}): {port_problem(exc)}")
     except (DriverError, OSError) as exc:
         return Check(name, FAIL, f"{sc.url} ({sc.protocol}): {exc}")
     return Check(name, OK, f"{sc.url} ({sc.protocol}): {_weight(reading)}")
@@ -121,7 +125,7 @@ def _check_broker(config: Config) -> Check:
         with socket.create_connection((host, port), timeout=3):
             pass
     except OSError as exc:
-        return Check(name, FAIL, f"{host}:{port}: {exc}")
+        return Check(name, FAIL, explain(exc, f"{host}:{port}"))
     return Check(name, OK, _("{host}:{port} accepts connections").format(host=host, port=port))
 
 

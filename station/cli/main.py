@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from common import clickfr
 from common.exits import EX_IOERR, EX_NOPERM, fail
 from common.i18n import _, set_language
 
@@ -107,6 +108,7 @@ for _command in (
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point."""
+    clickfr.install()  # click's own words (usage errors, prompts) in the staff's language
     try:
         cli.main(args=argv, prog_name="station", standalone_mode=True)
     except StoreError as exc:

@@ -11,8 +11,8 @@ import click
 from common.i18n import _
 
 from ..calibration import load_state
+from ..calibration_report import due_line
 from ..config import Config
-from .calibrate import due_line
 from .context import load_config, open_store
 from .live import live_daemon
 
