@@ -369,9 +369,7 @@ def enter(
         error = _("the store refused the records ({error}): nothing recorded").format(error=exc)
         return Entered({"ok": False, "kind": "store", "error": error}, Outcome.STORE_ERROR)
     if done.repeat:
-        log.info(
-            _("manual entry %s repeated: already records %s"), request.request_id, done.seqs
-        )
+        log.info(_("manual entry %s repeated: already records %s"), request.request_id, done.seqs)
         return Entered({"ok": True, "seqs": done.seqs, "repeat": True}, written=done)
     log.info(_("manual entry by %s: records %s"), request.technician, done.seqs)
     return Entered({"ok": True, "seqs": done.seqs}, written=done)

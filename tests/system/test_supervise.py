@@ -18,6 +18,7 @@ import pytest
 from common.notify import Watchdog
 from drivers.sim.scale import ScaleSimulator
 from drivers.sim.scanner import ScannerSimulator
+from station.outcomes import Result
 from station.sim import SimulatedCounter
 
 
@@ -93,7 +94,11 @@ def test_watchdog_goes_quiet_when_the_loop_is_stuck(
             assert any("WATCHDOG=1" in m for m in _messages(notify, 1.0))
             # a listener that never returns: the loop thread is stuck, as on a hung fsync
             release = threading.Event()
-            counter.station.listeners.append(lambda _r: release.wait(10) and None)
+
+            def stuck_listener(_result: Result) -> None:
+                release.wait(10)
+
+            counter.station.listeners.append(stuck_listener)
             counter.scan("CAT-VET")
             time.sleep(0.8)
             _messages(notify, 0.3)  # drop what was sent before it went stale
