@@ -26,10 +26,10 @@ from .outcomes import Outcome
 
 __all__ = [
     "RETRY_CLOSE_S",
+    "Append",
     "Counter",
     "Item",
     "PieceWeight",
-    "Record",
     "Signal",
     "Step",
     "Visit",
@@ -96,7 +96,7 @@ class Signal:
 
 
 @dataclass(frozen=True, slots=True)
-class Record:
+class Append:
     """A journal record to append (the loop adds the clock fields: mono_ns, boot, sync)."""
 
     kind: str
@@ -123,7 +123,7 @@ class Step:
     ``then`` for the next step."""
 
     signals: tuple[Signal, ...] = ()
-    write: Record | PieceWeight | None = None
+    write: Append | PieceWeight | None = None
     then: Then | None = None
     poll_until: float | None = None  # ask the scale for weights until then
     relax: bool = False  # back to the normal polling pace
@@ -275,7 +275,7 @@ class Counter:
         if visit is None or not visit.items:
             return _say(Outcome.NOTHING_TO_VOID, t=t)
         target = visit.items[-1]
-        record = Record(
+        record = Append(
             "void",
             {
                 "visit": visit.id,
@@ -369,7 +369,7 @@ class Counter:
             data = {"container": container.code, "container_tare_mg": box_tare}
         if visit.profile:
             data["profile"] = visit.profile  # the office's reports count by it
-        record = Record(
+        record = Append(
             "weighing",
             {
                 "visit": visit.id,
@@ -476,7 +476,7 @@ class Counter:
     def _open(self, c: Classified, t: float, now: float) -> Step:
         referrer = self.referrer or c.referrer  # a code scanned apart is a deliberate choice
         visit = Visit(self._new_id(), c.code, referrer, profile=self.profile)
-        record = Record(
+        record = Append(
             "visit_open",
             {
                 "visit": visit.id,
@@ -511,7 +511,7 @@ class Counter:
             return then() if then is not None else NOTHING
         cancel = self._cancel_press()
         total = sum(i.net_mg for i in visit.items)
-        record = Record(
+        record = Append(
             "visit_close",
             {
                 "visit": visit.id,

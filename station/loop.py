@@ -25,7 +25,7 @@ from .calibration import CalibrationState, load_state
 from .clock import ClockStatus, boot_id
 from .codes import CodeBook
 from .config import Config
-from .counter import Counter, Item, PieceWeight, Record, Step, mask
+from .counter import Append, Counter, Item, PieceWeight, Step, mask
 from .disk import DiskGuard
 from .events import (
     Acked,
@@ -298,7 +298,7 @@ class Station:
             return None
         return {"category": learnt.category, "mg": learnt.mg}
 
-    def _append(self, record: Record) -> dict[str, Any] | None:
+    def _append(self, record: Append) -> dict[str, Any] | None:
         """Write one record the counter asked for; None (signalled) when refused."""
         if self._check_storage():
             self._finish(Outcome.DISK_FULL, t=record.t)

@@ -8,7 +8,7 @@ from typing import Any
 from drivers.base import Reading, ScaleError
 from drivers.scale import Ack, Command
 from station.config import Config
-from station.counter import Counter, PieceWeight, Record, Signal, Step
+from station.counter import Append, Counter, PieceWeight, Signal, Step
 from station.outcomes import Outcome
 from station.sim import example_config
 from tests.support.helpers import beneficiary
@@ -35,7 +35,7 @@ class Journal:
             row: dict[str, Any] | None = None
             if self.refuse:
                 row = None
-            elif isinstance(step.write, Record):
+            elif isinstance(step.write, Append):
                 row = {"seq": len(self.rows) + 1, "kind": step.write.kind, **step.write.fields}
                 self.rows.append(row)
             else:
@@ -98,7 +98,7 @@ def test_a_weighing_records_the_stable_weight_after_the_press() -> None:
     unsteady = Reading(net_mg=1_250_000, unit="kg", stable=False, raw=b"S D 1.250 kg")
     assert j.run(c.weight(unsteady, 3.1)) == []
     step = c.weight(_stable("1.250"), 3.2)
-    assert step.relax and isinstance(step.write, Record)
+    assert step.relax and isinstance(step.write, Append)
     signals = j.run(step)
     assert [(s.outcome, s.detail, s.net_mg) for s in signals] == [
         (Outcome.RECORDED, "1.250 kg Vêtements", 1_250_000)
