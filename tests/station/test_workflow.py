@@ -41,7 +41,8 @@ def _start_visit(c: SimulatedCounter, category: str = "CAT-VET") -> None:
 def test_happy_path_records_one_weighing(counter: SimulatedCounter) -> None:
     green, red, buzzer = counter.pin("green"), counter.pin("red"), counter.pin("buzzer")
     _start_visit(counter)
-    time.sleep(0.3)  # let the scan's short chirp finish before watching the pins
+    # the scan's short chirp (started before its result was published) ends before we watch
+    assert _until(lambda: not counter.daemon.panel.playing)
     green.clear_states()
     buzzer.clear_states()
     result = weigh(counter, "1.250")
