@@ -115,7 +115,7 @@ class SimulatedCounter:
         deadline = time.monotonic() + timeout
         while not panel.held and time.monotonic() < deadline:
             time.sleep(0.01)
-        time.sleep(0.02)  # let gpiozero's hold thread run its callback before the release
+        # no wait needed: once the panel says held, its hold callback fires whatever the release
         button.drive_high()
 
     def scan(self, code: str) -> None:
