@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
@@ -16,21 +17,44 @@ from .config import BeneficiaryPattern, Category, Config, Profile, Referrer
 
 __all__ = ["RegistryBook"]
 
+
+class _Item(Protocol):
+    code: str
+
 log = logging.getLogger("station")
 
 
+def _merged(
+    own: Sequence[_Item], given: Sequence[dict[str, Any]], retired: Sequence[str], model: Any
+) -> list[Any]:
+    """The station's own list with the office's items merged by code: an office item replaces
+    the station's of the same code or is added at the end; a code goes only when the office
+    retired it. Sheets already at the counter keep working after a registry arrives."""
+    items: dict[str, Any] = {item.code: item for item in own}
+    for raw in given:
+        item = model.model_validate(raw)
+        items[item.code] = item
+    gone = set(retired)
+    return [item for code, item in items.items() if code not in gone]
+
+
 def _apply(base: Config, registry: Registry) -> Config:
-    """``base`` with the registry's categories, referrers and beneficiary patterns (when given).
+    """``base`` with the registry's categories, referrers and profiles merged by code over its
+    own, and its beneficiary patterns (when given) in place of the config's.
 
     Each item is validated as if it were in the config file, and codes must stay unique."""
+    retired_raw = registry.extra.get("retired")
+    retired: dict[str, list[str]] = retired_raw if isinstance(retired_raw, dict) else {}
     update: dict[str, Any] = {}
-    if registry.categories:
-        update["categories"] = [Category.model_validate(c) for c in registry.categories]
-    if registry.referrers:
-        update["referrers"] = [Referrer.model_validate(r) for r in registry.referrers]
-    profiles = registry.extra.get("profiles")
-    if profiles:
-        update["profiles"] = [Profile.model_validate(p) for p in profiles]
+    lists: list[tuple[str, Sequence[_Item], Sequence[dict[str, Any]], Any]] = [
+        ("categories", base.categories, registry.categories, Category),
+        ("referrers", base.referrers, registry.referrers, Referrer),
+        ("profiles", base.profiles, registry.extra.get("profiles") or (), Profile),
+    ]
+    for key, own, given, model in lists:
+        gone = [str(c) for c in retired.get(key) or ()]
+        if given or gone:
+            update[key] = _merged(own, given, gone, model)
     if registry.beneficiary_patterns:
         patterns = [BeneficiaryPattern.model_validate(p) for p in registry.beneficiary_patterns]
         update["codes"] = base.codes.model_copy(update={"beneficiary": patterns})
