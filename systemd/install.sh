@@ -196,6 +196,7 @@ install_share() {
     local dir=$DESTDIR$SHARE f
     mkdir -p "$dir"
     for f in "$SRC/station/station.example.toml" "$SRC/ledger/ledger.example.toml" \
+        "$SRC/ledger/registry.example.toml" \
         "$SRC/docs/operations.md"; do
         if [ -f "$f" ]; then
             install -m 0644 "$f" "$dir/"

@@ -257,6 +257,9 @@ def test_ledger_install(source: Path, tmp_path: Path) -> None:
     conf = root / "etc/pesee/ledger.toml"
     assert conf.read_bytes() == (source / "ledger/ledger.example.toml").read_bytes()
     assert mode(conf) == 0o640
+    # the example registry for `ledger registry import`, beside the other examples
+    registry = root / "opt/pesee/share/pesee/registry.example.toml"
+    assert registry.read_bytes() == (source / "ledger/registry.example.toml").read_bytes()
     assert mode(root / "etc/pesee/ledger.env") == 0o640
     unit = root / "etc/systemd/system/pesee-ledger.service"
     assert unit.read_bytes() == (source / "systemd/pesee-ledger.service").read_bytes()
