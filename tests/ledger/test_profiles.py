@@ -84,7 +84,7 @@ def test_a_bad_profile_in_the_config_is_one_clear_error() -> None:
 
 
 def test_scanner_test_names_a_profile_code(tmp_path: Path) -> None:
-    from station.cli_diag import describe_code
+    from station.cli.scanner import describe_code
     from station.codes import CodeBook
 
     with english_counter(tmp_path, PROFILES) as c:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from station.cli_doctor import alive_after, live_daemon
+from station.cli.live import alive_after, live_daemon
 from station.control import AuthGuard, ControlServer, daemon_handlers, request
 from station.loop import Station
 from station.manual import ManualRequest
