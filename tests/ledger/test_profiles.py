@@ -65,8 +65,9 @@ def test_the_registry_brings_profiles_and_referrer_types(
     book = RegistryBook(base)  # the station's public way in (what the MQTT callback calls)
     applied = book.receive("all", encode(registry), persist=False)
     assert applied is not None
-    assert applied.referrers[0].type == "hospital"
-    assert [p.tag for p in applied.profiles] == ["retired"]
+    # merged by code over the station's own lists (issue 13): 014 gains its type
+    assert {r.code: r for r in applied.referrers}["014"].type == "hospital"
+    assert "retired" in [p.tag for p in applied.profiles]
     clash = Registry(4, extra={"profiles": [{"code": "CAT-VET", "tag": "x", "name": "x"}]})
     with caplog.at_level(logging.WARNING, logger="station"):
         # a profile code that is already a category: refused, the lists in force kept
