@@ -107,7 +107,7 @@ class Probe:
 def _instrument(counter: SimulatedCounter, probe: Probe) -> None:
     station = counter.station
     post: Callable[[Event], None] = station.post
-    append: Callable[..., dict[str, Any]] = counter.store.append
+    append: Callable[..., dict[str, Any]] = counter.daemon.store.append
 
     def timed_post(event: Event) -> None:
         if isinstance(event, WeightRead):
@@ -125,7 +125,7 @@ def _instrument(counter: SimulatedCounter, probe: Probe) -> None:
     # Device callbacks call ``self.station.post`` and the loop calls ``self.store.append`` at
     # call time, so instance attributes are enough; the real methods still do all the work.
     station.post = timed_post  # type: ignore[method-assign]
-    counter.store.append = timed_append  # type: ignore[method-assign]
+    counter.daemon.store.append = timed_append  # type: ignore[method-assign]
 
 
 def _scan(counter: SimulatedCounter, code: str, expected: Outcome) -> None:
