@@ -93,6 +93,11 @@ class DashboardSection(_Section):
     secret_key: Annotated[str, Field(min_length=16)] | None = None  # signs the session cookie
     session_hours: Annotated[int, Field(ge=1, le=24 * 30)] = 12
     https_only: bool = False  # true behind a TLS reverse proxy: the cookie is sent over https only
+    # Host names the dashboard answers (a request naming another is refused, 400); empty: the
+    # loopback names and ``host`` (with a wildcard ``host``, this machine's names too)
+    allowed_hosts: list[Annotated[str, Field(min_length=1, max_length=253)]] = Field(
+        default_factory=list
+    )
     calibration_days: Annotated[int, Field(ge=1, le=3650)] = 365  # older: shown as due
     cache_seconds: Annotated[int, Field(ge=0, le=3600)] = 60  # figures at most this old
     users: dict[str, Annotated[str, Field(pattern=r"^scrypt\$")]] | list[DashboardUser] = Field(

@@ -100,3 +100,16 @@ def test_the_session_cookie_is_an_opaque_id(base: str) -> None:
     assert "httponly" in header.lower() and "samesite=lax" in header.lower()
     # nothing to read in it: no user name, no signed JSON payload, just a random id
     assert "alice" not in value and "." not in value and len(value) >= 32
+
+
+def test_allowed_hosts_come_from_the_config(tmp_path: Path) -> None:
+    config = ledger_config(
+        tmp_path, str(tmp_path / "l.db"), allowed_hosts='["bureau.example.org"]'
+    )
+    with serving(config, tmp_path / "serve.log") as (url, _port):
+        parts = urllib.parse.urlsplit(url)
+        for host, status in [("bureau.example.org", 200), ("127.0.0.1", 400)]:
+            conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30)
+            conn.request("GET", "/login", headers={"Host": host})
+            assert conn.getresponse().status == status, host
+            conn.close()

@@ -63,6 +63,8 @@ def serving(config: Path, log: Path) -> Iterator[tuple[str, int]]:
             try:
                 urllib.request.urlopen(base + "/login", timeout=2).close()
                 break
+            except urllib.error.HTTPError:  # it answers (a Host it refuses, say): it is up
+                break
             except OSError:
                 assert proc.poll() is None, log.read_text()
                 time.sleep(0.1)
