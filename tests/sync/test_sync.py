@@ -72,9 +72,11 @@ def test_registry_push_changes_the_categories_and_survives_a_restart(
 ) -> None:
     from sync.wire import Registry
 
+    # merged by code over the station's own list: added, renamed, and one retired (issue 13)
     registry = Registry(
         7,
         categories=({"code": "CAT-JOUET", "name": "Jouets"}, {"code": "CAT-VET", "name": "Vêt."}),
+        extra={"retired": {"categories": ["CAT-HYG"]}},
     )
     ledger.store.set_registry(registry)
     ledger.publish_registry(registry)
@@ -87,7 +89,11 @@ def test_registry_push_changes_the_categories_and_survives_a_restart(
     with SimulatedCounter(tmp_path / "st", overrides) as c:
         c.scan("CAT-JOUET")
         assert c.next_result().outcome is Outcome.CATEGORY_SET
-        c.scan("CAT-HYG")  # gone from the office's list
+        c.scan("CAT-VET")
+        assert c.next_result().text == "Category: Vêt."
+        c.scan("CAT-ALIM")  # the station's own, not in the registry: kept
+        assert c.next_result().outcome is Outcome.CATEGORY_SET
+        c.scan("CAT-HYG")  # retired by the office
         assert c.next_result().outcome is Outcome.UNKNOWN_CODE
 
 
