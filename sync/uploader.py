@@ -261,8 +261,7 @@ class Uploader:
     def _encode(self, records: list[Record]) -> tuple[bytes, int]:
         sent_at = datetime.now(UTC).isoformat(timespec="milliseconds")
         while True:
-            rows = tuple(r.to_row() for r in records)
-            batch = Batch(self.outbox.station, self.outbox.epoch, rows, sent_at)
+            batch = Batch(self.outbox.station, self.outbox.epoch, tuple(records), sent_at)
             payload = encode(batch, self.key)
             self._bytes_per_record = max(1.0, len(payload) / len(records))
             if len(payload) <= self.max_bytes or len(records) == 1:

@@ -76,10 +76,9 @@ class Batch:
 
     station: str
     epoch: str
-    # Each a Record's to_row() (all 31 columns, None where empty) until the ledger's ingest reads
-    # Records (they then become the Records themselves). The encoder writes a Record through
-    # to_wire() and a plain mapping as given, unchecked (tests forge batches with it).
-    records: tuple[dict[str, Any], ...]
+    # Records once decoded. The encoder writes a Record through to_wire() and a plain mapping
+    # as given, unchecked (tests forge batches with it; the decoder is the judge).
+    records: tuple[Record, ...]
     sent_at: str = ""
 
     @property
@@ -246,14 +245,14 @@ def _opt_str(body: Mapping[str, Any], key: str) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _record(raw: Any, station: str, epoch: str) -> dict[str, Any]:
+def _record(raw: Any, station: str, epoch: str) -> Record:
     try:
         record = Record.from_wire(raw)
     except RecordError as exc:
         raise WireError(exc.reason) from None
     if record.station != station or record.epoch != epoch:
         raise WireError("record station/epoch differ from the batch's")
-    return record.to_row()
+    return record
 
 
 def decode_batch(

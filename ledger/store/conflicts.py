@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from .dialect import Dialect
@@ -21,7 +22,7 @@ class Inquiry:
         self.privacy = privacy
 
     def add_conflict(
-        self, record: dict[str, Any], kind: str, existing: str | None, now: str
+        self, record: Mapping[str, Any], kind: str, existing: str | None, now: str
     ) -> None:
         """Keep a conflicting record (codes pseudonymised, hashes keyed), once."""
         new_hash = self.privacy.kept_hash(record["hash"])
@@ -42,7 +43,7 @@ class Inquiry:
                 kind,
                 existing,
                 new_hash,
-                json.dumps(self.privacy.hidden(record), ensure_ascii=False),
+                json.dumps(self.privacy.hidden(dict(record)), ensure_ascii=False),
                 now,
             ),
         )

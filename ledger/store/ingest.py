@@ -8,6 +8,7 @@ stored once.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -177,7 +178,7 @@ class Ingest:
         )
 
     def _row(
-        self, record: dict[str, Any], now: str, ids: _Ids, hashes: tuple[str | None, str | None]
+        self, record: Mapping[str, Any], now: str, ids: _Ids, hashes: tuple[str | None, str | None]
     ) -> list[Any]:
         values = [record[c] for c in _COLUMNS]
         values[_HASH], values[_PREV_HASH] = hashes
@@ -233,7 +234,7 @@ class Ingest:
                     updates,
                 )
 
-    def _mark_voided(self, station: str, epoch: str, new: list[dict[str, Any]]) -> None:
+    def _mark_voided(self, station: str, epoch: str, new: Sequence[Mapping[str, Any]]) -> None:
         """``voided_by`` on the records a void cancels, whichever of the two arrived first."""
         pairs = {
             (int(r["voids"]), int(r["seq"])) for r in new if r["kind"] == "void" and r["voids"]
