@@ -16,6 +16,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# run as `python bench/NAME.py`: the repository root holds the test support (a throwaway broker)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from drivers.sim.scale import ScaleSimulator
 from drivers.sim.scanner import ScannerSimulator
 from station.codes import with_check_digit

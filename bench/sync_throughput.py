@@ -24,6 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
+# run as `python bench/NAME.py`: the repository root holds the test support (a throwaway broker)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from ledger.store import SQLiteLedgerStore
 from station.codes import with_check_digit
 from station.outbox import JournalOutbox
@@ -116,18 +119,17 @@ class Weighings:
 
 
 def prefill(path: Path, station: str, n: int, seed: int) -> float:
-    """Append ``n`` weighings with ``Store.append`` (set-up only: synchronous=OFF, 5k per txn)."""
+    """Append ``n`` weighings with ``Store.append`` (set-up only: 5k per transaction)."""
     t0 = time.perf_counter()
     gen = Weighings(seed)
     with Store(path, station) as store:
-        store.db.execute("PRAGMA synchronous=OFF")
         done = 0
         while done < n:
-            with store.db.atomic():  # each append nests as a savepoint
+            with store.transaction():  # one durable commit for the chunk
                 for _ in range(min(5_000, n - done)):
                     store.append("weighing", **gen.next())
                     done += 1
-        store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        store.checkpoint()
     return time.perf_counter() - t0
 
 
@@ -375,7 +377,7 @@ def run_drain(
 
 def verify_ledger(database: Path, store: Store) -> str:
     """The ledger holds exactly the station's records (seq and hash), acked and unquarantined."""
-    station_rows = store.db.execute("SELECT seq, hash FROM records ORDER BY seq").fetchall()
+    station_rows = [(r["seq"], r["hash"]) for r in store.records()]
     db = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30)
     try:
         ledger_rows = db.execute(
@@ -423,8 +425,8 @@ def naive_receiver(database: str, port: int, n: int) -> int:
         if record_hash(record) != record["hash"]:
             state["bad"] += 1
         now = time.strftime("%Y-%m-%dT%H:%M:%S")
-        with store.db.atomic():
-            store.db.conn.execute(_INSERT, [record[c] for c in RECORD_FIELDS] + [now])
+        values = [record[c] for c in RECORD_FIELDS] + [now]
+        store.sql.atomic(lambda: store.sql.exec(_INSERT, values))
         state["count"] += 1
         if state["count"] >= n:
             state["t_last"] = time.monotonic()

@@ -660,12 +660,6 @@ class Store:
             raise ValueError(f"unknown format {fmt!r}")
         return n
 
-    @property
-    def db(self) -> sqlite_utils.Database:
-        """Transitional, for the modules not yet moved to the methods above (calibration's
-        history, the sync bench and two system tests); the journal's SQL belongs here."""
-        return self._db
-
     def close(self) -> None:
         self._conn.close()
 
