@@ -21,6 +21,7 @@ __all__ = ["RegistryBook"]
 class _Item(Protocol):
     code: str
 
+
 log = logging.getLogger("station")
 
 

@@ -15,7 +15,6 @@ from .scale import PROTOCOLS, Mass, ScaleSimulator
 __all__ = ["main", "parse_script"]
 
 
-
 def parse_script(text: str) -> list[tuple[Mass, float, float]]:
     steps: list[tuple[Mass, float, float]] = []
     for part in text.split(","):

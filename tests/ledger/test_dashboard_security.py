@@ -103,9 +103,7 @@ def test_the_session_cookie_is_an_opaque_id(base: str) -> None:
 
 
 def test_allowed_hosts_come_from_the_config(tmp_path: Path) -> None:
-    config = ledger_config(
-        tmp_path, str(tmp_path / "l.db"), allowed_hosts='["bureau.example.org"]'
-    )
+    config = ledger_config(tmp_path, str(tmp_path / "l.db"), allowed_hosts='["bureau.example.org"]')
     with serving(config, tmp_path / "serve.log") as (url, _port):
         parts = urllib.parse.urlsplit(url)
         for host, status in [("bureau.example.org", 200), ("127.0.0.1", 400)]:
