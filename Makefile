@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv sysdeps demo test lint i18n clean
+.PHONY: venv sysdeps demo test test-fast lint i18n clean
 
 venv: $(STAMP)
 
@@ -37,6 +37,10 @@ demo: venv sysdeps
 
 test: venv sysdeps
 	$(PY) -m pytest -q
+
+# the fast tier (no system test, no browser, no PostgreSQL): under two minutes on two cores
+test-fast: venv sysdeps
+	$(PY) -m pytest -q -n 4 -m "not system and not browser and not pg"
 
 lint: venv
 	$(VENV)/bin/ruff check common station drivers sync ledger tests bench
