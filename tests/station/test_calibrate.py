@@ -280,7 +280,9 @@ def test_mtsics_span_uses_the_scales_own_adjustment(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("placed", "message"),
     [
-        (None, "the reading did not change after placing the reference mass"),
+        # nothing placed: refused while waiting for the load, or (when the pan was still
+        # settling from the zero as the wait began, on a loaded machine) by the gain's check
+        (None, "the reading did not change"),
         ("16", "the scale is saturated"),
         ("8", "is outside 0.9…1.1"),
     ],
