@@ -13,6 +13,7 @@ __all__ = [
     "MassError",
     "count",
     "format_mass",
+    "format_mass_exact",
     "format_number",
     "is_mass_unit",
     "kg_text",
@@ -182,3 +183,14 @@ def format_mass(
     Rounded half up, as :func:`kg_text` is: the screen, the terminal and a CSV always agree."""
     value = Decimal(mg) / MG_PER_UNIT[unit]
     return f"{format_number(value, places, lang, group=group)} {unit}"
+
+
+def format_mass_exact(
+    mg: int, unit: str = "kg", min_places: int = 3, lang: str | None = None
+) -> str:
+    """Every digit, at least ``min_places`` decimals: ``1,250 kg``, ``0,0125 kg`` (a technician
+    checking a scale must see each digit it sent; nothing is rounded away)."""
+    value = (Decimal(mg) / MG_PER_UNIT[unit]).normalize()
+    exponent = value.as_tuple().exponent
+    places = max(min_places, -exponent if isinstance(exponent, int) else min_places)
+    return format_mass(mg, unit, places, lang)

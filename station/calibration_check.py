@@ -14,9 +14,10 @@ from decimal import Decimal
 from typing import Any
 
 from common.i18n import _
+from common.units import format_mass_exact
 
 from . import metrology
-from .calibration_flow import NoLoad, Outcome, Session, mass_text
+from .calibration_flow import NoLoad, Outcome, Session
 from .config import ScaleSection
 
 __all__ = [
@@ -89,7 +90,7 @@ def plan(
         if load < 0 or load > top:
             raise ValueError(
                 _("{load} is outside 0…{max} (the capacity)").format(
-                    load=mass_text(load), max=mass_text(top)
+                    load=format_mass_exact(load), max=format_mass_exact(top)
                 )
             )
     return CheckPlan(
@@ -209,7 +210,7 @@ def weigh(
         s.say(
             "  "
             + _("No stable weight near {load} within {s:g} s.").format(
-                load=mass_text(load), s=s.wait
+                load=format_mass_exact(load), s=s.wait
             )
         )
         value = None
@@ -223,7 +224,7 @@ def check(s: Session, p: CheckPlan) -> CheckOutcome:
     if p.proposed:
         s.say(
             _("Test loads from the scale's metrology (--loads to choose others): {loads}").format(
-                loads=", ".join(mass_text(m) for m in p.loads)
+                loads=", ".join(format_mass_exact(m) for m in p.loads)
             )
         )
     since: int | None = None
@@ -231,7 +232,7 @@ def check(s: Session, p: CheckPlan) -> CheckOutcome:
         what = (
             _("Empty the pan.")
             if load == 0
-            else _("Place {load} in the centre of the pan.").format(load=mass_text(load))
+            else _("Place {load} in the centre of the pan.").format(load=format_mass_exact(load))
         )
         point = weigh(s, run, load, what, since)
         run.points.append(point)
@@ -245,7 +246,7 @@ def check(s: Session, p: CheckPlan) -> CheckOutcome:
                 run,
                 p.eccentric_load_mg,
                 _("Eccentricity: place {load} at the {where}.").format(
-                    load=mass_text(p.eccentric_load_mg), where=said
+                    load=format_mass_exact(p.eccentric_load_mg), where=said
                 ),
                 since,
                 position=where,
@@ -280,7 +281,7 @@ def repeatability(s: Session, run: CheckRun, since: int | None) -> int | None:
             run,
             rep,
             _("Repeatability {i}/{n}: place {load}.").format(
-                i=i + 1, n=p.repeat, load=mass_text(rep)
+                i=i + 1, n=p.repeat, load=format_mass_exact(rep)
             ),
             since,
             insist=True,

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from common.exits import EX_FAIL, EX_IOERR, EX_UNAVAILABLE
 from common.i18n import _
-from common.units import format_mass, format_number
+from common.units import format_mass_exact, format_number
 from drivers.base import PortError, Reading, ScaleError
 from drivers.scale import Ack, Command, Reply, ScaleProtocol
 from drivers.scale.link import supports
@@ -50,7 +50,6 @@ __all__ = [
     "Stopped",
     "ZeroOutcome",
     "grams",
-    "mass_text",
     "record",
     "settled_or_stopped",
     "value_of",
@@ -169,13 +168,6 @@ class SpanOutcome(Outcome):
 # ---------------------------------------------------------------------------- for people
 
 
-def mass_text(mg: int) -> str:
-    """Kilograms for people, exact: at least 3 decimals (``0.0025 kg`` keeps its fourth)."""
-    exponent = Decimal(mg).scaleb(-6).normalize().as_tuple().exponent
-    places = max(3, -exponent if isinstance(exponent, int) else 3)
-    return format_mass(mg, "kg", places)
-
-
 def grams(mg: int | Decimal | None, signed: bool = False) -> str:
     """Exact grams for errors and limits: ``2500`` → ``'2.5 g'``, signed ``'+2.5 g'``."""
     if mg is None:
@@ -242,7 +234,7 @@ class Session:
         if value is None:
             return "---"
         flag = _("stable") if reading.stable else _("motion")
-        return f"{mass_text(value)}  {flag}"
+        return f"{format_mass_exact(value)}  {flag}"
 
     # -- readings -----------------------------------------------------------------------------
     def value(self, reading: Reading, corrected: bool) -> int | None:

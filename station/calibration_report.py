@@ -7,11 +7,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from common.i18n import _
+from common.units import format_mass_exact
 
 from . import metrology
 from .calibration import load_state
 from .calibration_check import CheckRun, positions
-from .calibration_flow import SpanOutcome, ZeroOutcome, grams, mass_text
+from .calibration_flow import SpanOutcome, ZeroOutcome, grams
 from .config import Config
 
 __all__ = [
@@ -58,7 +59,7 @@ def span_lines(outcome: SpanOutcome, seq: int) -> list[str]:
         ).format(
             gain=gain["gain_decimal"],
             exact=gain["gain"],
-            value=mass_text(outcome.check_mg),
+            value=format_mass_exact(outcome.check_mg),
             seq=seq,
         )
     ]
@@ -67,7 +68,7 @@ def span_lines(outcome: SpanOutcome, seq: int) -> list[str]:
             _(
                 "The empty pan reads {value}: press the scale's ZERO key (→0←) before weighing; "
                 "the correction keeps the scale's own zero."
-            ).format(value=mass_text(outcome.zero_mg))
+            ).format(value=format_mass_exact(outcome.zero_mg))
         )
     return lines
 
@@ -104,7 +105,7 @@ def check_lines(run: CheckRun, seq: int) -> list[str]:
                 "Repeatability at {load}: spread {spread} over {n} weighings, limit {limit}: "
                 "{result}"
             ).format(
-                load=mass_text(rp.load_mg),
+                load=format_mass_exact(rp.load_mg),
                 spread=grams(rp.spread_mg),
                 n=len(rp.readings),
                 limit=grams(rp.limit_mg),
@@ -130,11 +131,11 @@ def _table(run: CheckRun) -> list[str]:
     rows: list[tuple[str, ...]] = []
     where = positions()
     for p in run.points + run.eccentric:
-        load = mass_text(p.load_mg) + (f" ({where[p.position]})" if p.position else "")
+        load = format_mass_exact(p.load_mg) + (f" ({where[p.position]})" if p.position else "")
         rows.append(
             (
                 load,
-                mass_text(p.reading_mg) if p.reading_mg is not None else "—",
+                format_mass_exact(p.reading_mg) if p.reading_mg is not None else "—",
                 grams(p.error_mg, signed=True),
                 "±" + grams(p.mpe_mg),
                 "±" + grams(p.limit_mg),
@@ -153,15 +154,15 @@ def _table(run: CheckRun) -> list[str]:
 def target_words(t: metrology.Target) -> str:
     """A missing target, for people: what it is and the loads that would do."""
     span = _("a load from {low} to {high}").format(
-        low=mass_text(t.low_mg), high=mass_text(t.high_mg)
+        low=format_mass_exact(t.low_mg), high=format_mass_exact(t.high_mg)
     )
     if t.name == "min":
-        what = _("near Min ({load})").format(load=mass_text(t.load_mg))
+        what = _("near Min ({load})").format(load=format_mass_exact(t.load_mg))
     elif t.name == "max":
-        what = _("the top of the range (Max {load})").format(load=mass_text(t.load_mg))
+        what = _("the top of the range (Max {load})").format(load=format_mass_exact(t.load_mg))
     else:
         what = _("where the mpe changes ({n} e = {load})").format(
-            n=t.name.removesuffix("e"), load=mass_text(t.load_mg)
+            n=t.name.removesuffix("e"), load=format_mass_exact(t.load_mg)
         )
     return f"{span}: {what}"
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from common.exits import EX_IOERR, EX_UNAVAILABLE, EX_USAGE
 from common.i18n import _
-from common.units import MassError, parse_mass_text
+from common.units import MassError, format_mass_exact, parse_mass_text
 from drivers.base import PortError, Reading, ScaleError, ScaleRefused
 from drivers.scale import Ack, Command, Reply
 from drivers.serialio import escape_frame
@@ -25,7 +25,6 @@ from .calibration_flow import (
     SpanOutcome,
     Stopped,
     ZeroOutcome,
-    mass_text,
     settled_or_stopped,
     value_of,
 )
@@ -136,7 +135,7 @@ def span_reference_problem(settings: ScaleSection, reference_mg: int) -> str | N
     """Why ``reference_mg`` cannot set the span of this scale (None: it can)."""
     if settings.capacity is not None and reference_mg > settings.capacity:
         return _("The reference {ref} is above the capacity {max}.").format(
-            ref=mass_text(reference_mg), max=mass_text(settings.capacity)
+            ref=format_mass_exact(reference_mg), max=format_mass_exact(settings.capacity)
         )
     least = minimum_reference_mg(settings.capacity, settings.division)
     if reference_mg < least:
@@ -144,7 +143,7 @@ def span_reference_problem(settings: ScaleSection, reference_mg: int) -> str | N
         return _(
             "The reference {ref} is too small to set the gain: use a mass of at least {least} "
             "({basis}), near the capacity is best."
-        ).format(ref=mass_text(reference_mg), least=mass_text(least), basis=basis)
+        ).format(ref=format_mass_exact(reference_mg), least=format_mass_exact(least), basis=basis)
     return None
 
 
@@ -210,11 +209,14 @@ def adjust_on_scale(s: Session, reference: int) -> dict[str, Any] | None:
                                 "The scale asks for {asked} but --reference is {reference}: "
                                 "use the mass the scale is set for, or change its adjustment "
                                 "weight."
-                            ).format(asked=mass_text(asked), reference=mass_text(reference))
+                            ).format(
+                                asked=format_mass_exact(asked),
+                                reference=format_mass_exact(reference),
+                            )
                         )
                     s.ask(
                         _("The scale asks for {mass}: place the reference mass.").format(
-                            mass=mass_text(asked)
+                            mass=format_mass_exact(asked)
                         )
                     )
         reply = next(frames)
@@ -268,12 +270,12 @@ def span_station(s: Session, ref: int, refs: list[dict[str, Any]]) -> SpanOutcom
         raise Stopped(_("The scale is out of range with an empty pan: check the pan is in place."))
     # the station corrects the gain only, about the scale's own zero: the empty pan's reading
     # serves to measure the reference's rise, never as a stored offset (the scale re-zeros)
-    s.say("  " + _("Empty pan: {value}").format(value=mass_text(zero_mg)))
+    s.say("  " + _("Empty pan: {value}").format(value=format_mass_exact(zero_mg)))
     data: dict[str, Any] = {"method": "station", "references": refs, "zero_mg": zero_mg}
     try:
         loaded = s.take(
             _("Place the reference mass {mass} in the centre of the pan.").format(
-                mass=mass_text(ref)
+                mass=format_mass_exact(ref)
             ),
             None,
             corrected=False,
@@ -286,7 +288,7 @@ def span_station(s: Session, ref: int, refs: list[dict[str, Any]]) -> SpanOutcom
             _(
                 "the reading did not change after placing the reference mass (still {value}): "
                 "is the mass on the pan, and is this the scale the station reads?"
-            ).format(value=mass_text(last) if last is not None else "---"),
+            ).format(value=format_mass_exact(last) if last is not None else "---"),
         )
     if loaded.overload or loaded.underload or loaded.net_mg is None:
         return refused(

@@ -14,7 +14,6 @@ import click
 from common.exits import EX_CONFIG, EX_IOERR, EX_NOINPUT, EX_NOPERM, EX_TEMPFAIL, fail
 from common.i18n import _, set_language
 from common.oserrors import explain
-from common.units import format_mass
 
 from ..config import Config, ConfigError, config_path
 from ..config import load_config as read_config
@@ -24,7 +23,6 @@ from .live import live_daemon
 __all__ = [
     "config_error",
     "load_config",
-    "mass_text",
     "open_store",
     "optional_config",
     "permission_line",
@@ -149,15 +147,6 @@ def open_store(config: Config, path: Path | None = None) -> Store:
         if readonly is not None:
             fail(readonly, EX_NOPERM)
         fail(_("Cannot open the store: {error}").format(error=exc), EX_IOERR)
-
-
-def mass_text(mg: int) -> str:
-    """Exact kilograms, at least 3 decimals, decimal comma in French: ``1,250 kg``,
-    ``0,0125 kg`` (a technician checking a scale must see every digit it sent)."""
-    places = 3
-    while places < 6 and mg % 10 ** (6 - places):
-        places += 1
-    return format_mass(mg, "kg", places)
 
 
 def quiet_drivers() -> None:

@@ -12,13 +12,13 @@ import click
 
 from common.exits import EX_IOERR, fail
 from common.i18n import _
+from common.units import format_mass_exact
 from drivers.base import PortError, Reading, ScaleError, ScaleRefused, ScaleTimeout
 from drivers.scale import PROTOCOLS, Ack, Command
 from drivers.scale.capture import is_net, reply_json
 from drivers.scale.link import supports
 from drivers.serialio import escape_frame
 
-from .context import mass_text
 from .scale_decode import decode_cmd
 from .scale_probe import probe_cmd
 from .target import link_options, no_answer, open_scale, scale_target
@@ -46,17 +46,19 @@ def describe(reading: Reading) -> str:
     elif reading.net_mg is None:
         parts.append(_("no weight"))
     else:
-        parts.append(mass_text(reading.net_mg))
+        parts.append(format_mass_exact(reading.net_mg))
         net = is_net(reading)
         if net is not None:
             parts.append(_("net") if net else _("gross"))
     parts.append(_("stable") if reading.stable else _("unstable (in motion)"))
     if reading.tare_mg:
-        parts.append(_("tare {mass}").format(mass=mass_text(reading.tare_mg)))
+        parts.append(_("tare {mass}").format(mass=format_mass_exact(reading.tare_mg)))
     if reading.pieces is not None:
         parts.append(_("{n} pieces").format(n=reading.pieces))
     if reading.unit_weight_mg is not None:
-        parts.append(_("piece weight {mass}").format(mass=mass_text(reading.unit_weight_mg)))
+        parts.append(
+            _("piece weight {mass}").format(mass=format_mass_exact(reading.unit_weight_mg))
+        )
     if reading.unit:
         parts.append(_("unit sent: {unit}").format(unit=reading.unit))
     return ", ".join(parts)
@@ -71,7 +73,7 @@ def _monitor_line(reading: Reading) -> str:
     elif reading.net_mg is None:
         weight = "---"
     else:
-        weight = mass_text(reading.net_mg)
+        weight = format_mass_exact(reading.net_mg)
     flag = _("stable") if reading.stable else _("motion")
     pieces = _("{n} pcs").format(n=reading.pieces) if reading.pieces is not None else ""
     clock = datetime.now().strftime("%H:%M:%S")
@@ -196,7 +198,7 @@ def _send_command(
             fail(_("Scale disconnected: {error}").format(error=exc), EX_IOERR)
     message = done
     if isinstance(reply, Ack) and reply.mass_mg is not None:
-        message += " " + _("Tare in use: {mass}.").format(mass=mass_text(reply.mass_mg))
+        message += " " + _("Tare in use: {mass}.").format(mass=format_mass_exact(reply.mass_mg))
     elif isinstance(reply, Reading):
         message += " " + _("The scale shows: {reading}.").format(reading=describe(reply))
     click.echo(message + " " + _("(scale answered: {raw})").format(raw=escape_frame(reply.raw)))

@@ -14,6 +14,7 @@ from common.service import ServiceThread
 from common.units import (
     MassError,
     format_mass,
+    format_mass_exact,
     format_number,
     kg_text,
     mass_mg,
@@ -112,3 +113,10 @@ def test_a_service_thread_starts_once_stops_by_its_event_and_reports_a_crash() -
     failing.start()
     assert failing.stop(5)
     assert [str(e) for e in crashed] == ["boom"]
+
+
+def test_a_technician_sees_every_digit_the_scale_sent() -> None:
+    assert format_mass_exact(1_250_000, lang="fr") == "1,250 kg"
+    assert format_mass_exact(12_500, lang="fr") == "0,0125 kg"
+    assert format_mass_exact(2_500, lang="en") == "0.0025 kg"
+    assert format_mass_exact(1, lang="en") == "0.000001 kg"

@@ -15,6 +15,7 @@ import pytest
 
 from common.exits import EX_FAIL, EX_UNAVAILABLE, EX_USAGE
 from common.i18n import speaking
+from common.units import format_mass_exact
 from drivers.base import Reading, ScaleError, ScaleRefused, ScaleTimeout
 from drivers.scale import PROTOCOLS, Ack, Command, Reply, ScaleProtocol
 from drivers.scale.link import ScaleLink
@@ -22,7 +23,7 @@ from drivers.scale.mtsics import SicsRefused
 from drivers.sim.scale import ScaleSimulator
 from station.calibration import CalibrationState, Correction, history, load_state
 from station.calibration_check import check, plan
-from station.calibration_flow import Answer, Clock, Session, Stopped, grams, mass_text, record
+from station.calibration_flow import Answer, Clock, Session, Stopped, grams, record
 from station.calibration_report import check_lines, span_lines, zero_line
 from station.calibration_steps import span, span_reference_problem, zero
 from station.config import ScaleSection
@@ -503,13 +504,13 @@ def test_grams_and_masses_for_people() -> None:
         "-15 g",
     ]
     assert grams(Decimal("1250")) == "1.25 g" and grams(None) == "—"
-    assert [mass_text(100_000), mass_text(2_500), mass_text(2_500_000)] == [
+    assert [format_mass_exact(100_000), format_mass_exact(2_500), format_mass_exact(2_500_000)] == [
         "0.100 kg",
         "0.0025 kg",
         "2.500 kg",
     ]
     with speaking("fr"):
-        assert mass_text(1_250_000) == "1,250 kg" and grams(2_500) == "2,5 g"
+        assert format_mass_exact(1_250_000) == "1,250 kg" and grams(2_500) == "2,5 g"
 
 
 # ---------------------------------------------------------------------------- real simulators
