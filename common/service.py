@@ -25,10 +25,12 @@ class ServiceThread:
         name: str,
         body: Callable[[threading.Event], None],
         on_crash: Callable[[BaseException], None] | None = None,
+        wake: Callable[[], None] | None = None,
     ) -> None:
         self.name = name
         self.body = body
         self.on_crash = on_crash
+        self.wake = wake  # called after ``stopping`` is set: a body waiting on another event
         self.stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -47,6 +49,8 @@ class ServiceThread:
     def stop(self, timeout: float = 2.0) -> bool:
         """Ask the thread to stop and wait for it at most ``timeout`` s; False if it did not."""
         self.stopping.set()
+        if self.wake is not None:
+            self.wake()
         thread = self._thread
         if thread is None or thread is threading.current_thread():
             return True

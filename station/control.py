@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from common.i18n import _
+from common.service import ServiceThread
 
 __all__ = [
     "AuthGuard",
@@ -68,8 +69,7 @@ class ControlServer:
         self.refused = 0
         self._slots = threading.BoundedSemaphore(max_clients)
         self._sock: socket.socket | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._service = ServiceThread("control", self._serve)
 
     def start(self) -> bool:
         """Listen; False (logged) when the socket cannot be made: the station runs without it."""
@@ -86,23 +86,20 @@ class ControlServer:
             log.warning("control socket %s unavailable: %s", self.path, exc)
             return False
         self._sock = sock
-        self._thread = threading.Thread(target=self._serve, name="control", daemon=True)
-        self._thread.start()
+        self._service.start()
         return True
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(2)
-            self._thread = None
+        self._service.stop(2)
         if self._sock is not None:
             self._sock.close()
             self._sock = None
             with contextlib.suppress(OSError):
                 self.path.unlink()
 
-    def _serve(self) -> None:
+    def _serve(self, stop: threading.Event) -> None:
         assert self._sock is not None
+        self._stop = stop
         while not self._stop.is_set():
             try:
                 conn, _addr = self._sock.accept()

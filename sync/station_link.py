@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
+from common.service import ServiceThread
+
 from .client import MqttLink, MqttSettings, Will
 from .topics import Topics
 from .uploader import Outbox, Uploader
@@ -78,9 +80,9 @@ class StationLink:
             key=key,
         )
         self._on_acked = on_acked
-        self._stop = threading.Event()
         self._dirty = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._service = ServiceThread("status", self._statuses, wake=self._dirty.set)
+        self._stop = self._service.stopping
 
     def _status_payload(self, online: bool = True) -> bytes:
         status = self._status()
@@ -117,19 +119,16 @@ class StationLink:
     def start(self) -> None:
         self.uploader.start()
         self.link.start()
-        self._thread = threading.Thread(target=self._statuses, name="status", daemon=True)
-        self._thread.start()
+        self._service.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._dirty.set()
-        if self._thread is not None:
-            self._thread.join(3)
+        self._service.stop(3)
         self.uploader.stop()
         # a clean disconnect suppresses the Will: say offline ourselves
         self.link.stop([(self.topics.status(self.station), self._status_payload(False), True)])
 
-    def _statuses(self) -> None:
+    def _statuses(self, stop: threading.Event) -> None:
+        self._stop = stop
         last = 0.0
         while not self._stop.is_set():
             self._dirty.wait(self._status_every)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from common.service import ServiceThread
+
 from .record import Record, RecordError
 from .wire import MAX_BATCH_BYTES, Ack, Batch, WireError, decode_ack, encode
 
@@ -102,8 +104,8 @@ class Uploader:
         self._bytes_per_record = 400.0  # a weighing is 300-500 bytes of JSON
         self._inbox: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._service = ServiceThread("uploader", self._run, wake=self._wake.set)
+        self._stop = self._service.stopping
         self.heartbeat = time.monotonic()
 
     # -- inputs (any thread, never block) ----------------------------------------------------
@@ -121,20 +123,14 @@ class Uploader:
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="uploader", daemon=True)
-            self._thread.start()
+        self._service.start()
 
     def stop(self, timeout: float = 3.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        self._service.stop(timeout)
 
     @property
     def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._service.running
 
     def state(self) -> UploaderState:
         return UploaderState(
@@ -149,7 +145,8 @@ class Uploader:
         )
 
     # -- the thread -------------------------------------------------------------------------
-    def _run(self) -> None:
+    def _run(self, stop: threading.Event) -> None:
+        self._stop = stop
         while not self._stop.is_set():
             self._wake.wait(0.5)
             self._wake.clear()

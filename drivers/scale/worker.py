@@ -9,6 +9,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from common.service import ServiceThread
+
 from ..base import PortError, Reading, ScaleError, ScaleRefused, ScaleTimeout
 from ..serialio import LinkSettings, run_with_reconnect
 from .link import ScaleLink
@@ -66,25 +68,19 @@ class ScaleWorker:
         self._on_reply = on_reply
         self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._wake = threading.Event()
-        self._stop = threading.Event()
+        self._service = ServiceThread("scale", self._run, wake=self._wake.set)
+        self._stop = self._service.stopping
         self._fast_until = 0.0
-        self._thread: threading.Thread | None = None
         self._misses = 0
         self._answering = True
         self.heartbeat = time.monotonic()  # last loop turn, for the daemon's watchdog
 
     # -- control (any thread) ------------------------------------------------------------------
     def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="scale", daemon=True)
-            self._thread.start()
+        self._service.start()
 
     def stop(self, timeout: float = 2.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        self._service.stop(timeout)
 
     @property
     def garbage_frames(self) -> int:
@@ -93,7 +89,7 @@ class ScaleWorker:
 
     @property
     def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._service.running
 
     def poll_now(self, until: float) -> None:
         """Ask for weights back to back until ``until`` (monotonic), starting now."""
@@ -110,7 +106,8 @@ class ScaleWorker:
         self._wake.set()
 
     # -- reader thread ---------------------------------------------------------------------------
-    def _run(self) -> None:
+    def _run(self, stop: threading.Event) -> None:
+        self._stop = stop  # the turns and the waits below watch the same event
         while not self._stop.is_set():
             try:
                 run_with_reconnect(self.link.transport, self._turn, self._stop, self._state)
