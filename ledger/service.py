@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from common.i18n import _
+from common.service import ServiceThread
 from sync.client import MqttLink, Will
 from sync.wire import (
     Ack,
@@ -72,7 +73,9 @@ class LedgerService:
         )
         # read once here: the birth callback runs on paho's thread, the store belongs to ours
         self._registries = dict(store.registries())
-        self._thread: threading.Thread | None = None
+        # stopped by a None in the queue, after what was queued before it: nothing received is
+        # left unstored
+        self._service = ServiceThread("ingest", self._work, wake=lambda: self._queue.put(None))
         self.heartbeat = time.monotonic()
         self.batches = 0
         self.quarantined = 0
@@ -88,16 +91,12 @@ class LedgerService:
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._work, name="ingest", daemon=True)
-        self._thread.start()
+        self._service.start()
         self.link.start()
 
     def stop(self) -> None:
         self.link.stop([(self.topics.ledger_status, encode(LedgerStatus(False, _ts())), True)])
-        self._queue.put(None)
-        if self._thread is not None:
-            self._thread.join(10)
-            self._thread = None
+        self._service.stop(10)
 
     def publish_registry(self, registry: Registry, station: str = "all") -> None:
         self._registries[station] = registry
@@ -107,7 +106,7 @@ class LedgerService:
     # -- the worker -------------------------------------------------------------------------
     @property
     def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._service.running
 
     def summary(self) -> str:
         """One line for ``systemctl status``."""
@@ -116,7 +115,7 @@ class LedgerService:
             broker=broker, batches=self.batches, q=self.quarantined, c=self.conflicts
         )
 
-    def _work(self) -> None:
+    def _work(self, _stop: threading.Event) -> None:
         while True:
             try:  # wake every second even when idle: the watchdog reads the heartbeat
                 message = self._queue.get(timeout=1.0)
