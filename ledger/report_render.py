@@ -42,6 +42,11 @@ def _count(n: float, lang: str | None = None) -> str:
     return format_number(n, 0, lang)
 
 
+def _average(n: float, lang: str | None = None) -> str:
+    """A monthly average of persons: "124", but "0,2" rather than a "0" that reads as nobody."""
+    return format_number(n, 1 if 0 < abs(n) < 10 else 0, lang)
+
+
 def grouping_title(grouping: str) -> str:
     return {
         "month": _("month"),
@@ -69,7 +74,7 @@ def summary_lines(report: Report, lang: str | None = None) -> list[str]:
                 period=report.period.label,
                 mass=mass(t.net_mg, lang),
                 persons=_count(t.beneficiaries, lang),
-                monthly=_count(t.monthly_avg_beneficiaries, lang),
+                monthly=_average(t.monthly_avg_beneficiaries, lang),
                 referrers=_count(report.referrers, lang),
             )
         ]
@@ -86,7 +91,7 @@ def summary_lines(report: Report, lang: str | None = None) -> list[str]:
                 "{visits} visits, {items} items"
             ).format(
                 kg=format_number(t.monthly_avg_kg, 1, lang),
-                persons=_count(t.monthly_avg_beneficiaries, lang),
+                persons=_average(t.monthly_avg_beneficiaries, lang),
                 per="-" if per is None else format_number(per, 1, lang),
                 visits=_count(t.visits, lang),
                 items=_count(t.items, lang),

@@ -221,6 +221,10 @@ def main(argv: list[str] | None = None) -> int:
                         f"{counter.store.last_seq} enregistrements acquittés par le registre"
                         + ("" if arrived else " (incomplet : voir ledger.log)")
                     )
+                # the office's lists (names of categories and structures) for its reports
+                registry = Path(__file__).resolve().parents[1] / "ledger/registry.example.toml"
+                print("\nRegistre central — `ledger registry import registry.example.toml` :")
+                _ledger_cli(ledger_config, "registry", "import", str(registry))
                 print("\nRegistre central — `ledger stations` :")
                 _ledger_cli(ledger_config, "stations")
                 year = str(datetime.now(UTC).year)

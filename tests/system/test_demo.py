@@ -39,5 +39,9 @@ def test_the_demo_speaks_to_people(tmp_path: Path) -> None:
     assert "fin passage" in out and "bénéficiaire suivant" in out
     assert "new_beneficiary" not in out and "visit_close" not in out
     assert "Vêtements" in out.split("Journal de la station")[1]
+    # the ledger's report names categories (from the office's registry), never "0 par mois"
+    report = out.split("ledger report")[1].split("ledger totals")[0]
+    assert "Alimentaire" in report and "CAT-ALIM" not in report
+    assert "(0 par mois)" not in report and "par mois" in report
     last = out.strip().splitlines()[-1]
     assert last.startswith("Terminé en ") and "," in last and "." not in last.rstrip(".")
