@@ -232,6 +232,27 @@ _FIELDS = [
 ]
 
 
+def _field_titles() -> dict[str, str]:
+    """Column titles for people (a spreadsheet opened by the office), in the current language;
+    a plain CSV keeps the field names, stable for scripts."""
+    return {
+        "kg": _("kg"),
+        "net_mg": _("net (mg)"),
+        "items": _("items"),
+        "pieces": _("pieces"),
+        "visits": _("visits"),
+        "beneficiaries": _("persons"),
+        "referrers": _("structures"),
+        "monthly_avg_kg": _("kg per month"),
+        "monthly_avg_beneficiaries": _("persons per month"),
+        "kg_per_beneficiary": _("kg per person"),
+        "manual": _("manual entries"),
+        "manual_share": _("manual share"),
+        "voided": _("voided"),
+        "voided_share": _("voided share"),
+    }
+
+
 def _csv_values(f: Figures, comma: bool) -> list[str]:
     def dec(value: float | None, places: int) -> str:
         if value is None:
@@ -264,7 +285,8 @@ def to_csv(
     report: Report, *, sep: str = ",", decimal_comma: bool = False, excel: bool = False
 ) -> bytes:
     """UTF-8 CSV, one row per group then ``total`` (and ``previous_year``). ``excel``: a BOM,
-    ``;`` and decimal commas, what LibreOffice and Excel open as they are in France."""
+    ``;``, decimal commas and column titles in the staff's language, what LibreOffice and Excel
+    open as they are in France."""
     if excel:
         sep, decimal_comma = ";", True
     if len(sep) != 1:
@@ -272,7 +294,16 @@ def to_csv(
     by = report.by or ("month",)
     buf = io.StringIO()
     writer = csv.writer(buf, delimiter=sep, lineterminator="\r\n")
-    writer.writerow([c for g in by for c in (g, f"{g}_name")] + _FIELDS)
+    if excel:
+        titles = _field_titles()
+        header = [
+            c
+            for g in by
+            for c in (grouping_title(g), _("{what} (name)").format(what=grouping_title(g)))
+        ] + [titles[f] for f in _FIELDS]
+    else:
+        header = [c for g in by for c in (g, f"{g}_name")] + _FIELDS
+    writer.writerow(header)
     if report.by:
         rows = [(r.key, r.label, r.figures) for r in report.rows]
     else:
@@ -281,9 +312,12 @@ def to_csv(
         lead = [spreadsheet_text(c) for pair in zip(key, label, strict=True) for c in pair]
         writer.writerow(lead + _csv_values(f, decimal_comma))
     blank = [""] * (2 * len(by) - 1)
-    writer.writerow(["total", *blank, *_csv_values(report.total, decimal_comma)])
+    total, previous = (
+        (_("total"), _("same period last year")) if excel else ("total", "previous_year")
+    )
+    writer.writerow([total, *blank, *_csv_values(report.total, decimal_comma)])
     if report.previous is not None:
-        writer.writerow(["previous_year", *blank, *_csv_values(report.previous, decimal_comma)])
+        writer.writerow([previous, *blank, *_csv_values(report.previous, decimal_comma)])
     text = buf.getvalue()
     return ("\ufeff" + text if excel else text).encode("utf-8")
 

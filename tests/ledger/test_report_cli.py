@@ -72,7 +72,8 @@ def test_csv_json_html_to_files(config: Path, tmp_path: Path) -> None:
     raw = target.read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")
     rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig")), delimiter=";"))
-    assert rows[0]["group_name"] == "Épiceries du Nord"
+    # a spreadsheet for people: column titles in the staff's language (English here)
+    assert rows[0]["group (name)"] == "Épiceries du Nord"
     assert next(r for r in rows if r["group"] == "total")["kg"] == "25000,000"
     code, out, _err = run(config, "report", "--month", "2016-03", "--format", "json")
     body = json.loads(out)

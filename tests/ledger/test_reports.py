@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from common.i18n import set_language
+from common.i18n import set_language, speaking
 from ledger.charts import bars_svg
 from ledger.report_render import summary_lines, to_csv, to_html, to_json, to_table
 from ledger.reports import Figures, Period, Report, build_report, import_profiles
@@ -270,7 +270,8 @@ def test_csv_for_a_spreadsheet(example_store: Store) -> None:
     assert data.startswith("\ufeff".encode())
     rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig")), delimiter=";"))
     header, body = rows[0], rows[1:]
-    assert header[:3] == ["referrer_type", "referrer_type_name", "kg"]
+    # titles for people in the staff's language; the plain CSV keeps the field names
+    assert header[:4] == ["type of structure", "type of structure (name)", "kg", "net (mg)"]
     hospital = next(r for r in body if r[0] == "hospital")
     assert hospital[2].count(",") == 1 and "." not in hospital[2]  # decimal comma
     total = next(r for r in body if r[0] == "total")
@@ -280,6 +281,10 @@ def test_csv_for_a_spreadsheet(example_store: Store) -> None:
     assert plain[-1]["kg"] == "16100.000" and plain[-1]["referrer_type"] == "previous_year"
     tabbed = to_csv(report, sep="\t", decimal_comma=True).decode()
     assert "\t25000,000\t" in tabbed
+    with speaking("fr"):
+        french = to_csv(report, excel=True).decode("utf-8-sig").splitlines()
+    assert french[0].startswith("type de structure;type de structure (nom);kg;net (mg);articles")
+    assert french[-1].startswith("même période l'an dernier;")
 
 
 def test_json_and_html(example_store: Store) -> None:
