@@ -651,7 +651,23 @@ def _csv(dashboard: Dashboard, table: str, choice: Choice, lang: str) -> bytes:
     rows, _quarantined = dashboard.fleet()
     out = io.StringIO()
     writer = csv.writer(out, delimiter=";" if excel else ",", lineterminator="\r\n")
-    writer.writerow(FLEET_FIELDS)
+    if excel:  # a spreadsheet for people: the fleet page's own column titles
+        titles = {
+            "station": _("Station"),
+            "online": _("Online"),
+            "last_seen": _("Last seen"),
+            "backlog": _("Backlog"),
+            "clock_synced": _("Clock"),
+            "scale_ok": _("Scale"),
+            "calibration_age_days": _("Calibration (days)"),
+            "calibration_due": _("due"),
+            "records": _("Records"),
+            "conflicts": _("Conflicts"),
+            "version": _("Version"),
+        }
+        writer.writerow([titles[f] for f in FLEET_FIELDS])
+    else:
+        writer.writerow(FLEET_FIELDS)
     for row in rows:
         values = [row.get(f) for f in FLEET_FIELDS]
         writer.writerow(

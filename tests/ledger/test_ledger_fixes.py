@@ -289,11 +289,15 @@ def test_dashboard_csv_keeps_station_codes_as_text(dashboard: str) -> None:
     status, _h, text = get(f"{dashboard}/export/referrer.csv?year=2026&lang=en", cookie=session)
     cells = {r[0] for r in _rows(text.encode())[1:]}
     assert {"'" + FORMULA, "'@SUM(A1)", "R01"} <= cells
-    for lang, sep, age in [("en", ",", "-1.5"), ("fr", ";", "-1,5")]:
+    # French: the fleet page's column titles (a spreadsheet for people); English: field names
+    for lang, sep, version, age_column, age in [
+        ("en", ",", "version", "calibration_age_days", "-1.5"),
+        ("fr", ";", "Version", "Étalonnage (jours)", "-1,5"),
+    ]:
         status, _h, text = get(f"{dashboard}/export/fleet.csv?lang={lang}", cookie=session)
         fleet = list(csv.DictReader(io.StringIO(text), delimiter=sep))
-        assert status == 200 and fleet[0]["version"] == "'" + FORMULA
-        assert fleet[0]["calibration_age_days"] == age  # a negative number stays a number
+        assert status == 200 and fleet[0][version] == "'" + FORMULA
+        assert fleet[0][age_column] == age  # a negative number stays a number
 
 
 def test_logout_revokes_copies_of_the_session_cookie(dashboard: str) -> None:
