@@ -323,9 +323,10 @@ def _check_pages(context: BrowserContext, served: Served, screenshots: Path | No
     assert [r["kg"] for r in rows[:-2]] == [
         f"{Decimal(row.figures.net_mg) / 10**6:.3f}".replace(".", ",") for row in by_station.rows
     ]
+    # French column titles and total rows: a spreadsheet for people
     assert rows[-2]["station"] == "total"
-    assert int(rows[-2]["net_mg"]) == sum(r["net_mg"] for r in weighed)
-    assert rows[-1]["station"] == "previous_year"
+    assert int(rows[-2]["net (mg)"]) == sum(r["net_mg"] for r in weighed)
+    assert rows[-1]["station"] == "même période l'an dernier"
     assert download.suggested_filename.endswith(".csv")
 
     # the fleet
