@@ -11,7 +11,14 @@ from typing import Any, TypeVar
 
 from .i18n import _
 
-__all__ = ["PATTERN_HINTS", "ConfigError", "describe_errors", "load_settings", "parse_settings"]
+__all__ = [
+    "PATTERN_HINTS",
+    "ConfigError",
+    "describe_errors",
+    "load_settings",
+    "parse_settings",
+    "read_settings_text",
+]
 
 M = TypeVar("M")
 
@@ -314,14 +321,18 @@ def parse_settings(
     return validate(raw)
 
 
-def load_settings(path: Path, validate: Callable[[dict[str, Any]], M]) -> M:
-    """Read and validate a config file; raise :class:`ConfigError` with the fix to make."""
+def read_settings_text(path: Path) -> str:
+    """A config file's text; :class:`ConfigError` (``missing``) when it cannot be read."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise ConfigError(path, [_("file not found")], missing=True) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(
             path, [_("cannot read: {error}").format(error=exc)], missing=True
         ) from exc
-    return parse_settings(text, validate, path)
+
+
+def load_settings(path: Path, validate: Callable[[dict[str, Any]], M]) -> M:
+    """Read and validate a config file; raise :class:`ConfigError` with the fix to make."""
+    return parse_settings(read_settings_text(path), validate, path)

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from common.i18n import _
-from common.settings import ConfigError, describe_errors, parse_settings
+from common.settings import ConfigError, describe_errors, parse_settings, read_settings_text
 from sync.client import MqttSettings
 from sync.topics import DEFAULT_PREFIX, Topics
 from sync.wire import MAX_BATCH_BYTES
@@ -243,12 +243,4 @@ def load_ledger_config(
     """The config file at ``path`` (default: $PESEE_LEDGER_CONFIG or /etc/pesee/ledger.toml);
     ``mqtt_password`` as in :func:`parse_ledger_config`."""
     where = Path(path) if path is not None else Path(os.environ.get(ENV_PATH) or DEFAULT_PATH)
-    try:
-        text = where.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise ConfigError(where, [_("file not found")], missing=True) from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(
-            where, [_("cannot read: {error}").format(error=exc)], missing=True
-        ) from exc
-    return parse_ledger_config(text, where, mqtt_password=mqtt_password)
+    return parse_ledger_config(read_settings_text(where), where, mqtt_password=mqtt_password)
