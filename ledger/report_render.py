@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from common.i18n import _, speaking
+from common.text import visible
 from common.units import format_number, kg_text, round_half_up
 
 from .report_model import Figures, Report
@@ -210,7 +211,8 @@ def to_table(report: Report, lang: str | None = None, *, width: int = 100) -> st
             out += textwrap.wrap(
                 _("A person with several profiles is in several rows: rows do not add up."), width
             )
-        return "\n".join(text.rstrip() for text in out).rstrip() + "\n"
+        # station-supplied codes and names: shown, never run by the terminal
+        return "\n".join(visible(text.rstrip()) for text in out).rstrip() + "\n"
 
 
 # -- CSV and JSON ----------------------------------------------------------------------------------
@@ -323,13 +325,15 @@ def to_csv(
 
 
 # what Excel and LibreOffice read as the start of a formula (OWASP "CSV injection")
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "＝", "＋", "－", "＠")
 
 
 def spreadsheet_text(text: str) -> str:
     """Text that a spreadsheet would run as a formula (a station's code ``=HYPERLINK(…)``),
     kept as text by a leading apostrophe; other text unchanged."""
-    return "'" + text if text.startswith(_FORMULA_START) else text
+    # a spreadsheet skips leading blanks before a formula sign, and reads the full-width
+    # signs as formula signs too
+    return "'" + text if text.lstrip(" \u00a0\u3000").startswith(_FORMULA_START) else text
 
 
 def spreadsheet_cell(value: object) -> object:

@@ -10,6 +10,7 @@ import click
 from common.exits import EX_CONFIG, EX_IOERR, EX_NOINPUT, EX_USAGE, fail
 from common.i18n import _, set_language
 from common.settings import ConfigError
+from common.text import visible
 
 from ..config import LedgerConfig, load_ledger_config, mqtt_password_problem
 from ..redact import error_line
@@ -102,7 +103,7 @@ def shown(value: Any, width: int | None = None) -> str:
     """A table cell: a missing value (NULL) as "–", text cut to ``width`` characters."""
     if value is None or value == "":
         return MISSING
-    text = str(value)
+    text = visible(str(value))  # a station's text is shown, never run by the terminal
     return text if width is None or len(text) <= width else text[:width] + "…"
 
 
