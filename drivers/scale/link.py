@@ -39,11 +39,7 @@ _CHUNK = 256
 
 def supports(protocol: ScaleProtocol, command: Command) -> bool:
     """Whether ``protocol`` has a request for ``command``."""
-    try:
-        protocol.encode(command)
-    except (ScaleError, LookupError, NotImplementedError):
-        return False
-    return True
+    return protocol.request(command) is not None
 
 
 def decode_frame(protocol: ScaleProtocol, frame: bytes) -> Reply:

@@ -7,6 +7,7 @@ single-letter protocol takes as zero or tare); streaming protocols are only list
 from __future__ import annotations
 
 import errno
+import functools
 import glob
 import json
 import os
@@ -18,7 +19,7 @@ from typing import Any
 
 from common.i18n import _
 
-from ..base import PortError, Reading, ScaleError, ScaleRefused
+from ..base import PortError, Reading, ScaleRefused
 from ..serialio import LinkSettings, SerialTransport, TermiosError, framing_text, parse_framing
 from . import PROTOCOLS
 from .protocol import Command, ScaleProtocol
@@ -202,6 +203,7 @@ def stable_name(url: str) -> str:
 # ---------------------------------------------------------------------------- what to send
 
 
+@functools.cache
 def _single_byte_actions() -> frozenset[int]:
     """Bytes that are, alone, a zero/tare/clear command for some protocol (Kern's ``t``, Kern
     TM's ``T``, Toledo 8217's ``Z``…): a probe request containing one could tare a scale that
@@ -209,9 +211,8 @@ def _single_byte_actions() -> frozenset[int]:
     found: set[int] = set()
     for protocol in PROTOCOLS.values():
         for command in (Command.ZERO, Command.TARE, Command.CLEAR_TARE):
-            try:
-                request = protocol.encode(command)
-            except (ScaleError, LookupError, NotImplementedError):
+            request = protocol.request(command)
+            if request is None:
                 continue
             letters = request.strip(b"\r\n")
             if len(letters) == 1:
@@ -226,11 +227,8 @@ def probe_request(protocol: ScaleProtocol) -> tuple[Command, bytes] | None:
         return None
     unsafe = _single_byte_actions()
     for command in (Command.IDENTIFY, Command.READ):
-        try:
-            request = protocol.encode(command)
-        except (ScaleError, LookupError, NotImplementedError):
-            continue
-        if not unsafe.intersection(request):
+        request = protocol.request(command)
+        if request is not None and not unsafe.intersection(request):
             return command, request
     return None
 

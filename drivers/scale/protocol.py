@@ -6,7 +6,7 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..base import Reading
+from ..base import Reading, ScaleError
 from ..serialio import Framer, LinkSettings
 
 __all__ = ["Ack", "Command", "Reply", "ScaleProtocol"]
@@ -70,3 +70,10 @@ class ScaleProtocol:
     decode: Callable[[bytes], Reply]
     encode: Callable[[Command], bytes]
     answers: Callable[[Command, Reply], bool]
+
+    def request(self, command: Command) -> bytes | None:
+        """The request bytes for ``command``, or None when the protocol has no such command."""
+        try:
+            return self.encode(command)
+        except ScaleError:
+            return None

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drivers.base import Reading
-from drivers.scale import PROTOCOLS, ScaleProtocol, get_protocol
+from drivers.base import Reading, ScaleError
+from drivers.scale import PROTOCOLS, Command, ScaleProtocol, get_protocol
 from drivers.sim.personalities import PERSONALITIES
 from drivers.sim.scale import ScaleSimulator
 from tests.support.codec_oracle import assert_faithful, decoded
@@ -27,6 +27,21 @@ def test_every_protocol_has_a_simulator_personality_and_back() -> None:
     # the daemon-level contract (test_scale_contract.py) runs over the personalities: a codec
     # without one would silently go untested there
     assert set(PROTOCOLS) == set(PERSONALITIES)
+
+
+@pytest.mark.parametrize("name", CODECS)
+def test_every_command_has_a_request_or_says_it_has_none(name: str) -> None:
+    """``encode`` gives bytes or raises ScaleError, nothing else: ``request`` and ``supports``
+    rely on it, and every codec can be polled."""
+    protocol = get_protocol(name)
+    for command in Command:
+        try:
+            request = protocol.encode(command)
+        except ScaleError:
+            assert protocol.request(command) is None
+        else:
+            assert isinstance(request, bytes) and request and protocol.request(command) == request
+    assert protocol.streaming or protocol.request(Command.READ)
 
 
 def _frames(protocol: ScaleProtocol, data: bytes) -> list[bytes]:
