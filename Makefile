@@ -31,6 +31,9 @@ sysdeps:
 	@test -x "$$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)/initdb" || tools/ensure-debs.sh postgresql
 	@# web pages (counter screen, dashboard) are tested in Debian's headless Chromium
 	@command -v chromium >/dev/null || tools/ensure-debs.sh chromium
+	@# printed codes are read back for real: pages rendered by poppler, barcodes decoded by zbar
+	@command -v pdftoppm >/dev/null || tools/ensure-debs.sh poppler-utils
+	@command -v zbarimg >/dev/null || tools/ensure-debs.sh zbar-tools
 
 demo: venv sysdeps
 	$(PY) -m tests.demo
