@@ -215,6 +215,19 @@ _SCANNED_PROFILES = (
     "tag TEXT NOT NULL, PRIMARY KEY (beneficiary, tag))",
 )
 
+# -- step 10: household compositions the office imports per code, for FEAD / ESF+ indicators -----
+# counts of members per kind (never names), valid from ``valid_from`` to ``valid_until`` (days
+# 'YYYY-MM-DD', both included; '' = no bound); codes stored as the records' (ledger/funders)
+_HOUSEHOLDS = (
+    """CREATE TABLE IF NOT EXISTS households (
+    beneficiary TEXT NOT NULL, valid_from TEXT NOT NULL, valid_until TEXT NOT NULL,
+    women {int} NOT NULL, men {int} NOT NULL, children_0_15 {int} NOT NULL,
+    children_16_17 {int} NOT NULL, seniors {int} NOT NULL, disabled {int} NOT NULL,
+    migrants {int} NOT NULL, homeless {int} NOT NULL, single_parents {int} NOT NULL,
+    imported_at TEXT NOT NULL,
+    PRIMARY KEY (beneficiary, valid_from))""",
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Migration:
@@ -243,6 +256,7 @@ MIGRATIONS = (
     Migration(7, "quarantine: size and SHA-256 of each message", _QUARANTINE_DIGEST),
     Migration(8, "aggregates: pieces", _AGGREGATE_PIECES),
     Migration(9, "scanned_profiles: profile tags scanned at the counter", _SCANNED_PROFILES),
+    Migration(10, "households: member counts per code, with dates", _HOUSEHOLDS),
 )
 LATEST = MIGRATIONS[-1].version
 
