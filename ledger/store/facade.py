@@ -13,6 +13,7 @@ from . import migrations
 from .conflicts import Inquiry
 from .dialect import Dialect
 from .fleet import Fleet
+from .households import Composition, Households
 from .ingest import Ingest
 from .models import (
     ConflictRow,
@@ -112,6 +113,7 @@ class SqlLedgerStore:
         self.privacy = Privacy(sql, pseudonym_key)
         self.inquiry = Inquiry(sql, self.privacy)
         self.profiles = Profiles(sql, self.privacy)
+        self.households = Households(sql, self.privacy)  # FEAD / ESF+ (ledger/funders)
         self.ingestion = Ingest(sql, self.privacy, self.inquiry, self.profiles)
         self.stations = Fleet(sql)
         self.registry = Registries(sql)
@@ -162,8 +164,16 @@ class SqlLedgerStore:
 
     def erase_beneficiary(self, code: str) -> int:
         """An erasure request (Privacy.erase); the old values then leave the files."""
-        n = self.privacy.erase(code)
-        self.wal_pending = not self.sql.reclaim(ERASED_TABLES)
+        stored = self.privacy.pseudonym(code)
+
+        def body() -> int:  # the household composition follows the records' tombstone
+            person = self.households.person_n(stored)
+            erased = self.privacy.erase(code)
+            self.households.follow_erasure(str(stored), person)
+            return erased
+
+        n = self.sql.atomic(body)
+        self.wal_pending = not self.sql.reclaim((*ERASED_TABLES, "households"))
         return n
 
     # -- ingest and inquiry -----------------------------------------------------------------
@@ -217,6 +227,12 @@ class SqlLedgerStore:
     ) -> int:
         """Household profile tags for beneficiary codes (Profiles.import_profiles)."""
         return self.profiles.import_profiles(profiles, replace_all=replace_all)
+
+    def import_households(
+        self, compositions: Sequence[Composition], *, replace_all: bool = False
+    ) -> int:
+        """Household compositions for beneficiary codes (Households.import_compositions)."""
+        return self.households.import_compositions(compositions, replace_all=replace_all)
 
     # -- retention ------------------------------------------------------------------------
     def purge(
