@@ -34,7 +34,9 @@ class _Section(BaseModel):
 
 class LedgerSection(_Section):
     database: str = "/var/lib/pesee-ledger/ledger.db"
-    group: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")] = "ledger"
+    # several ledger workers: the shared-subscription group, a secret (whoever knows it can
+    # join the group and be dealt batches); none: one ledger, a plain subscription
+    group: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | None = None
     max_batch_bytes: Annotated[int, Field(ge=4096, le=16 * 1024 * 1024)] = MAX_BATCH_BYTES
     language: str = "fr"
     # privacy (docs/privacy.md): store HMAC-SHA256(pseudonym_key, code) instead of the code
@@ -43,6 +45,15 @@ class LedgerSection(_Section):
     # retention: `ledger purge` removes (or aggregates) records older than this many years
     retention_years: Annotated[int, Field(ge=1, le=100)] | None = None
     retention_mode: Literal["aggregate", "delete"] = "aggregate"
+
+    @model_validator(mode="after")
+    def _group_is_a_secret(self) -> LedgerSection:
+        if self.group is not None and len(self.group) < 16:
+            raise ValueError(
+                "group is the secret of several ledger workers (16 to 64 letters, digits, - or "
+                '_, e.g. "env:PESEE_LEDGER_GROUP"); remove it for a single ledger'
+            )
+        return self
 
     @model_validator(mode="after")
     def _key_when_pseudonymising(self) -> LedgerSection:
@@ -72,6 +83,8 @@ class MqttSection(_Section):
     key_file: str | None = None
     prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_/-]{1,128}$")] = DEFAULT_PREFIX
     keepalive: Annotated[int, Field(ge=5, le=3600)] = 30
+    # the broker queues batches for a stopped ledger this long (0: clean start, nothing queued)
+    session_expiry: Annotated[int, Field(ge=0, le=30 * 86400)] = 7 * 86400
 
 
 class SigningSection(_Section):
@@ -153,7 +166,17 @@ class LedgerConfig(_Section):
     def topics(self) -> Topics:
         return Topics(self.mqtt.prefix)
 
-    def mqtt_settings(self, client_id: str | None = None) -> MqttSettings:
+    @property
+    def client_identity(self) -> str:
+        """The ledger's MQTT client id: ``mqtt.client_id``, else its broker user (what the
+        shipped broker enforces with ``use_username_as_clientid``), else "ledger"."""
+        return self.mqtt.client_id or self.mqtt.username or "ledger"
+
+    def mqtt_settings(
+        self, client_id: str | None = None, *, persistent: bool = False
+    ) -> MqttSettings:
+        """How to reach the broker; ``persistent``: with ``mqtt.session_expiry`` (``ledger
+        run``: the broker queues batches while it is stopped), else a clean session."""
         m = self.mqtt
         if self._unset_mqtt_password is not None:  # never connect without the password given
             raise ConfigError("<config>", [mqtt_password_problem(self._unset_mqtt_password)])
@@ -168,6 +191,7 @@ class LedgerConfig(_Section):
             cert_file=m.cert_file,
             key_file=m.key_file,
             keepalive=m.keepalive,
+            session_expiry=m.session_expiry if persistent else 0,
         )
 
     def key_for(self, station: str) -> bytes | None:
