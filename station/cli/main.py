@@ -15,6 +15,7 @@ from .. import __version__
 from ..config import config_path
 from ..store import StoreError
 from .calibrate import calibrate
+from .codes import codes
 from .config_check import config_group
 from .context import load_config, permission_line
 from .db import db
@@ -102,6 +103,7 @@ for _command in (
     manual_entry,
     technician,
     calibrate,
+    codes,
 ):
     cli.add_command(_command)
 
