@@ -85,7 +85,7 @@ class ScaleLink:
         self.protocol = protocol
         self.reply_timeout = reply_timeout
         self.transport = SerialTransport(
-            url, settings or protocol.link, timeout=read_timeout, backoff=backoff
+            protocol.port_url(url), settings or protocol.link, timeout=read_timeout, backoff=backoff
         )
         self.garbage_frames = 0  # frames the codec could not decode, since this link was made
         self._framer = protocol.make_framer()

@@ -59,7 +59,10 @@ class ScaleProtocol:
     - ``streaming`` protocols send frames by themselves; the others are polled with
       ``encode(Command.READ)``;
     - ``answers(command, reply)`` says whether ``reply`` is the answer to ``command`` (so stray
-      streamed weights interleaved with a command's reply are not mistaken for it).
+      streamed weights interleaved with a command's reply are not mistaken for it);
+    - ``port_url(url)`` is the pyserial URL to open for the configured port: the url itself,
+      but for a device no serial driver opens (``hid-pos`` reads ``/dev/hidraw…`` as
+      ``hidraw://``).
     """
 
     name: str
@@ -70,6 +73,7 @@ class ScaleProtocol:
     decode: Callable[[bytes], Reply]
     encode: Callable[[Command], bytes]
     answers: Callable[[Command, Reply], bool]
+    port_url: Callable[[str], str] = str
 
     def request(self, command: Command) -> bytes | None:
         """The request bytes for ``command``, or None when the protocol has no such command."""
