@@ -12,6 +12,7 @@ from common.i18n import set_language
 from common.version import version
 
 from . import beneficiary, calibrations, db, fleet, inquiry, profiles, registry, report, run, serve
+from .funders import COMMANDS as FUNDERS_COMMANDS  # households, fead, eco (issue 14)
 
 __all__ = ["cli", "main"]
 
@@ -66,6 +67,7 @@ for command in (
     db.db_group,
     db.purge,
     beneficiary.beneficiary,
+    *FUNDERS_COMMANDS,
 ):
     cli.add_command(command)
 

@@ -18,7 +18,7 @@ from .dialect import Dialect
 from .models import utc_now
 from .privacy import Privacy
 
-__all__ = ["KINDS", "Composition", "Households", "fead_counts"]
+__all__ = ["FIGURES", "KINDS", "Composition", "Households", "fead_counts", "fead_mass"]
 
 # member kinds, as columns of ``households`` and fields of :class:`Composition`
 KINDS = (
@@ -155,12 +155,10 @@ def fead_counts(
     params: list[Any] = list(bounds)
     where = (
         "r.kind = 'weighing' AND r.voided_by IS NULL AND r.occurred_at >= ? "
-        "AND r.occurred_at < ? AND r.beneficiary IS NOT NULL"
+        "AND r.occurred_at < ? AND r.beneficiary IS NOT NULL AND r.beneficiary <> ''"
     )
     if stations is not None:
-        if not stations:
-            return {"households": 0, "known": 0, "partly": 0} | dict.fromkeys(FIGURES, 0)
-        where += f" AND r.station IN ({', '.join('?' * len(stations))})"
+        where += f" AND r.station IN ({', '.join('?' * len(stations)) or 'NULL'})"
         params += list(stations)
     maxes = ", ".join(f"max({sql}) AS {name}" for name, sql in FIGURES.items())
     sums = ", ".join(f"sum({name}) AS {name}" for name in FIGURES)
@@ -183,3 +181,25 @@ def fead_counts(
     )
     row = rows[0] if rows else {}
     return {key: int(row.get(key) or 0) for key in ("households", "known", "partly", *FIGURES)}
+
+
+def fead_mass(
+    store: Any, bounds: tuple[str, str], stations: Sequence[str] | None = None
+) -> dict[str, int]:
+    """The period's live weighings: ``net_mg``, ``items``, and ``anonymous`` (items with no
+    beneficiary code: given to nobody the report can count)."""
+    params: list[Any] = list(bounds)
+    where = (
+        "r.kind = 'weighing' AND r.voided_by IS NULL AND r.occurred_at >= ? AND r.occurred_at < ?"
+    )
+    if stations is not None:
+        where += f" AND r.station IN ({', '.join('?' * len(stations)) or 'NULL'})"
+        params += list(stations)
+    rows = store.fetch(
+        "SELECT sum(coalesce(r.net_mg, 0)) AS net_mg, count(*) AS items, "
+        "sum(CASE WHEN r.beneficiary IS NULL OR r.beneficiary = '' THEN 1 ELSE 0 END) "
+        f"AS anonymous FROM records r WHERE {where}",
+        params,
+    )
+    row = rows[0] if rows else {}
+    return {key: int(row.get(key) or 0) for key in ("net_mg", "items", "anonymous")}
