@@ -229,6 +229,24 @@ _HOUSEHOLDS = (
 )
 
 
+# -- step 11: dated household profiles (docs/reports.md) ------------------------------------------
+# An imported tag holds from ``since`` to ``until`` (days 'YYYY-MM-DD', both included; '' = no
+# bound), so a code may hold a tag over several spans. A tag scanned at the counter holds from the
+# first record that carries it: found at report time through the partial index on the records
+# that carry a profile, so a repaired clock moves it too.
+_DATED_PROFILES = (
+    "CREATE TABLE IF NOT EXISTS profile_spans (beneficiary TEXT NOT NULL, tag TEXT NOT NULL, "
+    "since TEXT NOT NULL DEFAULT '', until TEXT NOT NULL DEFAULT '', "
+    "PRIMARY KEY (beneficiary, tag, since))",
+    "INSERT INTO profile_spans (beneficiary, tag, since, until) "
+    "SELECT beneficiary, tag, '', '' FROM profiles",
+    "DROP TABLE profiles",
+    "ALTER TABLE profile_spans RENAME TO profiles",
+    "CREATE INDEX IF NOT EXISTS idx_profiles_tag ON profiles (tag)",
+    "CREATE INDEX IF NOT EXISTS idx_records_profiled ON records (beneficiary) "
+    "WHERE data LIKE '%\"profile\"%'",
+)
+
 @dataclass(frozen=True, slots=True)
 class Migration:
     version: int
@@ -257,6 +275,7 @@ MIGRATIONS = (
     Migration(8, "aggregates: pieces", _AGGREGATE_PIECES),
     Migration(9, "scanned_profiles: profile tags scanned at the counter", _SCANNED_PROFILES),
     Migration(10, "households: member counts per code, with dates", _HOUSEHOLDS),
+    Migration(11, "profiles with dates; index of records carrying a profile", _DATED_PROFILES),
 )
 LATEST = MIGRATIONS[-1].version
 

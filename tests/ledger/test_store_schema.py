@@ -23,6 +23,7 @@ RELEASED = {
     8: "94af058e32da95af",
     9: "61f8a1272733c6cc",
     10: "c44acd1f4dd9be73",
+    11: "9b6dcc4809a09d63",
 }
 
 
