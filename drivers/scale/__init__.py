@@ -7,6 +7,7 @@ from . import (
     adam,
     ascii,
     dini,
+    hidpos,
     kern,
     mtsics,
     nci,
@@ -37,6 +38,7 @@ PROTOCOLS: dict[str, ScaleProtocol] = {
         kern.PROTOCOL_TM,
         kern.PROTOCOL_KCP,
         ascii.PROTOCOL,
+        hidpos.PROTOCOL,
     )
 }
 

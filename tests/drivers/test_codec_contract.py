@@ -17,8 +17,8 @@ from tests.support.codec_oracle import assert_faithful, decoded
 
 CODECS = sorted(PROTOCOLS)
 # frames that carry no unit text: Toledo continuous (status bytes say where the decimal point
-# is) and Toledo 8217 (the unit is the scale's setting, not in the frame)
-UNITLESS = frozenset({"toledo-continuous", "toledo-8217"})
+# is), Toledo 8217 (the unit is the scale's setting, not in the frame) and HID POS (binary)
+UNITLESS = frozenset({"toledo-continuous", "toledo-8217", "hid-pos"})
 # loads in kg that every simulated 15 kg scale shows exactly at 3 decimals
 LOADS = ("0.000", "0.020", "1.250", "7.305", "14.999")
 

@@ -213,6 +213,7 @@ PERSONALITIES: dict[str, str] = {
     "kern-tm": "kern_tm",
     "kern-kcp": "kern_kcp",
     "ascii": "ascii",
+    "hid-pos": "hidpos",
 }
 
 

@@ -1,0 +1,105 @@
+"""``hidraw://PATH``: a HID device (``/dev/hidrawN``), a FIFO or a pty read as a byte stream.
+
+pyserial opens only terminals: ``tcgetattr`` fails on ``/dev/hidraw0``. This handler opens the
+path read-only and serves what ``read()`` returns, through pyserial's interface, so
+:class:`~drivers.serialio.SerialTransport` (timeouts, reconnect, unplug as an error) is unchanged.
+
+Each ``read()`` of a hidraw device returns one whole report and drops what does not fit the
+buffer, so reports are read whole into a buffer of our own and served from it byte by byte.
+End of file (a FIFO whose writer went away) is a lost device, like ENODEV from hidraw on unplug.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+from typing import Any
+
+from serial.serialutil import PortNotOpenError, SerialBase, SerialException, Timeout
+
+__all__ = ["Serial"]
+
+_READ = 4096  # larger than any HID report: a short buffer would truncate it
+
+
+class Serial(SerialBase):  # type: ignore[misc]  # pyserial has no type hints
+    """A read-only report stream; line settings are accepted and ignored."""
+
+    is_open: bool
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._fd: int | None = None
+        self._pending = bytearray()
+        super().__init__(*args, **kwargs)
+
+    @property
+    def path(self) -> str:
+        port = str(self.portstr or self.port or "")
+        return port.split("://", 1)[1] if "://" in port else port
+
+    def open(self) -> None:
+        if self.port is None:
+            raise SerialException("Port must be configured before it can be used.")
+        if self.is_open:
+            raise SerialException("Port is already open.")
+        try:
+            self._fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+        except OSError as exc:
+            raise SerialException(exc.errno, f"could not open {self.path}: {exc}") from exc
+        self._pending.clear()
+        self.is_open = True
+
+    def _reconfigure_port(self, *args: Any, **kwargs: Any) -> None:
+        """Nothing to set on a report stream."""
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, None
+        self.is_open = False
+        if fd is not None:
+            os.close(fd)
+
+    def _fill(self, wait: float | None) -> bool:
+        """Read what the device has (waiting up to ``wait`` s for it); False when nothing came."""
+        fd = self._fd
+        if fd is None:
+            raise PortNotOpenError()
+        ready, _, _ = select.select([fd], [], [], wait)
+        if not ready:
+            return False
+        try:
+            chunk = os.read(fd, _READ)
+        except BlockingIOError:
+            return False
+        if not chunk:
+            raise SerialException(f"{self.path}: end of file (device gone)")
+        self._pending += chunk
+        return True
+
+    @property
+    def in_waiting(self) -> int:
+        while self._fill(0):
+            pass
+        return len(self._pending)
+
+    def read(self, size: int = 1) -> bytes:
+        if not self.is_open:
+            raise PortNotOpenError()
+        timeout = Timeout(self._timeout)
+        while len(self._pending) < size:
+            wait = None if timeout.is_infinite else timeout.time_left()
+            if not self._fill(wait) or timeout.expired():
+                break
+        data = bytes(self._pending[:size])
+        del self._pending[:size]
+        return data
+
+    def write(self, data: bytes) -> int:
+        raise SerialException(f"{self.path}: a report stream is read-only")
+
+    def reset_input_buffer(self) -> None:
+        while self._fill(0):
+            pass
+        self._pending.clear()
+
+    def reset_output_buffer(self) -> None:
+        """Nothing is ever written."""
