@@ -26,7 +26,7 @@ from .models import (
     utc_now,
 )
 from .privacy import ERASED_TABLES, Privacy
-from .profiles import Profiles
+from .profiles import ProfileLine, Profiles
 from .registry import Registries
 from .retention import Retention
 from .sqlite import SQLiteDialect
@@ -82,7 +82,7 @@ class LedgerStore(Protocol):
     def pseudonym(self, code: str | None) -> str | None: ...
 
     def import_profiles(
-        self, profiles: Iterable[tuple[str, Sequence[str]]], *, replace_all: bool = False
+        self, profiles: Iterable[ProfileLine], *, replace_all: bool = False
     ) -> int: ...
 
     def purge(
@@ -223,7 +223,7 @@ class SqlLedgerStore:
         return self.registry.version()
 
     def import_profiles(
-        self, profiles: Iterable[tuple[str, Sequence[str]]], *, replace_all: bool = False
+        self, profiles: Iterable[ProfileLine], *, replace_all: bool = False
     ) -> int:
         """Household profile tags for beneficiary codes (Profiles.import_profiles)."""
         return self.profiles.import_profiles(profiles, replace_all=replace_all)
