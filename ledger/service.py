@@ -42,6 +42,10 @@ class Message:
     retained: bool
 
 
+# queued by paho's thread at every connect: the worker publishes the registries
+_REGISTRIES = Message("", b"", False)
+
+
 def _ts() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -50,8 +54,11 @@ class LedgerService:
     """One ledger process. paho's thread only queues messages; one worker thread validates,
     stores and acks them in order, so the store has a single writer.
 
-    Batches come through the shared subscription ``$share/{group}/…/records``: with several
-    processes the broker gives each batch to one of them, and ingest does not rely on order.
+    Batches come through a plain subscription to ``…/stations/+/records``, or with several
+    processes through the shared subscription ``$share/{group}/…/records`` of a secret group:
+    the broker gives each batch to one of them, and ingest does not rely on order. The
+    session is persistent (``[mqtt] session_expiry``): the broker queues batches for a ledger
+    that is stopped, and gives them to it when it comes back.
     """
 
     def __init__(self, config: LedgerConfig, store: LedgerStore, *, client_id: str = "") -> None:
@@ -61,18 +68,19 @@ class LedgerService:
         self._queue: queue.SimpleQueue[Message | None] = queue.SimpleQueue()
         offline = encode(LedgerStatus(False, _ts()))
         self.link = MqttLink(
-            config.mqtt_settings(client_id or f"ledger-{threading.get_native_id()}"),
+            config.mqtt_settings(client_id or config.client_identity, persistent=True),
             subscriptions=[
-                (self.topics.shared(config.ledger.group, self.topics.all_records), 1),
+                (self.records_filter(config), 1),
                 # retained statuses are not sent to shared subscriptions: subscribe normally
                 (self.topics.all_status, 1),
             ],
             will=Will(self.topics.ledger_status, offline),
             on_message=lambda t, p, r: self._queue.put(Message(t, p, r)),
-            birth=self._birth,
+            # the registries are read and published by the worker (the store is its own)
+            on_connect=lambda up: self._queue.put(_REGISTRIES) if up else None,
+            birth=lambda: [(self.topics.ledger_status, encode(LedgerStatus(True, _ts())), True)],
         )
-        # read once here: the birth callback runs on paho's thread, the store belongs to ours
-        self._registries = dict(store.registries())
+        self._registries: dict[str, Registry] = {}
         # stopped by a None in the queue, after what was queued before it: nothing received is
         # left unstored
         self._service = ServiceThread("ingest", self._work, wake=lambda: self._queue.put(None))
@@ -81,13 +89,26 @@ class LedgerService:
         self.quarantined = 0
         self.conflicts = 0
 
-    def _birth(self) -> list[tuple[str, bytes, bool]]:
-        messages = [(self.topics.ledger_status, encode(LedgerStatus(True, _ts())), True)]
-        # the registry is retained too; re-publishing it on connect heals a broker restart
+    @staticmethod
+    def records_filter(config: LedgerConfig) -> str:
+        """Where the batches come from: a plain subscription for one ledger; with several
+        workers, the shared subscription of the secret ``[ledger] group`` (a station that
+        knew the name could join the group and be handed other stations' batches)."""
+        topics = config.topics
+        group = config.ledger.group
+        return topics.shared(group, topics.all_records) if group else topics.all_records
+
+    def _publish_registries(self) -> None:
+        """At every (re)connect: the registries in force, retained. Read from the store each
+        time, so a registry imported while this ledger ran (``ledger registry import``) is
+        the one published again after a broker restart, never an older copy."""
+        try:
+            self._registries.update(self.store.registries())
+        except Exception:  # the broker's retained copy stays; the next connect tries again
+            log.exception("could not read the registries to publish them")
         for scope, registry in self._registries.items():
             topic = self.topics.config_all if scope == "all" else self.topics.config(scope)
-            messages.append((topic, encode(registry), True))
-        return messages
+            self.link.publish(topic, encode(registry), qos=1, retain=True)
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
@@ -125,6 +146,9 @@ class LedgerService:
             self.heartbeat = time.monotonic()
             if message is None:
                 return
+            if message is _REGISTRIES:
+                self._publish_registries()
+                continue
             # what is already queued goes into the same transaction: one fsync for many batches
             messages = [message]
             while len(messages) < GROUP_COMMIT:
@@ -132,8 +156,8 @@ class LedgerService:
                     more = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if more is None:
-                    self._queue.put(None)
+                if more is None or more is _REGISTRIES:
+                    self._queue.put(more)
                     break
                 messages.append(more)
             self.handle_group(messages)

@@ -24,7 +24,15 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class MqttSettings:
-    """Where and how to connect. ``password`` comes from the environment in real configs."""
+    """Where and how to connect. ``password`` comes from the environment in real configs.
+
+    ``client_id`` defaults to ``username``: the shipped broker sets
+    ``use_username_as_clientid`` (systemd/mosquitto/pesee.conf), so a client's id is its login
+    and one set of credentials can never take over (disconnect) another's connection.
+    ``session_expiry`` > 0 asks for a persistent session: the broker keeps the subscriptions
+    and queues QoS 1 messages for that many seconds while the client is away (the ledger);
+    0 starts clean every time (the stations: their journal is their state).
+    """
 
     host: str = "127.0.0.1"
     port: int = 1883
@@ -39,6 +47,12 @@ class MqttSettings:
     reconnect_min: float = 1.0
     reconnect_max: float = 60.0
     max_inflight: int = 20
+    session_expiry: int = 0
+
+    @property
+    def identity(self) -> str:
+        """The client id sent: ``client_id``, else the username, else "" (the broker picks)."""
+        return self.client_id or self.username or ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +91,7 @@ class MqttLink:
         self.failures: list[str] = []  # PUBACK/SUBACK refusals, for diagnostics
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=settings.client_id,
+            client_id=settings.identity,
             protocol=mqtt.MQTTv5,
         )
         if settings.username is not None:
@@ -114,12 +128,14 @@ class MqttLink:
             return
         self._started = True
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = 0  # state lives in our databases, not in the broker
+        # 0: state lives in our databases, not in the broker; > 0: the broker queues for us
+        props.SessionExpiryInterval = self.settings.session_expiry
         self.client.connect_async(
             self.settings.host,
             self.settings.port,
             keepalive=self.settings.keepalive,
-            clean_start=True,
+            # a persistent session is resumed on every (re)connect, never wiped by our own
+            clean_start=self.settings.session_expiry == 0,
             properties=props,
         )
         self.client.loop_start()

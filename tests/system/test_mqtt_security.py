@@ -1,11 +1,14 @@
-"""The shipped Mosquitto ACL enforced by a real broker, and the throwaway-broker test helper."""
+"""The shipped Mosquitto configuration (pesee.conf and pesee.acl, rendered as they are into a
+throwaway broker) enforced by a real broker, and the throwaway-broker test helper."""
 
 from __future__ import annotations
 
 import itertools
+import os
 import queue
 import shutil
 import socket
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,12 +23,20 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from sync.topics import Topics
-from tests.support.broker import Broker, BrokerError, add_user
+from tests.support.broker import Broker, BrokerError, add_user, free_port
 
-SHIPPED_ACL = Path(__file__).resolve().parents[2] / "systemd" / "mosquitto" / "pesee.acl"
+SHIPPED = Path(__file__).resolve().parents[2] / "systemd" / "mosquitto"
+SHIPPED_ACL = SHIPPED / "pesee.acl"
+SHIPPED_CONF = SHIPPED / "pesee.conf"
 TOPICS = Topics()
 SHARED_RECORDS = TOPICS.shared("ledger", TOPICS.all_records)
-PASSWORDS = {"st-1": "st-1-secret", "st-2": "st-2-secret", "ledger": "ledger-secret"}
+PASSWORDS = {
+    "st-1": "st-1-secret",
+    "st-2": "st-2-secret",
+    "ledger": "ledger-secret",
+    "ledger-2": "ledger-2-secret",
+    "observer": "observer-secret",
+}
 NOT_AUTHORIZED = 0x87
 WAIT = 5.0  # every positive wait; negative checks use barriers, not sleeps
 _ids = itertools.count(1)
@@ -55,10 +66,13 @@ class Peer:
         protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5,
         echo_topic: str | None = None,
         will_topic: str | None = None,
+        client_id: str | None = None,
+        tls: bool = False,
     ) -> None:
         self.broker = broker
         self.echo_topic = echo_topic
-        self.client_id = f"{user or 'anonymous'}-{next(_ids)}"
+        self.client_id = client_id or f"{user or 'anonymous'}-{next(_ids)}"
+        self.port = broker.port
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
@@ -68,6 +82,10 @@ class Peer:
             self.client.username_pw_set(user, password)
         if will_topic is not None:
             self.client.will_set(will_topic, b"offline", qos=1, retain=True)
+        if tls:  # the stations' listener of the shipped pesee.conf
+            assert isinstance(broker, ShippedBroker)
+            self.client.tls_set(ca_certs=str(broker.certs / "ca.crt"))
+            self.port = broker.tls_port
         self.client.reconnect_delay_set(min_delay=1, max_delay=2)
         self._cond = threading.Condition()
         self.connacks: list[ReasonCode] = []
@@ -145,7 +163,7 @@ class Peer:
 
     def connect(self, *, timeout: float = WAIT) -> ReasonCode | None:
         """Connect and wait for the first CONNACK; None if none came within ``timeout``."""
-        self.client.connect(self.broker.host, self.broker.port, keepalive=30)
+        self.client.connect(self.broker.host, self.port, keepalive=30)
         self.client.loop_start()
         self._wait(lambda: bool(self.connacks), timeout)
         with self._cond:
@@ -215,15 +233,79 @@ class Peer:
 Connect = Callable[..., Peer]
 
 
+class ShippedBroker(Broker):
+    """Mosquitto run with the shipped ``pesee.conf``, rendered: only the paths (password file,
+    ACL, certificates, persistence) and the two listeners' ports change; each substitution
+    must match exactly once, so an edit of the shipped file cannot slip past these tests.
+    The stations' TLS listener is kept, with a throwaway CA (``certs``)."""
+
+    def __init__(self, directory: Path, certs: Path, password_file: Path) -> None:
+        acl = directory / "pesee.acl"
+        shutil.copyfile(SHIPPED_ACL, acl)
+        super().__init__(directory, password_file=password_file, acl_file=acl)
+        self.certs = certs
+        self.tls_port = 0
+
+    def config_text(self) -> str:
+        if not self.tls_port:
+            self.tls_port = free_port(self.host)
+        text = SHIPPED_CONF.read_text(encoding="utf-8")
+        for old, new in (
+            ("listener 1883 127.0.0.1\n", f"listener {self.port} {self.host}\n"),
+            ("listener 8883\n", f"listener {self.tls_port} {self.host}\n"),
+            ("/etc/mosquitto/pesee.passwd", str(self.password_file)),
+            ("/etc/mosquitto/pesee.acl", str(self.acl_file)),
+            ("/etc/mosquitto/certs/ca.crt", str(self.certs / "ca.crt")),
+            ("/etc/mosquitto/certs/server.crt", str(self.certs / "server.crt")),
+            ("/etc/mosquitto/certs/server.key", str(self.certs / "server.key")),
+        ):
+            assert text.count(old) == 1, f"pesee.conf changed: {old!r}"
+            text = text.replace(old, new)
+        self.persistence_location.mkdir(parents=True, exist_ok=True)
+        # what Debian's /etc/mosquitto/mosquitto.conf adds, and the test broker's log
+        debian = [
+            f"persistence_location {self.persistence_location}/",
+            "log_dest stderr",
+            "log_type all",
+            "log_timestamp_format %H:%M:%S",
+        ]
+        if os.geteuid() == 0:
+            debian.append("user root")  # as Broker.config_text: the tmp dir is the test's
+        return "\n".join(debian) + "\n" + text
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private CA and a server certificate for 127.0.0.1, as README.md §3 makes them."""
+    where = tmp_path_factory.mktemp("certs")
+
+    def openssl(command: str, *args: str) -> None:
+        argv = ["openssl", *command.split(), *args]
+        subprocess.run(argv, cwd=where, check=True, capture_output=True)
+
+    key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+    openssl(f"req -x509 {key} -keyout ca.key -out ca.crt -days 2", "-subj", "/CN=Pesee test CA")
+    openssl(f"req {key} -keyout server.key -out server.csr", "-subj", "/CN=127.0.0.1")
+    (where / "server.ext").write_text(
+        "subjectAltName = IP:127.0.0.1\nextendedKeyUsage = serverAuth\n", encoding="utf-8"
+    )
+    openssl(
+        "x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 "
+        "-extfile server.ext -out server.crt"
+    )
+    for name in ("server.key", "ca.key"):
+        (where / name).chmod(0o644)  # the broker may run as another user than the test
+    return where
+
+
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    """Mosquitto with the shipped ACL copied as is and a password file for st-1, st-2, ledger."""
-    acl = tmp_path / "pesee.acl"
-    shutil.copyfile(SHIPPED_ACL, acl)
+def broker(tmp_path: Path, certs: Path) -> Iterator[Broker]:
+    """Mosquitto with the shipped pesee.conf and pesee.acl and a password file for the users
+    of PASSWORDS (two stations, two ledger workers, an observer)."""
     passwd = tmp_path / "pesee.passwd"
     for user, password in PASSWORDS.items():
         add_user(passwd, user, password)
-    b = Broker(tmp_path, password_file=passwd, acl_file=acl)
+    b = ShippedBroker(tmp_path, certs, passwd)
     b.start()
     try:
         yield b
@@ -247,7 +329,10 @@ def connect(broker: Broker) -> Iterator[Connect]:
             password = PASSWORDS[user]
         echo = None
         if user in PASSWORDS and password == PASSWORDS[user]:
-            echo = TOPICS.ledger_status if user == "ledger" else TOPICS.status(user)
+            if user.startswith("ledger"):
+                echo = TOPICS.ledger_status
+            elif user != "observer":  # an observer writes nothing, not even an echo
+                echo = TOPICS.status(user)
         peer = Peer(broker, user, password, echo_topic=echo, **kw)
         peers.append(peer)
         rc = peer.connect()
@@ -406,11 +491,12 @@ def test_last_will_on_another_stations_status_is_never_published(connect: Connec
     assert ledger.barrier() == [Received(TOPICS.status("st-1"), b"offline", False)]
 
 
-def test_known_limitation_any_client_can_join_the_ledger_share_group(connect: Connect) -> None:
+def test_known_limitation_any_client_can_join_a_share_group_it_knows(connect: Connect) -> None:
     """On 2.0.x acl_file, SUBSCRIBE is unchecked: st-1 joins $share/ledger/... and the batches
     the broker hands to it are dropped (no read access), so the ledger gets only some of them.
-    The stations re-send until acked; the README says how to avoid it. If this test fails, the
-    broker now checks subscriptions: update systemd/mosquitto/README.md and pesee.acl."""
+    Hence the ledger's plain subscription, or a secret group name for several workers
+    (test_a_station_cannot_join_the_ledgers_secret_group). If this test fails, the broker now
+    checks subscriptions: update systemd/mosquitto/README.md, pesee.acl, docs/security.md."""
     ledger = connect("ledger")
     intruder = connect("st-1")
     assert not ledger.subscribe(SHARED_RECORDS).is_failure
@@ -423,6 +509,117 @@ def test_known_limitation_any_client_can_join_the_ledger_share_group(connect: Co
     got = ledger.barrier()
     assert 0 < len(got) < 6
     assert intruder.barrier() == []
+
+
+# -- identities: a client id is its login (issue 15 items 1-3) ---------------------------------
+
+SECRET_GROUP = "7f3c9a0e5b2d4c1f8a6e"  # [ledger] group: what several workers share, secretly
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["loopback", "tls"])
+def test_a_stations_credentials_cannot_disconnect_the_ledger_or_another_station(
+    connect: Connect, tls: bool
+) -> None:
+    ledger = connect("ledger", client_id="ledger")
+    ledger2 = connect("ledger-2", client_id="ledger-2")
+    st2 = connect("st-2", client_id="st-2", tls=tls)
+    # every client id an intruder could guess: the users', the ones the code used to send, the
+    # documented examples; each login is accepted, as st-1 (its own client id)
+    for stolen in ("ledger", "ledger-2", "ledger-1", "ledger-test", "st-2", "station-st-2"):
+        intruder = connect("st-1", client_id=stolen, tls=tls)
+        assert not intruder.publish(TOPICS.status("st-1"), b"here").is_failure
+
+    for victim in (ledger, ledger2, st2):  # a round trip each: their sessions still work
+        victim.barrier()  # asserts its own token came back
+        assert victim.disconnects == 0, f"{victim.client_id} was disconnected"
+    assert ledger.connacks == ledger2.connacks == st2.connacks  # one CONNACK each, no reconnect
+    assert len(ledger.connacks) == 1
+
+
+def test_without_use_username_as_clientid_a_station_could_disconnect_the_ledger(
+    tmp_path: Path,
+) -> None:
+    """The attack the setting prevents, on the same ACL and users without it: the check above
+    would catch its removal from pesee.conf."""
+    passwd = tmp_path / "pesee.passwd"
+    for user in ("st-1", "ledger"):
+        add_user(passwd, user, PASSWORDS[user])
+    with Broker(tmp_path, password_file=passwd, acl_file=SHIPPED_ACL) as plain:
+        ledger = Peer(plain, "ledger", PASSWORDS["ledger"], client_id="ledger")
+        intruder = Peer(plain, "st-1", PASSWORDS["st-1"], client_id="ledger")
+        try:
+            assert ledger.connect() is not None
+            assert intruder.connect() is not None
+            ledger.wait_disconnects(1)  # taken over by st-1's credentials
+        finally:
+            intruder.close()
+            ledger.close()
+
+
+def test_a_station_cannot_join_the_ledgers_secret_group(connect: Connect) -> None:
+    shared = TOPICS.shared(SECRET_GROUP, TOPICS.all_records)
+    workers = [connect("ledger"), connect("ledger-2")]
+    for worker in workers:
+        assert not worker.subscribe(shared).is_failure
+    intruder = connect("st-1")
+    # the names it could try: the old default and the documented ones make groups of their
+    # own, which take nothing from the ledger's (and it may read nothing there anyway)
+    for guess in ("ledger", "ledgers", "pesee", "group"):
+        assert intruder.subscribe(TOPICS.shared(guess, TOPICS.all_records)).value == 1
+    assert intruder.subscribe(TOPICS.all_records).value == 1
+    st2 = connect("st-2")
+
+    sent = {str(n).encode() for n in range(12)}
+    for payload in sorted(sent):
+        assert not st2.publish(TOPICS.records("st-2"), payload).is_failure
+
+    got = [m.payload for worker in workers for m in worker.barrier()]
+    assert sorted(got) == sorted(sent)  # every batch once, to one worker or the other
+    assert intruder.barrier() == []
+
+
+def test_the_observer_reads_everything_and_writes_nothing(connect: Connect) -> None:
+    observer = connect("observer")
+    assert not observer.subscribe(f"{TOPICS.prefix}/#").is_failure
+    ledger = connect("ledger")
+    for topic_filter in (TOPICS.all_records, TOPICS.all_status):
+        assert not ledger.subscribe(topic_filter).is_failure
+    st1 = connect("st-1")
+    assert not st1.publish(TOPICS.records("st-1"), b"batch").is_failure
+    assert not st1.publish(TOPICS.status("st-1"), b"online", retain=True).is_failure
+    assert not ledger.publish(TOPICS.ack("st-1"), b"ack", retain=True).is_failure
+    assert not ledger.publish(TOPICS.config_all, b"registry", retain=True).is_failure
+    assert not ledger.publish(TOPICS.ledger_status, b"end", retain=True).is_failure
+
+    got = observer.collect(lambda m: m.payload == b"end")
+    assert [(m.topic, m.payload) for m in got] == [
+        (TOPICS.records("st-1"), b"batch"),
+        (TOPICS.status("st-1"), b"online"),
+        (TOPICS.ack("st-1"), b"ack"),
+        (TOPICS.config_all, b"registry"),
+        (TOPICS.ledger_status, b"end"),
+    ]
+    ledger.barrier()  # what st-1 sent, out of the way
+
+    for topic in (
+        TOPICS.records("observer"),  # the station patterns give it nothing
+        TOPICS.status("observer"),
+        TOPICS.records("st-1"),
+        TOPICS.status("st-1"),
+        TOPICS.ack("st-1"),
+        TOPICS.config_all,
+        TOPICS.config("st-1"),
+        TOPICS.ledger_status,
+        f"{TOPICS.prefix}/other",
+    ):
+        assert observer.publish(topic, b"x").value == NOT_AUTHORIZED, topic
+    assert ledger.barrier() == []  # nothing of the observer's got through
+
+
+def test_the_ledger_user_is_no_station(connect: Connect) -> None:
+    ledger = connect("ledger")
+    for topic in (TOPICS.records("ledger"), TOPICS.status("ledger")):
+        assert ledger.publish(topic, b"x").value == NOT_AUTHORIZED, topic
 
 
 # -- the helper ---------------------------------------------------------------------------------
