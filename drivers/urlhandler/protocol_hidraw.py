@@ -6,13 +6,15 @@ path read-only and serves what ``read()`` returns, through pyserial's interface,
 
 Each ``read()`` of a hidraw device returns one whole report and drops what does not fit the
 buffer, so reports are read whole into a buffer of our own and served from it byte by byte.
-End of file (a FIFO whose writer went away) is a lost device, like ENODEV from hidraw on unplug.
+A FIFO (the simulator's hidraw) says end of file while no writer has it open: before anything
+came that is a quiet device; after, it is a lost one, like ENODEV from hidraw on unplug.
 """
 
 from __future__ import annotations
 
 import os
 import select
+import time
 from typing import Any
 
 from serial.serialutil import PortNotOpenError, SerialBase, SerialException, Timeout
@@ -20,6 +22,7 @@ from serial.serialutil import PortNotOpenError, SerialBase, SerialException, Tim
 __all__ = ["Serial"]
 
 _READ = 4096  # larger than any HID report: a short buffer would truncate it
+_QUIET_S = 0.05  # a writerless FIFO reads as end of file at once: wait this long instead
 
 
 class Serial(SerialBase):  # type: ignore[misc]  # pyserial has no type hints
@@ -30,6 +33,7 @@ class Serial(SerialBase):  # type: ignore[misc]  # pyserial has no type hints
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._fd: int | None = None
         self._pending = bytearray()
+        self._heard = False  # something was read since the device was opened
         super().__init__(*args, **kwargs)
 
     @property
@@ -47,6 +51,7 @@ class Serial(SerialBase):  # type: ignore[misc]  # pyserial has no type hints
         except OSError as exc:
             raise SerialException(exc.errno, f"could not open {self.path}: {exc}") from exc
         self._pending.clear()
+        self._heard = False
         self.is_open = True
 
     def _reconfigure_port(self, *args: Any, **kwargs: Any) -> None:
@@ -71,7 +76,11 @@ class Serial(SerialBase):  # type: ignore[misc]  # pyserial has no type hints
         except BlockingIOError:
             return False
         if not chunk:
-            raise SerialException(f"{self.path}: end of file (device gone)")
+            if self._heard:
+                raise SerialException(f"{self.path}: end of file (device gone)")
+            time.sleep(min(wait, _QUIET_S) if wait is not None else _QUIET_S)  # no busy loop
+            return False
+        self._heard = True
         self._pending += chunk
         return True
 

@@ -48,6 +48,11 @@ def decode_cmd(protocol_name: str, fmt: str, capture: IO[bytes]) -> None:
       station scale decode --protocol toledo-continuous capture.bin
       station scale decode --protocol mt-sics --format spy spy.log
       printf 'S S      1.250 kg\\r\\n' | station scale decode --protocol mt-sics
+      echo '03 04 0B FF 31 00' | station scale decode --protocol hid-pos --format hex
+      head -c 600 /dev/hidraw0 > hid.bin; station scale decode --protocol hid-pos hid.bin
+
+    A HID POS scale (hid-pos) sends binary 6-byte reports: decode a raw copy of
+    /dev/hidrawN, or hex text (spaces, colons and 0x prefixes are ignored).
     """
     protocol = PROTOCOLS[protocol_name]
     try:
