@@ -16,10 +16,12 @@ from typing import Any, Protocol
 __all__ = [
     "COUNTED",
     "KEY_COLUMNS",
+    "PROFILE_JOIN",
     "ReadStore",
     "calibrations",
     "figures_by_key",
     "period_counts",
+    "profile_facts",
     "purged_totals",
     "tune_for_reports",
 ]
@@ -61,12 +63,40 @@ COUNTED = (
 MASK_BITS = 62  # keys a bigint mask holds (bit_or of 2**i)
 # groupings that are a column of ``records`` as they are (the others are computed below)
 KEY_COLUMNS = ("category", "station", "referrer", "beneficiary")
-# (beneficiary, tag) pairs: the tags the office imported (``profiles``) and those scanned at the
-# counter, kept at ingest (``scanned_profiles``). UNION: a tag both imported and scanned counts
-# once. Two tables joined, however many pairs: no parameters.
-PROFILE_SOURCE = (
-    "SELECT beneficiary, tag FROM profiles UNION SELECT beneficiary, tag FROM scanned_profiles"
+# Household profiles are facts with dates (docs/reports.md): an imported tag holds over its
+# spans (``profiles``: since/until, days both included, '' no bound), a tag scanned at the
+# counter from the first record that carries it (``scanned_profiles`` names the pairs; the
+# partial index ``idx_records_profiled`` finds those records; their ledger time, so a repaired
+# clock moves it; NULL when a purge took them: it held before every record left). A weighing is
+# in a tag's row when a fact of its person covers its time: ``facts`` are made not to overlap
+# (an imported span ends where the scanned fact starts), so a weighing joins a tag once.
+_SCANNED_SINCE = (
+    "SELECT t.beneficiary, t.tag, min(f.occurred_at) AS since FROM scanned_profiles t "
+    "LEFT JOIN records f ON f.beneficiary = t.beneficiary AND f.data LIKE '%\"profile\"%' "
+    "AND {contains}(f.data, '\"' || t.tag || '\"') > 0 GROUP BY t.beneficiary, t.tag"
 )
+_END_OF_DAY = "'T24:00:00.000Z'"  # ISO 8601's end of a day: after its last instant
+_FACTS = f"""scanned AS ({_SCANNED_SINCE}),
+facts AS (
+    SELECT p.beneficiary, p.tag, nullif(p.since, '') AS since_at,
+        CASE WHEN s.beneficiary IS NOT NULL
+            AND (p.until = '' OR p.until || {_END_OF_DAY} > s.since) THEN s.since
+        WHEN p.until = '' THEN CAST(NULL AS TEXT) ELSE p.until || {_END_OF_DAY} END AS before_at
+    FROM profiles p LEFT JOIN scanned s ON s.beneficiary = p.beneficiary AND s.tag = p.tag
+    WHERE s.beneficiary IS NULL OR (s.since IS NOT NULL AND p.since < s.since)
+    UNION ALL SELECT beneficiary, tag, since, CAST(NULL AS TEXT) FROM scanned)"""
+PROFILE_JOIN = (
+    "LEFT JOIN facts p ON p.beneficiary = r.beneficiary "
+    f"AND (p.since_at IS NULL OR p.since_at <= {TIME}) "
+    f"AND (p.before_at IS NULL OR {TIME} < p.before_at)"
+)
+
+
+def profile_facts(dialect: str) -> str:
+    """The ``WITH`` clause of ``facts`` (beneficiary, tag, since_at, before_at): the
+    profiles a report joins (``since_at`` included, ``before_at`` excluded, NULL: no bound)."""
+    contains = "strpos" if dialect == "postgresql" else "instr"
+    return "WITH " + _FACTS.replace("{contains}", contains) + " "
 
 
 def tune_for_reports(store: ReadStore) -> None:
@@ -131,9 +161,9 @@ def figures_by_key(
     faster there than ``count(DISTINCT …)``)."""
     params: list[Any] = []
     keys = [_key_sql(g, params, groups or {}, referrer_types or {}) for g in by]
-    join = ""
+    join = with_ = ""
     if "profile" in by:
-        join = f"LEFT JOIN ({PROFILE_SOURCE}) p ON p.beneficiary = r.beneficiary"
+        join, with_ = PROFILE_JOIN, profile_facts(store.dialect)
     params += list(bounds)
     select = "".join(f"{k} AS k{i}, " for i, k in enumerate(keys))
     positions = [str(i + 1) for i in range(len(keys))]
@@ -143,7 +173,7 @@ def figures_by_key(
     # SQLite: one sort of the period answers sums and distinct counts together
     inline = counted and not pg
     rows = store.fetch(
-        f"SELECT {select}{SUMS}{DISTINCTS if inline else ''} "
+        f"{with_}SELECT {select}{SUMS}{DISTINCTS if inline else ''} "
         f"FROM records r {join} WHERE {where} {group}",
         params,
     )
@@ -161,7 +191,7 @@ def figures_by_key(
     outer = f"GROUP BY {', '.join(names_k)}" if keys else ""
     for figure, column, _bit in COUNTED:
         found = store.fetch(
-            f"SELECT {''.join(f'{k}, ' for k in names_k)}count(*) AS n FROM ("
+            f"{with_}SELECT {''.join(f'{k}, ' for k in names_k)}count(*) AS n FROM ("
             f"SELECT {select}1 AS one FROM records r {join} "
             f"WHERE {where} AND {LIVE} AND {column} IS NOT NULL "
             f"GROUP BY {', '.join([*positions, column])}) s {outer}",

@@ -32,9 +32,19 @@ def expected(ds: Dataset, period: Period, by: tuple[str, ...]) -> dict[tuple[str
     dead = {(r["station"], r["epoch"], r["voids"]) for r in ds.records if r["kind"] == "void"}
     types = ds.referrer_types()
     group_of = {s: g for g, members in ds.groups.items() for s in members}
-    tags: dict[str, set[str]] = {code: set(t) for code, t in ds.profiles.items()}
-    for code, scanned in ds.scanned_profiles().items():
-        tags.setdefault(code, set()).update(scanned)
+    tags: dict[str, set[str]] = {code: set(t) for code, t in ds.profiles.items()}  # always
+    # a scanned tag holds from the first record that carries it, at the ledger's time
+    scanned_since: dict[tuple[str, str], str] = {}
+    for r in ds.records:
+        if r["data"] and r["beneficiary"]:
+            for tag in json.loads(r["data"]).get("profile") or []:
+                at = ds.effective_at[r["uuid"]]
+                key = (r["beneficiary"], tag)
+                scanned_since[key] = min(scanned_since.get(key, at), at)
+
+    def tags_at(code: str, at: str) -> set[str]:
+        held = {t for (c, t), since in scanned_since.items() if c == code and since <= at}
+        return tags.get(code, set()) | held
 
     def values(grouping: str, r: dict[str, Any], at: str) -> list[str]:
         if grouping == "month":
@@ -44,7 +54,7 @@ def expected(ds: Dataset, period: Period, by: tuple[str, ...]) -> dict[tuple[str
         if grouping == "referrer_type":
             return [types.get(r["referrer"], "")]
         if grouping == "profile":
-            return sorted(tags.get(r["beneficiary"], set())) or [""]
+            return sorted(tags_at(r["beneficiary"], at)) or [""]
         return [r[grouping] or ""]
 
     acc: dict[tuple[str, ...], dict[str, Any]] = {}
