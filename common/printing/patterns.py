@@ -247,7 +247,10 @@ class Pattern:
         for it) with a good check digit; PatternError when the pattern cannot give one."""
         slots = self._slots(referrer)
         free = [i for i, (kind, _chars) in enumerate(slots) if kind == "chars"]
-        if not free:
+        if not free:  # a fixed code (a referring structure's): valid as it is, or never
+            code = "".join(v for _k, v in slots)
+            if self.valid(code):
+                return code
             raise PatternError(
                 _("pattern {name}: no free character to make codes from").format(name=self.name)
             )
