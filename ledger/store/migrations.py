@@ -247,6 +247,14 @@ _DATED_PROFILES = (
     "WHERE data LIKE '%\"profile\"%'",
 )
 
+# -- step 12: beneficiary codes the office issued on cards (ledger/store/issued.py) ---------------
+# never issued twice; ``code`` as the records store it (its pseudonym in a pseudonymising ledger)
+_ISSUED_CODES = (
+    """CREATE TABLE IF NOT EXISTS issued_codes (
+    code TEXT PRIMARY KEY, referrer TEXT, pattern TEXT, issued_at TEXT NOT NULL,
+    printed {int} NOT NULL, printed_at TEXT NOT NULL)""",
+)
+
 @dataclass(frozen=True, slots=True)
 class Migration:
     version: int
@@ -276,6 +284,7 @@ MIGRATIONS = (
     Migration(9, "scanned_profiles: profile tags scanned at the counter", _SCANNED_PROFILES),
     Migration(10, "households: member counts per code, with dates", _HOUSEHOLDS),
     Migration(11, "profiles with dates; index of records carrying a profile", _DATED_PROFILES),
+    Migration(12, "issued_codes: beneficiary codes printed on cards", _ISSUED_CODES),
 )
 LATEST = MIGRATIONS[-1].version
 

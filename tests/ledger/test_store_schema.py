@@ -24,6 +24,7 @@ RELEASED = {
     9: "61f8a1272733c6cc",
     10: "c44acd1f4dd9be73",
     11: "9b6dcc4809a09d63",
+    12: "1481ec91dcc6bbd5",
 }
 
 
