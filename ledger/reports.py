@@ -29,6 +29,7 @@ from .report_model import (
     station_groups,
 )
 from .store import queries
+from .store.profiles import ProfileLine
 
 __all__ = [
     "GROUPINGS",
@@ -257,26 +258,72 @@ def _order(rows: list[Row], by: tuple[str, ...]) -> list[Row]:
 
 
 # -- household profiles imported by the office -----------------------------------------------------
-def read_profiles_csv(lines: Iterable[str]) -> list[tuple[str, list[str]]]:
-    """``code;tags`` rows (tags separated by ``,`` or ``|``; a header line is allowed; ``,`` as
-    column separator also accepted when the tags use ``|``). Raises ValueError naming the line."""
-    out: list[tuple[str, list[str]]] = []
+_HEADER = {"code", "beneficiary", "beneficiaire", "bénéficiaire"}
+_SINCE = {"since", "from", "depuis", "du", "debut", "début"}
+_UNTIL = {"until", "to", "jusqu'au", "jusqu_au", "au", "fin"}
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _day(text: str, n: int) -> str:
+    """A day of a profiles file ('' when empty), checked."""
+    text = text.strip().strip('"')
+    if not text:
+        return ""
+    try:
+        if _DAY.fullmatch(text):
+            return date.fromisoformat(text).isoformat()
+    except ValueError:
+        pass
+    raise ValueError(_("line {n}: {value!r} is not a date like 2016-03-01").format(n=n, value=text))
+
+
+def read_profiles_csv(lines: Iterable[str]) -> list[tuple[str, list[str], str, str]]:
+    """``code;tags[;since[;until]]`` rows: tags separated by ``,`` or ``|``, ``since`` and
+    ``until`` the first and last days the tags hold (both included; empty: no bound). A header
+    line is allowed (it may name the columns: code, tags, since, until); ``,`` as column
+    separator is accepted when the tags use ``|``; ``code;tag1;tag2`` still reads as two tags.
+    Returns (code, tags, since, until); raises ValueError naming the line."""
+    out: list[tuple[str, list[str], str, str]] = []
+    columns: dict[str, int] = {}
     for n, raw in enumerate(lines, start=1):
         line = raw.strip().lstrip("\ufeff")
         if not line or line.startswith("#"):
             continue
         sep = ";" if ";" in line else ("\t" if "\t" in line else ",")
-        code, _sep, rest = line.partition(sep)
-        code = code.strip().strip('"')
-        if n == 1 and code.lower() in {"code", "beneficiary", "beneficiaire", "bénéficiaire"}:
+        fields = [f.strip().strip('"') for f in line.split(sep)]
+        if not out and not columns and fields[0].lower() in _HEADER:
+            names = [f.lower() for f in fields]
+            columns = {
+                "since": next((i for i, f in enumerate(names) if f in _SINCE), -1),
+                "until": next((i for i, f in enumerate(names) if f in _UNTIL), -1),
+            }
             continue
-        tags = [t.strip().strip('"') for t in re.split(r"[,|;]", rest) if t.strip().strip('"')]
+        code, rest = fields[0], fields[1:]
+        since = until = ""
+        if columns:
+            since = _day(fields[columns["since"]], n) if 0 <= columns["since"] < len(fields) else ""
+            until = _day(fields[columns["until"]], n) if 0 <= columns["until"] < len(fields) else ""
+            dated = {columns["since"], columns["until"]}
+            rest = [f for i, f in enumerate(fields) if i and i not in dated]
+        elif (
+            len(rest) > 1 and all(not f or _DAY.fullmatch(f) for f in rest[1:3]) and len(rest) <= 3
+        ):
+            since = _day(rest[1], n)
+            until = _day(rest[2], n) if len(rest) > 2 else ""
+            rest = rest[:1]
+        tags = [t.strip() for f in rest for t in re.split(r"[,|]", f) if t.strip()]
         if not code or not tags:
             raise ValueError(_("line {n}: expected code;tag1,tag2").format(n=n))
         bad = [t for t in tags if not re.fullmatch(r"[\w.-]{1,64}", t)]
         if bad:
             raise ValueError(_("line {n}: bad tag {tag!r}").format(n=n, tag=bad[0]))
-        out.append((code, tags))
+        if since and until and until < since:
+            raise ValueError(
+                _("line {n}: the tags end ({until}) before they start ({since})").format(
+                    n=n, until=until, since=since
+                )
+            )
+        out.append((code, tags, since, until))
     return out
 
 
@@ -284,19 +331,20 @@ class ProfileStore(Protocol):
     """The store's profiles import (one transaction, codes pseudonymised as the records')."""
 
     def import_profiles(
-        self, profiles: Iterable[tuple[str, Sequence[str]]], *, replace_all: bool = False
+        self, profiles: Iterable[ProfileLine], *, replace_all: bool = False
     ) -> int: ...
 
 
 def import_profiles(
     store: ProfileStore,
-    profiles: Iterable[tuple[str, Sequence[str]]],
+    profiles: Iterable[ProfileLine],
     *,
     replace_all: bool = False,
 ) -> int:
     """Attach tags to beneficiary codes (hashed like the records when the ledger pseudonymises);
-    returns the number of (code, tag) pairs stored. A code's tags are replaced by the new ones;
-    ``replace_all`` forgets every tag first. The store's own method, kept here for callers."""
+    returns the number of (code, tag, span) stored. A code's tags are replaced by the new ones
+    (every line of that code: a line may give the days they hold); ``replace_all`` forgets
+    every tag first. The store's own method, kept here for callers."""
     return store.import_profiles(profiles, replace_all=replace_all)
 
 

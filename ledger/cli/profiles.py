@@ -25,13 +25,19 @@ def profiles() -> None:
 @click.option("--replace", is_flag=True, help="Forget every tag not in this file.")
 @click.pass_context
 def profiles_import(ctx: click.Context, file: Path, replace: bool) -> None:
-    """Import ``code;tag1,tag2`` lines; a code's tags replace its former ones. Codes are
-    hashed as the records' when the ledger pseudonymises.
+    """Import ``code;tag1,tag2[;since[;until]]`` lines: the tags hold from ``since`` to
+    ``until`` (days, both included; empty: always). A code's lines replace its former tags.
+    Codes are hashed as the records' when the ledger pseudonymises.
 
     \b
     Examples:
       ledger profiles import profils.csv
       ledger profiles import profils.csv --replace
+    \b
+    profils.csv:
+      code;tags;since;until
+      B0010000071;single_parent,worker;2016-03-01;
+      B0010000105;women_with_children;;2016-06-30
     """
     try:
         rows = read_profiles_csv(file.read_text(encoding="utf-8-sig").splitlines())
