@@ -15,6 +15,7 @@ from .dialect import Dialect
 from .fleet import Fleet
 from .households import Composition, Households
 from .ingest import Ingest
+from .issued import IssuedCodes
 from .models import (
     ConflictRow,
     FleetRow,
@@ -118,6 +119,7 @@ class SqlLedgerStore:
         self.stations = Fleet(sql)
         self.registry = Registries(sql)
         self.retention = Retention(sql, self.privacy)
+        self.issued = IssuedCodes(sql, self.privacy)  # codes printed on cards
         try:
             self._version = self._migrate()
             self.privacy.check_mode()
