@@ -64,6 +64,11 @@ class Reading:
     Masses are integer milligrams. ``net_mg`` is ``None`` when the scale gave no usable value
     (over or under range, or a status-only reply). ``gross_mg``/``tare_mg`` are set only when
     the protocol reports them. ``unit`` is the unit text as sent (``"kg"``, ``"lb"``).
+
+    ``net`` is what the frame says of the displayed weight: True when it marks it net (a tare
+    is in use: SMA ``N``, Dini Argeo ``NT``, Toledo 8217 ``N``…), False when it marks it gross,
+    None when the frame does not say (MT-SICS, a plain number). A net frame may come without
+    the tare's value: ``net`` is then the only trace of the tare.
     """
 
     net_mg: int | None
@@ -76,6 +81,7 @@ class Reading:
     pieces: int | None = None
     unit_weight_mg: int | None = None
     raw: bytes = b""
+    net: bool | None = None
 
     @property
     def in_range(self) -> bool:

@@ -77,11 +77,11 @@ class Correction:
     def apply(self, reading: Reading) -> Reading:
         """The reading as a scale in adjustment would give it (``raw`` keeps the scale's bytes).
 
-        A net under a tare is a difference of two readings, so the offset cancels out; without a
-        tare the net is the load itself."""
+        A net under a tare (a tare value, or a frame marked net) is a difference of two
+        readings, so the offset cancels out; without a tare the net is the load itself."""
         if self.identity:
             return reading
-        tared = bool(reading.tare_mg)
+        tared = bool(reading.tare_mg) or reading.net is True  # a net frame may omit the tare
         net = reading.net_mg
         if net is not None:
             net = self.scaled(net) if tared else self.value(net)

@@ -204,7 +204,7 @@ class _Block:
     pieces: int | None = None
     totals: bool = False
     stable: bool | None = None
-    out_of_range: tuple[str, str] | None = None  # ("over" | "under", unit)
+    out_of_range: tuple[str, str, str] | None = None  # ("over" | "under", unit, gross/net)
 
 
 def _line_into(block: _Block, line: str, frame: bytes) -> None:
@@ -265,7 +265,7 @@ def _out_of_range_into(block: _Block, match: re.Match[str], frame: bytes) -> Non
         raise FrameError(f"{kind} weight without a mass unit: {frame!r}")
     if block.out_of_range is not None:
         raise FrameError(f"two out-of-range weights in one block: {frame!r}")
-    block.out_of_range = ("over" if fill[0] == "^" else "under", unit or "")
+    block.out_of_range = ("over" if fill[0] == "^" else "under", unit or "", kind)
 
 
 def decode(frame: bytes) -> Reply:
@@ -290,9 +290,15 @@ def decode(frame: bytes) -> Reply:
     if block.out_of_range is not None:
         if displays or block.pieces is not None:
             raise FrameError(f"a weight beside an out-of-range field: {frame!r}")
-        where, unit = block.out_of_range
+        where, unit, kind = block.out_of_range
         return Reading(
-            None, unit, False, overload=where == "over", underload=where == "under", raw=frame
+            None,
+            unit,
+            False,
+            overload=where == "over",
+            underload=where == "under",
+            raw=frame,
+            net=kind == "net",
         )
     if not displays:
         if "tare" in masses:
@@ -319,6 +325,9 @@ def decode(frame: bytes) -> Reply:
         net = gross - tare if tare is not None else gross
     else:
         net, unit = masses["shown"]
+    # the block's labels say net or gross ("Net Wt." when a tare is stored [V: CBC]); an
+    # unlabelled Highland line does not
+    marked = None if "shown" in masses else "net" in masses or bool(tare)
     return Reading(
         net,
         unit,
@@ -328,6 +337,7 @@ def decode(frame: bytes) -> Reply:
         pieces=block.pieces,
         unit_weight_mg=unit_weight,
         raw=frame,
+        net=marked,
     )
 
 

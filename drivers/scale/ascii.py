@@ -134,9 +134,10 @@ def _decoder(
                 raise FrameError(f"two piece counts: {frame!r}")
             return Reading(None, unit, stable, pieces=count(weight), raw=frame)
         mg = mass_mg(weight, unit)
-        if _net_marker(groups.get("net"), frame) is False:
-            return Reading(mg, unit, stable, gross_mg=mg, pieces=pieces, raw=frame)
-        return Reading(mg, unit, stable, pieces=pieces, raw=frame)
+        net = _net_marker(groups.get("net"), frame)
+        if net is False:
+            return Reading(mg, unit, stable, gross_mg=mg, pieces=pieces, raw=frame, net=False)
+        return Reading(mg, unit, stable, pieces=pieces, raw=frame, net=net)
 
     return decode
 

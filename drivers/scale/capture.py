@@ -85,7 +85,10 @@ def pieces(protocol: ScaleProtocol, data: bytes) -> Iterator[tuple[str, bytes]]:
 
 
 def is_net(reading: Reading) -> bool | None:
-    """Whether the displayed weight is net (True), gross (False), or the frame does not say."""
+    """Whether the displayed weight is net (True), gross (False), or the frame does not say:
+    the frame's own marker (:attr:`Reading.net`), else what its gross and tare imply."""
+    if reading.net is not None:
+        return reading.net
     if reading.net_mg is None:
         return None
     if reading.gross_mg is not None:

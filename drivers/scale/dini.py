@@ -101,8 +101,16 @@ def _status(status: str, frame: bytes) -> bool | None:
     return status == "ST"
 
 
-def _out_of_range(status: str, unit: str, frame: bytes) -> Reading:
-    return Reading(None, unit, False, overload=status == "OL", underload=status == "UL", raw=frame)
+def _out_of_range(status: str, unit: str, frame: bytes, net: bool | None = None) -> Reading:
+    return Reading(
+        None,
+        unit,
+        False,
+        overload=status == "OL",
+        underload=status == "UL",
+        raw=frame,
+        net=net,
+    )
 
 
 def _standard(status: str, fields: list[str], frame: bytes) -> Reading:
@@ -114,11 +122,11 @@ def _standard(status: str, fields: list[str], frame: bytes) -> Reading:
     if kind not in ("GS", "NT"):
         raise FrameError(f"unknown weight kind {kind!r}: {frame!r}")
     if stable is None:
-        return _out_of_range(status, unit, frame)
+        return _out_of_range(status, unit, frame, net=kind == "NT")
     mg = _mass(weight, _WEIGHT_WIDTH, unit, frame)
     if kind == "GS":
-        return Reading(mg, unit, stable, gross_mg=mg, raw=frame)
-    return Reading(mg, unit, stable, raw=frame)
+        return Reading(mg, unit, stable, gross_mg=mg, raw=frame, net=False)
+    return Reading(mg, unit, stable, raw=frame, net=True)
 
 
 def _af(status: str, fields: list[str], frame: bytes) -> Reading:
@@ -133,7 +141,9 @@ def _af(status: str, fields: list[str], frame: bytes) -> Reading:
         return _out_of_range(status, unit, frame)
     gross = _mass(gross_field[:_EXT_WIDTH], _EXT_WIDTH, unit, frame)
     tare = _mass(_tare(tare_field[:-2], frame), _EXT_WIDTH, unit, frame)
-    return Reading(gross - tare, unit, stable, gross_mg=gross, tare_mg=tare, raw=frame)
+    return Reading(
+        gross - tare, unit, stable, gross_mg=gross, tare_mg=tare, raw=frame, net=tare != 0
+    )
 
 
 def _rext(fields: list[str], frame: bytes) -> Reading:
@@ -149,7 +159,7 @@ def _rext(fields: list[str], frame: bytes) -> Reading:
         return _out_of_range(status, unit, frame)
     net = _mass(net_field, _EXT_WIDTH, unit, frame)
     tare = _mass(_tare(tare_field, frame), _EXT_WIDTH, unit, frame)
-    return Reading(net, unit, stable, gross_mg=net + tare, tare_mg=tare, raw=frame)
+    return Reading(net, unit, stable, gross_mg=net + tare, tare_mg=tare, raw=frame, net=tare != 0)
 
 
 def decode(frame: bytes) -> Reply:

@@ -119,7 +119,15 @@ def _decode_tm(match: re.Match[str], frame: bytes) -> Reply:
     if status == "OL":
         if num is not None or sign == "":
             raise FrameError(f"an OL frame carries a sign and no value: {frame!r}")
-        return Reading(None, "", False, overload=sign == "+", underload=sign == "-", raw=frame)
+        return Reading(
+            None,
+            "",
+            False,
+            overload=sign == "+",
+            underload=sign == "-",
+            raw=frame,
+            net=_KINDS[kind] == "net" if kind in _KINDS else None,
+        )
     if num is None:
         raise FrameError(f"no value: {frame!r}")
     stable = status == "ST"
@@ -129,8 +137,8 @@ def _decode_tm(match: re.Match[str], frame: bytes) -> Reply:
     if kind in ("TR", "TW", "T"):
         return Ack("TR", status, (sign + num, unit), mass_mg=mg, raw=frame)
     if _KINDS[kind] == "gross":
-        return Reading(mg, unit, stable, gross_mg=mg, raw=frame)
-    return Reading(mg, unit, stable, raw=frame)
+        return Reading(mg, unit, stable, gross_mg=mg, raw=frame, net=False)
+    return Reading(mg, unit, stable, raw=frame, net=True)
 
 
 def _decode_tws(match: re.Match[str], frame: bytes) -> Reply:

@@ -171,16 +171,17 @@ def decode(frame: bytes) -> Reply:
             raise FrameError(f"not a weight and unit: {frame!r}")
         unit = match.group(2)
         mg = parse_mass(match.group(1), unit)
+    net = None if b3 is None else bool(b3 & _B3_NET)
     if over or under:
-        return Reading(None, unit, stable, overload=over, underload=under, raw=frame)
+        return Reading(None, unit, stable, overload=over, underload=under, raw=frame, net=net)
     if mg is None:
         names = [name for name, on in (("motion", motion), ("zero", b1 & _B1_ZERO)) if on]
         if b3 is not None:
             names.append("net" if b3 & _B3_NET else "gross")
         return Ack("S", status.decode("ascii"), tuple(names), raw=frame)
-    if b3 is not None and not b3 & _B3_NET:
-        return Reading(mg, unit, stable, gross_mg=mg, raw=frame)
-    return Reading(mg, unit, stable, raw=frame)
+    if net is False:
+        return Reading(mg, unit, stable, gross_mg=mg, raw=frame, net=False)
+    return Reading(mg, unit, stable, raw=frame, net=net)
 
 
 def answers(command: Command, reply: Reply) -> bool:

@@ -112,7 +112,8 @@ def _out_of_range(match: re.Match[str], frame: bytes) -> Reading:
     if legend is not None and _KIND[legend] not in ("gross", "net"):
         raise FrameError(f"a {legend} line is not the weight on the pan: {frame!r}")
     over = word == "-OL-"
-    return Reading(None, unit or "", False, overload=over, underload=not over, raw=frame)
+    net = None if legend is None else _KIND[legend] == "net"
+    return Reading(None, unit or "", False, overload=over, underload=not over, raw=frame, net=net)
 
 
 def decode(frame: bytes) -> Reply:
@@ -164,8 +165,9 @@ def decode(frame: bytes) -> Reply:
     if kind == "total":  # accumulation total (Navigator): not the weight on the pan
         return Ack("TOTAL", "A", (value, unit), mass_mg=mg, raw=frame)
     if kind == "gross":
-        return Reading(net_mg=mg, unit=unit, stable=stable, gross_mg=mg, raw=frame)
-    return Reading(net_mg=mg, unit=unit, stable=stable, raw=frame)
+        return Reading(net_mg=mg, unit=unit, stable=stable, gross_mg=mg, raw=frame, net=False)
+    net = True if kind == "net" else None  # no legend: the line does not say
+    return Reading(net_mg=mg, unit=unit, stable=stable, raw=frame, net=net)
 
 
 def answers(command: Command, reply: Reply) -> bool:

@@ -148,18 +148,25 @@ def decode(frame: bytes) -> Reply:
     if not unit or " " in unit or "_" in unit:
         raise FrameError(f"bad unit field {body[15:18]!r}: {frame!r}")
     stable = motion == " "
+    net = None if mode == "T" else mode in "Nn"
     if status in "OU":
         if not _DASHES.fullmatch(field.strip()):
             parse_value(field, unit)  # +weight / -weight: checked, not used (out of range)
         return Reading(
-            None, unit, stable, overload=status == "O", underload=status == "U", raw=frame
+            None,
+            unit,
+            stable,
+            overload=status == "O",
+            underload=status == "U",
+            raw=frame,
+            net=net,
         )
     mg = parse_value(field, unit)
     if mode == "T":
         return Ack("M", "T", (field.strip(), unit), mass_mg=mg, raw=frame)
     if mode in "Gg":
-        return Reading(mg, unit, stable, gross_mg=mg, raw=frame)
-    return Reading(mg, unit, stable, raw=frame)
+        return Reading(mg, unit, stable, gross_mg=mg, raw=frame, net=False)
+    return Reading(mg, unit, stable, raw=frame, net=True)
 
 
 def answers(command: Command, reply: Reply) -> bool:

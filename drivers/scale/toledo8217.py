@@ -135,8 +135,8 @@ def decode(frame: bytes) -> Reply:
         raise FrameError(f"not a weight: {frame!r}")
     mg = parse_mass(match.group(1).decode("ascii"), UNIT)
     if match.group(2):
-        return Reading(mg, UNIT, True, raw=frame)
-    return Reading(mg, UNIT, True, gross_mg=mg, raw=frame)
+        return Reading(mg, UNIT, True, raw=frame, net=True)
+    return Reading(mg, UNIT, True, gross_mg=mg, raw=frame, net=False)
 
 
 def _status(status: int, frame: bytes) -> Reading:

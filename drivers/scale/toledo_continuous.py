@@ -149,7 +149,9 @@ def decode(frame: bytes) -> Reply:
     if swb & 0x04:
         # Out of range: the format does not say whether over capacity or under zero, so only
         # ``overload`` is set; the digits are meaningless.
-        return Reading(net_mg=None, unit=unit, stable=stable, overload=True, raw=frame)
+        return Reading(
+            net_mg=None, unit=unit, stable=stable, overload=True, raw=frame, net=bool(swb & 0x01)
+        )
     with localcontext() as ctx:
         ctx.prec = 40  # exact for 6 digits times any factor
         shown_mg = int((shown * MG_PER_UNIT[unit]).to_integral_value())
@@ -157,8 +159,8 @@ def decode(frame: bytes) -> Reply:
     if swb & 0x02:
         shown_mg = -shown_mg
     if swb & 0x01:  # net display: the tare field is the tare in use
-        return Reading(shown_mg, unit, stable, shown_mg + tare_mg, tare_mg, raw=frame)
-    return Reading(shown_mg, unit, stable, shown_mg, tare_mg, raw=frame)
+        return Reading(shown_mg, unit, stable, shown_mg + tare_mg, tare_mg, raw=frame, net=True)
+    return Reading(shown_mg, unit, stable, shown_mg, tare_mg, raw=frame, net=False)
 
 
 def encode_frame(

@@ -84,13 +84,14 @@ def test_cbc_counting_block() -> None:
         pieces=10,
         unit_weight_mg=123_000,
         raw=frame,
+        net=False,
     )
 
 
 def test_cbk_block_with_inner_blank_lines() -> None:
     [frame] = blocks(CBK)
     assert frame.startswith(b"Date") and frame.endswith(b"Net Wt. 1.234 Kg")
-    assert decode(frame) == Reading(1_234_000, "Kg", True, raw=frame)
+    assert decode(frame) == Reading(1_234_000, "Kg", True, raw=frame, net=True)
 
 
 def test_memory_recall_is_a_total_not_a_weight() -> None:
@@ -103,7 +104,7 @@ def test_memory_recall_is_a_total_not_a_weight() -> None:
 
 def test_highland_format_1_takes_the_gross_not_the_total() -> None:
     [frame] = blocks(HIGHLAND_1)
-    assert decode(frame) == Reading(123_450, "g", True, gross_mg=123_450, raw=frame)
+    assert decode(frame) == Reading(123_450, "g", True, gross_mg=123_450, raw=frame, net=False)
 
 
 @pytest.mark.parametrize(
@@ -115,33 +116,36 @@ def test_highland_format_1_takes_the_gross_not_the_total() -> None:
         (b"         125PCS ", Reading(None, "pcs", True, pieces=125)),
         (b"       0.12345lb", Reading(55_996, "lb", True)),  # 55995.978 mg
         # continuous line with its status [U]
-        (b"ST,GROSS -12.5 kg", Reading(-12_500_000, "kg", True, gross_mg=-12_500_000)),
-        (b"US NET 2,5 kg", Reading(2_500_000, "kg", False)),
+        (b"ST,GROSS -12.5 kg", Reading(-12_500_000, "kg", True, gross_mg=-12_500_000, net=False)),
+        (b"US NET 2,5 kg", Reading(2_500_000, "kg", False, net=True)),
         # print fields \G \T \N (CBD): net derived from gross and tare, or checked
         (
             b"Gross Wt 2.0 kg\r\nTare Wt 0.5 kg",
-            Reading(1_500_000, "kg", True, gross_mg=2_000_000, tare_mg=500_000),
+            Reading(1_500_000, "kg", True, gross_mg=2_000_000, tare_mg=500_000, net=True),
         ),
         (
             b"Net Wt 1.5 kg\r\nTare Wt 500 g",
-            Reading(1_500_000, "kg", True, gross_mg=2_000_000, tare_mg=500_000),
+            Reading(1_500_000, "kg", True, gross_mg=2_000_000, tare_mg=500_000, net=True),
         ),
         (
             b"Gross Wt 2.0 kg\r\nTare Wt 0.5 kg\r\nNet Wt 1.5 kg",
-            Reading(1_500_000, "kg", True, gross_mg=2_000_000, tare_mg=500_000),
+            Reading(1_500_000, "kg", True, gross_mg=2_000_000, tare_mg=500_000, net=True),
         ),
-        (b"Gross Wt 1 lb\r\nPCS 3pcs", Reading(453_592, "lb", True, gross_mg=453_592, pieces=3)),
-        (b"Net Wt 16 oz", Reading(453_592, "oz", True)),
+        (
+            b"Gross Wt 1 lb\r\nPCS 3pcs",
+            Reading(453_592, "lb", True, gross_mg=453_592, pieces=3, net=False),
+        ),
+        (b"Net Wt 16 oz", Reading(453_592, "oz", True, net=True)),
         (
             b"Net Wt -0.465 kg\r\nPCS -37 pcs",  # pieces taken off after a tare
-            Reading(-465_000, "kg", True, pieces=-37),
+            Reading(-465_000, "kg", True, pieces=-37, net=True),
         ),
         # counting fields without a weight line (tail of a block)
         (
             b"Unit Wt. 12,5 g\r\nPCS 10 pcs",
             Reading(None, "pcs", True, pieces=10, unit_weight_mg=12_500),
         ),
-        (b"Date 12/09/2006\n\rNet Wt. 0.000 Kg", Reading(0, "Kg", True)),
+        (b"Date 12/09/2006\n\rNet Wt. 0.000 Kg", Reading(0, "Kg", True, net=True)),
     ],
 )
 def test_blocks(frame: bytes, expected: Reading) -> None:
@@ -156,6 +160,7 @@ def test_blocks(frame: bytes, expected: Reading) -> None:
         pieces=expected.pieces,
         unit_weight_mg=expected.unit_weight_mg,
         raw=frame,
+        net=expected.net,
     )
 
 
@@ -163,21 +168,32 @@ def test_blocks(frame: bytes, expected: Reading) -> None:
     ("frame", "expected"),
     [
         # GS / NT labels (CBW, Highland 2011 format 1): refused as unknown labels before
-        (b"GS      123.45 g ", Reading(123_450, "g", True, gross_mg=123_450)),
-        (b"NT 1.234 kg", Reading(1_234_000, "kg", True)),
+        (b"GS      123.45 g ", Reading(123_450, "g", True, gross_mg=123_450, net=False)),
+        (b"NT 1.234 kg", Reading(1_234_000, "kg", True, net=True)),
         # Highland continuous line: a polarity column right after the ST/US,GS/NT header
-        (b"ST,GS-     123.45 g ", Reading(-123_450, "g", True, gross_mg=-123_450)),
-        (b"US,NT      0.500 kg ", Reading(500_000, "kg", False)),
-        (b"ST,NT+     0.500 kg", Reading(500_000, "kg", True)),
+        (b"ST,GS-     123.45 g ", Reading(-123_450, "g", True, gross_mg=-123_450, net=False)),
+        (b"US,NT      0.500 kg ", Reading(500_000, "kg", False, net=True)),
+        (b"ST,NT+     0.500 kg", Reading(500_000, "kg", True, net=True)),
         (
             b"ST,GS      1.250 kg \r\nUnit Wt. 12.5 g\r\nPCS 100 pcs",
-            Reading(1_250_000, "kg", True, gross_mg=1_250_000, pieces=100, unit_weight_mg=12_500),
+            Reading(
+                1_250_000,
+                "kg",
+                True,
+                gross_mg=1_250_000,
+                pieces=100,
+                unit_weight_mg=12_500,
+                net=False,
+            ),
         ),
         # out of range: the field filled with ^ (over) or - (under), as the MDW-300L does
-        (b"US,GS^^^^^^^^^^^ kg ", Reading(None, "kg", False, overload=True)),
-        (b"ST,NT----------- kg", Reading(None, "kg", False, underload=True)),
-        (b"Gross Wt ^^^^^^^^^ Kg", Reading(None, "Kg", False, overload=True)),
-        (b"Date 12/09/2006\r\nNet Wt. --------- Kg", Reading(None, "Kg", False, underload=True)),
+        (b"US,GS^^^^^^^^^^^ kg ", Reading(None, "kg", False, overload=True, net=False)),
+        (b"ST,NT----------- kg", Reading(None, "kg", False, underload=True, net=True)),
+        (b"Gross Wt ^^^^^^^^^ Kg", Reading(None, "Kg", False, overload=True, net=False)),
+        (
+            b"Date 12/09/2006\r\nNet Wt. --------- Kg",
+            Reading(None, "Kg", False, underload=True, net=True),
+        ),
     ],
 )
 def test_headers_and_out_of_range(frame: bytes, expected: Reading) -> None:
@@ -191,6 +207,7 @@ def test_headers_and_out_of_range(frame: bytes, expected: Reading) -> None:
         pieces=expected.pieces,
         unit_weight_mg=expected.unit_weight_mg,
         raw=frame,
+        net=expected.net,
     )
 
 
@@ -363,7 +380,14 @@ def print_blocks(draw: st.DrawFn) -> tuple[bytes, Reading, frozenset[int]]:
     mg = exact_mg(text, unit)
     gross = mg if label.lower().startswith("gross") else None
     expected = Reading(
-        mg, unit, True, gross_mg=gross, pieces=pieces, unit_weight_mg=unit_weight, raw=block
+        mg,
+        unit,
+        True,
+        gross_mg=gross,
+        pieces=pieces,
+        unit_weight_mg=unit_weight,
+        raw=block,
+        net=gross is None,
     )
     return block, expected, sensitive
 

@@ -184,16 +184,21 @@ def test_polled_protocol_shape() -> None:
 @pytest.mark.parametrize(
     ("frame", "expected"),
     [
-        (b"ST,NT,+00012.34  g", Reading(12_340, "g", True)),
-        (b"US,NT,-00012.34  g", Reading(-12_340, "g", False)),
-        (b"QT,GS,+001.2500 kg", Reading(1_250_000, "kg", False, gross_mg=1_250_000)),
-        (b"ST,GS,+001.2500 kg", Reading(1_250_000, "kg", True, gross_mg=1_250_000)),
+        (b"ST,NT,+00012.34  g", Reading(12_340, "g", True, net=True)),
+        (b"US,NT,-00012.34  g", Reading(-12_340, "g", False, net=True)),
+        (b"QT,GS,+001.2500 kg", Reading(1_250_000, "kg", False, gross_mg=1_250_000, net=False)),
+        (b"ST,GS,+001.2500 kg", Reading(1_250_000, "kg", True, gross_mg=1_250_000, net=False)),
     ],
 )
 def test_polled_groups(frame: bytes, expected: Reading) -> None:
     reading = POLLED.decode(frame)
     assert reading == Reading(
-        expected.net_mg, expected.unit, expected.stable, gross_mg=expected.gross_mg, raw=frame
+        expected.net_mg,
+        expected.unit,
+        expected.stable,
+        gross_mg=expected.gross_mg,
+        raw=frame,
+        net=expected.net,
     )
     assert POLLED.answers(Command.READ, reading)
     assert not POLLED.answers(Command.TARE, reading)
@@ -214,7 +219,7 @@ def test_unit_from_config_pieces_and_markers() -> None:
         unit="kg",
     )
     assert protocol.decode(b"\x021.5 N 12PCS\x03") == Reading(
-        1_500_000, "kg", True, pieces=12, raw=b"\x021.5 N 12PCS\x03"
+        1_500_000, "kg", True, pieces=12, raw=b"\x021.5 N 12PCS\x03", net=True
     )
     assert protocol.decode(b"\x021.5\x03") == Reading(1_500_000, "kg", True, raw=b"\x021.5\x03")
     assert protocol.decode(b"\x02OL\x03") == Reading(
@@ -233,9 +238,9 @@ def test_unit_from_config_pieces_and_markers() -> None:
 
 def test_unknown_net_marker_is_refused() -> None:
     protocol = make_protocol(None, b"\n", r"(?P<net>\w+) (?P<weight>\d+) (?P<unit>kg)")
-    assert protocol.decode(b"NET 1 kg") == Reading(1_000_000, "kg", True, raw=b"NET 1 kg")
+    assert protocol.decode(b"NET 1 kg") == Reading(1_000_000, "kg", True, raw=b"NET 1 kg", net=True)
     assert protocol.decode(b"B 1 kg") == Reading(
-        1_000_000, "kg", True, gross_mg=1_000_000, raw=b"B 1 kg"
+        1_000_000, "kg", True, gross_mg=1_000_000, raw=b"B 1 kg", net=False
     )
     with pytest.raises(FrameError, match="gross/net marker"):
         protocol.decode(b"TARE 1 kg")

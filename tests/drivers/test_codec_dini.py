@@ -64,7 +64,8 @@ STANDARD = [
 def test_standard_string(
     frame: bytes, net_mg: int, unit: str, stable: bool, gross_mg: int | None
 ) -> None:
-    assert decode(frame) == Reading(net_mg, unit, stable, gross_mg=gross_mg, raw=frame)
+    marked = gross_mg is None  # GS or NT: the reading says which
+    assert decode(frame) == Reading(net_mg, unit, stable, gross_mg=gross_mg, raw=frame, net=marked)
 
 
 @pytest.mark.parametrize(
@@ -78,18 +79,23 @@ def test_standard_string(
 )
 def test_out_of_range(frame: bytes, overload: bool, underload: bool) -> None:
     reading = decode(frame)
-    assert reading == Reading(None, "kg", False, overload=overload, underload=underload, raw=frame)
+    assert reading == Reading(
+        None, "kg", False, overload=overload, underload=underload, raw=frame,
+        net=b",NT," in frame,
+    )  # fmt: skip
     assert isinstance(reading, Reading) and not reading.in_range
 
 
 def test_rext_extended_string() -> None:
     frame = b"1,ST,    10.500,       2.000,         0,         0,kg"
     assert decode(frame) == Reading(
-        10_500_000, "kg", True, gross_mg=12_500_000, tare_mg=2_000_000, raw=frame
+        10_500_000, "kg", True, gross_mg=12_500_000, tare_mg=2_000_000, raw=frame, net=True
     )
     preset = b"011,US,    -0.250,PT     0.500,         0,         0,Kg"  # address 01, scale 1
     reading = decode(preset)
-    assert reading == Reading(-250_000, "Kg", False, gross_mg=250_000, tare_mg=500_000, raw=preset)
+    assert reading == Reading(
+        -250_000, "Kg", False, gross_mg=250_000, tare_mg=500_000, raw=preset, net=True
+    )
     over = b"1,OL,          ,            ,         0,         0,kg"
     assert decode(over) == Reading(None, "kg", False, overload=True, raw=over)
 
@@ -97,11 +103,11 @@ def test_rext_extended_string() -> None:
 def test_af_string() -> None:
     frame = b"ST,1,    12.500kg,PT     2.000kg"
     assert decode(frame) == Reading(
-        10_500_000, "kg", True, gross_mg=12_500_000, tare_mg=2_000_000, raw=frame
+        10_500_000, "kg", True, gross_mg=12_500_000, tare_mg=2_000_000, raw=frame, net=True
     )
     frame = b"00US,2,     1.000kg,       0.000kg"
     assert decode(frame) == Reading(
-        1_000_000, "kg", False, gross_mg=1_000_000, tare_mg=0, raw=frame
+        1_000_000, "kg", False, gross_mg=1_000_000, tare_mg=0, raw=frame, net=False
     )
     under = b"UL,1,----------kg,  ----------kg"
     assert decode(under) == Reading(None, "kg", False, underload=True, raw=under)
@@ -232,7 +238,7 @@ def strings(draw: st.DrawFn) -> tuple[bytes, Reading, frozenset[int]]:
         head = f"{address}{status},{kind},"
         line = f"{head}{field},{unit}"
         gross = mg if kind == "GS" else None
-        expected = Reading(mg, clean, stable, gross_mg=gross)
+        expected = Reading(mg, clean, stable, gross_mg=gross, net=kind == "NT")
         sensitive = range(len(head), len(line))
     elif layout == "rext":
         net_field, net = value()
@@ -240,7 +246,7 @@ def strings(draw: st.DrawFn) -> tuple[bytes, Reading, frozenset[int]]:
         flag = draw(st.sampled_from(["PT", "  "]))
         head = f"{address}1,{status},"
         line = f"{head}{net_field},{flag}{tare_field},{'0':>10},{'0':>10},{unit}"
-        expected = Reading(net, clean, stable, gross_mg=net + tare, tare_mg=tare)
+        expected = Reading(net, clean, stable, gross_mg=net + tare, tare_mg=tare, net=tare != 0)
         sensitive = range(len(head), len(line))
     else:
         gross_field, gross = value()
@@ -248,7 +254,7 @@ def strings(draw: st.DrawFn) -> tuple[bytes, Reading, frozenset[int]]:
         flag = draw(st.sampled_from(["PT", "  "]))
         head = f"{address}{status},1,"
         line = f"{head}{gross_field}{unit},{flag}{tare_field}{unit}"
-        expected = Reading(gross - tare, clean, stable, gross_mg=gross, tare_mg=tare)
+        expected = Reading(gross - tare, clean, stable, gross_mg=gross, tare_mg=tare, net=tare != 0)
         sensitive = range(len(head), len(line))
     frame = line.encode("ascii")
     reading = Reading(
@@ -258,6 +264,7 @@ def strings(draw: st.DrawFn) -> tuple[bytes, Reading, frozenset[int]]:
         gross_mg=expected.gross_mg,
         tare_mg=expected.tare_mg,
         raw=frame,
+        net=expected.net,
     )
     return frame, reading, frozenset(sensitive)
 

@@ -135,8 +135,9 @@ def test_tm_frames(
     gross_mg: int | None,
     pieces: int | None,
 ) -> None:
+    marked = None if pieces is not None else gross_mg is None  # the kind: GS/G or NT/N
     assert decode_tm(frame) == Reading(
-        net_mg, unit, stable, gross_mg=gross_mg, pieces=pieces, raw=frame
+        net_mg, unit, stable, gross_mg=gross_mg, pieces=pieces, raw=frame, net=marked
     )
 
 
@@ -155,8 +156,12 @@ def test_tm_tare_is_an_ack() -> None:
     ],
 )
 def test_out_of_range(frame: bytes, overload: bool, underload: bool) -> None:
-    reading = (decode_tm if frame.startswith(b"OL") else decode)(frame)
-    assert reading == Reading(None, "", False, overload=overload, underload=underload, raw=frame)
+    tm = frame.startswith(b"OL")
+    reading = (decode_tm if tm else decode)(frame)
+    marked = False if tm else None  # "OL,GS": still the gross
+    assert reading == Reading(
+        None, "", False, overload=overload, underload=underload, raw=frame, net=marked
+    )
 
 
 @pytest.mark.parametrize("frame", [b"           Error", b"       Error\r\n", b"Error"])
@@ -313,7 +318,8 @@ def frames(draw: st.DrawFn) -> tuple[bytes, Reading, frozenset[int]]:
         }
     )
     mg = exact_mg(("-" if negative else "") + text, unit)
-    expected = Reading(mg, unit, stable, gross_mg=mg if gross else None, raw=frame)
+    marked = None if family == "tws" else not gross
+    expected = Reading(mg, unit, stable, gross_mg=mg if gross else None, raw=frame, net=marked)
     return frame, expected, sensitive
 
 

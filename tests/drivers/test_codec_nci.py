@@ -79,8 +79,10 @@ def test_frames(
     over: bool,
     under: bool,
 ) -> None:
+    status = raw.rsplit(b"\n", 1)[-1][:-2]
+    marked = None if len(status) < 3 else bool(status[2] & 0x04)  # byte 3, when sent
     assert decode(raw) == Reading(
-        net, unit, stable, gross_mg=gross, overload=over, underload=under, raw=raw
+        net, unit, stable, gross_mg=gross, overload=over, underload=under, raw=raw, net=marked
     )
 
 

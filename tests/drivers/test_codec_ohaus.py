@@ -89,7 +89,12 @@ def test_print_lines(
     pieces: int | None,
 ) -> None:
     reading = decode(frame)
-    assert reading == Reading(net_mg, unit, stable, gross_mg=gross_mg, pieces=pieces, raw=frame)
+    # the legend says gross (G, B/G) or net (NET); a line without one does not say
+    net_line = b"NET" in frame or frame.startswith(b"N ")  # legend, or the print block's label
+    marked = False if gross_mg is not None else (True if net_line else None)
+    assert reading == Reading(
+        net_mg, unit, stable, gross_mg=gross_mg, pieces=pieces, raw=frame, net=marked
+    )
 
 
 def test_lb_oz_is_exact() -> None:
@@ -133,8 +138,9 @@ def test_acks(frame: bytes, ack: Ack) -> None:
     ],
 )
 def test_out_of_range_lines(frame: bytes, unit: str, overload: bool) -> None:
+    marked = True if b"NET" in frame else (False if b"G" in frame else None)
     assert decode(frame) == Reading(
-        None, unit, False, overload=overload, underload=not overload, raw=frame
+        None, unit, False, overload=overload, underload=not overload, raw=frame, net=marked
     )
     assert answers(Command.READ, decode(frame))
 
@@ -258,7 +264,8 @@ def print_lines(draw: st.DrawFn) -> tuple[bytes, Reading, frozenset[int]]:
     value = ("-" if negative else "") + text
     mg = exact_mg(value, unit)
     gross = mg if legend in ("G", "B/G") else None
-    return line, Reading(mg, unit, stable, gross_mg=gross, raw=line), sensitive
+    marked = {"G": False, "B/G": False, "NET": True}.get(legend)
+    return line, Reading(mg, unit, stable, gross_mg=gross, raw=line, net=marked), sensitive
 
 
 @given(print_lines())

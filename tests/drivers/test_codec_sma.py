@@ -117,8 +117,9 @@ def test_frames(
     under: bool,
 ) -> None:
     reading = decode(raw)
+    marked = chr(raw[3]) in "Nn"  # the G/N column: the reading says net or gross either way
     assert reading == Reading(
-        net, unit, stable, gross_mg=gross, overload=over, underload=under, raw=raw
+        net, unit, stable, gross_mg=gross, overload=over, underload=under, raw=raw, net=marked
     )
 
 
