@@ -22,8 +22,15 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from ledger.config import LedgerConfig
+from ledger.service import LedgerService
+from ledger.store import SQLiteLedgerStore
+from station.store import Store
+from sync.record import Record
 from sync.topics import Topics
+from sync.wire import Batch, Registry, decode_registry, encode
 from tests.support.broker import Broker, BrokerError, add_user, free_port
+from tests.support.helpers import until
 
 SHIPPED = Path(__file__).resolve().parents[2] / "systemd" / "mosquitto"
 SHIPPED_ACL = SHIPPED / "pesee.acl"
@@ -620,6 +627,106 @@ def test_the_ledger_user_is_no_station(connect: Connect) -> None:
     ledger = connect("ledger")
     for topic in (TOPICS.records("ledger"), TOPICS.status("ledger")):
         assert ledger.publish(topic, b"x").value == NOT_AUTHORIZED, topic
+
+
+# -- the real ledger on the shipped broker ------------------------------------------------------
+
+
+def _ledger_config(broker: Broker, database: Path, user: str = "ledger") -> LedgerConfig:
+    return LedgerConfig.model_validate(
+        {
+            "ledger": {"database": str(database)},
+            "mqtt": {
+                "host": broker.host,
+                "port": broker.port,
+                "username": user,
+                "password": PASSWORDS[user],
+            },
+        }
+    )
+
+
+def _batches(path: Path, station: str, sizes: tuple[int, ...]) -> tuple[str, list[bytes]]:
+    """A real station journal cut into batches of ``sizes`` records: (epoch, payloads)."""
+    with Store(path, station) as journal:
+        for n in range(sum(sizes)):
+            journal.append("weighing", net_mg=1000 * (n + 1), recorded_at="2026-11-21T10:00:00Z")
+        epoch, rows = journal.epoch, tuple(Record.from_row(r) for r in journal.records())
+    payloads, start = [], 0
+    for size in sizes:
+        payloads.append(encode(Batch(station, epoch, rows[start : start + size])))
+        start += size
+    return epoch, payloads
+
+
+def _started(service: LedgerService) -> LedgerService:
+    service.start()
+    assert service.link.connected.wait(WAIT)
+    return service
+
+
+def test_a_stopped_ledger_gets_the_batches_queued_while_it_was_down(
+    connect: Connect, broker: Broker, tmp_path: Path
+) -> None:
+    config = _ledger_config(broker, tmp_path / "ledger.db")
+    store = SQLiteLedgerStore(config.ledger.database)
+    epoch, (first, second, third) = _batches(tmp_path / "st-1.db", "st-1", (2, 2, 2))
+    station = connect("st-1")
+    ledger = _started(LedgerService(config, store))
+    assert not station.publish(TOPICS.records("st-1"), first).is_failure
+    assert until(lambda: store.head("st-1", epoch) == (2, 2))
+
+    ledger.stop()  # a clean stop: the session stays on the broker (session_expiry)
+    assert not station.publish(TOPICS.records("st-1"), second).is_failure
+    broker.restart()  # the queue is persisted (pesee.conf: persistence) and comes back
+    station = connect("st-1")
+    assert not station.publish(TOPICS.records("st-1"), third).is_failure
+    ledger = _started(LedgerService(config, store))
+
+    assert until(lambda: store.head("st-1", epoch) == (6, 6))  # nothing re-sent by the station
+    ledger.stop()
+    store.close()
+
+
+def test_a_station_cannot_disconnect_the_running_ledger(
+    connect: Connect, broker: Broker, tmp_path: Path
+) -> None:
+    config = _ledger_config(broker, tmp_path / "ledger.db")
+    store = SQLiteLedgerStore(config.ledger.database)
+    epoch, payloads = _batches(tmp_path / "st-2.db", "st-2", (1, 1, 1, 1))
+    ledger = _started(LedgerService(config, store))
+    st2 = connect("st-2")
+    stolen = ("ledger", "ledger-1", "ledger-2", "ledger-test")  # its id, the old defaults
+    for n, (client_id, payload) in enumerate(zip(stolen, payloads, strict=True), 1):
+        connect("st-1", client_id=client_id)  # logged in as st-1, whatever id it sends
+        assert not st2.publish(TOPICS.records("st-2"), payload).is_failure
+        assert until(lambda n=n: store.head("st-2", epoch) == (n, n))  # type: ignore[misc]
+    assert ledger.link.failures == []
+    # the ledger connected once (Mosquitto logs "… as <client id> (p5, c0, …"): never kicked
+    assert broker.log_path.read_text(errors="replace").count(" as ledger (") == 1
+    ledger.stop()
+    store.close()
+
+
+def test_a_registry_imported_while_the_ledger_runs_is_the_one_it_publishes_again(
+    connect: Connect, broker: Broker, tmp_path: Path
+) -> None:
+    config = _ledger_config(broker, tmp_path / "ledger.db")
+    store = SQLiteLedgerStore(config.ledger.database)
+    store.set_registry(Registry(1, categories=({"code": "CAT-A", "name": "Ancien"},)))
+    ledger = _started(LedgerService(config, store))
+    # what `ledger registry import` does: store the new one (its own connection to the file)
+    importer = SQLiteLedgerStore(config.ledger.database)
+    importer.set_registry(Registry(2, categories=({"code": "CAT-A", "name": "Nouveau"},)))
+    importer.close()
+
+    broker.restart()  # the ledger reconnects and publishes its registries again
+    station = connect("st-1")
+    assert not station.subscribe(TOPICS.config_all).is_failure
+    got = station.collect(lambda m: decode_registry(m.payload).version == 2)
+    assert decode_registry(got[-1].payload).categories[0]["name"] == "Nouveau"
+    ledger.stop()
+    store.close()
 
 
 # -- the helper ---------------------------------------------------------------------------------
