@@ -120,8 +120,11 @@ class ReportFramer:
     """Splits the byte stream into 6-byte reports.
 
     hidraw hands over whole reports, but a pty, a pipe or a capture file does not keep their
-    bounds: a report starts where the report id, a known status, a known unit and a plausible
-    scaling follow each other; anything else costs one byte (counted in ``dropped``).
+    bounds. A report starts where the report id, a known status, a known unit and a plausible
+    scaling follow each other, and is taken when what follows it (if anything came yet) starts
+    the same way: the id 3 is also the in-motion status and the kilogram unit, so a stray byte
+    before a report would otherwise shift every field by one. What does not fit costs one byte
+    (counted in ``dropped``).
     """
 
     def __init__(self) -> None:
@@ -133,12 +136,13 @@ class ReportFramer:
         buf = self._buf
         frames: list[bytes] = []
         while buf:
-            if not _plausible(buf[:4]):
+            fits = _plausible(buf[:4])
+            if fits and len(buf) < REPORT_LEN:
+                break
+            if not fits or not _plausible(buf[REPORT_LEN : REPORT_LEN + 4]):
                 del buf[:1]
                 self.dropped += 1
                 continue
-            if len(buf) < REPORT_LEN:
-                break
             frames.append(bytes(buf[:REPORT_LEN]))
             del buf[:REPORT_LEN]
         return frames
