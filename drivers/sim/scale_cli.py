@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from types import FrameType
 
+from .hidpos import HidrawPipe
 from .scale import PROTOCOLS, Mass, ScaleSimulator
 
 __all__ = ["main", "parse_script"]
@@ -49,13 +50,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         "  pesee-scale-sim --protocol toledo-continuous --tcp 7001\n"
         "  pesee-scale-sim --protocol a-and-d --weight 1.250 --piece-weight 12500\n"
         "  pesee-scale-sim --gain 1.02 --offset 5000       (a scale out of adjustment)\n"
-        '  pesee-scale-sim --baud 9600 --script "1.250:0.5:5,0:0.3:2" --repeat',
+        '  pesee-scale-sim --baud 9600 --script "1.250:0.5:5,0:0.3:2" --repeat\n'
+        "  pesee-scale-sim --protocol hid-pos --fifo /tmp/hidraw-sim   (read as /dev/hidrawN)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--protocol", choices=PROTOCOLS, default="mt-sics")
     parser.add_argument("--tcp", type=int, metavar="PORT", help="listen on TCP (0: any port)")
     parser.add_argument("--host", default="127.0.0.1", help="TCP address (default 127.0.0.1)")
     parser.add_argument("--link", help="also create this symlink to the pty (like a udev name)")
+    parser.add_argument(
+        "--fifo", metavar="PATH", help="hid-pos: write the reports into this named pipe instead"
+    )
     parser.add_argument("--baud", type=int, help="pace output as on a wire at this baud rate")
     parser.add_argument("--rate", type=float, default=10.0, help="frames/s in continuous mode")
     parser.add_argument("--unit", choices=("kg", "g"), default="kg")
@@ -87,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.link and args.tcp is not None:
         parser.error("--link applies to a pty, not to --tcp")
+    if args.fifo and (args.protocol != "hid-pos" or args.link or args.tcp is not None):
+        parser.error("--fifo is for --protocol hid-pos, without --link or --tcp")
 
     done = threading.Event()
 
@@ -94,6 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         done.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    pipe: HidrawPipe | None = None
     try:
         with ScaleSimulator(
             args.protocol,
@@ -111,7 +119,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 sim.place(args.weight, settle_s=0)
             if args.piece_weight:
                 sim.set_piece_weight(args.piece_weight)
-            if args.tcp is not None:
+            if args.fifo:
+                pipe = HidrawPipe(args.fifo, sim, rate_hz=args.rate)
+                print(pipe.start(), flush=True)
+            elif args.tcp is not None:
                 host, port = sim.start_tcp(args.host, args.tcp)
                 print(f"socket://{host}:{port}", flush=True)
             else:
@@ -121,6 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             while not done.wait(0.5):
                 pass
     finally:
+        if pipe is not None:
+            pipe.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0
