@@ -12,6 +12,7 @@ from common.i18n import set_language
 from common.version import version
 
 from . import beneficiary, calibrations, db, fleet, inquiry, profiles, registry, report, run, serve
+from .codes import codes  # cards and the registry's sheets (issue 16)
 from .funders import COMMANDS as FUNDERS_COMMANDS  # households, fead, eco (issue 14)
 
 __all__ = ["cli", "main"]
@@ -68,6 +69,7 @@ for command in (
     db.purge,
     beneficiary.beneficiary,
     *FUNDERS_COMMANDS,
+    codes,
 ):
     cli.add_command(command)
 
