@@ -255,6 +255,17 @@ _ISSUED_CODES = (
     printed {int} NOT NULL, printed_at TEXT NOT NULL)""",
 )
 
+# -- step 13: the quarantine capped per station (conflicts.py, issue 15 item 5) ------------------
+# station: the one of the message's topic (the broker's ACL vouches for it), NULL for messages
+# kept by older ledgers; quarantine_dropped counts what came over a station's cap, not kept
+_QUARANTINE_CAP = (
+    "ALTER TABLE quarantine ADD COLUMN station TEXT",
+    "CREATE INDEX IF NOT EXISTS idx_quarantine_station ON quarantine (station, id)",
+    """CREATE TABLE IF NOT EXISTS quarantine_dropped (
+    station TEXT PRIMARY KEY, messages {int} NOT NULL, bytes {int} NOT NULL,
+    first_at TEXT NOT NULL, last_at TEXT NOT NULL)""",
+)
+
 @dataclass(frozen=True, slots=True)
 class Migration:
     version: int
@@ -285,6 +296,7 @@ MIGRATIONS = (
     Migration(10, "households: member counts per code, with dates", _HOUSEHOLDS),
     Migration(11, "profiles with dates; index of records carrying a profile", _DATED_PROFILES),
     Migration(12, "issued_codes: beneficiary codes printed on cards", _ISSUED_CODES),
+    Migration(13, "quarantine: station of each message, dropped counts", _QUARANTINE_CAP),
 )
 LATEST = MIGRATIONS[-1].version
 

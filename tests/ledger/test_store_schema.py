@@ -25,6 +25,7 @@ RELEASED = {
     10: "c44acd1f4dd9be73",
     11: "9b6dcc4809a09d63",
     12: "1481ec91dcc6bbd5",
+    13: "77368d6cbaf81ce3",
 }
 
 
