@@ -79,19 +79,25 @@ def monthly_kg_svg(
 def bars_svg(
     rows: Sequence[Row], title: str, *, lang: str | None = None, limit: int = 15, width: float = 7.5
 ) -> str:
-    """Horizontal bars of kg, biggest first, ``limit`` at most (the rest summed as "others")."""
+    """Horizontal bars of kg, biggest first, ``limit`` at most. The rest is summed as "others"
+    and said apart, in a line under the bars: a bar for it would dwarf the named rows it sums.
+    Each bar has an id (``bar-0``…), the line ``others``: pages and tests can find them."""
     lang = lang or language()
     items = sorted(((" / ".join(r.label), r.figures.kg) for r in rows), key=lambda i: -i[1])
+    rest: tuple[int, float] | None = None
     if len(items) > limit:
-        rest = sum(kg for _l, kg in items[limit - 1 :])
-        items = [*items[: limit - 1], (_("others"), rest)]
+        rest = (len(items) - (limit - 1), sum(kg for _l, kg in items[limit - 1 :]))
+        items = items[: limit - 1]
     labels = [label if len(label) <= 28 else label[:27] + "…" for label, _kg in items]
     values = [kg for _l, kg in items]
     with rc_context(_RC):
-        fig = Figure(figsize=(width, 0.9 + 0.28 * max(len(items), 1)))
+        extra = 0.3 if rest else 0.0
+        fig = Figure(figsize=(width, 0.9 + extra + 0.28 * max(len(items), 1)))
         ax = fig.add_subplot()
         ys = list(range(len(items)))
-        ax.barh(ys, values, color=COLOUR, height=0.7)
+        bars = ax.barh(ys, values, color=COLOUR, height=0.7)
+        for n, bar in enumerate(bars):
+            bar.set_gid(f"bar-{n}")
         ax.set_yticks(ys)
         ax.set_yticklabels(labels)
         ax.invert_yaxis()
@@ -104,5 +110,18 @@ def bars_svg(
         for y, value in zip(ys, values, strict=True):
             ax.text(value + top * 0.01, y, number(value, 0, lang), va="center", fontsize=8)
         ax.set_xlim(0, top * 1.15)
+        if rest:
+            count, kg = rest
+            note = ax.annotate(
+                _("+ {n} others: {kg} kg in all").format(n=count, kg=number(kg, 0, lang)),
+                xy=(0, 0),
+                xycoords="axes fraction",
+                xytext=(0, -28),
+                textcoords="offset points",
+                va="top",
+                fontsize=9,
+                fontstyle="italic",
+            )
+            note.set_gid("others")
         fig.tight_layout()
         return _svg(fig)

@@ -76,7 +76,12 @@ def _templates() -> Jinja2Templates:
     )
     env.install_gettext_callables(i18n.gettext_, i18n.ngettext_, newstyle=True)  # type: ignore[attr-defined]
     env.filters.update(
-        num=i18n.fmt_num, int=i18n.fmt_int, pct=i18n.fmt_pct, when=i18n.fmt_when, label=row_label
+        num=i18n.fmt_num,
+        int=i18n.fmt_int,
+        pct=i18n.fmt_pct,
+        when=i18n.fmt_when,
+        label=row_label,
+        day=i18n.fmt_day,
     )
     return Jinja2Templates(env=env)
 

@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 from ..period import Period
 from .i18n import gettext_ as _
 
-__all__ = ["FIRST_YEAR", "LAST_YEAR", "Choice", "parse_day", "show_day"]
+__all__ = ["FIRST_YEAR", "LAST_YEAR", "Choice", "parse_day"]
 
 # the periods one can ask for, as `ledger report` (out of it, the date arithmetic overflows)
 FIRST_YEAR, LAST_YEAR = 2000, 2100
@@ -30,13 +30,6 @@ def parse_day(text: str) -> date:
     if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
         return date.fromisoformat(text)
     raise ValueError(text)
-
-
-def show_day(value: date | None, lang: str) -> str:
-    """The day as a person of ``lang`` reads and types it: 31/03/2016 in French, ISO else."""
-    if value is None:
-        return ""
-    return value.strftime("%d/%m/%Y") if lang == "fr" else value.isoformat()
 
 
 @dataclass(frozen=True)

@@ -147,8 +147,12 @@ class Dashboard:
         svg: dict[str, str] = {}
         with speaking(lang):
             names = load_names(self.store, self.config.groups)
+            # the first report gives the months and last year's figures with their visits and
+            # persons (``detail``): the month table shows what `ledger report --by month` says
             out = {
-                by: build_report(self.store, period, (by,), names=names, compare=n == 0)
+                by: build_report(
+                    self.store, period, (by,), names=names, compare=n == 0, detail=n == 0
+                )
                 for n, by in enumerate(groupings)
             }
             main = out[groupings[0]]

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from common.i18n import LANGUAGES, language, ngettext, use
 from common.i18n import _ as gettext_
 from common.units import format_number
 
-__all__ = ["LANGUAGES", "fmt_int", "fmt_num", "fmt_pct", "fmt_when", "gettext_", "ngettext_", "use"]
+__all__ = [
+    "LANGUAGES",
+    "fmt_day",
+    "fmt_int",
+    "fmt_num",
+    "fmt_pct",
+    "fmt_when",
+    "gettext_",
+    "ngettext_",
+    "use",
+]
 
 # Two users may read the dashboard in two languages at once: each request's task sets its own
 # language (common.i18n.use), and the template callables below read it.
@@ -39,11 +49,21 @@ def fmt_pct(value: float | Decimal | None, decimals: int = 0, signed: bool = Fal
 
 
 def fmt_when(iso: str | None) -> str:
-    """An ISO UTC timestamp as "2026-11-21 09:12 UTC" (the office reads dates, not ISO)."""
+    """An ISO UTC timestamp as the reader writes a date: "21/11/2026 09:12 UTC" in French,
+    "2026-11-21 09:12 UTC" else (the office reads dates, not ISO)."""
     if not iso:
         return "–"
     try:
         when = datetime.fromisoformat(iso.replace("Z", "+00:00"))
     except ValueError:
         return iso
-    return when.strftime("%Y-%m-%d %H:%M UTC")
+    day = "%d/%m/%Y" if language() == "fr" else "%Y-%m-%d"
+    return when.strftime(f"{day} %H:%M UTC")
+
+
+def fmt_day(value: date | None) -> str:
+    """A day as the reader types it: 31/03/2016 in French (what the period's text fields take),
+    ISO in English (what a date field's value is)."""
+    if value is None:
+        return ""
+    return value.strftime("%d/%m/%Y") if language() == "fr" else value.isoformat()

@@ -1,0 +1,287 @@
+"""The dashboard's figures and tables read in headless Chromium against a computation written here:
+the month table's visits and persons, every column reachable at a tablet's and two laptops'
+widths, the chart's "others" said apart, French dates in the period's fields."""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import BrowserContext, Page, expect
+
+from common.i18n import speaking
+from ledger.charts import bars_svg
+from ledger.reports import Figures, Row, import_profiles
+from ledger.store import open_store
+from sync.wire import StationStatus
+from tests.support import ledger_dataset
+from tests.support.dashboard import PASSWORD, cookie_of, get, http_login, ledger_config, serving
+from tests.support.ledger_dataset import Dataset
+
+YEAR = 2025  # the network dataset's first whole year (tests/support/ledger_dataset.py)
+WIDTHS = (820, 1280, 1920)  # a tablet in portrait, two laptop screens
+
+
+# -- the data ------------------------------------------------------------------------------------
+def fill(url: str) -> Dataset:
+    """Two years of five stations (voids, a repaired clock, manual entries), the office's
+    profiles, and a fleet with every warning the page can show."""
+    data = ledger_dataset.network()
+    store = open_store(url)
+    try:
+        ledger_dataset.ingest(store, data)
+        import_profiles(store, data.profiles.items())
+        now = datetime.now(UTC).isoformat()
+        for station, online, synced, scale, calibration, backlog in [
+            ("st-1", True, True, True, 40.0, 0),
+            ("st-2", True, False, False, 10.0, 3),  # clock and scale warnings
+            ("st-3", True, True, True, 400.0, 0),  # calibration due
+            ("st-4", False, True, True, 12.0, 1250),
+        ]:
+            store.update_status(
+                StationStatus(
+                    station,
+                    True,
+                    1,
+                    backlog=backlog,
+                    clock_synced=synced,
+                    scale_ok=scale,
+                    calibration_age_days=calibration,
+                    version="2.3.0-rc1",
+                    ts=now,
+                ),
+                retained=True,
+            )
+            if not online:
+                store.update_status(StationStatus(station, False, 1), retained=True)
+    finally:
+        store.close()
+    return data
+
+
+@dataclass
+class Served:
+    url: str
+    data: Dataset
+    store_url: str
+
+
+@pytest.fixture
+def served(tmp_path: Path, ledger_url: str) -> Iterator[Served]:
+    data = fill(ledger_url)
+    config = ledger_config(tmp_path, ledger_url, cache_seconds="0")
+    with serving(config, tmp_path / "serve.log") as (base, _port):
+        yield Served(base, data, ledger_url)
+
+
+def login(page: Page, base: str) -> None:
+    page.goto(base + "/login")
+    page.fill("input[name=user]", "alice")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(base + "/")
+
+
+def french(value: Decimal, places: int) -> str:
+    """Rounded half up, narrow no-break space between thousands, decimal comma."""
+    rounded = value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    return f"{rounded:,.{places}f}".replace(",", "\u202f").replace(".", ",")
+
+
+def months_of(data: Dataset, year: int) -> dict[str, dict[str, Any]]:
+    """Per month of ``year``, from the records as the stations sent them: live weighings' kg and
+    count, distinct visits (station, visit) and persons. A void cancels the weighing it names;
+    a record's month is the one of its repaired time (Dataset.effective_at)."""
+    dead = {(r["station"], r["epoch"], r["voids"]) for r in data.records if r["kind"] == "void"}
+    out: dict[str, dict[str, Any]] = {
+        f"{year}-{m:02d}": {"mg": 0, "items": 0, "visits": set(), "persons": set()}
+        for m in range(1, 13)
+    }
+    for r in data.records:
+        at = data.effective_at[r["uuid"]]
+        if r["kind"] != "weighing" or not at.startswith(str(year)):
+            continue
+        if (r["station"], r["epoch"], r["seq"]) in dead:
+            continue
+        month = out[at[:7]]
+        month["mg"] += r["net_mg"]
+        month["items"] += 1
+        month["visits"].add((r["station"], r["visit"]))
+        month["persons"].add(r["beneficiary"])
+    return out
+
+
+def table_text(page: Page, selector: str) -> list[list[str]]:
+    """The cells' text of a table's body, row by row."""
+    rows: list[list[str]] = page.eval_on_selector(
+        selector,
+        "t => [...t.tBodies[0].rows].map(r => [...r.cells].map(c => c.textContent.trim()))",
+    )
+    return rows
+
+
+# -- item 1: the month table ---------------------------------------------------------------------
+def test_the_month_table_shows_each_months_visits_and_persons(
+    served: Served, browser: BrowserContext
+) -> None:
+    """It showed 0 visits, 0 persons and "–" kg per person for every month (quick sums)."""
+    expected = months_of(served.data, YEAR)
+    assert all(m["persons"] for m in expected.values())  # every month has people to count
+    page = browser.new_page()
+    login(page, served.url)
+    page.goto(f"{served.url}/?year={YEAR}")
+    shown = table_text(page, "table[data-table=month]")
+    assert [row[0] for row in shown] == list(expected)
+    for row, (month, m) in zip(shown, expected.items(), strict=True):
+        kg = Decimal(m["mg"]) / 10**6
+        persons = len(m["persons"])
+        assert row[1:] == [
+            french(kg, 1),
+            french(Decimal(m["items"]), 0),
+            french(Decimal(len(m["visits"])), 0),
+            french(Decimal(persons), 0),
+            french(kg / persons, 1),
+        ], month
+    # the month CSV says the same (one report behind both)
+    cookie = cookie_of(http_login(served.url)[1])
+    text = get(f"{served.url}/export/month.csv?year={YEAR}&lang=en", cookie=cookie)[2]
+    lines = [line.split(",") for line in text.splitlines()]
+    head = lines[0]
+    for line in lines[1:13]:
+        m = expected[line[0]]
+        assert int(line[head.index("visits")]) == len(m["visits"])
+        assert int(line[head.index("beneficiaries")]) == len(m["persons"])
+
+
+# -- item 6: every column visible or reachable ---------------------------------------------------
+# For each table: its header cells and the last row's cells are in the viewport and in their
+# scrolling box, or the box scrolls (with a visible cue: the shadow backgrounds) and scrolling it
+# brings them in. Returns what fails, as text.
+REACHABLE = """
+(selector) => {
+  const failures = [];
+  const vw = document.documentElement.clientWidth;
+  const within = (r, left, right) => r.width > 0 && r.left >= left - 1 && r.right <= right + 1;
+  for (const table of document.querySelectorAll(selector)) {
+    const name = table.dataset.table || table.className;
+    const body = table.tBodies[0].rows;
+    const last = body.length ? [...body[body.length - 1].cells] : [];
+    const cells = [...table.tHead.rows[0].cells, ...last];
+    const box = table.closest('.scroll');
+    for (const cell of cells) {
+      const what = `${name}: "${cell.textContent.trim().slice(0, 30)}"`;
+      const r = cell.getBoundingClientRect();
+      const b = box ? box.getBoundingClientRect() : {left: 0, right: vw};
+      if (within(r, Math.max(0, b.left), Math.min(vw, b.right))) continue;
+      if (!box) { failures.push(what + ' is cut off'); continue; }
+      const style = getComputedStyle(box);
+      if (!['auto', 'scroll'].includes(style.overflowX) || box.scrollWidth <= box.clientWidth) {
+        failures.push(what + ' is cut off, its box does not scroll'); continue;
+      }
+      if (!style.backgroundImage.includes('gradient')) {
+        failures.push(what + ' is out of sight with no sign of more'); continue;
+      }
+      if (b.left < 0 || b.right > vw + 1) {
+        failures.push(what + ': its box overflows the page'); continue;
+      }
+      const before = box.scrollLeft;
+      box.scrollLeft = r.left - b.left + box.scrollLeft - (b.width - r.width) / 2;
+      const moved = cell.getBoundingClientRect();
+      if (!within(moved, b.left, b.right)) failures.push(what + ' cannot be scrolled into view');
+      box.scrollLeft = before;
+    }
+  }
+  return failures;
+}
+"""
+
+
+def test_every_column_is_visible_or_reachable_at_tablet_and_laptop_widths(
+    served: Served, browser: BrowserContext
+) -> None:
+    """ "kg par bénéficiaire" was hidden in the grouping panels, the fleet's records and
+    conflicts at every width, its scale and calibration warnings on a tablet."""
+    page = browser.new_page()
+    login(page, served.url)
+    overflow = "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    for width in WIDTHS:
+        page.set_viewport_size({"width": width, "height": 900})
+        page.goto(f"{served.url}/?year={YEAR}")
+        assert page.locator("table.figures").count() >= 4
+        assert page.evaluate(REACHABLE, "table.figures") == [], width
+        assert page.evaluate(overflow) <= 0, width
+        page.goto(f"{served.url}/fleet")
+        expect(page.locator("table.fleet tbody tr")).to_have_count(5)
+        assert page.evaluate(REACHABLE, "table.fleet") == [], width
+        assert page.evaluate(overflow) <= 0, width
+        # the warnings themselves, on screen or one scroll away
+        for station, text in [("st-2", "ne répond pas"), ("st-3", "à refaire")]:
+            expect(page.locator(f"tr[data-station={station}]")).to_contain_text(text)
+
+
+# -- the "others" bar ----------------------------------------------------------------------------
+def test_the_rest_of_a_long_chart_is_said_apart_not_drawn_as_a_giant_bar(
+    browser: BrowserContext,
+) -> None:
+    """28 structures, 12 lines: the 17 smallest summed in one bar dwarfed the 11 named ones."""
+    rows = [
+        Row((f"S{i:02d}",), (f"Structure {i}",), Figures(net_mg=(1000 - 10 * i) * 10**6))
+        for i in range(28)
+    ]
+    with speaking("fr"):
+        svg = bars_svg(rows, "Par structure", lang="fr", limit=12)
+    page = browser.new_page()
+    page.set_content(f"<!doctype html><html><body style='width:720px'>{svg}</body></html>")
+    widths = page.evaluate(
+        "() => [...Array(12).keys()].map(i => document.getElementById('bar-' + i))"
+        ".filter(b => b).map(b => b.getBoundingClientRect().width)"
+    )
+    assert len(widths) == 11  # the named rows, each its own bar
+    assert widths == sorted(widths, reverse=True) and widths[-1] > 0.8 * widths[0]
+    rest = sum(1000 - 10 * i for i in range(11, 28))
+    expect(page.locator("#others")).to_contain_text(f"+ 17 autres : {french(Decimal(rest), 0)} kg")
+
+
+# -- French dates --------------------------------------------------------------------------------
+def test_the_french_page_takes_and_shows_days_as_dd_mm_yyyy(
+    served: Served, browser: BrowserContext
+) -> None:
+    """A date field shows the browser's own order (mm/dd/yyyy in this Chromium, whatever the
+    page's language): the French page uses text fields in French order instead."""
+    page = browser.new_page()
+    login(page, served.url)
+    field = page.locator("input[name=from]")
+    expect(field).to_have_attribute("placeholder", "jj/mm/aaaa")
+    field.fill("01/03/2025")
+    page.fill("input[name=to]", "31/03/2025")
+    page.click(".period button[type=submit]")
+    expect(page.locator("h1")).to_contain_text("2025-03-01 – 2025-03-31")
+    expect(page.locator("input[name=from]")).to_have_value("01/03/2025")
+    expect(page.locator("input[name=to]")).to_have_value("31/03/2025")
+    march = months_of(served.data, YEAR)["2025-03"]
+    expect(page.locator("[data-kpi=visits] .value")).to_have_text(
+        french(Decimal(len(march["visits"])), 0)
+    )
+    # the browser refuses a day it cannot read before it is sent (the field's pattern)
+    page.fill("input[name=from]", "March 1st")
+    assert not page.eval_on_selector("input[name=from]", "f => f.checkValidity()")
+    # the server reads ISO days too (links, the English page's date fields) and refuses the rest
+    cookie = cookie_of(http_login(served.url)[1])
+    for query, status in [
+        ({"from": "2025-03-01", "to": "2025-03-31"}, 200),
+        ({"from": "1/3/2025", "to": "31.03.2025"}, 200),
+        ({"from": "31/02/2025", "to": "31/03/2025"}, 400),
+        ({"from": "01/03/2025", "to": "garbage"}, 400),
+    ]:
+        code, _h, body = get(f"{served.url}/?{urllib.parse.urlencode(query)}", cookie=cookie)
+        assert code == status, query
+        if status == 200:
+            assert "2025-03-01 – 2025-03-31" in body
+    page.click("a[lang=en]")  # English: the browser's own date fields, ISO values
+    expect(page.locator("input[name=from]")).to_have_attribute("type", "date")
