@@ -1,4 +1,16 @@
-"""Mettler Toledo 8217 (POS "weight-only") codec: single-byte requests, STX … CR replies."""
+"""Mettler Toledo 8217 (POS "weight-only") codec: single-byte requests, STX … CR replies.
+
+Sources: the Viva/DIVA service manual's 8217 section (status bits, cited by Odoo:
+manualslib.com/manual/861274/Mettler-Toledo-Viva.html?page=51; reference §2.2 [V]); Odoo's IoT
+box driver odoo/odoo addons/hw_drivers/iot_handlers/drivers/SerialScaleDriver.py (9600 7E1,
+``W``/``Z``/``T``/``C`` without terminator, weight regex ``\x02\s*([0-9.]+)N?\r``: the ``N``
+marks a net weight; ``E``-echo presence probe) [P]; pywebdriver/pywebdriver
+pywebdriver/plugins/scale_protocols/mettler_toledo_8217.py (status bits 0 motion, 1 over
+capacity, 2 under zero, 3 outside zero-capture range, 4 centre of zero, 5 net weight — the same
+layout as the manual) [P]. pywebdriver also reports that some scales answer a status with no
+bit set while the weight is unchanged since the last reply; here that status is refused, so the
+caller asks again rather than assume the old weight.
+"""
 
 from __future__ import annotations
 
@@ -142,7 +154,8 @@ def decode(frame: bytes) -> Reply:
 def _status(status: int, frame: bytes) -> Reading:
     motion, over, under = bool(status & MOTION), bool(status & OVER), bool(status & UNDER)
     if motion or over or under:
-        return Reading(None, UNIT, not motion, overload=over, underload=under, raw=frame)
+        net = bool(status & NET)  # bit 5 [V: DIVA manual; P: pywebdriver]
+        return Reading(None, UNIT, not motion, overload=over, underload=under, raw=frame, net=net)
     if status & OUTSIDE_ZERO:
         raise ScaleRefused("no weight: the scale is outside its zero-capture range (re-zero it)")
     raise ScaleRefused(f"no weight: status {status:#04x} gives no reason (bad command?)")

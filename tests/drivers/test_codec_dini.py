@@ -318,3 +318,15 @@ def test_fuzz_string_like_text(text: str) -> None:
     assert_faithful(reply, data)
     if reply is not None:
         assert reply.raw == data
+
+
+def test_unstable_net_string_from_the_manual() -> None:
+    """Standard string ``HH,KK,PPPPPPPP,UM``: ``US`` unstable, ``NT`` net (DGT4X manual p. 52,
+    easymanua.ls/dini-argeo/dgt4x/manual/39685?p=52; 3590E E-AF03 §5.4). The net is kept as
+    net even while the pan moves, and without the tare (the standard string has none)."""
+    reading = decode(b"US,NT,   1.250,kg\r\n")
+    assert isinstance(reading, Reading)
+    assert (reading.stable, reading.net, reading.net_mg) == (False, True, 1_250_000)
+    assert reading.gross_mg is None and reading.tare_mg is None
+    gross = decode(b"ST,GS,     0.0,kg\r\n")  # the manual's own example
+    assert isinstance(gross, Reading) and gross.net is False and gross.net_mg == 0

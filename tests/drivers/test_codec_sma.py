@@ -320,3 +320,20 @@ def test_fuzz_single_byte_flips(raw: bytes, data: st.DataObject) -> None:
         value = re.sub(r"(\d) (\d)", r"\1:\2", value)
     assert reply.net_mg == exact_mg(value, unit)
     assert (reply.gross_mg is not None) is (mode in "Gg")
+
+
+def test_gross_net_column_from_the_standard() -> None:
+    """SMA SCP-0499 reply field <n>: ``G`` gross, ``N`` net, ``g``/``n`` the same in high
+    resolution (Fairbanks FB2550 appendix III, azmanual.top/manuals/347098 p. 180; Cardinal 190
+    manual p. 124). A net frame carries no tare: the reading's ``net`` flag is its only trace."""
+    net = decode(b"\n 1N       1.250kg \r")
+    assert isinstance(net, Reading)
+    assert (net.net, net.net_mg, net.gross_mg, net.tare_mg) == (True, 1_250_000, None, None)
+    moving_net = decode(b"\n 1NM      1.255kg \r")
+    assert isinstance(moving_net, Reading) and moving_net.net is True and not moving_net.stable
+    high = decode(b"\n 1n      1.2500kg \r")
+    assert isinstance(high, Reading) and high.net is True
+    gross = decode(b"\n 1G       1.250kg \r")
+    assert isinstance(gross, Reading) and gross.net is False and gross.gross_mg == 1_250_000
+    over_net = decode(b"\nO1N  ----------kg \r")
+    assert isinstance(over_net, Reading) and over_net.overload and over_net.net is True

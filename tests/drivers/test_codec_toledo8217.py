@@ -281,3 +281,18 @@ def test_fuzz_single_byte_flips(frame: bytes, data: st.DataObject) -> None:
     assert match is not None
     assert reply.net_mg == kg_mg(match.group(1).decode())
     assert (reply.gross_mg is None) is (match.group(2) == b"N")
+
+
+def test_net_marker_and_status_net_bit_from_public_drivers() -> None:
+    """The weight reply's ``N`` means net (Odoo's IoT driver regex ``\\x02\\s*([0-9.]+)N?\\r``,
+    odoo/odoo addons/hw_drivers/iot_handlers/drivers/SerialScaleDriver.py); status bit 5 is
+    "net weight" (Viva/DIVA service manual p. 51, and pywebdriver's
+    scale_protocols/mettler_toledo_8217.py)."""
+    net = decode(b"\x0201.250N\r")
+    gross = decode(b"\x0201.250\r")
+    assert isinstance(net, Reading) and net.net is True and net.gross_mg is None
+    assert isinstance(gross, Reading) and gross.net is False and gross.gross_mg == 1_250_000
+    moving_net = decode(b"\x02?" + bytes([status_byte(motion=True, net=True)]) + b"\r")
+    assert isinstance(moving_net, Reading) and moving_net.net is True and not moving_net.stable
+    moving = decode(b"\x02?A\r")  # "A" = 0x41: motion, gross
+    assert isinstance(moving, Reading) and moving.net is False
