@@ -316,6 +316,39 @@ class BeneficiaryPattern(_Section):
         return self
 
 
+class WeightLabel(_Section):
+    """An EAN-13 weight label printed by a certified scale (GS1 restricted circulation, prefix
+    20–29): ``weight_digits`` digits from position ``weight_start`` (1 = the first digit) hold
+    the weight in ``unit`` with ``decimals`` decimals; digit 13 is the EAN check digit."""
+
+    name: Annotated[str, Field(min_length=1, max_length=80)] = "label"
+    prefix: str
+    weight_start: Annotated[int, Field(ge=2, le=12)] = 8
+    weight_digits: Annotated[int, Field(ge=1, le=6)] = 5
+    decimals: Annotated[int, Field(ge=0, le=6)] = 0
+    unit: Literal["g", "kg"] = "g"
+    scale_id: Annotated[str, Field(min_length=1, max_length=120)] | None = None
+
+    @field_validator("prefix")
+    @classmethod
+    def _restricted_circulation(cls, value: str) -> str:
+        if not re.fullmatch(r"2\d{1,5}", value):
+            raise ValueError(
+                _('a GS1 restricted-circulation prefix: 2 to 6 digits from "20" to "29"')
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _digits_fit(self) -> WeightLabel:
+        if self.weight_start <= len(self.prefix):
+            raise ValueError(_("weight_start must come after the prefix"))
+        if self.weight_start + self.weight_digits - 1 > 12:
+            raise ValueError(_("the weight digits must end by digit 12 (13 is the check digit)"))
+        if self.decimals > self.weight_digits:
+            raise ValueError(_("decimals cannot exceed weight_digits"))
+        return self
+
+
 class CodesSection(_Section):
     end_visit: Code = "FIN"
     tare: Code = "TARE"
@@ -326,6 +359,20 @@ class CodesSection(_Section):
         default_factory=lambda: [BeneficiaryPattern(prefix="B", check_digit="luhn")]
     )
     referrer: list[BeneficiaryPattern] = Field(default_factory=list)
+    weight_labels: list[WeightLabel] = Field(default_factory=list)
+
+    @field_validator("weight_labels")
+    @classmethod
+    def _distinct_prefixes(cls, value: list[WeightLabel]) -> list[WeightLabel]:
+        for a in value:
+            for b in value:
+                if a is not b and b.prefix.startswith(a.prefix):
+                    raise ValueError(
+                        _("prefixes {a} and {b} overlap: a label would match both").format(
+                            a=a.prefix, b=b.prefix
+                        )
+                    )
+        return value
 
 
 class Category(_Section):
