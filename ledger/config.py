@@ -38,6 +38,9 @@ class LedgerSection(_Section):
     # join the group and be dealt batches); none: one ledger, a plain subscription
     group: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | None = None
     max_batch_bytes: Annotated[int, Field(ge=4096, le=16 * 1024 * 1024)] = MAX_BATCH_BYTES
+    # the quarantine of each station: its oldest messages kept up to these, the rest counted
+    quarantine_max_messages: Annotated[int, Field(ge=1, le=1_000_000)] = 1000
+    quarantine_max_bytes: Annotated[int, Field(ge=65536, le=1024**3)] = 16 * 1024 * 1024
     language: str = "fr"
     # privacy (docs/privacy.md): store HMAC-SHA256(pseudonym_key, code) instead of the code
     pseudonymise: bool = False
