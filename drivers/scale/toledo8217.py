@@ -3,7 +3,7 @@
 Sources: the Viva/DIVA service manual's 8217 section (status bits, cited by Odoo:
 manualslib.com/manual/861274/Mettler-Toledo-Viva.html?page=51; reference §2.2 [V]); Odoo's IoT
 box driver odoo/odoo addons/hw_drivers/iot_handlers/drivers/SerialScaleDriver.py (9600 7E1,
-``W``/``Z``/``T``/``C`` without terminator, weight regex ``\x02\s*([0-9.]+)N?\r``: the ``N``
+``W``/``Z``/``T``/``C`` without terminator, weight regex ``STX \\s*([0-9.]+)N? CR``: the ``N``
 marks a net weight; ``E``-echo presence probe) [P]; pywebdriver/pywebdriver
 pywebdriver/plugins/scale_protocols/mettler_toledo_8217.py (status bits 0 motion, 1 over
 capacity, 2 under zero, 3 outside zero-capture range, 4 centre of zero, 5 net weight — the same
