@@ -346,6 +346,8 @@ class WeightLabel(_Section):
             raise ValueError(_("the weight digits must end by digit 12 (13 is the check digit)"))
         if self.decimals > self.weight_digits:
             raise ValueError(_("decimals cannot exceed weight_digits"))
+        if self.unit == "g" and self.decimals > 3:
+            raise ValueError(_("at most 3 decimals of a gram (the record keeps milligrams)"))
         return self
 
 
