@@ -173,6 +173,7 @@ class Unmapped:
     net_mg: int
     items: int
     organism: str | None
+    organism_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -279,13 +280,15 @@ def build_eco(
         total += row["net_mg"]
         declares = mapped.get(row["category"])
         if declares is None:
+            other = mapping.organism_of(row["category"], organism)
             unmapped.append(
                 Unmapped(
                     row["category"],
                     names.get(row["category"], ""),
                     row["net_mg"],
                     row["items"],
-                    mapping.organism_of(row["category"], organism),
+                    other,
+                    mapping.organisms.get(other, "") if other else "",
                 )
             )
             continue

@@ -35,7 +35,7 @@ from common.units import format_number, round_half_up
 from ..period import Period
 from ..store.households import fead_counts, fead_mass
 
-__all__ = ["INDICATORS", "FeadReport", "Indicator", "build_fead", "label", "sentences"]
+__all__ = ["INDICATORS", "FeadReport", "Indicator", "build_fead", "label", "sentences", "source"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +75,14 @@ def label(indicator: Indicator) -> str:
         "single_parents": _("single parents"),
     }
     return names.get(indicator.key, indicator.label)
+
+
+def source(indicator: Indicator) -> str:
+    """Where the indicator comes from, as funders write it in the current language."""
+    return " · ".join(
+        {"ESF+ 2.1": _("ESF+ 2.1"), "ESF+ survey": _("ESF+ survey")}.get(part, part)
+        for part in indicator.source.split(" · ")
+    )
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from common.units import format_mass, format_number, kg_text
 
 from ..report_render import spreadsheet_text
 from .eco import EcoReport, tonnes_text
-from .fead import INDICATORS, FeadReport, label, sentences
+from .fead import INDICATORS, FeadReport, label, sentences, source
 
 __all__ = [
     "eco_csv",
@@ -179,7 +179,7 @@ def _fead_page(report: FeadReport, lang: str) -> Page:
         if estimated:
             assert report.estimated is not None
             row += [n(report.estimated[indicator.key]), n(report.total(indicator.key) or 0)]
-        rows.append([*row, indicator.source])
+        rows.append([*row, source(indicator)])
     notes = [
         _(
             "A household is a beneficiary code with a weighing in the period; its members are "
@@ -199,7 +199,7 @@ def _fead_page(report: FeadReport, lang: str) -> Page:
         ),
         [
             *sentences(report, lang),
-            _("{mass} given out").format(
+            _("given out: {mass}").format(
                 mass=format_mass(report.net_mg, "t" if report.net_mg >= 10**9 else "kg", 3, lang)
             ),
         ],
@@ -338,7 +338,7 @@ def _eco_page(report: EcoReport, lang: str) -> Page:
                         u.name or DASH,
                         kg(u.net_mg),
                         n(u.items),
-                        u.organism or _("nobody: map it in the registry"),
+                        u.organism_name or u.organism or _("nobody: map it in the registry"),
                     ]
                     for u in report.unmapped
                 ],
