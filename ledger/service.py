@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from common.i18n import _
 from common.service import ServiceThread
+from common.text import visible
 from sync.client import MqttLink, Will
 from sync.wire import (
     Ack,
@@ -25,6 +26,7 @@ from sync.wire import (
 
 from .config import LedgerConfig
 from .store import IngestResult, LedgerStore, StoreUnavailable
+from .store.conflicts import QuarantineCap, station_of_topic
 
 __all__ = ["LedgerService", "Message"]
 
@@ -84,6 +86,10 @@ class LedgerService:
         # stopped by a None in the queue, after what was queued before it: nothing received is
         # left unstored
         self._service = ServiceThread("ingest", self._work, wake=lambda: self._queue.put(None))
+        self._cap = QuarantineCap(
+            config.ledger.quarantine_max_messages, config.ledger.quarantine_max_bytes
+        )
+        self._flooding: set[str] = set()  # stations over their cap, said once in the log
         self.heartbeat = time.monotonic()
         self.batches = 0
         self.quarantined = 0
@@ -275,8 +281,19 @@ class LedgerService:
 
     def _quarantine(self, topic: str, payload: bytes, reason: str) -> None:
         self.quarantined += 1
-        log.warning("quarantined a message on %s: %s", topic, reason)
         try:
-            self.store.quarantine(topic, payload, reason)
+            kept = self.store.quarantine(topic, payload, reason, self._cap)
         except Exception:  # the ingest thread must outlive a failing database
             log.exception("could not keep the quarantined message on %s", topic)
+            return
+        station = station_of_topic(topic)
+        if kept:
+            self._flooding.discard(station)
+            log.warning("quarantined a message on %s: %s", visible(topic), reason)
+        elif station not in self._flooding:  # one line per flood, not one per message
+            self._flooding.add(station)
+            log.error(
+                "quarantine of station %s full: further refused messages are counted, not "
+                "kept (ledger stations, ledger quarantine purge)",
+                visible(station),
+            )

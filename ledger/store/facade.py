@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from sync.wire import Batch, Registry, StationStatus
 
 from . import migrations
-from .conflicts import Inquiry
+from .conflicts import DroppedCount, Inquiry, QuarantineCap
 from .dialect import Dialect
 from .fleet import Fleet
 from .households import Composition, Households
@@ -56,7 +56,9 @@ class LedgerStore(Protocol):
 
     def ingest_many(self, batches: list[Batch]) -> list[IngestResult]: ...
 
-    def quarantine(self, topic: str, payload: bytes, reason: str) -> None: ...
+    def quarantine(
+        self, topic: str, payload: bytes, reason: str, cap: QuarantineCap | None = None
+    ) -> bool: ...
 
     def update_status(self, status: StationStatus, retained: bool) -> bool: ...
 
@@ -68,7 +70,13 @@ class LedgerStore(Protocol):
 
     def conflicts(self) -> list[ConflictRow]: ...
 
-    def quarantined(self) -> list[QuarantineRow]: ...
+    def quarantined(self, station: str | None = None) -> list[QuarantineRow]: ...
+
+    def quarantine_dropped(self) -> list[DroppedCount]: ...
+
+    def purge_quarantine(
+        self, station: str | None = None, before: str | None = None, *, dry_run: bool = False
+    ) -> tuple[int, int]: ...
 
     def records(self, station: str | None = None) -> Iterator[dict[str, Any]]: ...
 
@@ -187,14 +195,27 @@ class SqlLedgerStore:
         """Several batches in one transaction (group commit)."""
         return self.ingestion.ingest_many(batches)
 
-    def quarantine(self, topic: str, payload: bytes, reason: str) -> None:
-        self.inquiry.quarantine(topic, payload, reason)
+    def quarantine(
+        self, topic: str, payload: bytes, reason: str, cap: QuarantineCap | None = None
+    ) -> bool:
+        """Keep a refused message, within its station's ``cap`` (else counted only: False)."""
+        return self.inquiry.quarantine(topic, payload, reason, cap)
 
     def conflicts(self) -> list[ConflictRow]:
         return self.inquiry.conflicts()
 
-    def quarantined(self) -> list[QuarantineRow]:
-        return self.inquiry.quarantined()
+    def quarantined(self, station: str | None = None) -> list[QuarantineRow]:
+        return self.inquiry.quarantined(station)
+
+    def quarantine_dropped(self) -> list[DroppedCount]:
+        """Per station, the messages that came over its quarantine cap (not kept)."""
+        return self.inquiry.dropped()
+
+    def purge_quarantine(
+        self, station: str | None = None, before: str | None = None, *, dry_run: bool = False
+    ) -> tuple[int, int]:
+        """Remove quarantined messages (Inquiry.purge_quarantine): (messages, bytes)."""
+        return self.inquiry.purge_quarantine(station, before, dry_run=dry_run)
 
     # -- fleet ----------------------------------------------------------------------------
     def update_status(self, status: StationStatus, retained: bool) -> bool:

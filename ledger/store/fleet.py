@@ -30,19 +30,23 @@ _STATUS_COLUMNS = (
     "status",
 )
 
+# every station the ledger knows by a status or records, and any station over its quarantine
+# cap (credentials that flood the quarantine may send nothing else)
 _FLEET = """
-SELECT s.station, s.online, s.last_seen, s.backlog, s.clock_synced, s.scale_ok,
+WITH names AS (
+    SELECT station FROM stations
+    UNION SELECT station FROM heads
+    UNION SELECT station FROM quarantine_dropped WHERE station <> '' AND messages > 0
+)
+SELECT n.station, s.online, s.last_seen, s.backlog, s.clock_synced, s.scale_ok,
        s.calibration_age_days, s.version, s.last_record_at,
-       (SELECT sum(h.acked_through) FROM heads h WHERE h.station = s.station) AS records,
-       (SELECT count(*) FROM conflicts c WHERE c.station = s.station) AS conflicts
-FROM stations s
-UNION ALL
-SELECT h.station, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-       sum(h.acked_through), (SELECT count(*) FROM conflicts c
-                              WHERE c.station = h.station)
-FROM heads h WHERE h.station NOT IN (SELECT station FROM stations)
-GROUP BY h.station
-ORDER BY 1
+       (SELECT sum(h.acked_through) FROM heads h WHERE h.station = n.station) AS records,
+       (SELECT count(*) FROM conflicts c WHERE c.station = n.station) AS conflicts,
+       (SELECT count(*) FROM quarantine q WHERE q.station = n.station) AS quarantined,
+       coalesce((SELECT d.messages FROM quarantine_dropped d WHERE d.station = n.station), 0)
+           AS quarantine_dropped
+FROM names n LEFT JOIN stations s ON s.station = n.station
+ORDER BY n.station
 """
 
 

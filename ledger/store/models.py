@@ -111,6 +111,15 @@ class FleetRow(ReadRow):
     last_record_at: str | None
     records: int | None  # NULL: a status but no record yet
     conflicts: int
+    # messages of this station kept in quarantine, and those dropped over its cap (> 0: the
+    # station floods the quarantine, [ledger] quarantine_max_*; `ledger quarantine purge`)
+    quarantined: int = 0
+    quarantine_dropped: int = 0
+
+    @property
+    def flooding(self) -> bool:
+        """Whether the station sent more invalid messages than its quarantine cap keeps."""
+        return self.quarantine_dropped > 0
 
 
 @dataclass(frozen=True, slots=True, eq=True)
@@ -139,6 +148,7 @@ class QuarantineRow(ReadRow):
     received_at: str
     size: int | None  # NULL: kept by a ledger older than schema step 7
     sha256: str | None
+    station: str | None = None  # of the topic ("" none); NULL: kept before schema step 13
 
 
 @dataclass(frozen=True, slots=True, eq=True)
