@@ -288,6 +288,28 @@ class ScreenSection(_Section):
         return self
 
 
+class PrinterSection(_Section):
+    """An ESC/POS receipt printer for end-of-visit tickets (station/ticket.py): one of a
+    network ``host`` (raw port 9100), a ``usb`` vendor:product id (needs pyusb) or a kernel
+    ``device`` such as /dev/usb/lp0. A missing printer is a warning, never a refusal."""
+
+    enabled: bool = True
+    host: Annotated[str, Field(min_length=1, max_length=253)] | None = None
+    port: Annotated[int, Field(ge=1, le=65535)] = 9100
+    usb: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{4}:[0-9a-fA-F]{4}$")] | None = None
+    device: Path | None = None
+    header: Annotated[str, Field(min_length=1, max_length=64)] | None = None  # default: the id
+    footer: Annotated[str, Field(max_length=64)] = ""
+    columns: Annotated[int, Field(ge=24, le=64)] = 42  # characters a line (80 mm: 42-48)
+    timeout: Annotated[float, Field(ge=0.5, le=60)] = 5.0
+
+    @model_validator(mode="after")
+    def _one_printer(self) -> PrinterSection:
+        if sum(x is not None for x in (self.host, self.usb, self.device)) != 1:
+            raise ValueError(_("give one of host, usb or device"))
+        return self
+
+
 class VisitSection(_Section):
     timeout: Annotated[float, Field(ge=10, le=86_400)] = 600
     # true: the category scanned for one beneficiary does not carry into the next visit
@@ -451,6 +473,7 @@ class Config(_Section):
     codes: CodesSection = CodesSection()
     sync: SyncSection | None = None
     screen: ScreenSection = ScreenSection()
+    printer: PrinterSection | None = None  # end-of-visit tickets (docs/printing.md)
     categories: list[Category] = Field(min_length=1)
     containers: list[Container] = Field(default_factory=list)
     operators: list[Operator] = Field(default_factory=list)
