@@ -3,23 +3,16 @@ standalone HTML page, in the staff's language (French by default)."""
 
 from __future__ import annotations
 
-import csv
-import html
-import io
 import json
-import textwrap
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from common.i18n import _, speaking
-from common.text import visible
 from common.units import format_mass, format_number, kg_text
 
-from ..report_render import spreadsheet_text
 from .eco import EcoReport, tonnes_text
 from .fead import INDICATORS, FeadReport, label, sentences, source
+from .pages import DASH, Page, Section, csv_bytes, decimal_text, page_html, page_table, period_line
 
 __all__ = [
     "eco_csv",
@@ -32,134 +25,6 @@ __all__ = [
     "fead_json",
     "fead_table",
 ]
-
-DASH = "–"
-
-
-@dataclass
-class Section:
-    """A titled table: ``numeric`` columns are right-aligned."""
-
-    title: str
-    heads: list[str]
-    rows: list[list[str]]
-    numeric: set[int] = field(default_factory=set)
-    total: list[str] | None = None
-
-
-@dataclass
-class Page:
-    title: str
-    subtitle: str
-    sentences: list[str]
-    sections: list[Section]
-    notes: list[str] = field(default_factory=list)
-
-
-# -- generic renderings ----------------------------------------------------------------------------
-def _line(section: Section, widths: list[int], cells: Sequence[str]) -> str:
-    parts = []
-    for i, (cell, w) in enumerate(zip(cells, widths, strict=True)):
-        text = cell if len(cell) <= w else cell[: w - 1] + "…"
-        parts.append(text.rjust(w) if i in section.numeric else text.ljust(w))
-    return "  ".join(parts).rstrip()
-
-
-def _cells(section: Section, row: Sequence[str], tag: str = "td") -> str:
-    esc = html.escape
-    return "".join(
-        f'<{tag} class="n">{esc(c)}</{tag}>' if i in section.numeric else f"<{tag}>{esc(c)}</{tag}>"
-        for i, c in enumerate(row)
-    )
-
-
-def _table(page: Page, width: int) -> str:
-    out = [page.title, "=" * min(len(page.title), width), page.subtitle]
-    for sentence in page.sentences:
-        out += textwrap.wrap(sentence, width, subsequent_indent="  ")
-    for section in page.sections:
-        rows = section.rows + ([section.total] if section.total else [])
-        widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(section.heads)]
-        # the widest text column gives way when the table is wider than the terminal
-        spare = width - (sum(widths) + 2 * (len(widths) - 1))
-        if spare < 0:
-            texts = [i for i in range(len(widths)) if i not in section.numeric]
-            if texts:
-                widest = max(texts, key=lambda i: widths[i])
-                widths[widest] = max(8, widths[widest] + spare)
-
-        rule = "-" * min(width, sum(widths) + 2 * (len(widths) - 1))
-        out += ["", section.title, _line(section, widths, section.heads), rule]
-        out += [_line(section, widths, r) for r in section.rows]
-        if section.total:
-            out += [rule, _line(section, widths, section.total)]
-    if page.notes:
-        out.append("")
-        for note in page.notes:
-            out += textwrap.wrap(note, width)
-    # station-supplied codes and names: shown, never run by the terminal
-    return "\n".join(visible(text.rstrip()) for text in out).rstrip() + "\n"
-
-
-_CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;
-margin:2rem auto;max-width:60rem;padding:0 1rem;color:#1d2733}
-h1{font-size:1.5rem;margin-bottom:.2rem}h2{font-size:1.1rem;margin-top:2rem}
-.summary{font-size:1.1rem;line-height:1.5}.summary p{margin:.2rem 0}.muted{color:#5b6b7a}
-table{border-collapse:collapse;width:100%;font-size:.9rem;margin-top:.5rem}
-th,td{padding:.25rem .5rem;border-bottom:1px solid #dde3ea}th{text-align:left;background:#f1f4f7}
-td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}tr.total td{font-weight:bold}
-@media print{body{margin:0}}
-"""
-
-
-def _html(page: Page, lang: str) -> str:
-    """One self-contained file: inline CSS, no script, nothing fetched."""
-    esc = html.escape
-    parts = [
-        "<!DOCTYPE html>",
-        f'<html lang="{esc(lang)}"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{esc(page.title)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{esc(page.title)}</h1>",
-        f'<p class="muted">{esc(page.subtitle)}</p>',
-        '<div class="summary">' + "".join(f"<p>{esc(s)}</p>" for s in page.sentences) + "</div>",
-    ]
-    for section in page.sections:
-        parts.append(f"<h2>{esc(section.title)}</h2><table><thead><tr>")
-        parts.append(_cells(section, section.heads, "th") + "</tr></thead><tbody>")
-        parts += [f"<tr>{_cells(section, r)}</tr>" for r in section.rows]
-        if section.total:
-            parts.append(f'<tr class="total">{_cells(section, section.total)}</tr>')
-        parts.append("</tbody></table>")
-    parts += [f'<p class="muted">{esc(note)}</p>' for note in page.notes]
-    parts.append("</body></html>")
-    return "\n".join(parts) + "\n"
-
-
-def _csv(header: list[str], rows: list[list[Any]], sep: str, excel: bool) -> bytes:
-    if excel:
-        sep = ";"
-    if len(sep) != 1:
-        raise ValueError(_("the separator must be one character"))
-    buf = io.StringIO()
-    writer = csv.writer(buf, delimiter=sep, lineterminator="\r\n")
-    writer.writerow(header)
-    for row in rows:
-        writer.writerow([spreadsheet_text(c) if isinstance(c, str) else c for c in row])
-    text = buf.getvalue()
-    return ("\ufeff" + text if excel else text).encode("utf-8")
-
-
-def _decimal(text: str, comma: bool) -> str:
-    return text.replace(".", ",") if comma else text
-
-
-def _period_line(start: str, last: str, stations: Sequence[str] | None) -> str:
-    line = f"{start} → {last}"
-    if stations is not None:
-        line += " · " + _("stations: {list}").format(list=", ".join(stations) or DASH)
-    return line
 
 
 # -- FEAD / ESF+ ----------------------------------------------------------------------------------
@@ -194,7 +59,7 @@ def _fead_page(report: FeadReport, lang: str) -> Page:
         notes.insert(0, _("Counted figures only: households without a composition are left out."))
     return Page(
         _("FEAD / ESF+ indicators {period}").format(period=report.period.label),
-        _period_line(
+        period_line(
             report.period.start.isoformat(), report.period.last_day.isoformat(), report.stations
         ),
         [
@@ -210,12 +75,12 @@ def _fead_page(report: FeadReport, lang: str) -> Page:
 
 def fead_table(report: FeadReport, lang: str | None = None, *, width: int = 100) -> str:
     with speaking(lang) as lang:
-        return _table(_fead_page(report, lang), width)
+        return page_table(_fead_page(report, lang), width)
 
 
 def fead_html(report: FeadReport, lang: str | None = None) -> str:
     with speaking(lang) as lang:
-        return _html(_fead_page(report, lang), lang)
+        return page_html(_fead_page(report, lang), lang)
 
 
 def fead_json(report: FeadReport, lang: str | None = None) -> str:
@@ -261,9 +126,9 @@ def fead_csv(
                     indicator.source,
                 ]
             )
-        kg = _decimal(kg_text(report.net_mg), excel)
+        kg = decimal_text(kg_text(report.net_mg), excel)
         rows.append(["kg", _("kg given out"), kg, "", kg, ""])
-        return _csv(header, rows, sep, excel)
+        return csv_bytes(header, rows, sep, excel)
 
 
 # -- eco-organisms ---------------------------------------------------------------------------------
@@ -369,7 +234,7 @@ def _eco_page(report: EcoReport, lang: str) -> Page:
         _("{organism}: declaration {period}").format(
             organism=report.organism_name, period=report.period.label
         ),
-        _period_line(
+        period_line(
             report.period.start.isoformat(), report.period.last_day.isoformat(), report.stations
         ),
         eco_sentences(report, lang),
@@ -385,12 +250,12 @@ def _eco_page(report: EcoReport, lang: str) -> Page:
 
 def eco_table(report: EcoReport, lang: str | None = None, *, width: int = 100) -> str:
     with speaking(lang) as lang:
-        return _table(_eco_page(report, lang), width)
+        return page_table(_eco_page(report, lang), width)
 
 
 def eco_html(report: EcoReport, lang: str | None = None) -> str:
     with speaking(lang) as lang:
-        return _html(_eco_page(report, lang), lang)
+        return page_html(_eco_page(report, lang), lang)
 
 
 def eco_json(report: EcoReport, lang: str | None = None) -> str:
@@ -431,12 +296,12 @@ def eco_csv(
                     r["uuid"],
                     r["category"],
                     int(r["net_mg"]),
-                    _decimal(kg_text(int(r["net_mg"])), comma),
+                    decimal_text(kg_text(int(r["net_mg"])), comma),
                 ]
                 for line in report.lines
                 for r in report.records.get(line.code, [])
             ]
-            return _csv(header, rows, sep, excel)
+            return csv_bytes(header, rows, sep, excel)
         header = ["kind", "stream", "code", "name", "tonnes", "kg", "net_mg", "items", "categories"]
         if excel:
             header = [
@@ -456,8 +321,8 @@ def eco_csv(
                 line.stream,
                 line.code,
                 line.name,
-                _decimal(line.tonnes, comma),
-                _decimal(kg_text(line.net_mg), comma),
+                decimal_text(line.tonnes, comma),
+                decimal_text(kg_text(line.net_mg), comma),
                 line.net_mg,
                 line.items,
                 " ".join(line.categories),
@@ -470,8 +335,8 @@ def eco_csv(
                 "",
                 "",
                 "",
-                _decimal(tonnes_text(report.declared_mg), comma),
-                _decimal(kg_text(report.declared_mg), comma),
+                decimal_text(tonnes_text(report.declared_mg), comma),
+                decimal_text(kg_text(report.declared_mg), comma),
                 report.declared_mg,
                 sum(line.items for line in report.lines),
                 "",
@@ -483,8 +348,8 @@ def eco_csv(
                 u.organism or "",
                 u.category,
                 u.name,
-                _decimal(tonnes_text(u.net_mg), comma),
-                _decimal(kg_text(u.net_mg), comma),
+                decimal_text(tonnes_text(u.net_mg), comma),
+                decimal_text(kg_text(u.net_mg), comma),
                 u.net_mg,
                 u.items,
                 u.category,
@@ -497,11 +362,11 @@ def eco_csv(
                 "",
                 "",
                 "",
-                _decimal(tonnes_text(report.total_mg), comma),
-                _decimal(kg_text(report.total_mg), comma),
+                decimal_text(tonnes_text(report.total_mg), comma),
+                decimal_text(kg_text(report.total_mg), comma),
                 report.total_mg,
                 "",
                 "",
             ]
         )
-        return _csv(header, rows, sep, excel)
+        return csv_bytes(header, rows, sep, excel)
