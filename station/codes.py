@@ -1,13 +1,18 @@
-"""Barcode classification: commands, categories, containers, badges, beneficiary check digits."""
+"""Barcode classification: commands, categories, containers, badges, beneficiary check digits,
+and the weight labels of certified scales (EAN-13, GS1 restricted circulation 20–29)."""
 
 from __future__ import annotations
 
 import enum
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Literal
 
-from .config import BeneficiaryPattern, Config
+from common.i18n import _
+from common.units import MG_PER_UNIT
+
+from .config import BeneficiaryPattern, Config, WeightLabel
 
 __all__ = ["Classified", "CodeBook", "Kind", "check_digit_ok", "with_check_digit"]
 
@@ -24,6 +29,8 @@ class Kind(enum.Enum):
     REFERRER = "referrer"
     PROFILE = "profile"  # a household profile tag for the visit (``name``: its label, ``tag``)
     BENEFICIARY = "beneficiary"
+    WEIGHT_LABEL = "weight_label"  # a certified scale's label: ``weight_mg``, ``label``
+    BAD_LABEL = "bad_label"  # looks like a weight label but is not one: ``name`` says why
     MISREAD = "misread"  # matched a pattern but its check digit is wrong
     UNKNOWN = "unknown"
 
@@ -37,6 +44,9 @@ class Classified:
     tare_mg: int = 0  # container tare
     pieces: int = 0  # sample size
     tag: str = ""  # household profile tag
+    weight_mg: int = 0  # a weight label's weight
+    label: WeightLabel | None = None  # the pattern a weight label matched
+    misread: bool = False  # a bad label that a new scan may fix (check digit, length)
 
 
 def _luhn_ok(digits: str) -> bool:
@@ -109,6 +119,7 @@ class CodeBook:
         self._sample_prefix = codes.sample_prefix
         self._beneficiary = [_Rule(p) for p in codes.beneficiary]
         self._referrer = [_Rule(p) for p in codes.referrer]
+        self._labels = list(codes.weight_labels)
 
     def referrer_name(self, code: str | None) -> str:
         return self._referrer_names.get(code or "", "")
@@ -123,6 +134,9 @@ class CodeBook:
             if count.isdigit() and 1 <= int(count) <= 10_000:
                 return Classified(Kind.SAMPLE, code, pieces=int(count))
             return Classified(Kind.MISREAD, code)
+        label = self._weight_label(code)
+        if label is not None:
+            return label
         misread = False
         for rules, kind in ((self._beneficiary, Kind.BENEFICIARY), (self._referrer, Kind.REFERRER)):
             for rule in rules:
@@ -136,7 +150,41 @@ class CodeBook:
                     ref = verdict or code  # the named group, else the whole code
                     return Classified(kind, code, self._referrer_names.get(ref, ""), referrer=ref)
                 return Classified(kind, code, referrer=verdict or None)
+        if self._labels and _RESTRICTED.fullmatch(code):
+            # a restricted-circulation EAN-13 no rule claims: say it is a label without a pattern
+            if not check_digit_ok("mod10", code):
+                return _bad_label(code, _("wrong check digit"), misread=True)
+            return _bad_label(
+                code, _("no weight label pattern for prefix {prefix}").format(prefix=code[:2])
+            )
         return Classified(Kind.MISREAD if misread else Kind.UNKNOWN, code)
+
+    def _weight_label(self, code: str) -> Classified | None:
+        """The weight label ``code`` is, a bad label when it has a pattern's prefix but is not
+        a valid EAN-13, None when no pattern's prefix starts it."""
+        for pattern in self._labels:
+            if not code.startswith(pattern.prefix):
+                continue
+            if len(code) != 13 or not code.isdigit():
+                return _bad_label(code, _("not 13 digits"), misread=True)
+            if not check_digit_ok("mod10", code):
+                return _bad_label(code, _("wrong check digit"), misread=True)
+            start = pattern.weight_start - 1
+            digits = code[start : start + pattern.weight_digits]
+            # exact: the config allows no step finer than a milligram
+            value = Decimal(digits).scaleb(-pattern.decimals) * MG_PER_UNIT[pattern.unit]
+            return Classified(
+                Kind.WEIGHT_LABEL, code, pattern.name, weight_mg=int(value), label=pattern
+            )
+        return None
+
+
+_RESTRICTED = re.compile(r"2\d{12}")  # EAN-13 in the GS1 restricted-circulation range 20–29
+
+
+def _bad_label(code: str, why: str, *, misread: bool = False) -> Classified:
+    text = _("weight label {code}: {why}").format(code=code, why=why)
+    return Classified(Kind.BAD_LABEL, code, text, misread=misread)
 
 
 class _Rule:

@@ -38,6 +38,9 @@ __all__ = [
 ]
 
 RETRY_CLOSE_S = 30.0  # a visit whose close could not be written: tried again this much later
+# a weight label waits this long for its press: a label left pending must not be recorded for
+# the next item, weighed on the serial scale minutes later
+LABEL_HOLD_S = 120.0
 
 
 def mask(code: str, keep: int = 4) -> str:
@@ -183,6 +186,8 @@ class Counter:
         self.referrer: str | None = None  # a structure scanned apart, before the visit opened
         self.profile: list[str] = []  # profile tags scanned before the visit opened
         self._press: _Press | None = None
+        self.label: Classified | None = None  # a weight label scanned, waiting for the press
+        self._label_until = 0.0
         self._recorded_net: int | None = None  # the scale's net at the last weighing
         self._rearmed = True
         self._last_code: tuple[str, float] = ("", -1e9)
@@ -255,6 +260,9 @@ class Counter:
             return Step(note=_("press ignored: already waiting for a stable weight"))
         if self.visit is None:
             return _say(Outcome.NO_BENEFICIARY, t=t)
+        if self.label is not None and now < self._label_until:
+            return self._weigh_label(self.label, self.visit, t)
+        self.label = None
         return self._start_press(t, 0)
 
     def _start_press(self, t: float, sample: int) -> Step:
@@ -407,6 +415,62 @@ class Counter:
 
         return Step(write=record, then=recorded)
 
+    def _weigh_label(self, label: Classified, visit: Visit, t: float) -> Step:
+        """The press after a weight label: the certified scale's weight, not the serial
+        scale's (its Min, Max, calibration and container tare are not this weight's)."""
+        if self.category is None:
+            return _say(Outcome.NO_CATEGORY, t=t)
+        net = label.weight_mg
+        if net > MAX_MG:
+            return _say(Outcome.ABOVE_CAPACITY, format_mass(MAX_MG), t=t)
+        if net < self.config.scale.min_weight:
+            return _say(Outcome.BELOW_MINIMUM, format_mass(self.config.scale.min_weight), t=t)
+        pattern = label.label
+        assert pattern is not None
+        category = self.category
+        pieces, unit_weight, computed = self._pieces(
+            Reading(net, pattern.unit, True), net, category.code
+        )
+        data: dict[str, Any] = {"label": label.code, "label_pattern": pattern.name}
+        if visit.profile:
+            data["profile"] = visit.profile
+        record = Append(
+            "weighing",
+            {
+                "visit": visit.id,
+                "beneficiary": visit.beneficiary,
+                "referrer": visit.referrer,
+                "category": category.code,
+                "operator": self.operator.code if self.operator else None,
+                "source": "label",
+                "stable": True,
+                "gross_mg": None,
+                "tare_mg": None,
+                "net_mg": net,
+                "unit": pattern.unit,
+                "pieces": pieces,
+                "unit_weight_mg": unit_weight,
+                "pieces_computed": computed,
+                "scale_id": pattern.scale_id or "label",
+                "calibration_id": None,
+                "raw": label.code,
+                "data": data,
+            },
+            t,
+        )
+
+        def recorded(row: dict[str, Any] | None) -> Step:
+            if row is None:
+                return NOTHING  # the label stays: the next press tries again
+            self.label = None
+            visit.items.append(Item(row["seq"], net, category.code))
+            detail = _("{weight} {category} (label)").format(
+                weight=format_mass(net), category=category.name
+            )
+            return _say(Outcome.RECORDED, detail, seq=row["seq"], net_mg=net, t=t)
+
+        return Step(write=record, then=recorded)
+
     # -- codes -------------------------------------------------------------------------------
     def unreadable(self, detail: str, t: float, now: float) -> Step:
         self._touch(now)
@@ -458,6 +522,16 @@ class Counter:
             if self._press is not None:
                 return Step(note=_("sample ignored: already waiting for a stable weight"))
             return self._start_press(t, c.pieces)
+        if c.kind is Kind.WEIGHT_LABEL:
+            self.label = c
+            self._label_until = now + LABEL_HOLD_S
+            return Step(
+                note=_("weight label {code}: {weight}, press to record it").format(
+                    code=c.code, weight=format_mass(c.weight_mg)
+                )
+            )
+        if c.kind is Kind.BAD_LABEL:
+            return _say(Outcome.MISREAD if c.misread else Outcome.UNKNOWN_CODE, c.name, t=t)
         if c.kind is Kind.MISREAD:
             # most misreads are beneficiary codes: shown masked, as a good one would be
             sample = self.config.codes.sample_prefix
@@ -530,6 +604,7 @@ class Counter:
             self.visit = None
             self.visit_deadline = None
             self.container = None
+            self.label = None  # a label scanned for this person is not the next one's
             self.referrer = None
             self.profile = []
             n = len(visit.items)

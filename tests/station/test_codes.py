@@ -70,3 +70,51 @@ def test_misread_beneficiary_is_refused_not_unknown() -> None:
 def test_container_has_its_tare() -> None:
     c = BOOK.classify("BAC-1")
     assert (c.name, c.tare_mg) == ("Bac bleu", 450_000)
+
+
+# -- weight labels of certified scales (EAN-13, GS1 restricted circulation 20–29) ------------------
+
+LABELS = CodeBook(
+    example_config(
+        {
+            "codes": {
+                "weight_labels": [
+                    {"name": "balance", "prefix": "21"},  # 21 IIIII WWWWW C: grams
+                    {"name": "kilos", "prefix": "240", "unit": "kg", "decimals": 3},
+                ]
+            }
+        }
+    )
+)
+
+
+def test_a_weight_label_carries_its_weight_in_grams() -> None:
+    code = with_check_digit("mod10", "211234501250")  # item 12345, 1250 g
+    c = LABELS.classify(code)
+    assert (c.kind, c.weight_mg, c.name) == (Kind.WEIGHT_LABEL, 1_250_000, "balance")
+    assert c.label is not None and c.label.prefix == "21"
+
+
+def test_a_weight_label_with_decimals() -> None:
+    c = LABELS.classify(with_check_digit("mod10", "240123407305"))  # 07.305 kg
+    assert (c.kind, c.weight_mg) == (Kind.WEIGHT_LABEL, 7_305_000)
+
+
+@pytest.mark.parametrize(
+    ("code", "misread", "why"),
+    [
+        (with_check_digit("mod10", "211234501250")[:-1] + "9", True, "wrong check digit"),
+        ("2112345012", True, "not 13 digits"),
+        ("21123450125O", True, "not 13 digits"),  # a letter O for a zero
+        (with_check_digit("mod10", "231234501250"), False, "no weight label pattern for prefix 23"),
+        (with_check_digit("mod10", "231234501250")[:-1] + "9", True, "wrong check digit"),
+    ],
+)
+def test_a_bad_label_says_why(code: str, misread: bool, why: str) -> None:
+    c = LABELS.classify(code)
+    assert c.kind is Kind.BAD_LABEL and c.misread is misread
+    assert why in c.name and code in c.name
+
+
+def test_without_label_patterns_a_label_is_just_unknown() -> None:
+    assert BOOK.classify(with_check_digit("mod10", "211234501250")).kind is Kind.UNKNOWN
