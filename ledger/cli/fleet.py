@@ -1,4 +1,5 @@
-"""``ledger stations``: the fleet, each station's last status, backlog, records and conflicts."""
+"""``ledger stations``: the fleet, each station's last status, backlog, records, conflicts and
+quarantine (a station that floods it shows the messages dropped over its cap)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,15 @@ from common.i18n import _
 
 from .context import MISSING, load_config, open_ledger, shown, when
 
-__all__ = ["calibration_cell", "stations"]
+__all__ = ["calibration_cell", "quarantine_cell", "stations"]
 
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def stations(ctx: click.Context, as_json: bool) -> None:
-    """The fleet: each station's last status, backlog, records and conflicts.
+    """The fleet: each station's last status, backlog, records, conflicts and quarantine
+    (messages kept; "+N dropped": the station sent more than its quarantine cap).
 
     \b
     Example:
@@ -39,11 +41,12 @@ def stations(ctx: click.Context, as_json: bool) -> None:
         _("backlog"),
         _("records"),
         _("conflicts"),
+        _("quarantine"),
         _("clock"),
         _("scale"),
         _("calibration"),
     ]
-    widths = ["<24", "<10", "<24", ">10", ">10", ">9", "<8", "<8", "<12"]
+    widths = ["<24", "<10", "<24", ">10", ">10", ">9", ">18", "<8", "<8", "<12"]
     due_days = config.dashboard.calibration_days
     click.echo(" ".join(f"{label:{w}}" for label, w in zip(labels, widths, strict=True)))
     for r in rows:
@@ -54,11 +57,19 @@ def stations(ctx: click.Context, as_json: bool) -> None:
             shown(r.backlog),
             r.records or 0,
             r.conflicts,
+            quarantine_cell(r.quarantined, r.quarantine_dropped),
             _yes_no(r.clock_synced, _("ok"), _("unsync")),
             _yes_no(r.scale_ok, _("ok"), _("lost")),
             calibration_cell(r.calibration_age_days, due_days),
         ]
         click.echo(" ".join(f"{cell:{w}}" for cell, w in zip(cells, widths, strict=True)))
+
+
+def quarantine_cell(kept: int, dropped: int) -> str:
+    """Messages kept in quarantine, and those dropped over the cap: a station that floods."""
+    if not dropped:
+        return str(kept)
+    return _("{kept} +{dropped} dropped").format(kept=kept, dropped=dropped)
 
 
 def _yes_no(value: object, yes: str, no: str) -> str:
