@@ -20,7 +20,7 @@ from ..config import LedgerConfig
 from ..period import Period
 from .context import check_year, day, load_config, open_ledger, shown, usage
 
-__all__ = ["COMMANDS", "eco_cmd", "fead_cmd", "households"]
+__all__ = ["COMMANDS", "eco_cmd", "fead_cmd", "households", "persons_cmd", "trend_cmd"]
 
 
 # -- shared options --------------------------------------------------------------------------------
@@ -291,4 +291,116 @@ def eco_cmd(
     _emit(data, output)
 
 
-COMMANDS = (households, fead_cmd, eco_cmd)
+# -- ledger persons and ledger trend ---------------------------------------------------------------
+@click.command("persons")
+@_period_options
+@click.pass_context
+def persons_cmd(
+    ctx: click.Context,
+    year: str | None,
+    quarter: str | None,
+    month: str | None,
+    start: str | None,
+    end: str | None,
+    group: str | None,
+    station: tuple[str, ...],
+    fmt: str,
+    output: Path | None,
+    excel: bool,
+    sep: str,
+) -> None:
+    """Persons of a period: new (first seen in the period) versus returning, and how often
+    they came (visits per person: mean, median, bands).
+
+    \b
+    Examples:
+      ledger persons --year 2026
+      ledger persons --quarter 2026-Q3 --group restos --format csv -o personnes.csv
+    """
+    from ..funders.persons import (
+        build_persons,
+        persons_csv,
+        persons_html,
+        persons_json,
+        persons_table,
+    )
+
+    cfg = load_config(ctx)
+    period = _period(year, quarter, month, start, end)
+    stations = _stations(cfg, group, station)
+    sep = _sep(sep)
+    store = open_ledger(cfg)
+    try:
+        report = build_persons(store, period, stations=stations)
+    finally:
+        store.close()
+    if fmt == "csv":
+        data = persons_csv(report, sep=sep, excel=excel)
+    elif fmt == "json":
+        data = (persons_json(report) + "\n").encode()
+    elif fmt == "html":
+        data = persons_html(report).encode()
+    else:
+        data = persons_table(report, width=_width(output)).encode()
+    _emit(data, output)
+
+
+@click.command("trend")
+@click.option("--first", "first", type=int, help="First year (default: the first with records).")
+@click.option("--last", "last", type=int, help="Last year (default: the last with records).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json", "html"]),
+    default="table",
+    show_default=True,
+)
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file."
+)
+@click.option("--excel", is_flag=True, help="CSV for a spreadsheet: BOM, ';', comma.")
+@click.option("--sep", default=",", show_default=True, help="CSV column separator.")
+@click.pass_context
+def trend_cmd(
+    ctx: click.Context,
+    first: int | None,
+    last: int | None,
+    fmt: str,
+    output: Path | None,
+    excel: bool,
+    sep: str,
+) -> None:
+    """A trend over several years: kg, persons, new persons and visits per year, and the
+    change from one year to the next (every station).
+
+    \b
+    Examples:
+      ledger trend
+      ledger trend --first 2015 --last 2017 --format csv --excel -o tendance.csv
+    """
+    from ..funders.persons import build_trend, trend_csv, trend_html, trend_json, trend_table
+
+    cfg = load_config(ctx)
+    for flag, value in (("--first", first), ("--last", last)):
+        if value is not None:
+            check_year(flag, value)
+    sep = _sep(sep)
+    store = open_ledger(cfg)
+    try:
+        report = build_trend(store, first, last)
+    except ValueError as exc:
+        usage(str(exc))
+    finally:
+        store.close()
+    if fmt == "csv":
+        data = trend_csv(report, sep=sep, excel=excel)
+    elif fmt == "json":
+        data = (trend_json(report) + "\n").encode()
+    elif fmt == "html":
+        data = trend_html(report).encode()
+    else:
+        data = trend_table(report, width=_width(output)).encode()
+    _emit(data, output)
+
+
+COMMANDS = (households, fead_cmd, eco_cmd, persons_cmd, trend_cmd)
