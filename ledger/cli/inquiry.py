@@ -129,6 +129,8 @@ def quarantine_purge(
 
 def _size(size: int) -> str:
     """Bytes as people read them: ``52,3 MiB`` (``Mio`` in French, with its decimal comma)."""
+    if size < 1024:
+        return _("{n} B").format(n=size)
     if size < 1024 * 1024:
         return _("{n} KiB").format(n=format_number(Decimal(size) / 1024, 1))
     return _("{n} MiB").format(n=format_number(Decimal(size) / (1024 * 1024), 1))
