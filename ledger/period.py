@@ -12,7 +12,7 @@ from datetime import date, timedelta
 
 from common.i18n import _
 
-__all__ = ["Period"]
+__all__ = ["Period", "from_month", "month_name"]
 
 
 @dataclass(frozen=True)
@@ -147,6 +147,41 @@ class Period:
                 return f"{s.year}-{s.month:02d}"
         return f"{s.isoformat()} → {self.last_day.isoformat()}"
 
+    @property
+    def whole_months(self) -> bool:
+        return self.start.day == 1 and self.end.day == 1
+
+    def words(self) -> str:
+        """The period in a sentence: "in 2016", "in April 2017", "from January to April 2017",
+        "from December 2016 to February 2017", "from 2026-01-05 to 2026-03-31"."""
+        s, last = self.start, self.last_day
+        if not self.whole_months:
+            return _("from {first} to {last}").format(first=s.isoformat(), last=last.isoformat())
+        if s.month == 1 and last.month == 12 and s.year == last.year:
+            return _("in {year}").format(year=s.year)
+        if (s.year, s.month) == (last.year, last.month):
+            return _("in {month} {year}").format(month=month_name(s.month), year=s.year)
+        if s.year == last.year:
+            return _("{from_month} to {last_month} {year}").format(
+                from_month=from_month(s.month), last_month=month_name(last.month), year=s.year
+            )
+        return _("{from_month} {first_year} to {last_month} {last_year}").format(
+            from_month=from_month(s.month),
+            first_year=s.year,
+            last_month=month_name(last.month),
+            last_year=last.year,
+        )
+
+    def reference(self) -> str:
+        """This period as the base of a comparison: "2015" (a year), "the same period of
+        2016" (within one year), else "the same period a year before"."""
+        s, last = self.start, self.last_day
+        if self.whole_months and s.month == 1 and last.month == 12 and s.year == last.year:
+            return str(s.year)
+        if s.year == last.year:
+            return _("the same period of {year}").format(year=s.year)
+        return _("the same period a year before")
+
     def bounds(self) -> tuple[str, str]:
         """The period as record times, in the stored format (fixed width: sorts as text)."""
         return (f"{self.start.isoformat()}T00:00:00.000Z", f"{self.end.isoformat()}T00:00:00.000Z")
@@ -187,3 +222,39 @@ def _add_months(day: date, n: int) -> date:
 def _minus_year(day: date) -> date:
     last = calendar.monthrange(day.year - 1, day.month)[1]
     return date(day.year - 1, day.month, min(day.day, last))
+
+
+def month_name(month: int) -> str:
+    """A month's name in the current language ("April", "avril")."""
+    return (
+        _("January"),
+        _("February"),
+        _("March"),
+        _("April"),
+        _("May"),
+        _("June"),
+        _("July"),
+        _("August"),
+        _("September"),
+        _("October"),
+        _("November"),
+        _("December"),
+    )[month - 1]
+
+
+def from_month(month: int) -> str:
+    """ "from April": its own message, as languages bend it ("d'avril", "de mai")."""
+    return (
+        _("from January"),
+        _("from February"),
+        _("from March"),
+        _("from April"),
+        _("from May"),
+        _("from June"),
+        _("from July"),
+        _("from August"),
+        _("from September"),
+        _("from October"),
+        _("from November"),
+        _("from December"),
+    )[month - 1]

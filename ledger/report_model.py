@@ -9,21 +9,28 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from common.i18n import _
+from common.i18n import _, catalogue, language, ngettext
+from common.units import format_number
 
 from .period import Period
 
 __all__ = [
     "AGGREGATED",
     "GROUPINGS",
+    "PROFILE_GENDERS",
     "PROFILE_TAGS",
     "REFERRER_TYPES",
+    "Changes",
     "Figures",
     "Names",
     "RegistrySource",
     "Report",
     "Row",
+    "Subgroup",
+    "format_count",
     "load_names",
+    "pct_change",
+    "plural_form",
     "station_groups",
 ]
 
@@ -112,11 +119,69 @@ class Figures:
         }
 
 
+def pct_change(now: int, before: int) -> float | None:
+    """(now - before) / before in %; None when there is nothing to compare with."""
+    return (now - before) * 100 / before if before else None
+
+
+@dataclass(frozen=True)
+class Changes:
+    """Against the same period a year before, in %: kg, persons and visits (None: nothing to
+    compare with, or the figure not counted)."""
+
+    kg_pct: float | None = None
+    persons_pct: float | None = None
+    visits_pct: float | None = None
+
+    @classmethod
+    def between(cls, now: Figures, before: Figures | None) -> Changes:
+        if before is None:
+            return cls()
+        counted = now.counted and before.counted
+        return cls(
+            pct_change(now.net_mg, before.net_mg),
+            pct_change(now.beneficiaries, before.beneficiaries) if counted else None,
+            pct_change(now.visits, before.visits) if counted else None,
+        )
+
+    def as_dict(self) -> dict[str, float | None]:
+        return {
+            "kg_pct": self.kg_pct,
+            "persons_pct": self.persons_pct,
+            "visits_pct": self.visits_pct,
+        }
+
+
 @dataclass(frozen=True)
 class Row:
     key: tuple[str, ...]  # codes ("" where the record has none)
     label: tuple[str, ...]  # names for people
     figures: Figures
+    # the same key over the same period a year before (a month: the same month a year before);
+    # None when the report does not compare
+    previous: Figures | None = None
+
+    @property
+    def changes(self) -> Changes:
+        return Changes.between(self.figures, self.previous)
+
+
+@dataclass(frozen=True)
+class Subgroup:
+    """A profile's figures for the funders' sentence ("of whom 332 women with children (2.2 t)
+    referred by 4 hospitals, 1 CHU and 1 CASO"): the persons whose status at a weighing of the
+    period had the tag, and the structures that referred them, by type."""
+
+    tag: str
+    figures: Figures
+    previous: Figures | None
+    # (type of structure, distinct structures of that type), most structures first, then kg;
+    # a structure without a type is "other"
+    structures: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def changes(self) -> Changes:
+        return Changes.between(self.figures, self.previous)
 
 
 @dataclass(frozen=True)
@@ -133,6 +198,13 @@ class Report:
     # months whose records a retention purge replaced by totals: their kg, items and pieces
     # are in the figures, their visits and persons are not (docs/reports.md)
     purged_months: tuple[str, ...] = ()
+    # one per profile tag when the report is by profile, most persons first
+    subgroups: tuple[Subgroup, ...] = ()
+
+    @property
+    def changes(self) -> Changes:
+        """The total against the same period a year before: kg, persons, visits."""
+        return Changes.between(self.total, self.previous)
 
     def purged_note(self) -> str | None:
         """One sentence for the reader when purged months are in the period."""
@@ -193,6 +265,47 @@ PROFILE_TAGS: dict[str, str] = {
     "disabled": "disabled people",
     "homeless": "homeless people",
 }
+# the grammatical gender of each built-in tag's French name ("femmes … orientées", "parents
+# isolés … orientés"); a registry's [[profiles]] give theirs (gender = "f" or "m")
+PROFILE_GENDERS: dict[str, str] = {
+    "women_with_children": "f",
+    "single_parent": "m",
+    "pregnant": "f",
+    "worker": "f",
+    "retired": "m",
+    "no_rsa": "f",
+    "woman": "f",
+    "child": "m",
+    "senior": "f",
+    "disabled": "f",
+    "homeless": "f",
+}
+
+
+def _profile_noun(tag: str, n: int) -> str | None:
+    """A built-in tag's name for ``n`` persons, singular or plural in the current language."""
+    nouns = {
+        "women_with_children": lambda: ngettext("woman with children", "women with children", n),
+        "single_parent": lambda: ngettext("single parent", "single parents", n),
+        "pregnant": lambda: ngettext("pregnant woman", "pregnant women", n),
+        "worker": lambda: ngettext("worker", "workers", n),
+        "retired": lambda: ngettext("retired person", "retired people", n),
+        "no_rsa": lambda: ngettext("person not receiving RSA", "people not receiving RSA", n),
+        "woman": lambda: ngettext("woman", "women", n),
+        "child": lambda: ngettext("child aged 15 or less", "children aged 15 or less", n),
+        "senior": lambda: ngettext("person aged 65 or more", "people aged 65 or more", n),
+        "disabled": lambda: ngettext("disabled person", "disabled people", n),
+        "homeless": lambda: ngettext("homeless person", "homeless people", n),
+    }
+    noun = nouns.get(tag)
+    return noun() if noun else None
+
+
+def plural_form(n: int) -> bool:
+    """Whether ``n`` takes the plural in the current language (French: 2 and more; English:
+    all but 1), from the catalogue's own plural rule."""
+    rule = getattr(catalogue(language()), "plural", None)
+    return bool(rule(n)) if callable(rule) else n != 1
 
 
 def _builtin(text: str) -> str:
@@ -231,6 +344,9 @@ class Names:
     type_names: Mapping[str, tuple[str, str]] = field(default_factory=dict)  # singular, plural
     profile_names: Mapping[str, str] = field(default_factory=dict)
     groups: Mapping[str, str] = field(default_factory=dict)  # station -> group
+    type_genders: Mapping[str, str] = field(default_factory=dict)  # type -> "f" | "m"
+    profile_plurals: Mapping[str, str] = field(default_factory=dict)  # tag -> plural name
+    profile_genders: Mapping[str, str] = field(default_factory=dict)  # tag -> "f" | "m"
 
     def label(self, grouping: str, key: str) -> str:
         if not key:
@@ -251,6 +367,21 @@ class Names:
             return names[1 if plural else 0]
         known = REFERRER_TYPES.get(code.lower())
         return _builtin(known[1 if plural else 0]) if known else code
+
+    def structures(self, code: str, n: int) -> str:
+        """ "4 hospitals", "1 CHU": ``n`` structures of a type, in the number it takes."""
+        return f"{format_count(n)} {self.type_name(code or 'other', plural_form(n))}"
+
+    def profile_noun(self, tag: str, n: int) -> tuple[str, bool]:
+        """A tag's name for ``n`` persons ("1 single parent", "30 single parents") and whether
+        it is feminine (the French participle agrees with it)."""
+        feminine = (self.profile_genders.get(tag) or PROFILE_GENDERS.get(tag, "f")) == "f"
+        if tag in self.profile_names:
+            name = self.profile_names[tag]
+            if plural_form(n):
+                name = self.profile_plurals.get(tag) or name
+            return name, feminine
+        return _profile_noun(tag, n) or tag, feminine
 
 
 def station_groups(
@@ -273,7 +404,10 @@ def load_names(store: RegistrySource, groups: Mapping[str, Any] | None = None) -
     referrers: dict[str, str] = {}
     types: dict[str, str] = {}
     type_names: dict[str, tuple[str, str]] = {}
+    type_genders: dict[str, str] = {}
     profiles: dict[str, str] = {}
+    plurals: dict[str, str] = {}
+    genders: dict[str, str] = {}
     scopes = store.registries()
     for scope in sorted(scopes, key=lambda s: s != "all"):
         reg = scopes[scope]
@@ -287,12 +421,38 @@ def load_names(store: RegistrySource, groups: Mapping[str, Any] | None = None) -
         for item in reg.extra.get("referrer_types", []) or []:
             if isinstance(item, dict) and item.get("code"):
                 name = str(item.get("name") or item["code"])
-                type_names.setdefault(
-                    str(item["code"]).lower(), (name, str(item.get("plural") or name))
-                )
+                code = str(item["code"]).lower()
+                type_names.setdefault(code, (name, str(item.get("plural") or name)))
+                if _gender(item):
+                    type_genders.setdefault(code, _gender(item))
         for item in reg.extra.get("profiles", []) or []:
             # rows by profile are keyed by the tag the code adds (the code is the sheet's)
             if isinstance(item, dict) and (item.get("tag") or item.get("code")):
                 tag = str(item.get("tag") or item["code"])
                 profiles.setdefault(tag, str(item.get("name") or tag))
-    return Names(categories, referrers, types, type_names, profiles, station_groups(groups))
+                if item.get("plural"):
+                    plurals.setdefault(tag, str(item["plural"]))
+                if _gender(item):
+                    genders.setdefault(tag, _gender(item))
+    return Names(
+        categories,
+        referrers,
+        types,
+        type_names,
+        profiles,
+        station_groups(groups),
+        type_genders,
+        plurals,
+        genders,
+    )
+
+
+def _gender(item: Mapping[str, Any]) -> str:
+    """A registry item's grammatical gender: "f", "m" or "" (feminine, féminin, masculin…)."""
+    text = str(item.get("gender") or "").strip().lower()
+    return text[:1] if text[:1] in {"f", "m"} else ""
+
+
+def format_count(n: float) -> str:
+    """A count for a sentence, in the current language ("1 482", "1,482")."""
+    return format_number(n, 0)

@@ -7,14 +7,14 @@ import html
 import io
 import json
 import textwrap
-from decimal import Decimal
 from typing import Any
 
 from common.i18n import _, speaking
 from common.text import visible
-from common.units import format_number, kg_text, round_half_up
+from common.units import format_number, kg_text
 
-from .report_model import Figures, Report
+from .report_model import Changes, Figures, Report
+from .report_sentences import change_text, mass, row_sentences, summary_lines
 
 __all__ = [
     "grouping_title",
@@ -31,21 +31,8 @@ __all__ = [
 ]
 
 
-def mass(net_mg: int, lang: str | None = None) -> str:
-    """For sentences: "25,0 t" from one tonne, else "850 kg" ("8,5 kg" under 10 kg)."""
-    if abs(net_mg) >= 1_000_000_000:
-        return format_number(Decimal(net_mg) / 10**9, 1, lang) + " t"
-    kg = Decimal(net_mg) / 10**6
-    return format_number(kg, 1 if abs(kg) < 10 else 0, lang) + " kg"
-
-
 def _count(n: float, lang: str | None = None) -> str:
     return format_number(n, 0, lang)
-
-
-def _average(n: float, lang: str | None = None) -> str:
-    """A monthly average of persons: "124", but "0,2" rather than a "0" that reads as nobody."""
-    return format_number(n, 1 if 0 < abs(n) < 10 else 0, lang)
 
 
 def grouping_title(grouping: str) -> str:
@@ -61,88 +48,6 @@ def grouping_title(grouping: str) -> str:
     }.get(grouping, grouping)
 
 
-# -- sentences -------------------------------------------------------------------------------------
-def summary_lines(report: Report, lang: str | None = None) -> list[str]:
-    """What a funder reads: the total sentence, the change, the averages, and one sentence per
-    profile and/or type of referring structure when the report is grouped by them."""
-    with speaking(lang) as lang:
-        t = report.total
-        lines = [
-            _(
-                "{period}: {mass} to {persons} persons ({monthly} a month) "
-                "referred by {referrers} structures"
-            ).format(
-                period=report.period.label,
-                mass=mass(t.net_mg, lang),
-                persons=_count(t.beneficiaries, lang),
-                monthly=_average(t.monthly_avg_beneficiaries, lang),
-                referrers=_count(report.referrers, lang),
-            )
-        ]
-        if report.change_kg_pct is not None:
-            lines.append(
-                _("{change} over the same period last year").format(
-                    change=f"{round_half_up(Decimal(str(report.change_kg_pct)), 0):+} %"
-                )
-            )
-        per = t.kg_per_beneficiary
-        lines.append(
-            _(
-                "monthly average {kg} kg and {persons} beneficiaries; {per} kg per beneficiary; "
-                "{visits} visits, {items} items"
-            ).format(
-                kg=format_number(t.monthly_avg_kg, 1, lang),
-                persons=_average(t.monthly_avg_beneficiaries, lang),
-                per="-" if per is None else format_number(per, 1, lang),
-                visits=_count(t.visits, lang),
-                items=_count(t.items, lang),
-            )
-        )
-        lines.append(
-            _("manual entries {manual} %, voided {voided} %").format(
-                manual=format_number(100 * t.manual_share, 1, lang),
-                voided=format_number(100 * t.voided_share, 1, lang),
-            )
-        )
-        note = report.purged_note()  # kg kept for purged months, persons not
-        if note:
-            lines.append(note)
-        lines += row_sentences(report, lang)
-        return lines
-
-
-def row_sentences(report: Report, lang: str | None = None) -> list[str]:
-    """ "332 women with children (2.2 t) referred by 4 hospitals" for rows by profile and/or type
-    of referring structure (rows without a profile or a type are left out)."""
-    by = report.by
-    if "profile" not in by and "referrer_type" not in by:
-        return []
-    out = []
-    with speaking(lang) as lang:
-        for row in report.rows:
-            f = row.figures
-            cells = dict(zip(by, row.key, strict=True))
-            if any(cells.get(g) == "" for g in ("profile", "referrer_type") if g in cells):
-                continue
-            if not f.beneficiaries or set(by) - {"profile", "referrer_type"}:
-                continue
-            who = report.names.label("profile", cells["profile"]) if "profile" in cells else None
-            if "referrer_type" in cells:
-                structures = report.names.type_name(cells["referrer_type"], plural=f.referrers != 1)
-            else:
-                structures = _("structures")
-            out.append(
-                _("{persons} {who} ({mass}) referred by {n} {structures}").format(
-                    persons=_count(f.beneficiaries, lang),
-                    who=who or _("persons"),
-                    mass=mass(f.net_mg, lang),
-                    n=_count(f.referrers, lang),
-                    structures=structures,
-                )
-            )
-        return out
-
-
 # -- terminal --------------------------------------------------------------------------------------
 def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
@@ -152,27 +57,53 @@ def _pct(share: float, lang: str) -> str:
     return format_number(100 * share, 1, lang) if share else "0"
 
 
+def _compared(report: Report) -> bool:
+    """Whether the report compares with the year before (rows carry their previous figures)."""
+    return report.previous is not None or any(r.previous is not None for r in report.rows)
+
+
+def _signed(pct: float | None) -> str:
+    """A change in a table cell: "+55", "-3", "-" for none."""
+    return change_text(pct).removesuffix(" %")
+
+
 def to_table(report: Report, lang: str | None = None, *, width: int = 100) -> str:
     """Aligned columns within ``width`` (80 to 100 is right), the sentences above, wrapped."""
     with speaking(lang) as lang:
-        rows: list[tuple[tuple[str, ...], Figures]]
+        rows: list[tuple[tuple[str, ...], Figures, Changes | None]]
         by = report.by or ("month",)
+        compared = _compared(report)
         if report.by:
-            rows = [(r.label, r.figures) for r in report.rows]
+            rows = [(r.label, r.figures, r.changes if compared else None) for r in report.rows]
         else:
-            rows = [((k,), f) for k, f in report.monthly]
+            rows = [((k,), f, None) for k, f in report.monthly]
         show_pieces = report.total.pieces > 0
         heads = [_("kg"), _("items")]
         if show_pieces:
             heads.append(_("pieces"))
-        heads += [_("visits"), _("persons"), _("kg/pers."), _("manual%"), _("void%")]
-        widths = [11, 7] + ([7] if show_pieces else []) + [6, 7, 8, 7, 6]
+        heads += [_("visits"), _("persons"), _("kg/pers.")]
+        widths = [11, 7] + ([7] if show_pieces else []) + [6, 7, 8]
+        shares = [_("manual%"), _("void%")]
+        changes = [_("Δkg%"), _("Δpers%"), _("Δvis%")] if compared else []
+
+        def room(names: list[str], least: list[int]) -> int:
+            return sum(max(w, len(h)) + 1 for w, h in zip(least, names, strict=True))
+
+        # the change a year before rather than the manual and voided shares (in the sentences)
+        # when both do not fit beside labels of 10 characters
+        used = room(heads, widths) + room(shares, [7, 6]) + room(changes, [5] * len(changes))
+        show_shares = not compared or used + 11 * len(by) <= width
+        if show_shares:
+            heads += shares
+            widths += [7, 6]
+        heads += changes
+        widths += [5] * len(changes)
         widths = [max(w, len(h)) for w, h in zip(widths, heads, strict=True)]
         numbers_width = sum(widths) + len(widths)
         label_width = max(8, (width - numbers_width) // len(by) - 1)
         span = (label_width + 1) * len(by) - 1
 
-        def line(labels: tuple[str, ...], f: Figures) -> str:
+        def line(labels: tuple[str, ...], f: Figures, change: Changes | None = None) -> str:
             if len(labels) == 1 and len(by) > 1:  # total lines: one label over every column
                 cells = [_clip(labels[0], span).ljust(span)]
             else:
@@ -185,9 +116,12 @@ def to_table(report: Report, lang: str | None = None, *, width: int = 100) -> st
                 _count(f.visits, lang) if f.counted else "-",
                 _count(f.beneficiaries, lang) if f.counted else "-",
                 "-" if per is None or not f.counted else format_number(per, 1, lang),
-                _pct(f.manual_share, lang),
-                _pct(f.voided_share, lang),
             ]
+            if show_shares:
+                values += [_pct(f.manual_share, lang), _pct(f.voided_share, lang)]
+            if compared:
+                c = change or Changes()
+                values += [_signed(c.kg_pct), _signed(c.persons_pct), _signed(c.visits_pct)]
             cells += [v.rjust(w) for v, w in zip(values, widths, strict=True)]
             return " ".join(cells)
 
@@ -202,9 +136,9 @@ def to_table(report: Report, lang: str | None = None, *, width: int = 100) -> st
         header = " ".join(h.ljust(label_width) for h in head_labels)
         header += " " + " ".join(h.rjust(w) for h, w in zip(heads, widths, strict=True))
         out += [header, "-" * len(header)]
-        out += [line(labels, f) for labels, f in rows]
+        out += [line(labels, f, c) for labels, f, c in rows]
         out.append("-" * len(header))
-        out.append(line((_("total"),), report.total))
+        out.append(line((_("total"),), report.total, report.changes))
         if report.previous is not None:
             out.append(line((_("a year before"),), report.previous))
         if "profile" in report.by:
@@ -252,15 +186,51 @@ def _field_titles() -> dict[str, str]:
         "manual_share": _("manual share"),
         "voided": _("voided"),
         "voided_share": _("voided share"),
+        "previous_kg": _("kg a year before"),
+        "previous_visits": _("visits a year before"),
+        "previous_beneficiaries": _("persons a year before"),
+        "change_kg_pct": _("kg change %"),
+        "change_visits_pct": _("visits change %"),
+        "change_beneficiaries_pct": _("persons change %"),
     }
+
+
+# the same key over the same period a year before, and the change (empty: no comparison)
+_YEAR_BEFORE = [
+    "previous_kg",
+    "previous_visits",
+    "previous_beneficiaries",
+    "change_kg_pct",
+    "change_visits_pct",
+    "change_beneficiaries_pct",
+]
+
+
+def _dec(value: float | None, places: int, comma: bool) -> str:
+    if value is None:
+        return ""
+    text = f"{value:.{places}f}"
+    return text.replace(".", ",") if comma else text
+
+
+def _year_before_values(before: Figures | None, changes: Changes, comma: bool) -> list[str]:
+    if before is None:
+        return [""] * len(_YEAR_BEFORE)
+    kg = kg_text(before.net_mg)
+    n = before.counted
+    return [
+        kg.replace(".", ",") if comma else kg,
+        str(before.visits) if n else "",
+        str(before.beneficiaries) if n else "",
+        _dec(changes.kg_pct, 1, comma),
+        _dec(changes.visits_pct, 1, comma),
+        _dec(changes.persons_pct, 1, comma),
+    ]
 
 
 def _csv_values(f: Figures, comma: bool) -> list[str]:
     def dec(value: float | None, places: int) -> str:
-        if value is None:
-            return ""
-        text = f"{value:.{places}f}"
-        return text.replace(".", ",") if comma else text
+        return _dec(value, places, comma)
 
     kg = kg_text(f.net_mg)
     per = f.kg_per_beneficiary if f.counted else None
@@ -302,24 +272,27 @@ def to_csv(
             c
             for g in by
             for c in (grouping_title(g), _("{what} (name)").format(what=grouping_title(g)))
-        ] + [titles[f] for f in _FIELDS]
+        ] + [titles[f] for f in _FIELDS + _YEAR_BEFORE]
     else:
-        header = [c for g in by for c in (g, f"{g}_name")] + _FIELDS
+        header = [c for g in by for c in (g, f"{g}_name")] + _FIELDS + _YEAR_BEFORE
     writer.writerow(header)
+    comma = decimal_comma
     if report.by:
-        rows = [(r.key, r.label, r.figures) for r in report.rows]
+        rows = [(r.key, r.label, r.figures, r.previous, r.changes) for r in report.rows]
     else:
-        rows = [((k,), (k,), f) for k, f in report.monthly]
-    for key, label, f in rows:
+        rows = [((k,), (k,), f, None, Changes()) for k, f in report.monthly]
+    for key, label, f, before, changes in rows:
         lead = [spreadsheet_text(c) for pair in zip(key, label, strict=True) for c in pair]
-        writer.writerow(lead + _csv_values(f, decimal_comma))
+        writer.writerow(lead + _csv_values(f, comma) + _year_before_values(before, changes, comma))
     blank = [""] * (2 * len(by) - 1)
     total, previous = (
         (_("total"), _("same period last year")) if excel else ("total", "previous_year")
     )
-    writer.writerow([total, *blank, *_csv_values(report.total, decimal_comma)])
+    year_before = _year_before_values(report.previous, report.changes, comma)
+    writer.writerow([total, *blank, *_csv_values(report.total, comma), *year_before])
     if report.previous is not None:
-        writer.writerow([previous, *blank, *_csv_values(report.previous, decimal_comma)])
+        nothing = [""] * len(_YEAR_BEFORE)
+        writer.writerow([previous, *blank, *_csv_values(report.previous, comma), *nothing])
     text = buf.getvalue()
     return ("\ufeff" + text if excel else text).encode("utf-8")
 
@@ -350,6 +323,7 @@ def report_dict(report: Report) -> dict[str, Any]:
         "total": report.total.as_dict(),
         "previous": None if report.previous is None else report.previous.as_dict(),
         "change_kg_pct": report.change_kg_pct,
+        "changes": report.changes.as_dict(),
         "referrers": report.referrers,
         "purged_months": list(report.purged_months),
         "purged_note": report.purged_note(),
@@ -360,8 +334,21 @@ def report_dict(report: Report) -> dict[str, Any]:
                 "label": list(r.label),
                 **{g: k for g, k in zip(report.by, r.key, strict=True)},
                 **r.figures.as_dict(),
+                "previous": None if r.previous is None else r.previous.as_dict(),
+                "changes": r.changes.as_dict(),
             }
             for r in report.rows
+        ],
+        "subgroups": [
+            {
+                "tag": s.tag,
+                "label": report.names.label("profile", s.tag),
+                **s.figures.as_dict(),
+                "previous": None if s.previous is None else s.previous.as_dict(),
+                "changes": s.changes.as_dict(),
+                "structures": [{"type": kind, "count": n} for kind, n in s.structures],
+            }
+            for s in report.subgroups
         ],
     }
 
@@ -417,6 +404,16 @@ def to_html(report: Report, lang: str | None = None, *, title: str | None = None
             _("manual"),
             _("voided"),
         ]
+        compared = _compared(report)
+        if compared:  # the same key a year before, and the change
+            heads += [
+                _("kg a year before"),
+                _("persons a year before"),
+                _("visits a year before"),
+                _("kg change %"),
+                _("persons change %"),
+                _("visits change %"),
+            ]
         parts = [
             "<!DOCTYPE html>",
             f'<html lang="{esc(lang)}"><head><meta charset="utf-8">',
@@ -433,12 +430,14 @@ def to_html(report: Report, lang: str | None = None, *, title: str | None = None
         parts += [f'<th class="n">{esc(h)}</th>' for h in heads]
         parts.append("</tr></thead><tbody>")
         rows = (
-            [(r.label, r.figures) for r in report.rows]
+            [(r.label, r.figures, r.previous) for r in report.rows]
             if report.by
-            else [((k,), f) for k, f in report.monthly]
+            else [((k,), f, None) for k, f in report.monthly]
         )
 
-        def cells(labels: tuple[str, ...], f: Figures, css: str = "") -> str:
+        def cells(
+            labels: tuple[str, ...], f: Figures, before: Figures | None, css: str = ""
+        ) -> str:
             per = f.kg_per_beneficiary
             values = [
                 format_number(f.kg, 1, lang),
@@ -450,14 +449,27 @@ def to_html(report: Report, lang: str | None = None, *, title: str | None = None
                 _count(f.manual, lang),
                 _count(f.voided, lang),
             ]
+            if compared and before is not None:
+                c = Changes.between(f, before)
+                values += [
+                    format_number(before.kg, 1, lang),
+                    _count(before.beneficiaries, lang) if before.counted else "-",
+                    _count(before.visits, lang) if before.counted else "-",
+                    change_text(c.kg_pct),
+                    change_text(c.persons_pct),
+                    change_text(c.visits_pct),
+                ]
+            elif compared:
+                values += [""] * 6
             tds = "".join(f"<td>{esc(x)}</td>" for x in labels)
             tds += "".join(f'<td class="n">{esc(v)}</td>' for v in values)
             return f'<tr class="{css}">{tds}</tr>' if css else f"<tr>{tds}</tr>"
 
-        parts += [cells(labels, f) for labels, f in rows]
-        parts.append(cells((_("total"),) + ("",) * (len(by) - 1), report.total, "total"))
+        parts += [cells(labels, f, before) for labels, f, before in rows]
+        blank = ("",) * (len(by) - 1)
+        parts.append(cells((_("total"), *blank), report.total, report.previous, "total"))
         if report.previous is not None:
-            parts.append(cells((_("a year before"),) + ("",) * (len(by) - 1), report.previous))
+            parts.append(cells((_("a year before"), *blank), report.previous, None))
         parts.append("</tbody></table>")
         parts.append(
             '<p class="muted">'

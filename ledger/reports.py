@@ -25,7 +25,9 @@ from .report_model import (
     Names,
     Report,
     Row,
+    Subgroup,
     load_names,
+    pct_change,
     station_groups,
 )
 from .store import queries
@@ -138,9 +140,11 @@ def build_report(
     """The figures of ``period``: total, rows by up to two groupings, every month, and the same
     period a year before (``compare``). ``groups``: station -> group or group -> stations.
 
-    ``monthly`` and ``previous`` are quick figures (``counted=False``: kg, items, pieces,
-    manual, voided; no distinct counts) unless ``detail`` or the report is by month: the
-    distinct counts are what costs time on a million records."""
+    ``previous`` (the total a year before) and each row's ``previous`` are counted: kg,
+    persons and visits year on year. ``monthly`` are quick figures (``counted=False``: kg,
+    items, pieces, manual, voided; no distinct counts) unless ``detail`` or the report is by
+    month: the distinct counts are what costs time on a million records. By profile, the
+    report has a :class:`Subgroup` per tag (persons, kg, structures by type)."""
     by = tuple(by)
     for grouping in by:
         if grouping not in GROUPINGS:
@@ -186,22 +190,7 @@ def build_report(
     if by == ("month",):
         rows = [Row((k,), (k,), f) for k, f in monthly]
     elif by:
-        row_months = 1.0 if "month" in by else months  # a month's row is one month long
-        for r in _query(store, period, by, names, totals=counts):
-            key = tuple("" if r[f"k{i}"] is None else str(r[f"k{i}"]) for i in range(len(by)))
-            label = tuple(names.label(g, k) for g, k in zip(by, key, strict=True))
-            rows.append(Row(key, label, _figures(r, row_months)))
-        if purged and all(g in AGGREGATED for g in by):
-            index = {row.key: i for i, row in enumerate(rows)}
-            for kept in purged:
-                key = tuple(_purged_key(g, kept, names) for g in by)
-                if key not in index:
-                    index[key] = len(rows)
-                    label = tuple(names.label(g, k) for g, k in zip(by, key, strict=True))
-                    rows.append(Row(key, label, Figures(months=row_months)))
-                row = rows[index[key]]
-                rows[index[key]] = replace(row, figures=_plus(row.figures, kept))
-        rows = _order(rows, by)
+        rows = _order(_grouped(store, period, by, names, purged, counts), by)
 
     # the months partition the period: their sums are the total's
     sums = {
@@ -212,16 +201,29 @@ def build_report(
 
     previous = None
     change = None
+    before = period.previous_year()
+    before_rows: list[Row] = []
     if compare:
-        before = period.previous_year()
-        prev_row = _query(store, before, (), names, counted=detail)
-        prev = _figures(prev_row[0] if prev_row else {}, before.months, detail)
-        for kept in _purged(store, before):
+        prev_row = _query(store, before, (), names)
+        prev = _figures(prev_row[0] if prev_row else {}, before.months)
+        purged_before = _purged(store, before)
+        for kept in purged_before:
             prev = _plus(prev, kept)
         if prev.weighings:
             previous = prev
-            if prev.net_mg:
-                change = (total.net_mg - prev.net_mg) * 100 / prev.net_mg
+            change = pct_change(total.net_mg, prev.net_mg)
+        if by:
+            # every row against the same key a year before (a month: the same month)
+            before_rows = _grouped(store, before, by, names, purged_before)
+            last_year = {_a_year_later(row.key, by): row.figures for row in before_rows}
+            prev_months = 1.0 if "month" in by else before.months
+            rows = [
+                replace(row, previous=last_year.get(row.key, Figures(months=prev_months)))
+                for row in rows
+            ]
+    subgroups: tuple[Subgroup, ...] = ()
+    if "profile" in by:
+        subgroups = _subgroups(store, period, by, rows, before_rows if compare else None, names)
     return Report(
         period,
         by,
@@ -233,7 +235,86 @@ def build_report(
         monthly,
         names,
         tuple(sorted({str(k["month"]) for k in purged})),
+        subgroups,
     )
+
+
+def _grouped(
+    store: ReportStore,
+    period: Period,
+    by: tuple[str, ...],
+    names: Names,
+    purged: list[dict[str, Any]],
+    counts: dict[str, int] | None = None,
+) -> list[Row]:
+    """Rows of ``period`` by ``by`` (counted), with what a purge kept where ``by`` allows."""
+    rows: list[Row] = []
+    row_months = 1.0 if "month" in by else period.months  # a month's row is one month long
+    for r in _query(store, period, by, names, totals=counts):
+        key = tuple("" if r[f"k{i}"] is None else str(r[f"k{i}"]) for i in range(len(by)))
+        label = tuple(names.label(g, k) for g, k in zip(by, key, strict=True))
+        rows.append(Row(key, label, _figures(r, row_months)))
+    if purged and all(g in AGGREGATED for g in by):
+        index = {row.key: i for i, row in enumerate(rows)}
+        for kept in purged:
+            key = tuple(_purged_key(g, kept, names) for g in by)
+            if key not in index:
+                index[key] = len(rows)
+                label = tuple(names.label(g, k) for g, k in zip(by, key, strict=True))
+                rows.append(Row(key, label, Figures(months=row_months)))
+            row = rows[index[key]]
+            rows[index[key]] = replace(row, figures=_plus(row.figures, kept))
+    return rows
+
+
+def _a_year_later(key: tuple[str, ...], by: tuple[str, ...]) -> tuple[str, ...]:
+    """A key of the year before as the period's: its month one year on, the rest as is."""
+    return tuple(
+        f"{int(k[:4]) + 1:04d}{k[4:]}" if g == "month" and k else k
+        for g, k in zip(by, key, strict=True)
+    )
+
+
+def _subgroups(
+    store: ReportStore,
+    period: Period,
+    by: tuple[str, ...],
+    rows: list[Row],
+    before_rows: list[Row] | None,
+    names: Names,
+) -> tuple[Subgroup, ...]:
+    """Each profile's persons, kg and structures by type, for the funders' sentences."""
+    if by == ("profile",):
+        now = {row.key[0]: row.figures for row in rows}
+        then = {row.key[0]: row.figures for row in before_rows or []}
+    else:
+        now = {row.key[0]: row.figures for row in _grouped(store, period, ("profile",), names, [])}
+        then = {}
+        if before_rows is not None:
+            before = period.previous_year()
+            then = {
+                row.key[0]: row.figures for row in _grouped(store, before, ("profile",), names, [])
+            }
+    # structures that referred each profile's weighings: distinct codes per type
+    per_type: dict[str, dict[str, list[int]]] = {}  # tag -> type -> [structures, mg]
+    for r in _query(store, period, ("profile", "referrer"), names, counted=False):
+        tag, referrer = str(r["k0"] or ""), str(r["k1"] or "")
+        if not tag or not referrer or not int(r["items"] or 0):
+            continue
+        kind = names.referrer_types.get(referrer) or "other"
+        sums = per_type.setdefault(tag, {}).setdefault(kind, [0, 0])
+        sums[0] += 1
+        sums[1] += int(r["net_mg"] or 0)
+    out = []
+    for tag, figures in now.items():
+        if not tag or not figures.beneficiaries:
+            continue
+        kinds = sorted(per_type.get(tag, {}).items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[0]))
+        previous = None
+        if before_rows is not None:
+            previous = then.get(tag, Figures(months=period.previous_year().months))
+        out.append(Subgroup(tag, figures, previous, tuple((k, v[0]) for k, v in kinds)))
+    return tuple(sorted(out, key=lambda s: (-s.figures.beneficiaries, s.tag)))
 
 
 def _order(rows: list[Row], by: tuple[str, ...]) -> list[Row]:

@@ -39,12 +39,17 @@ def run(config: Path, *args: str, lang: str = "en") -> tuple[int, str, str]:
 def test_table_in_english_and_french(config: Path) -> None:
     code, out, _err = run(config, "report", "--year", "2016", "--by", "referrer_type")
     assert code == 0
-    assert "2016: 25.0 t to 1,482 persons (124 a month) referred by 28 structures" in out
+    assert (
+        "2016: 25 t redistributed to 1,482 persons (124 a month) referred by 28 structures" in out
+    )
     assert "+55 % over the same period last year" in out
     assert "hospital" in out.split("\n\n")[1]
     code, out, _err = run(config, "report", "--year", "2016", lang="fr")
     assert code == 0
-    assert "25,0 t à 1\u202f482 personnes (124 par mois) orientées par 28 structures" in out
+    assert (
+        "25 t redistribuées à 1\u202f482 personnes (124 par mois) orientées par 28 structures"
+        in out
+    )
 
 
 def test_profiles_import_then_report_by_profile_and_type(config: Path, tmp_path: Path) -> None:
@@ -55,7 +60,7 @@ def test_profiles_import_then_report_by_profile_and_type(config: Path, tmp_path:
     assert (code, out.strip()) == (0, "332 codes, 332 profile tags imported")
     code, out, _err = run(config, "report", "--year", "2016", "--by", "profile,referrer_type")
     assert code == 0, out
-    assert "332 women with children (2.2 t) referred by 4 hospitals" in out
+    assert "of whom 332 women with children (2.2 t) referred by 4 hospitals" in out
     bad = tmp_path / "bad.csv"
     bad.write_text("B000001;\n", encoding="utf-8")
     code, _out, err = run(config, "profiles", "import", str(bad))

@@ -39,8 +39,8 @@ def expected(ds: Dataset, period: Period, by: tuple[str, ...]) -> dict[tuple[str
         if r["data"] and r["beneficiary"]:
             for tag in json.loads(r["data"]).get("profile") or []:
                 at = ds.effective_at[r["uuid"]]
-                key = (r["beneficiary"], tag)
-                scanned_since[key] = min(scanned_since.get(key, at), at)
+                pair = (r["beneficiary"], tag)
+                scanned_since[pair] = min(scanned_since.get(pair, at), at)
 
     def tags_at(code: str, at: str) -> set[str]:
         held = {t for (c, t), since in scanned_since.items() if c == code and since <= at}
@@ -218,7 +218,14 @@ def test_change_against_the_same_period_a_year_before(
     report = build_report(network_store, period)
     now = expected(network, period, ())[()]
     before = expected(network, period.previous_year(), ())[()]
-    assert report.previous == quick(before)
+    # the year before is counted: kg, persons and visits year on year (issue 14 item 3)
+    assert report.previous == before
+    assert report.changes.persons_pct == pytest.approx(
+        (now.beneficiaries - before.beneficiaries) * 100 / before.beneficiaries
+    )
+    assert report.changes.visits_pct == pytest.approx(
+        (now.visits - before.visits) * 100 / before.visits
+    )
     detailed = build_report(network_store, period, detail=True)
     assert detailed.previous == before
     assert dict(detailed.monthly) == {
@@ -227,6 +234,38 @@ def test_change_against_the_same_period_a_year_before(
     assert report.change_kg_pct == pytest.approx((now.net_mg - before.net_mg) * 100 / before.net_mg)
     # nothing before 2025: no comparison rather than a meaningless +inf
     assert build_report(network_store, Period.year(2025)).change_kg_pct is None
+
+
+def test_every_row_has_its_figures_a_year_before(network: Dataset, network_store: Store) -> None:
+    """Persons, visits and kg year on year for every row (issue 14 item 3): a month's row
+    against the same month a year before, other keys against the same key."""
+    period = Period.quarter(2026, 2)
+    before = period.previous_year()
+    for by in [
+        ("category",),
+        ("month",),
+        ("profile",),
+        ("month", "group"),
+        ("station", "category"),
+    ]:
+        report = build_report(network_store, period, by, groups=network.groups)
+        then = expected(network, before, by)
+        months = 1.0 if "month" in by else before.months
+        for row in report.rows:
+            key = tuple(
+                f"{int(k[:4]) - 1}{k[4:]}" if g == "month" else k
+                for g, k in zip(by, row.key, strict=True)
+            )
+            assert row.previous == then.get(key, Figures(months=months)), (by, row.key)
+            if row.previous is not None and row.previous.beneficiaries:
+                assert row.changes.persons_pct == pytest.approx(
+                    (row.figures.beneficiaries - row.previous.beneficiaries)
+                    * 100
+                    / row.previous.beneficiaries
+                )
+        assert sum(r.previous is not None and r.previous.items > 0 for r in report.rows) > 1
+    quiet = build_report(network_store, period, ("category",), compare=False)
+    assert all(row.previous is None for row in quiet.rows)
 
 
 def test_sqlite_and_postgresql_give_identical_reports(
@@ -247,17 +286,22 @@ def test_sqlite_and_postgresql_give_identical_reports(
 def test_the_issue_examples_are_reproduced(example_store: Store) -> None:
     report = build_report(example_store, Period.year(2016), ("profile", "referrer_type"))
     lines = summary_lines(report, "en")
-    assert lines[0] == "2016: 25.0 t to 1,482 persons (124 a month) referred by 28 structures"
+    assert lines[0] == (
+        "2016: 25 t redistributed to 1,482 persons (124 a month) referred by 28 structures"
+    )
     assert lines[1] == "+55 % over the same period last year"
-    assert "332 women with children (2.2 t) referred by 4 hospitals" in lines
+    assert "of whom 332 women with children (2.2 t) referred by 4 hospitals" in lines
     french = summary_lines(report, "fr")
     assert french[0] == (
-        "2016 : 25,0 t à 1\u202f482 personnes (124 par mois) orientées par 28 structures"
+        "2016 : 25 t redistribuées à 1\u202f482 personnes (124 par mois) "
+        "orientées par 28 structures"
     )
     assert french[1] == "+55 % par rapport à la même période de l'année précédente"
-    assert "332 femmes avec enfants (2,2 t) orientées par 4 hôpitaux" in french
+    assert "dont 332 femmes avec enfants (2,2 t) orientées par 4 hôpitaux" in french
     # the same in the table the terminal shows
-    assert "332 women with children (2.2 t) referred by 4 hospitals" in to_table(report, "en")
+    assert "of whom 332 women with children (2.2 t) referred by 4 hospitals" in to_table(
+        report, "en"
+    )
 
 
 def test_profiles_imported_replace_a_codes_tags(tmp_path: Path, example: Dataset) -> None:
@@ -297,7 +341,7 @@ def test_csv_for_a_spreadsheet(example_store: Store) -> None:
     assert french[-1].startswith("même période l'an dernier;")
 
 
-def test_json_and_html(example_store: Store) -> None:
+def test_json_and_html(example: Dataset, example_store: Store) -> None:
     report = build_report(example_store, Period.year(2016), ("category",))
     body = json.loads(to_json(report))
     assert body["period"] == {"start": "2016-01-01", "end": "2017-01-01", "label": "2016"}
@@ -307,9 +351,21 @@ def test_json_and_html(example_store: Store) -> None:
     assert page.startswith("<!DOCTYPE html>")
     assert "http://" not in page.replace("http://www.w3.org/", "") and "https://" not in page
     assert page.count("<svg") >= 2
-    assert "25.0 t" in page or "25,0 t" in page
+    assert "25 t redistributed" in page
     assert to_html(report) == page  # charts are deterministic: a file can be compared
-    assert body["previous"]["beneficiaries"] is None  # a quick figure: not counted
+    # the year before is counted: persons and visits year on year, for the total and every row
+    before = expected(example, Period.year(2015), ("category",))
+    assert (
+        body["previous"]["beneficiaries"]
+        == expected(example, Period.year(2015), ())[()].beneficiaries
+    )
+    for row in body["rows"]:
+        assert row["previous"]["beneficiaries"] == before[tuple(row["key"])].beneficiaries
+        assert row["changes"]["persons_pct"] == pytest.approx(
+            (row["beneficiaries"] - row["previous"]["beneficiaries"])
+            * 100
+            / row["previous"]["beneficiaries"]
+        )
 
 
 def test_bars_sum_the_long_tail(network_store: Store) -> None:
