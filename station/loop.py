@@ -47,6 +47,7 @@ from .outcomes import Outcome, Result, describe
 from .registry import RegistryBook
 from .status_file import Snapshot, StatusFile, status_data
 from .store import Store, StoreError
+from .ticket import attach_printer
 
 __all__ = ["Item", "Snapshot", "Station", "mask"]
 
@@ -136,6 +137,7 @@ class Station:
         self._last_activity = time.monotonic()
         self._last_housekeeping = time.monotonic()
         self._status_dirty = True
+        self.tickets = attach_printer(self)  # [printer]: end-of-visit tickets, own thread
         self._restore_visit()
 
     @property
