@@ -7,8 +7,10 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any, ClassVar
+
+import orjson
 
 __all__ = [
     "BOUNDS",
@@ -25,6 +27,7 @@ __all__ = [
     "Record",
     "RecordError",
     "canonical",
+    "check_row",
     "genesis_hash",
     "record_hash",
 ]
@@ -103,16 +106,36 @@ _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 _FIELD_SET = frozenset(RECORD_FIELDS)
 # the required fields as None, so that a missing one is refused by name, not by a TypeError
 _ABSENT: dict[str, Any] = dict.fromkeys(REQUIRED)
-# (name, type, bounds or None, required), checked in table order
-_CHECKS: tuple[tuple[str, type, tuple[int, int] | None, bool], ...] = tuple(
-    (name, kind, BOUNDS.get(name), name in REQUIRED) for name, kind in RECORD_FIELDS.items()
-)
 # keys inserted in sorted order give the same text as sort_keys=True, without sorting each time
 _SORTED_CONTENT = tuple(sorted(f for f in RECORD_FIELDS if f != "hash"))
 # every field of a Record at once, as a tuple (in table order, and in the canonical order)
 _ALL = attrgetter(*RECORD_FIELDS)
 _CONTENT = attrgetter(*_SORTED_CONTENT)
 _CANONICAL = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+# The checks see a record's values in "check order": the content sorted (the canonical order),
+# then the hash. {**_NULLS, **fields} puts any mapping in that order with absent fields as None,
+# so one merge gives the values to check, the canonical content (once "hash" is deleted) and,
+# by its length, whether a field is unknown.
+_ORDER = (*_SORTED_CONTENT, "hash")
+_NULLS: dict[str, Any] = dict.fromkeys(_ORDER)
+_AT = {name: i for i, name in enumerate(_ORDER)}
+_IN_ORDER = attrgetter(*_ORDER)
+_NONE = type(None)
+# (position, name, type, bounds or None, required), in table order: the order of the reasons
+_CHECKS: tuple[tuple[int, str, type, tuple[int, int] | None, bool], ...] = tuple(
+    (_AT[name], name, kind, BOUNDS.get(name), name in REQUIRED)
+    for name, kind in RECORD_FIELDS.items()
+)
+# what _fast_check compares at once: the type of every field (NoneType where absent) as
+# signatures seen valid (records of one kind share a handful), the bounded integers
+_VALID_TYPES: set[tuple[type, ...]] = set()
+_MAX_SIGNATURES = 4096  # a hostile sender cannot grow the set past this
+_BOUNDED = tuple((_AT[name], low, high) for name, (low, high) in BOUNDS.items())
+_TEXTS = itemgetter(*(_AT[name] for name, kind in RECORD_FIELDS.items() if kind is str))
+_STATION, _EPOCH, _KIND, _UUID_AT, _PREV, _HASH = (
+    _AT[n] for n in ("station", "epoch", "kind", "uuid", "prev_hash", "hash")
+)
 
 
 class RecordError(ValueError):
@@ -128,11 +151,23 @@ def canonical(record: Mapping[str, Any]) -> bytes:
     """The bytes the record hash covers: sorted-key compact JSON of every field but ``hash``,
     absent fields as null, non-ASCII as UTF-8 (docs/wire-format.md §5)."""
     if isinstance(record, Record):
-        content = dict(zip(_SORTED_CONTENT, _CONTENT(record), strict=True))
+        values = _CONTENT(record)
     else:
         get = record.get
-        content = {k: get(k) for k in _SORTED_CONTENT}
+        values = tuple(get(k) for k in _SORTED_CONTENT)
+    content = dict(zip(_SORTED_CONTENT, values, strict=True))
+    # orjson writes str, int and null exactly as the standard encoder (the hash is frozen with
+    # wire v1: tests/sync/test_record.py compares the two); other types, a lone surrogate or an
+    # int beyond 64 bits take the standard path
+    if set(map(type, values)) <= _PLAIN:
+        try:
+            return orjson.dumps(content)
+        except TypeError:
+            pass
     return _CANONICAL.encode(content).encode()
+
+
+_PLAIN = frozenset((str, int, _NONE))
 
 
 def record_hash(record: Mapping[str, Any]) -> str:
@@ -191,41 +226,9 @@ class Record(Mapping[str, Any]):
     FIELDS: ClassVar[tuple[str, ...]] = tuple(RECORD_FIELDS)
 
     def __post_init__(self) -> None:
-        value: Any
-        for (name, kind, bounds, required), value in zip(_CHECKS, _ALL(self), strict=True):
-            if value is None:
-                if required:
-                    raise RecordError(f"record lacks {name}")
-                continue
-            # exact types: bool is not an int here, and JSON gives only these
-            if kind is str:
-                if type(value) is not str:
-                    raise RecordError(f"record {name} is not a string")
-                if len(value) > MAX_TEXT:
-                    raise RecordError(f"record {name} too long")
-            elif type(value) is not int:
-                raise RecordError(f"record {name} is not an integer")
-            elif bounds is not None and not bounds[0] <= value <= bounds[1]:
-                if name in FLAGS:
-                    raise RecordError(f"record {name} must be 0 or 1")
-                raise RecordError(f"record {name} out of range")
-        if not STATION_ID.match(self.station):
-            raise RecordError("record station malformed")
-        if not EPOCH_ID.match(self.epoch):
-            raise RecordError("record epoch malformed")
-        if self.kind not in KINDS:
-            raise RecordError(f"record kind {self.kind!r} unknown")
-        if not _UUID.match(self.uuid):
-            raise RecordError("record uuid malformed")
-        if not (_HEX64.match(self.prev_hash) and _HEX64.match(self.hash)):
-            raise RecordError("record hash malformed")
-        try:
-            content = canonical(self)
-        except UnicodeEncodeError:  # a lone surrogate: not text any database can store
-            bad = next(n for n in self.FIELDS if _not_unicode(self[n]))
-            raise RecordError(f"record {bad} is not valid Unicode") from None
-        if self.hash != hashlib.sha256(content).hexdigest():
-            raise RecordError(f"record {self.seq} hash does not match its content")
+        values = _IN_ORDER(self)
+        content = _canonical_of(values) if _fast_check(values) else None
+        _hashed(values, content)
 
     # -- building ---------------------------------------------------------------------------
     @classmethod
@@ -251,16 +254,14 @@ class Record(Mapping[str, Any]):
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Record:
         """A journal row (every column, or only the non-null ones)."""
-        _known(row)
-        return cls(**{**_ABSENT, **row})
+        return _make(row)
 
     @classmethod
     def from_wire(cls, obj: object) -> Record:
         """A record as a JSON object of a batch: absent members are null."""
         if not isinstance(obj, dict):
             raise RecordError("record is not an object")
-        _known(obj)
-        return cls(**{**_ABSENT, **obj})
+        return _make(obj)
 
     # -- reading ----------------------------------------------------------------------------
     def to_row(self) -> dict[str, Any]:
@@ -302,17 +303,151 @@ class Record(Mapping[str, Any]):
         return hash((self.station, self.epoch, self.seq, self.hash))
 
 
+_SLOTS = tuple(getattr(Record, name) for name in _ORDER)  # member descriptors (slots=True)
+
+
+def check_row(row: Mapping[str, Any]) -> None:
+    """Every rule of :class:`Record` but the hash, on a journal row (absent columns are null):
+    what the station's uploader checks before it sends rows the store sealed at append (it
+    does not hash them again; the ledger verifies every hash). Raises :class:`RecordError`."""
+    merged = {**_NULLS, **row}
+    if len(merged) != len(_NULLS):
+        _known(row)
+    values = tuple(merged.values())
+    if not _fast_check(values):
+        _explain(values)
+        return
+    texts = "".join(filter(None, _TEXTS(values)))
+    if not (texts.isascii() or _is_unicode(texts)):
+        _explain(values)
+
+
+def _make(fields: Mapping[str, Any]) -> Record:
+    """A Record from a mapping (absent fields null): the checks and the hash, then the slots."""
+    merged = {**_NULLS, **fields}
+    if len(merged) != len(_NULLS):
+        _known(fields)
+    values = tuple(merged.values())
+    content = None
+    if _fast_check(values):
+        del merged["hash"]
+        content = _dumps(merged)
+    _hashed(values, content)
+    record = object.__new__(Record)
+    for slot, value in zip(_SLOTS, values, strict=True):
+        slot.__set__(record, value)
+    return record
+
+
+def _fast_check(values: tuple[Any, ...]) -> bool:
+    """True when the values (in check order) keep every rule but the hash and Unicode (the
+    canonical encoding checks those); False when one may be broken: _explain then decides."""
+    types = tuple(map(type, values))
+    if types not in _VALID_TYPES and not _valid_types(types):
+        return False
+    for i, low, high in _BOUNDED:
+        value = values[i]
+        if value is not None and not low <= value <= high:
+            return False
+    texts = "".join(filter(None, _TEXTS(values)))
+    # all the texts together within MAX_TEXT: each one is; a NUL anywhere: find which
+    return (
+        len(texts) <= MAX_TEXT
+        and "\0" not in texts
+        and values[_KIND] in KINDS
+        and STATION_ID.match(values[_STATION]) is not None
+        and EPOCH_ID.match(values[_EPOCH]) is not None
+        and _UUID.match(values[_UUID_AT]) is not None
+        and _HEX64.match(values[_PREV]) is not None
+        and _HEX64.match(values[_HASH]) is not None
+    )
+
+
+def _valid_types(types: tuple[type, ...]) -> bool:
+    for i, _name, kind, _bounds, required in _CHECKS:
+        got = types[i]
+        if got is not kind and (required or got is not _NONE):
+            return False
+    if len(_VALID_TYPES) < _MAX_SIGNATURES:
+        _VALID_TYPES.add(types)
+    return True
+
+
+def _canonical_of(values: tuple[Any, ...]) -> bytes | None:
+    return _dumps(dict(zip(_SORTED_CONTENT, values[:-1], strict=True)))
+
+
+def _dumps(content: dict[str, Any]) -> bytes | None:
+    """The canonical bytes of checked content; None for a lone surrogate (_explain names it)."""
+    try:
+        return orjson.dumps(content)
+    except TypeError:
+        return None
+
+
+def _hashed(values: tuple[Any, ...], content: bytes | None) -> None:
+    """The hash check, after _explain when the fast checks could not vouch (``content``
+    None): it raises the first rule broken or gives the canonical bytes."""
+    if content is None:
+        content = _explain(values)
+    if values[_HASH] != hashlib.sha256(content).hexdigest():
+        raise RecordError(f"record {values[_AT['seq']]} hash does not match its content")
+
+
+def _explain(values: tuple[Any, ...]) -> bytes:
+    """The rules field by field, in table order: raises the first one broken (its reason is
+    what the quarantine keeps); the canonical bytes (standard encoder) when every rule holds."""
+    value: Any
+    for i, name, kind, bounds, required in _CHECKS:
+        value = values[i]
+        if value is None:
+            if required:
+                raise RecordError(f"record lacks {name}")
+            continue
+        # exact types: bool is not an int here, and JSON gives only these
+        if kind is str:
+            if type(value) is not str:
+                raise RecordError(f"record {name} is not a string")
+            if len(value) > MAX_TEXT:
+                raise RecordError(f"record {name} too long")
+            if "\0" in value:  # PostgreSQL's text cannot hold it: refused on every store
+                raise RecordError(f"record {name} contains a NUL character")
+        elif type(value) is not int:
+            raise RecordError(f"record {name} is not an integer")
+        elif bounds is not None and not bounds[0] <= value <= bounds[1]:
+            if name in FLAGS:
+                raise RecordError(f"record {name} must be 0 or 1")
+            raise RecordError(f"record {name} out of range")
+    if not STATION_ID.match(values[_STATION]):
+        raise RecordError("record station malformed")
+    if not EPOCH_ID.match(values[_EPOCH]):
+        raise RecordError("record epoch malformed")
+    if values[_KIND] not in KINDS:
+        raise RecordError(f"record kind {values[_KIND]!r} unknown")
+    if not _UUID.match(values[_UUID_AT]):
+        raise RecordError("record uuid malformed")
+    if not (_HEX64.match(values[_PREV]) and _HEX64.match(values[_HASH])):
+        raise RecordError("record hash malformed")
+    for _i, name, *_rest in _CHECKS:
+        if _not_unicode(values[_AT[name]]):  # a lone surrogate: no database stores it
+            raise RecordError(f"record {name} is not valid Unicode")
+    content = dict(zip(_SORTED_CONTENT, values[:-1], strict=True))
+    return _CANONICAL.encode(content).encode()
+
+
 def _known(fields: Mapping[str, Any]) -> None:
     unknown = fields.keys() - _FIELD_SET
     if unknown:
         raise RecordError(f"record has unknown fields {sorted(map(str, unknown))}")
 
 
-def _not_unicode(value: object) -> bool:
-    if not isinstance(value, str):
-        return False
+def _is_unicode(text: str) -> bool:
     try:
-        value.encode()
+        text.encode()
     except UnicodeEncodeError:
-        return True
-    return False
+        return False
+    return True
+
+
+def _not_unicode(value: object) -> bool:
+    return isinstance(value, str) and not _is_unicode(value)

@@ -13,8 +13,8 @@ from typing import Any, Protocol
 
 from common.service import ServiceThread
 
-from .record import Record, RecordError
-from .wire import MAX_BATCH_BYTES, Ack, Batch, WireError, decode_ack, encode
+from .record import Record, RecordError, check_row
+from .wire import MAX_BATCH_BYTES, Ack, WireError, decode_ack, encode_records
 
 __all__ = ["Outbox", "Uploader", "UploaderState"]
 
@@ -23,8 +23,10 @@ log = logging.getLogger(__name__)
 
 class Outbox(Protocol):
     """Read side of the station journal (the store's outbox object), used from the uploader's
-    own thread. ``read`` gives journal rows in seq order (dicts, or Records): the
-    uploader types each one with :meth:`Record.from_row` before it goes on the wire."""
+    own thread. ``read`` gives journal rows in seq order (dicts, best without their null
+    columns, or Records): the uploader checks each one with :func:`sync.record.check_row`
+    (every rule of a Record but its hash, which the store computed when it sealed the row and
+    the ledger verifies) before it goes on the wire."""
 
     station: str
     epoch: str
@@ -224,11 +226,10 @@ class Uploader:
             # read what fits the byte limit, judged by the last batch: reading and encoding
             # records that are then cut off to fit would cost the CPU twice
             fit = int(self.max_bytes * 0.95 / self._bytes_per_record)
-            rows = self.outbox.read(self._sent, max(1, min(self.max_records, fit)))
-            records = self._typed(rows)
-            if not records:
+            rows = self._checked(self.outbox.read(self._sent, max(1, min(self.max_records, fit))))
+            if not rows:
                 return
-            payload, last = self._encode(records)
+            payload, last = self._encode(rows)
             if not self.publisher.publish(self.topic, payload, qos=1):
                 return  # not connected after all: the next connect rewinds anyway
             if not self._inflight:
@@ -237,32 +238,36 @@ class Uploader:
             self._sent = last
             self._batches += 1
 
-    def _typed(self, rows: Sequence[Mapping[str, Any]]) -> list[Record]:
-        """The rows as Records, up to the first that is not a valid record: that one would be
-        quarantined by the ledger with every record of its batch, so it is not sent, and the
-        station's log says why (once); the records before it still are."""
-        records: list[Record] = []
-        for row in rows:
+    def _checked(self, rows: Sequence[Mapping[str, Any]]) -> Sequence[Mapping[str, Any]]:
+        """The rows up to the first that is not a valid record: that one would be quarantined
+        by the ledger with every record of its batch, so it is not sent, and the station's log
+        says why (once); the records before it still are. The rows are not hashed again: the
+        store sealed them (Record.seal) and the ledger verifies every hash."""
+        for i, row in enumerate(rows):
+            if type(row) is Record:
+                continue
             try:
-                records.append(row if isinstance(row, Record) else Record.from_row(row))
+                check_row(row)
             except RecordError as exc:
                 refused = f"seq {row.get('seq')}: {exc.reason}"
                 if refused != self._refused:
                     log.error("the journal cannot be sent from %s", refused)
                     self._refused = refused
-                break
-        else:
-            self._refused = ""
-        return records
+                return rows[:i]
+        self._refused = ""
+        return rows
 
-    def _encode(self, records: list[Record]) -> tuple[bytes, int]:
+    def _encode(self, rows: Sequence[Mapping[str, Any]]) -> tuple[bytes, int]:
+        """The batch of the first rows that fit ``max_bytes`` (each encoded once) and its
+        last seq."""
         sent_at = datetime.now(UTC).isoformat(timespec="milliseconds")
-        while True:
-            batch = Batch(self.outbox.station, self.outbox.epoch, tuple(records), sent_at)
-            payload = encode(batch, self.key)
-            self._bytes_per_record = max(1.0, len(payload) / len(records))
-            if len(payload) <= self.max_bytes or len(records) == 1:
-                return payload, batch.last_seq
-            # too big for the broker's packet limit: fewer records, same order
-            keep = max(1, int(len(records) * self.max_bytes / len(payload) * 0.9))
-            records = records[:keep]
+        payload, n = encode_records(
+            self.outbox.station,
+            self.outbox.epoch,
+            rows,
+            sent_at=sent_at,
+            key=self.key,
+            max_bytes=self.max_bytes,
+        )
+        self._bytes_per_record = max(1.0, len(payload) / n)
+        return payload, int(rows[n - 1]["seq"])
