@@ -145,17 +145,19 @@ def fead_counts(
 ) -> dict[str, int]:
     """The period's households and, over those with a composition, each figure's sum.
 
-    A household is a beneficiary code with at least one live weighing in ``bounds`` (record
-    times, start included, end excluded; of ``stations`` when given). Its status is the
+    A household is a beneficiary code (its integer ``person_n``) with at least one live
+    weighing in ``bounds`` (record times, start included, end excluded; of ``stations`` when
+    given). Its status is the
     composition in force on the day of each of its visits; a figure counts, per household,
     the most members of that kind at any of its visits of the period (a child born mid-year
     is one more person; a child turning 16 stays one child under 18). Returns ``households``,
     ``known`` (with a composition at one visit at least), ``partly`` (known, but a visit
     without one) and the :data:`FIGURES` sums over the known."""
     params: list[Any] = list(bounds)
+    # person_n (schema step 5): the covering period index answers the visits' part alone
     where = (
         "r.kind = 'weighing' AND r.voided_by IS NULL AND r.occurred_at >= ? "
-        "AND r.occurred_at < ? AND r.beneficiary IS NOT NULL AND r.beneficiary <> ''"
+        "AND r.occurred_at < ? AND r.person_n IS NOT NULL"
     )
     if stations is not None:
         where += f" AND r.station IN ({', '.join('?' * len(stations)) or 'NULL'})"
@@ -168,15 +170,16 @@ def fead_counts(
         "sum(CASE WHEN days_known > 0 THEN 1 ELSE 0 END) AS known, "
         "sum(CASE WHEN days_known > 0 AND days_known < days THEN 1 ELSE 0 END) AS partly, "
         f"{sums} FROM ("
-        "SELECT v.beneficiary, count(DISTINCT v.day) AS days, "
+        "SELECT v.person_n, count(DISTINCT v.day) AS days, "
         "count(DISTINCT CASE WHEN h.beneficiary IS NOT NULL THEN v.day END) AS days_known, "
         f"{maxes} FROM ("
-        "SELECT DISTINCT r.beneficiary, substr(r.occurred_at, 1, 10) AS day "
+        "SELECT DISTINCT r.person_n, substr(r.occurred_at, 1, 10) AS day "
         f"FROM records r WHERE {where}) v "
-        "LEFT JOIN households h ON h.beneficiary = v.beneficiary "
+        "JOIN person_ids p ON p.n = v.person_n "
+        "LEFT JOIN households h ON h.beneficiary = p.beneficiary "
         "AND (h.valid_from = '' OR h.valid_from <= v.day) "
         "AND (h.valid_until = '' OR v.day <= h.valid_until) "
-        "GROUP BY v.beneficiary) per_household",
+        "GROUP BY v.person_n) per_household",
         params,
     )
     row = rows[0] if rows else {}
@@ -197,7 +200,7 @@ def fead_mass(
         params += list(stations)
     rows = store.fetch(
         "SELECT sum(coalesce(r.net_mg, 0)) AS net_mg, count(*) AS items, "
-        "sum(CASE WHEN r.beneficiary IS NULL OR r.beneficiary = '' THEN 1 ELSE 0 END) "
+        "sum(CASE WHEN r.person_n IS NULL THEN 1 ELSE 0 END) "
         f"AS anonymous FROM records r WHERE {where}",
         params,
     )
