@@ -26,6 +26,9 @@ LISTS: dict[str, tuple[str, ...]] = {
     "referrers": ("name",),
     "referrer_types": ("name",),
     "profiles": ("tag", "name"),
+    # the ledger's names of profile tags for its reports (code = the tag): singular name,
+    # plural and gender; apart from [[profiles]], whose items the stations validate
+    "profile_names": ("name",),
 }
 # CSV ``kind`` column -> list
 KINDS = {
@@ -33,9 +36,20 @@ KINDS = {
     "referrer": "referrers",
     "referrer_type": "referrer_types",
     "profile": "profiles",
+    "profile_name": "profile_names",
 }
 RETIRED = "retired"  # an item's flag in the file; the registry's list of retired codes
 YES = {"1", "true", "yes", "y", "x", "oui", "o", "vrai"}
+# grammatical gender of a name ("femmes … orientées", "parents isolés … orientés")
+GENDERS = {
+    "f": "f",
+    "feminine": "f",
+    "féminin": "f",
+    "feminin": "f",
+    "m": "m",
+    "masculine": "m",
+    "masculin": "m",
+}
 
 
 @dataclass(frozen=True)
@@ -71,6 +85,15 @@ def _item(raw: Any, where: str, required: tuple[str, ...]) -> dict[str, Any]:
             )
     if isinstance(item.get("type"), str):  # type of a referring structure: a lower-case code
         item["type"] = item["type"].strip().lower()
+    if "gender" in item:  # of a type's or a profile's name, for the sentences' agreement
+        gender = GENDERS.get(str(item["gender"]).strip().lower())
+        if gender is None:
+            raise ValueError(
+                _("{where} ({code}): gender is f or m, not {value!r}").format(
+                    where=where, code=code, value=item["gender"]
+                )
+            )
+        item["gender"] = gender
     return item
 
 
@@ -92,7 +115,8 @@ def _from_toml(text: str) -> RegistryFile:
 
 def _from_csv(path: Path) -> RegistryFile:
     """Columns ``kind,code,name`` and, as needed, ``type`` (of a referring structure), ``tag``
-    (of a profile), ``plural`` (of a structure type) and ``retired`` (yes/oui/1)."""
+    (of a profile), ``plural`` and ``gender`` (f or m: of a structure type's or a profile's
+    name, for the reports' sentences) and ``retired`` (yes/oui/1)."""
     items: dict[str, list[dict[str, Any]]] = {key: [] for key in LISTS}
     with path.open(encoding="utf-8-sig", newline="") as f:
         for n, row in enumerate(csv.DictReader(f), start=2):
@@ -100,13 +124,13 @@ def _from_csv(path: Path) -> RegistryFile:
             if kind not in KINDS:
                 raise ValueError(
                     _(
-                        "line {n}: kind must be category, referrer, referrer_type or profile, "
-                        "not {kind!r}"
+                        "line {n}: kind must be category, referrer, referrer_type, profile or "
+                        "profile_name, not {kind!r}"
                     ).format(n=n, kind=kind)
                 )
             key = KINDS[kind]
             item: dict[str, Any] = {"code": (row.get("code") or "").strip()}
-            for column in ("name", "type", "tag", "plural"):
+            for column in ("name", "type", "tag", "plural", "gender"):
                 if (row.get(column) or "").strip():
                     item[column] = row[column] if column == "name" else row[column].strip()
             if (row.get(RETIRED) or "").strip().lower() in YES:
@@ -119,8 +143,8 @@ def _from_csv(path: Path) -> RegistryFile:
 
 def read_registry_file(path: Path) -> RegistryFile:
     """A registry file: TOML (``[[categories]]``, ``[[referrers]]``, ``[[referrer_types]]``,
-    ``[[profiles]]``, ``[[beneficiary_patterns]]``) or CSV. Raises ValueError (or
-    ``tomllib.TOMLDecodeError``) with a line for a person."""
+    ``[[profiles]]``, ``[[profile_names]]``, ``[[beneficiary_patterns]]``) or CSV. Raises
+    ValueError (or ``tomllib.TOMLDecodeError``) with a line for a person."""
     if path.suffix.lower() == ".toml":
         return _from_toml(path.read_text(encoding="utf-8"))
     return _from_csv(path)
@@ -162,7 +186,7 @@ def merge_registry(current: Registry | None, imported: RegistryFile, version: in
         lists[key] = list(by_code.values())
         if gone:
             retired[key] = sorted(gone)
-    for key in ("referrer_types", "profiles"):
+    for key in ("referrer_types", "profiles", "profile_names"):
         if lists[key]:
             extra[key] = lists[key]
         else:

@@ -345,7 +345,8 @@ class Names:
     profile_names: Mapping[str, str] = field(default_factory=dict)
     groups: Mapping[str, str] = field(default_factory=dict)  # station -> group
     type_genders: Mapping[str, str] = field(default_factory=dict)  # type -> "f" | "m"
-    profile_plurals: Mapping[str, str] = field(default_factory=dict)  # tag -> plural name
+    # tag -> (singular, plural) from the registry's [[profile_names]], for sentences
+    profile_nouns: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     profile_genders: Mapping[str, str] = field(default_factory=dict)  # tag -> "f" | "m"
 
     def label(self, grouping: str, key: str) -> str:
@@ -376,12 +377,10 @@ class Names:
         """A tag's name for ``n`` persons ("1 single parent", "30 single parents") and whether
         it is feminine (the French participle agrees with it)."""
         feminine = (self.profile_genders.get(tag) or PROFILE_GENDERS.get(tag, "f")) == "f"
-        if tag in self.profile_names:
-            name = self.profile_names[tag]
-            if plural_form(n):
-                name = self.profile_plurals.get(tag) or name
-            return name, feminine
-        return _profile_noun(tag, n) or tag, feminine
+        if tag in self.profile_nouns:
+            return self.profile_nouns[tag][1 if plural_form(n) else 0], feminine
+        # a built-in tag's own grammar before a counter sheet's name ("Parent isolé")
+        return _profile_noun(tag, n) or self.label("profile", tag), feminine
 
 
 def station_groups(
@@ -406,7 +405,7 @@ def load_names(store: RegistrySource, groups: Mapping[str, Any] | None = None) -
     type_names: dict[str, tuple[str, str]] = {}
     type_genders: dict[str, str] = {}
     profiles: dict[str, str] = {}
-    plurals: dict[str, str] = {}
+    nouns: dict[str, tuple[str, str]] = {}
     genders: dict[str, str] = {}
     scopes = store.registries()
     for scope in sorted(scopes, key=lambda s: s != "all"):
@@ -425,15 +424,21 @@ def load_names(store: RegistrySource, groups: Mapping[str, Any] | None = None) -
                 type_names.setdefault(code, (name, str(item.get("plural") or name)))
                 if _gender(item):
                     type_genders.setdefault(code, _gender(item))
+        for item in reg.extra.get("profile_names", []) or []:
+            # a tag's names for the reports: singular, plural (the rows' label), gender
+            if isinstance(item, dict) and item.get("code"):
+                tag = str(item["code"])
+                singular = str(item.get("name") or tag)
+                plural = str(item.get("plural") or singular)
+                nouns.setdefault(tag, (singular, plural))
+                profiles.setdefault(tag, plural)
+                if _gender(item):
+                    genders.setdefault(tag, _gender(item))
         for item in reg.extra.get("profiles", []) or []:
             # rows by profile are keyed by the tag the code adds (the code is the sheet's)
             if isinstance(item, dict) and (item.get("tag") or item.get("code")):
                 tag = str(item.get("tag") or item["code"])
                 profiles.setdefault(tag, str(item.get("name") or tag))
-                if item.get("plural"):
-                    plurals.setdefault(tag, str(item["plural"]))
-                if _gender(item):
-                    genders.setdefault(tag, _gender(item))
     return Names(
         categories,
         referrers,
@@ -442,7 +447,7 @@ def load_names(store: RegistrySource, groups: Mapping[str, Any] | None = None) -
         profiles,
         station_groups(groups),
         type_genders,
-        plurals,
+        nouns,
         genders,
     )
 

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 from paho.mqtt.enums import CallbackAPIVersion
 
+from common.i18n import speaking
 from ledger.cli import cli
 from ledger.report_model import load_names
 from ledger.store import open_store
@@ -127,11 +128,53 @@ def test_the_example_registry_imports_and_a_station_applies_it(tmp_path: Path) -
     registry = _registry(tmp_path)
     assert registry.extra["retired"] == {"categories": ["CAT-DIVERS"]}
     assert [t["code"] for t in registry.extra["referrer_types"]] == ["chu", "caso"]
-    assert [p["tag"] for p in registry.extra["profiles"]] == ["single_parent", "pregnant"]
+    assert [p["tag"] for p in registry.extra["profiles"]] == [
+        "single_parent",
+        "pregnant",
+        "student",
+    ]
     base = example_config({"station": {"data_dir": str(tmp_path / "station")}})
     applied = RegistryBook(base).receive("all", encode(registry), persist=False)
     assert applied is not None  # the station's own validation accepts it
     assert {"CAT-VET", "CAT-JOUET"} <= {c.code for c in applied.categories}
+    # the reports' grammar: a type's and a tag's names for one and several, and their gender
+    store = open_store(str(tmp_path / "ledger.db"))
+    try:
+        names = load_names(store)
+    finally:
+        store.close()
+    with speaking("fr"):
+        assert names.structures("chu", 1) == "1 CHU" and names.structures("hospital", 4) == (
+            "4 hôpitaux"
+        )
+        assert names.profile_noun("student", 1) == ("étudiant", False)
+        assert names.profile_noun("student", 30) == ("étudiants", False)
+        assert names.profile_noun("single_parent", 30) == ("parents isolés", False)
+        assert names.profile_noun("women_with_children", 1) == ("femme avec enfants", True)
+    assert names.type_genders["chu"] == "m"
+
+
+def test_genders_come_from_a_csv_registry_too_and_a_bad_one_is_one_line(tmp_path: Path) -> None:
+    config = _setup(tmp_path)
+    good = tmp_path / "types.csv"
+    good.write_text(
+        "kind,code,name,plural,gender\n"
+        "referrer_type,pmi,PMI,PMI,féminin\n"
+        "profile_name,student,étudiante,étudiantes,f\n",
+        encoding="utf-8",
+    )
+    _import(config, good)
+    store = open_store(str(tmp_path / "ledger.db"))
+    try:
+        names = load_names(store)
+    finally:
+        store.close()
+    assert names.type_genders == {"pmi": "f"}
+    assert names.profile_noun("student", 2) == ("étudiantes", True)
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[referrer_types]]\ncode = "x"\nname = "X"\ngender = "n"\n', encoding="utf-8")
+    code, _out, err = _cli(config, "registry", "import", str(bad), "--no-publish")
+    assert code == 65 and err.count("\n") == 1 and "gender is f or m, not 'n'" in err
 
 
 def test_an_import_publishes_the_merged_registry_with_the_brokers_password(
