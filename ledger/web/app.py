@@ -270,6 +270,7 @@ def create_app(config: LedgerConfig, store_url: str | None = None) -> Starlette:
             summary=data.summary,
             computed_at=data.at,
             groups=[(by, group_title(by), data.reports[by]) for by in groupings],
+            sentences=data.sentences,
             columns=figure_columns(),
             charts=data.charts,
             years=range(datetime.now(UTC).year, 2009, -1),

@@ -13,7 +13,7 @@ from common.i18n import speaking
 
 from ..charts import bars_svg, monthly_kg_svg
 from ..config import LedgerConfig
-from ..report_render import summary_lines
+from ..report_render import row_sentences, summary_lines
 from ..reports import Report, Row, build_report, load_names
 from ..store import open_store
 from . import i18n
@@ -22,6 +22,7 @@ from .i18n import gettext_ as _
 
 __all__ = [
     "GROUPS",
+    "SENTENCES",
     "Dashboard",
     "Overview",
     "figure_columns",
@@ -32,7 +33,9 @@ __all__ = [
 
 log = logging.getLogger("ledger.web")
 
-GROUPS = ("category", "referrer", "station")
+# the overview's panels; by profile and by type of structure with the funders' sentences
+GROUPS = ("category", "referrer", "referrer_type", "profile", "station")
+SENTENCES = ("referrer_type", "profile")
 
 
 def group_title(by: str) -> str:
@@ -42,6 +45,8 @@ def group_title(by: str) -> str:
         "referrer": _("By referring structure"),
         "station": _("By station"),
         "group": _("By association"),
+        "referrer_type": _("By type of structure"),
+        "profile": _("By household profile"),
     }[by]
 
 
@@ -73,6 +78,7 @@ class Overview:
     reports: dict[str, Report]  # by grouping
     charts: dict[str, str]  # inline SVG by grouping, and "month"
     summary: list[str]  # the office's sentences
+    sentences: dict[str, list[str]]  # by grouping: "332 women with children (2.2 t) referred…"
     at: str  # when computed (UTC), shown: figures may be up to [dashboard] cache_seconds old
 
 
@@ -158,11 +164,15 @@ class Dashboard:
             main = out[groupings[0]]
             empty = not main.total.weighings
             summary = [] if empty else summary_lines(main, lang)
+            sentences = {by: row_sentences(out[by], lang) for by in groupings if by in SENTENCES}
             if charts and not empty:
                 svg["month"] = monthly_kg_svg(main, lang=lang)
                 for by in groupings:
-                    svg[by] = bars_svg(out[by].rows, group_title(by), lang=lang, limit=12)
-        return Overview(out, svg, summary, datetime.now(UTC).strftime("%H:%M:%S UTC"))
+                    rows = out[by].rows
+                    if by == "profile":  # the untagged majority would flatten the profiles' bars
+                        rows = [row for row in rows if row.key[0]]
+                    svg[by] = bars_svg(rows, group_title(by), lang=lang, limit=12)
+        return Overview(out, svg, summary, sentences, datetime.now(UTC).strftime("%H:%M:%S UTC"))
 
     def warm(self, lang: str) -> None:
         """This year's overview computed ahead, so the first visitor does not wait for it."""

@@ -351,13 +351,13 @@ def _check_pages(context: BrowserContext, served: Served, screenshots: Path | No
     page.select_option("select[name=year]", str(YEAR))
     page.click(".period button[type=submit]")
     expect(page.locator(".summary")).to_contain_text(
-        "25,0 t à 1\u202f482 personnes (124 par mois) orientées par 28 structures"
+        "25 t redistribuées à 1\u202f482 personnes (124 par mois) orientées par 28 structures"
     )
 
     # English on request, kept for the session
     page.click("a[lang=en]")
     expect(page.locator(".summary")).to_contain_text(
-        "25.0 t to 1,482 persons (124 a month) referred by 28 structures"
+        "25 t redistributed to 1,482 persons (124 a month) referred by 28 structures"
     )
     expect(page.locator("[data-kpi=beneficiaries] .value")).to_have_text("1,482")
     page.click("nav a[href='/fleet']")

@@ -17,7 +17,8 @@ from playwright.sync_api import BrowserContext, Page, expect
 
 from common.i18n import speaking
 from ledger.charts import bars_svg
-from ledger.reports import Figures, Row, import_profiles
+from ledger.report_render import row_sentences
+from ledger.reports import Figures, Period, Row, build_report, import_profiles
 from ledger.store import open_store
 from sync.wire import StationStatus
 from tests.support import ledger_dataset
@@ -285,3 +286,71 @@ def test_the_french_page_takes_and_shows_days_as_dd_mm_yyyy(
             assert "2025-03-01 – 2025-03-31" in body
     page.click("a[lang=en]")  # English: the browser's own date fields, ISO values
     expect(page.locator("input[name=from]")).to_have_attribute("type", "date")
+
+
+# -- item 8: by profile and by type of structure -------------------------------------------------
+def test_panels_by_type_of_structure_and_by_profile_with_their_sentences(
+    served: Served, browser: BrowserContext
+) -> None:
+    """The coordinator's views: each type of structure's figures (computed here from the
+    registry's types), each profile's rows and sentences as `ledger report --by profile` gives
+    them (a person counts in a profile by their status at each visit: the report's rule)."""
+    data = served.data
+    types = data.referrer_types()
+    dead = {(r["station"], r["epoch"], r["voids"]) for r in data.records if r["kind"] == "void"}
+    by_type: dict[str, dict[str, Any]] = {}
+    for r in data.records:
+        at = data.effective_at[r["uuid"]]
+        if r["kind"] != "weighing" or not at.startswith(str(YEAR)):
+            continue
+        if (r["station"], r["epoch"], r["seq"]) in dead:
+            continue
+        t = by_type.setdefault(
+            types.get(r["referrer"], ""), {"mg": 0, "visits": set(), "persons": set()}
+        )
+        t["mg"] += r["net_mg"]
+        t["visits"].add((r["station"], r["visit"]))
+        t["persons"].add(r["beneficiary"])
+    page = browser.new_page()
+    login(page, served.url)
+    page.goto(f"{served.url}/?year={YEAR}")
+    expect(page.locator("#referrer_type h2")).to_have_text("Par type de structure")
+    shown = {
+        row.get_attribute("data-key"): row
+        for row in page.locator("table[data-table=referrer_type] tbody tr").all()
+    }
+    assert set(shown) == set(by_type)
+    for key, t in by_type.items():
+        cells = shown[key].locator("td")
+        expect(cells.nth(0)).to_have_text(french(Decimal(t["mg"]) / 10**6, 1))
+        expect(cells.nth(2)).to_have_text(french(Decimal(len(t["visits"])), 0))
+        expect(cells.nth(3)).to_have_text(french(Decimal(len(t["persons"])), 0))
+    store = open_store(served.store_url)
+    try:
+        with speaking("fr"):
+            by_types = build_report(store, Period.year(YEAR), ("referrer_type",), compare=False)
+            report = build_report(store, Period.year(YEAR), ("profile",), compare=False)
+            type_sentences = row_sentences(by_types, "fr")
+            sentences = row_sentences(report, "fr")
+    finally:
+        store.close()
+    # the sentences are the report's (ledger/report_render.py words them)
+    assert type_sentences
+    expect(page.locator("#referrer_type .sentences li")).to_have_text(type_sentences)
+    assert sentences  # the dataset's profiles give sentences to check
+    expect(page.locator("#profile .sentences li")).to_have_text(sentences)
+    rows = table_text(page, "table[data-table=profile]")
+    assert [row[1:] for row in rows] == [
+        [
+            french(Decimal(row.figures.net_mg) / 10**6, 1),
+            french(Decimal(row.figures.items), 0),
+            french(Decimal(row.figures.visits), 0),
+            french(Decimal(row.figures.beneficiaries), 0),
+            french(Decimal(row.figures.net_mg) / 10**6 / row.figures.beneficiaries, 1),
+        ]
+        for row in report.rows
+    ]
+    # the chart leaves the untagged out (they would flatten the profiles' bars): the table has them
+    assert page.locator("#profile .chart svg [id^=bar-]").count() == len(
+        [row for row in report.rows if row.key[0]]
+    )
