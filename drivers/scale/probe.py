@@ -25,6 +25,7 @@ from . import PROTOCOLS
 from .protocol import Command, ScaleProtocol
 
 __all__ = [
+    "BY_ID_ENV",
     "PORT_PATTERNS",
     "PROBE_BAUDS",
     "PROBE_FRAMINGS",
@@ -32,18 +33,24 @@ __all__ = [
     "PortResult",
     "ProbeStep",
     "Prober",
+    "UsbIds",
+    "by_id_dir",
+    "config_keys",
     "config_lines",
     "console_ports",
     "default_ports",
     "describe_link",
     "holders",
     "permission_denied",
+    "port_patterns",
     "port_problem",
     "probe_plan",
     "probe_request",
     "same_device",
     "settings_refused",
     "stable_name",
+    "udev_rule",
+    "usb_ids",
 ]
 
 PROBE_BAUDS = (9600, 4800, 2400, 19200)
@@ -54,6 +61,15 @@ PORT_PATTERNS = (
     "/dev/ttyACM*",
     "/dev/ttyAMA*",
     "/dev/ttyS*",
+)
+# udev's persistent names; the environment may point elsewhere (a test's links to simulators)
+BY_ID_ENV = "PESEE_SERIAL_BY_ID"
+BY_ID_DIR = "/dev/serial/by-id"
+# udev names a USB serial port usb-<ID_SERIAL>-if<interface>[-port<n>] (60-serial.rules)
+_BY_ID_NAME = re.compile(r"usb-(?P<serial>.+?)-if\d+(?:-port\d+)?")
+UDEV_TAIL = (
+    'SYMLINK+="pesee-scale", GROUP="dialout", MODE="0660", ENV{ID_MM_DEVICE_IGNORE}="1", '
+    'TAG+="systemd"'
 )
 _REPLY_GRACE = 0.1  # after a first complete frame, how long to wait for the rest of a reply
 # pyserial lets termios.error escape from open() when the port refuses a setting (a pty and 7E1)
@@ -125,11 +141,21 @@ def _is_uart(path: str) -> bool:
     return kind != "0"
 
 
+def by_id_dir() -> str:
+    """Where udev's by-id links are: ``/dev/serial/by-id``, or ``$PESEE_SERIAL_BY_ID``."""
+    return os.environ.get(BY_ID_ENV) or BY_ID_DIR
+
+
+def port_patterns() -> tuple[str, ...]:
+    """The globs :func:`default_ports` tries, by-id names first."""
+    return (os.path.join(by_id_dir(), "*"), *PORT_PATTERNS[1:])
+
+
 def default_ports() -> list[str]:
     """Existing serial ports, by-id names first, each device once."""
     seen: set[str] = set()
     ports: list[str] = []
-    for pattern in PORT_PATTERNS:
+    for pattern in port_patterns():
         for path in sorted(glob.glob(pattern), key=_natural):
             real = os.path.realpath(path)
             if real in seen or (pattern == "/dev/ttyS*" and not _is_uart(path)):
@@ -190,14 +216,102 @@ def same_device(a: str, b: str) -> bool:
 
 def stable_name(url: str) -> str:
     """``/dev/ttyUSB0`` may be another device after a replug: its by-id or by-path link."""
-    if not url.startswith("/dev/tty"):
+    if not url.startswith("/dev/tty") and not url.startswith("/dev/pts/"):
         return url
     real = os.path.realpath(url)
-    for pattern in ("/dev/serial/by-id/*", "/dev/serial/by-path/*"):
+    for pattern in (os.path.join(by_id_dir(), "*"), "/dev/serial/by-path/*"):
         for link in sorted(glob.glob(pattern)):
             if os.path.realpath(link) == real:
                 return link
     return url
+
+
+# ---------------------------------------------------------------------------- USB ids and udev
+
+
+@dataclass(frozen=True, slots=True)
+class UsbIds:
+    """What identifies a USB serial adapter: from pyserial's ``list_ports`` (sysfs) when it
+    knows the port, and from udev's by-id link name (``ID_SERIAL``) either way."""
+
+    vid: int | None = None
+    pid: int | None = None
+    serial: str | None = None
+    manufacturer: str | None = None
+    product: str | None = None
+    location: str | None = None  # the USB port, "1-1.3:1.0" (KERNELS is the part before ":")
+    by_id: str | None = None
+    id_serial: str | None = None
+
+    @property
+    def usb_id(self) -> str | None:
+        """``0403:6001``."""
+        if self.vid is None or self.pid is None:
+            return None
+        return f"{self.vid:04x}:{self.pid:04x}"
+
+
+def _comports() -> list[Any]:
+    try:
+        from serial.tools import list_ports
+    except ImportError:  # pragma: no cover - pyserial always ships it
+        return []
+    try:
+        return list(list_ports.comports())
+    except OSError:
+        return []
+
+
+def usb_ids(url: str) -> UsbIds | None:
+    """The USB ids of the adapter behind ``url`` (a device path or link); None when it is not
+    a USB adapter that pyserial or udev's by-id links know (a UART, a pty, a network URL)."""
+    if not url.startswith("/"):
+        return None
+    real = os.path.realpath(url)
+    by_id = None
+    for link in sorted(glob.glob(os.path.join(by_id_dir(), "*"))):
+        if os.path.islink(link) and os.path.realpath(link) == real:
+            by_id = link
+            break
+    match = _BY_ID_NAME.fullmatch(os.path.basename(by_id)) if by_id else None
+    id_serial = match.group("serial") if match else None
+    for port in _comports():
+        if os.path.realpath(port.device) == real and port.vid is not None:
+            return UsbIds(
+                port.vid,
+                port.pid,
+                port.serial_number or None,
+                port.manufacturer or None,
+                port.product or None,
+                port.location or None,
+                by_id,
+                id_serial,
+            )
+    if by_id is None:
+        return None
+    return UsbIds(by_id=by_id, id_serial=id_serial)
+
+
+def _quoted(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def udev_rule(ids: UsbIds) -> str | None:
+    """The naming line for ``/etc/udev/rules.d/98-pesee-local.rules`` (the keys of
+    ``systemd/99-pesee.rules``' examples): vendor, product and serial when known; without a
+    serial, the USB port (KERNELS); with only a by-id name, its ``ID_SERIAL``."""
+    keys = ['SUBSYSTEM=="tty"']
+    if ids.vid is not None and ids.pid is not None:
+        keys += [f'ATTRS{{idVendor}}=="{ids.vid:04x}"', f'ATTRS{{idProduct}}=="{ids.pid:04x}"']
+        if ids.serial:
+            keys.append(f'ATTRS{{serial}}=="{_quoted(ids.serial)}"')
+        elif ids.location:
+            keys.append(f'KERNELS=="{_quoted(ids.location.split(":")[0])}"')
+    elif ids.id_serial:
+        keys.append(f'ENV{{ID_SERIAL}}=="{_quoted(ids.id_serial)}"')
+    else:
+        return None
+    return ", ".join([*keys, UDEV_TAIL])
 
 
 # ---------------------------------------------------------------------------- what to send
@@ -299,19 +413,23 @@ class PortResult:
     out_of_time: bool = False
 
 
-def config_lines(answer: Answer) -> list[str]:
-    """The ``[scale]`` lines of the station config for what answered."""
+def config_keys(answer: Answer) -> dict[str, str]:
+    """The ``[scale]`` keys for what answered, each value as TOML text."""
     link = answer.link
     stop = int(link.stopbits) if float(link.stopbits).is_integer() else link.stopbits
-    return [
-        "[scale]",
-        f"url = {json.dumps(stable_name(answer.url))}",
-        f"protocol = {json.dumps(answer.protocol.name)}",
-        f"baudrate = {link.baudrate}",
-        f"bytesize = {link.bytesize}",
-        f'parity = "{link.parity}"',
-        f"stopbits = {stop}",
-    ]
+    return {
+        "url": json.dumps(stable_name(answer.url)),
+        "protocol": json.dumps(answer.protocol.name),
+        "baudrate": str(link.baudrate),
+        "bytesize": str(link.bytesize),
+        "parity": f'"{link.parity}"',
+        "stopbits": str(stop),
+    }
+
+
+def config_lines(answer: Answer) -> list[str]:
+    """The ``[scale]`` table of a new station config for what answered."""
+    return ["[scale]", *(f"{k} = {v}" for k, v in config_keys(answer).items())]
 
 
 class Prober:

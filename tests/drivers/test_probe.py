@@ -6,16 +6,21 @@ import errno
 import time
 from pathlib import Path
 
+import pytest
+
 from drivers.base import PortError
 from drivers.scale import PROTOCOLS, Command, get_protocol
 from drivers.scale.probe import (
     Answer,
     Prober,
+    UsbIds,
     config_lines,
     port_problem,
     probe_plan,
     probe_request,
     same_device,
+    udev_rule,
+    usb_ids,
 )
 from drivers.serialio import LinkSettings, framing_text
 from drivers.sim.scale import ScaleSimulator
@@ -93,3 +98,41 @@ def test_config_lines_and_same_device(tmp_path: Path) -> None:
     alias.symlink_to(target)
     assert same_device(str(alias), str(target))
     assert not same_device("socket://a:1", "socket://b:1")
+
+
+TAIL = (
+    'SYMLINK+="pesee-scale", GROUP="dialout", MODE="0660", ENV{ID_MM_DEVICE_IGNORE}="1", '
+    'TAG+="systemd"'
+)
+
+
+def test_udev_rule_has_the_keys_of_the_shipped_examples() -> None:
+    """The same keys as systemd/99-pesee.rules' FTDI, CH340 and by-id examples."""
+    ftdi = UsbIds(0x0403, 0x6001, "A50285BI")
+    assert ftdi.usb_id == "0403:6001"
+    assert udev_rule(ftdi) == (
+        'SUBSYSTEM=="tty", ATTRS{idVendor}=="0403", ATTRS{idProduct}=="6001", '
+        f'ATTRS{{serial}}=="A50285BI", {TAIL}'
+    )
+    ch340 = UsbIds(0x1A86, 0x7523, None, location="1-1.3:1.0")  # no serial: the USB port
+    assert udev_rule(ch340) == (
+        f'SUBSYSTEM=="tty", ATTRS{{idVendor}}=="1a86", ATTRS{{idProduct}}=="7523", '
+        f'KERNELS=="1-1.3", {TAIL}'
+    )
+    named = UsbIds(id_serial='Odd_"Name"')
+    assert udev_rule(named) == f'SUBSYSTEM=="tty", ENV{{ID_SERIAL}}=="Odd_\\"Name\\"", {TAIL}'
+    assert udev_rule(UsbIds()) is None
+
+
+def test_usb_ids_from_a_by_id_link(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PESEE_SERIAL_BY_ID", str(tmp_path))
+    target = tmp_path / "ttyX"
+    target.write_text("")
+    link = tmp_path / "usb-Prolific_Technology_Inc._USB-Serial_Controller_D-if00-port0"
+    link.symlink_to(target)
+    for url in (str(link), str(target)):
+        ids = usb_ids(url)
+        assert ids is not None and ids.by_id == str(link)
+        assert ids.id_serial == "Prolific_Technology_Inc._USB-Serial_Controller_D"
+    assert usb_ids("socket://127.0.0.1:4001") is None
+    assert usb_ids(str(tmp_path / "nothing")) is None

@@ -29,6 +29,7 @@ from drivers.scale.probe import port_problem
 from drivers.scale.toledo_continuous import encode_frame
 from drivers.sim.scale import ScaleSimulator
 from station.cli import cli
+from station.cli.scale_probe import set_scale_keys
 from tests.support.scale_cli import nothing_behind, start, station, with_scale
 
 pytestmark = pytest.mark.timeout(120)
@@ -373,7 +374,8 @@ def test_decode_toledo_frames_and_a_garbled_one(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     frames = jsonl(result.output)
     assert [f["weight_mg"] for f in frames] == [1_250_000, 750_000, 100_000, -20_000, None]
-    assert [f["net"] for f in frames] == [False, True, False, True, None]
+    # status word B bit 0 says gross or net, out of range too (issue 17 item 1)
+    assert [f["net"] for f in frames] == [False, True, False, True, False]
     assert [f["stable"] for f in frames] == [True, True, False, True, True]
     assert [f["tare_mg"] for f in frames] == [0, 500_000, 0, 20_000, None]
     assert [f["overload"] for f in frames] == [False] * 4 + [True]
@@ -564,3 +566,25 @@ def test_port_problems_are_said_for_a_technician() -> None:
     busy = serial.SerialException(errno.EAGAIN, "Could not exclusively lock port")
     assert problem(busy).startswith("busy: another program holds the port")
     assert problem(FileNotFoundError(errno.ENOENT, "no such file")).startswith("no such device")
+
+
+def test_set_scale_keys_edits_the_scale_table_in_place() -> None:
+    """The probe's writer (issue 17 §4): values replaced with their comments kept, missing
+    keys added after the last one set, other tables untouched, one [scale] table."""
+    text = (
+        '# station\n[station]\nid = "s1"\n\n[scale]\n'
+        'url = "/dev/pesee-scale"   # a # in a comment\n'
+        "protocol = 'mt-sics'\n# baudrate = 9600\nmin_weight = \"20 g\"\n\n"
+        '[scale.ascii]\nterminator = "\\r\\n"\n'
+    )
+    new = set_scale_keys(text, {"url": '"/dev/serial/by-id/usb-X-if00"', "protocol": '"sma"',
+                                "baudrate": "9600"})  # fmt: skip
+    assert new == (
+        '# station\n[station]\nid = "s1"\n\n[scale]\n'
+        'url = "/dev/serial/by-id/usb-X-if00"   # a # in a comment\n'
+        'protocol = "sma"\nbaudrate = 9600\n# baudrate = 9600\nmin_weight = "20 g"\n\n'
+        '[scale.ascii]\nterminator = "\\r\\n"\n'
+    )
+    assert set_scale_keys('[station]\nid = "s1"', {"url": '"a"'}) == (
+        '[station]\nid = "s1"\n\n[scale]\nurl = "a"\n'
+    )

@@ -3,17 +3,22 @@ scanner's: it opens every port it is given at every speed, so it lives in the sy
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from drivers.scale import PROTOCOLS
 from drivers.sim.scale import ScaleSimulator
+from station.cli import cli
+from station.config import load_config
 from tests.support.scale_cli import nothing_behind, start, station, with_scale
 
-SIM_PROTOCOLS = sorted(PROTOCOLS)
+# serial protocols: hid-pos is read from hidraw, not probed on serial ports
+SIM_PROTOCOLS = sorted(n for n, p in PROTOCOLS.items() if p.port_url is str)
 
 
 @pytest.fixture
@@ -127,3 +132,73 @@ def test_probe_finds_every_simulator_at_its_own_link(protocol: str, tmp_path: Pa
         assert PROTOCOLS[found].link == link
         assert f"{url}: {found} at {link.baudrate} {framing}, " in result.output
         assert f'protocol = "{found}"\nbaudrate = {link.baudrate}' in result.output
+
+
+# udev's by-id name of an FTDI FT232R adapter: usb-<ID_SERIAL>-if<n>-port<n> (60-serial.rules)
+FTDI_BY_ID = "usb-FTDI_FT232R_USB_UART_A50285BI-if00-port0"
+FTDI_RULE = (
+    'SUBSYSTEM=="tty", ENV{ID_SERIAL}=="FTDI_FT232R_USB_UART_A50285BI", '
+    'SYMLINK+="pesee-scale", GROUP="dialout", MODE="0660", ENV{ID_MM_DEVICE_IGNORE}="1", '
+    'TAG+="systemd"'
+)
+
+
+def test_probe_finds_a_usb_serial_scale_by_its_by_id_path_and_writes_the_config(
+    config_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 17 §4: no --ports; the by-id directory (PESEE_SERIAL_BY_ID, as udev's
+    /dev/serial/by-id) holds a link to the simulator's pty; the probe finds it there, prints
+    the udev naming line with its ids and the [scale] keys, and --write gives a config that
+    `station config check` accepts (it used to suggest a second [scale] table)."""
+    by_id = tmp_path / "by-id"
+    by_id.mkdir()
+    monkeypatch.setenv("PESEE_SERIAL_BY_ID", str(by_id))
+    with ScaleSimulator("sma", seed=1) as sim:
+        sim.place("1.000", settle_s=0)
+        pty = os.path.realpath(sim.start_pty(tmp_path / "ttyUSB0"))
+        link = by_id / FTDI_BY_ID
+        link.symlink_to(pty)
+        config = with_scale(config_file, str(tmp_path / "unplugged"), "mt-sics")
+        result = station("probe", "--protocols", "sma", "--timeout", "0.3", config=config)
+        assert result.exit_code == 0, result.output
+        out = result.output
+        assert f"{link}: sma at 9600 8N1, replied" in out
+        assert f"by-id: {link}" in out
+        assert f"\n{FTDI_RULE}\n" in out
+        assert f"Keys to set in the [scale] table of {config}:" in out
+        assert f'url = "{link}"\nprotocol = "sma"\nbaudrate = 9600' in out
+        assert "[scale]\n" not in out  # not a second table to paste
+
+        before = config.read_text(encoding="utf-8")
+        written = station(
+            "probe", "--protocols", "sma", "--timeout", "0.3", "--write", config=config
+        )
+        assert written.exit_code == 0, written.output
+        assert f"Written to the [scale] table of {config}." in written.output
+    text = config.read_text(encoding="utf-8")
+    assert text.count("[scale]") == before.count("[scale]") == 1
+    # the comments stay, other keys too
+    assert "# any pyserial URL" in text and 'min_weight = "20 g"' in text
+    check = CliRunner().invoke(cli, ["--lang", "en", "--config", str(config), "config", "check"])
+    assert check.exit_code == 0, check.output
+    scale = load_config(config).scale
+    assert (scale.url, scale.protocol, scale.baudrate, scale.parity) == (
+        str(link),
+        "sma",
+        9600,
+        "N",
+    )
+
+
+def test_probe_tries_the_configured_url_first(config_file: Path, tmp_path: Path) -> None:
+    """The configured url (here the simulator's pty) is tried first, with its protocol and
+    link, before any port found on the machine."""
+    with ScaleSimulator("dini-argeo", seed=1) as sim:
+        sim.place("1.000", settle_s=0)
+        url = sim.start_pty(tmp_path / "ttyScale")
+        config = with_scale(config_file, url, "dini-argeo")
+        result = station("probe", "--timeout", "0.3", "--protocols", "dini-argeo", config=config)
+    assert result.exit_code == 0, result.output
+    tried = [line for line in result.output.splitlines() if line.startswith("Trying ")]
+    assert tried[0] == f"Trying {url}…"
+    assert f"{url}: dini-argeo at 9600 8N1, replied" in result.output
