@@ -238,7 +238,9 @@ def fead_cmd(
 # -- ledger eco ------------------------------------------------------------------------------------
 @click.command("eco")
 @_period_options
-@click.option("--organism", required=True, help="The eco-organism's code in the registry.")
+@click.option(
+    "--organism", help="The eco-organism's code in the registry (none: show the mapping)."
+)
 @click.option("--records", is_flag=True, help="The records behind each figure (an audit).")
 @click.pass_context
 def eco_cmd(
@@ -254,14 +256,16 @@ def eco_cmd(
     output: Path | None,
     excel: bool,
     sep: str,
-    organism: str,
+    organism: str | None,
     records: bool,
 ) -> None:
     """An eco-organism's "sortie réemploi (don)" declaration: tonnes per declaration category,
-    from the registry's [eco] mapping; categories not mapped are listed, never dropped.
+    from the registry's [eco] mapping; categories not mapped are listed, never dropped. With no
+    --organism: the mapping in force, and the categories no eco-organism declares.
 
     \b
     Examples:
+      ledger eco
       ledger eco --quarter 2026-Q3 --organism ecomaison
       ledger eco --quarter 2026-Q3 --organism ecomaison --records --format csv -o audit.csv
       ledger eco --year 2026 --organism refashion --format html -o refashion-2026.html
@@ -270,6 +274,9 @@ def eco_cmd(
     from ..funders.render import eco_csv, eco_html, eco_json, eco_table
 
     cfg = load_config(ctx)
+    if organism is None:
+        _show_mapping(cfg, fmt, output)
+        return
     period = _period(year, quarter, month, start, end)
     stations = _stations(cfg, group, station)
     sep = _sep(sep)
@@ -289,6 +296,29 @@ def eco_cmd(
     else:
         data = eco_table(report, width=_width(output)).encode()
     _emit(data, output)
+
+
+def _show_mapping(cfg: LedgerConfig, fmt: str, output: Path | None) -> None:
+    """``ledger eco`` without an organism: the mapping in force (table or JSON)."""
+    import json
+
+    from ..funders.eco import load_mapping
+    from ..funders.render import mapping_table
+    from ..report_model import load_names
+
+    store = open_ledger(cfg)
+    try:
+        mapping = load_mapping(store)
+        names = load_names(store).categories
+    except ValueError as exc:
+        fail(_("Error: {message}").format(message=exc), EX_DATAERR)
+    finally:
+        store.close()
+    if fmt == "json":
+        body = {**mapping.as_dict(), "not_declared": mapping.unmapped(names)}
+        _emit((json.dumps(body, ensure_ascii=False, indent=1) + "\n").encode(), output)
+    else:
+        _emit(mapping_table(mapping, names, width=_width(output)).encode(), output)
 
 
 # -- ledger persons and ledger trend ---------------------------------------------------------------

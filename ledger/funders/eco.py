@@ -23,7 +23,7 @@ the others' and the unmapped masses add up to every live weighing of the period.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -62,6 +62,30 @@ class EcoMapping:
     organisms: Mapping[str, str]
     categories: Mapping[str, list[dict[str, str]]]
     mappings: Mapping[str, dict[str, str]]
+
+    def declared_by(self, organism: str, code: str) -> list[str]:
+        """The counter categories ``organism`` declares as ``code``, in mapping order."""
+        return [c for c, d in self.mappings.get(organism, {}).items() if d == code]
+
+    def unmapped(self, categories: Iterable[str]) -> list[str]:
+        """Of ``categories`` (the registry's), those no organism declares."""
+        mapped = {c for m in self.mappings.values() for c in m}
+        return [c for c in categories if c not in mapped]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "organisms": [
+                {
+                    "code": code,
+                    "name": name,
+                    "categories": [
+                        {**c, "counter_categories": self.declared_by(code, c["code"])}
+                        for c in self.categories[code]
+                    ],
+                }
+                for code, name in self.organisms.items()
+            ]
+        }
 
     def organism_of(self, category: str, but: str) -> str | None:
         """The other organism ``category`` is declared to, if any."""

@@ -4,13 +4,14 @@ standalone HTML page, in the staff's language (French by default)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from common.i18n import _, speaking
+from common.i18n import _, ngettext, speaking
 from common.units import format_mass, format_number, kg_text
 
-from .eco import EcoReport, tonnes_text
+from .eco import EcoMapping, EcoReport, tonnes_text
 from .fead import INDICATORS, FeadReport, label, sentences, source
 from .pages import DASH, Page, Section, csv_bytes, decimal_text, page_html, page_table, period_line
 
@@ -24,6 +25,7 @@ __all__ = [
     "fead_html",
     "fead_json",
     "fead_table",
+    "mapping_table",
 ]
 
 
@@ -370,3 +372,47 @@ def eco_csv(
             ]
         )
         return csv_bytes(header, rows, sep, excel)
+
+
+def mapping_table(
+    mapping: EcoMapping, names: Mapping[str, str], lang: str | None = None, *, width: int = 100
+) -> str:
+    """The mapping in force: each organism's declaration categories with the counter categories
+    they gather, and the registry's categories no organism declares (to map before a
+    declaration)."""
+    with speaking(lang) as lang:
+        sections = []
+        for code, name in mapping.organisms.items():
+            rows = [
+                [
+                    c["stream"] or DASH,
+                    f"{c['name']} ({c['code']})",
+                    ", ".join(mapping.declared_by(code, c["code"])) or DASH,
+                ]
+                for c in mapping.categories[code]
+            ]
+            heads = [_("stream"), _("declaration category"), _("categories")]
+            sections.append(Section(f"{name} ({code})", heads, rows))
+        nobody = mapping.unmapped(names)
+        if nobody:
+            sections.append(
+                Section(
+                    _("Categories no eco-organism declares"),
+                    [_("category"), _("name")],
+                    [[c, names[c]] for c in nobody],
+                )
+            )
+        if not mapping.organisms:
+            lines = [
+                _("No eco-organism in the registry: add an [eco] table (ledger/eco.example.toml).")
+            ]
+        else:
+            lines = [
+                ngettext(
+                    "{n} eco-organism in the registry",
+                    "{n} eco-organisms in the registry",
+                    len(mapping.organisms),
+                ).format(n=len(mapping.organisms))
+            ]
+        page = Page(_("Eco-organism mapping"), "", lines, sections)
+        return page_table(page, width)

@@ -271,3 +271,13 @@ def test_the_example_block_through_registry_import_and_the_command_line(tmp_path
     assert code == 65 and "unknown eco-organism 'ecologic'" in out and "ecomaison" in out
     code, out = run("eco", "--quarter", "2026-Q3", "--organism", "ecomaison", "--records")
     assert code == 0 and "Records behind Assises / sièges" in out
+    extra = tmp_path / "divers.csv"
+    extra.write_text("kind,code,name\ncategory,CAT-X,Divers\n", encoding="utf-8")
+    code, out = run("registry", "import", str(extra), "--no-publish")
+    assert code == 0, out
+    code, out = run("eco")  # no organism: the mapping in force
+    assert code == 0, out
+    assert "Ecomaison (ecomaison)" in out and "CAT-ASSISE" in out
+    assert out.split("Categories no eco-organism declares")[1].split()[3:5] == ["CAT-X", "Divers"]
+    code, out = run("eco", "--format", "json")
+    assert code == 0 and json.loads(out)["not_declared"] == ["CAT-X"]
