@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 
 import click
 
-from common.exits import EX_CANTCREAT, EX_CONFIG, EX_DATAERR, EX_USAGE, fail
+from common.exits import EX_CANTCREAT, EX_CONFIG, EX_DATAERR, EX_UNAVAILABLE, EX_USAGE, fail
 from common.i18n import _, language, ngettext
 from common.printing import (
     GRIDS,
@@ -24,10 +24,12 @@ from common.printing import (
     Label,
     Pattern,
     PatternError,
+    PrintingUnavailable,
     Section,
     TooWide,
     render_cards,
     render_labels,
+    require_pdf,
 )
 from sync.wire import Registry
 
@@ -103,6 +105,13 @@ def _write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
             writer.writerow({k: spreadsheet_text(str(v)) for k, v in row.items()})
 
 
+def _need_pdf() -> None:
+    try:
+        require_pdf()
+    except PrintingUnavailable as exc:
+        fail(str(exc), EX_UNAVAILABLE)
+
+
 @click.group()
 def codes() -> None:
     """Beneficiary cards and the registry's code sheets, as A4 PDFs."""
@@ -151,6 +160,7 @@ def cards(
     """
     if (referrer is None) == (reprint is None):
         fail(_("Error: give --referrer CODE (new cards) or --reprint CODE (one card)."), EX_USAGE)
+    _need_pdf()
     cfg = load_config(ctx)
     store = open_ledger(cfg)
     registry = _registry(store, "all")
@@ -270,6 +280,7 @@ def sheet(ctx: click.Context, output: Path, layout: str, grid: str, station: str
       ledger codes sheet -o registre.pdf
       ledger codes sheet -o etiquettes.pdf --layout labels --grid 2x7
     """
+    _need_pdf()
     cfg = load_config(ctx)
     store = open_ledger(cfg)
     registry = _registry(store, station)

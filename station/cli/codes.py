@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from common.exits import EX_CANTCREAT, EX_DATAERR, fail
+from common.exits import EX_CANTCREAT, EX_DATAERR, EX_UNAVAILABLE, fail
 from common.i18n import _, ngettext
 from common.printing import (
     GRIDS,
@@ -22,9 +22,11 @@ from common.printing import (
     Label,
     Pattern,
     PatternError,
+    PrintingUnavailable,
     Section,
     TooWide,
     render_labels,
+    require_pdf,
 )
 from common.units import format_mass
 
@@ -143,6 +145,13 @@ def plan_sections(planned: list[PlannedCode]) -> list[Section]:
     return [Section(title, tuple(labels)) for title, labels in order.items()]
 
 
+def _need_pdf() -> None:
+    try:
+        require_pdf()
+    except PrintingUnavailable as exc:
+        fail(str(exc), EX_UNAVAILABLE)
+
+
 @click.group()
 def codes() -> None:
     """The barcodes of the counter: category sheets, command codes, badges."""
@@ -182,6 +191,7 @@ def print_codes(ctx: click.Context, output: Path, layout: str, grid: str) -> Non
       station codes print -o comptoir.pdf
       station codes print -o etiquettes.pdf --layout labels --grid 2x7
     """
+    _need_pdf()
     config = RegistryBook(load_config(ctx)).load()
     planned, left_out = counter_codes(config)
     for line in left_out:
