@@ -286,6 +286,7 @@ def create_app(config: LedgerConfig, store_url: str | None = None) -> Starlette:
             quarantined=quarantined,
             online=sum(1 for r in rows if r["online"]),
             conflicts=sum(r["conflicts"] or 0 for r in rows),
+            flooding=sum(1 for r in rows if r["flooding"]),
         )
 
     @login_required

@@ -28,6 +28,8 @@ FLEET_FIELDS = (
     "records",
     "conflicts",
     "version",
+    "quarantined",
+    "quarantine_dropped",
 )
 
 
@@ -51,6 +53,8 @@ def _fleet_titles() -> dict[str, str]:
         "records": _("Records"),
         "conflicts": _("Conflicts"),
         "version": _("Version"),
+        "quarantined": _("Quarantine"),
+        "quarantine_dropped": _("Not kept (over the quarantine cap)"),
     }
 
 

@@ -191,4 +191,6 @@ class Dashboard:
         for row in rows:
             age = row.get("calibration_age_days")
             row["calibration_due"] = None if age is None else age >= due
+            # over its quarantine cap ([ledger] quarantine_max_*): a station sending garbage
+            row["flooding"] = (row.get("quarantine_dropped") or 0) > 0
         return rows, quarantined

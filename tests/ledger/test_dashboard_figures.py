@@ -20,6 +20,7 @@ from ledger.charts import bars_svg
 from ledger.report_render import row_sentences
 from ledger.reports import Figures, Period, Row, build_report, import_profiles
 from ledger.store import open_store
+from ledger.store.conflicts import QuarantineCap
 from sync.wire import StationStatus
 from tests.support import ledger_dataset
 from tests.support.dashboard import PASSWORD, cookie_of, get, http_login, ledger_config, serving
@@ -61,6 +62,10 @@ def fill(url: str) -> Dataset:
             )
             if not online:
                 store.update_status(StationStatus(station, False, 1), retained=True)
+        # st-5 sends garbage: two kept, two over its quarantine cap (a flood)
+        cap = QuarantineCap(messages=2)
+        for n in range(4):
+            store.quarantine("pesee/v1/stations/st-5/records", b"garbage %d" % n, "not JSON", cap)
     finally:
         store.close()
     return data
@@ -221,8 +226,13 @@ def test_every_column_is_visible_or_reachable_at_tablet_and_laptop_widths(
         expect(page.locator("table.fleet tbody tr")).to_have_count(5)
         assert page.evaluate(REACHABLE, "table.fleet") == [], width
         assert page.evaluate(overflow) <= 0, width
+        expect(page.locator("[data-kpi=quarantine]")).to_contain_text("1 poste l'inonde")
         # the warnings themselves, on screen or one scroll away
-        for station, text in [("st-2", "ne répond pas"), ("st-3", "à refaire")]:
+        for station, text in [
+            ("st-2", "ne répond pas"),
+            ("st-3", "à refaire"),
+            ("st-5", "inonde : 2 non gardés"),
+        ]:
             expect(page.locator(f"tr[data-station={station}]")).to_contain_text(text)
 
 
