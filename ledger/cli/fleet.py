@@ -39,14 +39,14 @@ def stations(ctx: click.Context, as_json: bool) -> None:
         _("state"),
         _("last seen"),
         _("backlog"),
+        _("quarantine"),
         _("records"),
         _("conflicts"),
-        _("quarantine"),
         _("clock"),
         _("scale"),
         _("calibration"),
     ]
-    widths = ["<24", "<10", "<24", ">10", ">10", ">9", ">18", "<8", "<8", "<12"]
+    widths = ["<24", "<10", "<24", ">10", ">18", ">10", ">9", "<8", "<8", "<12"]
     due_days = config.dashboard.calibration_days
     click.echo(" ".join(f"{label:{w}}" for label, w in zip(labels, widths, strict=True)))
     for r in rows:
@@ -55,9 +55,9 @@ def stations(ctx: click.Context, as_json: bool) -> None:
             _yes_no(r.online, _("online"), _("offline")),
             when(r.last_seen),
             shown(r.backlog),
+            quarantine_cell(r.quarantined, r.quarantine_dropped),
             r.records or 0,
             r.conflicts,
-            quarantine_cell(r.quarantined, r.quarantine_dropped),
             _yes_no(r.clock_synced, _("ok"), _("unsync")),
             _yes_no(r.scale_ok, _("ok"), _("lost")),
             calibration_cell(r.calibration_age_days, due_days),
