@@ -9,6 +9,7 @@ import shutil
 import subprocess
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -274,3 +275,53 @@ def test_the_registry_sheet_reads_back_at_a_station(tmp_path: Path, layout: list
     assert book.classify("CAT-JOUET").kind is Kind.CATEGORY
     assert book.classify("CAT-JOUET").name == "Jouets"
     assert book.classify("PROF-MONO").kind is Kind.PROFILE
+
+
+RULES = [
+    {"name": "orientation", "regex": r"B(?P<referrer>\d{3})\d{6}\d", "check_digit": "luhn"},
+    {"name": "ean", "regex": r"\d{12}", "check_digit": "mod10"},
+    {"name": "dossier", "regex": r"D-(?P<referrer>[0-9]{2})-\d{5}", "check_digit": "mod11"},
+    {"name": "carte", "prefix": "C", "length": 9, "check_digit": "luhn"},
+]
+
+
+@pytest.mark.parametrize("rule", RULES, ids=[r["name"] for r in RULES])
+def test_codes_made_for_the_office_are_read_by_the_station_rule(rule: dict[str, Any]) -> None:
+    """The ledger's copy of the rule (common.printing) and the station's code book agree on
+    every code made, and on every one-character misread of it."""
+    config = example_config({"codes": {"beneficiary": [rule], "referrer": []}})
+    book = CodeBook(config)
+    pattern = Pattern.from_mapping(rule)
+    referrer = "14" if rule["name"] == "dossier" else "014"
+    for _n in range(40):
+        code = pattern.make(referrer)
+        found = book.classify(code)
+        assert found.kind is Kind.BENEFICIARY, code
+        if pattern.carries_referrer:
+            assert found.referrer == referrer
+        for i, ch in enumerate(code):
+            if ch.isdigit():
+                wrong = code[:i] + str((int(ch) + 3) % 10) + code[i + 1 :]
+                misread = book.classify(wrong).kind
+                assert misread in (Kind.MISREAD, Kind.UNKNOWN), wrong
+                assert not pattern.valid(wrong)
+
+
+def test_the_default_pattern_is_the_stations_default() -> None:
+    from common.printing import DEFAULT_PATTERN
+    from station.config import CodesSection
+
+    (station_default,) = CodesSection().beneficiary
+    assert Pattern.from_mapping(station_default.model_dump()) == DEFAULT_PATTERN
+
+
+def test_a_regex_that_is_no_template_is_refused_in_one_line(tmp_path: Path) -> None:
+    office = Office(
+        tmp_path,
+        str(tmp_path / "ledger.db"),
+        {"name": "x", "regex": r"B\d+|C\d+", "check_digit": "none"},
+    )
+    code, _out, err = office.run(
+        "codes", "cards", "--referrer", "014", "-o", str(tmp_path / "c.pdf")
+    )
+    assert code == 78 and "pattern x: codes can be made only from" in err
