@@ -135,6 +135,7 @@ class FeadReport:
             "households_partly_known": self.partly,
             "households_unknown": self.unknown,
             "persons_at_least": self.at_least,
+            "complete": not self.unknown,
             "estimate": self.estimate_asked,
             "net_mg": self.net_mg,
             "items": self.items,
@@ -218,6 +219,8 @@ def sentences(report: FeadReport, lang: str | None = None) -> list[str]:
                 report.counted["persons"],
             ).format(known=n(report.known), persons=n(report.counted["persons"]))
         )
+        if not report.unknown:
+            lines.append(_("every household has a composition: the figures are complete"))
         if report.unknown:
             lines.append(
                 ngettext(

@@ -285,6 +285,7 @@ def test_import_replaces_a_codes_compositions_and_erasure_keeps_the_counts(
         assert len(store.households.of("B999999")) == 1  # another code: kept
         before = build_fead(store, Period.parse(start="2025-01-01", end="2026-12-31"))
         assert before.known == 1 and before.counted["persons"] == 4
+        assert not before.as_dict()["complete"]
         store.erase_beneficiary(code)
         assert store.households.of(code) == []
         after = build_fead(store, Period.parse(start="2025-01-01", end="2026-12-31"))
@@ -348,3 +349,23 @@ def test_the_command_line(tmp_path: Path, network: Dataset, homes: list[Composit
     assert code == 65 and "unknown column 'nom'" in out and "Traceback" not in out
     code, out = run("households", "show", homes[0].code)
     assert code == 0 and "children_0_15" in out
+
+
+def test_every_household_known_is_complete_and_an_estimate_adds_nothing(
+    tmp_path: Path, ledger_url: str
+) -> None:
+    ds = ledger_dataset.network(persons=10, visits_per_station=4)
+    store = open_store(ledger_url)
+    try:
+        ledger_dataset.ingest(store, ds)
+        codes = sorted({r["beneficiary"] for r in ds.records if r["beneficiary"]})
+        store.import_households([Composition(c, men=1, children_16_17=1) for c in codes])
+        period = Period.parse(start="2025-01-01", end="2026-12-31")
+        report = build_fead(store, period, estimate=True)
+        assert report.unknown == 0 and report.estimated == dict.fromkeys(report.counted, 0)
+        assert report.total("children_17") == report.households
+        assert report.total("children_15") == 0 and report.total("persons") == 2 * report.households
+        assert "the figures are complete" in fead_table(report, "en")
+        assert "estimated" not in fead_table(report, "en")
+    finally:
+        store.close()
