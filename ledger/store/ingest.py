@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from operator import attrgetter
 from typing import Any
 
-from sync.wire import RECORD_FIELDS, Batch, genesis_hash
+from sync.wire import RECORD_FIELDS, Batch, Record, genesis_hash
 
 from .conflicts import Inquiry
 from .dialect import Dialect
@@ -24,9 +25,25 @@ from .profiles import Profiles, profile_tags
 __all__ = ["INSERT_COLUMNS", "Ingest"]
 
 _COLUMNS = list(RECORD_FIELDS)
-_BENEFICIARY = _COLUMNS.index("beneficiary")
+# a record is handled as the tuple of its fields in table order (one attrgetter call for a
+# Record; a plain mapping, as tests and benches forge them, by .get): no per-field lookups
+_SEQ, _STATION, _KIND, _RECORDED_AT, _BOOT, _VISIT, _BENEFICIARY, _VOIDS, _DATA = (
+    _COLUMNS.index(c)
+    for c in (
+        "seq",
+        "station",
+        "kind",
+        "recorded_at",
+        "boot_id",
+        "visit",
+        "beneficiary",
+        "voids",
+        "data",
+    )
+)
 _HASH = _COLUMNS.index("hash")
 _PREV_HASH = _COLUMNS.index("prev_hash")
+_FIELDS = attrgetter(*_COLUMNS)
 # a wire field needs a migration that adds its column (tests/ledger/test_store_schema.py)
 INSERT_COLUMNS = (*_COLUMNS, "received_at", "occurred_at", "visit_n", "person_n")
 _WALK_CHUNK = 500
@@ -56,11 +73,13 @@ class Ingest:
         cycle."""
         self.privacy.require_writable()
 
+        rows = [[_values(r) for r in batch.records] for batch in batches]
+
         def body() -> list[IngestResult]:
             for station, epoch in sorted({(b.station, b.epoch) for b in batches}):
                 self._lock_head(station, epoch, utc_now())
-            ids = self._assign_ids(batches)
-            return [self._ingest(batch, ids) for batch in batches]
+            ids = self._assign_ids(batches, rows)
+            return [self._ingest(b, r, ids) for b, r in zip(batches, rows, strict=True)]
 
         return self.db.atomic(body)
 
@@ -79,7 +98,7 @@ class Ingest:
         # last_hash NULL: the head's record was erased (erase_beneficiary), its hash with it
         return int(row[0]), None if row[1] is None else str(row[1]), int(row[2])
 
-    def _assign_ids(self, batches: list[Batch]) -> _Ids:
+    def _assign_ids(self, batches: list[Batch], rows: list[list[tuple[Any, ...]]]) -> _Ids:
         """The visit and person ids of every record in ``batches``, numbered where new.
 
         Keys go in sorted order, once per transaction: two workers that create the same new
@@ -87,79 +106,85 @@ class Ingest:
         or a conflict is harmless: it counts nothing, and a purge removes unused ones."""
         ids = _Ids()
         visits = sorted(
-            {(b.station, str(r["visit"])) for b in batches for r in b.records if r["visit"]}
+            {
+                (b.station, str(r[_VISIT]))
+                for b, batch_rows in zip(batches, rows, strict=True)
+                for r in batch_rows
+                if r[_VISIT]
+            }
         )
         for key, n in self.db.number("visit_ids", ("station", "visit"), visits).items():
             ids.visits[(str(key[0]), str(key[1]))] = n
-        stored: dict[str, str] = {}
-        for b in batches:
-            for r in b.records:
-                code = r["beneficiary"]
-                if code and code not in stored:
-                    stored[code] = str(self.privacy.pseudonym(code))
+        codes = {r[_BENEFICIARY] for batch_rows in rows for r in batch_rows} - {None, ""}
+        stored = {code: str(self.privacy.pseudonym(code)) for code in codes}
         numbers = self.db.number(
             "person_ids", ("beneficiary",), sorted({(c,) for c in stored.values()})
         )
         ids.persons = {code: (kept, numbers[(kept,)]) for code, kept in stored.items()}
         return ids
 
-    def _ingest(self, batch: Batch, ids: _Ids) -> IngestResult:
+    def _ingest(self, batch: Batch, rows: list[tuple[Any, ...]], ids: _Ids) -> IngestResult:
         station, epoch = batch.station, batch.epoch
         now = utc_now()
         conflicts: list[str] = []
         acked, last_hash, received = self._lock_head(station, epoch, now)
+        first, last = rows[0][_SEQ], rows[-1][_SEQ]
         existing = dict(
             self.db.exec(
                 "SELECT seq, hash FROM records WHERE station = ? AND epoch = ? "
                 "AND seq BETWEEN ? AND ?",
-                (station, epoch, batch.first_seq, batch.last_seq),
+                (station, epoch, first, last),
             )
         )
-        # the stored form of each record's hashes (keyed when pseudonymising); the chain
-        # inside the batch was checked on the station's own hashes by decode_batch
-        kept = {
-            r["seq"]: (self.privacy.kept_hash(r["hash"]), self.privacy.kept_hash(r["prev_hash"]))
-            for r in batch.records
-        }
-        new = []
-        for record in batch.records:
-            if record["seq"] not in existing:
-                if record["seq"] > acked:
-                    new.append(record)
+        # the stored form of each record's (hash, prev_hash) (keyed when pseudonymising); the
+        # chain inside the batch was checked on the station's own hashes by decode_batch
+        keyed = self.privacy.kept_hash
+        if self.privacy.pseudonymised:
+            kept = [(keyed(r[_HASH]), keyed(r[_PREV_HASH])) for r in rows]
+        else:
+            kept = [(r[_HASH], r[_PREV_HASH]) for r in rows]
+        new: list[int] = []  # positions in the batch
+        for i, row in enumerate(rows):
+            seq = row[_SEQ]
+            if seq not in existing:
+                if seq > acked:
+                    new.append(i)
                 # else: acked once and purged since (retention): never stored again
                 continue
-            seen = existing[record["seq"]]
+            seen = existing[seq]
             # NULL: an erased person's record, its hash gone; stored, so a duplicate
-            if seen is not None and seen != kept[record["seq"]][0]:
-                conflicts.append(f"seq {record['seq']}: same key, other content")
-                self.inquiry.add_conflict(record, "content", seen, now)
+            if seen is not None and seen != kept[i][0]:
+                conflicts.append(f"seq {seq}: same key, other content")
+                self.inquiry.add_conflict(batch.records[i], "content", seen, now)
         if new:
             self.db.insert(
-                "records", INSERT_COLUMNS, [self._row(r, now, ids, kept[r["seq"]]) for r in new]
+                "records", INSERT_COLUMNS, [self._row(rows[i], now, ids, kept[i]) for i in new]
             )
             # tags scanned at the counter: one small table for reports by profile
             scanned = {
-                (ids.persons[r["beneficiary"]][0], tag)
-                for r in new
-                if r["beneficiary"] and r["data"]
-                for tag in profile_tags(r["data"])
+                (ids.persons[rows[i][_BENEFICIARY]][0], tag)
+                for i in new
+                if rows[i][_BENEFICIARY] and rows[i][_DATA]
+                for tag in profile_tags(rows[i][_DATA])
             }
             self.profiles.keep_scanned(sorted(scanned))
         # advance over consecutive, chained records: first the new ones in memory (the usual
         # in-order case), then from the table (duplicates, or what out-of-order batches left
         # beyond a gap)
-        for record in new:
-            if record["seq"] != acked + 1:
+        for i in new:
+            seq = rows[i][_SEQ]
+            if seq != acked + 1:
                 break
-            if last_hash is not None and kept[record["seq"]][1] != last_hash:
-                conflicts.append(f"seq {record['seq']}: not chained to seq {acked}")
-                self.inquiry.add_conflict(record, "chain", last_hash, now)
+            if last_hash is not None and kept[i][1] != last_hash:
+                conflicts.append(f"seq {seq}: not chained to seq {acked}")
+                self.inquiry.add_conflict(batch.records[i], "chain", last_hash, now)
                 break
-            acked, last_hash = record["seq"], kept[record["seq"]][0]
+            acked, last_hash = seq, kept[i][0]
         if new:
-            self._correct_times(station, epoch, {r["boot_id"] for r in new if r["boot_id"]})
-            self._mark_voided(station, epoch, new)
-        received = max(received, batch.last_seq)
+            added = [rows[i] for i in new]
+            self._correct_times(station, epoch, {r[_BOOT] for r in added if r[_BOOT]})
+            self._mark_voided(station, epoch, added)
+        received = max(received, last)
         if received > acked:
             acked, last_hash = self._walk(station, epoch, acked, last_hash, conflicts)
         self.db.exec(
@@ -173,20 +198,21 @@ class Ingest:
             acked,
             received,
             len(new),
-            len(batch.records) - len(new),
+            len(rows) - len(new),
             tuple(conflicts),
         )
 
     def _row(
-        self, record: Mapping[str, Any], now: str, ids: _Ids, hashes: tuple[str | None, str | None]
+        self, record: tuple[Any, ...], now: str, ids: _Ids, hashes: tuple[str | None, str | None]
     ) -> list[Any]:
-        values = [record[c] for c in _COLUMNS]
+        values = list(record)
         values[_HASH], values[_PREV_HASH] = hashes
-        person = ids.persons.get(values[_BENEFICIARY]) if values[_BENEFICIARY] else None
+        code = values[_BENEFICIARY]
+        person = ids.persons.get(code) if code else None
         if person is not None:
             values[_BENEFICIARY] = person[0]
-        visit = ids.visits.get((record["station"], record["visit"])) if record["visit"] else None
-        values += [now, record["recorded_at"], visit, person[1] if person else None]
+        visit = ids.visits.get((record[_STATION], record[_VISIT])) if record[_VISIT] else None
+        values += [now, record[_RECORDED_AT], visit, person[1] if person else None]
         return values
 
     def _correct_times(self, station: str, epoch: str, boots: set[str]) -> None:
@@ -234,18 +260,16 @@ class Ingest:
                     updates,
                 )
 
-    def _mark_voided(self, station: str, epoch: str, new: Sequence[Mapping[str, Any]]) -> None:
+    def _mark_voided(self, station: str, epoch: str, new: Sequence[tuple[Any, ...]]) -> None:
         """``voided_by`` on the records a void cancels, whichever of the two arrived first."""
-        pairs = {
-            (int(r["voids"]), int(r["seq"])) for r in new if r["kind"] == "void" and r["voids"]
-        }
+        pairs = {(int(r[_VOIDS]), int(r[_SEQ])) for r in new if r[_KIND] == "void" and r[_VOIDS]}
         # voids that came before the records they cancel (batches out of order)
         pairs.update(
             (int(target), int(seq))
             for target, seq in self.db.exec(
                 "SELECT voids, seq FROM records WHERE station = ? AND epoch = ? "
                 "AND kind = 'void' AND voids BETWEEN ? AND ?",
-                (station, epoch, new[0]["seq"], new[-1]["seq"]),
+                (station, epoch, new[0][_SEQ], new[-1][_SEQ]),
             )
         )
         if pairs:
@@ -272,3 +296,10 @@ class Ingest:
                 acked, last_hash = int(seq), None if hash_ is None else str(hash_)
             if len(rows) < _WALK_CHUNK:
                 return acked, last_hash
+
+
+def _values(record: Mapping[str, Any]) -> tuple[Any, ...]:
+    """Every field of a record in table order, absent ones None."""
+    if type(record) is Record:
+        return _FIELDS(record)
+    return tuple(map(record.get, _COLUMNS))
