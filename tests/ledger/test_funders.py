@@ -287,6 +287,7 @@ def test_year_on_year_in_every_output(data: FundersData, store: Store) -> None:
 def test_profiles_import_with_dates_from_the_command_line(tmp_path: Path, ledger_url: str) -> None:
     """``ledger profiles import`` reads since/until; a tag holds on its first and last day."""
     from station.store import Store as Journal
+    from sync.record import Record
     from sync.wire import Batch, decode_batch, encode
 
     with Journal(tmp_path / "s.db", "st-1") as journal:
@@ -300,7 +301,7 @@ def test_profiles_import_with_dates_from_the_command_line(tmp_path: Path, ledger
             )
         epoch, kept = journal.epoch, list(journal.records())
     store = open_store(ledger_url)
-    store.ingest(decode_batch(encode(Batch("st-1", epoch, tuple(kept)))))
+    store.ingest(decode_batch(encode(Batch("st-1", epoch, tuple(map(Record.from_row, kept))))))
     store.close()
     config = tmp_path / "ledger.toml"
     config.write_text(f'[ledger]\ndatabase = "{ledger_url}"\n', encoding="utf-8")

@@ -421,6 +421,7 @@ def test_periods_parse_and_refuse_clearly() -> None:
 
 def test_no_referrer_is_one_row_whether_null_or_empty(tmp_path: Path, ledger_url: str) -> None:
     from station.store import Store as Journal
+    from sync.record import Record
     from sync.wire import Batch, decode_batch, encode
 
     with Journal(tmp_path / "s.db", "st-1") as journal:
@@ -433,7 +434,7 @@ def test_no_referrer_is_one_row_whether_null_or_empty(tmp_path: Path, ledger_url
             )
         epoch, rows = journal.epoch, list(journal.records())
     store = open_store(ledger_url)
-    store.ingest(decode_batch(encode(Batch("st-1", epoch, tuple(rows)))))
+    store.ingest(decode_batch(encode(Batch("st-1", epoch, tuple(map(Record.from_row, rows))))))
     assert sorted(repr(r["referrer"]) for r in store.records()) == ["''", "''", "'REF-A'", "None"]
     report = build_report(store, Period.month(2026, 5), ("referrer",), compare=False)
     assert [(r.key, r.figures.items, r.figures.net_mg) for r in report.rows] == [
@@ -445,6 +446,7 @@ def test_no_referrer_is_one_row_whether_null_or_empty(tmp_path: Path, ledger_url
 
 def test_purged_months_keep_their_kg_items_and_pieces(tmp_path: Path, ledger_url: str) -> None:
     from station.store import Store as Journal
+    from sync.record import Record
     from sync.wire import Batch, decode_batch, encode
 
     with Journal(tmp_path / "s.db", "st-1") as journal:
@@ -467,7 +469,7 @@ def test_purged_months_keep_their_kg_items_and_pieces(tmp_path: Path, ledger_url
             )
         epoch, rows = journal.epoch, list(journal.records())
     store = open_store(ledger_url)
-    store.ingest(decode_batch(encode(Batch("st-1", epoch, tuple(rows)))))
+    store.ingest(decode_batch(encode(Batch("st-1", epoch, tuple(map(Record.from_row, rows))))))
 
     def figures() -> tuple[Any, ...]:
         year = build_report(store, Period.year(2020), compare=False)
@@ -495,6 +497,7 @@ def test_purged_months_keep_their_kg_items_and_pieces(tmp_path: Path, ledger_url
 
 def test_scanned_profiles_are_kept_at_ingest_for_reports(tmp_path: Path, ledger_url: str) -> None:
     from station.store import Store as Journal
+    from sync.record import Record
     from sync.wire import Batch, decode_batch, encode
 
     with Journal(tmp_path / "s.db", "st-1") as journal:
@@ -508,7 +511,7 @@ def test_scanned_profiles_are_kept_at_ingest_for_reports(tmp_path: Path, ledger_
             )
         epoch, rows = journal.epoch, list(journal.records())
     store = open_store(ledger_url)
-    store.ingest(decode_batch(encode(Batch("st-1", epoch, tuple(rows)))))
+    store.ingest(decode_batch(encode(Batch("st-1", epoch, tuple(map(Record.from_row, rows))))))
     kept = "SELECT beneficiary, tag FROM scanned_profiles ORDER BY tag"
     assert [(r["beneficiary"], r["tag"]) for r in store.fetch(kept)] == [
         ("B0010000001", "single_parent"),
