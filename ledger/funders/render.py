@@ -304,7 +304,18 @@ def eco_csv(
                 for r in report.records.get(line.code, [])
             ]
             return csv_bytes(header, rows, sep, excel)
-        header = ["kind", "stream", "code", "name", "tonnes", "kg", "net_mg", "items", "categories"]
+        header = [
+            "kind",
+            "stream",
+            "code",
+            "name",
+            "tonnes",
+            "kg",
+            "net_mg",
+            "items",
+            "categories",
+            "organism",
+        ]
         if excel:
             header = [
                 _("kind"),
@@ -316,6 +327,7 @@ def eco_csv(
                 _("net (mg)"),
                 _("items"),
                 _("categories"),
+                _("eco-organism"),
             ]
         rows = [
             [
@@ -328,6 +340,7 @@ def eco_csv(
                 line.net_mg,
                 line.items,
                 " ".join(line.categories),
+                report.organism,
             ]
             for line in report.lines
         ]
@@ -342,12 +355,13 @@ def eco_csv(
                 report.declared_mg,
                 sum(line.items for line in report.lines),
                 "",
+                report.organism,
             ]
         )
         rows += [
             [
                 "other_organism" if u.organism else "unmapped",
-                u.organism or "",
+                "",
                 u.category,
                 u.name,
                 decimal_text(tonnes_text(u.net_mg), comma),
@@ -355,6 +369,7 @@ def eco_csv(
                 u.net_mg,
                 u.items,
                 u.category,
+                u.organism or "",
             ]
             for u in report.unmapped
         ]
@@ -367,6 +382,7 @@ def eco_csv(
                 decimal_text(tonnes_text(report.total_mg), comma),
                 decimal_text(kg_text(report.total_mg), comma),
                 report.total_mg,
+                "",
                 "",
                 "",
             ]

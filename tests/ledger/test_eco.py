@@ -174,6 +174,17 @@ def test_renderings(store: Store) -> None:
         csv.reader(io.StringIO(eco_csv(report, excel=True).decode("utf-8-sig")), delimiter=";")
     )
     assert rows[1][4] == report.lines[0].tonnes.replace(".", ",")
+    plain = list(csv.DictReader(io.StringIO(eco_csv(report).decode())))
+    kinds = {r["kind"] for r in plain}
+    assert kinds == {"declared", "total_declared", "other_organism", "unmapped", "total_period"}
+    assert {r["code"]: r["organism"] for r in plain if r["kind"] != "declared"}[
+        "VET"
+    ] == "refashion"
+    assert (
+        sum(int(r["net_mg"]) for r in plain if r["kind"] not in {"declared", "total_period"})
+        - (report.declared_mg)
+        == report.total_mg - report.declared_mg
+    )
     page = eco_html(report, "fr")
     assert "<script" not in page and "Ecomaison" in page
 
