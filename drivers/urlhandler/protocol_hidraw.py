@@ -7,7 +7,8 @@ path read-only and serves what ``read()`` returns, through pyserial's interface,
 Each ``read()`` of a hidraw device returns one whole report and drops what does not fit the
 buffer, so reports are read whole into a buffer of our own and served from it byte by byte.
 A FIFO (the simulator's hidraw) says end of file while no writer has it open: before anything
-came that is a quiet device; after, it is a lost one, like ENODEV from hidraw on unplug.
+came, while its node is still there, that is a quiet device; after, or once the node is gone or
+replaced, it is a lost one, like ENODEV from hidraw on unplug.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class Serial(SerialBase):  # type: ignore[misc]  # pyserial has no type hints
         self._fd: int | None = None
         self._pending = bytearray()
         self._heard = False  # something was read since the device was opened
+        self._node = (0, 0)  # the device's (st_dev, st_ino) when opened
         super().__init__(*args, **kwargs)
 
     @property
@@ -50,6 +52,8 @@ class Serial(SerialBase):  # type: ignore[misc]  # pyserial has no type hints
             self._fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
         except OSError as exc:
             raise SerialException(exc.errno, f"could not open {self.path}: {exc}") from exc
+        stat = os.fstat(self._fd)
+        self._node = (stat.st_dev, stat.st_ino)
         self._pending.clear()
         self._heard = False
         self.is_open = True
@@ -70,19 +74,30 @@ class Serial(SerialBase):  # type: ignore[misc]  # pyserial has no type hints
             raise PortNotOpenError()
         ready, _, _ = select.select([fd], [], [], wait)
         if not ready:
+            # a FIFO that never had a writer does not even wake select: watch its node
+            if not self._heard and not self._node_there():
+                raise SerialException(f"{self.path}: gone")
             return False
         try:
             chunk = os.read(fd, _READ)
         except BlockingIOError:
             return False
         if not chunk:
-            if self._heard:
+            if self._heard or not self._node_there():
                 raise SerialException(f"{self.path}: end of file (device gone)")
             time.sleep(min(wait, _QUIET_S) if wait is not None else _QUIET_S)  # no busy loop
             return False
         self._heard = True
         self._pending += chunk
         return True
+
+    def _node_there(self) -> bool:
+        """The path still names the device opened (not unplugged, not replaced)."""
+        try:
+            stat = os.stat(self.path)
+        except OSError:
+            return False
+        return (stat.st_dev, stat.st_ino) == self._node
 
     @property
     def in_waiting(self) -> int:
