@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from playwright.sync_api import BrowserContext
 
 from ledger.cli import cli
 from ledger.funders.fead import INDICATORS, build_fead
@@ -369,3 +370,47 @@ def test_every_household_known_is_complete_and_an_estimate_adds_nothing(
         assert "estimated" not in fead_table(report, "en")
     finally:
         store.close()
+
+
+def test_the_html_pages_show_every_column_on_a_tablet_and_a_desktop(
+    tmp_path: Path, sqlite_network: Store, browser: BrowserContext
+) -> None:
+    """FEAD and eco pages in Chromium at 820 and 1280 px: nothing wider than the window, the
+    figures in the cells as the JSON gives them."""
+    from ledger.funders.eco import build_eco, parse_mapping
+    from ledger.funders.render import eco_html
+
+    mapping = parse_mapping(
+        {
+            "organisms": [{"code": "ecomaison", "name": "Ecomaison"}],
+            "categories": [
+                {"organism": "ecomaison", "code": "DEA-ASSISE", "name": "Assises / sièges"},
+                {"organism": "ecomaison", "code": "JJ-SOCIETE", "name": "Jeux de société"},
+            ],
+            "mappings": [
+                {"organism": "ecomaison", "category": "FRU", "declares": "DEA-ASSISE"},
+                {"organism": "ecomaison", "category": "EPI", "declares": "JJ-SOCIETE"},
+            ],
+        }
+    )
+    eco = build_eco(
+        sqlite_network, Period.quarter(2026, 1), "ecomaison", mapping=mapping, with_records=True
+    )
+    fead = build_fead(sqlite_network, Period.year(2026), estimate=True)
+    files = {"eco": eco_html(eco, "fr"), "fead": fead_html(fead, "fr")}
+    page = browser.new_page()
+    overflow = "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    for name, text in files.items():
+        path = tmp_path / f"{name}.html"
+        path.write_text(text, encoding="utf-8")
+        for width in (820, 1280):
+            page.set_viewport_size({"width": width, "height": 900})
+            page.goto(path.as_uri())
+            assert page.evaluate(overflow) <= 0, (name, width)
+    page.goto((tmp_path / "eco.html").as_uri())
+    first = page.locator("table").first.locator("tbody tr").first.locator("td")
+    assert first.nth(2).inner_text() == eco.lines[0].tonnes.replace(".", ",")
+    page.goto((tmp_path / "fead.html").as_uri())
+    cells = page.locator("table").first.locator("tbody tr").first.locator("td")
+    assert cells.nth(0).inner_text() == "personnes aidées (membres des foyers)"
+    assert cells.nth(3).inner_text().replace("\u202f", "") == str(fead.total("persons"))
