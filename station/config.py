@@ -590,6 +590,16 @@ def config_warnings(config: Config) -> list[str]:
                 "/dev/input/by-id/ path)"
             ).format(url=config.scanner.url)
         )
+    printer = config.printer
+    if printer is not None and printer.enabled:
+        if importlib.util.find_spec("escpos") is None:
+            found.append(_("[printer] needs python-escpos: pip install 'pesee[print]'"))
+        if printer.device is not None and not os.path.exists(printer.device):
+            found.append(
+                _("printer.device: {path} does not exist: printer unplugged or off").format(
+                    path=printer.device
+                )
+            )
     if config.scanner.kind == "hid" and importlib.util.find_spec("evdev") is None:
         found.append(
             _(
