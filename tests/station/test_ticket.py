@@ -226,3 +226,28 @@ def test_a_stuck_printer_never_blocks_the_counter() -> None:
     release.set()
     assert _until(lambda: len(sent) == 9)
     assert sent[0] == dummy_bytes(TICKET)
+
+
+def test_config_check_warns_of_a_missing_printer_device(tmp_path: Path) -> None:
+    """`station config check`: a printer device that is not there is a warning (the daemon
+    starts anyway and prints when it comes back)."""
+    from station.config import config_warnings
+
+    gone = tmp_path / "lp0"
+    config = example_config({"printer": {"device": str(gone)}})
+    assert any(f"printer.device: {gone} does not exist" in w for w in config_warnings(config))
+    gone.write_bytes(b"")
+    assert not any("printer" in w for w in config_warnings(config))
+
+
+def test_a_device_printer_gets_the_bytes(tmp_path: Path) -> None:
+    """``device = "/dev/usb/lp0"`` (the kernel's usblp): the same bytes, written to the file."""
+    from station.ticket import open_printer
+
+    device = tmp_path / "lp0"
+    device.write_bytes(b"")
+    settings = PrinterSection(device=device)
+    printer = open_printer(settings)
+    render(printer, TICKET, settings.columns)
+    printer.close()
+    assert device.read_bytes() == dummy_bytes(TICKET)
