@@ -10,8 +10,9 @@ The figures, and where they come from:
   reports-devices-2026.md §5).
 * Code 128 (ISO/IEC 15417:2007): 11 modules a character, 13 for the stop; a quiet zone of at
   least 10 modules each side (we leave 12, a guillotine cut or a label's edge eats a little);
-  bars at least 15 % of the symbol's width and never under 6.35 mm (ISO/IEC 15417 Annex H,
-  the AIM guideline a cheap CCD scanner's depth of field assumes).
+  bars at least 15 % of the symbol's width and never under 6.35 mm (0.25 in: the usual
+  linear-symbol guideline, so a scanner's line crosses the bars even when held askew; not a
+  figure of ISO/IEC 15417 itself).
 * QR (ISO/IEC 18004:2015 §6.3.8; Denso Wave, "QR Code Essentials"): a quiet zone of at least
   4 modules on every side; error correction level M (15 %) for a card carried in a pocket.
 * Code 128 is what every scanner reads (a CCD or laser one too); QR needs an imager, so a card
