@@ -36,6 +36,8 @@ log = logging.getLogger("station")
 
 WAITING = 8  # tickets queued at most; more are dropped with a warning (the printer is stuck)
 IDLE_S = 30.0  # the printing thread ends after this long without a ticket
+# a visit closed by its timeout or by a restart: nobody is at the counter to take a ticket
+UNATTENDED = ("timeout", "restart")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +69,12 @@ def _local(recorded_at: str | None) -> str:
 
 def ticket_for(journal: _Journal, config: Config, close_seq: int) -> Ticket | None:
     """The ticket of the visit that the ``visit_close`` record ``close_seq`` closed; None when
-    that record is not a close (or the visit had nothing weighed)."""
+    that record is not a close, the visit had nothing weighed, or nobody is there to take it
+    (a close by timeout or restart)."""
     closed = journal.get(close_seq)
     if closed is None or closed["kind"] != "visit_close" or not closed["visit"]:
+        return None
+    if closed["reason"] in UNATTENDED:
         return None
     weighings = journal.visit_weighings(closed["visit"])
     if not weighings:

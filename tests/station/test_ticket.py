@@ -74,7 +74,7 @@ def test_a_long_category_is_cut_to_the_line() -> None:
     assert b"A" * 22 + b". 1,000 kg" in lines
 
 
-def _journal(path: Path) -> tuple[Store, int]:
+def _journal(path: Path, reason: str = "end_code") -> tuple[Store, int]:
     """A real journal: one visit, three weighings in two categories, one of them voided."""
     store = Store(path, "st-1")
     clock = {"boot_id": "b", "mono_ns": 1, "clock_synced": 1}
@@ -84,7 +84,8 @@ def _journal(path: Path) -> tuple[Store, int]:
     store.append("weighing", **visit, category="CAT-VET", net_mg=500_000, **clock)
     store.append("weighing", **visit, category="CAT-ALIM", net_mg=800_000, **clock)
     store.append("void", **visit, voids=first["seq"], **clock)
-    close = store.append("visit_close", **visit, recorded_at="2026-12-05T13:32:00.000Z", **clock)
+    at = "2026-12-05T13:32:00.000Z"
+    close = store.append("visit_close", **visit, reason=reason, recorded_at=at, **clock)
     return store, int(close["seq"])
 
 
@@ -109,6 +110,16 @@ def test_no_ticket_for_a_record_that_closes_nothing(tmp_path: Path) -> None:
     store, close = _journal(tmp_path / "s.db")
     try:
         assert ticket_for(store, example_config(), close - 1) is None
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("reason", ["timeout", "restart"])
+def test_no_ticket_when_nobody_is_at_the_counter(tmp_path: Path, reason: str) -> None:
+    """A visit closed by its timeout or a restart: the person has gone, no paper is wasted."""
+    store, close = _journal(tmp_path / "s.db", reason)
+    try:
+        assert ticket_for(store, example_config(), close) is None
     finally:
         store.close()
 
