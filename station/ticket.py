@@ -11,6 +11,7 @@ again with the next ticket.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import queue
 import sqlite3
@@ -144,6 +145,10 @@ def open_printer(settings: PrinterSection) -> Escpos:
     if settings.host is not None:
         device = escpos_printer.Network(settings.host, settings.port, timeout=settings.timeout)
     elif settings.usb is not None:
+        if importlib.util.find_spec("usb") is None:  # escpos would fail later, and again in __del__
+            raise RuntimeError(
+                _("a USB printer by its id needs pyusb (pip install pyusb), or use its device")
+            )
         vendor, product = (int(part, 16) for part in settings.usb.split(":"))
         device = escpos_printer.Usb(vendor, product, timeout=int(settings.timeout * 1000))
     else:

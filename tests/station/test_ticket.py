@@ -262,3 +262,13 @@ def test_a_device_printer_gets_the_bytes(tmp_path: Path) -> None:
     render(printer, TICKET, settings.columns)
     printer.close()
     assert device.read_bytes() == dummy_bytes(TICKET)
+
+
+@pytest.mark.skipif(
+    __import__("importlib").util.find_spec("usb") is not None, reason="pyusb is installed here"
+)
+def test_a_usb_printer_without_pyusb_is_one_line() -> None:
+    from station.ticket import open_printer
+
+    with pytest.raises(RuntimeError, match="needs pyusb"):
+        open_printer(PrinterSection(usb="04b8:0e15"))
