@@ -21,8 +21,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-import sqlite_utils
-
 from common.i18n import _
 from sync.record import KINDS, Record, RecordError, genesis_hash, record_hash
 from sync.record import RECORD_FIELDS as FIELDS
@@ -47,6 +45,22 @@ log = logging.getLogger("station")
 
 _SCHEMA_VERSION = 1
 _INSERT = f"INSERT INTO records ({', '.join(FIELDS)}) VALUES ({', '.join('?' * len(FIELDS))})"
+_NOT_NULL = frozenset({"uuid", "epoch", "station", "kind", "recorded_at", "prev_hash", "hash"})
+_SQL_TYPES = {int: "INTEGER", str: "TEXT"}
+# The journal's schema in plain SQL, the text sqlite-utils wrote for version 1 (the daemon does
+# not import sqlite-utils: with numpy, which it loads when present, it cost ~13 MiB of RSS).
+_SCHEMA = (
+    'CREATE TABLE IF NOT EXISTS "meta" (\n   "k" TEXT PRIMARY KEY,\n   "v" TEXT\n)',
+    'CREATE TABLE IF NOT EXISTS "records" (\n'
+    + ",\n".join(
+        f'   "{name}" {_SQL_TYPES[kind]}'
+        + (" PRIMARY KEY" if name == "seq" else " NOT NULL" if name in _NOT_NULL else "")
+        for name, kind in FIELDS.items()
+    )
+    + "\n)",
+    'CREATE UNIQUE INDEX IF NOT EXISTS "idx_records_uuid"\n    ON "records" ("uuid")',
+    'CREATE INDEX IF NOT EXISTS "idx_records_visit"\n    ON "records" ("visit")',
+)
 Row = dict[str, Any]
 
 
@@ -289,7 +303,6 @@ class Store:
             conn = _connect(self.path, read_only=False)
             if exclusive:  # before the first access: the WAL index then lives in memory
                 conn.execute("PRAGMA locking_mode=EXCLUSIVE")
-            self._db = sqlite_utils.Database(conn)
             self._conn = conn
             if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 conn.execute("PRAGMA journal_mode=wal")
@@ -369,25 +382,10 @@ class Store:
         if version == _SCHEMA_VERSION:
             return  # opening for reading must not write (nor take the write lock)
         with self._write():
-            self._db.table("meta").create({"k": str, "v": str}, pk="k", if_not_exists=True)
-            if int(_meta(self._conn, "schema_version") or 0) < 1:
-                records = self._db.table("records")
-                records.create(
-                    FIELDS,
-                    pk="seq",
-                    not_null={
-                        "uuid",
-                        "epoch",
-                        "station",
-                        "kind",
-                        "recorded_at",
-                        "prev_hash",
-                        "hash",
-                    },
-                    if_not_exists=True,
-                )
-                records.create_index(["uuid"], unique=True, if_not_exists=True)
-                records.create_index(["visit"], if_not_exists=True)
+            # read again under the write lock: another process may have made it meanwhile
+            if self._schema_version() < 1:
+                for statement in _SCHEMA:
+                    self._conn.execute(statement)
                 self._set_meta("epoch", uuid.uuid4().hex)
                 self._set_meta("station", self.station)
                 self._set_meta("created_at", _now())

@@ -374,3 +374,36 @@ def test_journal_station_reads_without_creating(tmp_path: Path) -> None:
     assert not (tmp_path / "none.db").exists()
     (tmp_path / "junk.db").write_bytes(b"not a database" * 100)
     assert journal_info(tmp_path / "junk.db") is None
+
+
+def _schema(path: Path) -> list[tuple[str, str, str | None]]:
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall()
+    conn.close()
+    return rows
+
+
+def test_the_schema_is_the_one_sqlite_utils_made(tmp_path: Path) -> None:
+    """The store writes its DDL in plain SQL (the daemon no longer imports sqlite-utils): a new
+    journal has exactly the schema older versions made through sqlite-utils, and a journal made
+    that way opens and takes records."""
+    sqlite_utils = pytest.importorskip("sqlite_utils")
+    with Store(tmp_path / "new.db", "st-1"):
+        pass
+    old = tmp_path / "old.db"
+    db = sqlite_utils.Database(old)
+    db["meta"].create({"k": str, "v": str}, pk="k")
+    records = db["records"]
+    records.create(
+        FIELDS,
+        pk="seq",
+        not_null={"uuid", "epoch", "station", "kind", "recorded_at", "prev_hash", "hash"},
+    )
+    records.create_index(["uuid"], unique=True)
+    records.create_index(["visit"])
+    db.conn.close()
+    assert _schema(tmp_path / "new.db") == _schema(old)
+    with Store(old, "st-1") as store:  # no schema_version yet: migrated in place
+        _fill(store, 2)
+        assert store.verify().ok
+    assert _schema(tmp_path / "new.db") == _schema(old)
