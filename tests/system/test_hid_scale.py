@@ -5,15 +5,27 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from drivers.scale.hidpos import IN_MOTION, STABLE, UNDER_ZERO, encode_report
-from drivers.serialio import escape_frame
+from drivers.scale.hidpos import (
+    IN_MOTION,
+    STABLE,
+    UNDER_ZERO,
+    ReportFramer,
+    decode,
+    encode_report,
+    port_url,
+)
+from drivers.serialio import SerialTransport, escape_frame
 from drivers.sim.hidpos import HidrawPipe
+from drivers.sim.scale_cli import main as sim_main
 from station.outcomes import Outcome
 from station.sim import SimulatedCounter
 from tests.support.counter import weigh, weighings
@@ -143,3 +155,37 @@ def test_decode_hex_reports(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert [(r["weight_mg"], r["overload"]) for r in rows] == [(138_913, False), (None, True)]
+
+
+def test_pesee_scale_sim_writes_hid_reports_into_a_pipe(tmp_path: Path) -> None:
+    node = tmp_path / "hidraw-sim"
+    args = ["--protocol", "hid-pos", "--fifo", str(node), "--weight", "1.250", "--rate", "20"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "drivers.sim.scale_cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == str(node)
+        port = SerialTransport(port_url(str(node)), timeout=0.1)
+        port.open()
+        try:
+            framer, frames = ReportFramer(), list[bytes]()
+            deadline = time.monotonic() + 20
+            while len(frames) < 2 and time.monotonic() < deadline:
+                frames += framer.feed(port.read(64))
+        finally:
+            port.close()
+        assert frames and {getattr(decode(f), "net_mg", None) for f in frames} == {1_250_000}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err
+    assert not node.exists()  # the node goes with the simulator
+
+
+def test_pesee_scale_sim_fifo_is_for_hid_pos_only(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit):
+        sim_main(["--protocol", "mt-sics", "--fifo", str(tmp_path / "x")])
