@@ -221,9 +221,9 @@ def encode_records(
     n = len(parts)
     first = int(wire[0]["seq"])
     if max_bytes:
-        # the envelope at its widest (the last seq of all records), a signature's 73 bytes
-        fixed = len(_head(station, epoch, first, first + n - 1, sent_at)) + 2 + 73 * bool(key)
-        sizes = accumulate(len(p) + 1 for p in parts)  # each with its comma (or the "]")
+        # the envelope with the widest last seq, ',"records":[' and a signature's 73 bytes
+        fixed = len(_head(station, epoch, first, first + n - 1, sent_at)) + 12 + 73 * bool(key)
+        sizes = accumulate(len(p) + 1 for p in parts)  # each with its comma (the last: "]")
         n = max(1, sum(1 for total in sizes if fixed + total <= max_bytes))
     head = _head(station, epoch, first, int(wire[n - 1]["seq"]), sent_at)
     body = head[:-1] + b',"records":[' + b",".join(parts[:n]) + b"]"

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from station.store import Store
+from station.store import RecordRefused, Store
 from sync.record import (
     BOUNDS,
     KINDS,
@@ -28,11 +29,12 @@ from sync.record import (
     Record,
     RecordError,
     canonical,
+    check_row,
     genesis_hash,
     record_hash,
 )
 from sync.uploader import Uploader
-from sync.wire import MAX_RECORDS, Batch, WireError, decode_batch, encode
+from sync.wire import MAX_RECORDS, Batch, WireError, decode_batch, encode, encode_records
 from tests.support.helpers import until
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -158,6 +160,10 @@ REFUSALS: list[tuple[str, dict[str, Any], str]] = [
     ("mono_ns beyond int64", {"mono_ns": 2**70}, "record mono_ns out of range"),
     ("void of seq 0", {"voids": 0}, "record voids out of range"),
     ("unknown field", {"colour": "red"}, "record has unknown fields ['colour']"),
+    # PostgreSQL's text cannot hold U+0000: one rule for both stores (issue 15 item 6)
+    ("NUL in a text", {"category": "CAT\x00VET"}, "record category contains a NUL character"),
+    ("NUL in raw", {"raw": "S S \x00 1.250 kg"}, "record raw contains a NUL character"),
+    ("NUL and too long", {"raw": "\x00" * 4097}, "record raw too long"),
 ]
 
 
@@ -179,6 +185,27 @@ def test_an_invalid_record_is_refused_with_the_wire_reason(
         decode_batch(json.dumps(body).encode())
     assert wire.value.reason == reason
     assert isinstance(wire.value, RecordError)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"), [c[1:] for c in REFUSALS], ids=[c[0] for c in REFUSALS]
+)
+def test_check_row_is_every_rule_but_the_hash(change: dict[str, Any], reason: str) -> None:
+    """What the uploader checks before sending a journal row: the same reasons as a Record,
+    and no hash computed (the store sealed the row; the ledger verifies every hash)."""
+    row = {**weighing().to_wire(), **change}
+    with pytest.raises(RecordError) as info:
+        check_row(row)
+    assert info.value.reason == reason
+    check_row(dict(weighing().to_wire(), hash="0" * 64))  # a wrong hash is the ledger's to find
+    check_row(weighing().to_row())  # null columns are absent ones
+
+
+def test_a_nul_is_refused_by_the_station_before_anything_is_written(tmp_path: Path) -> None:
+    with Store(tmp_path / "station.db", "st-1") as store:
+        with pytest.raises(RecordRefused, match="record operator contains a NUL character"):
+            store.append("weighing", net_mg=1, operator="OP\x001")
+        assert store.last_seq == 0
 
 
 def test_a_record_whose_hash_is_not_its_content_is_refused() -> None:
@@ -279,6 +306,63 @@ def test_the_documented_batch_decodes_and_re_encodes_byte_for_byte() -> None:
     assert json.loads(encode(again)) == sent
 
 
+def test_orjson_writes_the_canonical_bytes_of_every_code_point() -> None:
+    """The record hash is frozen with wire v1: the fast encoder must give the standard
+    encoder's bytes (ensure_ascii=False, compact) for every character a record may hold."""
+    standard = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+    points = [c for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
+    for k in range(0, len(points), 4096):
+        text = "".join(map(chr, points[k : k + 4096]))
+        content = {"a": text, "b": None, "c": -(2**62), "d": 2**62, "e": ""}
+        assert orjson.dumps(content) == standard.encode(content).encode()
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(sorted(RECORD_FIELDS)),
+        st.text() | st.integers(-(2**63), 2**63 - 1) | st.none(),
+    )
+)
+def test_canonical_is_the_standard_encoding_of_any_mapping(content: dict[str, Any]) -> None:
+    get = content.get
+    expected = json.dumps(
+        {k: get(k) for k in sorted(RECORD_FIELDS) if k != "hash"},
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    try:
+        assert canonical(content) == expected.encode()
+    except UnicodeEncodeError:  # a lone surrogate: no canonical bytes, on either encoder
+        with pytest.raises(UnicodeEncodeError):
+            expected.encode()
+
+
+def test_encode_records_fills_a_batch_to_max_bytes_and_encodes_as_encode_does(
+    tmp_path: Path,
+) -> None:
+    epoch, rows = journal_rows(tmp_path)
+    compact = [{k: v for k, v in r.items() if v is not None} for r in rows]
+    for key in (b"", b"k" * 16):
+        whole, n = encode_records("st-1", epoch, compact, sent_at="t", key=key)
+        assert n == len(rows)
+        assert whole == encode(Batch("st-1", epoch, tuple(rows), "t"), key)  # the standard path
+        sizes = [
+            len(encode_records("st-1", epoch, compact[:k], sent_at="t", key=key)[0])
+            for k in range(1, len(rows) + 1)
+        ]
+        for limit in range(sizes[0] - 1, sizes[-1] + 2):
+            payload, n = encode_records(
+                "st-1", epoch, compact, sent_at="t", key=key, max_bytes=limit
+            )
+            # as many records as fit (one at least), and what fits is the exact batch of them
+            fitting = sum(1 for size in sizes if size <= limit)
+            assert (
+                n == max(1, fitting)
+                and payload == encode_records("st-1", epoch, compact[:n], sent_at="t", key=key)[0]
+            )
+            assert decode_batch(payload, key=key or None).last_seq == n
+
+
 def test_a_batch_of_records_encodes_as_the_rows_did(tmp_path: Path) -> None:
     epoch, rows = journal_rows(tmp_path)
     records = [Record.from_row(r) for r in rows]
@@ -297,7 +381,9 @@ def bounded(name: str) -> st.SearchStrategy[Any]:
         low, high = BOUNDS[name]
         return st.integers(low, high)
     # any text but NUL (PostgreSQL's text cannot hold it: refused on both stores)
-    return st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=20)
+    return st.text(
+        st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=20
+    )
 
 
 optional = sorted(
