@@ -155,15 +155,36 @@ class CalibrationState:
     verified_id: str | None = None
     verified_at: str | None = None
     verified_step: str | None = None
+    # the scale the calibration in force was made on ("mt-sics:1126493049"): a station-side gain
+    # belongs to one scale, and is wrong for the next one plugged in
+    in_force_scale: str | None = None
+    # the last check that failed, when no passing verification came after it
+    failed_id: str | None = None
+    failed_at: str | None = None
 
     def applied(self) -> Correction:
         return self.correction or Correction()
 
+    @property
+    def failed(self) -> bool:
+        """The last check failed: the scale is out of its limits until adjusted and checked."""
+        return self.failed_at is not None
+
     def due(self, interval_days: int) -> datetime | None:
-        """When the next calibration is due (None: never verified, so due now)."""
-        if self.verified_at is None:
+        """When the next calibration is due (None: never verified, or the last check failed,
+        so due now)."""
+        if self.verified_at is None or self.failed:
             return None
         return _parse_time(self.verified_at) + timedelta(days=interval_days)
+
+    def other_scale(self, scale_id: str | None) -> bool:
+        """A station-side gain is in force, made on another scale than ``scale_id``."""
+        return bool(
+            self.correction is not None
+            and self.in_force_scale
+            and scale_id
+            and scale_id != self.in_force_scale
+        )
 
     def overdue(self, interval_days: int, now: datetime | None = None) -> bool:
         due = self.due(interval_days)
@@ -183,18 +204,21 @@ class CalibrationState:
                 "at": self.in_force_at,
                 "step": self.in_force_step,
                 "correction": self.correction.to_json() if self.correction else None,
+                "scale": self.in_force_scale,
             },
             "verified": {
                 "id": self.verified_id,
                 "at": self.verified_at,
                 "step": self.verified_step,
             },
+            "failed": {"id": self.failed_id, "at": self.failed_at},
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CalibrationState:
         force = data.get("in_force") or {}
         verified = data.get("verified") or {}
+        failed = data.get("failed") or {}
         correction = force.get("correction")
         return cls(
             in_force_id=force.get("id"),
@@ -204,6 +228,9 @@ class CalibrationState:
             verified_id=verified.get("id"),
             verified_at=verified.get("at"),
             verified_step=verified.get("step"),
+            in_force_scale=force.get("scale"),
+            failed_id=failed.get("id"),
+            failed_at=failed.get("at"),
         )
 
 

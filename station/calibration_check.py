@@ -17,11 +17,15 @@ from common.i18n import _
 from common.units import format_mass_exact
 
 from . import metrology
+from .calibration import Correction
 from .calibration_flow import NoLoad, Outcome, Session
 from .config import ScaleSection
 
 __all__ = [
+    "NO_WEIGHT",
+    "OVERLOAD",
     "POINT_COLUMNS",
+    "UNDERLOAD",
     "CheckOutcome",
     "CheckPlan",
     "CheckRun",
@@ -32,7 +36,17 @@ __all__ = [
     "positions",
 ]
 
-POINT_COLUMNS = ["load_mg", "reading_mg", "error_mg", "mpe_mg", "limit_mg", "pass", "position"]
+POINT_COLUMNS = [
+    "load_mg",
+    "reading_mg",
+    "error_mg",
+    "mpe_mg",
+    "limit_mg",
+    "pass",
+    "position",
+    "note",
+]
+OVERLOAD, UNDERLOAD, NO_WEIGHT = "overload", "underload", "no weight"
 
 
 class MetrologyMissing(ValueError):
@@ -115,6 +129,7 @@ class CheckRun:
     """The weighings of one check, and its verdict."""
 
     plan: CheckPlan
+    correction: Correction | None = None  # the station-side correction in force, if any
     points: list[metrology.Point] = field(default_factory=list)
     repeat: metrology.Repeatability | None = None
     eccentric: list[metrology.Point] = field(default_factory=list)
@@ -139,7 +154,9 @@ class CheckRun:
     def passed(self) -> bool:
         return self.verdict == "pass"
 
-    def judge(self, load: int, reading_mg: int | None, position: str = "") -> metrology.Point:
+    def judge(
+        self, load: int, reading_mg: int | None, position: str = "", note: str = ""
+    ) -> metrology.Point:
         p = self.plan
         return metrology.judge(
             p.cls,
@@ -149,6 +166,7 @@ class CheckRun:
             in_service=p.in_service,
             position=position,
             rounding=p.rounding_mg,
+            note=note,
         )
 
 
@@ -171,6 +189,7 @@ def point_json(p: metrology.Point) -> list[Any]:
         str(p.limit_mg),
         p.passed,
         p.position,
+        p.note,
     ]
 
 
@@ -195,7 +214,9 @@ def weigh(
     *,
     insist: bool = False,
 ) -> metrology.Point:
-    """One test load, judged; no stable weight near it within the wait: no reading."""
+    """One test load, judged; no stable weight near it within the wait: no reading. A point
+    without a reading keeps why (overload, underload, no weight), for the report."""
+    note = ""
     try:
         reading = s.take(
             prompt,
@@ -206,6 +227,8 @@ def weigh(
             insist=insist,
         )
         value = None if reading.overload or reading.underload else s.value(reading, True)
+        if reading.overload or reading.underload:
+            note = OVERLOAD if reading.overload else UNDERLOAD
     except NoLoad:
         s.say(
             "  "
@@ -214,13 +237,14 @@ def weigh(
             )
         )
         value = None
-    return run.judge(load, value, position)
+        note = NO_WEIGHT
+    return run.judge(load, value, position, note)
 
 
 def check(s: Session, p: CheckPlan) -> CheckOutcome:
     """Weigh the plan's loads, then repeatability and eccentricity when asked. A passing
     check that covers the range verifies the scale (restarts the due date)."""
-    run = CheckRun(p)
+    run = CheckRun(p, s.state.correction)
     if p.proposed:
         s.say(
             _("Test loads from the scale's metrology (--loads to choose others): {loads}").format(

@@ -50,6 +50,7 @@ __all__ = [
     "Stopped",
     "ZeroOutcome",
     "grams",
+    "other_scale_warning",
     "record",
     "settled_or_stopped",
     "value_of",
@@ -346,6 +347,17 @@ class Session:
                 self.identity[key] = " ".join(reply.params)
         serial = self.identity.get("serial")
         self.identity["id"] = sc.scale_id or (f"{sc.protocol}:{serial}" if serial else sc.protocol)
+        if self.state.other_scale(self.identity["id"]):
+            self.say(other_scale_warning(self.state, self.identity["id"]))
+
+
+def other_scale_warning(state: CalibrationState, scale_id: str) -> str:
+    """A station-side gain made on another scale: one line that says so and what to do."""
+    gain = state.applied().gain
+    return _(
+        "Warning: the station-side gain in force ({gain:.5f}) was set on scale {old}, but this "
+        "is {new}: it does not fit this scale. Run station calibrate span for it."
+    ).format(gain=float(gain), old=state.in_force_scale, new=scale_id)
 
 
 @contextmanager
@@ -419,11 +431,19 @@ def record(
             in_force_at=row["recorded_at"],
             in_force_step=outcome.step,
             correction=outcome.correction,
+            in_force_scale=s.identity.get("id"),
         )
     if outcome.verifies:
         changes.update(
-            verified_id=row["uuid"], verified_at=row["recorded_at"], verified_step=outcome.step
+            verified_id=row["uuid"],
+            verified_at=row["recorded_at"],
+            verified_step=outcome.step,
+            failed_id=None,
+            failed_at=None,
         )
+    elif outcome.step == "check" and outcome.verdict == "fail":
+        # out of its limits: due now, said by doctor, status and the panel until put right
+        changes.update(failed_id=row["uuid"], failed_at=row["recorded_at"])
     if changes:
         state = replace(s.state, **changes)
         try:

@@ -11,7 +11,7 @@ from common.units import format_mass_exact
 
 from . import metrology
 from .calibration import load_state
-from .calibration_check import CheckRun, positions
+from .calibration_check import NO_WEIGHT, OVERLOAD, UNDERLOAD, CheckRun, positions
 from .calibration_flow import SpanOutcome, ZeroOutcome, grams
 from .config import Config
 
@@ -98,6 +98,7 @@ def check_lines(run: CheckRun, seq: int) -> list[str]:
     else:
         out.append(_("Rounding: errors as read, not corrected for rounding."))
     out.extend(_table(run))
+    out.extend(_why(run))
     if run.repeat is not None:
         rp = run.repeat
         out.append(
@@ -124,6 +125,51 @@ def check_lines(run: CheckRun, seq: int) -> list[str]:
         )
         out.extend("  " + target_words(t) for t in run.uncovered)
     return out
+
+
+def _why(run: CheckRun) -> list[str]:
+    """Why each point without a reading failed, in words: an empty cell says nothing."""
+    lines: list[str] = []
+    gain = run.correction.gain if run.correction is not None else None
+    top = next((t.load_mg for t in run.plan.targets if t.name == "max"), None)
+    for p in run.points + run.eccentric:
+        if p.reading_mg is not None or not p.note:
+            continue
+        load = format_mass_exact(p.load_mg)
+        if p.note == OVERLOAD:
+            text = _("{load}: FAIL, the scale showed OVERLOAD (no weight).").format(load=load)
+            if gain is not None and gain < 1 and top is not None:
+                # its display blanks above Max + 9 e of its own, reached before the true Max
+                limit = (top + 9 * run.plan.e_mg) * gain
+                text += " " + _(
+                    "It reads {pct:.2f} % heavy (station-side gain {gain:.5f}): its own display "
+                    "blanks above Max + 9 e, which a true load of about {limit} already reaches, "
+                    "and no station-side gain can show what the scale does not send. Adjust the "
+                    "scale itself (its span adjustment), then run station calibrate check again."
+                ).format(
+                    pct=float((1 / gain - 1) * 100),
+                    gain=float(gain),
+                    limit=format_mass_exact(int(limit)),
+                )
+            else:
+                text += " " + _(
+                    "Check that nothing else is on the pan, that the load is within the "
+                    "capacity, and the scale's own range setting."
+                )
+        elif p.note == UNDERLOAD:
+            text = _(
+                "{load}: FAIL, the scale showed UNDERLOAD: is the pan in place, and was the "
+                "scale zeroed with an empty pan?"
+            ).format(load=load)
+        elif p.note == NO_WEIGHT:
+            text = _(
+                "{load}: FAIL, no stable weight near it came within the wait: the load was not "
+                "placed, or the scale never settled (draught, vibration)."
+            ).format(load=load)
+        else:
+            continue
+        lines.append(text)
+    return lines
 
 
 def _table(run: CheckRun) -> list[str]:
@@ -209,6 +255,11 @@ def due_line(config: Config, now: datetime | None = None) -> str:
     except ValueError as exc:
         return _("calibration: state unreadable ({error})").format(error=exc)
     interval = config.scale.calibration_interval_days
+    if state.failed:
+        return _(
+            "calibration: the last check FAILED on {at}: the scale is out of its limits; adjust "
+            "it (station calibrate span) and check it again"
+        ).format(at=(state.failed_at or "")[:10])
     due = state.due(interval)
     if due is None:
         return _("calibration: never verified on this station: run station calibrate")

@@ -6,18 +6,17 @@ Each step drives a :class:`~station.calibration_flow.Session` and returns an out
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
-from common.exits import EX_IOERR, EX_UNAVAILABLE, EX_USAGE
+from common.exits import EX_UNAVAILABLE, EX_USAGE
 from common.i18n import _
-from common.units import MassError, format_mass_exact, parse_mass_text
-from drivers.base import PortError, Reading, ScaleError, ScaleRefused
-from drivers.scale import Ack, Command, Reply
-from drivers.serialio import escape_frame
+from common.units import format_mass_exact
+from drivers.base import Reading, ScaleError, ScaleRefused
+from drivers.scale import Command
 
 from .calibration import Correction, Implausible, minimum_reference_mg
+from .calibration_adjust import adjust_on_scale, adjustable
 from .calibration_flow import (
     POLL_S,
     NoLoad,
@@ -31,8 +30,6 @@ from .calibration_flow import (
 from .config import ScaleSection
 
 __all__ = [
-    "adjust_on_scale",
-    "asked_mass",
     "span",
     "span_reference_problem",
     "zero",
@@ -151,15 +148,15 @@ def span(
     s: Session, reference_mg: int, certificate: str | None = None, mass_class: str | None = None
 ) -> SpanOutcome:
     """Adjust the span with a reference mass: the scale's own adjustment when its protocol has
-    one (MT-SICS C2), else a station-side gain about the scale's own zero. A span that would
-    make things worse is refused (recorded, nothing in force)."""
+    one (MT-SICS C2, A&D CAL, Kern KCP JZ/JG/JS), else a station-side gain about the scale's own
+    zero. A span that would make things worse is refused (recorded, nothing in force)."""
     problem = span_reference_problem(s.settings, reference_mg)
     if problem is not None:
         raise Stopped(problem, EX_USAGE)
     refs = [{"mass_mg": reference_mg, "certificate": certificate, "class": mass_class}]
     with settled_or_stopped(s):
         s.take(_("Empty the pan."), None, corrected=False, since=None, must_move=False)
-        if s.supports(Command.ADJUST_EXTERNAL):
+        if adjustable(s):
             data = adjust_on_scale(s, reference_mg)
             if data is not None:
                 return SpanOutcome(
@@ -172,86 +169,6 @@ def span(
                     method="scale",
                 )
         return span_station(s, reference_mg, refs)
-
-
-def adjust_on_scale(s: Session, reference: int) -> dict[str, Any] | None:
-    """MT-SICS C2: the scale adjusts itself with the external weight it asks for. Returns the
-    record's data, or None when the scale does not know the command (then: station-side)."""
-    replies: list[str] = []
-    try:
-        first = s.command(Command.ADJUST_EXTERNAL, timeout=max(5.0, s.settings.reply_timeout))
-    except ScaleRefused as exc:
-        if getattr(exc, "status", "") == "ES":
-            s.say(_("The scale does not know the adjustment command: station-side correction."))
-            return None
-        raise Stopped(_("The scale refused the adjustment: {reason}").format(reason=exc)) from exc
-    except ScaleError as exc:
-        raise Stopped(
-            _("The scale did not start the adjustment: {reason}").format(reason=exc),
-            EX_UNAVAILABLE,
-        ) from exc
-    replies.append(escape_frame(first.raw).strip())
-    frames = c2_replies(s, s.clock.now() + s.wait + 5, replies)
-    reply: Reply = first
-    while True:
-        # other frames (weights shown meanwhile, other replies) are skipped
-        if isinstance(reply, Ack) and reply.command == "C2":
-            if reply.status == "A":
-                return {"method": "scale", "command": "C2", "replies": replies}
-            if reply.status == "B":
-                asked = asked_mass(reply)
-                if asked is None or asked == 0:
-                    s.ask(_("The scale asks: take the reference mass off the pan."))
-                else:
-                    if asked != reference:
-                        raise Stopped(
-                            _(
-                                "The scale asks for {asked} but --reference is {reference}: "
-                                "use the mass the scale is set for, or change its adjustment "
-                                "weight."
-                            ).format(
-                                asked=format_mass_exact(asked),
-                                reference=format_mass_exact(reference),
-                            )
-                        )
-                    s.ask(
-                        _("The scale asks for {mass}: place the reference mass.").format(
-                            mass=format_mass_exact(asked)
-                        )
-                    )
-        reply = next(frames)
-
-
-def c2_replies(s: Session, deadline: float, replies: list[str]) -> Iterator[Reply]:
-    """The scale's replies during its adjustment, each kept in ``replies``; the run stops when
-    the scale aborts, the port fails or the deadline passes."""
-    while True:
-        try:
-            reply = s.scale.read_frame(deadline)
-        except ScaleRefused as exc:
-            raise Stopped(
-                _(
-                    "The scale aborted the adjustment ({reason}): the load did not settle "
-                    "as asked in time; nothing changed on the scale."
-                ).format(reason=exc)
-            ) from exc
-        except PortError as exc:
-            raise Stopped(_("Scale disconnected: {error}").format(error=exc), EX_IOERR) from exc
-        if reply is None:
-            raise Stopped(_("The scale did not finish the adjustment in time."), EX_UNAVAILABLE)
-        replies.append(escape_frame(reply.raw).strip())
-        yield reply
-
-
-def asked_mass(reply: Ack) -> int | None:
-    """The mass a ``C2 B`` reply asks for (``C2 B "10.00 kg"``), in mg."""
-    text = " ".join(reply.params).replace('"', " ").split()
-    if len(text) < 2:
-        return None
-    try:
-        return parse_mass_text(f"{text[0]} {text[1]}")
-    except MassError:
-        return None
 
 
 def span_station(s: Session, ref: int, refs: list[dict[str, Any]]) -> SpanOutcome:

@@ -161,6 +161,7 @@ class Point:
     limit_mg: Decimal  # the limit applied (mpe, or 2 × mpe in service)
     position: str = ""  # eccentricity: where on the pan
     rounding_mg: Decimal = Decimal(0)  # added to |error| for the display's rounding
+    note: str = ""  # why there is no reading: "overload", "underload", "no weight"
 
     @property
     def error_mg(self) -> int | None:
@@ -181,12 +182,13 @@ def judge(
     in_service: bool = True,
     position: str = "",
     rounding: Decimal = Decimal(0),
+    note: str = "",
 ) -> Point:
     """Error of one reading against the mpe of its load band (in service: twice it);
     ``rounding`` (see :func:`rounding_mg`) is added to |error| before the comparison."""
     mpe = mpe_mg(cls, e_mg, load_mg)
     limit = mpe * 2 if in_service else mpe
-    return Point(load_mg, reading_mg, mpe, limit, position, rounding)
+    return Point(load_mg, reading_mg, mpe, limit, position, rounding, note)
 
 
 @dataclass(frozen=True, slots=True)

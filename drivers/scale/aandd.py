@@ -1,4 +1,16 @@
-"""A&D standard format codec (FX-i, FZ-i, EK-i, GX, GF, GC, FG…): ``ST,+00012.34  g`` lines."""
+"""A&D standard format codec (FX-i, FZ-i, EK-i, GX, GF, GC, FG…): ``ST,+00012.34  g`` lines.
+
+Sources (reference §4): data format and headers, EK-L and EK-120i manuals [V]; commands, FZ-i
+manual p. 61 [V]; acknowledge and error codes, FX-i manual §15-2
+(auto.manualsonline.com/manuals/mfg/ad/fx120ifx200ifx300ifx1200ifx2000ifx3000i.html?p=54) [V]:
+with ``erCd 1`` a control command is answered AK (0x06), and ``CAL``, ``ON``, ``P`` and ``R``
+answer AK twice, on receipt and when done; a failure is ``EC,Exx``. ``CAL`` is the balance's
+own calibration (the CAL key): the station drives it as the span adjustment, and the balance's
+display leads the technician (empty pan, then the calibration weight it shows); ``EC,E20`` /
+``EC,E21`` say the weight was too heavy / too light [P]. The standard format carries no
+gross/net marker, so readings say neither. Replies to ``?SN``/``?ID``/``?TN`` (``SN,…``) are
+[P]: seen in the A&D command lists, their exact padding not shown.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +32,9 @@ _REQUESTS: dict[Command, bytes] = {
     Command.ZERO: b"Z\r\n",
     Command.TARE: b"T\r\n",
     Command.IDENTIFY: b"?SN\r\n",
+    # the CAL key: the balance runs its own calibration; AK on receipt and when done [V: FX-i
+    # manual §15-2, see the module docstring]
+    Command.ADJUST_EXTERNAL: b"CAL\r\n",
 }
 
 # EC,Exx error codes [V: FX-i, GC, FG pages; E03, E17, E20, E21 [P]]
@@ -44,7 +59,7 @@ _DATA = re.compile(
     r"(?P<data>[ +\-0-9.,]{9})(?P<unit>[ A-Za-z%]{3})"
 )
 _ERROR = re.compile(r"EC,(E\d\d)")
-_INFO = re.compile(r"(SN|ID|TN),([ -~]{1,32})")  # replies to ?SN, ?ID, ?TN [U: not in the ref.]
+_INFO = re.compile(r"(SN|ID|TN),([ -~]{1,32})")  # replies to ?SN, ?ID, ?TN [P]
 _COUNT = re.compile(r"[+-]?\d{1,8}")
 _NINES = re.compile(r"[+-]?[9 .,]*9[9 .,]*")
 
@@ -118,7 +133,7 @@ def answers(command: Command, reply: Reply) -> bool:
     a stray by the next exchange); ``SN,…`` answers ``?SN``."""
     if command in (Command.READ, Command.READ_STABLE):
         return isinstance(reply, Reading)
-    if command in (Command.ZERO, Command.TARE):
+    if command in (Command.ZERO, Command.TARE, Command.ADJUST_EXTERNAL):
         return isinstance(reply, Ack) and reply.command == "AK"
     if command is Command.IDENTIFY:
         return isinstance(reply, Ack) and reply.command == "SN"

@@ -28,7 +28,16 @@ of ``US,GS 1.342KG`` would otherwise pass for a stable s/w/t frame.
 
 ``kern-kcp`` (:data:`PROTOCOL_KCP`) — KERN Communication Protocol (KIB-TM, IOC, CKE, newer
 balances): MT-SICS command names and replies (@, I0–I5, S, SI, SIR, Z, ZI, T, TA, TAC, TI),
-CR LF [V: KIB-TM and IOC manuals]; decoded by the MT-SICS codec.
+CR LF [V: KIB-TM manual KIB-TM-ZB-e-1913 §1.4, manualslib.fr/manual/845291/Kern-Kib-Tm.html?page=33;
+IOC 100K-2LM manual §10.4]; decoded by the MT-SICS codec. The adjustment is the station's to
+drive, in three commands: ``JZ`` takes the empty pan as zero (``JZ A``), ``JG`` takes the load
+on the pan as the adjustment weight (``JG A``; ``JDC`` says which weight the scale expects),
+``JS`` saves the adjustment [V: KDP manual KDP-BA_IA-e-1710 §10.1, "Adjustment can be
+initiated using the commands JZ, JG as well as JS in the KCP protocol",
+manualarchiveguide.com/manuals/KERN-KDP-3000-2-Operating-And-Installation-5246360?page=14].
+The reply to ``JS`` is not shown there: ``JS A`` as the other two [P]; refusals use the MT-SICS
+status characters (``I``, ``L``, ``+``, ``-``) [P]. The KCP command lists of KIB-TM, IOC and
+CKE name no ``C2``: it is not sent.
 
 Links: 9600 8N1 is the usual factory setting [P: SweepMe! Kern driver; reference U].
 """
@@ -48,9 +57,12 @@ __all__ = [
     "PROTOCOL_KCP",
     "PROTOCOL_TM",
     "answers",
+    "answers_kcp",
     "decode",
+    "decode_kcp",
     "decode_tm",
     "encode",
+    "encode_kcp",
     "encode_tm",
 ]
 
@@ -235,16 +247,61 @@ PROTOCOL_TM = ScaleProtocol(
     answers=answers,
 )
 
+_KCP_ADJUST: dict[Command, str] = {
+    Command.ADJUST_ZERO: "JZ",
+    Command.ADJUST_SPAN: "JG",
+    Command.ADJUST_SAVE: "JS",
+}
+_KCP_J = re.compile(r"(JZ|JG|JS) +(\S)")
+_KCP_REFUSED = {
+    "I": "not possible now (busy or not stable)",
+    "L": "logical error (not allowed, e.g. the adjustment switch is locked)",
+    "+": "the load is above the adjustment range",
+    "-": "the load is below the adjustment range",
+}
+
+
+def encode_kcp(command: Command) -> bytes:
+    """MT-SICS request bytes, and ``JZ``/``JG``/``JS`` for the adjustment steps; no ``C2``."""
+    if command in _KCP_ADJUST:
+        return _KCP_ADJUST[command].encode("ascii") + b"\r\n"
+    if command is Command.ADJUST_EXTERNAL:
+        raise unsupported(command, "kern-kcp")
+    return mtsics.encode(command)
+
+
+def decode_kcp(frame: bytes) -> Reply:
+    """``JZ A``/``JG A``/``JS A`` (an :class:`Ack`; other statuses raise
+    :class:`~drivers.scale.mtsics.SicsRefused`), else the MT-SICS reply."""
+    match = _KCP_J.fullmatch(frame.rstrip(b"\r\n").decode("ascii", "replace"))
+    if match is None:
+        return mtsics.decode(frame)
+    ident, status = match.groups()
+    if status == "A":
+        return Ack(ident, status, raw=frame)
+    if status in _KCP_REFUSED:
+        raise mtsics.SicsRefused(
+            f"{ident} {status}: {_KCP_REFUSED[status]}", command=ident, status=status
+        )
+    raise FrameError(f"unknown status {status!r} for {ident}: {frame!r}")
+
+
+def answers_kcp(command: Command, reply: Reply) -> bool:
+    if command in _KCP_ADJUST:
+        return isinstance(reply, Ack) and reply.command == _KCP_ADJUST[command]
+    return mtsics.answers(command, reply)
+
+
 PROTOCOL_KCP = ScaleProtocol(
     name="kern-kcp",
     description=(
         "Kern KCP (KIB-TM, IOC, CKE and newer balances): MT-SICS-like S/SI/Z/T/TAC/@/I4, "
-        "CR LF; 9600 8N1 [P]"
+        "JZ/JG/JS adjustment, CR LF; 9600 8N1 [P]"
     ),
     link=LinkSettings(9600, 8, "N", 1),
     streaming=False,
     make_framer=lambda: LineFramer(b"\r\n"),
-    decode=mtsics.decode,
-    encode=mtsics.encode,
-    answers=mtsics.answers,
+    decode=decode_kcp,
+    encode=encode_kcp,
+    answers=answers_kcp,
 )

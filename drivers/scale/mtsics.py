@@ -6,7 +6,7 @@ import re
 
 from ..base import FrameError, Reading, ScaleRefused
 from ..serialio import LineFramer, LinkSettings
-from ._fields import mass_mg
+from ._fields import mass_mg, unsupported
 from .protocol import Ack, Command, Reply, ScaleProtocol
 
 __all__ = ["PROTOCOL", "SicsRefused", "answers", "decode", "encode", "parse_weight"]
@@ -79,8 +79,12 @@ _MAX_VALUE_CHARS = 16  # MT-SICS pads to 10; a longer "number" is garbage, not a
 
 
 def encode(command: Command) -> bytes:
-    """The request bytes for ``command`` (every :class:`Command` has an MT-SICS level-0/1 form)."""
-    return _REQUESTS[command]
+    """The request bytes for ``command``; :class:`ScaleError` for the steps of other
+    protocols' adjustments (MT-SICS adjusts with ``C2``)."""
+    try:
+        return _REQUESTS[command]
+    except KeyError:
+        raise unsupported(command, "mt-sics") from None
 
 
 def parse_weight(value: str, unit: str) -> int:

@@ -24,8 +24,14 @@ class Command(enum.Enum):
     IDENTIFY = "identify"  # serial number / model, for the record's scale identity
     DESCRIBE = "describe"  # model and capacity (MT-SICS I2), for calibration records
     # span adjustment with an external reference mass, run by the scale itself (MT-SICS C2):
-    # the reply ``C2 B "<mass>"`` asks for a load, further ``C2 B`` lines follow, then ``C2 A``
+    # the reply ``C2 B "<mass>"`` asks for a load, further ``C2 B`` lines follow, then ``C2 A``;
+    # A&D ``CAL``: acknowledged when received and again when the balance has done it
     ADJUST_EXTERNAL = "adjust_external"
+    # an adjustment the station drives step by step (Kern KCP JZ, JG, JS): the empty pan is the
+    # zero, the load on the pan is the adjustment weight, then the scale keeps the adjustment
+    ADJUST_ZERO = "adjust_zero"
+    ADJUST_SPAN = "adjust_span"
+    ADJUST_SAVE = "adjust_save"
 
 
 @dataclass(frozen=True, slots=True)

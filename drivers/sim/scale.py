@@ -172,7 +172,11 @@ class ScaleSimulator:
     def _state_locked(self, now: float) -> SimState:
         load, motion = self._gross_locked(now)
         gross = int((load * self.gain).to_integral_value()) + self.offset_mg
-        over = self._force_over or gross - self._zero > self.capacity_mg + 9 * self.division_mg
+        # the range is the load cell's (the raw load above the zero), not the shown weight's: a
+        # scale out of adjustment still takes loads up to Max + 9 d, so a station-side span can
+        # correct the top of the range instead of finding it blanked (issue 17 item 5)
+        raw_zero = (self._zero - self.offset_mg) / self.gain if self.gain else 0
+        over = self._force_over or load - raw_zero > self.capacity_mg + 9 * self.division_mg
         net = self._quantize(gross - self._zero - self._tare)
         piece = self._piece
         pieces = None if piece is None else _round_half_even(net, piece)

@@ -17,10 +17,11 @@ from common.i18n import _
 from common.oserrors import explain
 from common.units import format_mass
 from drivers.base import DriverError, PortError, Reading
-from drivers.scale import ScaleLink
+from drivers.scale import Ack, Command, ScaleLink
 from drivers.scale.probe import port_problem
 
 from ..calibration import load_state
+from ..calibration_flow import other_scale_warning
 from ..calibration_report import due_line
 from ..clock import ClockStatus
 from ..config import Config, ConfigError, load_config
@@ -151,7 +152,7 @@ def _check_disk(config: Config) -> Check:
     )
 
 
-def _check_calibration(config: Config) -> Check:
+def _check_calibration(config: Config, scale_id: str | None = None) -> Check:
     name = _("calibration")
     blocked = unreadable(config.station.data_dir / "calibration.json")
     if blocked is not None:
@@ -164,8 +165,33 @@ def _check_calibration(config: Config) -> Check:
     if sc.e is None and state.verified_at is None:
         # no metrology configured and never verified: nothing is tracked, say how to start
         return Check(name, WARN, _("not tracked: set [scale] e and run station calibrate check"))
+    detail = due_line(config).split(": ", 1)[-1]
+    if state.other_scale(scale_id):
+        return Check(name, FAIL, other_scale_warning(state, scale_id or "").split(": ", 1)[-1])
+    if state.failed:  # a failed check: the scale weighs outside its limits
+        return Check(name, FAIL, detail)
     late = state.overdue(sc.calibration_interval_days)
-    return Check(name, WARN if late else OK, due_line(config).split(": ", 1)[-1])
+    return Check(name, WARN if late else OK, detail)
+
+
+def _scale_id(config: Config, live: dict[str, Any] | None) -> str | None:
+    """The scale's identity now (``protocol:serial``), as the daemon or the scale says it."""
+    sc = config.scale
+    if sc.scale_id:
+        return sc.scale_id
+    if live is not None:
+        return (live.get("scale") or {}).get("id") or None
+    protocol = sc.make_protocol()
+    if protocol.request(Command.IDENTIFY) is None:
+        return None
+    try:
+        with ScaleLink(sc.url, protocol, sc.link(protocol), reply_timeout=sc.reply_timeout) as link:
+            reply = link.exchange(Command.IDENTIFY, max(1.0, sc.reply_timeout))
+    except (DriverError, OSError):
+        return None
+    if isinstance(reply, Ack) and reply.params:
+        return f"{sc.protocol}:{' '.join(reply.params)}"
+    return None
 
 
 @click.command("doctor")
@@ -199,7 +225,7 @@ def doctor(ctx: click.Context) -> None:
         lambda: _check_broker(config),
         _check_clock,
         lambda: _check_disk(config),
-        lambda: _check_calibration(config),
+        lambda: _check_calibration(config, _scale_id(config, live)),
     ]
     failed = noperm = False
     for run in checks:

@@ -11,6 +11,7 @@ import click
 from common.i18n import _
 
 from ..calibration import load_state
+from ..calibration_flow import other_scale_warning
 from ..calibration_report import due_line
 from ..config import Config
 from .context import load_config, open_store
@@ -34,7 +35,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
     with open_store(config) as store:
         summary = store.summary()
     if as_json:
-        out = {"daemon": live, "store": summary, "calibration": _calibration(config)}
+        out = {"daemon": live, "store": summary, "calibration": _calibration(config, live)}
         click.echo(json.dumps(out, ensure_ascii=False, indent=1))
         return
     click.echo(_("Station {id}").format(id=config.station.id))
@@ -82,9 +83,23 @@ def status(ctx: click.Context, as_json: bool) -> None:
         )
     )
     click.echo("  " + due_line(config))
+    scale_id = _live_scale_id(config, live)
+    try:
+        calibration = load_state(config.station.data_dir)
+    except ValueError:
+        return  # due_line said it
+    if calibration.other_scale(scale_id):
+        click.echo("  " + other_scale_warning(calibration, scale_id or ""))
 
 
-def _calibration(config: Config) -> dict[str, Any]:
+def _live_scale_id(config: Config, live: dict[str, Any] | None) -> str | None:
+    """The scale's identity as configured or as the running daemon read it."""
+    if config.scale.scale_id:
+        return config.scale.scale_id
+    return ((live or {}).get("scale") or {}).get("id") or None
+
+
+def _calibration(config: Config, live: dict[str, Any] | None = None) -> dict[str, Any]:
     """The calibration in force and its due date, for ``station status --json``."""
     try:
         state = load_state(config.station.data_dir)
@@ -98,4 +113,6 @@ def _calibration(config: Config) -> dict[str, Any]:
         "due": due.isoformat() if due else None,
         "overdue": state.overdue(interval),
         "age_days": state.age_days(),
+        "last_check_failed": state.failed,
+        "other_scale": state.other_scale(_live_scale_id(config, live)),
     }

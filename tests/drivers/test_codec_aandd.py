@@ -291,3 +291,14 @@ def test_fuzz_single_byte_flips(line: bytes, data: st.DataObject) -> None:
         assert reply.pieces == int(value) and reply.net_mg is None
     else:
         assert reply.net_mg == exact_mg(value, unit) and reply.pieces is None
+
+
+def test_cal_is_the_balances_own_calibration_from_the_manual() -> None:
+    """FX-i manual §15-2: CAL is acknowledged (AK, 06h) on receipt and again when done; a
+    failure is EC,Exx (E20/E21: the calibration weight too heavy/too light)."""
+    assert encode(Command.ADJUST_EXTERNAL) == b"CAL\r\n"
+    ak = decode(b"\x06\r\n")
+    assert answers(Command.ADJUST_EXTERNAL, ak)
+    with pytest.raises(AandDRefused, match="too heavy") as refused:
+        decode(b"EC,E20\r\n")
+    assert refused.value.code == "E20"

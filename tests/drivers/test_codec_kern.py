@@ -32,8 +32,34 @@ def test_protocol_shapes() -> None:
         assert (link.baudrate, link.bytesize, link.parity, link.stopbits) == (9600, 8, "N", 1)
     assert PROTOCOL.decode is decode
     assert PROTOCOL_TM.decode is decode_tm
-    assert PROTOCOL_KCP.decode is mtsics.decode
-    assert PROTOCOL_KCP.encode is mtsics.encode
+    # KCP: the MT-SICS bytes, plus the JZ/JG/JS adjustment and no C2
+    assert PROTOCOL_KCP.decode(b"S S      1.250 kg") == mtsics.decode(b"S S      1.250 kg")
+    for command in Command:
+        if command in (Command.ADJUST_ZERO, Command.ADJUST_SPAN, Command.ADJUST_SAVE):
+            continue
+        if command is Command.ADJUST_EXTERNAL:
+            assert PROTOCOL_KCP.request(command) is None
+        else:
+            assert PROTOCOL_KCP.encode(command) == mtsics.encode(command)
+
+
+def test_kcp_adjustment_from_the_manual() -> None:
+    """KDP manual KDP-BA_IA-e-1710 §10.1: "JZ" with the empty pan, answered "JZ A"; "JG" with
+    the adjustment weight on, answered "JG A"; "JS" saves."""
+    assert [
+        PROTOCOL_KCP.encode(c)
+        for c in (Command.ADJUST_ZERO, Command.ADJUST_SPAN, Command.ADJUST_SAVE)
+    ] == [b"JZ\r\n", b"JG\r\n", b"JS\r\n"]
+    for ident, command in (("JZ", Command.ADJUST_ZERO), ("JG", Command.ADJUST_SPAN)):
+        reply = PROTOCOL_KCP.decode(f"{ident} A\r\n".encode())
+        assert reply == Ack(ident, "A", raw=f"{ident} A\r\n".encode())
+        assert PROTOCOL_KCP.answers(command, reply)
+        assert not PROTOCOL_KCP.answers(Command.ADJUST_SAVE, reply)
+    with pytest.raises(mtsics.SicsRefused) as refused:
+        PROTOCOL_KCP.decode(b"JG I\r\n")
+    assert refused.value.status == "I"
+    with pytest.raises(FrameError):
+        PROTOCOL_KCP.decode(b"JG Q\r\n")
 
 
 @pytest.mark.parametrize(

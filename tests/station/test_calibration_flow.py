@@ -22,12 +22,14 @@ from drivers.scale.link import ScaleLink
 from drivers.scale.mtsics import SicsRefused
 from drivers.sim.scale import ScaleSimulator
 from station.calibration import CalibrationState, Correction, history, load_state
+from station.calibration_adjust import adjustment_command
 from station.calibration_check import check, plan
 from station.calibration_flow import Answer, Clock, Session, Stopped, grams, record
 from station.calibration_report import check_lines, span_lines, zero_line
 from station.calibration_steps import span, span_reference_problem, zero
 from station.config import ScaleSection
 from station.store import Store
+from tests.support.helpers import until
 
 STATION = "ressourcerie-nord-1"
 
@@ -556,3 +558,120 @@ def test_sma_check_through_the_link(tmp_path: Path) -> None:
         outcome = check(s, plan(s.settings, [0, 2_000_000, 10_000_000], rounding="none"))
     assert [pt.passed for pt in outcome.run.points] == [True, True, False]
     assert [pt.error_mg for pt in outcome.run.points] == [0, 3_000, 15_000]
+
+
+# ---------------------------------------------------------------------------- issue 17 item 5
+
+
+def test_which_protocols_adjust_their_own_span() -> None:
+    """The manuals' commands (cited in the codecs): MT-SICS C2, A&D CAL, Kern KCP JZ/JG/JS;
+    every other protocol keeps the station-side gain."""
+    found = {name: adjustment_command(p) for name, p in PROTOCOLS.items()}
+    assert {n: c for n, c in found.items() if c} == {
+        "mt-sics": "C2",
+        "a-and-d": "CAL",
+        "kern-kcp": "JZ JG JS",
+    }
+
+
+def test_aandd_cal_span_through_the_link(tmp_path: Path) -> None:
+    """A&D CAL (FX-i manual §15-2): AK on receipt, the balance takes the weight, AK when done."""
+    with (
+        ScaleSimulator("a-and-d", gain=Decimal("1.02"), stable_timeout_s=0.5) as sim,
+        sim_session(sim, tmp_path, "a-and-d") as s,
+    ):
+        outcome = span(s, 10_000_000)
+        assert outcome.method == "scale" and outcome.verdict == "pass", outcome
+        assert outcome.data["command"] == "CAL" and outcome.correction is None
+        assert sim.adjustments == [10_000_000]
+        sim.place(10_000_000, settle_s=0)
+        assert until(lambda: sim.snapshot().net_mg == 10_000_000, timeout=5)
+
+
+def test_aandd_cal_with_the_wrong_weight_stops(tmp_path: Path) -> None:
+    with (
+        ScaleSimulator("a-and-d", stable_timeout_s=0.5, adjust_weight_mg=5_000_000) as sim,
+        sim_session(sim, tmp_path, "a-and-d") as s,
+        pytest.raises(Stopped, match="E20"),
+    ):
+        span(s, 10_000_000)  # the balance is set for 5 kg: 10 kg is too heavy
+    assert sim.adjustments == []
+
+
+def test_kcp_span_through_the_link(tmp_path: Path) -> None:
+    """Kern KCP (KDP manual §10.1): JZ with the empty pan, JG with the weight on it, JS."""
+    with (
+        ScaleSimulator("kern-kcp", gain=Decimal("1.02"), stable_timeout_s=0.5) as sim,
+        sim_session(sim, tmp_path, "kern-kcp") as s,
+    ):
+        outcome = span(s, 10_000_000)
+        assert outcome.method == "scale" and outcome.verdict == "pass", outcome
+        assert outcome.data["command"] == "JZ JG JS"
+        assert outcome.data["replies"] == ["JZ A", "JG A", "JS A"]
+        assert sim.adjustments == [10_000_000]
+
+
+def test_a_heavy_scale_corrected_by_the_station_weighs_up_to_max(tmp_path: Path) -> None:
+    """A scale 1.7 % heavy, corrected station-side: true loads up to Max are weighed (they
+    were refused as overload: the simulated range was the shown weight's, not the load's)."""
+    with (
+        ScaleSimulator("sma", gain=Decimal("1.017"), stable_timeout_s=0.5) as sim,
+        sim_session(sim, tmp_path, "sma") as s,
+    ):
+        outcome = span(s, 10_000_000)
+        assert outcome.method == "station" and outcome.correction is not None
+        s.state = CalibrationState(correction=outcome.correction)
+        run = check(s, plan(s.settings, [0, 5_000_000, 15_000_000])).run
+    assert [p.reading_mg for p in run.points] == [0, 5_000_000, 15_000_000]
+    assert all(p.passed for p in run.points)
+
+
+def test_an_overload_at_max_says_why(tmp_path: Path) -> None:
+    """A scale whose own range ends before Max: the check says why Max failed."""
+    with (
+        ScaleSimulator("sma", capacity_mg=12_000_000, stable_timeout_s=0.5) as sim,
+        sim_session(sim, tmp_path, "sma") as s,
+    ):
+        s.state = CalibrationState(correction=Correction(0, Fraction(1000, 1017), 5_000))
+        run = check(s, plan(s.settings, [0, 15_000_000], rounding="none")).run
+    assert [p.note for p in run.points] == ["", "overload"]
+    text = "\n".join(check_lines(run, 7))
+    assert "15.000 kg: FAIL, the scale showed OVERLOAD (no weight). It reads 1.70 % heavy" in text
+    assert "Adjust the scale itself" in text
+
+
+def test_a_failed_check_makes_the_calibration_due_until_a_pass(tmp_path: Path) -> None:
+    s, sc, _tech = scripted(attended=False, gain=Decimal("1.01"))
+    failed = check(s, plan(s.settings, [0, 10_000_000], rounding="none"))
+    assert failed.verdict == "fail"
+    row = record(s, failed, tmp_path / "journal.db", STATION, tmp_path)
+    state = load_state(tmp_path)
+    assert state.failed and state.failed_id == row["uuid"]
+    assert state.due(365) is None and state.overdue(365)
+    sc.gain = Decimal(1)
+    passed = check(s, plan(s.settings, rounding="none"))
+    assert passed.verdict == "pass"
+    record(s, passed, tmp_path / "journal.db", STATION, tmp_path)
+    state = load_state(tmp_path)
+    assert not state.failed and not state.overdue(365)
+
+
+def test_a_gain_from_another_scale_is_flagged(tmp_path: Path) -> None:
+    s, _sc, tech = scripted("mt-sics", attended=False)
+    s.state = CalibrationState(
+        in_force_id="x", correction=Correction(0, Fraction(50, 51)), in_force_scale="mt-sics:1111"
+    )
+    s.identify()  # this scale says I4 = 4711
+    assert any(
+        line.startswith("Warning: the station-side gain in force (0.98039) was set on scale "
+                        "mt-sics:1111, but this is mt-sics:4711")
+        for line in tech.lines
+    )  # fmt: skip
+    assert s.state.other_scale("mt-sics:4711") and not s.state.other_scale("mt-sics:1111")
+    # a span records the scale it was made on
+    s2, _sc2, _t2 = scripted("mt-sics", attended=False, gain=Decimal("1.02"))
+    s2.identify()
+    s2.scale.c2_first = SicsRefused("ES", command="ES", status="ES")  # type: ignore[attr-defined]
+    outcome = span(s2, 10_000_000)
+    record(s2, outcome, tmp_path / "journal.db", STATION, tmp_path)
+    assert load_state(tmp_path).in_force_scale == "mt-sics:4711"

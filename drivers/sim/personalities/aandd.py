@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import threading
+import time
+from collections.abc import Callable, Iterator
 from typing import ClassVar
 
 from ...base import ScaleError, parse_mass
@@ -23,6 +25,35 @@ class AandDPersonality(Personality):
     name: ClassVar[str] = "a-and-d"
     read_request: ClassVar[bytes] = b"Q\r\n"
     counts: ClassVar[bool] = True
+    adjust_timeout_s: ClassVar[float] = 60.0  # CAL: how long the balance waits for each step
+
+    def dialogue(
+        self, request: bytes, scale: SimScale, down: threading.Event
+    ) -> Iterator[bytes] | None:
+        if request.strip() != b"CAL":
+            return None
+        return self._calibrate(scale, down)
+
+    def _calibrate(self, scale: SimScale, down: threading.Event) -> Iterator[bytes]:
+        """``CAL``: the balance takes the empty pan as its zero and acknowledges (AK), then
+        waits for its calibration weight; AK when done. A pan not empty or moving when CAL
+        comes gives ``EC,E11``; a weight more than 10 % off ``EC,E20`` (too heavy) or
+        ``EC,E21`` (too light); a weight that never comes ``EC,E02``."""
+        weight = scale.adjust_weight_mg
+        state = scale.wait_stable(down)
+        if state.motion or abs(state.gross_mg - state.zero_mg) * 10 >= weight:
+            yield b"EC,E11\r\n"
+            return
+        yield AK
+        if not _settles(scale, down, lambda s: (s.gross_mg - s.zero_mg) * 2 > weight):
+            yield b"EC,E02\r\n"
+            return
+        load = scale.snapshot().gross_mg - scale.snapshot().zero_mg
+        if abs(load - weight) * 10 > weight:
+            yield b"EC,E20\r\n" if load > weight else b"EC,E21\r\n"
+            return
+        scale.adjust(weight)
+        yield AK
 
     def respond(self, request: bytes, scale: SimScale, down: threading.Event) -> bytes | None:
         try:
@@ -57,6 +88,22 @@ class AandDPersonality(Personality):
 
     def print_block(self, scale: SimScale) -> bytes | None:
         return _line(scale, scale.snapshot())  # the PRINT key in key mode: one data line
+
+
+def _settles(
+    scale: SimScale,
+    down: threading.Event,
+    wanted: Callable[[SimState], bool],
+    timeout_s: float = AandDPersonality.adjust_timeout_s,
+) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        state = scale.snapshot()
+        if not state.motion and not state.overload and wanted(state):
+            return True
+        if down.wait(0.02):
+            return False
+    return False
 
 
 def _refusal(status: str) -> bytes:
