@@ -358,3 +358,37 @@ def test_period_words_for_sentences() -> None:
             assert period.previous_year().reference() == before
         with speaking("fr"):
             assert period.words() == french
+
+
+def test_a_scanned_tag_holds_from_its_first_record_and_outlives_a_purge(
+    tmp_path: Path, ledger_url: str
+) -> None:
+    from station.store import Store as Journal
+    from sync.record import Record
+    from sync.wire import Batch, decode_batch, encode
+
+    with Journal(tmp_path / "s.db", "st-1") as journal:
+        for at, data in [
+            ("2020-01-10T10:00:00.000Z", None),  # before the scan
+            ("2020-03-02T10:00:00.000Z", {"profile": ["single_parent"]}),
+            ("2021-03-01T10:00:00.000Z", None),  # after: the tag still holds
+        ]:
+            journal.append(
+                "weighing", net_mg=1_000_000, beneficiary="B0010000001", data=data, recorded_at=at
+            )
+        epoch, kept = journal.epoch, list(journal.records())
+    store = open_store(ledger_url)
+    try:
+        store.ingest(decode_batch(encode(Batch("st-1", epoch, tuple(map(Record.from_row, kept))))))
+
+        def items(year: int) -> dict[str, int]:
+            report = build_report(store, Period.year(year), ("profile",), compare=False)
+            return {r.key[0]: r.figures.items for r in report.rows}
+
+        assert items(2020) == {"single_parent": 1, "": 1}
+        assert items(2021) == {"single_parent": 1}
+        # the records of 2020 go (the scan with them): the tag held before every record left
+        store.purge("2021-01-01", "delete")
+        assert items(2021) == {"single_parent": 1}
+    finally:
+        store.close()
