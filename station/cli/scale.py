@@ -19,6 +19,7 @@ from drivers.scale.capture import is_net, reply_json
 from drivers.scale.link import supports
 from drivers.serialio import escape_frame
 
+from ..calibration_adjust import adjustment_command
 from .scale_decode import decode_cmd
 from .scale_probe import probe_cmd
 from .target import link_options, no_answer, open_scale, scale_target
@@ -98,7 +99,9 @@ def scale() -> None:
 
 @scale.command("protocols")
 def protocols_cmd() -> None:
-    """List the scale protocols: the name, then a short description.
+    """List the scale protocols: the name, a short description, and how `station calibrate
+    span` adjusts it: with the scale's own command (MT-SICS C2, A&D CAL, Kern KCP JZ/JG/JS), or
+    with a station-side gain.
 
     \b
     Example:
@@ -108,7 +111,13 @@ def protocols_cmd() -> None:
     width = max((len(n) for n in names), default=0)
     for name in names:
         description = _first_sentence(PROTOCOLS[name].description)
-        click.echo(f"{name:<{width}}  {description}")
+        command = adjustment_command(PROTOCOLS[name])
+        span = (
+            _("span: the scale's own ({command})").format(command=command)
+            if command
+            else _("span: station-side gain")
+        )
+        click.echo(f"{name:<{width}}  {description}  [{span}]")
 
 
 @scale.command("read")

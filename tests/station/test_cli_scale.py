@@ -69,9 +69,16 @@ def test_protocols_lists_every_registry_entry_sorted() -> None:
     lines = result.output.splitlines()
     assert [line.split()[0] for line in lines] == sorted(PROTOCOLS)
     for line in lines:
-        name, description = line.split(maxsplit=1)
+        name, rest = line.split(maxsplit=1)
+        description, span = rest.rsplit("  [", 1)
         assert description and description in PROTOCOLS[name].description
         assert "\n" not in description
+        # how calibrate span adjusts it (issue 17 item 5)
+        own = {"mt-sics": "C2", "a-and-d": "CAL", "kern-kcp": "JZ JG JS"}
+        if name in own:
+            assert span == f"span: the scale's own ({own[name]})]"
+        else:
+            assert span == "span: station-side gain]"
 
 
 def test_unknown_protocol_is_a_usage_error_listing_the_known_ones() -> None:
