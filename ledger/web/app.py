@@ -257,22 +257,27 @@ def create_app(config: LedgerConfig, store_url: str | None = None) -> Starlette:
         choice = Choice.from_query(dict(request.query_params), datetime.now(UTC).date())
         lang = language(request)
         groupings = dashboard.groupings
-        data = await run_in_threadpool(dashboard.reports, choice, groupings, lang, True)
-        main = data.reports[groupings[0]]
+        by = request.query_params.get("by") or ""
+        by = by if by in groupings else groupings[0]  # an unknown tab: the first one
+        page = await run_in_threadpool(dashboard.overview, choice, by, lang)
+        report = page.report
         return render(
             request,
             "overview.html",
             status=400 if choice.problem else 200,  # this year's figures, under the notice
             choice=choice,
+            by=by,
             period_label=choice.label,
-            report=main,
-            months=month_rows(main),
-            summary=data.summary,
-            computed_at=data.at,
-            groups=[(by, group_title(by), data.reports[by]) for by in groupings],
-            sentences=data.sentences,
+            report=report,
+            months=month_rows(report),
+            summary=page.summary,
+            computed_at=page.at,
+            tabs=[(name, group_title(name)) for name in groupings],
+            title=group_title(by),
+            rows_bars=page.bars,
+            sentences=page.sentences,
             columns=figure_columns(),
-            charts=data.charts,
+            chart=page.chart,
             years=range(datetime.now(UTC).year, 2009, -1),
         )
 

@@ -7,6 +7,8 @@ import io
 import re
 from urllib.parse import quote
 
+from common.i18n import speaking
+
 from ..report_render import spreadsheet_cell, to_csv
 from .choice import Choice
 from .figures import Dashboard
@@ -63,8 +65,9 @@ def table_csv(dashboard: Dashboard, table: str, choice: Choice, lang: str) -> by
     comma); English: plain CSV with a BOM (Excel needs it to read UTF-8)."""
     excel = lang == "fr"
     if table != "fleet":
-        reports = dashboard.reports(choice, (table,), lang).reports
-        return to_csv(reports[table], excel=excel) if excel else BOM + to_csv(reports[table])
+        report = dashboard.report(choice, table, lang)  # the page's own when it was shown
+        with speaking(lang):
+            return to_csv(report, excel=excel) if excel else BOM + to_csv(report)
     rows, _quarantined = dashboard.fleet()
     out = io.StringIO()
     writer = csv.writer(out, delimiter=";" if excel else ",", lineterminator="\r\n")

@@ -5,16 +5,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from common.i18n import speaking
 
-from ..charts import bars_svg, monthly_kg_svg
+from ..charts import monthly_kg_svg
 from ..config import LedgerConfig
 from ..report_render import row_sentences, summary_lines
-from ..reports import Report, Row, build_report, load_names
+from ..reports import Period, Report, Row, build_report, load_names
 from ..store import open_store
 from . import i18n
 from .choice import Choice
@@ -25,15 +25,17 @@ __all__ = [
     "SENTENCES",
     "Dashboard",
     "Overview",
+    "bar_shares",
     "figure_columns",
     "group_title",
+    "in_language",
     "month_rows",
     "row_label",
 ]
 
 log = logging.getLogger("ledger.web")
 
-# the overview's panels; by profile and by type of structure with the funders' sentences
+# the overview's tabs; by profile and by type of structure with the funders' sentences
 GROUPS = ("category", "referrer", "referrer_type", "profile", "station")
 SENTENCES = ("referrer_type", "profile")
 
@@ -75,35 +77,67 @@ def row_label(row: Row) -> str:
 
 @dataclass(frozen=True)
 class Overview:
-    reports: dict[str, Report]  # by grouping
-    charts: dict[str, str]  # inline SVG by grouping, and "month"
+    """One page of figures: ONE report (totals, counted months, last year, rows by ``by``)."""
+
+    report: Report  # its row names in the page's language
+    by: str
+    bars: list[float | None]  # per row, its kg as a share of the biggest named row's (0..1)
+    chart: str  # the months' inline SVG ("" when empty or not asked)
     summary: list[str]  # the office's sentences
-    sentences: dict[str, list[str]]  # by grouping: "332 women with children (2.2 t) referred…"
-    at: str  # when computed (UTC), shown: figures may be up to [dashboard] cache_seconds old
+    sentences: list[str]  # by profile or type of structure: "332 women with children (2.2 t)…"
+    at: str  # when the report was computed (UTC): up to [dashboard] cache_seconds old
 
 
 @dataclass(frozen=True)
 class _Cached:
     at: float  # time.monotonic()
     version: tuple[Any, ...]
-    value: Overview
+    value: Any
+    stamp: str = ""  # when computed, for the page
+
+
+def bar_shares(report: Report) -> list[float | None]:
+    """Each row's kg against the biggest named row's, for the bar in its kg cell. Rows without a
+    key ("(none)": untagged persons, structures without a type) have no bar: they are often the
+    majority and would flatten the others (the table gives their figures)."""
+    named = [row.figures.net_mg for row in report.rows if all(row.key)]
+    top = max(named, default=0)
+    return [
+        (row.figures.net_mg / top if top else 0.0) if all(row.key) else None for row in report.rows
+    ]
+
+
+def in_language(report: Report) -> Report:
+    """``report`` with its rows named in the current language ("(none)", built-in profile and
+    structure type names): a cached report serves every language."""
+    rows = [
+        replace(
+            row,
+            label=tuple(report.names.label(g, k) for g, k in zip(report.by, row.key, strict=True)),
+        )
+        for row in report.rows
+    ]
+    return replace(report, rows=rows)
 
 
 class Dashboard:
-    """What the pages read. A yearly report over a big network takes seconds per grouping, so
-    results are kept: reused while no record arrived (``version``), and for ``cache_seconds``
-    anyway while records stream in; this year's is computed at start-up."""
+    """What the pages read. A page shows one report: the period's totals, its months with their
+    visits and persons, last year's, and the rows of one grouping (a tab). Reports are kept
+    whatever the language, reused while the ledger's change stamp is the same (no record, no
+    registry change) and for ``cache_seconds`` anyway while records stream in; this year's
+    first tab is computed at start-up."""
 
-    KEEP = 48  # cached overviews (periods × languages)
+    KEEP = 48  # cached reports, and as many pages (periods × tabs × languages)
 
     def __init__(self, config: LedgerConfig, store_url: str) -> None:
         self.config = config
         self.store_url = store_url
         self.store: Any = None  # the reports' connection
         self.fleet_store: Any = None  # its own: the fleet page never waits for a report
-        self.lock = threading.Lock()  # the reports' connection and the cache
+        self.lock = threading.Lock()  # the reports' connection and the caches
         self.fleet_lock = threading.Lock()
-        self.cache: dict[tuple[Any, ...], _Cached] = {}
+        self.cache: dict[tuple[Any, ...], _Cached] = {}  # reports, language-free
+        self.pages: dict[tuple[Any, ...], _Cached] = {}  # overviews, per language
 
     def open(self) -> None:
         self.store = open_store(self.store_url)
@@ -117,7 +151,7 @@ class Dashboard:
 
     @property
     def groupings(self) -> tuple[str, ...]:
-        """The overview's tables: by association too when the config groups the stations."""
+        """The overview's tabs: by association too when the config groups the stations."""
         return (*GROUPS, "group") if self.config.groups else GROUPS
 
     def version(self) -> tuple[Any, ...]:
@@ -125,60 +159,72 @@ class Dashboard:
         has a row per station journal)."""
         return tuple(self.store.change_stamp())
 
-    def reports(
-        self, choice: Choice, groupings: tuple[str, ...], lang: str, charts: bool = False
-    ) -> Overview:
-        """One report per grouping (the first also gives the totals, the months and last year's),
-        their charts, and the summary sentences. In ``lang``: the reports' and charts' names use
-        the global catalogue, switched under report_render's lock."""
-        key = (choice, groupings, lang, charts)
+    def _fresh(self, hit: _Cached | None, version: tuple[Any, ...]) -> bool:
+        fresh = self.config.dashboard.cache_seconds
+        return hit is not None and (hit.version == version or time.monotonic() - hit.at < fresh)
+
+    @staticmethod
+    def _keep(cache: dict[tuple[Any, ...], _Cached], key: tuple[Any, ...], entry: _Cached) -> None:
+        cache[key] = entry
+        while len(cache) > Dashboard.KEEP:
+            del cache[min(cache, key=lambda k: cache[k].at)]
+
+    def _report(self, period: Period, by: str, version: tuple[Any, ...]) -> _Cached:
+        """The report of ``period`` by ``by`` (lock held): totals, months with their visits and
+        persons (``detail``: what `ledger report --by month` says), last year's."""
+        key = (period.start, period.end, by)
+        hit = self.cache.get(key)
+        if hit is not None and self._fresh(hit, version):
+            return hit
+        names = load_names(self.store, self.config.groups)
+        report = build_report(self.store, period, (by,), names=names, compare=True, detail=True)
+        entry = _Cached(
+            time.monotonic(), version, report, datetime.now(UTC).strftime("%H:%M:%S UTC")
+        )
+        self._keep(self.cache, key, entry)
+        return entry
+
+    def report(self, choice: Choice, by: str, lang: str) -> Report:
+        """The report of a table (a CSV download), its rows named in ``lang``."""
+        with self.lock:
+            entry = self._report(choice.period(), by, self.version())
+        with speaking(lang):
+            return in_language(entry.value)
+
+    def overview(self, choice: Choice, by: str, lang: str, charts: bool = True) -> Overview:
+        """The page of ``choice`` with the tab ``by``, in ``lang``."""
+        key = (choice, by, lang, charts)
         with self.lock:
             version = self.version()
-            hit = self.cache.get(key)
-            fresh = self.config.dashboard.cache_seconds
-            if hit and (hit.version == version or time.monotonic() - hit.at < fresh):
-                return hit.value
-            value = self._compute(choice, groupings, lang, charts)
-            self.cache[key] = _Cached(time.monotonic(), version, value)
-            while len(self.cache) > self.KEEP:
-                oldest = min(self.cache, key=lambda k: self.cache[k].at)
-                del self.cache[oldest]
-            return value
+            hit = self.pages.get(key)
+            if hit is not None and self._fresh(hit, version):
+                page: Overview = hit.value
+                return page
+            entry = self._report(choice.period(), by, version)
+            page = self._page(entry.value, by, lang, charts, entry.stamp)
+            self._keep(self.pages, key, _Cached(entry.at, entry.version, page))
+            return page
 
-    def _compute(
-        self, choice: Choice, groupings: tuple[str, ...], lang: str, charts: bool
-    ) -> Overview:
+    @staticmethod
+    def _page(raw: Report, by: str, lang: str, charts: bool, at: str) -> Overview:
         i18n.use(lang)  # this thread's titles (the warm-up runs outside any request)
-        period = choice.period()
-        svg: dict[str, str] = {}
         with speaking(lang):
-            names = load_names(self.store, self.config.groups)
-            # the first report gives the months and last year's figures with their visits and
-            # persons (``detail``): the month table shows what `ledger report --by month` says
-            out = {
-                by: build_report(
-                    self.store, period, (by,), names=names, compare=n == 0, detail=n == 0
-                )
-                for n, by in enumerate(groupings)
-            }
-            main = out[groupings[0]]
-            empty = not main.total.weighings
-            summary = [] if empty else summary_lines(main, lang)
-            sentences = {by: row_sentences(out[by], lang) for by in groupings if by in SENTENCES}
-            if charts and not empty:
-                svg["month"] = monthly_kg_svg(main, lang=lang)
-                for by in groupings:
-                    rows = out[by].rows
-                    if by == "profile":  # the untagged majority would flatten the profiles' bars
-                        rows = [row for row in rows if row.key[0]]
-                    svg[by] = bars_svg(rows, group_title(by), lang=lang, limit=12)
-        return Overview(out, svg, summary, sentences, datetime.now(UTC).strftime("%H:%M:%S UTC"))
+            report = in_language(raw)
+            empty = not report.total.weighings
+            return Overview(
+                report,
+                by,
+                bar_shares(report),
+                monthly_kg_svg(report, lang=lang) if charts and not empty else "",
+                [] if empty else summary_lines(report, lang),
+                row_sentences(report, lang) if by in SENTENCES else [],
+                at,
+            )
 
     def warm(self, lang: str) -> None:
-        """This year's overview computed ahead, so the first visitor does not wait for it."""
+        """This year's first tab computed ahead, so the first visitor does not wait for it."""
         try:
-            choice = Choice(datetime.now(UTC).year)
-            self.reports(choice, self.groupings, lang, True)
+            self.overview(Choice(datetime.now(UTC).year), self.groupings[0], lang)
         except Exception:  # a warm-up failing must not stop the server; a visit shows why
             log.exception("dashboard: warming up this year's figures failed")
 
