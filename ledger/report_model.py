@@ -245,7 +245,7 @@ REFERRER_TYPES: dict[str, tuple[str, str]] = {
     "hospital": ("hospital", "hospitals"),
     "chrs": ("CHRS", "CHRS"),
     "ccas": ("CCAS", "CCAS"),
-    "social_services": ("social services", "social services"),
+    "social_services": ("social service", "social services"),
     "association": ("association", "associations"),
     "school": ("school", "schools"),
     "other": ("other structure", "other structures"),
@@ -313,6 +313,7 @@ def _builtin(text: str) -> str:
     return {
         "hospital": _("hospital"),
         "hospitals": _("hospitals"),
+        "social service": _("social service"),
         "social services": _("social services"),
         "association": _("association"),
         "associations": _("associations"),
