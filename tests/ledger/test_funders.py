@@ -237,6 +237,11 @@ def test_each_figure_matches_the_computation(data: FundersData, store: Store) ->
                 assert rows[tag].figures.beneficiaries == len(sub.persons)
                 assert rows[tag].figures.net_mg == sub.mg
     women = build_report(store, Period.year(2016), ("profile",)).subgroups[0]
+    # by type and profile (the issue's --by profile,referrer_type): one sentence per profile,
+    # with the same subgroups as by profile alone
+    both = build_report(store, Period.year(2016), ("referrer_type", "profile"))
+    assert both.subgroups == build_report(store, Period.year(2016), ("profile",)).subgroups
+    assert sum(s.startswith("of whom 332 ") for s in summary_lines(both, "en")) == 1
     assert women.tag == WOMEN
     assert women.structures == (("hospital", 4), ("chu", 1), ("caso", 1))
     assert women.figures.net_mg == 2_200_000_000
