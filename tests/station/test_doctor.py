@@ -11,13 +11,14 @@ import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
 
 from drivers.sim.scale import ScaleSimulator
 from drivers.sim.scanner import ScannerSimulator
-from station.calibration import CalibrationState, save_state
+from station.calibration import CalibrationState, Correction, save_state
 from station.sim import SimulatedCounter
 from station.store import Store
 from tests.support.broker import Broker
@@ -237,3 +238,57 @@ def test_doctor_calibration_due(healthy: tuple[Path, dict[str, str]], tmp_path: 
     line = _line(done.stdout, "calibration")
     assert line.startswith(f"! calibration: last verified {old[:10]} (check), due ")
     assert line.endswith("OVERDUE")
+
+
+def test_doctor_status_and_panel_show_a_failed_check(
+    healthy: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    """Issue 17 item 5: a failed `calibrate check` is a doctor failure and a status line, and
+    the calibration is due (the daemon's start-up signal on the panel follows `overdue`)."""
+    config, env = healthy
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    state = CalibrationState(verified_at=now, verified_step="span", failed_id="f1", failed_at=now)
+    save_state(tmp_path / "data", state)
+    assert state.overdue(365)  # what the daemon signals at start-up (CALIBRATION_DUE)
+    done = _run(config, env)
+    assert done.returncode == 1, done.stdout
+    assert _line(done.stdout, "calibration") == (
+        f"✘ calibration: the last check FAILED on {now[:10]}: the scale is out of its limits; "
+        "adjust it (station calibrate span) and check it again"
+    )
+    status = subprocess.run(
+        [sys.executable, "-m", "station", "--lang", "en", "--config", str(config), "status"],
+        capture_output=True, text=True, timeout=60, env={**os.environ, **env},
+    )  # fmt: skip
+    assert status.returncode == 0, status.stderr
+    assert "calibration: the last check FAILED" in status.stdout
+    as_json = subprocess.run(
+        [sys.executable, "-m", "station", "--config", str(config), "status", "--json"],
+        capture_output=True, text=True, timeout=60, env={**os.environ, **env},
+    )  # fmt: skip
+    calibration = json.loads(as_json.stdout)["calibration"]
+    assert calibration["last_check_failed"] is True and calibration["overdue"] is True
+
+
+def test_doctor_flags_a_gain_made_on_another_scale(
+    healthy: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    """The simulated MT-SICS scale answers I4 with its serial: a station-side gain made on
+    another scale does not fit it."""
+    config, env = healthy
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    save_state(
+        tmp_path / "data",
+        CalibrationState(
+            in_force_id="g1",
+            correction=Correction(0, Fraction(50, 51)),
+            in_force_scale="mt-sics:999",
+            verified_at=now,
+            verified_step="span",
+        ),
+    )
+    done = _run(config, env)
+    assert done.returncode == 1, done.stdout
+    line = _line(done.stdout, "calibration")
+    assert line.startswith("✘ calibration: the station-side gain in force (0.98039) was set on")
+    assert "scale mt-sics:999, but this is mt-sics:1126493049" in line
