@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from common.i18n import _
-from common.units import format_mass_exact
+from common.units import format_mass_exact, format_number
 
 from . import metrology
 from .calibration import load_state
@@ -142,12 +142,12 @@ def _why(run: CheckRun) -> list[str]:
                 # its display blanks above Max + 9 e of its own, reached before the true Max
                 limit = (top + 9 * run.plan.e_mg) * gain
                 text += " " + _(
-                    "It reads {pct:.2f} % heavy (station-side gain {gain:.5f}): its own display "
+                    "It reads {pct} heavy (station-side gain {gain:.5f}): its own display "
                     "blanks above Max + 9 e, which a true load of about {limit} already reaches, "
                     "and no station-side gain can show what the scale does not send. Adjust the "
                     "scale itself (its span adjustment), then run station calibrate check again."
                 ).format(
-                    pct=float((1 / gain - 1) * 100),
+                    pct=format_number(float((1 / gain - 1) * 100), 2) + " %",
                     gain=float(gain),
                     limit=format_mass_exact(int(limit)),
                 )
