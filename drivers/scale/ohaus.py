@@ -7,16 +7,25 @@ Frame facts and their confidence (reference §5, tags as there):
   answered ``ES`` [V: Courier 5000]. Whether ``Z``/``T`` send anything back is not documented
   [U], so :func:`encode` follows them with ``IP``: the printed weight completes the exchange
   (it shows the scale received the command, not that it could carry it out).
-- Print line (Defender 3000 [V], Ranger RC [V]): polarity column (``-`` or blank), blanks, the
-  weight right-justified, the unit, ``?`` when unstable (blank when stable), a legend ``G`` /
-  ``NET`` / ``B/G`` / ``T``. The exact padding of unit and legend is [U], so fields are read
-  by position relative to each other, not by column. Older balances (Scout Pro, Navigator)
-  print the same fields without a polarity column, optionally followed by a time [V].
+- Print line, Defender 3000 default [V: Defender 3000 indicator manual §5.2, EN-35,
+  azmanual.top/manuals/257071/ohaus-defender-3000-metal-weighing-indicator-manual-en.html?page=37]:
+  polarity (1: ``-`` or blank), a blank, the weight (7, right-justified, leading zeros blanked),
+  a blank, the unit (up to 5), stability (1: ``?`` when unstable), the legend (up to 3: ``G``
+  gross, ``NET`` net, ``T`` tare), CR LF. Defender 5000 [V: indicator manual EN-51,
+  88.208.23.73:8080/en/manual/ohaus/defender-5000-series/3571725?page=53]: the ``-`` right
+  before the digits, the unit right-justified in 5, the legend ``G`` (or nothing) gross, ``N``
+  net, ``T`` tare, ``PT`` preset tare, and a check-weighing status (``Under``, ``Accept``,
+  ``Over``) that is not part of the weight. Ranger RC [V] writes ``NET`` / ``B/G``. Since the
+  models pad differently, fields are read by position relative to each other, not by column.
+  Older balances (Scout Pro, Navigator) print the same fields without a polarity column,
+  optionally followed by a time [V].
 - Ranger RC print-key block lines ``G``/``T``/``N`` + blanks + weight [V]; ``SCALE: n`` header.
 - Counting mode prints the count with the unit ``PCS`` (``          3 PCS  ?``) [V: Ohaus RS232
   interface manual output examples]; that it is what ``IP`` prints on a Ranger Count is [U].
   The APW (``P#``) reply layout is not documented [U] and is not decoded.
-- ``lb:oz`` layout on the wire is [U]; ``12:07.5 lb:oz`` (the MT-SICS form) is accepted.
+- ``lb:oz``: the Defender 5000 prints pounds (4, right-justified), `` lb``, ounces (7),
+  `` oz``, then stability and ``G``/``N`` (28 characters) [V: EN-51]; ``12:07.5 lb:oz`` (the
+  MT-SICS form) is accepted too.
 - Overload and underload have no documented print format [U]. The display shows a message in
   place of the weight; a line carrying ``-OL-`` (over) or ``-UL-`` (under) where the weight
   goes is read as out of range [U: constructed, to be checked against a capture]. Any other text
@@ -48,6 +57,11 @@ _REQUESTS: dict[Command, bytes] = {
     Command.CLEAR_TARE: b"0T\r\nIP\r\n",
 }
 
+# Defender 5000 lb:oz printout: "  12 lb    7.50 oz ? N" [V: EN-51]
+_LB_OZ = re.compile(
+    r" *(?P<sign>-?)(?P<lb>\d{1,4}) lb +(?P<oz>\d{1,2}(?:[.,]\d*)?) oz(?P<rest>(?:[ ?].*)?)"
+)
+_CHECK_STATUS = frozenset({"Under", "Accept", "Over"})  # Defender 5000 check weighing
 _LINE = re.compile(
     r"(?:(?P<label>[GTN]) +)?"  # Ranger RC print-key block: G / T / N lines
     r"(?P<lead> *)(?P<sign>[-+]?)(?P<gap> *)"
@@ -68,6 +82,7 @@ _KIND = {
     "N": "net",
     "NET": "net",
     "T": "tare",
+    "PT": "tare",  # preset tare (Defender 5000)
     "TOTAL": "total",
 }
 
@@ -95,6 +110,8 @@ def _trailer(rest: str, frame: bytes) -> tuple[bool, str | None]:
                 continue
         if token in _KIND and legend is None:  # legends are upper case, like PCS
             legend = token
+        elif token in _CHECK_STATUS:
+            continue  # a check-weighing verdict, not part of the weight
         elif _TIME.fullmatch(token) and not timed:
             timed = True
         else:
@@ -131,6 +148,9 @@ def decode(frame: bytes) -> Reply:
     out_of_range = _OUT_OF_RANGE.fullmatch(text)
     if out_of_range is not None:
         return _out_of_range(out_of_range, frame)
+    lb_oz = _LB_OZ.fullmatch(text)
+    if lb_oz is not None:
+        return _pounds_ounces(lb_oz, frame)
     match = _LINE.fullmatch(text)
     if match is None:
         raise FrameError(f"not an Ohaus print line: {frame!r}")
@@ -168,6 +188,20 @@ def decode(frame: bytes) -> Reply:
         return Reading(net_mg=mg, unit=unit, stable=stable, gross_mg=mg, raw=frame, net=False)
     net = True if kind == "net" else None  # no legend: the line does not say
     return Reading(net_mg=mg, unit=unit, stable=stable, raw=frame, net=net)
+
+
+def _pounds_ounces(match: re.Match[str], frame: bytes) -> Reply:
+    sign, pounds, ounces, rest = match.group("sign", "lb", "oz", "rest")
+    stable, legend = _trailer(rest, frame)
+    kind = _KIND[legend] if legend is not None else None
+    mg = mass_mg(f"{sign}{pounds}:{ounces}", "lb:oz")
+    if kind == "tare":
+        return Ack("T", "A", (f"{sign}{pounds}:{ounces}", "lb:oz"), mass_mg=mg, raw=frame)
+    if kind == "total":
+        raise FrameError(f"not the weight on the pan: {frame!r}")
+    if kind == "gross":
+        return Reading(mg, "lb:oz", stable, gross_mg=mg, raw=frame, net=False)
+    return Reading(mg, "lb:oz", stable, raw=frame, net=True if kind == "net" else None)
 
 
 def answers(command: Command, reply: Reply) -> bool:

@@ -319,3 +319,27 @@ def test_fuzz_line_like_text(text: str) -> None:
     assert_faithful(reply, data)
     if reply is not None:
         assert reply.raw == data
+
+
+def test_print_lines_from_the_defender_manuals() -> None:
+    """Defender 3000 §5.2 (EN-35): polarity 1, blank 1, weight 7, blank 1, unit 5, stability
+    1, legend 3 (G gross, NET net, T tare). Defender 5000 (EN-51): "-" before the digits, unit
+    right-justified in 5, legend G/N/T/PT, a check status; lb:oz as 4 + lb + 7 + oz."""
+    net = decode(b"-" + b" " + b"  12.34" + b" " + b"kg   " + b"?" + b"NET" + b"\r\n")
+    assert isinstance(net, Reading)
+    assert (net.net_mg, net.stable, net.net, net.gross_mg) == (-12_340_000, False, True, None)
+    gross = decode(b" " + b" " + b"  12.34" + b" " + b"kg   " + b" " + b"G  " + b"\r\n")
+    assert isinstance(gross, Reading) and gross.net is False and gross.gross_mg == 12_340_000
+    tare = decode(b"    1.00    kg   T\r\n")
+    assert isinstance(tare, Ack) and tare.mass_mg == 1_000_000
+    preset = decode(b"    1.00    kg   PT\r\n")
+    assert isinstance(preset, Ack) and preset.mass_mg == 1_000_000
+    checked = decode(b"     -12.50    kg ? N  Over\r\n")
+    assert isinstance(checked, Reading) and checked.net is True and checked.net_mg == -12_500_000
+    # lb:oz, 28 characters: Weight1 4, lb, Weight2 7, oz, stability, G/N, message 5
+    line = b"  12 lb    7.50 oz ? N      "
+    assert len(line) == 28
+    pounds = decode(line + b"\r\n")
+    assert isinstance(pounds, Reading) and pounds.unit == "lb:oz"
+    assert pounds.net_mg == exact_mg("12:07.5", "lb:oz") and pounds.net is True
+    assert not pounds.stable
