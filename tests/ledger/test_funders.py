@@ -397,3 +397,29 @@ def test_a_scanned_tag_holds_from_its_first_record_and_outlives_a_purge(
         assert items(2021) == {"single_parent": 1}
     finally:
         store.close()
+
+
+def test_an_older_ledger_keeps_its_profiles_as_always(tmp_path: Path) -> None:
+    """Schema step 11 on a database made before it: the imported tags stay, holding always."""
+    import sqlite3
+
+    from ledger.store.migrations import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, description TEXT, "
+               "applied_at TEXT)")  # fmt: skip
+    for step in MIGRATIONS[:10]:
+        for sql in step.steps("sqlite"):
+            db.execute(sql)
+        db.execute("INSERT INTO schema_version VALUES (?, ?, '')", (step.version, step.description))
+    db.execute("INSERT INTO profiles (beneficiary, tag) VALUES ('B0010000001', 'retired')")
+    db.commit()
+    db.close()
+    store = open_store(str(path))
+    try:
+        assert store.schema_version() == MIGRATIONS[-1].version
+        rows = store.fetch("SELECT beneficiary, tag, since, until FROM profiles")
+        assert rows == [{"beneficiary": "B0010000001", "tag": "retired", "since": "", "until": ""}]
+    finally:
+        store.close()
