@@ -498,3 +498,23 @@ def test_attended_zero_through_the_prompts_and_an_abort(
     assert result.exit_code == 1, result.output
     assert result.output.rstrip().endswith("Aborted: nothing recorded.")
     assert len(_history(config)) == 1
+
+
+def test_a_failed_check_shows_in_status_and_on_the_panel(tmp_path: Path) -> None:
+    """Issue 17 item 5: a failed check makes the calibration due: `status` says it failed and
+    the daemon's start-up blinks the amber calibration pattern, until a check passes."""
+    sim = ScaleSimulator("sma", gain=Decimal("1.01"), stable_timeout_s=0.5)
+    with sim:
+        config = _config(tmp_path, "sma", sim.start_pty(tmp_path / "scale"))
+        rc, out, err = _run(
+            sim, config, "check", "--loads", "0,10kg", "--rounding", "none", "--yes",
+            "--technician", "Alice", "--wait", "15",
+        )  # fmt: skip
+    assert rc == 1 and "Overall: FAIL" in out, out + err
+    state = load_state(tmp_path / "data")
+    assert state.failed and state.failed_id == _history(config)[-1]["uuid"]
+    status = CliRunner().invoke(cli, ["--config", str(config), "--lang", "en", "status"])
+    assert "calibration: the last check FAILED on" in status.output, status.output
+    overrides = {"station": {"language": "en"}, "scale": METROLOGY}
+    with SimulatedCounter(tmp_path, overrides) as c:
+        assert until(lambda: _rising(c.pin("amber")) >= 5)  # slow blinks: calibration due
