@@ -16,10 +16,12 @@ from typing import Any
 
 import pytest
 
+from common.i18n import speaking
 from station.codes import with_check_digit
+from station.config import ConfigError, parse_config
 from station.counter import LABEL_HOLD_S, Append, Counter, Step
 from station.outcomes import Outcome
-from station.sim import SimulatedCounter, example_config
+from station.sim import EXAMPLE_CONFIG, SimulatedCounter, example_config
 from tests.support.counter import english_counter, weigh, weighings
 from tests.support.helpers import beneficiary
 
@@ -241,3 +243,51 @@ def test_the_refusal_is_french_by_default(tmp_path: Path) -> None:
         assert f"étiquette de poids {BAD_CHECK}" in result.text
         assert "chiffre de contrôle" in result.text
         assert weighings(c) == []
+
+
+# -- the config: invalid patterns refused, one French line each -----------------------------------
+
+_EXAMPLE = EXAMPLE_CONFIG.read_text(encoding="utf-8")
+
+
+def _with_labels(block: str) -> str:
+    return _EXAMPLE.replace("[[categories]]", block + "\n[[categories]]", 1)
+
+
+@pytest.mark.parametrize(
+    ("block", "problem"),
+    [
+        (
+            '[[codes.weight_labels]]\nprefix = "31"',
+            "codes.weight_labels[0].prefix : un préfixe GS1 de circulation restreinte",
+        ),
+        (
+            '[[codes.weight_labels]]\nprefix = "21"\nweight_start = 2',
+            "codes.weight_labels[0] : weight_start doit venir après le préfixe",
+        ),
+        (
+            '[[codes.weight_labels]]\nprefix = "21"\nweight_digits = 6',
+            "codes.weight_labels[0] : les chiffres du poids doivent finir au plus tard au 12e",
+        ),
+        (
+            '[[codes.weight_labels]]\nprefix = "21"\ndecimals = 4',
+            "codes.weight_labels[0] : au plus 3 décimales de gramme",
+        ),
+        (
+            '[[codes.weight_labels]]\nprefix = "21"\n[[codes.weight_labels]]\nprefix = "210"',
+            "codes.weight_labels : les préfixes 21 et 210 se recouvrent",
+        ),
+    ],
+)
+def test_an_invalid_pattern_is_refused_in_french(block: str, problem: str) -> None:
+    with speaking("fr"), pytest.raises(ConfigError) as info:
+        parse_config(_with_labels(block), "station.toml")
+    assert any(line.startswith(problem) for line in info.value.problems), info.value.problems
+
+
+def test_the_example_block_is_a_valid_pattern() -> None:
+    block = _EXAMPLE[_EXAMPLE.index("# [[codes.weight_labels]]") : _EXAMPLE.index("[[categories]]")]
+    plain = "\n".join(line.removeprefix("# ") for line in block.splitlines())
+    (label,) = parse_config(_EXAMPLE.replace(block, plain + "\n")).codes.weight_labels
+    assert (label.prefix, label.weight_start, label.weight_digits, label.unit) == ("21", 8, 5, "g")
+    assert with_check_digit("mod10", "211234501250") == "2112345012506"  # as the comment says
