@@ -518,3 +518,25 @@ def test_a_failed_check_shows_in_status_and_on_the_panel(tmp_path: Path) -> None
     overrides = {"station": {"language": "en"}, "scale": METROLOGY}
     with SimulatedCounter(tmp_path, overrides) as c:
         assert until(lambda: _rising(c.pin("amber")) >= 5)  # slow blinks: calibration due
+
+
+def test_a_heavy_scale_corrected_station_side_records_max(tmp_path: Path) -> None:
+    """Issue 17 item 5: a scale 1.7 % heavy with the station-side gain in force records a true
+    load at Max (15 kg shows 15.255 kg on the scale itself): it was refused as an overload."""
+    gain = Fraction(1000, 1017)
+    save_state(
+        tmp_path / "data",
+        CalibrationState(in_force_id="span-1", correction=Correction(0, gain, 5_000)),
+    )
+    overrides = {"station": {"language": "en"}, "scale": {"protocol": "sma", **METROLOGY}}
+    with SimulatedCounter(tmp_path, overrides, protocol="sma") as c:
+        c.scale.gain = Decimal("1.017")
+        c.scan(beneficiary(9))
+        c.next_result()
+        c.scan("CAT-VET")
+        c.next_result()
+        result = _weigh(c, "15.000")
+        assert result.outcome is Outcome.RECORDED, result.text
+        row = c.store.get(result.seq or 0)
+        assert row is not None and row["net_mg"] == 15_000_000
+        assert row["calibration_id"] == "span-1"
