@@ -19,10 +19,12 @@ Sources (tags as in the reference: [V] verified in the source named, [P] partly,
   pywebdriver's and Odoo's scale drivers are serial only: they have no HID scale [V].
 - Linux hands each input report whole to a ``read()`` of ``/dev/hidrawN``, the report id first
   when the device numbers its reports [P: kernel Documentation/hid/hidraw.rst]. There is no
-  request: the scale sends a report on every change (Dymo: also every few hundred ms [P]), so
-  the protocol streams. It is read through :mod:`drivers.urlhandler.protocol_hidraw`
-  (``hidraw://`` + path); a plain ``/dev/hidraw…`` or by-id path in ``[scale] url`` is
-  turned into that URL by :func:`port_url`.
+  request: the scale sends its reports by itself, so the protocol streams. Dymo scales repeat
+  the current report while nothing changes [P: webscale drops repeated weights]; a scale that
+  stayed silent while still would be shown as not answering (the worker's silence rule). It
+  is read through :mod:`drivers.urlhandler.protocol_hidraw` (``hidraw://`` + path); a plain
+  ``/dev/hidraw…`` or by-id path in ``[scale] url`` is turned into that URL by
+  :func:`port_url`.
 
 Unit factors: mg, g, kg, t, carat (200 mg), grain (64.79891 mg), troy ounce (480 grains),
 ounce and pound (avoirdupois) are exact by definition [V]; pennyweight is 24 grains [V]. The
