@@ -6,9 +6,13 @@ Frame facts and their confidence (reference §6, tags as there):
   4800 8N1 [V]/[P]. The default here is the CBK's 9600 8N1; set 4800 for the others.
 - Commands end with CR (LF optional), upper case: ``P`` print, ``T`` tare, ``Z`` zero; an
   illegal or impossible command is echoed as ``ER <cmd>`` [V: CBD manual]. Successful ``T``/``Z``
-  send nothing [U], so :func:`encode` follows them with ``P``: the printed block completes the
-  exchange. On a Highland, ``P`` also adds to the accumulation memory unless it is automatic
-  [V]; prefer "automatic" accumulation or a model that prints without storing.
+  send nothing: Odoo's IoT box driver sends them without reading a reply [P: odoo/odoo
+  addons/hw_drivers/iot_handlers/drivers/SerialScaleDriver.py, ADAMEquipmentProtocol], so
+  :func:`encode` follows them with ``P``: the printed block completes the exchange. The AZextra
+  answers ``P`` only when a new non-zero weight lies on the pan (nothing otherwise, and it beeps
+  at repeated reads) [P: same driver's comments]: no reply is "no new weight", not zero. On a
+  Highland, ``P`` also adds to the accumulation memory unless it is automatic [V]; prefer
+  "automatic" accumulation or a model that prints without storing.
 - Print block, CR LF lines [V: CBC, CBK, Highland format 1]: optional ``Date``/``Time``/
   ``Scale ID``/``User ID`` lines (the CBK puts blank lines between them), then labelled values
   ``Gross Wt 1.234 Kg`` or ``Net Wt. 1.234 Kg``, ``Unit Wt. 123 g``, ``PCS 10 pcs``, then two or

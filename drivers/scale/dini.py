@@ -18,7 +18,12 @@ manual E-AF03 §5.4/5.6, https://manualshive.com/ru/manual/dini-argeo/3590-ebox-
 - Commands end with CR LF: ``READ``, ``REXT``, ``TARE``, ``ZERO``, ``CLEAR`` [V]; a correct
   command is answered ``OK`` (which "does not imply that the instrument executes" it), a wrong
   one ``ERR01``…``ERR04`` [V: 3590E §5.6; 3590ET serial commands §3].
-- Link parameters are set in the indicator's menu [U]; 9600 8N1 is the usual default [U].
+- Link parameters are set in the indicator's menu ("Serial ports → PC port configuration",
+  3590ET serial commands manual §1 [V]); 9600 8N1 is the default here, the factory value was not
+  found in the manuals read [U]. No serial command calibrates the span: the DFW command list
+  (TECH-MAN-ENG-DFW-SERIAL-PROTOCOL, scribd.com/document/706025244) and the 3590ET/EGT list
+  (manualslib.com/manual/1419863/Dini-Argeo-3590et.html) have none [V], so `station calibrate
+  span` keeps the station-side gain. ``NTGS`` switches the display between gross and net [V].
 """
 
 from __future__ import annotations
