@@ -84,6 +84,10 @@ class MqttLink:
     ) -> None:
         self.settings = settings
         self.connected = threading.Event()
+        # set once the broker has granted every subscription of the current connection: from
+        # then on, what is published on those topics reaches us (tests and readiness wait on it)
+        self.subscribed = threading.Event()
+        self._pending_subs: set[int] = set()
         self._subs = list(subscriptions)
         self._on_connect = on_connect
         self._on_message = on_message
@@ -180,8 +184,15 @@ class MqttLink:
             log.warning("MQTT connection refused by %s: %s", self.settings.host, reason)
             self.failures.append(f"connect: {reason}")
             return
+        self.subscribed.clear()
+        pending = set()
         for topic, qos in self._subs:
-            client.subscribe(topic, qos=qos)
+            _rc, mid = client.subscribe(topic, qos=qos)
+            if mid is not None:
+                pending.add(mid)
+        self._pending_subs = pending
+        if not pending:
+            self.subscribed.set()
         if self._birth is not None:
             for topic, payload, retain in self._birth():
                 client.publish(topic, payload, qos=1, retain=retain)
@@ -195,6 +206,7 @@ class MqttLink:
     ) -> None:
         was = self.connected.is_set()
         self.connected.clear()
+        self.subscribed.clear()
         if was:
             # our own clean stop is not news; a broker going away is
             (log.info if self._stopping else log.warning)("MQTT disconnected: %s", reason)
@@ -219,3 +231,6 @@ class MqttLink:
             if reason.is_failure:
                 log.warning("MQTT subscription refused: %s", reason)
                 self.failures.append(f"subscribe: {reason}")
+        self._pending_subs.discard(mid)
+        if not self._pending_subs:
+            self.subscribed.set()

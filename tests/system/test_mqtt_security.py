@@ -521,6 +521,7 @@ def test_known_limitation_any_client_can_join_a_share_group_it_knows(connect: Co
 # -- identities: a client id is its login (issue 15 items 1-3) ---------------------------------
 
 SECRET_GROUP = "7f3c9a0e5b2d4c1f8a6e"  # [ledger] group: what several workers share, secretly
+WORKERS = ("ledger", "ledger-2")  # one broker user per ledger worker
 
 
 @pytest.mark.parametrize("tls", [False, True], ids=["loopback", "tls"])
@@ -632,10 +633,12 @@ def test_the_ledger_user_is_no_station(connect: Connect) -> None:
 # -- the real ledger on the shipped broker ------------------------------------------------------
 
 
-def _ledger_config(broker: Broker, database: Path, user: str = "ledger") -> LedgerConfig:
+def _ledger_config(
+    broker: Broker, database: Path, user: str = "ledger", group: str | None = None
+) -> LedgerConfig:
     return LedgerConfig.model_validate(
         {
-            "ledger": {"database": str(database)},
+            "ledger": {"database": str(database), "group": group},
             "mqtt": {
                 "host": broker.host,
                 "port": broker.port,
@@ -661,7 +664,7 @@ def _batches(path: Path, station: str, sizes: tuple[int, ...]) -> tuple[str, lis
 
 def _started(service: LedgerService) -> LedgerService:
     service.start()
-    assert service.link.connected.wait(WAIT)
+    assert service.link.subscribed.wait(WAIT)  # what is published from now on reaches it
     return service
 
 
@@ -686,6 +689,33 @@ def test_a_stopped_ledger_gets_the_batches_queued_while_it_was_down(
     assert until(lambda: store.head("st-1", epoch) == (6, 6))  # nothing re-sent by the station
     ledger.stop()
     store.close()
+
+
+def test_a_stopped_worker_gets_its_share_of_the_batches_when_it_returns(
+    connect: Connect, broker: Broker, tmp_path: Path
+) -> None:
+    """Several workers on the secret group, each with its own user and a persistent session:
+    Mosquitto deals a stopped worker its share all the same and queues it (docs/scaling.md)."""
+    database = tmp_path / "ledger.db"
+    configs = [_ledger_config(broker, database, user, SECRET_GROUP) for user in WORKERS]
+    stores = [SQLiteLedgerStore(database) for _ in configs]
+    epoch, payloads = _batches(tmp_path / "st-1.db", "st-1", (1,) * 6)
+    first, second = (_started(LedgerService(c, s)) for c, s in zip(configs, stores, strict=True))
+    second.stop()
+    station = connect("st-1")
+    for payload in payloads:
+        assert not station.publish(TOPICS.records("st-1"), payload).is_failure
+    assert until(lambda: first.batches >= 3)
+    assert stores[0].head("st-1", epoch)[0] < 6  # a gap: some were dealt to the stopped one
+
+    second = _started(LedgerService(configs[1], stores[1]))
+
+    assert until(lambda: stores[0].head("st-1", epoch) == (6, 6))
+    assert first.batches + second.batches == 6  # each batch once, none re-sent
+    for service in (first, second):
+        service.stop()
+    for store in stores:
+        store.close()
 
 
 def test_a_station_cannot_disconnect_the_running_ledger(

@@ -82,7 +82,7 @@ def test_a_station_flooding_the_quarantine_is_capped_counted_shown_and_purged(
     service = LedgerService(config, store, client_id="ledger-flood")
     service.start()
     try:
-        assert service.link.connected.wait(10)
+        assert service.link.subscribed.wait(10)  # what is sent from now on reaches it
         epoch, (good1, good2) = _good_batches(tmp_path / "good.db")
         _send(publisher, TOPICS.records("st-good"), [good1])
         assert until(lambda: store.head("st-good", epoch) == (2, 2))  # the ledger listens
