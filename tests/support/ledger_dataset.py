@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sync.record import Record as WireRecord
 from sync.wire import (
     RECORD_FIELDS,
     Batch,
@@ -136,7 +137,11 @@ def ingest(store: Any, dataset: Dataset, batch_size: int = 300) -> None:
     for journal in dataset.journals:
         recs = journal.records
         for i in range(0, len(recs), batch_size):
-            batch = Batch(journal.station, journal.epoch, tuple(recs[i : i + batch_size]))
+            batch = Batch(
+                journal.station,
+                journal.epoch,
+                tuple(map(WireRecord.from_row, recs[i : i + batch_size])),
+            )
             batches.append(decode_batch(encode(batch)))
     for batch in batches:
         result = store.ingest(batch)
