@@ -36,7 +36,7 @@ from . import i18n
 from .auth import hash_password, verify_password
 from .choice import Choice
 from .export import attachment, table_csv
-from .figures import Dashboard, figure_columns, group_title, month_rows, row_label
+from .figures import Dashboard, change_columns, figure_columns, group_title, month_rows, row_label
 from .i18n import gettext_ as _
 from .security import (
     CSRF_FIELD,
@@ -277,6 +277,7 @@ def create_app(config: LedgerConfig, store_url: str | None = None) -> Starlette:
             rows_bars=page.bars,
             sentences=page.sentences,
             columns=figure_columns(),
+            changes=change_columns(),
             chart=page.chart,
             years=range(datetime.now(UTC).year, 2009, -1),
         )

@@ -26,6 +26,7 @@ __all__ = [
     "Dashboard",
     "Overview",
     "bar_shares",
+    "change_columns",
     "figure_columns",
     "group_title",
     "in_language",
@@ -53,7 +54,7 @@ def group_title(by: str) -> str:
 
 
 def figure_columns() -> list[tuple[str, str]]:
-    """(Figures attribute, header) of every grouped table, in display order."""
+    """(Figures or Changes attribute, header) of every grouped table, in display order."""
     return [
         ("kg", _("kg")),
         ("items", _("items")),
@@ -61,6 +62,13 @@ def figure_columns() -> list[tuple[str, str]]:
         ("beneficiaries", _("beneficiaries")),
         ("kg_per_beneficiary", _("kg per beneficiary")),
     ]
+
+
+def change_columns() -> list[tuple[str, str]]:
+    """The grouped tables' year-on-year columns: against the same key over the same period a
+    year before (Row.changes). Not for the months: the page's report has no month a year
+    before for each month, and a column of "–" would read as no change."""
+    return [("kg_pct", _("kg, change")), ("persons_pct", _("persons, change"))]
 
 
 def month_rows(report: Report) -> list[Row]:

@@ -300,31 +300,49 @@ def test_the_french_page_takes_and_shows_days_as_dd_mm_yyyy(
 
 
 # -- item 8: by profile and by type of structure -------------------------------------------------
-def test_panels_by_type_of_structure_and_by_profile_with_their_sentences(
-    served: Served, browser: BrowserContext
-) -> None:
-    """The coordinator's views: each type of structure's figures (computed here from the
-    registry's types), each profile's rows and sentences as `ledger report --by profile` gives
-    them (a person counts in a profile by their status at each visit: the report's rule)."""
-    data = served.data
+def by_referrer_type(data: Dataset, year: int) -> dict[str, dict[str, Any]]:
+    """Per type of referring structure (the registry's), ``year``'s live weighings: kg, visits,
+    persons."""
     types = data.referrer_types()
     dead = {(r["station"], r["epoch"], r["voids"]) for r in data.records if r["kind"] == "void"}
-    by_type: dict[str, dict[str, Any]] = {}
+    out: dict[str, dict[str, Any]] = {}
     for r in data.records:
         at = data.effective_at[r["uuid"]]
-        if r["kind"] != "weighing" or not at.startswith(str(YEAR)):
+        if r["kind"] != "weighing" or not at.startswith(str(year)):
             continue
         if (r["station"], r["epoch"], r["seq"]) in dead:
             continue
-        t = by_type.setdefault(
+        t = out.setdefault(
             types.get(r["referrer"], ""), {"mg": 0, "visits": set(), "persons": set()}
         )
         t["mg"] += r["net_mg"]
         t["visits"].add((r["station"], r["visit"]))
         t["persons"].add(r["beneficiary"])
+    return out
+
+
+def change(now: int, before: int) -> str:
+    """A change in % as the page writes it: signed, rounded half up, "–" with nothing before."""
+    if not before:
+        return "–"
+    pct = Decimal(now - before) * 100 / before
+    sign = "+" if pct > 0 else "\u2212" if pct < 0 else ""
+    return sign + french(abs(pct), 0) + "\u00a0%"
+
+
+def test_panels_by_type_of_structure_and_by_profile_with_their_sentences(
+    served: Served, browser: BrowserContext
+) -> None:
+    """The coordinator's views: each type of structure's figures and their change over a year
+    (computed here from the registry's types), each profile's rows and sentences as `ledger
+    report --by profile` gives them (a person counts in a profile by their status at each
+    visit: the report's rule)."""
+    year = YEAR + 1  # the dataset's second year: a year before to compare with
+    by_type = by_referrer_type(served.data, year)
+    before = by_referrer_type(served.data, YEAR)
     page = browser.new_page()
     login(page, served.url)
-    page.goto(f"{served.url}/?year={YEAR}")
+    page.goto(f"{served.url}/?year={year}")
     page.click("nav.tabs a[data-tab=referrer_type]")
     expect(page.locator("#referrer_type h2")).to_have_text("Par type de structure")
     shown = {
@@ -337,11 +355,14 @@ def test_panels_by_type_of_structure_and_by_profile_with_their_sentences(
         expect(cells.nth(0)).to_have_text(french(Decimal(t["mg"]) / 10**6, 1))
         expect(cells.nth(2)).to_have_text(french(Decimal(len(t["visits"])), 0))
         expect(cells.nth(3)).to_have_text(french(Decimal(len(t["persons"])), 0))
+        then = before.get(key, {"mg": 0, "persons": ()})
+        expect(cells.nth(5)).to_have_text(change(t["mg"], then["mg"]))
+        expect(cells.nth(6)).to_have_text(change(len(t["persons"]), len(then["persons"])))
     store = open_store(served.store_url)
     try:
         with speaking("fr"):
-            by_types = build_report(store, Period.year(YEAR), ("referrer_type",), compare=False)
-            report = build_report(store, Period.year(YEAR), ("profile",), compare=False)
+            by_types = build_report(store, Period.year(year), ("referrer_type",))
+            report = build_report(store, Period.year(year), ("profile",))
             type_sentences = row_sentences(by_types, "fr")
             sentences = row_sentences(report, "fr")
     finally:
@@ -360,6 +381,8 @@ def test_panels_by_type_of_structure_and_by_profile_with_their_sentences(
             french(Decimal(row.figures.visits), 0),
             french(Decimal(row.figures.beneficiaries), 0),
             french(Decimal(row.figures.net_mg) / 10**6 / row.figures.beneficiaries, 1),
+            change(row.figures.net_mg, row.previous.net_mg if row.previous else 0),
+            change(row.figures.beneficiaries, row.previous.beneficiaries if row.previous else 0),
         ]
         for row in report.rows
     ]
