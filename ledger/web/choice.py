@@ -103,6 +103,13 @@ class Choice:
             return _("Q%(n)s") % {"n": self.quarter} + f" {self.year}"
         return str(self.year)
 
+    def heading(self, lang: str) -> str:
+        """The label for a person: a range's days as the reader writes them (31/03/2016 in
+        French); ``label`` stays ISO (file names, English)."""
+        if self.start and self.end and lang == "fr":
+            return f"{self.start:%d/%m/%Y} – {self.end:%d/%m/%Y}"
+        return self.label
+
     def period(self) -> Period:
         if self.start and self.end:
             return Period.between(self.start, self.end + timedelta(days=1))  # "to" is included
