@@ -31,7 +31,7 @@ class QuarantineCap:
 
 @dataclass(frozen=True, slots=True)
 class DroppedCount:
-    """What came over one station's cap and was not kept."""
+    """What came over one station's cap and was not kept, and when (the first and last)."""
 
     station: str
     messages: int
@@ -117,9 +117,10 @@ class Inquiry:
             )[0]
             if int(used[0]) + 1 > limit.messages or int(used[1]) + size > limit.bytes:
                 self.db.exec(
-                    "UPDATE quarantine_dropped SET messages = messages + 1, "
-                    "bytes = bytes + ?, last_at = ? WHERE station = ?",
-                    (size, now, station),
+                    "UPDATE quarantine_dropped SET first_at = CASE WHEN messages = 0 THEN ? "
+                    "ELSE first_at END, messages = messages + 1, bytes = bytes + ?, last_at = ? "
+                    "WHERE station = ?",
+                    (now, size, now, station),
                 )
                 return False
             self.db.exec(

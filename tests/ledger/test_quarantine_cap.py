@@ -43,6 +43,8 @@ def test_the_cap_keeps_the_oldest_and_counts_the_rest(ledger_url: str) -> None:
     assert [r.station for r in store.quarantined()] == ["st-1"] * 3 + ["st-2"]
     (dropped,) = store.quarantine_dropped()
     assert (dropped.station, dropped.messages, dropped.bytes) == ("st-1", 2, 4)
+    # the first drop, not the first message quarantined
+    assert store.quarantined("st-1")[-1].received_at <= dropped.first_at <= dropped.last_at
     store.close()
 
 
