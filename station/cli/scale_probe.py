@@ -157,7 +157,10 @@ def _candidates(config: Config | None, explicit: list[str]) -> list[str]:
         return ports
     url = config.scale.url
     if url.startswith("/") and not os.path.exists(url):
-        return ports  # the configured device is not plugged in: say nothing of it here
+        click.echo(
+            _("{port} (the configured url): no such device, looking further").format(port=url)
+        )
+        return ports
     return [url, *(p for p in ports if not same_device(p, url))]
 
 

@@ -168,6 +168,7 @@ def test_probe_finds_a_usb_serial_scale_by_its_by_id_path_and_writes_the_config(
         assert f"Keys to set in the [scale] table of {config}:" in out
         assert f'url = "{link}"\nprotocol = "sma"\nbaudrate = 9600' in out
         assert "[scale]\n" not in out  # not a second table to paste
+        assert f"{tmp_path / 'unplugged'} (the configured url): no such device" in out
 
         before = config.read_text(encoding="utf-8")
         written = station(
