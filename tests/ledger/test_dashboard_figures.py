@@ -228,6 +228,9 @@ def test_every_column_is_visible_or_reachable_at_tablet_and_laptop_widths(
         assert page.evaluate(REACHABLE, "table.fleet") == [], width
         assert page.evaluate(overflow) <= 0, width
         expect(page.locator("[data-kpi=quarantine]")).to_contain_text("1 poste l'inonde")
+        # the flood is a state, seen without scrolling even on a tablet
+        flood = page.locator("tr[data-station=st-5] [data-flooding]").bounding_box()
+        assert flood is not None and flood["x"] + flood["width"] <= width, width
         # the warnings themselves, on screen or one scroll away
         for station, text in [
             ("st-2", "ne répond pas"),
