@@ -12,6 +12,7 @@ import sys
 import tempfile
 import threading
 import time
+import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -24,7 +25,7 @@ from drivers.sim.scale import ScaleSimulator
 from station.codes import with_check_digit
 from station.events import Event, WeightRead
 from station.outcomes import Outcome
-from station.sim import SimulatedCounter
+from station.sim import EXAMPLE_CONFIG, SimulatedCounter
 from station.store import Store
 
 BAUD = 9600
@@ -36,6 +37,8 @@ STATION = "ressourcerie-nord-1"
 # An fsync after an idle pause costs more than back-to-back ones on many disks (here about
 # 0.9 ms against 0.4 ms), so the baseline that compares with presses is spaced like presses.
 COMMIT_GAP_S = 0.05
+# the idle poll interval the station ships with (station.example.toml), not the simulator's 0.1
+SHIPPED_POLL_S = float(tomllib.loads(EXAMPLE_CONFIG.read_text("utf-8"))["scale"]["poll_interval"])
 
 
 def reply_bytes(mg: int) -> bytes:
@@ -140,42 +143,68 @@ def _scan(counter: SimulatedCounter, code: str, expected: Outcome) -> None:
     raise RuntimeError(f"scan {code}: no {expected.value}")
 
 
-def bench_counter(workdir: Path, presses: int, rng: random.Random, gap: float) -> list[Press]:
-    """Press K times on the real daemon (scale simulator paced at 9600 baud on a pty)."""
-    out: list[Press] = []
-    probe = Probe()
-    counter = SimulatedCounter(workdir / "counter", {"station": {"language": "en"}}, baud=BAUD)
+class Rig:
+    """One real daemon (scale simulator paced at 9600 baud on a pty) with its probe, its
+    ``[scale]`` section overridden by ``scale``; a visit and a category already scanned."""
+
+    def __init__(self, workdir: Path, name: str, scale: dict[str, Any]) -> None:
+        self.name = name
+        self.probe = Probe()
+        self.presses: list[Press] = []
+        self.counter = SimulatedCounter(
+            workdir / name, {"station": {"language": "en"}, "scale": scale}, baud=BAUD
+        )
+
+    def start(self) -> None:
+        self.counter.start()
+        _instrument(self.counter, self.probe)
+        _scan(self.counter, BENEFICIARY, Outcome.VISIT_OPENED)
+        _scan(self.counter, CATEGORY, Outcome.CATEGORY_SET)
+
+    def press(self, i: int, wait: float) -> None:
+        counter, probe = self.counter, self.probe
+        counter.scale.place(mass_mg(i), settle_s=0.0)
+        # let the idle polling see the stable load; a random wait puts the press at a random
+        # phase of the polling cycle, as a person's hand would
+        time.sleep(wait)
+        counter.drain()
+        probe.reset()
+        counter.press()
+        result = counter.next_result(timeout=10.0)
+        if result.outcome is not Outcome.RECORDED:
+            raise RuntimeError(f"{self.name} press {i}: {result.outcome.value} ({result.text})")
+        with probe.lock:
+            readings = list(probe.readings)
+            commits = list(probe.commits)
+        start, end = commits[-1]
+        # the reading that was recorded: the last stable one posted before the commit began
+        used = [r for r in readings if r[2] and r[1] <= start][-1]
+        # asked before the press, arrived after it: the press waited behind that exchange
+        discarded = sum(1 for r in readings if r[0] < result.t_event <= r[1] and r[0] != used[0])
+        self.presses.append(
+            Press(result.t_event, result.t_done, used[0], used[1], start, end, discarded)
+        )
+
+    def stop(self) -> None:
+        self.counter.stop()
+
+
+def bench_counter(
+    workdir: Path, presses: int, rng: random.Random, gap: float, scales: dict[str, dict[str, Any]]
+) -> dict[str, list[Press]]:
+    """Press K times on each rig, the rigs taking turns press by press (the order swapped
+    every press), so that a load on the machine hits every configuration alike."""
+    rigs = [Rig(workdir, name, scale) for name, scale in scales.items()]
     try:
-        counter.start()
-        _instrument(counter, probe)
-        _scan(counter, BENEFICIARY, Outcome.VISIT_OPENED)
-        _scan(counter, CATEGORY, Outcome.CATEGORY_SET)
+        for rig in rigs:
+            rig.start()
         for i in range(presses):
-            counter.scale.place(mass_mg(i), settle_s=0.0)
-            # let the polling (every 0.1 s when idle) see the stable load; a random wait puts
-            # the press at a random phase of the polling cycle, as a person's hand would
-            time.sleep(rng.uniform(0.75 * gap, 1.25 * gap))
-            counter.drain()
-            probe.reset()
-            counter.press()
-            result = counter.next_result(timeout=10.0)
-            if result.outcome is not Outcome.RECORDED:
-                raise RuntimeError(f"press {i}: {result.outcome.value} ({result.text})")
-            with probe.lock:
-                readings = list(probe.readings)
-                commits = list(probe.commits)
-            start, end = commits[-1]
-            # the reading that was recorded: the last stable one posted before the commit began
-            used = [r for r in readings if r[2] and r[1] <= start][-1]
-            discarded = sum(
-                1 for r in readings if r[0] < result.t_event <= r[1] and r[0] != used[0]
-            )
-            out.append(
-                Press(result.t_event, result.t_done, used[0], used[1], start, end, discarded)
-            )
+            for rig in rigs if i % 2 == 0 else reversed(rigs):
+                rig.press(i, rng.uniform(0.75 * gap, 1.25 * gap))
     finally:
-        counter.stop()
-    return out
+        for rig in rigs:
+            rig.stop()
+    return {rig.name: rig.presses for rig in rigs}
 
 
 def bench_commit(workdir: Path, n: int, gap: float, name: str) -> list[float]:
@@ -239,6 +268,8 @@ def _row(name: str, values_ms: Sequence[float]) -> str:
 
 def report(
     presses: list[Press],
+    baseline: list[Press],
+    settings: str,
     commit_s: list[float],
     commit_b2b_s: list[float],
     serial_s: list[float],
@@ -265,7 +296,7 @@ def report(
     in_flight = sum(1 for p in presses if p.in_flight)
     discarded = sum(1 for p in presses if p.readings_discarded)
     print(f"press → committed record, MT-SICS simulator on a pty paced at {BAUD} baud 8N1")
-    print(f"  presses: {n}, mean gap between presses {gap:.2f} s")
+    print(f"  presses: {n}, mean gap between presses {gap:.2f} s; {settings}")
     print(
         f"  wire: reply {reply_len} B = {wire:.2f} ms (paced by the simulator; the line framer "
         f"ends the frame at CR, after {reply_len - 1} B = {wire_cr:.2f} ms); "
@@ -279,9 +310,13 @@ def report(
         print(_row("  " + name, values))
     print(
         f"  presses recorded from the exchange in flight (load already settled): {in_flight}/{n};"
-        f" presses that had to discard an in-flight reading: {discarded}/{n}"
+        f" presses that waited behind an idle exchange (its reading discarded): {discarded}/{n}"
     )
+    behind = sum(1 for p in baseline if p.readings_discarded)
+    base_latency = _ms([p.latency for p in baseline])
     print("baselines, same run:")
+    print(_row("latency, settled_hold = 0 (polls all along)", base_latency))
+    print(f"    presses that waited behind an idle exchange: {behind}/{len(baseline)}")
     print(_row(f"bare commit x{len(commit_s)}, one every {COMMIT_GAP_S:g} s", _ms(commit_s)))
     print(_row(f"bare commit x{len(commit_b2b_s)}, back to back", _ms(commit_b2b_s)))
     print(_row(f"bare serial SI exchange x{len(serial_s)}", _ms(serial_s)))
@@ -302,6 +337,10 @@ def report(
         "own_overhead_p99_ms": round(pct(own, 99), 2),
         "in_flight_presses": in_flight,
         "discarded_presses": discarded,
+        "baseline_no_hold_p50_ms": round(pct(base_latency, 50), 2),
+        "baseline_no_hold_p99_ms": round(pct(base_latency, 99), 2),
+        "baseline_no_hold_max_ms": round(max(base_latency), 2),
+        "baseline_no_hold_discarded_presses": behind,
         "commit_p50_ms": round(pct(_ms(commit_s), 50), 2),
         "commit_p99_ms": round(pct(_ms(commit_s), 99), 2),
         "commit_b2b_p50_ms": round(pct(_ms(commit_b2b_s), 50), 2),
@@ -319,6 +358,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--gap", type=float, default=0.2, help="mean seconds between presses (default %(default)s)"
     )
+    parser.add_argument(
+        "--poll-interval",
+        type=float,
+        default=SHIPPED_POLL_S,
+        help="[scale] poll_interval, s (default: the shipped %(default)s)",
+    )
+    parser.add_argument(
+        "--settled-hold",
+        type=float,
+        default=None,
+        help="[scale] settled_hold, s (default: the shipped one); the baseline runs with 0",
+    )
     args = parser.parse_args(argv)
     if args.presses < 1:
         parser.error("--presses must be >= 1")
@@ -326,11 +377,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="pesee-bench-")) if temp else args.workdir
     workdir.mkdir(parents=True, exist_ok=True)
     try:
-        presses = bench_counter(workdir, args.presses, random.Random(args.seed), args.gap)
+        shipped = {"poll_interval": args.poll_interval}
+        if args.settled_hold is not None:
+            shipped["settled_hold"] = args.settled_hold
+        baseline = {"poll_interval": args.poll_interval, "settled_hold": 0.0}
+        runs = bench_counter(
+            workdir,
+            args.presses,
+            random.Random(args.seed),
+            args.gap,
+            {"station": shipped, "baseline": baseline},
+        )
         commit_s = bench_commit(workdir, args.presses, COMMIT_GAP_S, "baseline-spaced")
         commit_b2b_s = bench_commit(workdir, args.presses, 0.0, "baseline-b2b")
         serial_s = bench_serial(workdir, args.presses)
-        line = report(presses, commit_s, commit_b2b_s, serial_s, args.gap)
+        hold = "shipped" if args.settled_hold is None else f"{args.settled_hold:g} s"
+        settings = f"poll_interval {args.poll_interval:g} s, settled_hold {hold}"
+        line = report(
+            runs["station"], runs["baseline"], settings, commit_s, commit_b2b_s, serial_s, args.gap
+        )
+        line["poll_interval_s"] = args.poll_interval
     finally:
         if temp:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -89,6 +89,7 @@ class Daemon:
             settings=settings,
             poll_interval=sc.poll_interval,
             reply_timeout=sc.reply_timeout,
+            settled_hold=sc.settled_hold,
             on_reading=lambda r, t: self.station.post(WeightRead(r, t)),
             on_state=lambda ok, d: self.station.post(ScaleState(ok, d)),
             on_reply=lambda token, outcome: self.station.post(ScaleReplied(token, outcome)),

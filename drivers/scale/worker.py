@@ -43,6 +43,14 @@ class ScaleWorker:
 
     Polled protocols are asked every ``poll_interval`` seconds, or back to back after
     :meth:`poll_now` until its deadline (the counter is waiting for a stable weight).
+
+    ``settled_hold`` (s, 0: off): once an idle poll finds a new load settled (stable, in range,
+    not the weight seen before), idle polling pauses for that long, or until :meth:`poll_now`,
+    :meth:`relax` or a command. The next thing staff do is most likely the press, and a press
+    that lands while an idle exchange is on the wire waits for that exchange to end before its
+    own (a weight asked before the press never counts): up to one more exchange, 20 ms at
+    9600 Bd. A load changed during the pause is seen at the press, which always asks afresh,
+    or when polling resumes.
     """
 
     def __init__(
@@ -57,12 +65,14 @@ class ScaleWorker:
         poll_interval: float = 0.25,
         reply_timeout: float = 1.0,
         silent_after: int = 3,
+        settled_hold: float = 0.0,
     ) -> None:
         self.protocol = protocol
         self.link = ScaleLink(url, protocol, settings, reply_timeout=reply_timeout)
         self.poll_interval = poll_interval
         self.reply_timeout = reply_timeout
         self.silent_after = silent_after
+        self.settled_hold = settled_hold
         self._on_reading = on_reading
         self._on_state = on_state
         self._on_reply = on_reply
@@ -71,6 +81,8 @@ class ScaleWorker:
         self._service = ServiceThread("scale", self._run, wake=self._wake.set)
         self._stop = self._service.stopping
         self._fast_until = 0.0
+        self._quiet_until = 0.0  # no idle poll before this (a settled load, see settled_hold)
+        self._last_weight: tuple[object, ...] | None = None
         self._misses = 0
         self._answering = True
         self.heartbeat = time.monotonic()  # last loop turn, for the daemon's watchdog
@@ -94,11 +106,13 @@ class ScaleWorker:
     def poll_now(self, until: float) -> None:
         """Ask for weights back to back until ``until`` (monotonic), starting now."""
         self._fast_until = max(self._fast_until, until)
+        self._quiet_until = 0.0
         self._wake.set()
 
     def relax(self) -> None:
         """Back to idle polling (the weight the counter waited for has come)."""
         self._fast_until = 0.0
+        self._quiet_until = 0.0
 
     def submit(self, command: Command, token: object = None) -> None:
         """Run ``command`` on the scale; the outcome goes to ``on_reply(token, …)``."""
@@ -119,6 +133,8 @@ class ScaleWorker:
 
     def _state(self, ok: bool, detail: str) -> None:
         self.link.restart()  # a stream just (re)opened starts mid-frame
+        self._last_weight = None
+        self._quiet_until = 0.0
         self._misses = 0
         self._answering = ok
         self._on_state(ok, detail)
@@ -131,11 +147,16 @@ class ScaleWorker:
             return
         now = time.monotonic()
         if now >= self._fast_until:
-            self._wake.wait(self.poll_interval)
+            quiet = self._quiet_until - now
+            # a held settled load: wait in slices of at most 1 s (the heartbeat stays fresh)
+            self._wake.wait(min(quiet, 1.0) if quiet > 0 else self.poll_interval)
             self._wake.clear()
             if self._stop.is_set():
                 return
             self._run_jobs()
+            now = time.monotonic()
+            if now < self._quiet_until and now >= self._fast_until:
+                return  # still held: no idle exchange that a press would have to wait for
         self._poll()
 
     def _run_jobs(self) -> None:
@@ -158,13 +179,15 @@ class ScaleWorker:
                 if self._on_reply is not None:
                     self._on_reply(job.token, ScaleError(f"scale unplugged: {exc}"))
                 raise
+            self._quiet_until = 0.0  # a tare or zero changes what the pan reads
             if self._on_reply is not None:
                 self._on_reply(job.token, outcome)
 
     def _poll(self) -> None:
         sent = time.monotonic()
+        idle = sent >= self._fast_until
         try:
-            reply = self._exchange(Command.READ, patient=sent >= self._fast_until)
+            reply = self._exchange(Command.READ, patient=idle)
         except ScaleTimeout:
             self._missed("no reply")
             return
@@ -178,7 +201,22 @@ class ScaleWorker:
             return
         self._heard()
         if isinstance(reply, Reading):
+            self._hold_if_settled(reply, idle)
             self._on_reading(reply, sent)
+
+    def _hold_if_settled(self, reading: Reading, idle: bool) -> None:
+        """Pause idle polling when an idle poll finds a new load settled (see settled_hold)."""
+        weight = (
+            reading.stable,
+            reading.net_mg,
+            reading.gross_mg,
+            reading.tare_mg,
+            reading.unit,
+            reading.pieces,
+        )
+        changed, self._last_weight = weight != self._last_weight, weight
+        if idle and changed and reading.stable and reading.in_range and self.settled_hold > 0:
+            self._quiet_until = time.monotonic() + self.settled_hold
 
     def _listen(self) -> None:
         try:

@@ -212,3 +212,82 @@ def test_a_codec_crash_while_streaming_is_a_garbage_frame_not_a_reader_restart(
     assert len(crashed) == 3
     assert worker.garbage_frames >= 3
     assert rec.states.empty()
+
+
+def _turns(worker: ScaleWorker, n: int) -> None:
+    """Wait until the reader thread has turned ``n`` more times (it waits 1 s a turn at most)."""
+    for _ in range(n):
+        seen = worker.heartbeat
+        deadline = time.monotonic() + 10
+        while worker.heartbeat == seen:
+            assert time.monotonic() < deadline, "the reader thread stopped turning"
+            time.sleep(0.01)
+
+
+def _drain(rec: Recorder) -> list[Reading]:
+    out = []
+    while True:
+        try:
+            out.append(rec.readings.get_nowait()[0])
+        except queue.Empty:
+            return out
+
+
+def test_a_settled_load_is_not_polled_again_until_the_press(tmp_path: Path) -> None:
+    """settled_hold: once an idle poll finds a new load settled, no idle exchange is started
+    (a press would wait behind it); the press asks afresh and sees what is on the pan now."""
+    rec = Recorder()
+    with ScaleSimulator() as sim:
+        url = sim.start_pty(tmp_path / "scale")
+        sim.place("1.250", settle_s=0)
+        worker = rec.worker(url, "mt-sics", poll_interval=0.02, settled_hold=60)
+        worker.start()
+        try:
+            assert rec.state() is True
+            rec.reading_where(lambda r: r.net_mg == 1_250_000 and r.stable)
+            sim.place("2.000", settle_s=0)  # swapped while held: only the press may see it
+            _turns(worker, 3)
+            assert [r.net_mg for r in _drain(rec)] in ([], [1_250_000])  # one already in flight
+            pressed = time.monotonic()
+            worker.poll_now(pressed + 5)
+            reading, t = rec.readings.get(timeout=5)
+            assert reading.net_mg == 2_000_000 and t >= pressed
+            worker.relax()  # the press answered: idle polling again, the same load not held
+            for _ in range(3):
+                reading, t = rec.readings.get(timeout=5)
+                assert reading.net_mg == 2_000_000
+        finally:
+            worker.stop()
+
+
+def test_a_command_ends_the_hold(tmp_path: Path) -> None:
+    rec = Recorder()
+    with ScaleSimulator() as sim:
+        url = sim.start_pty(tmp_path / "scale")
+        sim.place("0.300", settle_s=0)
+        worker = rec.worker(url, "mt-sics", poll_interval=0.02, settled_hold=60)
+        worker.start()
+        try:
+            assert rec.state() is True
+            rec.reading_where(lambda r: r.net_mg == 300_000 and r.stable)
+            worker.submit(Command.TARE, "tare")
+            assert rec.replies.get(timeout=5)[0] == "tare"
+            rec.reading_where(lambda r: r.net_mg == 0)  # polled again, no press needed
+        finally:
+            worker.stop()
+
+
+def test_without_settled_hold_idle_polling_never_pauses(tmp_path: Path) -> None:
+    rec = Recorder()
+    with ScaleSimulator() as sim:
+        url = sim.start_pty(tmp_path / "scale")
+        sim.place("1.250", settle_s=0)
+        worker = rec.worker(url, "mt-sics", poll_interval=0.02)
+        worker.start()
+        try:
+            assert rec.state() is True
+            rec.reading_where(lambda r: r.net_mg == 1_250_000 and r.stable)
+            sim.place("2.000", settle_s=0)
+            rec.reading_where(lambda r: r.net_mg == 2_000_000)
+        finally:
+            worker.stop()
