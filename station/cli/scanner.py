@@ -74,6 +74,15 @@ def describe_code(codes: CodeBook, config: Config, code: str) -> dict[str, Any]:
     elif c.kind is Kind.PROFILE:
         out["tag"] = c.tag
         text = _("household profile “{name}” (tag {tag})").format(name=c.name, tag=c.tag)
+    elif c.kind is Kind.WEIGHT_LABEL:
+        out["name"] = c.name
+        out["weight_mg"] = c.weight_mg
+        text = _("weight label “{name}”: {weight}").format(
+            name=c.name, weight=format_mass(c.weight_mg)
+        )
+    elif c.kind is Kind.BAD_LABEL:
+        out["reason"] = c.name
+        text = _("refused: {reason}").format(reason=c.name)
     else:
         text = {
             Kind.END_VISIT: _("command: end of visit"),

@@ -107,6 +107,42 @@ def test_scanner_test_classifies_each_code(config_file: Path, tmp_path: Path) ->
     assert "no pattern matches" in seen["unknown"]["reason"]
 
 
+def test_scanner_test_shows_weight_labels(config_file: Path, tmp_path: Path) -> None:
+    # a certified scale's EAN-13 label: its weight shown; a wrong check digit said, never a crash
+    good, bad = "2112345012506", "2112345012507"  # 21 12345 01250 g, check digit 6
+    with ScannerSimulator() as sim:
+        url = sim.start_pty(tmp_path / "scanner")
+        text = config_file.read_text().replace('"/dev/pesee-scanner"', f'"{url}"')
+        config_file.write_text(
+            text + '\n[[codes.weight_labels]]\nname = "etiqueteuse"\nprefix = "21"\n'
+        )
+        proc = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "station", "--lang", "en", "--config", str(config_file)),
+                *("scanner", "test", "--json", "--count", "2", "--timeout", "30"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert sim.wait_reader(20)
+            for code in (good, bad):
+                sim.scan(code)
+                time.sleep(0.05)
+            out, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 0, err
+    codes = [json.loads(ln) for ln in out.splitlines() if json.loads(ln)["event"] == "code"]
+    assert [c["kind"] for c in codes] == ["weight_label", "bad_label"]
+    assert "check digit" in codes[1]["reason"]
+    assert codes[0]["weight_mg"] == 1_250_000
+    assert "1.250 kg" in codes[0]["text"]
+
+
 def test_scanner_test_text_and_unplugged_scanner(config_file: Path, tmp_path: Path) -> None:
     missing = tmp_path / "no-scanner"
     text = config_file.read_text().replace('"/dev/pesee-scanner"', f'"{missing}"')

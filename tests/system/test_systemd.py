@@ -383,6 +383,25 @@ def test_rules_give_a_hid_scanner_the_input_group() -> None:
     )
 
 
+def test_rules_give_a_named_hid_scale_the_dialout_group() -> None:
+    # a USB HID POS scale (protocol hid-pos) is a hidraw node, root-only unless a rule opens it
+    active = parse_rules(RULES.read_text(encoding="utf-8"))
+    assert any(
+        has(r, "SUBSYSTEM", "==", "hidraw")
+        and has(r, "SYMLINK", "==", "pesee-scale")
+        and has(r, "GROUP", "=", "dialout")
+        and has(r, "MODE", "=", "0660")
+        for r in active
+    )
+    examples = parse_rules(RULES.read_text(encoding="utf-8"), examples=True)
+    assert any(
+        has(r, "SUBSYSTEM", "==", "hidraw")
+        and has(r, "ATTRS", "==", "0922", "idVendor")
+        and has(r, "SYMLINK", "+=", "pesee-scale")
+        for r in examples
+    )
+
+
 def test_rules_open_the_gpio_chip_to_the_gpio_group() -> None:
     active = parse_rules(RULES.read_text(encoding="utf-8"))
     assert any(has(r, "SUBSYSTEM", "==", "gpio") and has(r, "GROUP", "=", "gpio") for r in active)
