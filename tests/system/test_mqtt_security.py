@@ -536,6 +536,7 @@ def test_a_stations_credentials_cannot_disconnect_the_ledger_or_another_station(
     for stolen in ("ledger", "ledger-2", "ledger-1", "ledger-test", "st-2", "station-st-2"):
         intruder = connect("st-1", client_id=stolen, tls=tls)
         assert not intruder.publish(TOPICS.status("st-1"), b"here").is_failure
+        intruder.close()  # or the next intruder, as st-1 too, would take its connection
 
     for victim in (ledger, ledger2, st2):  # a round trip each: their sessions still work
         victim.barrier()  # asserts its own token came back
@@ -728,7 +729,7 @@ def test_a_station_cannot_disconnect_the_running_ledger(
     st2 = connect("st-2")
     stolen = ("ledger", "ledger-1", "ledger-2", "ledger-test")  # its id, the old defaults
     for n, (client_id, payload) in enumerate(zip(stolen, payloads, strict=True), 1):
-        connect("st-1", client_id=client_id)  # logged in as st-1, whatever id it sends
+        connect("st-1", client_id=client_id).close()  # logged in as st-1, whatever id it sent
         assert not st2.publish(TOPICS.records("st-2"), payload).is_failure
         assert until(lambda n=n: store.head("st-2", epoch) == (n, n))  # type: ignore[misc]
     assert ledger.link.failures == []
