@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
+from common.checkdigit import check_digit_ok, with_check_digit
 from common.i18n import _
 from common.units import MG_PER_UNIT
 
@@ -47,49 +48,6 @@ class Classified:
     weight_mg: int = 0  # a weight label's weight
     label: WeightLabel | None = None  # the pattern a weight label matched
     misread: bool = False  # a bad label that a new scan may fix (check digit, length)
-
-
-def _luhn_ok(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = int(ch)
-        if i % 2 == 1:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
-
-
-def _mod10_ok(digits: str) -> bool:
-    """GS1 / EAN check digit: weights 3,1,3… from the right, excluding the check digit."""
-    body, check = digits[:-1], int(digits[-1])
-    total = sum(int(ch) * (3 if i % 2 == 0 else 1) for i, ch in enumerate(reversed(body)))
-    return (10 - total % 10) % 10 == check
-
-
-def _mod11_ok(digits: str) -> bool:
-    """Weights 2..7 from the right; a body whose check would be 10 has no valid code (no 'X')."""
-    body, check = digits[:-1], int(digits[-1])
-    total = sum(int(ch) * (2 + i % 6) for i, ch in enumerate(reversed(body)))
-    return (11 - total % 11) % 11 == check
-
-
-def check_digit_ok(scheme: str, digits: str) -> bool:
-    """True when ``digits`` (check digit last) passes ``scheme``; ``"none"`` always passes."""
-    if scheme == "none":
-        return True
-    if len(digits) < 2 or not digits.isdigit():
-        return False
-    return {"luhn": _luhn_ok, "mod10": _mod10_ok, "mod11": _mod11_ok}[scheme](digits)
-
-
-def with_check_digit(scheme: str, digits: str) -> str:
-    """``digits`` followed by its check digit under ``scheme`` (to print test or demo codes)."""
-    for d in "0123456789":
-        if check_digit_ok(scheme, digits + d):
-            return digits + d
-    raise ValueError(f"no {scheme} check digit for {digits!r}")
 
 
 class CodeBook:
