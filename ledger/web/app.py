@@ -319,10 +319,18 @@ def create_app(config: LedgerConfig, store_url: str | None = None) -> Starlette:
             target=dashboard.warm, args=(section.language,), name="warm-up", daemon=True
         )
         warm.start()
+        # pages asked lately follow the records as they arrive (none when every page is
+        # computed when asked: cache_seconds = 0)
+        fresh = threading.Thread(target=dashboard.keep_fresh, name="refresher", daemon=True)
+        if section.cache_seconds:
+            fresh.start()
         try:
             yield
         finally:
+            dashboard.stopping.set()
             await run_in_threadpool(warm.join)
+            if fresh.is_alive():
+                await run_in_threadpool(fresh.join)
             dashboard.close()
 
     app = Starlette(

@@ -133,9 +133,12 @@ class Dashboard:
     visits and persons, last year's, and the rows of one grouping (a tab). Reports are kept
     whatever the language, reused while the ledger's change stamp is the same (no record, no
     registry change) and for ``cache_seconds`` anyway while records stream in; this year's
-    first tab is computed at start-up."""
+    first tab is computed at start-up, and the pages asked last are recomputed in the
+    background when records arrive (:meth:`refresh`)."""
 
     KEEP = 48  # cached reports, and as many pages (periods × tabs × languages)
+    RECENT = 8  # pages kept up to date in the background: the most recently asked
+    REFRESH_S = 5.0  # how often the refresher looks at the change stamp
 
     def __init__(self, config: LedgerConfig, store_url: str) -> None:
         self.config = config
@@ -146,6 +149,8 @@ class Dashboard:
         self.fleet_lock = threading.Lock()
         self.cache: dict[tuple[Any, ...], _Cached] = {}  # reports, language-free
         self.pages: dict[tuple[Any, ...], _Cached] = {}  # overviews, per language
+        self.asked: dict[tuple[Any, ...], float] = {}  # page key -> last asked (monotonic)
+        self.stopping = threading.Event()
 
     def open(self) -> None:
         self.store = open_store(self.store_url)
@@ -177,12 +182,17 @@ class Dashboard:
         while len(cache) > Dashboard.KEEP:
             del cache[min(cache, key=lambda k: cache[k].at)]
 
-    def _report(self, period: Period, by: str, version: tuple[Any, ...]) -> _Cached:
+    def _report(
+        self, period: Period, by: str, version: tuple[Any, ...], exact: bool = False
+    ) -> _Cached:
         """The report of ``period`` by ``by`` (lock held): totals, months with their visits and
-        persons (``detail``: what `ledger report --by month` says), last year's."""
+        persons (``detail``: what `ledger report --by month` says), last year's. ``exact``:
+        computed at this ``version``, however recent a cached one."""
         key = (period.start, period.end, by)
         hit = self.cache.get(key)
-        if hit is not None and self._fresh(hit, version):
+        if hit is not None and (
+            hit.version == version or (not exact and self._fresh(hit, version))
+        ):
             return hit
         names = load_names(self.store, self.config.groups)
         report = build_report(self.store, period, (by,), names=names, compare=True, detail=True)
@@ -203,6 +213,9 @@ class Dashboard:
         """The page of ``choice`` with the tab ``by``, in ``lang``."""
         key = (choice, by, lang, charts)
         with self.lock:
+            self.asked[key] = time.monotonic()
+            while len(self.asked) > self.KEEP:
+                del self.asked[min(self.asked, key=self.asked.__getitem__)]
             version = self.version()
             hit = self.pages.get(key)
             if hit is not None and self._fresh(hit, version):
@@ -228,6 +241,37 @@ class Dashboard:
                 row_sentences(report, lang) if by in SENTENCES else [],
                 at,
             )
+
+    def refresh(self) -> int:
+        """Recompute the most recently asked pages whose figures changed (the change stamp
+        moved), so that their next visitor gets them at once; returns how many. Pages are still
+        never older than ``cache_seconds``: one asked after that waits for its figures."""
+        with self.lock:
+            recent = sorted(self.asked, key=self.asked.__getitem__, reverse=True)[: self.RECENT]
+        done = 0
+        for key in recent:
+            if self.stopping.is_set():
+                break
+            choice, by, lang, charts = key
+            with self.lock:  # one page at a time: a visitor's request waits for one at most
+                version = self.version()
+                hit = self.pages.get(key)
+                if hit is not None and hit.version == version:
+                    continue
+                entry = self._report(choice.period(), by, version, exact=True)
+                page = self._page(entry.value, by, lang, charts, entry.stamp)
+                self._keep(self.pages, key, _Cached(entry.at, entry.version, page))
+                done += 1
+        return done
+
+    def keep_fresh(self) -> None:
+        """The refresher's loop (a thread of `ledger serve` when ``cache_seconds`` > 0), until
+        ``stopping`` is set."""
+        while not self.stopping.wait(self.REFRESH_S):
+            try:
+                self.refresh()
+            except Exception:  # a database hiccup: the next round, or a visit, tries again
+                log.exception("dashboard: refreshing the figures failed")
 
     def warm(self, lang: str) -> None:
         """This year's first tab computed ahead, so the first visitor does not wait for it."""

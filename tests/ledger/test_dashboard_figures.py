@@ -4,6 +4,7 @@ widths, the chart's "others" said apart, French dates in the period's fields."""
 
 from __future__ import annotations
 
+import random
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,9 +22,10 @@ from ledger.report_render import row_sentences
 from ledger.reports import Figures, Period, Row, build_report, import_profiles
 from ledger.store import open_store
 from ledger.store.conflicts import QuarantineCap
-from sync.wire import StationStatus
+from sync.wire import Batch, StationStatus, decode_batch, encode
 from tests.support import ledger_dataset
 from tests.support.dashboard import PASSWORD, cookie_of, get, http_login, ledger_config, serving
+from tests.support.helpers import until
 from tests.support.ledger_dataset import Dataset
 
 YEAR = 2025  # the network dataset's first whole year (tests/support/ledger_dataset.py)
@@ -393,3 +395,34 @@ def test_panels_by_type_of_structure_and_by_profile_with_their_sentences(
     tagged = [row for row in report.rows if row.key[0]]
     expect(page.locator("#profile .bar")).to_have_count(len(tagged))
     expect(page.locator("#profile tr[data-key=''] .bar")).to_have_count(0)
+
+
+# -- issue 18: pages kept up to date in the background -------------------------------------------
+def test_a_page_asked_lately_follows_new_records_without_a_visitor_waiting(
+    tmp_path: Path, ledger_url: str
+) -> None:
+    """Figures may be an hour old (cache_seconds = 3600): the page asked last is recomputed in
+    the background as soon as a record arrives, so its next visitor sees it without waiting for
+    the report (before, a page stayed as it was until cache_seconds ran out)."""
+    data = fill(ledger_url)
+    config = ledger_config(tmp_path, ledger_url, cache_seconds="3600")
+    expected = months_of(data, YEAR)
+    kg = sum(m["mg"] for m in expected.values())
+    with serving(config, tmp_path / "serve.log") as (base, _port):
+        cookie = cookie_of(http_login(base)[1])
+
+        def kg_shown() -> str:
+            page = get(f"{base}/?year={YEAR}&by=station", cookie=cookie)[2]
+            return page.split('data-kpi="kg"')[1].split('class="sub">')[1].split("&nbsp;kg")[0]
+
+        assert kg_shown() == french(Decimal(kg) / 10**6, 1)
+        late = ledger_dataset.Journal("st-late", random.Random(5))
+        late.append("weighing", datetime(YEAR, 6, 1, 10, tzinfo=UTC), net_mg=5_000_000, visit="v")
+        store = open_store(ledger_url)
+        try:
+            batch = Batch(late.station, late.epoch, tuple(late.records))  # type: ignore[arg-type]
+            store.ingest(decode_batch(encode(batch)))
+        finally:
+            store.close()
+        new = french(Decimal(kg + 5_000_000) / 10**6, 1)
+        assert until(lambda: kg_shown() == new, timeout=60), kg_shown()
