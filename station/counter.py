@@ -525,11 +525,8 @@ class Counter:
         if c.kind is Kind.WEIGHT_LABEL:
             self.label = c
             self._label_until = now + LABEL_HOLD_S
-            return Step(
-                note=_("weight label {code}: {weight}, press to record it").format(
-                    code=c.code, weight=format_mass(c.weight_mg)
-                )
-            )
+            # staff see and hear it was read: the press that follows records this weight
+            return _say(Outcome.LABEL_READ, format_mass(c.weight_mg), t=t)
         if c.kind is Kind.BAD_LABEL:
             return _say(Outcome.MISREAD if c.misread else Outcome.UNKNOWN_CODE, c.name, t=t)
         if c.kind is Kind.MISREAD:

@@ -20,6 +20,7 @@ class Outcome(enum.Enum):
     OPERATOR_SET = "operator_set"
     REFERRER_SET = "referrer_set"
     PROFILE_SET = "profile_set"
+    LABEL_READ = "label_read"  # a certified scale's weight label, waiting for the press
     TARED = "tared"
     SAMPLED = "sampled"
     ZEROED = "zeroed"
@@ -57,6 +58,7 @@ _OK = {
     Outcome.OPERATOR_SET,
     Outcome.REFERRER_SET,
     Outcome.PROFILE_SET,
+    Outcome.LABEL_READ,
     Outcome.TARED,
     Outcome.ZEROED,
     Outcome.SAMPLED,
@@ -75,6 +77,7 @@ def describe(outcome: Outcome, detail: str = "") -> str:
         Outcome.OPERATOR_SET: _("Operator: {detail}"),
         Outcome.REFERRER_SET: _("Referring structure: {detail}"),
         Outcome.PROFILE_SET: _("Household profile: {detail}"),
+        Outcome.LABEL_READ: _("Weight label: {detail}, press to record it"),
         Outcome.TARED: _("Tare done"),
         Outcome.SAMPLED: _("Counting: {detail}"),
         Outcome.ZEROED: _("Zero done"),

@@ -27,6 +27,7 @@ PATTERNS: dict[Outcome, Pattern] = {
     Outcome.OPERATOR_SET: Pattern("green", on_time=0.2, beeps=_seq(0.04)),
     Outcome.REFERRER_SET: Pattern("green", on_time=0.2, beeps=_seq(0.04)),
     Outcome.PROFILE_SET: Pattern("green", on_time=0.2, beeps=_seq(0.04)),
+    Outcome.LABEL_READ: Pattern("green", on_time=0.2, beeps=_seq(0.04)),
     Outcome.SAMPLED: Pattern("green", on_time=0.2, count=3, beeps=_seq(0.04, 0.04, 0.04)),
     Outcome.TARED: Pattern("green", on_time=0.2, count=2, beeps=_seq(0.04)),
     Outcome.ZEROED: Pattern("green", on_time=0.2, count=2, beeps=_seq(0.04)),

@@ -65,7 +65,8 @@ def _pure() -> tuple[Counter, list[dict[str, Any]]]:
 
 def test_the_press_records_the_label_without_a_serial_scale() -> None:
     counter, rows = _pure()  # scale_state never said ok: the serial scale is absent
-    assert _run(counter, counter.code(LABEL_1250_G, 2.0, 2.0), rows) == []
+    # read: a green signal of its own, nothing written before the press
+    assert _run(counter, counter.code(LABEL_1250_G, 2.0, 2.0), rows) == [Outcome.LABEL_READ]
     assert counter.label is not None and counter.label.weight_mg == 1_250_000
     assert _run(counter, counter.press(3.0, 3.0), rows) == [Outcome.RECORDED]
     row = rows[-1]
@@ -148,7 +149,12 @@ def test_a_label_scanned_after_the_item_is_recorded_with_its_weight(
     _start_visit(c)
     c.scale.place("3.000", settle_s=0)  # something else on the serial scale: not asked
     c.scan(LABEL_1250_G)
-    assert _until(lambda: _label_pending(c, LABEL_1250_G))
+    read = c.next_result()
+    assert (read.outcome, read.text) == (
+        Outcome.LABEL_READ,
+        "Weight label: 1.250 kg, press to record it",
+    )
+    assert _label_pending(c, LABEL_1250_G)
     c.press()
     result = c.next_result()
     assert result.outcome is Outcome.RECORDED
@@ -188,7 +194,8 @@ def test_a_kilogram_label_with_decimals_and_the_serial_scale_unplugged(
     c.scale.unplug()  # the certified scale's label needs no serial scale
     assert _until(lambda: not c.station.snapshot.scale_ok)
     c.scan(LABEL_2345_KG)
-    assert _until(lambda: _label_pending(c, LABEL_2345_KG))
+    assert c.next_result().outcome is Outcome.LABEL_READ
+    assert _label_pending(c, LABEL_2345_KG)
     c.press()
     result = c.next_result()
     assert result.outcome is Outcome.RECORDED, result.text
