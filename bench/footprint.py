@@ -32,6 +32,12 @@ WATCHDOG_USEC = 30_000_000  # as WatchdogSec=30 in systemd/pesee-station.service
 TARGET_RSS_MIB = 35.0
 TARGET_IDLE_CPU_PCT = 0.5
 CATEGORIES = ("CAT-VET", "CAT-HYG")
+# what `station run` imports (the console script's module, then the daemon's)
+DAEMON_IMPORTS = "import station.cli.main, station.daemon"
+# libraries weighed one at a time in a bare interpreter (import RSS over a bare one); the
+# daemon is meant to import only the first group
+LIBRARIES = ("pydantic", "gpiozero", "paho.mqtt.client", "ssl", "click", "sqlite3", "hashlib")
+NOT_FOR_THE_DAEMON = ("sqlite_utils", "numpy", "evdev")
 
 
 def beneficiary(n: int) -> str:
@@ -185,6 +191,39 @@ def baseline_rss(code: str) -> float:
     return rss
 
 
+def import_costs() -> list[tuple[str, float, bool]]:
+    """(library, RSS MiB it adds to a bare interpreter, imported by `station run`?)."""
+    probe = subprocess.run(
+        [sys.executable, "-c", DAEMON_IMPORTS + "\nimport sys; print(' '.join(sys.modules))"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "GPIOZERO_PIN_FACTORY": "mock"},
+    )
+    loaded = set(probe.stdout.split())
+    bare = baseline_rss("pass")
+    return [
+        (lib, baseline_rss(f"import {lib}") - bare, lib in loaded)
+        for lib in (*LIBRARIES, *NOT_FOR_THE_DAEMON)
+    ]
+
+
+def mapped_mib(pid: int, top: int = 5) -> list[tuple[str, float]]:
+    """The process's RSS by mapping (/proc/<pid>/smaps): the heap and anonymous memory (Python
+    objects, thread stacks), then the largest files (libpython, extension modules)."""
+    per: dict[str, int] = {}
+    name = ""
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        parts = line.split()
+        if parts and "-" in parts[0] and len(parts) >= 5:
+            name = Path(parts[5]).name if len(parts) > 5 and parts[5].startswith("/") else "anon"
+            name = "anon" if name in ("[heap]", "[stack]") or name.startswith("[") else name
+        elif parts and parts[0] == "Rss:":
+            per[name] = per.get(name, 0) + int(parts[1])
+    ranked = sorted(per.items(), key=lambda kv: -kv[1])
+    return [(k, v / 1024) for k, v in ranked[:top]]
+
+
 def write_configs(
     work: Path, broker: Broker, scale_url: str, scanner_url: str
 ) -> tuple[Path, Path]:
@@ -304,6 +343,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         idle = measure(station.pid, "idle", args.idle)
         nthreads = threads(station.pid)
+        mapped = mapped_mib(station.pid)
         sent: list[str] = []
         busy = measure(
             station.pid,
@@ -334,9 +374,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         broker.stop()
 
     bare = baseline_rss("pass")
-    imports = baseline_rss(
-        "import station.daemon, station.cli, gpiozero, paho.mqtt.client, sqlite_utils, pydantic"
-    )
+    imports = baseline_rss(DAEMON_IMPORTS)
+    costs = import_costs()
     visits = sum(1 for c in sent if c.startswith("B"))
     rows = [
         ("baseline: bare python", f"{bare:.1f}", "", "", "", "an interpreter that ran nothing"),
@@ -353,6 +392,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         window_row(f"idle after, {after.seconds:.0f} s", after, ""),
     ]
     print(table(rows))
+    print()
+    print("idle RSS by mapping, MiB: " + ", ".join(f"{k} {v:.1f}" for k, v in mapped))
+    print("import RSS over a bare interpreter, one library at a time (MiB; * = `station run`")
+    print(
+        "imports it): "
+        + ", ".join(f"{lib}{'*' if on else ''} +{mib:.1f}" for lib, mib, on in costs)
+    )
     print()
     print(f"notify messages: {counts} (WATCHDOG_USEC={WATCHDOG_USEC}); last STATUS: {status!r}")
     ok_rss = idle.rss_max_mib <= TARGET_RSS_MIB
@@ -386,6 +432,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "idle_private_mib": round(idle.anon_kib / 1024, 1),
                 "scale_baud": args.baud,
                 "watchdog_pings": counts.get("WATCHDOG", 0),
+                "import_mib": {lib: round(mib, 1) for lib, mib, _on in costs},
+                "daemon_imports": [lib for lib, _mib, on in costs if on],
             }
         )
     )

@@ -4,6 +4,7 @@ the libraries it does not need at idle stay out of the process. Checked in a fre
 from __future__ import annotations
 
 import json
+import platform
 import subprocess
 import sys
 
@@ -28,3 +29,10 @@ def _loaded(code: str) -> set[str]:
 def test_the_daemon_does_not_import(module: str) -> None:
     loaded = _loaded("import station.cli.main\nimport station.daemon")
     assert module not in loaded
+
+
+def test_free_heap_pages_go_back_after_start_up() -> None:
+    """`station run` trims the heap before READY; on glibc the call exists and runs."""
+    from station.daemon import release_free_memory
+
+    assert release_free_memory() is (platform.libc_ver()[0] == "glibc")
