@@ -48,7 +48,11 @@ def config_check(ctx: click.Context) -> None:
 
 
 @click.command()
-@click.option("--client-id", default="", help="MQTT client id (default: ledger-<pid>).")
+@click.option(
+    "--client-id",
+    default="",
+    help="MQTT client id (default: [mqtt] client_id, else the broker user).",
+)
 @click.pass_context
 def run(ctx: click.Context, client_id: str) -> None:
     """Run the ingest service until SIGTERM (what systemd starts).

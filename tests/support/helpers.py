@@ -53,7 +53,8 @@ def ledger(tmp_path: Path, broker: Broker) -> Iterator[LedgerService]:
     store = SQLiteLedgerStore(config.ledger.database)
     service = LedgerService(config, store, client_id="ledger-test")
     service.start()
-    assert service.link.connected.wait(10)
+    # subscribed, not only connected: a batch published in between would reach nobody
+    assert service.link.subscribed.wait(10)
     yield service
     service.stop()
     store.close()

@@ -65,7 +65,7 @@ def workers(tmp_path: Path, pg_url: str) -> Iterator[tuple[Broker, list[subproce
     with Broker(tmp_path / "broker", allow_anonymous=True) as broker:
         config = tmp_path / "ledger.toml"
         config.write_text(
-            f'[ledger]\ndatabase = "{pg_url}"\nlanguage = "en"\n'
+            f'[ledger]\ndatabase = "{pg_url}"\nlanguage = "en"\ngroup = "pg-workers-test-0001"\n'
             f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\nusername = "ledger"\n',
             encoding="utf-8",
         )
