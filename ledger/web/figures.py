@@ -137,8 +137,10 @@ class Dashboard:
     background when records arrive (:meth:`refresh`)."""
 
     KEEP = 48  # cached reports, and as many pages (periods × tabs × languages)
-    RECENT = 8  # pages kept up to date in the background: the most recently asked
-    REFRESH_S = 5.0  # how often the refresher looks at the change stamp
+    # pages kept up to date in the background: the 8 asked last, if asked in the last 5 min
+    # (someone is looking at them)
+    RECENT, RECENT_S = 8, 300.0
+    REFRESH_S = 5.0  # how often the refresher looks at the change stamp, at the most
 
     def __init__(self, config: LedgerConfig, store_url: str) -> None:
         self.config = config
@@ -247,7 +249,9 @@ class Dashboard:
         moved), so that their next visitor gets them at once; returns how many. Pages are still
         never older than ``cache_seconds``: one asked after that waits for its figures."""
         with self.lock:
-            recent = sorted(self.asked, key=self.asked.__getitem__, reverse=True)[: self.RECENT]
+            since = time.monotonic() - self.RECENT_S
+            asked = [k for k, at in self.asked.items() if at >= since]
+            recent = sorted(asked, key=self.asked.__getitem__, reverse=True)[: self.RECENT]
         done = 0
         for key in recent:
             if self.stopping.is_set():
@@ -267,11 +271,16 @@ class Dashboard:
     def keep_fresh(self) -> None:
         """The refresher's loop (a thread of `ledger serve` when ``cache_seconds`` > 0), until
         ``stopping`` is set."""
-        while not self.stopping.wait(self.REFRESH_S):
+        pause = self.REFRESH_S
+        while not self.stopping.wait(pause):
+            started = time.monotonic()
             try:
                 self.refresh()
             except Exception:  # a database hiccup: the next round, or a visit, tries again
                 log.exception("dashboard: refreshing the figures failed")
+            # at most half the time computing: the ledger's ingest shares the machine, and
+            # records arriving all day would otherwise keep a core busy with reports
+            pause = max(self.REFRESH_S, time.monotonic() - started)
 
     def warm(self, lang: str) -> None:
         """This year's first tab computed ahead, so the first visitor does not wait for it."""
