@@ -302,3 +302,16 @@ def test_cal_is_the_balances_own_calibration_from_the_manual() -> None:
     with pytest.raises(AandDRefused, match="too heavy") as refused:
         decode(b"EC,E20\r\n")
     assert refused.value.code == "E20"
+
+
+def test_data_lines_from_the_manuals() -> None:
+    """A&D standard format (EK-L manual p. 30, 88.208.23.73:8080/en/manual/aandd/ek-l-series/
+    3176573?page=30; EK-120i p. 25): header, 9-character data, 3-character unit, CR LF; the
+    manual's examples ``ST,+00012.34  g``, ``OL,+999999.9  g`` (over), ``QT,+00012345 PC``."""
+    stable = decode(b"ST,+00012.34  g\r\n")
+    assert stable == Reading(12_340, "g", True, raw=b"ST,+00012.34  g\r\n")
+    assert isinstance(stable, Reading) and stable.net is None  # the format has no G/N
+    over = decode(b"OL,+999999.9  g\r\n")
+    assert isinstance(over, Reading) and over.overload and over.net_mg is None
+    count = decode(b"QT,+00012345 PC\r\n")
+    assert isinstance(count, Reading) and count.pieces == 12_345 and count.stable

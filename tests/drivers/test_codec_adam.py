@@ -444,3 +444,15 @@ def test_fuzz_block_like_text(text: str) -> None:
     assert_faithful(reply, data)
     for frame in BlockFramer().feed(data):
         assert_faithful(decoded(decode, frame), frame)
+
+
+def test_cbc_block_from_the_manual_says_gross() -> None:
+    """The CBC manual's counting printout (fitness.manualsonline.com/manuals/mfg/adam_equipment/
+    cbc_series.html?p=18): ``Gross Wt 1.234 Kg`` / ``Unit Wt. 123 g`` / ``PCS 10 pcs``; with
+    a tare stored the first line reads ``Net Wt.``."""
+    [gross] = blocks(CBC)
+    reading = decode(gross)
+    assert isinstance(reading, Reading) and reading.net is False
+    assert (reading.gross_mg, reading.pieces, reading.unit_weight_mg) == (1_234_000, 10, 123_000)
+    net = decode(CBC.replace(b"Gross Wt", b"Net Wt.").rstrip(b"\r\n"))
+    assert isinstance(net, Reading) and net.net is True and net.gross_mg is None

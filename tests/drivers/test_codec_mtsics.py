@@ -317,3 +317,20 @@ def test_fuzz_reply_like_text(text: str) -> None:
     except ScaleError:
         return
     assert reply.raw == data
+
+
+def test_exchanges_from_the_at_balance_manual() -> None:
+    """MT-SICS summary of the AT balance manual (manualshelf.com/manual/mettler-toledo/
+    at-balances/2-operating-instructions-english/page-87.html): ``S`` gives the stable net
+    weight ``S S     100.00 g``; ``S I`` busy or no stability in time; ``S +`` / ``S -`` over /
+    under range. The reply says net weight, without a net/gross marker: ``net`` is None."""
+    stable = decode(b"S S     100.00 g\r\n")
+    assert stable == Reading(100_000, "g", True, raw=b"S S     100.00 g\r\n")
+    assert isinstance(stable, Reading) and stable.net is None
+    with pytest.raises(SicsRefused) as busy:
+        decode(b"S I\r\n")
+    assert busy.value.status == "I"
+    over, under = decode(b"S +\r\n"), decode(b"S -\r\n")
+    assert isinstance(over, Reading) and over.overload and over.net_mg is None
+    assert isinstance(under, Reading) and under.underload and under.net_mg is None
+    assert encode(Command.READ_STABLE) == b"S\r\n"

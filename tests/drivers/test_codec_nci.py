@@ -294,3 +294,21 @@ def test_fuzz_single_byte_flips(raw: bytes, data: st.DataObject) -> None:
         assert match is not None
         assert reply.unit == match.group(2)
         assert reply.net_mg == exact_mg(match.group(1), match.group(2))
+
+
+def test_status_bytes_from_the_scp01_table() -> None:
+    """NCI SCP-01 status bytes as tabled in the Ohaus Aviator 7000 service manual p. 49
+    (manualshive.com/en/manual/ohaus/aviator-7000-series/4154010?page=49): ASCII with bits 4-5
+    set, byte 1 bit 0 motion / bit 1 at zero, byte 2 bit 0 under / bit 1 over, byte 3 bit 2
+    net (when byte 2 bit 6 announces it)."""
+    assert decode(b"\n0001.25LB\r\n00\r\x03") == Reading(
+        566_990, "LB", True, raw=b"\n0001.25LB\r\n00\r\x03"
+    )
+    moving = decode(b"\n0001.25LB\r\n10\r\x03")
+    assert isinstance(moving, Reading) and not moving.stable
+    net = decode(b"\n0001.25LB\r\n0p4\r\x03")  # "p" = byte 2 with bit 6: byte 3 follows
+    assert isinstance(net, Reading) and net.net is True and net.gross_mg is None
+    gross = decode(b"\n0001.25LB\r\n0p0\r\x03")
+    assert isinstance(gross, Reading) and gross.net is False and gross.gross_mg == 566_990
+    over = decode(b"\n02\r\x03")
+    assert isinstance(over, Reading) and over.overload and over.net_mg is None

@@ -344,3 +344,23 @@ def test_fuzz_corruption_in_a_stream(stream: list[bytes], data: st.DataObject) -
     assert out[:k] == stream[:k]
     tail = stream[k + 2 :]
     assert out[len(out) - len(tail) :] == tail
+
+
+def test_status_word_b_gross_net_from_the_wildcat_manual() -> None:
+    """Standard continuous output (Wildcat technical manual p. 40-41, 38.142.81.21:8001/manual/
+    wildcat-territory/scale-e15609900a/user-s-manual-english/page-41.html): status word B
+    bit 0 is 0 gross / 1 net, the displayed weight then the tare. Frames built from that table
+    (the reference's §2.1, checksums computed)."""
+    gross = decode(b"\x02,0 001234000000\r+")  # SWB 0x30: gross, kg, stable
+    assert isinstance(gross, Reading)
+    assert (gross.net, gross.net_mg, gross.gross_mg, gross.tare_mg) == (
+        False,
+        12_340_000,
+        12_340_000,
+        0,
+    )
+    net = decode(b"\x02,9 000500000125\r\x1f")  # SWB 0x39: net, motion, kg; tare 1.25 kg
+    assert isinstance(net, Reading) and net.net is True and not net.stable
+    assert (net.net_mg, net.tare_mg, net.gross_mg) == (5_000_000, 1_250_000, 6_250_000)
+    out = decode(b"\x02,4 000000000000\r1")  # SWB 0x34: out of range
+    assert isinstance(out, Reading) and out.overload and out.net is False
