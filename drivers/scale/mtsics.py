@@ -1,4 +1,15 @@
-"""Mettler Toledo MT-SICS (levels 0/1) codec: pure encode/decode of CR LF terminated ASCII lines."""
+"""Mettler Toledo MT-SICS (levels 0/1) codec: pure encode/decode of CR LF terminated ASCII lines.
+
+Sources (reference §1): the AT balance manual's MT-SICS summary (manualshelf.com/manual/
+mettler-toledo/at-balances/2-operating-instructions-english/page-87.html) [V]: CR LF both ways,
+``<ID> <status> <value> <unit>``, ``S``/``SI``, statuses ``S``/``D``/``I``/``+``/``-``, the
+weight is the net weight (no gross/net marker: :attr:`Reading.net` stays None); the general
+errors ``ES``/``ET``/``EL`` and ``A``/``L`` statuses from dotnet/iot src/devices/MettlerToledo and
+InstrumentKit src/instruments/mettler_toledo/mt_sics.py [V: code read]; ``I2``/``I4`` replies
+and the 9600 8N1 default from janelia-python/mettler_toledo_device_python [P]. ``C2`` (span
+adjustment with an external weight) replies ``C2 B`` per step and ``C2 A`` when done [P: two
+client implementations wait for ``C3 B`` then ``C3 A``; the ``C2 B "<mass>"`` wording is [U]].
+"""
 
 from __future__ import annotations
 

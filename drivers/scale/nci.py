@@ -1,4 +1,12 @@
-"""NCI / Weigh-Tronix SCP-01 codec: ``W``/``S``/``Z`` requests, LF … CR ETX replies, status bits."""
+"""NCI / Weigh-Tronix SCP-01 codec: ``W``/``S``/``Z`` requests, LF … CR ETX replies, status bits.
+
+Sources (reference §3.4): the SCP-01 status-byte table as reproduced in the Ohaus Aviator 7000
+service manual p. 49 (manualshive.com/en/manual/ohaus/aviator-7000-series/4154010?page=49) and
+in a public Arduino simulator transcribing Weigh-Tronix document 8408-14788-01 [V]: byte 1
+motion / at zero / RAM / EEPROM, byte 2 under / over / ROM / faulty calibration, byte 3 range,
+net (bit 2: net, else gross) and initial zero, bit 6 "another byte follows". The weight field's
+width and padding vary by model [U]: the field is read as a number and a unit.
+"""
 
 from __future__ import annotations
 

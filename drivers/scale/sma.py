@@ -1,4 +1,15 @@
-"""SMA SCP-0499 codec (Scale Manufacturers Association, levels 1-2): LF … CR fixed-field frames."""
+"""SMA SCP-0499 codec (Scale Manufacturers Association, levels 1-2): LF … CR fixed-field frames.
+
+Sources (reference §3): the SMA SCP-0499 standard's title page and the frame
+``<LF><s><r><n><m><f><weight:10><unit:3><CR>`` (fdocuments.in/document/scale-manufacturers-
+association-standard-scale-serial-.html) [V]; the field values from the Fairbanks FB2550
+appendix III (azmanual.top/manuals/347098/fairbanks-fb2550-series.html?page=180) [V]: status
+``Z``/``O``/``U``/``E``/``I``/``T``, range, ``G`` gross / ``N`` net / ``T`` tare (reply to ``M``)
+/ ``g``/``n`` high resolution, ``M`` motion, dashes in place of the weight on errors; the
+Cardinal 190 manual p. 124 for the ``LF W CR`` command framing and the ``e`` status [V]; the
+``?``/``!`` replies and the ``A``/``B``/``I``/``N`` dialogues from ahmedalrifai/emupos
+docs/protocols/sma.md (an emulator's documentation) [P].
+"""
 
 from __future__ import annotations
 

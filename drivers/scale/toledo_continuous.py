@@ -1,4 +1,12 @@
-"""Mettler Toledo Standard Continuous Output codec: STX framer, frame decoder and frame builder."""
+"""Mettler Toledo Standard Continuous Output codec: STX framer, frame decoder and frame builder.
+
+Sources (reference §2.1): the frame (STX, status words A/B/C, 6 weight and 6 tare digits, CR,
+optional checksum) and the status bits from the Wildcat technical manual p. 40-41
+(38.142.81.21:8001/manual/wildcat-territory/scale-e15609900a/user-s-manual-english/page-41.html)
+[V], the Kern FTC manual's "TOLEDO Continuous mode" (easymanua.ls/kern/ftc/manual?p=42) and the
+Ohaus Defender 5000 status-word table [V]: status B bit 0 gross (0) / net (1), bit 1 sign,
+bit 2 out of range, bit 3 motion, bit 4 lb/kg; status C bits 0-2 the unit override.
+"""
 
 from __future__ import annotations
 
