@@ -256,8 +256,10 @@ def span_cmd(
     wait: float,
 ) -> None:
     """Adjust the span with a reference mass: the scale's own adjustment when its protocol has
-    one (MT-SICS C2), else a station-side gain applied to every weight (about the scale's own
-    zero). The reference must be at least Max / 3 (near Max is best).
+    one (MT-SICS C2, A&D CAL, Kern KCP JZ/JG/JS; `station scale protocols` says which), else a
+    station-side gain applied to every weight (about the scale's own zero). The reference must
+    be at least Max / 3 (near Max is best); for the scale's own adjustment, the weight the
+    scale is set for.
 
     \b
     Example:
