@@ -217,9 +217,10 @@ class ScaleSimulator:
         self.place(0, settle_s)
 
     def adjust(self, reference_mg: int) -> None:
-        """Span adjustment (MT-SICS ``C2``, the scale's own): the load now on the pan reads
-        ``reference_mg`` from now on, and the empty pan reads zero. A load that is not the
-        reference mass leaves the scale out of adjustment, as on a real scale."""
+        """Span adjustment (MT-SICS ``C2``, A&D ``CAL``, Kern KCP ``JG``: the scale's own): the
+        load now on the pan reads ``reference_mg`` from now on, and the empty pan reads zero. A
+        load that is not the reference mass leaves the scale out of adjustment, as on a real
+        scale."""
         with self._lock:
             load = self._target
             if load <= 0:
