@@ -8,7 +8,12 @@ appendix III (azmanual.top/manuals/347098/fairbanks-fb2550-series.html?page=180)
 / ``g``/``n`` high resolution, ``M`` motion, dashes in place of the weight on errors; the
 Cardinal 190 manual p. 124 for the ``LF W CR`` command framing and the ``e`` status [V]; the
 ``?``/``!`` replies and the ``A``/``B``/``I``/``N`` dialogues from ahmedalrifai/emupos
-docs/protocols/sma.md (an emulator's documentation) [P].
+docs/protocols/sma.md (an emulator's documentation) [P]. Worked examples, the unit padded with
+a blank (``lb ``), ``H`` answered in high resolution (``g``) and ``R`` repeating the weight
+until the next command: Sartorius PR 5220 manual EN-130
+(easymanua.ls/sartorius/pr-5220-series/manual?p=130) and Fairbanks PR 5410 §5.4.1 [V]; the
+Cardinal 190 lists its units as ``lb ``, ``oz ``, ``kg ``, ``g `` [V]. Published tables that
+write ``kg_`` use ``_`` for a blank; both are accepted.
 """
 
 from __future__ import annotations

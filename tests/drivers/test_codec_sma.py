@@ -337,3 +337,23 @@ def test_gross_net_column_from_the_standard() -> None:
     assert isinstance(gross, Reading) and gross.net is False and gross.gross_mg == 1_250_000
     over_net = decode(b"\nO1N  ----------kg \r")
     assert isinstance(over_net, Reading) and over_net.overload and over_net.net is True
+
+
+def test_replies_from_the_sartorius_pr5220_manual() -> None:
+    """SMA worked examples of the Sartorius PR 5220 manual EN-130 (and Fairbanks PR 5410
+    §5.4.1): ``W`` gross 5.025 lb, ``W`` net 100000 lb, ``H`` high-resolution gross 5.0025 lb,
+    ``Z`` centre of zero; the unit padded with a blank."""
+    raw = frame(" ", "G", " ", "5.025", "lb ")
+    assert raw == b"\n 1G       5.025lb \r"  # 10-character weight, unit and its blank
+    gross = decode(raw)
+    assert gross == Reading(
+        exact_mg("5.025", "lb"), "lb", True, gross_mg=exact_mg("5.025", "lb"), raw=raw, net=False
+    )
+    net = decode(frame(" ", "N", " ", "100000", "lb "))
+    assert isinstance(net, Reading) and net.net is True
+    assert net.net_mg == exact_mg("100000", "lb")
+    high = decode(frame(" ", "g", " ", "5.0025", "lb "))
+    assert isinstance(high, Reading) and high.net is False
+    assert high.net_mg == exact_mg("5.0025", "lb")
+    zero = decode(frame("Z", "G", " ", "0.000", "lb "))
+    assert isinstance(zero, Reading) and zero.net_mg == 0 and zero.stable
