@@ -431,7 +431,9 @@ def record(
             in_force_at=row["recorded_at"],
             in_force_step=outcome.step,
             correction=outcome.correction,
-            in_force_scale=s.identity.get("id"),
+            # a zero keeps the gain of the span before it: that gain's scale stays its scale
+            in_force_scale=(s.state.in_force_scale if outcome.step == "zero" else None)
+            or s.identity.get("id"),
         )
     if outcome.verifies:
         changes.update(

@@ -675,3 +675,13 @@ def test_a_gain_from_another_scale_is_flagged(tmp_path: Path) -> None:
     outcome = span(s2, 10_000_000)
     record(s2, outcome, tmp_path / "journal.db", STATION, tmp_path)
     assert load_state(tmp_path).in_force_scale == "mt-sics:4711"
+    # a zero that keeps an old gain does not make it this scale's: the flag stays
+    s.state = CalibrationState(
+        in_force_id="x",
+        correction=Correction(5_000, Fraction(50, 51)),
+        in_force_scale="mt-sics:1111",
+    )
+    zeroed = zero(s)
+    assert zeroed.in_force and zeroed.correction == Correction(0, Fraction(50, 51))
+    record(s, zeroed, tmp_path / "journal.db", STATION, tmp_path)
+    assert load_state(tmp_path).in_force_scale == "mt-sics:1111"
