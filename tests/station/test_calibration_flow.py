@@ -685,3 +685,13 @@ def test_a_gain_from_another_scale_is_flagged(tmp_path: Path) -> None:
     assert zeroed.in_force and zeroed.correction == Correction(0, Fraction(50, 51))
     record(s, zeroed, tmp_path / "journal.db", STATION, tmp_path)
     assert load_state(tmp_path).in_force_scale == "mt-sics:1111"
+
+
+def test_a_net_frame_without_its_tare_is_corrected_as_a_difference() -> None:
+    """A frame marked net (SMA N) without the tare's value is a difference of two readings:
+    an old stored offset cancels out, only the gain applies (issue 17 item 1)."""
+    old = Correction(5_000, Fraction(50, 51), 1)
+    plain = Reading(1_025_000, "kg", True)
+    marked = Reading(1_020_000, "kg", True, net=True)
+    assert old.apply(plain).net_mg == 1_000_000  # (1.025 kg - 5 g) × 50/51
+    assert old.apply(marked).net_mg == 1_000_000  # 1.020 kg × 50/51, no offset
