@@ -68,7 +68,7 @@ def generate(n: int, stations: int, seed: int = 1) -> list[Batch]:
         epoch = uuid.UUID(int=rng.getrandbits(128)).hex
         prev = genesis_hash(epoch)
         boot = str(uuid.UUID(int=rng.getrandbits(128), version=4))
-        records: list[dict[str, Any]] = []
+        records: list[Any] = []  # rows as a station writes them (Batch takes any mapping)
         left = 0
         visit: dict[str, Any] = {}
         last_weighing = 0
@@ -140,13 +140,27 @@ def ingest(store: SqlLedgerStore, batches: Sequence[Batch]) -> int:
     return n
 
 
-def timed_ingest(url: str, batches: Sequence[Batch]) -> tuple[float, int]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid``, from /proc."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def timed_ingest(url: str, batches: Sequence[Batch]) -> tuple[float, int, float, float]:
+    """Wall seconds, records stored, and the CPU seconds of the worker (this process) and of
+    its PostgreSQL server process (0 for SQLite): the CPU is the steady figure on a busy box."""
     store = open_store(url)
-    t0 = time.perf_counter()
+    backend = (
+        int(store.sql.exec("SELECT pg_backend_pid()")[0][0]) if store.dialect != "sqlite" else 0
+    )
+    server0 = cpu_seconds(backend) if backend else 0.0
+    cpu0, t0 = time.process_time(), time.perf_counter()
     n = ingest(store, batches)
-    dt = time.perf_counter() - t0
+    dt, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    server = cpu_seconds(backend) - server0 if backend else 0.0
     store.close()
-    return dt, n
+    return dt, n, cpu, server
 
 
 _SHARED: list[Batch] = []  # the batches, inherited by forked workers
@@ -243,10 +257,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         sqlite_url = str(workdir / "ledger.db")
 
         print("SQLite, one writer…", file=sys.stderr, flush=True)
-        sqlite_s, n = timed_ingest(sqlite_url, _SHARED)
+        sqlite_s, n, sqlite_cpu, _ = timed_ingest(sqlite_url, _SHARED)
         sqlite_check = check(sqlite_url, n)
         print("PostgreSQL, one worker…", file=sys.stderr, flush=True)
-        pg_s, n_pg = timed_ingest(pg_one, _SHARED)
+        pg_s, n_pg, pg_cpu, pg_server_cpu = timed_ingest(pg_one, _SHARED)
         pg_check = check(pg_one, n_pg)
         print("PostgreSQL, two workers…", file=sys.stderr, flush=True)
         two_s, n_two = two_workers(pg_two)
@@ -274,6 +288,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(_line("SQLite ingest (one writer)", rps["sqlite"], "records/s", "—"))
     print(_line("PostgreSQL ingest, one worker", rps["pg"], "records/s", f"≥ {TARGET_PG_RPS:,}"))
     print(_line("PostgreSQL ingest, two workers", rps["two"], "records/s", f"≥ {TARGET_PG_RPS:,}"))
+    cpu_us = {
+        "sqlite": sqlite_cpu / n * 1e6,
+        "pg_worker": pg_cpu / n_pg * 1e6,
+        "pg_server": pg_server_cpu / n_pg * 1e6,
+    }
+    print(f"| · CPU per record, SQLite writer | {cpu_us['sqlite']:.1f} µs | — |")
+    print(
+        f"| · CPU per record, PostgreSQL one worker / its server process | "
+        f"{cpu_us['pg_worker']:.1f} / {cpu_us['pg_server']:.1f} µs | — |"
+    )
     print(
         _line(f"yearly report {year} by category, SQLite", sq_report, "s", f"≤ {TARGET_REPORT_S}")
     )
