@@ -643,6 +643,9 @@ def report(
         "max_records": tuning.max_records,
         "max_bytes": tuning.max_bytes,
         "window": tuning.window,
+        # CPU per record during the drain: steady where the wall clock is not (a shared box)
+        "ledger_cpu_us": round(drain.cpu_ledger_s / drain.records * 1e6, 1),
+        "station_cpu_us": round(drain.cpu_station_s / drain.records * 1e6, 1),
     }
     print()
     return line

@@ -407,8 +407,8 @@ def _dumps(content: dict[str, Any]) -> bytes | None:
 
 
 def _hashed(values: tuple[Any, ...], content: bytes | None) -> None:
-    """The hash check, after _explain when the fast checks could not vouch (``content``
-    None): it raises the first rule broken or gives the canonical bytes."""
+    """The hash check. When the fast checks could not vouch (``content`` None), _explain
+    first raises the rule broken, or gives the canonical bytes to hash."""
     if content is None:
         content = _explain(values)
     if values[_HASH] != hashlib.sha256(content).hexdigest():
@@ -449,8 +449,8 @@ def _explain(values: tuple[Any, ...]) -> bytes:
         raise RecordError("record uuid malformed")
     if not (_HEX64.match(values[_PREV]) and _HEX64.match(values[_HASH])):
         raise RecordError("record hash malformed")
-    for _i, name, *_rest in _CHECKS:
-        if _not_unicode(values[_AT[name]]):  # a lone surrogate: no database stores it
+    for i, name, *_rest in _CHECKS:
+        if _not_unicode(values[i]):  # a lone surrogate: no database stores it
             raise RecordError(f"record {name} is not valid Unicode")
     content = dict(zip(_SORTED_CONTENT, values[:-1], strict=True))
     return _CANONICAL.encode(content).encode()
