@@ -151,6 +151,7 @@ class Dashboard:
         self.fleet_lock = threading.Lock()
         self.cache: dict[tuple[Any, ...], _Cached] = {}  # reports, language-free
         self.pages: dict[tuple[Any, ...], _Cached] = {}  # overviews, per language
+        self.charts: dict[tuple[Any, ...], _Cached] = {}  # the months' SVG, per period
         self.asked: dict[tuple[Any, ...], float] = {}  # page key -> last asked (monotonic)
         self.stopping = threading.Event()
 
@@ -224,25 +225,39 @@ class Dashboard:
                 page: Overview = hit.value
                 return page
             entry = self._report(choice.period(), by, version)
-            page = self._page(entry.value, by, lang, charts, entry.stamp)
+            page = self._page(entry, by, lang, charts)
             self._keep(self.pages, key, _Cached(entry.at, entry.version, page))
             return page
 
-    @staticmethod
-    def _page(raw: Report, by: str, lang: str, charts: bool, at: str) -> Overview:
+    def _page(self, entry: _Cached, by: str, lang: str, charts: bool) -> Overview:
+        """The page from its report (lock held), in ``lang``."""
         i18n.use(lang)  # this thread's titles (the warm-up runs outside any request)
         with speaking(lang):
-            report = in_language(raw)
+            report = in_language(entry.value)
             empty = not report.total.weighings
             return Overview(
                 report,
                 by,
                 bar_shares(report),
-                monthly_kg_svg(report, lang=lang) if charts and not empty else "",
+                self._chart(entry, lang) if charts and not empty else "",
                 [] if empty else summary_lines(report, lang),
                 row_sentences(report, lang) if by in SENTENCES else [],
-                at,
+                entry.stamp,
             )
+
+    def _chart(self, entry: _Cached, lang: str) -> str:
+        """The months' chart: the same for every tab of a period (every report has the months),
+        drawn once per period, language and change stamp (matplotlib takes a good part of a
+        page's time)."""
+        report: Report = entry.value
+        key = (report.period.start, report.period.end, lang)
+        hit = self.charts.get(key)
+        if hit is not None and hit.version == entry.version:
+            svg: str = hit.value
+            return svg
+        svg = monthly_kg_svg(report, lang=lang)
+        self._keep(self.charts, key, _Cached(entry.at, entry.version, svg))
+        return svg
 
     def refresh(self) -> int:
         """Recompute the most recently asked pages whose figures changed (the change stamp
@@ -263,7 +278,7 @@ class Dashboard:
                 if hit is not None and hit.version == version:
                     continue
                 entry = self._report(choice.period(), by, version, exact=True)
-                page = self._page(entry.value, by, lang, charts, entry.stamp)
+                page = self._page(entry, by, lang, charts)
                 self._keep(self.pages, key, _Cached(entry.at, entry.version, page))
                 done += 1
         return done
