@@ -104,7 +104,8 @@ class Daemon:
             settings=settings,
             poll_interval=sc.poll_interval,
             reply_timeout=sc.reply_timeout,
-            settled_hold=sc.settled_hold,
+            # the counter screen shows the live weight: no pause in the idle polling then
+            settled_hold=0.0 if config.screen.enabled else sc.settled_hold,
             on_reading=lambda r, t: self.station.post(WeightRead(r, t)),
             on_state=lambda ok, d: self.station.post(ScaleState(ok, d)),
             on_reply=lambda token, outcome: self.station.post(ScaleReplied(token, outcome)),

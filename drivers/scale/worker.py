@@ -45,12 +45,12 @@ class ScaleWorker:
     :meth:`poll_now` until its deadline (the counter is waiting for a stable weight).
 
     ``settled_hold`` (s, 0: off): once an idle poll finds a new load settled (stable, in range,
-    not the weight seen before), idle polling pauses for that long, or until :meth:`poll_now`,
-    :meth:`relax` or a command. The next thing staff do is most likely the press, and a press
-    that lands while an idle exchange is on the wire waits for that exchange to end before its
-    own (a weight asked before the press never counts): up to one more exchange, 20 ms at
-    9600 Bd. A load changed during the pause is seen at the press, which always asks afresh,
-    or when polling resumes.
+    above zero, not the weight seen before), idle polling pauses for that long, or until
+    :meth:`poll_now`, :meth:`relax` or a command. The next thing staff do is most likely the
+    press, and a press that lands while an idle exchange is on the wire waits for that exchange
+    to end before its own (a weight asked before the press never counts): up to one more
+    exchange, 20 ms at 9600 Bd. A load changed during the pause is seen at the press, which
+    always asks afresh, or when polling resumes.
     """
 
     def __init__(
@@ -215,7 +215,8 @@ class ScaleWorker:
             reading.pieces,
         )
         changed, self._last_weight = weight != self._last_weight, weight
-        if idle and changed and reading.stable and reading.in_range and self.settled_hold > 0:
+        loaded = reading.in_range and (reading.net_mg or 0) > 0  # something a press would weigh
+        if idle and changed and reading.stable and loaded and self.settled_hold > 0:
             self._quiet_until = time.monotonic() + self.settled_hold
 
     def _listen(self) -> None:

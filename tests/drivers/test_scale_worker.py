@@ -291,3 +291,21 @@ def test_without_settled_hold_idle_polling_never_pauses(tmp_path: Path) -> None:
             rec.reading_where(lambda r: r.net_mg == 2_000_000)
         finally:
             worker.stop()
+
+
+def test_an_empty_pan_is_not_held(tmp_path: Path) -> None:
+    """Nothing to weigh on a settled empty pan: idle polling goes on, and the load put on it
+    is seen without a press."""
+    rec = Recorder()
+    with ScaleSimulator() as sim:
+        url = sim.start_pty(tmp_path / "scale")
+        sim.place("0.000", settle_s=0)
+        worker = rec.worker(url, "mt-sics", poll_interval=0.02, settled_hold=60)
+        worker.start()
+        try:
+            assert rec.state() is True
+            rec.reading_where(lambda r: r.net_mg == 0 and r.stable)
+            sim.place("1.250", settle_s=0)
+            rec.reading_where(lambda r: r.net_mg == 1_250_000 and r.stable)
+        finally:
+            worker.stop()
