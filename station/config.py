@@ -121,7 +121,8 @@ class ScaleSection(_Section):
     poll_interval: Annotated[float, Field(ge=0.05, le=5)] = 0.25
     stable_wait: Annotated[float, Field(ge=0.2, le=30)] = 3.0
     # after an idle poll finds a new load settled, no idle poll for this long (or until the
-    # press): the press then finds the line free instead of behind an exchange (0: off)
+    # press): the press then finds the line free instead of behind an exchange (0: off; not
+    # used while [screen] is enabled, which shows the live weight)
     settled_hold: Annotated[float, Field(ge=0, le=30)] = 5.0
     reply_timeout: Annotated[float, Field(ge=0.1, le=30)] = 1.0
     min_weight: Mass = 20_000
