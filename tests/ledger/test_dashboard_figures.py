@@ -375,6 +375,15 @@ def test_panels_by_type_of_structure_and_by_profile_with_their_sentences(
     # the sentences are the report's (ledger/report_render.py words them)
     assert type_sentences
     expect(page.locator("#referrer_type .sentences li")).to_have_text(type_sentences)
+    # one report serves both languages: its names follow the page's (the figures stay)
+    names = page.locator("table[data-table=referrer_type] tbody th")
+    expect(names).to_contain_text(["hôpital", "(aucun)"])
+    page.click("a[lang=en]")
+    expect(names).to_contain_text(["hospital", "(none)"])
+    expect(page.locator("table[data-table=referrer_type] tr[data-key=''] td").first).to_have_text(
+        french(Decimal(by_type[""]["mg"]) / 10**6, 1).replace(",", ".").replace("\u202f", ",")
+    )
+    page.click("a[lang=fr]")
     assert sentences  # the dataset's profiles give sentences to check
     page.click("nav.tabs a[data-tab=profile]")
     expect(page.locator("#profile .sentences li")).to_have_text(sentences)
