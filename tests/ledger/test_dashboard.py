@@ -26,7 +26,7 @@ from playwright.sync_api import BrowserContext, Page, expect
 
 from common.settings import ConfigError
 from ledger.config import parse_ledger_config
-from ledger.reports import Period, build_report
+from ledger.reports import Period, build_report, import_profiles
 from ledger.store import open_store
 from ledger.web.auth import hash_password, verify_password
 from sync.wire import Batch, StationStatus, decode_batch, encode, record_hash
@@ -64,6 +64,7 @@ def fill(url: str) -> Dataset:
     store = open_store(url)
     try:
         ledger_dataset.ingest(store, data)
+        import_profiles(store, data.profiles.items())  # the 332 women with children
         now = datetime.now(UTC).isoformat()
         journals = {j.station: j for j in data.journals}
         for station, online, calibration in [
@@ -316,6 +317,18 @@ def _check_pages(context: BrowserContext, served: Served, screenshots: Path | No
     station_row = page.locator(f"table[data-table=station] tr[data-key='{first.key[0]}']")
     expect(station_row.locator("[data-col=kg]")).to_have_text(_french(first.figures.kg, 1))
 
+    # the profile tab: the funders' sentence, as the issue quotes it
+    page.click("nav.tabs a[data-tab=profile]")
+    expect(page.locator("#profile .sentences li").first).to_have_text(
+        "dont 332 femmes avec enfants (2,2 t) orientées par 4 hôpitaux"
+    )
+    expect(
+        page.locator("table[data-table=profile] tr[data-key=women_with_children] td").first
+    ).to_have_text("2\u202f200,0")
+    if screenshots:
+        page.locator("#profile").screenshot(path=str(screenshots / "dashboard-profile.png"))
+    page.click("nav.tabs a[data-tab=station]")
+
     # a CSV of a table, downloaded as a person would
     with page.expect_download() as info:
         page.click("#station a.csv")
@@ -391,7 +404,7 @@ def test_dashboard_in_chromium(
     shots = tmp_path / "shots"
     shots.mkdir()
     _check_pages(browser, served, shots)
-    for name in ["dashboard.png", "dashboard-fleet.png"]:
+    for name in ["dashboard.png", "dashboard-fleet.png", "dashboard-profile.png"]:
         assert (shots / name).stat().st_size > 10_000
         if os.environ.get("PESEE_UPDATE_SCREENSHOTS") == "1" and not served.store_url.startswith(
             "postgresql"
