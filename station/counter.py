@@ -17,6 +17,7 @@ from common.i18n import _, ngettext
 from common.units import format_mass
 from drivers.base import Reading, ScaleError
 from drivers.scale import Ack, Command, Reply
+from drivers.scale.capture import is_net
 from drivers.serialio import escape_frame
 from sync.wire import MAX_MG
 
@@ -377,6 +378,10 @@ class Counter:
             data = {"container": container.code, "container_tare_mg": box_tare}
         if visit.profile:
             data["profile"] = visit.profile  # the office's reports count by it
+        weighed = is_net(reading)  # the frame's own net/gross marker, else what gross/tare imply
+        if weighed is not None:
+            # kept in data: a record column would change the hash of every record (wire v1)
+            data["weighed"] = "net" if weighed else "gross"
         record = Append(
             "weighing",
             {

@@ -151,7 +151,12 @@ def households_import(ctx: click.Context, file: Path, replace: bool) -> None:
 
 @households.command("template")
 def households_template() -> None:
-    """Print the CSV header an office fills in (one line per household and period)."""
+    """Print the CSV header an office fills in (one line per household and period).
+
+    \b
+    Example:
+      ledger households template > foyers.csv
+    """
     from ..funders.households import template
 
     click.echo(template(), nl=False)
@@ -161,7 +166,12 @@ def households_template() -> None:
 @click.argument("code")
 @click.pass_context
 def households_show(ctx: click.Context, code: str) -> None:
-    """The compositions kept for one code (an access request; docs/privacy.md)."""
+    """The compositions kept for one code (an access request; docs/privacy.md).
+
+    \b
+    Example:
+      ledger households show B0010001234
+    """
     from ..store.households import KINDS
 
     store = open_ledger(load_config(ctx))

@@ -486,3 +486,35 @@ def test_a_scan_right_after_start_is_seen(tmp_path: Path) -> None:
             assert c.daemon.scanner_ready.is_set()
             c.scan(VISITOR)
             assert c.next_result().outcome is Outcome.VISIT_OPENED
+
+
+def test_a_net_weighing_keeps_the_scales_net_marker(tmp_path: Path) -> None:
+    # SMA frames say N (net) after a tare, without the tare's value: the record keeps the fact
+    overrides = {"station": {"language": "en"}}
+    with SimulatedCounter(tmp_path, overrides, protocol="sma") as c:
+        c.scan(beneficiary(5))
+        assert c.next_result().outcome is Outcome.VISIT_OPENED
+        c.scan("CAT-VET")
+        assert c.next_result().outcome is Outcome.CATEGORY_SET
+        c.scale.place("0.500", settle_s=0)
+        assert c.scale.tare()[0] == "A"
+        c.scale.place("1.750", settle_s=0.05)
+        c.press()
+        net = c.next_result()
+        assert net.outcome is Outcome.RECORDED, net.text
+        row = c.store.get(net.seq or 0)
+        assert row is not None and row["net_mg"] == 1_250_000
+        assert json.loads(str(row["data"]))["weighed"] == "net"
+
+
+def test_a_gross_weighing_says_gross(tmp_path: Path) -> None:
+    with SimulatedCounter(tmp_path, {"station": {"language": "en"}}, protocol="sma") as c:
+        c.scan(beneficiary(6))
+        assert c.next_result().outcome is Outcome.VISIT_OPENED
+        c.scan("CAT-VET")
+        assert c.next_result().outcome is Outcome.CATEGORY_SET
+        result = weigh(c, "0.800")
+        assert result.outcome is Outcome.RECORDED, result.text
+        row = c.store.get(result.seq or 0)
+        assert row is not None
+        assert json.loads(str(row["data"]))["weighed"] == "gross"
