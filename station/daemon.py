@@ -192,7 +192,7 @@ class Daemon:
         settings = MqttSettings(
             host=sc.host,
             port=sc.port,
-            client_id=f"station-{station}",
+            # no client_id: it is the username, as the shipped broker enforces anyway
             username=sc.username or station,
             password=sc.password,
             tls=sc.tls,
