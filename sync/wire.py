@@ -250,8 +250,8 @@ def _head(station: str, epoch: str, first: int, last: int, sent_at: str) -> byte
 
 
 def _compact_row(row: Mapping[str, Any]) -> Mapping[str, Any]:
-    # the journal reader's rows are compact already (absent means null)
-    if None in row.values():
+    # the journal reader's rows are compact dicts already (absent means null)
+    if type(row) is not dict or None in row.values():
         return {k: v for k, v in row.items() if v is not None}
     return row
 
