@@ -283,6 +283,27 @@ def create_app(config: LedgerConfig, store_url: str | None = None) -> Starlette:
         )
 
     @login_required
+    async def persons(request: Request) -> Response:
+        choice = Choice.from_query(dict(request.query_params), datetime.now(UTC).date())
+        lang = language(request)
+        report, at = await run_in_threadpool(dashboard.persons, choice)
+        trend, _at = await run_in_threadpool(dashboard.trend)
+        bands = report.bands()
+        return render(
+            request,
+            "persons.html",
+            status=400 if choice.problem else 200,
+            choice=choice,
+            period_label=choice.heading(lang),
+            persons=report,
+            bands=bands,
+            top=max((n for _band, n in bands), default=0),
+            trend=trend,
+            computed_at=at,
+            years=range(datetime.now(UTC).year, 2009, -1),
+        )
+
+    @login_required
     async def fleet(request: Request) -> Response:
         rows, quarantined = await run_in_threadpool(dashboard.fleet)
         return render(
@@ -298,13 +319,13 @@ def create_app(config: LedgerConfig, store_url: str | None = None) -> Starlette:
     @login_required
     async def export(request: Request) -> Response:
         table = request.path_params["table"]
-        if table not in ("month", *dashboard.groupings, "fleet"):
+        if table not in ("month", *dashboard.groupings, "fleet", "persons", "trend"):
             return Response(_("No such table."), status_code=404, media_type="text/plain")
         choice = Choice.from_query(dict(request.query_params), datetime.now(UTC).date())
-        if choice.problem and table != "fleet":  # never another period's figures as a file
+        if choice.problem and table not in ("fleet", "trend"):  # never another period's figures
             return Response(choice.problem, status_code=400, media_type="text/plain")
         body = await run_in_threadpool(table_csv, dashboard, table, choice, language(request))
-        period = "" if table == "fleet" else "-" + choice.label.replace(" ", "")
+        period = "" if table in ("fleet", "trend") else "-" + choice.label.replace(" ", "")
         return Response(
             body,
             media_type="text/csv; charset=utf-8",
@@ -339,6 +360,7 @@ def create_app(config: LedgerConfig, store_url: str | None = None) -> Starlette:
             Route("/login", login, methods=["POST"]),
             Route("/logout", logout, methods=["POST"]),
             Route("/", overview),
+            Route("/persons", persons),
             Route("/fleet", fleet),
             Route("/export/{table}.csv", export),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),

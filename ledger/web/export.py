@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 from common.i18n import speaking
 
+from ..funders.persons import persons_csv, trend_csv
 from ..report_render import spreadsheet_cell, to_csv
 from .choice import Choice
 from .figures import Dashboard
@@ -64,6 +65,10 @@ def table_csv(dashboard: Dashboard, table: str, choice: Choice, lang: str) -> by
     """French: what LibreOffice and Excel open as they are in France (BOM, ``;``, decimal
     comma); English: plain CSV with a BOM (Excel needs it to read UTF-8)."""
     excel = lang == "fr"
+    if table == "persons":
+        return BOM + persons_csv(dashboard.persons(choice)[0], excel=excel).removeprefix(BOM)
+    if table == "trend":
+        return BOM + trend_csv(dashboard.trend()[0], excel=excel).removeprefix(BOM)
     if table != "fleet":
         report = dashboard.report(choice, table, lang)  # the page's own when it was shown
         with speaking(lang):

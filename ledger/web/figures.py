@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -13,6 +14,7 @@ from common.i18n import speaking
 
 from ..charts import monthly_kg_svg
 from ..config import LedgerConfig
+from ..funders.persons import PersonsReport, TrendReport, build_persons, build_trend
 from ..report_render import row_sentences, summary_lines
 from ..reports import Period, Report, Row, build_report, load_names
 from ..store import open_store
@@ -94,6 +96,10 @@ class Overview:
     summary: list[str]  # the office's sentences
     sentences: list[str]  # by profile or type of structure: "332 women with children (2.2 t)…"
     at: str  # when the report was computed (UTC): up to [dashboard] cache_seconds old
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%H:%M:%S UTC")
 
 
 @dataclass(frozen=True)
@@ -199,9 +205,7 @@ class Dashboard:
             return hit
         names = load_names(self.store, self.config.groups)
         report = build_report(self.store, period, (by,), names=names, compare=True, detail=True)
-        entry = _Cached(
-            time.monotonic(), version, report, datetime.now(UTC).strftime("%H:%M:%S UTC")
-        )
+        entry = _Cached(time.monotonic(), version, report, _now())
         self._keep(self.cache, key, entry)
         return entry
 
@@ -296,6 +300,34 @@ class Dashboard:
             # at most half the time computing: the ledger's ingest shares the machine, and
             # records arriving all day would otherwise keep a core busy with reports
             pause = max(self.REFRESH_S, time.monotonic() - started)
+
+    def _computed(self, key: tuple[Any, ...], compute: Callable[[], Any]) -> _Cached:
+        """``compute()`` kept under ``key`` while the change stamp is the same (and for
+        ``cache_seconds`` anyway), as the reports are."""
+        with self.lock:
+            version = self.version()
+            hit = self.cache.get(key)
+            if hit is not None and self._fresh(hit, version):
+                return hit
+            entry = _Cached(time.monotonic(), version, compute(), _now())
+            self._keep(self.cache, key, entry)
+            return entry
+
+    def persons(self, choice: Choice) -> tuple[PersonsReport, str]:
+        """New and returning persons of the period, their visits per person (ledger persons),
+        and when computed."""
+        period = choice.period()
+        entry = self._computed(
+            ("persons", period.start, period.end), lambda: build_persons(self.store, period)
+        )
+        report: PersonsReport = entry.value
+        return report, entry.stamp
+
+    def trend(self) -> tuple[TrendReport, str]:
+        """Every year the ledger holds: kg, persons, new persons, visits (ledger trend)."""
+        entry = self._computed(("trend",), lambda: build_trend(self.store))
+        report: TrendReport = entry.value
+        return report, entry.stamp
 
     def warm(self, lang: str) -> None:
         """This year's first tab computed ahead, so the first visitor does not wait for it."""

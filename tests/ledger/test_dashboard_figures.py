@@ -435,3 +435,74 @@ def test_a_page_asked_lately_follows_new_records_without_a_visitor_waiting(
             store.close()
         new = french(Decimal(kg + 5_000_000) / 10**6, 1)
         assert until(lambda: kg_shown() == new, timeout=60), kg_shown()
+
+
+# -- item 8: new and returning persons, visits per person, year by year --------------------------
+def test_the_persons_page_new_returning_visits_per_person_and_years(
+    served: Served, browser: BrowserContext
+) -> None:
+    """Computed here from the records: a person is a code with a live weighing, new when their
+    first live weighing (any station) is in the period; visits per person are their distinct
+    (station, visit); each year's kg, persons and new persons."""
+    data = served.data
+    dead = {(r["station"], r["epoch"], r["voids"]) for r in data.records if r["kind"] == "void"}
+    first: dict[str, str] = {}
+    visits: dict[str, dict[str, set[tuple[str, str]]]] = {}
+    kg: dict[str, int] = {}
+    for r in data.records:
+        if r["kind"] != "weighing" or (r["station"], r["epoch"], r["seq"]) in dead:
+            continue
+        at = data.effective_at[r["uuid"]]
+        code = r["beneficiary"]
+        first[code] = min(first.get(code, at), at)
+        visits.setdefault(at[:4], {}).setdefault(code, set()).add((r["station"], r["visit"]))
+        kg[at[:4]] = kg.get(at[:4], 0) + r["net_mg"]
+    year = str(YEAR + 1)
+    persons = visits[year]
+    new = sum(1 for code in persons if first[code] >= year)
+    counts = [len(v) for v in persons.values()]
+
+    def band(low: int, high: int | None) -> int:
+        return sum(1 for n in counts if n >= low and (high is None or n <= high))
+
+    page = browser.new_page()
+    login(page, served.url)
+    page.click("nav a[href='/persons']")
+    page.select_option("select[name=year]", year)
+    page.click(".period button[type=submit]")
+    expect(page.locator("h1")).to_have_text(f"Personnes en {year}")
+    kpi = page.locator(".kpis")
+    expect(kpi.locator("[data-kpi=persons] .value")).to_have_text(french(Decimal(len(persons)), 0))
+    expect(kpi.locator("[data-kpi=new] .value")).to_have_text(french(Decimal(new), 0))
+    expect(kpi.locator("[data-kpi=returning] .value")).to_have_text(
+        french(Decimal(len(persons) - new), 0)
+    )
+    mean = Decimal(sum(counts)) / len(counts)
+    expect(kpi.locator("[data-kpi=frequency] .value")).to_have_text(french(mean, 1))
+    rows = table_text(page, "table[data-table=visits]")
+    assert [row[:2] for row in rows] == [
+        [label, french(Decimal(band(low, high)), 0)]
+        for label, low, high in [
+            ("1", 1, 1),
+            ("2", 2, 2),
+            ("3–5", 3, 5),
+            ("6–11", 6, 11),
+            ("12 +", 12, None),
+        ]
+    ]
+    years = table_text(page, "table[data-table=trend]")
+    assert [row[:4] for row in years] == [
+        [
+            y,
+            french(Decimal(kg[y]) / 10**6, 1),
+            french(Decimal(len(visits[y])), 0),
+            french(Decimal(sum(1 for code in visits[y] if first[code][:4] == y)), 0),
+        ]
+        for y in sorted(visits)
+    ]
+    assert years[1][5] == change(kg[year], kg[str(YEAR)])
+    overflow = "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    for width in WIDTHS:
+        page.set_viewport_size({"width": width, "height": 900})
+        assert page.evaluate(REACHABLE, "table.figures") == [], width
+        assert page.evaluate(overflow) <= 0, width
