@@ -104,7 +104,7 @@ class PostgresDialect:
         if key not in self._types:
             found: dict[str, str] = dict(
                 self.conn.execute(
-                    "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+                    "SELECT attname, atttypid::regtype::text FROM pg_attribute "
                     "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
                     (table,),
                 ).fetchall()
