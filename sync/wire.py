@@ -475,8 +475,23 @@ def decode_status(payload: bytes) -> StationStatus:
             raise WireError(f"bad {name}")
         if isinstance(value, int) and not isinstance(value, bool) and not 0 <= value <= MAX_SEQ:
             raise WireError(f"bad {name}")
+        if isinstance(value, str) and not _storable(value):
+            raise WireError(f"bad {name}")
         values[name] = value
     return StationStatus(**values)
+
+
+def _storable(text: str) -> bool:
+    """Text every ledger database can keep: no NUL (PostgreSQL's text cannot hold it) and
+    valid Unicode (no lone surrogate): the same rule as a record's, so a status is refused
+    the same way on SQLite and PostgreSQL instead of failing on one of them."""
+    if "\0" in text:
+        return False
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def decode_ledger_status(payload: bytes) -> LedgerStatus:

@@ -520,6 +520,8 @@ OTHER_REFUSALS: list[tuple[str, str, Mutator, str]] = [
     ("status", "session bool", setter("session", True), "bad session"),
     ("status", "bad station", setter("station", "ST-1"), "bad station"),
     ("status", "wrong version", setter("v", 0), "unsupported version 0"),
+    # text no ledger database can keep is refused alike on both (issue 15 item 6)
+    ("status", "NUL in a text", setter("scale_detail", "ok\x00"), "bad scale_detail"),
     ("ledger_status", "online missing", deleter("online"), "bad online"),
     ("ledger_status", "online null", setter("online", None), "bad online"),
     ("registry", "version missing", deleter("version"), "bad version"),
@@ -545,6 +547,15 @@ def test_invalid_message_is_refused_with_its_reason(
     with pytest.raises(WireError) as info:
         DECODERS[kind](dump(body))
     assert reason in info.value.reason
+
+
+def test_a_status_with_text_no_database_keeps_is_refused() -> None:
+    """A lone surrogate (escaped, as JSON allows) failed on both databases as an internal
+    error; refused at the door instead, like a NUL (issue 15 item 6)."""
+    body = valid_bodies()["status"]
+    body["version"] = "1.\ud800"
+    with pytest.raises(WireError, match=r"^bad version$"):
+        decode_status(json.dumps(body).encode())  # ASCII: the surrogate as \ud800
 
 
 @pytest.mark.parametrize(

@@ -167,3 +167,36 @@ def test_a_batch_the_database_refuses_is_quarantined_with_the_bytes_received(
     assert reason  # the service's word for it ("internal error")
     assert store.head("st-x", epoch) == (0, 0) and not list(store.records("st-x"))
     assert ledger.alive
+
+
+def test_a_status_with_a_nul_is_refused_alike_on_both_stores(
+    service: tuple[LedgerService, SqlLedgerStore], publisher: mqtt.Client
+) -> None:
+    """A station's status with a NUL in its scale detail: stored on SQLite, an internal error
+    on PostgreSQL before; now refused at the door with its reason on both."""
+    ledger, store = service
+    status = {
+        "v": 1,
+        "type": "status",
+        "station": "st-nul",
+        "online": True,
+        "session": 1,
+        "scale_detail": "ok\x00",
+        "ts": "2026-11-21T10:00:00Z",
+    }
+    payload = json.dumps(status).encode()
+    info = publisher.publish(TOPICS.status("st-nul"), payload, qos=1)
+    info.wait_for_publish(10)
+
+    def kept() -> list[tuple[str, bytes]]:
+        return [
+            (str(r["reason"]), bytes(r["payload"]))
+            for r in store.fetch(
+                "SELECT reason, payload FROM quarantine WHERE topic = ?",
+                [TOPICS.status("st-nul")],
+            )
+        ]
+
+    assert until(lambda: bool(kept()))
+    assert kept() == [("status: bad scale_detail", payload)]
+    assert "st-nul" not in {r.station for r in store.fleet()} and ledger.alive
