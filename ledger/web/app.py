@@ -30,12 +30,17 @@ from common.i18n import language as process_language
 from common.i18n import speaking
 
 from ..config import LedgerConfig
+from ..funders.fead import INDICATORS
+from ..funders.fead import label as fead_label
+from ..funders.fead import sentences as fead_sentences
+from ..funders.fead import source as fead_source
+from ..funders.render import eco_sentences
 from ..redact import error_line, redacted
 from ..store import open_store
 from . import i18n
 from .auth import hash_password, verify_password
 from .choice import Choice
-from .export import attachment, table_csv
+from .export import EXTRA_TABLES, attachment, table_csv
 from .figures import Dashboard, change_columns, figure_columns, group_title, month_rows, row_label
 from .i18n import gettext_ as _
 from .security import (
@@ -304,6 +309,34 @@ def create_app(config: LedgerConfig, store_url: str | None = None) -> Starlette:
         )
 
     @login_required
+    async def funders(request: Request) -> Response:
+        choice = Choice.from_query(dict(request.query_params), datetime.now(UTC).date())
+        lang = language(request)
+        estimate = request.query_params.get("estimate") == "1"
+        fead, at = await run_in_threadpool(dashboard.fead, choice, estimate)
+        organisms = await run_in_threadpool(dashboard.organisms)
+        organism = request.query_params.get("organism") or ""
+        organism = organism if organism in organisms else next(iter(organisms), "")
+        eco = (await run_in_threadpool(dashboard.eco, choice, organism))[0] if organism else None
+        return render(
+            request,
+            "funders.html",
+            status=400 if choice.problem else 200,
+            choice=choice,
+            period_label=choice.heading(lang),
+            fead=fead,
+            fead_lines=fead_sentences(fead, lang),
+            indicators=[(i.key, fead_label(i), fead_source(i)) for i in INDICATORS],
+            estimate=estimate,
+            organisms=organisms,
+            organism=organism,
+            eco=eco,
+            eco_lines=eco_sentences(eco, lang) if eco else [],
+            computed_at=at,
+            years=range(datetime.now(UTC).year, 2009, -1),
+        )
+
+    @login_required
     async def fleet(request: Request) -> Response:
         rows, quarantined = await run_in_threadpool(dashboard.fleet)
         return render(
@@ -319,12 +352,17 @@ def create_app(config: LedgerConfig, store_url: str | None = None) -> Starlette:
     @login_required
     async def export(request: Request) -> Response:
         table = request.path_params["table"]
-        if table not in ("month", *dashboard.groupings, "fleet", "persons", "trend"):
+        if table not in ("month", *dashboard.groupings, *EXTRA_TABLES):
             return Response(_("No such table."), status_code=404, media_type="text/plain")
         choice = Choice.from_query(dict(request.query_params), datetime.now(UTC).date())
         if choice.problem and table not in ("fleet", "trend"):  # never another period's figures
             return Response(choice.problem, status_code=400, media_type="text/plain")
-        body = await run_in_threadpool(table_csv, dashboard, table, choice, language(request))
+        query = dict(request.query_params)
+        lang = language(request)
+        try:
+            body = await run_in_threadpool(table_csv, dashboard, table, choice, lang, query)
+        except LookupError:  # an eco-organism the registry does not map
+            return Response(_("No such table."), status_code=404, media_type="text/plain")
         period = "" if table in ("fleet", "trend") else "-" + choice.label.replace(" ", "")
         return Response(
             body,
@@ -361,6 +399,7 @@ def create_app(config: LedgerConfig, store_url: str | None = None) -> Starlette:
             Route("/logout", logout, methods=["POST"]),
             Route("/", overview),
             Route("/persons", persons),
+            Route("/funders", funders),
             Route("/fleet", fleet),
             Route("/export/{table}.csv", export),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),

@@ -5,17 +5,22 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Mapping
 from urllib.parse import quote
 
 from common.i18n import speaking
 
 from ..funders.persons import persons_csv, trend_csv
+from ..funders.render import eco_csv, fead_csv
 from ..report_render import spreadsheet_cell, to_csv
 from .choice import Choice
 from .figures import Dashboard
 from .i18n import gettext_ as _
 
-__all__ = ["BOM", "FLEET_FIELDS", "attachment", "table_csv"]
+__all__ = ["BOM", "EXTRA_TABLES", "FLEET_FIELDS", "attachment", "table_csv"]
+
+# the downloads besides the figures' tables (one per tab, and the months)
+EXTRA_TABLES = ("fleet", "persons", "trend", "fead", "eco")
 
 BOM = "\ufeff".encode()
 
@@ -61,10 +66,22 @@ def _fleet_titles() -> dict[str, str]:
     }
 
 
-def table_csv(dashboard: Dashboard, table: str, choice: Choice, lang: str) -> bytes:
+def table_csv(
+    dashboard: Dashboard, table: str, choice: Choice, lang: str, query: Mapping[str, str]
+) -> bytes:
     """French: what LibreOffice and Excel open as they are in France (BOM, ``;``, decimal
     comma); English: plain CSV with a BOM (Excel needs it to read UTF-8)."""
     excel = lang == "fr"
+    if table == "fead":
+        fead = dashboard.fead(choice, query.get("estimate") == "1")[0]
+        return BOM + fead_csv(fead, excel=excel, lang=lang).removeprefix(BOM)
+    if table == "eco":
+        organisms = dashboard.organisms()
+        organism = query.get("organism") or next(iter(organisms), "")
+        if organism not in organisms:
+            raise LookupError(organism)
+        eco = dashboard.eco(choice, organism)[0]
+        return BOM + eco_csv(eco, excel=excel, lang=lang).removeprefix(BOM)
     if table == "persons":
         return BOM + persons_csv(dashboard.persons(choice)[0], excel=excel).removeprefix(BOM)
     if table == "trend":

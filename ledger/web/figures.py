@@ -14,6 +14,8 @@ from common.i18n import speaking
 
 from ..charts import monthly_kg_svg
 from ..config import LedgerConfig
+from ..funders.eco import EcoReport, build_eco, load_mapping
+from ..funders.fead import FeadReport, build_fead
 from ..funders.persons import PersonsReport, TrendReport, build_persons, build_trend
 from ..report_render import row_sentences, summary_lines
 from ..reports import Period, Report, Row, build_report, load_names
@@ -327,6 +329,32 @@ class Dashboard:
         """Every year the ledger holds: kg, persons, new persons, visits (ledger trend)."""
         entry = self._computed(("trend",), lambda: build_trend(self.store))
         report: TrendReport = entry.value
+        return report, entry.stamp
+
+    def fead(self, choice: Choice, estimate: bool) -> tuple[FeadReport, str]:
+        """The FEAD / ESF+ indicators of the period (ledger fead), and when computed."""
+        period = choice.period()
+        entry = self._computed(
+            ("fead", period.start, period.end, estimate),
+            lambda: build_fead(self.store, period, estimate=estimate),
+        )
+        report: FeadReport = entry.value
+        return report, entry.stamp
+
+    def organisms(self) -> dict[str, str]:
+        """The eco-organisms the registry maps categories to: code -> name."""
+        entry = self._computed(("organisms",), lambda: dict(load_mapping(self.store).organisms))
+        found: dict[str, str] = entry.value
+        return found
+
+    def eco(self, choice: Choice, organism: str) -> tuple[EcoReport, str]:
+        """``organism``'s "sortie réemploi (don)" declaration for the period (ledger eco)."""
+        period = choice.period()
+        entry = self._computed(
+            ("eco", period.start, period.end, organism),
+            lambda: build_eco(self.store, period, organism),
+        )
+        report: EcoReport = entry.value
         return report, entry.stamp
 
     def warm(self, lang: str) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 import urllib.parse
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -22,6 +22,7 @@ from ledger.report_render import row_sentences
 from ledger.reports import Figures, Period, Row, build_report, import_profiles
 from ledger.store import open_store
 from ledger.store.conflicts import QuarantineCap
+from ledger.store.households import Composition
 from sync.wire import Batch, StationStatus, decode_batch, encode
 from tests.support import ledger_dataset
 from tests.support.dashboard import PASSWORD, cookie_of, get, http_login, ledger_config, serving
@@ -501,6 +502,87 @@ def test_the_persons_page_new_returning_visits_per_person_and_years(
         for y in sorted(visits)
     ]
     assert years[1][5] == change(kg[year], kg[str(YEAR)])
+    overflow = "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    for width in WIDTHS:
+        page.set_viewport_size({"width": width, "height": 900})
+        assert page.evaluate(REACHABLE, "table.figures") == [], width
+        assert page.evaluate(overflow) <= 0, width
+
+
+# -- item 8: FEAD / ESF+ indicators and an eco-organism's declaration ----------------------------
+def test_the_funders_page_fead_indicators_and_an_eco_declaration(
+    served: Served, browser: BrowserContext
+) -> None:
+    """Households' compositions imported for some codes, clothes (VET) mapped to Refashion's
+    "Habillement": the page's counted indicators and tonnes against a computation here."""
+    data = served.data
+    compositions = {
+        f"B{p:06d}": Composition(
+            f"B{p:06d}", women=1, men=p % 2, children_0_15=p % 3, children_16_17=int(p % 5 == 0)
+        )
+        for p in range(0, 160, 4)
+    }
+    eco = {
+        "organisms": [{"code": "refashion", "name": "Refashion"}],
+        "categories": [
+            {"organism": "refashion", "code": "TLC-HAB", "name": "Habillement", "stream": "TLC"}
+        ],
+        "mappings": [{"organism": "refashion", "category": "VET", "declares": "TLC-HAB"}],
+    }
+    store = open_store(served.store_url)
+    try:
+        store.import_households(list(compositions.values()))
+        store.set_registry(replace(data.registry, extra={**data.registry.extra, "eco": eco}))
+    finally:
+        store.close()
+    year = str(YEAR + 1)
+    dead = {(r["station"], r["epoch"], r["voids"]) for r in data.records if r["kind"] == "void"}
+    codes: set[str] = set()
+    clothes = 0
+    for r in data.records:
+        at = data.effective_at[r["uuid"]]
+        if r["kind"] != "weighing" or not at.startswith(year):
+            continue
+        if (r["station"], r["epoch"], r["seq"]) in dead:
+            continue
+        codes.add(r["beneficiary"])
+        clothes += r["net_mg"] if r["category"] == "VET" else 0
+    known = [compositions[c] for c in codes if c in compositions]
+    assert known and len(known) < len(codes)  # some households known, some not
+
+    page = browser.new_page()
+    login(page, served.url)
+    page.click("nav a[href='/funders']")
+    page.select_option("select[name=year]", year)
+    page.click(".period button[type=submit]")
+    expect(page.locator("#fead .sentences")).to_contain_text(f"{len(codes)} foyers aidés")
+    rows = {row[0]: row[1] for row in table_text(page, "table[data-table=fead]")}
+    assert rows["personnes aidées (membres des foyers)"] == french(
+        Decimal(sum(h.size for h in known)), 0
+    )
+    assert rows["femmes (adultes)"] == french(Decimal(len(known)), 0)
+    assert rows["enfants de 15 ans ou moins"] == french(
+        Decimal(sum(h.children_0_15 for h in known)), 0
+    )
+    assert rows["enfants de moins de 18 ans"] == french(
+        Decimal(sum(h.children_0_15 + h.children_16_17 for h in known)), 0
+    )
+    # an estimate only when asked for, in its own columns
+    expect(page.locator("table[data-table=fead] thead")).not_to_contain_text("estimé")
+    page.check("input[name=estimate]")
+    page.click(".period button[type=submit]")
+    expect(page.locator("table[data-table=fead] thead")).to_contain_text("estimé")
+
+    tonnes = (Decimal(clothes) / 10**9).quantize(Decimal("0.001"), rounding=ROUND_HALF_UP)
+    expect(page.locator("#eco h2")).to_have_text("Refashion : sortie réemploi (don)")
+    expect(page.locator("table[data-table=eco] tr[data-key=TLC-HAB] td").nth(1)).to_have_text(
+        str(tonnes).replace(".", ",")
+    )
+    unmapped = page.locator("table[data-table=eco-unmapped] tbody tr")
+    expect(unmapped).to_have_count(5)  # the five food and hygiene categories, declared to none
+    with page.expect_download() as info:
+        page.click("#eco a.csv")
+    assert "Habillement" in Path(info.value.path()).read_text(encoding="utf-8-sig")
     overflow = "document.documentElement.scrollWidth - document.documentElement.clientWidth"
     for width in WIDTHS:
         page.set_viewport_size({"width": width, "height": 900})
