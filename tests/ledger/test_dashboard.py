@@ -301,6 +301,8 @@ def _check_pages(context: BrowserContext, served: Served, screenshots: Path | No
     expect(kpis.locator("[data-kpi=beneficiaries] .value")).to_have_text("1\u202f482")
     expect(kpis.locator("[data-kpi=beneficiaries] .sub")).to_contain_text("124 par mois")
     expect(kpis.locator("[data-kpi=visits] .value")).to_have_text(_french(report.total.visits, 0))
+    # the monthly average as the office's sentence gives it ("moyenne mensuelle 2 083,3 kg")
+    expect(kpis.locator("[data-kpi=monthly] .value")).to_have_text("2\u202f083,3\u00a0kg")
     expect(kpis.locator("[data-kpi=change] .value")).to_have_text("▲ +55\u00a0%")
     # the tables: one row per category / station, in the report's order, named
     cells = page.locator("table[data-table=category] tbody th")
