@@ -349,6 +349,17 @@ def _check_pages(context: BrowserContext, served: Served, screenshots: Path | No
     assert rows[-1]["station"] == "même période l'an dernier"
     assert download.suggested_filename.endswith(".csv")
 
+    # the persons page: 1482 persons in 2016, of whom 741 first seen that year (2015 had the
+    # other 741: tests/support/ledger_dataset.py)
+    page.click("nav a[href='/persons']")
+    page.select_option("select[name=year]", str(YEAR))
+    page.click(".period button[type=submit]")
+    expect(page.locator("[data-kpi=persons] .value")).to_have_text("1\u202f482")
+    expect(page.locator("[data-kpi=new] .value")).to_have_text("741")
+    expect(page.locator("table[data-table=trend] tbody tr")).to_have_count(2)
+    if screenshots:
+        page.screenshot(path=str(screenshots / "dashboard-persons.png"))
+
     # the fleet
     page.click("nav a[href='/fleet']")
     expect(page.locator("h1")).to_have_text("Postes")
@@ -406,7 +417,12 @@ def test_dashboard_in_chromium(
     shots = tmp_path / "shots"
     shots.mkdir()
     _check_pages(browser, served, shots)
-    for name in ["dashboard.png", "dashboard-fleet.png", "dashboard-profile.png"]:
+    for name in [
+        "dashboard.png",
+        "dashboard-fleet.png",
+        "dashboard-profile.png",
+        "dashboard-persons.png",
+    ]:
         assert (shots / name).stat().st_size > 10_000
         if os.environ.get("PESEE_UPDATE_SCREENSHOTS") == "1" and not served.store_url.startswith(
             "postgresql"
