@@ -7,7 +7,8 @@ would, and the pages are fetched over HTTP after logging in, as a browser does:
 - overview, cold: the first load of the year's page (nothing computed yet);
 - overview, warm: the same page again (the median of ``--repeat``);
 - overview, after a record: one new record arrives, then the page (the cache is stale);
-- another tab's CSV (by referring structure: its own report, cold); the fleet page.
+- another tab's CSV (by referring structure: its own report, cold); the persons page and the
+  funders page, cold; the fleet page.
 
 Baseline, in the same run and the same database: the overview's figures as the dashboard
 computed them before the shared report cache — one ``build_report`` per table, every table its
@@ -119,6 +120,8 @@ def pages(url: str, workdir: Path, repeat: int) -> dict[str, float]:
             stale.append(timed(overview))
         out["overview_after_record_s"] = statistics.median(stale)
         out["csv_after_overview_s"] = timed(page(f"/export/referrer.csv?year={YEAR}"))
+        out["persons_cold_s"] = timed(page(f"/persons?year={YEAR}"))
+        out["funders_cold_s"] = timed(page(f"/funders?year={YEAR}"))
         out["fleet_s"] = statistics.median(timed(page("/fleet")) for _ in range(repeat))
     return out
 
@@ -172,6 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("overview, warm", "overview_warm_s"),
         ("overview, after a new record", "overview_after_record_s"),
         ("another tab's CSV (its report cold)", "csv_after_overview_s"),
+        ("persons page, cold (new/returning, visits, years)", "persons_cold_s"),
+        ("funders page, cold (FEAD; no eco mapping)", "funders_cold_s"),
         ("fleet page", "fleet_s"),
     ]
     print("| page | SQLite | PostgreSQL | target |\n|---|---:|---:|---|")
