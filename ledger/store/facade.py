@@ -183,6 +183,7 @@ class SqlLedgerStore:
             return erased
 
         n = self.sql.atomic(body)
+        self.stations.figures_changed()
         self.wal_pending = not self.sql.reclaim((*ERASED_TABLES, "households"))
         return n
 
@@ -229,7 +230,8 @@ class SqlLedgerStore:
         return self.stations.heads()
 
     def change_stamp(self) -> tuple[object, ...]:
-        """Differs whenever a record is stored or the registry changes (for caches)."""
+        """Differs whenever a record is stored, the registry changes, or profiles, households,
+        a purge or an erasure change the figures (for caches)."""
         return self.stations.change_stamp()
 
     def fleet(self) -> list[FleetRow]:
@@ -245,17 +247,19 @@ class SqlLedgerStore:
     def registry_version(self) -> int:
         return self.registry.version()
 
-    def import_profiles(
-        self, profiles: Iterable[ProfileLine], *, replace_all: bool = False
-    ) -> int:
+    def import_profiles(self, profiles: Iterable[ProfileLine], *, replace_all: bool = False) -> int:
         """Household profile tags for beneficiary codes (Profiles.import_profiles)."""
-        return self.profiles.import_profiles(profiles, replace_all=replace_all)
+        n = self.profiles.import_profiles(profiles, replace_all=replace_all)
+        self.stations.figures_changed()
+        return n
 
     def import_households(
         self, compositions: Sequence[Composition], *, replace_all: bool = False
     ) -> int:
         """Household compositions for beneficiary codes (Households.import_compositions)."""
-        return self.households.import_compositions(compositions, replace_all=replace_all)
+        n = self.households.import_compositions(compositions, replace_all=replace_all)
+        self.stations.figures_changed()
+        return n
 
     # -- retention ------------------------------------------------------------------------
     def purge(
@@ -263,6 +267,7 @@ class SqlLedgerStore:
     ) -> PurgeResult:
         result = self.retention.purge(before, mode, dry_run=dry_run)
         if not dry_run:
+            self.stations.figures_changed()
             self.wal_pending = not self.sql.reclaim(())
         return result
 

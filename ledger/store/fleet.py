@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 from sync.wire import StationStatus
 
@@ -148,13 +149,26 @@ class Fleet:
         return int(rows[0]["acked_through"]), int(rows[0]["received_through"])
 
     def change_stamp(self) -> tuple[object, ...]:
-        """Changes whenever a record is stored or the registry (names) changes: cheap (heads
-        has a row per station journal), for caches of figures computed from the records."""
+        """Changes whenever a record is stored, the registry (names) changes, or the figures
+        change otherwise (:meth:`figures_changed`): cheap (heads has a row per station
+        journal), for caches of figures computed from the records."""
         rows = self.db.fetch(
             "SELECT count(*) AS journals, sum(acked_through) AS acked, max(updated_at) AS at, "
-            "(SELECT max(updated_at) FROM registry) AS names FROM heads"
+            "(SELECT max(updated_at) FROM registry) AS names, "
+            "(SELECT value FROM ledger_meta WHERE name = 'figures_changed') AS figures FROM heads"
         )
         return tuple(rows[0].values()) if rows else ()
+
+    def figures_changed(self) -> None:
+        """Move the change stamp for what changes figures without a record: profiles and
+        households imported, a purge, an erasure (a dashboard in another process reads it)."""
+        self.db.atomic(
+            lambda: self.db.exec(
+                "INSERT INTO ledger_meta (name, value) VALUES ('figures_changed', ?) "
+                "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                (uuid.uuid4().hex,),
+            )
+        )
 
     def heads(self) -> list[HeadRow]:
         return [
