@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -17,6 +18,9 @@ log = logging.getLogger(__name__)
 
 LedName = Literal["green", "red", "amber"]
 _LED_NAMES: tuple[LedName, ...] = ("green", "red", "amber")
+# one finite signal for the sequencer: its cancel event, (time, device, on) steps, the time
+# the idle state comes back (None: never), and when it was asked for (monotonic)
+_Sequence = tuple[threading.Event, list[tuple[float, Any, bool]], float | None, float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +151,10 @@ class Panel:
         self._idle: Pattern | None = None
         self._playing_finite = False
         self._cancel = threading.Event()
+        # one sequencer thread for the panel's life, fed by signal(): starting a thread per
+        # signal made the press path wait for the new thread to be scheduled (ms on a busy CPU)
         self._sequencer: threading.Thread | None = None
+        self._sequences: queue.SimpleQueue[_Sequence | None] = queue.SimpleQueue()
         self._devices: list[Any] = []
         self._leds: dict[LedName, Any] = {}
         self._buzzer: Any = None
@@ -270,13 +277,12 @@ class Panel:
             duration = pattern.duration
             self._playing_finite = duration is not None
             if steps or duration is not None:
-                self._sequencer = threading.Thread(
-                    target=self._sequence,
-                    args=(self._cancel, steps, duration),
-                    name="panel-signal",
-                    daemon=True,
-                )
-                self._sequencer.start()
+                self._sequences.put((self._cancel, steps, duration, time.monotonic()))
+                if self._sequencer is None:  # the first finite signal starts it, once
+                    self._sequencer = threading.Thread(
+                        target=self._run_sequences, name="panel-sequencer", daemon=True
+                    )
+                    self._sequencer.start()
 
     @property
     def playing(self) -> bool:
@@ -298,15 +304,28 @@ class Panel:
                 self._stop_locked()
                 self._show_idle_locked()
 
+    def _run_sequences(self) -> None:
+        """The sequencer thread: plays the finite signals in the order given, until close().
+        A signal cancels the one before it, which returns at once, so the next starts on time."""
+        while True:
+            job = self._sequences.get()
+            if job is None:
+                return
+            self._sequence(*job)
+
     def _sequence(
-        self, cancel: threading.Event, steps: list[tuple[float, Any, bool]], end: float | None
+        self,
+        cancel: threading.Event,
+        steps: list[tuple[float, Any, bool]],
+        end: float | None,
+        started: float,
     ) -> None:
-        """Switch outputs at their times, then bring the idle state back (if ``end``).
+        """Switch outputs at their times from ``started``, then bring the idle state back (if
+        ``end``).
 
         Returns as soon as ``cancel`` is set; whoever sets it (under the lock) has already turned
         every output off. Late steps (a loaded CPU) run late but in order: none is skipped.
         """
-        started = time.monotonic()
         for at, device, on in steps:
             if cancel.wait(max(0.0, started + at - time.monotonic())):
                 return
@@ -365,6 +384,7 @@ class Panel:
             self._closed = True
             self._cancel.set()
             sequencer, self._sequencer = self._sequencer, None
+            self._sequences.put(None)
         with self._press_lock:
             if self._hold_timer is not None:
                 self._hold_timer.cancel()
