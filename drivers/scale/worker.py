@@ -201,7 +201,9 @@ class ScaleWorker:
             return
         self._heard()
         if isinstance(reply, Reading):
-            self._hold_if_settled(reply, idle)
+            # a fast poll answered after relax() (the press is over) is as good as an idle one:
+            # the load it finds may be the next item, already put down
+            self._hold_if_settled(reply, idle or time.monotonic() >= self._fast_until)
             self._on_reading(reply, sent)
 
     def _hold_if_settled(self, reading: Reading, idle: bool) -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import queue
+import select
 import time
+import tty
 from dataclasses import replace
 from pathlib import Path
 
@@ -309,3 +312,60 @@ def test_an_empty_pan_is_not_held(tmp_path: Path) -> None:
             rec.reading_where(lambda r: r.net_mg == 1_250_000 and r.stable)
         finally:
             worker.stop()
+
+
+class _ScriptedScale:
+    """An MT-SICS scale on a pty whose every reply the test writes itself, when it chooses."""
+
+    def __init__(self) -> None:
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.slave)
+        self.url = os.ttyname(self.slave)
+        self._buffer = b""
+
+    def request(self, timeout: float = 10.0) -> bytes | None:
+        """The next request line (None: none came within ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        while b"\r\n" not in self._buffer:
+            left = max(0.0, deadline - time.monotonic())
+            if not select.select([self.master], [], [], left)[0]:
+                return None
+            self._buffer += os.read(self.master, 256)
+        line, self._buffer = self._buffer.split(b"\r\n", 1)
+        return line
+
+    def weigh(self, kg: str) -> None:
+        os.write(self.master, f"S S {kg:>10} kg\r\n".encode("ascii"))
+
+    def close(self) -> None:
+        os.close(self.master)
+        os.close(self.slave)
+
+
+def test_a_new_load_read_by_the_poll_after_the_press_is_held() -> None:
+    """The fast poll that goes out after the recorded reading and is answered once the press is
+    over (relax) counts as an idle one: a new load it finds is held. Before, it was not, and
+    the idle polls then found that load "unchanged" and went on, so the next press could land
+    behind one of them."""
+    scale = _ScriptedScale()
+    rec = Recorder()
+    worker = rec.worker(scale.url, "mt-sics", poll_interval=0.02, settled_hold=60)
+    worker.start()
+    try:
+        assert rec.state() is True
+        assert scale.request() == b"SI"
+        scale.weigh("1.250")  # idle: a new load settled, held
+        rec.reading_where(lambda r: r.net_mg == 1_250_000)
+        worker.poll_now(time.monotonic() + 30)  # the press
+        assert scale.request() == b"SI"
+        scale.weigh("1.250")  # the recorded reading
+        rec.reading_where(lambda r: r.net_mg == 1_250_000)
+        assert scale.request() == b"SI"  # asked again before the press is over …
+        worker.relax()  # … which it is now (the record made)
+        scale.weigh("2.000")  # the next item, already on the pan
+        rec.reading_where(lambda r: r.net_mg == 2_000_000)
+        _turns(worker, 2)
+        assert scale.request(timeout=0) is None  # held: no idle poll in front of the next press
+    finally:
+        worker.stop()
+        scale.close()
