@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+import sys
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any, NoReturn
 
 import click
@@ -97,6 +100,14 @@ def day(flag: str, value: str | None) -> date | None:
         usage(_("{flag}: {v!r} is not a date like 2026-01-31").format(flag=flag, v=value))
     check_year(flag, found.year)
     return found
+
+
+def table_width(output: Path | None) -> int:
+    """A table's width: the terminal's (80 to 120) when one shows it, else 100, so a file or a
+    pipe gets the same text wherever it is made."""
+    if output is not None or not sys.stdout.isatty():
+        return 100
+    return min(max(shutil.get_terminal_size((100, 24)).columns, 80), 120)
 
 
 def shown(value: Any, width: int | None = None) -> str:

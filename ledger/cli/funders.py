@@ -4,7 +4,6 @@ ESF+ indicators and eco-organism declarations (ledger/funders; docs/reports.md).
 from __future__ import annotations
 
 import re
-import shutil
 import tomllib
 from collections.abc import Callable
 from datetime import date
@@ -18,7 +17,7 @@ from common.i18n import _
 
 from ..config import LedgerConfig
 from ..period import Period
-from .context import check_year, day, load_config, open_ledger, shown, usage
+from .context import check_year, day, load_config, open_ledger, shown, table_width, usage
 
 __all__ = ["COMMANDS", "eco_cmd", "fead_cmd", "households", "persons_cmd", "trend_cmd"]
 
@@ -97,10 +96,6 @@ def _emit(data: bytes, output: Path | None) -> None:
     except OSError as exc:
         fail(_("Cannot write {file}: {error}").format(file=output, error=exc.strerror), EX_IOERR)
     click.echo(_("Written to {file}").format(file=output), err=True)
-
-
-def _width(output: Path | None) -> int:
-    return 100 if output else min(max(shutil.get_terminal_size((100, 24)).columns, 80), 120)
 
 
 def _sep(sep: str) -> str:
@@ -241,7 +236,7 @@ def fead_cmd(
     elif fmt == "html":
         data = fead_html(report).encode()
     else:
-        data = fead_table(report, width=_width(output)).encode()
+        data = fead_table(report, width=table_width(output)).encode()
     _emit(data, output)
 
 
@@ -304,7 +299,7 @@ def eco_cmd(
     elif fmt == "html":
         data = eco_html(report).encode()
     else:
-        data = eco_table(report, width=_width(output)).encode()
+        data = eco_table(report, width=table_width(output)).encode()
     _emit(data, output)
 
 
@@ -328,7 +323,7 @@ def _show_mapping(cfg: LedgerConfig, fmt: str, output: Path | None) -> None:
         body = {**mapping.as_dict(), "not_declared": mapping.unmapped(names)}
         _emit((json.dumps(body, ensure_ascii=False, indent=1) + "\n").encode(), output)
     else:
-        _emit(mapping_table(mapping, names, width=_width(output)).encode(), output)
+        _emit(mapping_table(mapping, names, width=table_width(output)).encode(), output)
 
 
 # -- ledger persons and ledger trend ---------------------------------------------------------------
@@ -381,7 +376,7 @@ def persons_cmd(
     elif fmt == "html":
         data = persons_html(report).encode()
     else:
-        data = persons_table(report, width=_width(output)).encode()
+        data = persons_table(report, width=table_width(output)).encode()
     _emit(data, output)
 
 
@@ -439,7 +434,7 @@ def trend_cmd(
     elif fmt == "html":
         data = trend_html(report).encode()
     else:
-        data = trend_table(report, width=_width(output)).encode()
+        data = trend_table(report, width=table_width(output)).encode()
     _emit(data, output)
 
 

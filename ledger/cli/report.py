@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import json
 import re
-import shutil
 import sys
 from datetime import date
 from pathlib import Path
@@ -21,7 +20,7 @@ from common.units import format_mass, format_number, kg_text
 from ..period import Period
 from ..report_model import GROUPINGS
 from ..reports import totals
-from .context import check_year, day, load_config, open_ledger, shown, usage
+from .context import check_year, day, load_config, open_ledger, shown, table_width, usage
 
 __all__ = ["groupings", "report_cmd", "totals_cmd"]
 
@@ -199,8 +198,7 @@ def report_cmd(
     elif fmt == "html":
         data = to_html(result).encode()
     else:
-        width = 100 if output else min(max(shutil.get_terminal_size((100, 24)).columns, 80), 120)
-        data = to_table(result, width=width).encode()
+        data = to_table(result, width=table_width(output)).encode()
     if output is None:
         click.echo(data, nl=False)
         return

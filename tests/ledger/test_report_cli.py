@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,6 +54,13 @@ def test_table_in_english_and_french(config: Path) -> None:
 
 
 def test_profiles_import_then_report_by_profile_and_type(config: Path, tmp_path: Path) -> None:
+    # on a copy: the module's ledger stays without profiles for the tests that share it, in
+    # whatever order (and on whichever xdist worker) they run
+    shutil.copy(config.parent / "ledger.db", tmp_path / "ledger.db")
+    config = tmp_path / "ledger.toml"
+    config.write_text(
+        f'[ledger]\ndatabase = "{tmp_path / "ledger.db"}"\nlanguage = "fr"\n', encoding="utf-8"
+    )
     tags = tmp_path / "profils.csv"
     lines = ["code;tags"] + [f"B{p:06d};women_with_children" for p in range(332)]
     tags.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -106,3 +114,15 @@ def test_bad_input_is_one_line(config: Path, args: list[str], message: str) -> N
     code, out, err = run(config, "report", *args)
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and err.startswith("Error: ") and message in err
+
+
+def test_a_table_not_shown_on_a_terminal_has_the_same_width_everywhere(
+    config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a pipe or a file gets 100 columns whatever the terminal that started it (was: COLUMNS)
+    monkeypatch.setenv("COLUMNS", "60")
+    code, out, _err = run(config, "report", "--year", "2016")
+    assert code == 0
+    assert (
+        "2016: 25 t redistributed to 1,482 persons (124 a month) referred by 28 structures\n" in out
+    )
