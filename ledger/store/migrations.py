@@ -266,6 +266,7 @@ _QUARANTINE_CAP = (
     first_at TEXT NOT NULL, last_at TEXT NOT NULL)""",
 )
 
+
 @dataclass(frozen=True, slots=True)
 class Migration:
     version: int
