@@ -37,6 +37,13 @@ class Retention:
             return int(db.exec(sql, (before,))[0][0])
 
         def body() -> PurgeResult:
+            if not dry_run and db.name == "postgresql":
+                # an ingest numbers a returning person's id (INSERT … ON CONFLICT DO NOTHING,
+                # no row lock) before storing the records that use it: wait for those in
+                # flight, hold new ones until the purge commits, so the unused-id clean-up
+                # never deletes an id being reused. Same order as ingest (visits, then
+                # persons): no deadlock. SQLite's writers are serial already.
+                db.exec("LOCK TABLE visit_ids, person_ids IN SHARE ROW EXCLUSIVE MODE")
             groups = db.exec(
                 "SELECT substr(occurred_at, 1, 7), station, coalesce(category, ''), "
                 "coalesce(referrer, ''), sum(net_mg), count(*), "
