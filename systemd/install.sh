@@ -10,9 +10,11 @@
 #                                            [ledger] extra (PostgreSQL, charts, dashboard),
 #                                            pesee-ledger.service, pesee-dashboard.service, `ledger`
 #   sudo systemd/install.sh --rollback      swap /opt/pesee and /opt/pesee.previous, restart
+#   sudo systemd/install.sh --print         also the [print] extra: printed codes, cards, tickets
+#                                            (reportlab, python-escpos, pyusb); with either role
 #   DESTDIR=/tmp/root systemd/install.sh    write everything under /tmp/root, touch nothing else
 #
-# Options: --ledger, --rollback, --no-system (write files, skip useradd/systemctl/udevadm/apt),
+# Options: --ledger, --print, --rollback, --no-system (write files, skip useradd/systemctl/udevadm/apt),
 # --source DIR (the project tree to install; default: the one this script is in), -h/--help.
 # Environment: DESTDIR (implies --no-system), PESEE_SKIP_PIP=1 (make the venv without pip and skip
 # `pip install`; for tests), PYTHON (default /usr/bin/python3, Debian's; 3.11 or newer).
@@ -25,6 +27,7 @@ set -eu
 ROLE=station
 SYSTEM=1
 ROLLBACK=0
+PRINT=0
 SKIP_REASON=""
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 DESTDIR=${DESTDIR:-}
@@ -36,7 +39,7 @@ if [ -z "${PYTHON:-}" ]; then
 fi
 
 usage() {
-    sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 die() {
@@ -48,6 +51,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --ledger) ROLE=ledger ;;
         --rollback) ROLLBACK=1 ;;
+        --print) PRINT=1 ;;
         --no-system) SYSTEM=0; SKIP_REASON="--no-system" ;;
         --source) [ $# -ge 2 ] || die "--source needs a directory"; SRC=$(cd "$2" && pwd); shift ;;
         --source=*) SRC=$(cd "${1#--source=}" && pwd) ;;
@@ -96,6 +100,10 @@ fi
 # the extras installed before stay installed (one venv may serve a station and the ledger)
 if [ -f "$DESTDIR$SHARE/extras" ]; then
     EXTRAS=$(printf '%s\n' $EXTRAS $(cat "$DESTDIR$SHARE/extras") | sort -u | paste -sd, -)
+fi
+# counter sheets, beneficiary cards and receipt tickets (docs/printing.md)
+if [ "$PRINT" = 1 ]; then
+    EXTRAS=$(printf '%s\n' $EXTRAS print | sed '/^$/d' | sort -u | paste -sd, -)
 fi
 ENV_EXAMPLE=$SRC/systemd/$ENVFILE.example
 

@@ -498,3 +498,13 @@ alice = "{hash_password("correct horse battery")}"
         serve.terminate()
         output, _ = serve.communicate(timeout=30)
     assert "Traceback" not in output, output
+
+
+def test_print_adds_the_print_extra_to_either_role(source: Path, tmp_path: Path) -> None:
+    # counter sheets, cards and tickets need reportlab and python-escpos in /opt/pesee
+    root = tmp_path / "root"
+    out = install(source, root, "--print")
+    assert f"pip install {source}[print]" in out
+    assert "extras print" in source_id(root)
+    out = install(source, root, "--ledger")  # kept when the ledger comes into the same venv
+    assert f"{source}[ledger,print]" in out
