@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import sqlite_utils  # the ledger and the CLI still use it; the daemon no longer does
 
 from station.store import (
     FIELDS,
@@ -387,13 +388,12 @@ def test_the_schema_is_the_one_sqlite_utils_made(tmp_path: Path) -> None:
     """The store writes its DDL in plain SQL (the daemon no longer imports sqlite-utils): a new
     journal has exactly the schema older versions made through sqlite-utils, and a journal made
     that way opens and takes records."""
-    sqlite_utils = pytest.importorskip("sqlite_utils")
     with Store(tmp_path / "new.db", "st-1"):
         pass
     old = tmp_path / "old.db"
     db = sqlite_utils.Database(old)
-    db["meta"].create({"k": str, "v": str}, pk="k")
-    records = db["records"]
+    db.table("meta").create({"k": str, "v": str}, pk="k")
+    records = db.table("records")
     records.create(
         FIELDS,
         pk="seq",

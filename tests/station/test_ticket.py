@@ -13,9 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
-pytest.importorskip("escpos")
-from escpos.printer import Dummy
+from escpos.printer import Dummy  # the [print] extra, in the test extra
 
 from common.i18n import speaking
 from station.config import PrinterSection
