@@ -8,7 +8,7 @@ import tomllib
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -87,6 +87,9 @@ def _stations(cfg: LedgerConfig, group: str | None, station: tuple[str, ...]) ->
     return chosen if (group is not None or station) else None
 
 
+R = TypeVar("R")
+
+
 def _emit(data: bytes, output: Path | None) -> None:
     if output is None:
         click.echo(data, nl=False)
@@ -96,6 +99,30 @@ def _emit(data: bytes, output: Path | None) -> None:
     except OSError as exc:
         fail(_("Cannot write {file}: {error}").format(file=output, error=exc.strerror), EX_IOERR)
     click.echo(_("Written to {file}").format(file=output), err=True)
+
+
+def _write(
+    fmt: str,
+    report: R,
+    renderers: tuple[
+        Callable[..., bytes], Callable[[R], str], Callable[[R], str], Callable[..., str]
+    ],
+    sep: str,
+    excel: bool,
+    output: Path | None,
+) -> None:
+    """``report`` in ``fmt`` (its CSV, JSON, HTML and table renderers, in that order), to the
+    terminal or ``output``."""
+    to_csv, to_json, to_html, to_table = renderers
+    if fmt == "csv":
+        data = to_csv(report, sep=sep, excel=excel)
+    elif fmt == "json":
+        data = (to_json(report) + "\n").encode()
+    elif fmt == "html":
+        data = to_html(report).encode()
+    else:
+        data = to_table(report, width=table_width(output)).encode()
+    _emit(data, output)
 
 
 def _sep(sep: str) -> str:
@@ -229,15 +256,7 @@ def fead_cmd(
         report = build_fead(store, period, estimate=estimate, stations=stations)
     finally:
         store.close()
-    if fmt == "csv":
-        data = fead_csv(report, sep=sep, excel=excel)
-    elif fmt == "json":
-        data = (fead_json(report) + "\n").encode()
-    elif fmt == "html":
-        data = fead_html(report).encode()
-    else:
-        data = fead_table(report, width=table_width(output)).encode()
-    _emit(data, output)
+    _write(fmt, report, (fead_csv, fead_json, fead_html, fead_table), sep, excel, output)
 
 
 # -- ledger eco ------------------------------------------------------------------------------------
@@ -292,15 +311,7 @@ def eco_cmd(
         fail(_("Error: {message}").format(message=exc), EX_DATAERR)
     finally:
         store.close()
-    if fmt == "csv":
-        data = eco_csv(report, sep=sep, excel=excel)
-    elif fmt == "json":
-        data = (eco_json(report) + "\n").encode()
-    elif fmt == "html":
-        data = eco_html(report).encode()
-    else:
-        data = eco_table(report, width=table_width(output)).encode()
-    _emit(data, output)
+    _write(fmt, report, (eco_csv, eco_json, eco_html, eco_table), sep, excel, output)
 
 
 def _show_mapping(cfg: LedgerConfig, fmt: str, output: Path | None) -> None:
@@ -369,15 +380,9 @@ def persons_cmd(
         report = build_persons(store, period, stations=stations)
     finally:
         store.close()
-    if fmt == "csv":
-        data = persons_csv(report, sep=sep, excel=excel)
-    elif fmt == "json":
-        data = (persons_json(report) + "\n").encode()
-    elif fmt == "html":
-        data = persons_html(report).encode()
-    else:
-        data = persons_table(report, width=table_width(output)).encode()
-    _emit(data, output)
+    _write(
+        fmt, report, (persons_csv, persons_json, persons_html, persons_table), sep, excel, output
+    )
 
 
 @click.command("trend")
@@ -427,15 +432,7 @@ def trend_cmd(
         usage(str(exc))
     finally:
         store.close()
-    if fmt == "csv":
-        data = trend_csv(report, sep=sep, excel=excel)
-    elif fmt == "json":
-        data = (trend_json(report) + "\n").encode()
-    elif fmt == "html":
-        data = trend_html(report).encode()
-    else:
-        data = trend_table(report, width=table_width(output)).encode()
-    _emit(data, output)
+    _write(fmt, report, (trend_csv, trend_json, trend_html, trend_table), sep, excel, output)
 
 
 COMMANDS = (households, fead_cmd, eco_cmd, persons_cmd, trend_cmd)
