@@ -15,22 +15,18 @@ from typing import Any, NoReturn
 
 import click
 
-from common.exits import EX_CANTCREAT, EX_CONFIG, EX_DATAERR, EX_UNAVAILABLE, EX_USAGE, fail
+from common.exits import EX_CANTCREAT, EX_CONFIG, EX_DATAERR, EX_USAGE, fail
 from common.i18n import _, language, ngettext
 from common.printing import (
-    GRIDS,
-    LAYOUTS,
     Card,
     Label,
     Pattern,
     PatternError,
-    PrintingUnavailable,
     Section,
     TooWide,
     render_cards,
-    render_labels,
-    require_pdf,
 )
+from common.printing.cli import need_pdf, sheet_options, write_sheets
 from sync.wire import Registry
 
 from ..report_render import spreadsheet_text
@@ -105,13 +101,6 @@ def _write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
             writer.writerow({k: spreadsheet_text(str(v)) for k, v in row.items()})
 
 
-def _need_pdf() -> None:
-    try:
-        require_pdf()
-    except PrintingUnavailable as exc:
-        fail(str(exc), EX_UNAVAILABLE)
-
-
 @click.group()
 def codes() -> None:
     """Beneficiary cards and the registry's code sheets, as A4 PDFs."""
@@ -160,7 +149,7 @@ def cards(
     """
     if (referrer is None) == (reprint is None):
         fail(_("Error: give --referrer CODE (new cards) or --reprint CODE (one card)."), EX_USAGE)
-    _need_pdf()
+    need_pdf()
     cfg = load_config(ctx)
     store = open_ledger(cfg)
     registry = _registry(store, "all")
@@ -248,27 +237,7 @@ def cards(
 
 
 @codes.command("sheet")
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    required=True,
-    help="The PDF file to write.",
-)
-@click.option(
-    "--layout",
-    type=click.Choice(LAYOUTS),
-    default="sheet",
-    show_default=True,
-    help="sheet: big codes for a laminated counter board; labels: an A4 label sheet.",
-)
-@click.option(
-    "--grid",
-    type=click.Choice(sorted(GRIDS)),
-    default="3x8",
-    show_default=True,
-    help="The label sheet (with --layout labels): 3x8 or 2x7.",
-)
+@sheet_options
 @click.option("--station", default="all", help="The registry of this station (default: all).")
 @click.pass_context
 def sheet(ctx: click.Context, output: Path, layout: str, grid: str, station: str) -> None:
@@ -280,7 +249,7 @@ def sheet(ctx: click.Context, output: Path, layout: str, grid: str, station: str
       ledger codes sheet -o registre.pdf
       ledger codes sheet -o etiquettes.pdf --layout labels --grid 2x7
     """
-    _need_pdf()
+    need_pdf()
     cfg = load_config(ctx)
     store = open_ledger(cfg)
     registry = _registry(store, station)
@@ -300,23 +269,6 @@ def sheet(ctx: click.Context, output: Path, layout: str, grid: str, station: str
     footer = _("Office registry version {v} · {day} · Pesée").format(
         v=registry.version, day=_day(date.today())
     )
-    try:
-        pages = render_labels(
-            output,
-            sections,
-            layout=layout,
-            grid=grid,
-            title=_("Office registry"),
-            footer=footer,
-        )
-    except TooWide as exc:
-        fail(str(exc), EX_DATAERR)
-    except OSError as exc:
-        fail(
-            _("Cannot write {path}: {error}").format(path=output, error=exc.strerror), EX_CANTCREAT
-        )
-    n = sum(len(s.labels) for s in sections)
-    text = ngettext(
-        "{n} codes on {pages} page: {path}", "{n} codes on {pages} pages: {path}", pages
-    ).format(n=n, pages=pages, path=output)
-    click.echo(text)
+    write_sheets(
+        output, sections, layout=layout, grid=grid, title=_("Office registry"), footer=footer
+    )

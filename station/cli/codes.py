@@ -14,20 +14,14 @@ from pathlib import Path
 
 import click
 
-from common.exits import EX_CANTCREAT, EX_DATAERR, EX_UNAVAILABLE, fail
-from common.i18n import _, ngettext
+from common.i18n import _
 from common.printing import (
-    GRIDS,
-    LAYOUTS,
     Label,
     Pattern,
     PatternError,
-    PrintingUnavailable,
     Section,
-    TooWide,
-    render_labels,
-    require_pdf,
 )
+from common.printing.cli import need_pdf, sheet_options, write_sheets
 from common.units import format_mass
 
 from ..codes import CodeBook, Kind
@@ -145,40 +139,13 @@ def plan_sections(planned: list[PlannedCode]) -> list[Section]:
     return [Section(title, tuple(labels)) for title, labels in order.items()]
 
 
-def _need_pdf() -> None:
-    try:
-        require_pdf()
-    except PrintingUnavailable as exc:
-        fail(str(exc), EX_UNAVAILABLE)
-
-
 @click.group()
 def codes() -> None:
     """The barcodes of the counter: category sheets, command codes, badges."""
 
 
 @codes.command("print")
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, writable=True, path_type=Path),
-    required=True,
-    help="The PDF file to write.",
-)
-@click.option(
-    "--layout",
-    type=click.Choice(LAYOUTS),
-    default="sheet",
-    show_default=True,
-    help="sheet: big codes for a laminated counter board; labels: an A4 label sheet.",
-)
-@click.option(
-    "--grid",
-    type=click.Choice(sorted(GRIDS)),
-    default="3x8",
-    show_default=True,
-    help="The label sheet (with --layout labels): 3x8 (70 x 37 mm) or 2x7 (99.1 x 38.1 mm).",
-)
+@sheet_options
 @click.pass_context
 def print_codes(ctx: click.Context, output: Path, layout: str, grid: str) -> None:
     """Print every code this station reads (categories, command codes, containers, operator
@@ -191,28 +158,16 @@ def print_codes(ctx: click.Context, output: Path, layout: str, grid: str) -> Non
       station codes print -o comptoir.pdf
       station codes print -o etiquettes.pdf --layout labels --grid 2x7
     """
-    _need_pdf()
+    need_pdf()
     config = RegistryBook(load_config(ctx)).load()
     planned, left_out = counter_codes(config)
     for line in left_out:
         click.echo(_("Warning: {line}").format(line=line), err=True)
-    footer = f"{config.station.id} · {date.today().isoformat()} · Pesée"
-    try:
-        pages = render_labels(
-            output,
-            plan_sections(planned),
-            layout=layout,
-            grid=grid,
-            title=_("Counter codes of {station}").format(station=config.station.id),
-            footer=footer,
-        )
-    except TooWide as exc:
-        fail(str(exc), EX_DATAERR)
-    except OSError as exc:
-        fail(
-            _("Cannot write {path}: {error}").format(path=output, error=exc.strerror), EX_CANTCREAT
-        )
-    text = ngettext(
-        "{n} codes on {pages} page: {path}", "{n} codes on {pages} pages: {path}", pages
+    write_sheets(
+        output,
+        plan_sections(planned),
+        layout=layout,
+        grid=grid,
+        title=_("Counter codes of {station}").format(station=config.station.id),
+        footer=f"{config.station.id} · {date.today().isoformat()} · Pesée",
     )
-    click.echo(text.format(n=len(planned), pages=pages, path=output))
