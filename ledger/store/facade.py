@@ -12,6 +12,7 @@ from sync.wire import Batch, Registry, StationStatus
 from . import migrations
 from .conflicts import DroppedCount, Inquiry, QuarantineCap
 from .dialect import Dialect
+from .digests import Digests
 from .fleet import Fleet
 from .households import Composition, Households
 from .ingest import Ingest
@@ -123,10 +124,12 @@ class SqlLedgerStore:
         self.inquiry = Inquiry(sql, self.privacy)
         self.profiles = Profiles(sql, self.privacy)
         self.households = Households(sql, self.privacy)  # FEAD / ESF+ (ledger/funders)
-        self.ingestion = Ingest(sql, self.privacy, self.inquiry, self.profiles)
+        # month digests: what reports read (ledger/store/digests.py); writers mark changes
+        self.digests = Digests(sql)
+        self.ingestion = Ingest(sql, self.privacy, self.inquiry, self.profiles, self.digests)
         self.stations = Fleet(sql)
         self.registry = Registries(sql)
-        self.retention = Retention(sql, self.privacy)
+        self.retention = Retention(sql, self.privacy, self.digests)
         self.issued = IssuedCodes(sql, self.privacy)  # codes printed on cards
         try:
             self._version = self._migrate()
@@ -249,7 +252,12 @@ class SqlLedgerStore:
 
     def import_profiles(self, profiles: Iterable[ProfileLine], *, replace_all: bool = False) -> int:
         """Household profile tags for beneficiary codes (Profiles.import_profiles)."""
-        n = self.profiles.import_profiles(profiles, replace_all=replace_all)
+        def body() -> int:  # who is in which profile may change in any month
+            n = self.profiles.import_profiles(profiles, replace_all=replace_all)
+            self.digests.changed_all()
+            return n
+
+        n = self.sql.atomic(body)
         self.stations.figures_changed()
         return n
 

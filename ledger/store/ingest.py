@@ -18,6 +18,7 @@ from sync.wire import RECORD_FIELDS, Batch, Record, genesis_hash
 
 from .conflicts import Inquiry
 from .dialect import Dialect
+from .digests import Digests
 from .models import IngestResult, utc_now
 from .privacy import Privacy
 from .profiles import Profiles, profile_tags
@@ -61,11 +62,23 @@ class _Ids:
 class Ingest:
     """Stores validated batches, one transaction per group of batches."""
 
-    def __init__(self, db: Dialect, privacy: Privacy, inquiry: Inquiry, profiles: Profiles) -> None:
+    def __init__(
+        self,
+        db: Dialect,
+        privacy: Privacy,
+        inquiry: Inquiry,
+        profiles: Profiles,
+        digests: Digests,
+    ) -> None:
         self.db = db
         self.privacy = privacy
         self.inquiry = inquiry
         self.profiles = profiles
+        self.digests = digests
+        # the transaction's changed months (``YYYY-MM``), and the first month whose profile
+        # facts may have moved (a tag scanned: every later month too), for the month digests
+        self._months: set[str] = set()
+        self._facts_from: str | None = None
 
     def ingest_many(self, batches: list[Batch]) -> list[IngestResult]:
         """Several batches in one transaction: one commit for all (group commit). The heads
@@ -76,10 +89,15 @@ class Ingest:
         rows = [[_values(r) for r in batch.records] for batch in batches]
 
         def body() -> list[IngestResult]:
+            self._months, self._facts_from = set(), None
             for station, epoch in sorted({(b.station, b.epoch) for b in batches}):
                 self._lock_head(station, epoch, utc_now())
             ids = self._assign_ids(batches, rows)
-            return [self._ingest(b, r, ids) for b, r in zip(batches, rows, strict=True)]
+            results = [self._ingest(b, r, ids) for b, r in zip(batches, rows, strict=True)]
+            self.digests.changed(self._months)
+            if self._facts_from is not None:
+                self.digests.changed_from(self._facts_from)
+            return results
 
         return self.db.atomic(body)
 
@@ -160,13 +178,16 @@ class Ingest:
             self.db.insert(
                 "records", INSERT_COLUMNS, [self._row(rows[i], now, ids, kept[i]) for i in new]
             )
+            # occurred_at is recorded_at until a clock repair: the months to digest again
+            self._months.update(str(rows[i][_RECORDED_AT])[:7] for i in new)
             # tags scanned at the counter: one small table for reports by profile
-            scanned = {
-                (ids.persons[rows[i][_BENEFICIARY]][0], tag)
-                for i in new
-                if rows[i][_BENEFICIARY] and rows[i][_DATA]
-                for tag in profile_tags(rows[i][_DATA])
-            }
+            scanned: set[tuple[str, str]] = set()
+            for i in new:
+                if rows[i][_BENEFICIARY] and rows[i][_DATA]:
+                    tags = profile_tags(rows[i][_DATA])
+                    if tags:
+                        scanned.update((ids.persons[rows[i][_BENEFICIARY]][0], t) for t in tags)
+                        self._facts_changed(str(rows[i][_RECORDED_AT])[:7])
             self.profiles.keep_scanned(sorted(scanned))
         # advance over consecutive, chained records: first the new ones in memory (the usual
         # in-order case), then from the table (duplicates, or what out-of-order batches left
@@ -243,16 +264,21 @@ class Ingest:
             except ValueError:
                 continue
             rows = self.db.exec(
-                "SELECT seq, mono_ns FROM records WHERE station = ? AND epoch = ? "
+                "SELECT seq, mono_ns, occurred_at, data LIKE '%\"profile\"%' FROM records "
+                "WHERE station = ? AND epoch = ? "
                 "AND boot_id = ? AND clock_synced = 0 AND corrected_at IS NULL "
                 "AND mono_ns IS NOT NULL",
                 (station, epoch, boot),
             )
             updates = []
-            for seq, mono_ns in rows:
+            for seq, mono_ns, before, profiled in rows:
                 when = base + timedelta(microseconds=(int(mono_ns) - int(anchor_mono)) // 1000)
                 text = when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
                 updates.append((text, text, station, epoch, seq))
+                # the record leaves one month for another (a scanned tag moves with it)
+                self._months.update((str(before)[:7], text[:7]))
+                if profiled:
+                    self._facts_changed(min(str(before)[:7], text[:7]))
             if updates:
                 self.db.many(
                     "UPDATE records SET corrected_at = ?, occurred_at = ? "
@@ -273,7 +299,23 @@ class Ingest:
             )
         )
         if pairs:
+            targets = sorted({target for target, _seq in pairs})
+            for k in range(0, len(targets), _WALK_CHUNK):
+                chunk = targets[k : k + _WALK_CHUNK]
+                marks = ", ".join("?" * len(chunk))
+                self._months.update(
+                    str(month)
+                    for (month,) in self.db.exec(
+                        "SELECT DISTINCT substr(occurred_at, 1, 7) FROM records "
+                        f"WHERE station = ? AND epoch = ? AND seq IN ({marks})",
+                        (station, epoch, *chunk),
+                    )
+                )
             self.db.set_voided(station, epoch, sorted(pairs))
+
+    def _facts_changed(self, month: str) -> None:
+        if self._facts_from is None or month < self._facts_from:
+            self._facts_from = month
 
     def _walk(
         self, station: str, epoch: str, acked: int, last_hash: str | None, conflicts: list[str]

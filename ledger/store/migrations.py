@@ -282,6 +282,19 @@ class Migration:
         ]
 
 
+# -- step 14: month digests, what a report reads instead of the records of whole months -------
+# (ledger/store/digests.py) a digest per month holding records; a change row per change of a
+# month's records since its digest was built: every existing month starts stale
+_MONTH_DIGESTS = (
+    "CREATE TABLE IF NOT EXISTS month_digests (month TEXT PRIMARY KEY, token TEXT, "
+    "body {blob}, built_at TEXT)",
+    "CREATE TABLE IF NOT EXISTS digest_changes (id {serial}, month TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS idx_digest_changes_month ON digest_changes (month)",
+    "INSERT INTO month_digests (month) SELECT DISTINCT substr(occurred_at, 1, 7) FROM records "
+    "WHERE occurred_at IS NOT NULL",
+    "INSERT INTO digest_changes (month) SELECT month FROM month_digests",
+)
+
 MIGRATIONS = (
     Migration(1, "records, heads, conflicts, quarantine, stations, registry", _BASE),
     Migration(2, "occurred_at, voided_by, report index, aggregates", _REPORT_COLUMNS),
@@ -298,6 +311,7 @@ MIGRATIONS = (
     Migration(11, "profiles with dates; index of records carrying a profile", _DATED_PROFILES),
     Migration(12, "issued_codes: beneficiary codes printed on cards", _ISSUED_CODES),
     Migration(13, "quarantine: station of each message, dropped counts", _QUARANTINE_CAP),
+    Migration(14, "month digests of report figures, and their change rows", _MONTH_DIGESTS),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -6,12 +6,21 @@ is *voided* when a ``void`` record points at it (``voided_by``); its time is ``o
 ``coalesce(corrected_at, recorded_at)``, kept at ingest; bounds are record times in the stored
 format (``start`` included, ``end`` excluded). Rows come back as dicts; ledger/reports.py makes
 the figures. Nothing here imports the rest of the ledger.
+
+Where the store keeps month digests (ledger/store/digests.py) and the grouping allows it, the
+figures come from them (ledger/store/tally.py: the same figures, without reading the records
+of whole months); a period's partial months, and reports by beneficiary, read the records.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
+
+from . import tally
+from .digests import Digests, MonthDigest, month_bounds
+from .facts import PROFILE_JOIN, profile_facts
 
 __all__ = [
     "COUNTED",
@@ -63,40 +72,6 @@ COUNTED = (
 MASK_BITS = 62  # keys a bigint mask holds (bit_or of 2**i)
 # groupings that are a column of ``records`` as they are (the others are computed below)
 KEY_COLUMNS = ("category", "station", "referrer", "beneficiary")
-# Household profiles are facts with dates (docs/reports.md): an imported tag holds over its
-# spans (``profiles``: since/until, days both included, '' no bound), a tag scanned at the
-# counter from the first record that carries it (``scanned_profiles`` names the pairs; the
-# partial index ``idx_records_profiled`` finds those records; their ledger time, so a repaired
-# clock moves it; NULL when a purge took them: it held before every record left). A weighing is
-# in a tag's row when a fact of its person covers its time: ``facts`` are made not to overlap
-# (an imported span ends where the scanned fact starts), so a weighing joins a tag once.
-_SCANNED_SINCE = (
-    "SELECT t.beneficiary, t.tag, min(f.occurred_at) AS since FROM scanned_profiles t "
-    "LEFT JOIN records f ON f.beneficiary = t.beneficiary AND f.data LIKE '%\"profile\"%' "
-    "AND {contains}(f.data, '\"' || t.tag || '\"') > 0 GROUP BY t.beneficiary, t.tag"
-)
-_END_OF_DAY = "'T24:00:00.000Z'"  # ISO 8601's end of a day: after its last instant
-_FACTS = f"""scanned AS ({_SCANNED_SINCE}),
-facts AS (
-    SELECT p.beneficiary, p.tag, nullif(p.since, '') AS since_at,
-        CASE WHEN s.beneficiary IS NOT NULL
-            AND (p.until = '' OR p.until || {_END_OF_DAY} > s.since) THEN s.since
-        WHEN p.until = '' THEN CAST(NULL AS TEXT) ELSE p.until || {_END_OF_DAY} END AS before_at
-    FROM profiles p LEFT JOIN scanned s ON s.beneficiary = p.beneficiary AND s.tag = p.tag
-    WHERE s.beneficiary IS NULL OR (s.since IS NOT NULL AND p.since < s.since)
-    UNION ALL SELECT beneficiary, tag, since, CAST(NULL AS TEXT) FROM scanned)"""
-PROFILE_JOIN = (
-    "LEFT JOIN facts p ON p.beneficiary = r.beneficiary "
-    f"AND (p.since_at IS NULL OR p.since_at <= {TIME}) "
-    f"AND (p.before_at IS NULL OR {TIME} < p.before_at)"
-)
-
-
-def profile_facts(dialect: str) -> str:
-    """The ``WITH`` clause of ``facts`` (beneficiary, tag, since_at, before_at): the
-    profiles a report joins (``since_at`` included, ``before_at`` excluded, NULL: no bound)."""
-    contains = "strpos" if dialect == "postgresql" else "instr"
-    return "WITH " + _FACTS.replace("{contains}", contains) + " "
 
 
 def tune_for_reports(store: ReadStore) -> None:
@@ -159,6 +134,18 @@ def figures_by_key(
     key's three counts in one pass of bit masks (:func:`_masked_counts`); by profile or with
     more keys than a mask holds, a ``GROUP BY`` subquery per count (a parallel hash, much
     faster there than ``count(DISTINCT …)``)."""
+    digests = _digests(store, bounds) if all(g in tally.DIGESTED for g in by) else None
+    if digests is not None:
+        rows, counts = tally.figures(
+            digests, by, groups=groups, referrer_types=referrer_types, counted=counted
+        )
+        if totals is not None:
+            totals.update(counts)
+        if not by and not rows:  # an aggregate without GROUP BY: one row, even of nothing
+            rows = [dict(weighings=0, items=0, net_mg=None, pieces=None, manual=None)]
+            if counted:
+                rows[0].update(counts)
+        return rows
     params: list[Any] = []
     keys = [_key_sql(g, params, groups or {}, referrer_types or {}) for g in by]
     join = with_ = ""
@@ -205,6 +192,9 @@ def figures_by_key(
 
 def period_counts(store: ReadStore, bounds: tuple[str, str]) -> dict[str, int]:
     """The period's visits, persons and structures (no sums: the months give those)."""
+    digests = _digests(store, bounds)
+    if digests is not None:
+        return tally.figures(digests, ())[1]
     where = f"r.kind = 'weighing' AND {TIME} >= ? AND {TIME} < ?"
     if store.dialect == "postgresql":
         return _masked_counts(store, [], "", [], list(bounds), where)
@@ -214,6 +204,31 @@ def period_counts(store: ReadStore, bounds: tuple[str, str]) -> dict[str, int]:
         list(bounds),
     )
     return {figure: int(found[0][figure] or 0) for figure, _c, _b in COUNTED}
+
+
+_TIME_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}T")
+
+
+def _digests(store: ReadStore, bounds: tuple[str, str]) -> list[MonthDigest] | None:
+    """The digests of the whole months of ``bounds`` and the cells of its partial months, in
+    time order; None where the store keeps no digests (or the bounds are not record times)."""
+    source = getattr(store, "digests", None)
+    start, end = bounds
+    if not isinstance(source, Digests) or not (_TIME_TEXT.match(start) and _TIME_TEXT.match(end)):
+        return None
+    parts: list[MonthDigest] = []
+    first = last = ""
+    cursor = start
+    while cursor < end:
+        month_start, month_end = month_bounds(cursor[:7])
+        if cursor == month_start and month_end <= end:
+            first = first or cursor[:7]
+            last = cursor[:7]
+        else:  # a month the period only partly covers: from its records
+            parts.append(source.part(cursor, min(month_end, end)))
+        cursor = month_end
+    whole = source.months(first, last) if first else []
+    return sorted([*whole, *parts], key=lambda d: d.month)
 
 
 def _masked_counts(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from .dialect import Dialect
+from .digests import Digests
 from .models import PurgeResult, utc_now
 from .privacy import Privacy
 
@@ -16,9 +17,10 @@ _OLD = "occurred_at < ?"
 class Retention:
     """``ledger purge`` (docs/privacy.md)."""
 
-    def __init__(self, db: Dialect, privacy: Privacy) -> None:
+    def __init__(self, db: Dialect, privacy: Privacy, digests: Digests) -> None:
         self.db = db
         self.privacy = privacy
+        self.digests = digests
 
     def purge(
         self, before: str, mode: Literal["aggregate", "delete"], *, dry_run: bool = False
@@ -58,6 +60,8 @@ class Retention:
                 if mode == "aggregate" and groups:
                     self._aggregate(groups)
                 self._delete(before)
+                # the purged months, and any later one whose profile facts began in them
+                self.digests.changed_all()
             return PurgeResult(
                 before,
                 mode,

@@ -1,0 +1,293 @@
+"""Month digests: each month's weighings as cells of sums and visit/person sets, kept exact.
+
+A report over a year read the year's records several times (distinct counts do not add up
+across months, so nothing could be summed ahead). A digest keeps, per month and per (station,
+category, referrer) cell, the sums (weighings, items, kg, pieces, manual) and the *sets* of
+live visits and persons (their integer ids, schema step 5); and the same cells per profile tag
+where profiles exist. Any period's figures are then sums and unions of a few cells
+(ledger/store/tally.py), exact: a union counts a person seen in two months once.
+
+Exactness through every change: whatever changes a month's records (ingest, a void, a clock
+repair, a purge, a profile import) adds a row to ``digest_changes`` in its own transaction
+(:meth:`Digests.changed`); a digest is fresh when it has a body and no change row is left for
+its month. A digest is built from one statement that reads the month's records *and* its change
+rows (one snapshot on both databases), then saved in a transaction that deletes exactly the
+change rows it saw: if another builder took some first, nothing is saved (the figures still
+serve the report that built them). A change committed after the snapshot keeps its row, so the
+month stays stale until built again. Writers only insert rows: two PostgreSQL workers never
+wait on each other for a digest.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from .dialect import Dialect
+from .facts import PROFILE_JOIN, profile_facts
+from .models import utc_now
+
+__all__ = ["BODY_VERSION", "Cell", "Digests", "MonthDigest", "month_bounds"]
+
+log = logging.getLogger("ledger.store")
+
+BODY_VERSION = 1
+# a cell: (tag, station, category, referrer, weighings, items, net_mg, pieces, manual,
+# visits, persons) -- tag None in the base cells; visits and persons sorted ids of live weighings
+Cell = tuple[str | None, str, str | None, str | None, int, int, int, int, int, list[int], list[int]]
+_LIVE = "r.voided_by IS NULL"
+_SUMS = f"""count(*) AS weighings,
+    sum(CASE WHEN {_LIVE} THEN 1 ELSE 0 END) AS items,
+    sum(CASE WHEN {_LIVE} THEN coalesce(r.net_mg, 0) ELSE 0 END) AS net_mg,
+    sum(CASE WHEN {_LIVE} THEN coalesce(r.pieces, 0) ELSE 0 END) AS pieces,
+    sum(CASE WHEN {_LIVE} AND r.source = 'manual' THEN 1 ELSE 0 END) AS manual"""
+_KEYS = "r.station, r.category, r.referrer, r.visit_n, r.person_n"
+_WHERE = "r.kind = 'weighing' AND r.occurred_at >= ? AND r.occurred_at < ?"
+_MEMO = 240  # decoded months kept per store (20 years); each is a few hundred kB
+
+
+def month_bounds(month: str) -> tuple[str, str]:
+    """``YYYY-MM`` as record times: its first instant (included), the next month's (excluded)."""
+    y, m = int(month[:4]), int(month[5:7])
+    y2, m2 = (y + 1, 1) if m == 12 else (y, m + 1)
+    return f"{y:04d}-{m:02d}-01T00:00:00.000Z", f"{y2:04d}-{m2:02d}-01T00:00:00.000Z"
+
+
+@dataclass(slots=True)
+class MonthDigest:
+    """One month's cells (or a part of a month's, for a period's partial edges).
+
+    ``tagged`` is None when no profile fact exists: every weighing is then in the untagged
+    row of a report by profile. ``tallies`` keeps what ledger/store/tally.py computed from it
+    (per grouping), for as long as this digest is the month's."""
+
+    month: str
+    token: str | None
+    base: list[Cell]
+    tagged: list[Cell] | None
+    tallies: dict[Any, Any] = field(default_factory=dict)
+
+    def encode(self) -> bytes:
+        return orjson.dumps({"v": BODY_VERSION, "base": self.base, "tagged": self.tagged})
+
+    @classmethod
+    def decode(cls, month: str, token: str, body: bytes) -> MonthDigest | None:
+        """None when the body is of another version (it is then built again)."""
+        data = orjson.loads(body)
+        if not isinstance(data, dict) or data.get("v") != BODY_VERSION:
+            return None
+        base = [tuple(c) for c in data["base"]]
+        tagged = None if data["tagged"] is None else [tuple(c) for c in data["tagged"]]
+        return cls(month, token, base, tagged)
+
+
+class Digests:
+    """The ``month_digests`` and ``digest_changes`` tables (schema step 14)."""
+
+    def __init__(self, db: Dialect) -> None:
+        self.db = db
+        self._memo: dict[str, MonthDigest] = {}
+        self._lock = threading.Lock()
+        # whether profile facts existed at the last build (a guess for the next one: checked)
+        self._profiled = False
+
+    # -- writers: inside the caller's transaction ---------------------------------------------
+    def changed(self, months: Iterable[str | None]) -> None:
+        """The records of these months (``YYYY-MM``) changed."""
+        for month in sorted({m for m in months if m}):
+            self.db.exec(
+                "INSERT INTO month_digests (month) VALUES (?) ON CONFLICT (month) DO NOTHING",
+                (month,),
+            )
+            self.db.exec("INSERT INTO digest_changes (month) VALUES (?)", (month,))
+
+    def changed_from(self, month: str) -> None:
+        """Every month from ``month`` on changed (a profile fact that starts there moved)."""
+        self.changed([month])
+        self.db.exec(
+            "INSERT INTO digest_changes (month) SELECT month FROM month_digests WHERE month > ?",
+            (month,),
+        )
+
+    def changed_all(self) -> None:
+        """Every month changed (a purge, a profile import)."""
+        self.db.exec("INSERT INTO digest_changes (month) SELECT month FROM month_digests")
+
+    # -- readers ------------------------------------------------------------------------------
+    def months(self, first: str, last: str) -> list[MonthDigest]:
+        """The digest of every month from ``first`` to ``last`` (``YYYY-MM``, both included)
+        that holds records, fresh: built now (and saved) where stale."""
+        found = self.db.fetch(
+            "SELECT d.month AS month, d.token AS token, "
+            "(SELECT count(*) FROM digest_changes c WHERE c.month = d.month) AS pending "
+            "FROM month_digests d WHERE d.month >= ? AND d.month <= ? ORDER BY d.month",
+            [first, last],
+        )
+        out = []
+        for row in found:
+            month, token = str(row["month"]), row["token"]
+            digest = None
+            if token is not None and not row["pending"]:
+                digest = self._cached(month, str(token))
+            out.append(digest or self._build(month))
+        return out
+
+    def part(self, start: str, end: str) -> MonthDigest:
+        """The cells of the records with ``start <= time < end`` (inside one month), from the
+        records themselves (a period's partial months; not kept)."""
+        return self._read(start[:7], start, end, with_changes=False)[0]
+
+    def _cached(self, month: str, token: str) -> MonthDigest | None:
+        with self._lock:
+            hit = self._memo.get(month)
+        if hit is not None and hit.token == token:
+            return hit
+        rows = self.db.fetch(
+            "SELECT body FROM month_digests WHERE month = ? AND token = ?", [month, token]
+        )
+        if not rows or rows[0]["body"] is None:
+            return None  # rebuilt meanwhile: build it again here
+        digest = MonthDigest.decode(month, token, bytes(rows[0]["body"]))
+        if digest is not None:
+            self._remember(digest)
+        return digest
+
+    def _remember(self, digest: MonthDigest) -> None:
+        with self._lock:
+            self._memo[digest.month] = digest
+            while len(self._memo) > _MEMO:
+                del self._memo[next(iter(self._memo))]
+
+    def _build(self, month: str) -> MonthDigest:
+        start, end = month_bounds(month)
+        digest, seen = self._read(month, start, end, with_changes=True)
+        if seen:
+            digest.token = secrets.token_hex(8)
+            try:
+                saved = self.db.atomic(lambda: self._save(digest, seen))
+            except Exception as exc:  # a read-only file or a lost connection: serve, not keep
+                log.debug("month digest %s not saved: %s", month, exc)
+                saved = False
+            if not saved:
+                digest.token = None
+        if digest.token is not None:
+            self._remember(digest)
+        return digest
+
+    def _save(self, digest: MonthDigest, seen: list[int]) -> bool:
+        """Take exactly the change rows this build saw; keep the body only if they were all
+        still there (another builder took none of them: it would have built a later state)."""
+        taken = 0
+        for k in range(0, len(seen), 500):
+            chunk = seen[k : k + 500]
+            taken += len(
+                self.db.exec(
+                    f"DELETE FROM digest_changes WHERE id IN ({', '.join('?' * len(chunk))}) "
+                    "RETURNING id",
+                    chunk,
+                )
+            )
+        if taken != len(seen):
+            raise _Taken
+        self.db.exec(
+            "UPDATE month_digests SET token = ?, body = ?, built_at = ? WHERE month = ?",
+            (digest.token, digest.encode(), utc_now(), digest.month),
+        )
+        return True
+
+    def _read(
+        self, month: str, start: str, end: str, *, with_changes: bool
+    ) -> tuple[MonthDigest, list[int]]:
+        """The cells of ``start <= time < end``, and the month's change rows."""
+        tagged = bool(self._profiled)
+        while True:
+            digest, seen, profiled = self._statement(month, start, end, tagged, with_changes)
+            if profiled == tagged or tagged:
+                self._profiled = profiled
+                return digest, seen
+            tagged = self._profiled = True  # profiles came since: read them too
+
+    def _statement(
+        self, month: str, start: str, end: str, tagged: bool, with_changes: bool
+    ) -> tuple[MonthDigest, list[int], bool]:
+        """One statement, so one snapshot on both databases: the cells' rows, the change
+        rows, and whether any profile fact exists (a build without the tagged cells is kept
+        only if none did in that snapshot)."""
+        params: list[Any] = [start, end]
+        parts = [
+            f"SELECT 0 AS part, CAST(NULL AS TEXT) AS tag, {_KEYS}, {_SUMS} "
+            f"FROM records r WHERE {_WHERE} GROUP BY {_KEYS}"
+        ]
+        with_ = ""
+        if tagged:
+            with_ = profile_facts(self.db.name)
+            parts.append(
+                f"SELECT 1, p.tag, {_KEYS}, {_SUMS} FROM records r {PROFILE_JOIN} "
+                f"WHERE {_WHERE} GROUP BY p.tag, {_KEYS}"
+            )
+            params += [start, end]
+        parts.append(
+            "SELECT 3, CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT), "
+            "CAST(NULL AS TEXT), (SELECT count(*) FROM (SELECT 1 FROM profiles LIMIT 1) a) "
+            "+ (SELECT count(*) FROM (SELECT 1 FROM scanned_profiles LIMIT 1) b), "
+            "CAST(NULL AS BIGINT), 0, 0, 0, 0, 0"
+        )
+        if with_changes:
+            parts.append(
+                "SELECT 2, CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT), "
+                "CAST(NULL AS TEXT), id, CAST(NULL AS BIGINT), 0, 0, 0, 0, 0 "
+                "FROM digest_changes WHERE month = ?"
+            )
+            params.append(month)
+        rows = self.db.fetch(with_ + " UNION ALL ".join(parts), params)
+        cells: tuple[dict[tuple[Any, ...], list[Any]], dict[tuple[Any, ...], list[Any]]] = ({}, {})
+        seen: list[int] = []
+        profiled = False
+        for row in rows:
+            values = list(row.values())
+            part = int(values[0])
+            if part >= 2:
+                if part == 2:
+                    seen.append(int(values[5]))
+                else:
+                    profiled = bool(values[5])
+                continue
+            tag, station, category, referrer, visit, person = values[1:7]
+            key = (tag, station, category, referrer)
+            acc = cells[part].get(key)
+            if acc is None:
+                acc = cells[part][key] = [0, 0, 0, 0, 0, set(), set()]
+            items = int(values[8] or 0)
+            acc[0] += int(values[7] or 0)
+            acc[1] += items
+            acc[2] += int(values[9] or 0)
+            acc[3] += int(values[10] or 0)
+            acc[4] += int(values[11] or 0)
+            if items:  # a visit (person) counts where one of its weighings is live
+                if visit is not None:
+                    acc[5].add(int(visit))
+                if person is not None:
+                    acc[6].add(int(person))
+
+        def done(part: dict[tuple[Any, ...], list[Any]]) -> list[Cell]:
+            return [
+                (*key, *acc[:5], sorted(acc[5]), sorted(acc[6]))
+                for key, acc in sorted(part.items(), key=lambda kv: _sortable(kv[0]))
+            ]
+
+        digest = MonthDigest(month, None, done(cells[0]), done(cells[1]) if tagged else None)
+        return digest, seen, profiled
+
+
+class _Taken(Exception):
+    """Another builder took some of this build's change rows first."""
+
+
+def _sortable(key: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(("", "") if k is None else ("~", k) for k in key)
