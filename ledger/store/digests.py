@@ -33,11 +33,20 @@ from .dialect import Dialect
 from .facts import PROFILE_JOIN, profile_facts
 from .models import utc_now
 
-__all__ = ["BODY_VERSION", "Cell", "Digests", "MonthDigest", "month_bounds"]
+__all__ = [
+    "BODY_VERSION",
+    "DIMENSIONS",
+    "Cell",
+    "Digests",
+    "Entry",
+    "MonthDigest",
+    "bits_of",
+    "month_bounds",
+]
 
 log = logging.getLogger("ledger.store")
 
-BODY_VERSION = 1
+BODY_VERSION = 2
 # a cell: (tag, station, category, referrer, weighings, items, net_mg, pieces, manual,
 # visits, persons) -- tag None in the base cells; visits and persons sorted ids of live weighings
 Cell = tuple[str | None, str, str | None, str | None, int, int, int, int, int, list[int], list[int]]
@@ -59,32 +68,128 @@ def month_bounds(month: str) -> tuple[str, str]:
     return f"{y:04d}-{m:02d}-01T00:00:00.000Z", f"{y2:04d}-{m2:02d}-01T00:00:00.000Z"
 
 
+# an entry of a dimension: weighings, items, net_mg, pieces, manual, visits and persons as bit
+# sets (bit ``id - offset``), structures (codes) of its live weighings
+Entry = list[Any]
+DIMENSIONS = ("all", "station", "category", "referrer", "tag")
+_BIT = tuple(1 << i for i in range(8))
+
+
+def bits_of(ids: Iterable[int], offset: int) -> int:
+    """Ids as one integer, bit ``id - offset`` set for each."""
+    values = [x - offset for x in ids]
+    if not values:
+        return 0
+    buffer = bytearray((max(values) >> 3) + 1)
+    for x in values:
+        buffer[x >> 3] |= _BIT[x & 7]
+    return int.from_bytes(buffer, "little")
+
+
 @dataclass(slots=True)
 class MonthDigest:
-    """One month's cells (or a part of a month's, for a period's partial edges).
+    """One month's figures (or a part of a month's, for a period's partial edges).
 
-    ``tagged`` is None when no profile fact exists: every weighing is then in the untagged
-    row of a report by profile. ``tallies`` keeps what ledger/store/tally.py computed from it
-    (per grouping), for as long as this digest is the month's."""
+    ``dims``: per dimension (``all``, ``station``, ``category``, ``referrer`` — their values as
+    stored, None kept apart from '' — and ``tag``, the profile), an :data:`Entry` per value:
+    what a report by one grouping reads. ``cells`` (per station × category × referrer, and per
+    tag where profile facts exist; decoded on first use) answer two groupings at once.
+    ``tallies`` keeps what ledger/store/tally.py computed from it, for as long as this digest
+    is the month's."""
 
     month: str
     token: str | None
-    base: list[Cell]
-    tagged: list[Cell] | None
+    offsets: tuple[int, int]  # the smallest visit and person ids: where the bit sets start
+    dims: dict[str, dict[Any, Entry]]
+    packed_cells: bytes = b""
+    decoded_cells: tuple[list[Cell], list[Cell] | None] | None = None
     tallies: dict[Any, Any] = field(default_factory=dict)
 
+    @property
+    def cells(self) -> tuple[list[Cell], list[Cell] | None]:
+        """(base cells, tagged cells or None when no profile fact existed)."""
+        if self.decoded_cells is None:
+            data = orjson.loads(self.packed_cells)
+            tagged = None if data["tagged"] is None else [tuple(c) for c in data["tagged"]]
+            self.decoded_cells = ([tuple(c) for c in data["base"]], tagged)
+        return self.decoded_cells
+
     def encode(self) -> bytes:
-        return orjson.dumps({"v": BODY_VERSION, "base": self.base, "tagged": self.tagged})
+        """A small head (version, offsets, dimensions; bit sets in hex), then the cells."""
+        head = orjson.dumps(
+            {
+                "v": BODY_VERSION,
+                "offsets": self.offsets,
+                "dims": {
+                    name: [
+                        [k, *e[:5], f"{e[5]:x}", f"{e[6]:x}", sorted(e[7])] for k, e in d.items()
+                    ]
+                    for name, d in self.dims.items()
+                },
+            }
+        )
+        return _MAGIC + len(head).to_bytes(4, "big") + head + self.packed_cells
 
     @classmethod
     def decode(cls, month: str, token: str, body: bytes) -> MonthDigest | None:
         """None when the body is of another version (it is then built again)."""
-        data = orjson.loads(body)
-        if not isinstance(data, dict) or data.get("v") != BODY_VERSION:
+        if body[: len(_MAGIC)] != _MAGIC:
             return None
-        base = [tuple(c) for c in data["base"]]
-        tagged = None if data["tagged"] is None else [tuple(c) for c in data["tagged"]]
-        return cls(month, token, base, tagged)
+        size = int.from_bytes(body[len(_MAGIC) : len(_MAGIC) + 4], "big")
+        start = len(_MAGIC) + 4
+        head = orjson.loads(body[start : start + size])
+        if head.get("v") != BODY_VERSION:
+            return None
+        dims = {
+            name: {e[0]: [*e[1:6], int(e[6], 16), int(e[7], 16), set(e[8])] for e in entries}
+            for name, entries in head["dims"].items()
+        }
+        offsets = (int(head["offsets"][0]), int(head["offsets"][1]))
+        return cls(month, token, offsets, dims, body[start + size :])
+
+
+_MAGIC = b"PDG"
+_AT = {"tag": 0, "station": 1, "category": 2, "referrer": 3}  # a dimension's place in a cell key
+
+
+def _digest_of(
+    month: str,
+    base: dict[tuple[Any, ...], list[Any]],
+    tagged: dict[tuple[Any, ...], list[Any]] | None,
+) -> MonthDigest:
+    """The digest of cell accumulators ((tag, station, category, referrer) -> sums + sets)."""
+    v_off = min((min(a[5]) for a in base.values() if a[5]), default=0)
+    p_off = min((min(a[6]) for a in base.values() if a[6]), default=0)
+    gathered: dict[str, dict[Any, list[Any]]] = {name: {} for name in DIMENSIONS}
+    for source, names in ((base, DIMENSIONS[:4]), (base if tagged is None else tagged, ("tag",))):
+        for key, acc in source.items():
+            for name in names:
+                value = None if name == "all" else key[_AT[name]]
+                entry = gathered[name].get(value)
+                if entry is None:
+                    entry = gathered[name][value] = [0, 0, 0, 0, 0, set(), set(), set()]
+                for i in range(5):
+                    entry[i] += acc[i]
+                entry[5] |= acc[5]
+                entry[6] |= acc[6]
+                if acc[1] and key[3] is not None:  # a structure counts where a weighing is live
+                    entry[7].add(key[3])
+    dims: dict[str, dict[Any, Entry]] = {
+        name: {
+            value: [*e[:5], bits_of(e[5], v_off), bits_of(e[6], p_off), e[7]]
+            for value, e in entries.items()
+        }
+        for name, entries in gathered.items()
+    }
+
+    def done(part: dict[tuple[Any, ...], list[Any]]) -> list[Cell]:
+        return [
+            (*key, *acc[:5], sorted(acc[5]), sorted(acc[6]))
+            for key, acc in sorted(part.items(), key=lambda kv: _sortable(kv[0]))
+        ]
+
+    cells = orjson.dumps({"base": done(base), "tagged": None if tagged is None else done(tagged)})
+    return MonthDigest(month, None, (v_off, p_off), dims, cells)
 
 
 class Digests:
@@ -275,13 +380,7 @@ class Digests:
                 if person is not None:
                     acc[6].add(int(person))
 
-        def done(part: dict[tuple[Any, ...], list[Any]]) -> list[Cell]:
-            return [
-                (*key, *acc[:5], sorted(acc[5]), sorted(acc[6]))
-                for key, acc in sorted(part.items(), key=lambda kv: _sortable(kv[0]))
-            ]
-
-        digest = MonthDigest(month, None, done(cells[0]), done(cells[1]) if tagged else None)
+        digest = _digest_of(month, cells[0], cells[1] if tagged else None)
         return digest, seen, profiled
 
 

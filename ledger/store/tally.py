@@ -1,10 +1,11 @@
 """A period's figures from month digests: sums added, visit and person sets united.
 
-Pure Python over :class:`~ledger.store.digests.MonthDigest` cells, no SQL. Each month's
-figures per grouping (a *tally*: sums, and visits and persons as bit sets over the month's
-ids) are computed once per digest and kept with it; a period's row is then the sum of its
-months' sums and the population count of the union (``|``) of their bit sets, so a person seen
-in two months counts once, as ``count(DISTINCT …)`` over the records would count them.
+Pure Python over :class:`~ledger.store.digests.MonthDigest`, no SQL. Each month's figures per
+grouping (a *tally*: sums, and visits and persons as bit sets over the month's ids) come from
+the digest's dimension of that grouping (or its cells, for two groupings), computed once per
+digest and kept with it; a period's row is then the sum of its months' sums and the population
+count of the union (``|``) of their bit sets, so a person seen in two months counts once, as
+``count(DISTINCT …)`` over the records counts them.
 """
 
 from __future__ import annotations
@@ -12,57 +13,46 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from .digests import Cell, MonthDigest
+from .digests import Entry, MonthDigest, bits_of
 
 __all__ = ["DIGESTED", "figures"]
 
 # groupings a digest answers (by beneficiary needs the records)
 DIGESTED = ("month", "station", "category", "referrer", "group", "referrer_type", "profile")
-_BIT = tuple(1 << i for i in range(8))
-# a tally's entry: weighings, items, net_mg, pieces, manual, visits bits, persons bits, referrers
-Entry = list[Any]
+# the dimension a grouping reads, and the place of its value in a cell's key
+_DIMENSION = {
+    "station": ("station", 1),
+    "category": ("category", 2),
+    "referrer": ("referrer", 3),
+    "group": ("station", 1),
+    "referrer_type": ("referrer", 3),
+    "profile": ("tag", 0),
+}
 
 
 def _key_fn(
     grouping: str, groups: Mapping[str, str], types: Mapping[str, str]
-) -> Callable[[Cell], Any]:
-    """The key of a cell as the SQL of ledger/store/queries.py gives it (NULL where it does)."""
-    if grouping == "station":
-        return lambda c: c[1]
-    if grouping == "category":
-        return lambda c: c[2] or ""
-    if grouping == "referrer":
-        return lambda c: c[3] or ""
+) -> Callable[[Any], Any]:
+    """A stored value's key as the SQL of ledger/store/queries.py gives it (NULL where it
+    does: an unmapped station or structure, a weighing without profile)."""
+    if grouping in ("category", "referrer"):
+        return lambda v: v or ""
     if grouping == "group":
-        return lambda c: groups.get(c[1])
+        return lambda v: groups.get(v)
     if grouping == "referrer_type":
-        return lambda c: None if c[3] is None else types.get(c[3])
-    if grouping == "profile":
-        return lambda c: c[0]
-    raise ValueError(f"not a digest grouping: {grouping!r}")
+        return lambda v: None if v is None else types.get(v)
+    return lambda v: v
 
 
-def _bits(lists: list[list[int]], offset: int) -> int:
-    """The sorted id lists as one integer, bit ``id - offset`` set for each id."""
-    top = max((chunk[-1] for chunk in lists if chunk), default=None)
-    if top is None:
-        return 0
-    buffer = bytearray(((top - offset) >> 3) + 1)
-    for ids in lists:
-        for x in ids:
-            x -= offset
-            buffer[x >> 3] |= _BIT[x & 7]
-    return int.from_bytes(buffer, "little")
-
-
-def _offsets(digest: MonthDigest) -> tuple[int, int]:
-    """The smallest visit and person ids of the month: its bit sets start there."""
-    hit = digest.tallies.get("offsets")
-    if hit is None:
-        visits = [c[9][0] for c in digest.base if c[9]]
-        persons = [c[10][0] for c in digest.base if c[10]]
-        hit = digest.tallies["offsets"] = (min(visits, default=0), min(persons, default=0))
-    return tuple(hit)
+def _merge(into: Entry | None, entry: Entry) -> Entry:
+    if into is None:
+        return [*entry[:7], set(entry[7])]
+    for i in range(5):
+        into[i] += entry[i]
+    into[5] |= entry[5]
+    into[6] |= entry[6]
+    into[7] |= entry[7]
+    return into
 
 
 def _tally(
@@ -76,32 +66,48 @@ def _tally(
     hit: dict[tuple[Any, ...], Entry] | None = digest.tallies.get(memo)
     if hit is not None:
         return hit
-    cells = digest.base
-    if "profile" in by and digest.tagged is not None:
-        cells = digest.tagged
-    keys = [_key_fn(g, groups, types) for g in by]
-    gathered: dict[tuple[Any, ...], list[Any]] = {}
-    for cell in cells:
-        key = tuple(f(cell) for f in keys)
-        acc = gathered.get(key)
-        if acc is None:
-            acc = gathered[key] = [0, 0, 0, 0, 0, [], [], set()]
-        acc[0] += cell[4]
-        acc[1] += cell[5]
-        acc[2] += cell[6]
-        acc[3] += cell[7]
-        acc[4] += cell[8]
-        acc[5].append(cell[9])
-        acc[6].append(cell[10])
-        if cell[5] and cell[3] is not None:  # a structure counts where a weighing is live
-            acc[7].add(cell[3])
-    v_off, p_off = _offsets(digest)
-    out = {
-        key: [*acc[:5], _bits(acc[5], v_off), _bits(acc[6], p_off), acc[7]]
-        for key, acc in gathered.items()
-    }
+    out: dict[tuple[Any, ...], Entry] = {}
+    if not by:
+        whole = digest.dims["all"].get(None)
+        out = {} if whole is None else {(): whole}
+    elif len(by) == 1:
+        key = _key_fn(by[0], groups, types)
+        for value, entry in digest.dims[_DIMENSION[by[0]][0]].items():
+            k = (key(value),)
+            out[k] = _merge(out.get(k), entry)
+    else:
+        out = _from_cells(digest, by, groups, types)
     digest.tallies[memo] = out
     return out
+
+
+def _from_cells(
+    digest: MonthDigest,
+    by: tuple[str, ...],
+    groups: Mapping[str, str],
+    types: Mapping[str, str],
+) -> dict[tuple[Any, ...], Entry]:
+    """Two groupings at once: from the cells (station × category × referrer [× tag])."""
+    base, tagged = digest.cells
+    cells = tagged if "profile" in by and tagged is not None else base
+    keys = [(_key_fn(g, groups, types), _DIMENSION[g][1]) for g in by]
+    gathered: dict[tuple[Any, ...], list[Any]] = {}
+    for cell in cells:
+        k = tuple(f(cell[at]) for f, at in keys)
+        acc = gathered.get(k)
+        if acc is None:
+            acc = gathered[k] = [0, 0, 0, 0, 0, set(), set(), set()]
+        for i in range(5):
+            acc[i] += cell[4 + i]
+        acc[5].update(cell[9])
+        acc[6].update(cell[10])
+        if cell[5] and cell[3] is not None:  # a structure counts where a weighing is live
+            acc[7].add(cell[3])
+    v_off, p_off = digest.offsets
+    return {
+        k: [*acc[:5], bits_of(acc[5], v_off), bits_of(acc[6], p_off), acc[7]]
+        for k, acc in gathered.items()
+    }
 
 
 def figures(
@@ -118,12 +124,12 @@ def figures(
     by = tuple(by)
     at_month = by.index("month") if "month" in by else -1
     rest = tuple(g for g in by if g != "month")
-    # per key: sums, then per month (offsets, bits) to unite
+    # per key: the sums, and per month (offset, bits) to unite
     rows: dict[tuple[Any, ...], list[Any]] = {}
     everything: list[tuple[int, int, int, int]] = []
     referrers_all: set[str] = set()
     for digest in digests:
-        v_off, p_off = _offsets(digest)
+        v_off, p_off = digest.offsets
         for key, entry in _tally(digest, rest, groups, types).items():
             if at_month >= 0:
                 key = (*key[:at_month], digest.month, *key[at_month:])
@@ -137,10 +143,9 @@ def figures(
                 acc[6].append((p_off, entry[6]))
                 acc[7] |= entry[7]
         if counted:
-            total = _tally(digest, (), groups, types).get(())
-            if total is not None:
-                everything.append((v_off, total[5], p_off, total[6]))
-                referrers_all |= total[7]
+            for entry in digest.dims["all"].values():
+                everything.append((v_off, entry[5], p_off, entry[6]))
+                referrers_all |= entry[7]
     out = []
     for key in sorted(rows, key=_sortable):
         acc = rows[key]
