@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 
 import click
 
-from common.i18n import _
+from common.i18n import _, ngettext
 
 from ..redact import redacted
 from .context import load_config, open_ledger, usage
@@ -22,7 +22,8 @@ def db_group() -> None:
 @db_group.command("migrate")
 @click.pass_context
 def db_migrate(ctx: click.Context) -> None:
-    """Bring the database schema to this ledger's version (also done at every start).
+    """Bring the database schema to this ledger's version (also done at every start), then
+    build the month digests reports read (else the first report after an upgrade builds them).
 
     \b
     Example:
@@ -32,12 +33,20 @@ def db_migrate(ctx: click.Context) -> None:
     store = open_ledger(cfg)
     try:
         version = store.schema_version()
+        click.echo(
+            _("Database {db}: schema version {v} ({dialect})").format(
+                db=redacted(cfg.ledger.database), v=version, dialect=store.dialect
+            )
+        )
+        built = store.refresh_digests()
     finally:
         store.close()
     click.echo(
-        _("Database {db}: schema version {v} ({dialect})").format(
-            db=redacted(cfg.ledger.database), v=version, dialect=store.dialect
-        )
+        ngettext(
+            "{n} month digest built for reports",
+            "{n} month digests built for reports",
+            built,
+        ).format(n=built)
     )
 
 

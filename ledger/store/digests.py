@@ -243,6 +243,17 @@ class Digests:
             out.append(digest or self._build(month))
         return out
 
+    def refresh(self) -> int:
+        """Build every stale month now (after an upgrade or a bulk load, so the first report
+        does not wait); returns how many were built."""
+        stale = self.db.fetch(
+            "SELECT month FROM month_digests d WHERE d.token IS NULL "
+            "OR EXISTS (SELECT 1 FROM digest_changes c WHERE c.month = d.month) ORDER BY month"
+        )
+        for row in stale:
+            self._build(str(row["month"]))
+        return len(stale)
+
     def part(self, start: str, end: str) -> MonthDigest:
         """The cells of the records with ``start <= time < end`` (inside one month), from the
         records themselves (a period's partial months; not kept)."""

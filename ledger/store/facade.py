@@ -252,6 +252,7 @@ class SqlLedgerStore:
 
     def import_profiles(self, profiles: Iterable[ProfileLine], *, replace_all: bool = False) -> int:
         """Household profile tags for beneficiary codes (Profiles.import_profiles)."""
+
         def body() -> int:  # who is in which profile may change in any month
             n = self.profiles.import_profiles(profiles, replace_all=replace_all)
             self.digests.changed_all()
@@ -291,6 +292,10 @@ class SqlLedgerStore:
     def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Rows of a read-only query (portable SQL, ``?`` placeholders)."""
         return self.sql.fetch(sql, params)
+
+    def refresh_digests(self) -> int:
+        """Build the month digests that are stale (Digests.refresh); how many were built."""
+        return self.digests.refresh()
 
     def analyze(self) -> None:
         """Refresh the planner's statistics (benchmarks, after a bulk load)."""

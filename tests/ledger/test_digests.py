@@ -268,3 +268,26 @@ def test_changes_that_move_figures_into_months_no_new_record_is_in(ledger_url: s
         assert [r.key for r in report.rows] == [("famille",)]  # the fact now holds from January
     finally:
         store.close()
+
+
+def test_ledger_db_migrate_builds_the_stale_digests(tmp_path: Any) -> None:
+    """After an upgrade every month is stale: `ledger db migrate` builds them, in French."""
+    from click.testing import CliRunner
+
+    from ledger.cli import cli
+
+    url = str(tmp_path / "ledger.db")
+    store = open_store(url)
+    ledger_dataset.ingest(store, ledger_dataset.network(seed=2, persons=30, visits_per_station=20))
+    stale = store.fetch("SELECT count(DISTINCT month) AS n FROM digest_changes")[0]["n"]
+    store.close()
+    assert stale > 10
+    config = tmp_path / "ledger.toml"
+    config.write_text(f'[ledger]\ndatabase = "{url}"\n', encoding="utf-8")
+    result = CliRunner().invoke(cli, ["--config", str(config), "db", "migrate"])
+    assert result.exit_code == 0, result.output
+    assert f"{stale} résumés mensuels construits pour les rapports" in result.output
+    store = open_store(url)
+    assert store.fetch("SELECT count(*) AS n FROM digest_changes")[0]["n"] == 0
+    assert store.refresh_digests() == 0  # nothing left to build
+    store.close()
