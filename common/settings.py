@@ -52,15 +52,32 @@ def _resolve_env(value: Any, where: str, problems: list[str]) -> Any:
     return value
 
 
+def _fields(model: Any) -> dict[str, Any]:
+    """A model's keys and their types: a pydantic model's (the ledger) or a
+    :class:`common.schema.Section`'s (the station)."""
+    if hasattr(model, "schema_fields"):
+        fields: dict[str, Any] = model.schema_fields()
+        return fields
+    if hasattr(model, "model_fields"):
+        return {name: f.annotation for name, f in model.model_fields.items()}
+    return {}
+
+
+def _is_model(candidate: Any) -> bool:
+    return isinstance(candidate, type) and (
+        hasattr(candidate, "schema_fields") or hasattr(candidate, "model_fields")
+    )
+
+
 def _submodel(annotation: Any) -> Any:
     """The model class inside ``annotation`` (``Sub``, ``Sub | None``, ``list[Sub]``), if any."""
     candidates = [annotation, *getattr(annotation, "__args__", ())]
     for candidate in candidates:
-        if isinstance(candidate, type) and hasattr(candidate, "model_fields"):
+        if _is_model(candidate):
             return candidate
         inner = getattr(candidate, "__args__", ())
         for arg in inner:
-            if isinstance(arg, type) and hasattr(arg, "model_fields"):
+            if _is_model(arg):
                 return arg
     return None
 
@@ -71,8 +88,7 @@ def _section_kind(model: Any, loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             continue
-        field = None if model is None else model.model_fields.get(part)
-        annotation = None if field is None else field.annotation
+        annotation = None if model is None else _fields(model).get(part)
         model = None if annotation is None else _submodel(annotation)
     if model is None:
         return ""
@@ -83,11 +99,11 @@ def _allowed_keys(model: Any, loc: tuple[int | str, ...]) -> str:
     for part in loc[:-1]:
         if isinstance(part, int):
             continue
-        field = model.model_fields.get(part)
-        model = None if field is None else _submodel(field.annotation)
+        annotation = _fields(model).get(part)
+        model = None if annotation is None else _submodel(annotation)
         if model is None:
             return ""
-    return ", ".join(model.model_fields)
+    return ", ".join(_fields(model))
 
 
 def _choices(expected: str) -> str:
@@ -137,7 +153,8 @@ PATTERN_HINTS: dict[str, Callable[[], str]] = {
 
 
 def _hint(err: Any, model: Any, loc: tuple[Any, ...]) -> str:
-    """One error of pydantic, in the current language: what is wrong, then the fix."""
+    """One error (pydantic's or common.schema's), in the current language: what is wrong, then
+    the fix."""
     kind = err["type"]
     ctx = err.get("ctx") or {}
     given = _shown(err.get("input"))
@@ -228,7 +245,8 @@ def _hint(err: Any, model: Any, loc: tuple[Any, ...]) -> str:
 
 
 def describe_errors(errors: list[Any], model: Any) -> list[str]:
-    """One line per mistake (``ValidationError.errors()``): the key, what is wrong, the fix.
+    """One line per mistake (``errors()`` of pydantic's ValidationError or of
+    :class:`common.schema.SchemaError`): the key, what is wrong, the fix.
 
     Translated by the error's ``type`` (pydantic's own messages are English); a value that two
     types of a union both refuse is one line, not one per type tried."""

@@ -5,21 +5,12 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Annotated, Any, Literal
-
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from typing import Annotated, Any, ClassVar, Literal
 
 from common.i18n import _
+from common.schema import After, Before, Rule, SchemaError, Section
 from common.settings import ConfigError, describe_errors, load_settings, parse_settings
 from common.units import MassError, parse_mass_text
 from drivers.scale import PROTOCOLS, ScaleProtocol
@@ -49,6 +40,12 @@ EXAMPLE_ID = "ressourcerie-nord-1"
 DEFAULT_DATA_DIR = Path("/var/lib/pesee")
 
 
+def _known_protocol(value: str) -> str:
+    if value not in PROTOCOLS:
+        raise ValueError(_("unknown protocol; known: {names}").format(names=", ".join(PROTOCOLS)))
+    return value
+
+
 def _mass_mg(value: Any) -> int:
     """``"20 g"``, ``"0.020 kg"``, ``"1,5 kg"`` → milligrams, exactly."""
     if isinstance(value, bool) or not isinstance(value, str):
@@ -59,47 +56,54 @@ def _mass_mg(value: Any) -> int:
         raise ValueError(str(exc)) from exc
 
 
-Mass = Annotated[int, BeforeValidator(_mass_mg)]
-Code = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
-Pin = Annotated[int, Field(ge=0, le=27, strict=True)]
-# TOML has no null: ``amber = false`` says the part is not fitted
-OptionalPin = Annotated[Pin | None, BeforeValidator(lambda v: None if v is False else v)]
+def _above_zero(value: int) -> int:
+    if value <= 0:
+        raise ValueError(_("must be above zero"))
+    return value
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+def _not_fitted(value: Any) -> Any:
+    """TOML has no null: ``amber = false`` says the part is not fitted."""
+    return None if value is False else value
 
 
-class StationSection(_Section):
-    id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+Mass = Annotated[int, Before(_mass_mg)]
+Code = Annotated[str, Rule(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
+Pin = Annotated[int, Rule(ge=0, le=27, strict=True)]
+OptionalPin = Annotated[Pin | None, Before(_not_fitted)]
+# every section below is @dataclass(frozen=True, kw_only=True): see common.schema.Section
+
+
+@dataclass(frozen=True, kw_only=True)
+class StationSection(Section):
+    id: Annotated[str, Rule(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
     data_dir: Path = DEFAULT_DATA_DIR
     runtime_dir: Path = Path("/run/pesee")
     language: Literal["fr", "en"] = "fr"
     # below this much free space the station refuses new records rather than risk the store
-    min_free_mb: Annotated[int, Field(ge=1, le=10_000_000)] = 50
+    min_free_mb: Annotated[int, Rule(ge=1, le=10_000_000)] = 50
     # synced records older than this are pruned from the card (0: keep everything)
-    retention_days: Annotated[int, Field(ge=0, le=36_500)] = 730
+    retention_days: Annotated[int, Rule(ge=0, le=36_500)] = 730
 
 
-class AsciiSection(_Section):
+@dataclass(frozen=True, kw_only=True)
+class AsciiSection(Section):
     """The configurable ASCII protocol (``protocol = "ascii"``), for a scale no codec knows."""
 
     # requests and terminators are whitespace (CR, LF): never strip them
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+    strip: ClassVar[bool] = False
 
-    request: Annotated[str, Field(min_length=1, max_length=32)] | None = None  # None: it streams
-    terminator: Annotated[str, Field(min_length=1, max_length=4)] = "\r\n"
-    regex: Annotated[str, Field(min_length=1, max_length=500)]
+    request: Annotated[str, Rule(min_length=1, max_length=32)] | None = None  # None: it streams
+    terminator: Annotated[str, Rule(min_length=1, max_length=4)] = "\r\n"
+    regex: Annotated[str, Rule(min_length=1, max_length=500)]
     stable_when: str | None = None
     unit: str | None = None
 
-    @model_validator(mode="after")
-    def _builds(self) -> AsciiSection:
+    def check(self) -> None:
         try:
             self.protocol()
         except ValueError as exc:
             raise ValueError(str(exc)) from None
-        return self
 
     def protocol(self) -> ScaleProtocol:
         return ascii_protocol.make_protocol(
@@ -111,21 +115,22 @@ class AsciiSection(_Section):
         )
 
 
-class ScaleSection(_Section):
+@dataclass(frozen=True, kw_only=True)
+class ScaleSection(Section):
     url: str = "/dev/pesee-scale"
-    protocol: str = "mt-sics"
-    baudrate: Annotated[int, Field(ge=300, le=921600)] | None = None
+    protocol: Annotated[str, After(_known_protocol)] = "mt-sics"
+    baudrate: Annotated[int, Rule(ge=300, le=921600)] | None = None
     bytesize: Literal[7, 8] | None = None
     parity: Literal["N", "E", "O"] | None = None
     stopbits: Literal[1, 2] | None = None
-    poll_interval: Annotated[float, Field(ge=0.05, le=5)] = 0.25
-    stable_wait: Annotated[float, Field(ge=0.2, le=30)] = 3.0
+    poll_interval: Annotated[float, Rule(ge=0.05, le=5)] = 0.25
+    stable_wait: Annotated[float, Rule(ge=0.2, le=30)] = 3.0
     # after an idle poll finds a new load settled, no idle poll for this long (or until the
     # press): the press then finds the line free instead of behind an exchange (0: off; not
     # used while [screen] is enabled, which shows the live weight)
-    settled_hold: Annotated[float, Field(ge=0, le=30)] = 5.0
-    reply_timeout: Annotated[float, Field(ge=0.1, le=30)] = 1.0
-    min_weight: Mass = 20_000
+    settled_hold: Annotated[float, Rule(ge=0, le=30)] = 5.0
+    reply_timeout: Annotated[float, Rule(ge=0.1, le=30)] = 1.0
+    min_weight: Annotated[Mass, After(_above_zero)] = 20_000
     capacity: Mass | None = None
     scale_id: str | None = None
     ascii: AsciiSection | None = None
@@ -134,7 +139,7 @@ class ScaleSection(_Section):
     d: Mass | None = None  # display division (default: e)
     accuracy_class: Literal["III", "IIII"] = "III"
     min_load: Mass | None = None  # Min (default 20 e in class III, 10 e in IIII)
-    calibration_interval_days: Annotated[int, Field(ge=1, le=3650)] = 365
+    calibration_interval_days: Annotated[int, Rule(ge=1, le=3650)] = 365
 
     @property
     def division(self) -> int | None:
@@ -165,34 +170,16 @@ class ScaleSection(_Section):
             return self.ascii.protocol()
         return PROTOCOLS[self.protocol]
 
-    @field_validator("protocol")
-    @classmethod
-    def _known_protocol(cls, value: str) -> str:
-        if value not in PROTOCOLS:
-            raise ValueError(
-                _("unknown protocol; known: {names}").format(names=", ".join(PROTOCOLS))
-            )
-        return value
-
-    @field_validator("min_weight")
-    @classmethod
-    def _positive_minimum(cls, value: int) -> int:
-        if value <= 0:
-            raise ValueError(_("must be above zero"))
-        return value
-
-    @model_validator(mode="after")
-    def _capacity_above_minimum(self) -> ScaleSection:
+    def check(self) -> None:
         if self.capacity is not None and self.capacity <= self.min_weight:
             raise ValueError(_("capacity must be above min_weight"))
-        return self
+        self._coherent_metrology()
 
-    @model_validator(mode="after")
-    def _coherent_metrology(self) -> ScaleSection:
+    def _coherent_metrology(self) -> None:
         if self.e is None:
             if self.d is not None or self.min_load is not None:
                 raise ValueError(_("d and min_load need e, the verification interval"))
-            return self
+            return
         found = metrology.problems(
             self.accuracy_class, self.capacity, self.e, self.division or self.e
         )
@@ -207,81 +194,81 @@ class ScaleSection(_Section):
             )
         if self.capacity is not None and (self.minimum_load or 0) >= self.capacity:
             raise ValueError(_("min_load must be below capacity"))
-        return self
 
 
-class ScannerSection(_Section):
+@dataclass(frozen=True, kw_only=True)
+class ScannerSection(Section):
     url: str = "/dev/pesee-scanner"
     kind: Literal["serial", "hid"] = "serial"
-    baudrate: Annotated[int, Field(ge=300, le=921600)] = 9600
-    dedupe_window: Annotated[float, Field(ge=0, le=10)] = 1.0
+    baudrate: Annotated[int, Rule(ge=300, le=921600)] = 9600
+    dedupe_window: Annotated[float, Rule(ge=0, le=10)] = 1.0
 
 
-class SyncSection(_Section):
+@dataclass(frozen=True, kw_only=True)
+class SyncSection(Section):
     """The MQTT link to the central ledger. Absent or ``enabled = false``: records stay local."""
 
     enabled: bool = True
     host: str = "127.0.0.1"
-    port: Annotated[int, Field(ge=1, le=65535)] = 1883
+    port: Annotated[int, Rule(ge=1, le=65535)] = 1883
     username: str | None = None  # default: the station id (the broker's ACL expects it)
     password: str | None = None
     tls: bool = False
     ca_file: str | None = None
     cert_file: str | None = None
     key_file: str | None = None
-    prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_/-]{1,128}$")] = DEFAULT_PREFIX
-    keepalive: Annotated[int, Field(ge=5, le=3600)] = 30
-    batch_records: Annotated[int, Field(ge=1, le=5000)] = 500
-    batch_bytes: Annotated[int, Field(ge=4096, le=MAX_BATCH_BYTES)] = 200_000
-    window: Annotated[int, Field(ge=1, le=64)] = 8
-    resend_after: Annotated[float, Field(ge=1, le=3600)] = 15.0
-    status_every: Annotated[float, Field(ge=5, le=3600)] = 60.0
-    hmac_key: Annotated[str, Field(min_length=16)] | None = None
+    prefix: Annotated[str, Rule(pattern=r"^[A-Za-z0-9_/-]{1,128}$")] = DEFAULT_PREFIX
+    keepalive: Annotated[int, Rule(ge=5, le=3600)] = 30
+    batch_records: Annotated[int, Rule(ge=1, le=5000)] = 500
+    batch_bytes: Annotated[int, Rule(ge=4096, le=MAX_BATCH_BYTES)] = 200_000
+    window: Annotated[int, Rule(ge=1, le=64)] = 8
+    resend_after: Annotated[float, Rule(ge=1, le=3600)] = 15.0
+    status_every: Annotated[float, Rule(ge=5, le=3600)] = 60.0
+    hmac_key: Annotated[str, Rule(min_length=16)] | None = None
 
 
-class PanelSection(_Section):
+@dataclass(frozen=True, kw_only=True)
+class PanelSection(Section):
     button: Pin = 17
     green: Pin = 22
     red: Pin = 27
     amber: OptionalPin = 23
     buzzer: OptionalPin = 24
     button_pull_up: bool = True
-    hold_time: Annotated[float, Field(ge=0.5, le=10)] = 2.0
-    bounce_time: Annotated[float, Field(ge=0, le=0.5)] | None = 0.05
+    hold_time: Annotated[float, Rule(ge=0.5, le=10)] = 2.0
+    bounce_time: Annotated[float, Rule(ge=0, le=0.5)] | None = 0.05
 
-    @model_validator(mode="after")
-    def _distinct_pins(self) -> PanelSection:
+    def check(self) -> None:
         pins = [
             p for p in (self.button, self.green, self.red, self.amber, self.buzzer) if p is not None
         ]
         if len(pins) != len(set(pins)):
             raise ValueError(_("two devices share one GPIO pin"))
-        return self
 
 
 def _loopback(host: str) -> bool:
     return host in ("localhost", "::1") or host.startswith("127.")
 
 
-class ScreenSection(_Section):
+@dataclass(frozen=True, kw_only=True)
+class ScreenSection(Section):
     """The counter screen (station/screen): a page on the station's display or a tablet."""
 
     enabled: bool = False
-    host: Annotated[str, Field(min_length=1, max_length=253)] = "127.0.0.1"
-    port: Annotated[int, Field(ge=0, le=65535)] = 8090  # 0: any free port (tests)
+    host: Annotated[str, Rule(min_length=1, max_length=253)] = "127.0.0.1"
+    port: Annotated[int, Rule(ge=0, le=65535)] = 8090  # 0: any free port (tests)
     # required when host is not loopback: a tablet on the LAN must prove it belongs here
-    token: Annotated[str, Field(min_length=16, max_length=256)] | None = None
+    token: Annotated[str, Rule(min_length=16, max_length=256)] | None = None
     touch_buttons: bool = False  # on-screen press / void / end-of-visit buttons
     # a second tap of the same button within this many seconds is a double tap: ignored
-    tap_gap: Annotated[float, Field(ge=0.1, le=60)] = 1.0
+    tap_gap: Annotated[float, Rule(ge=0.1, le=60)] = 1.0
     language: Literal["fr", "en"] | None = None  # default: the station's
 
     @property
     def loopback(self) -> bool:
         return _loopback(self.host)
 
-    @model_validator(mode="after")
-    def _token_off_loopback(self) -> ScreenSection:
+    def check(self) -> None:
         if not self.loopback and not self.token:
             raise ValueError(
                 _(
@@ -289,33 +276,32 @@ class ScreenSection(_Section):
                     '(16 characters or more, e.g. token = "env:PESEE_SCREEN_TOKEN")'
                 ).format(host=self.host)
             )
-        return self
 
 
-class PrinterSection(_Section):
+@dataclass(frozen=True, kw_only=True)
+class PrinterSection(Section):
     """An ESC/POS receipt printer for end-of-visit tickets (station/ticket.py): one of a
     network ``host`` (raw port 9100), a ``usb`` vendor:product id (needs pyusb) or a kernel
     ``device`` such as /dev/usb/lp0. A missing printer is a warning, never a refusal."""
 
     enabled: bool = True
-    host: Annotated[str, Field(min_length=1, max_length=253)] | None = None
-    port: Annotated[int, Field(ge=1, le=65535)] = 9100
-    usb: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{4}:[0-9a-fA-F]{4}$")] | None = None
+    host: Annotated[str, Rule(min_length=1, max_length=253)] | None = None
+    port: Annotated[int, Rule(ge=1, le=65535)] = 9100
+    usb: Annotated[str, Rule(pattern=r"^[0-9a-fA-F]{4}:[0-9a-fA-F]{4}$")] | None = None
     device: Path | None = None
-    header: Annotated[str, Field(min_length=1, max_length=64)] | None = None  # default: the id
-    footer: Annotated[str, Field(max_length=64)] = ""
-    columns: Annotated[int, Field(ge=24, le=64)] = 42  # characters a line (80 mm: 42-48)
-    timeout: Annotated[float, Field(ge=0.5, le=60)] = 5.0
+    header: Annotated[str, Rule(min_length=1, max_length=64)] | None = None  # default: the id
+    footer: Annotated[str, Rule(max_length=64)] = ""
+    columns: Annotated[int, Rule(ge=24, le=64)] = 42  # characters a line (80 mm: 42-48)
+    timeout: Annotated[float, Rule(ge=0.5, le=60)] = 5.0
 
-    @model_validator(mode="after")
-    def _one_printer(self) -> PrinterSection:
+    def check(self) -> None:
         if sum(x is not None for x in (self.host, self.usb, self.device)) != 1:
             raise ValueError(_("give one of host, usb or device"))
-        return self
 
 
-class VisitSection(_Section):
-    timeout: Annotated[float, Field(ge=10, le=86_400)] = 600
+@dataclass(frozen=True, kw_only=True)
+class VisitSection(Section):
+    timeout: Annotated[float, Rule(ge=10, le=86_400)] = 600
     # true: the category scanned for one beneficiary does not carry into the next visit
     category_resets: bool = False
 
@@ -323,15 +309,15 @@ class VisitSection(_Section):
 CheckDigit = Literal["none", "luhn", "mod10", "mod11"]
 
 
-class BeneficiaryPattern(_Section):
+@dataclass(frozen=True, kw_only=True)
+class BeneficiaryPattern(Section):
     name: str = "beneficiary"
     prefix: str | None = None
     regex: str | None = None
-    length: Annotated[int, Field(ge=1, le=64)] | None = None
+    length: Annotated[int, Rule(ge=1, le=64)] | None = None
     check_digit: CheckDigit = "none"
 
-    @model_validator(mode="after")
-    def _one_rule(self) -> BeneficiaryPattern:
+    def check(self) -> None:
         if not self.prefix and not self.regex:
             raise ValueError(_("give a prefix or a regex"))
         if self.regex:
@@ -339,33 +325,29 @@ class BeneficiaryPattern(_Section):
                 re.compile(self.regex)
             except re.error as exc:
                 raise ValueError(_("invalid regex: {error}").format(error=exc)) from exc
-        return self
 
 
-class WeightLabel(_Section):
+def _restricted_circulation(value: str) -> str:
+    if not re.fullmatch(r"2\d{1,5}", value):
+        raise ValueError(_('a GS1 restricted-circulation prefix: 2 to 6 digits from "20" to "29"'))
+    return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class WeightLabel(Section):
     """An EAN-13 weight label printed by a certified scale (GS1 restricted circulation, prefix
     20–29): ``weight_digits`` digits from position ``weight_start`` (1 = the first digit) hold
     the weight in ``unit`` with ``decimals`` decimals; digit 13 is the EAN check digit."""
 
-    name: Annotated[str, Field(min_length=1, max_length=80)] = "label"
-    prefix: str
-    weight_start: Annotated[int, Field(ge=2, le=12)] = 8
-    weight_digits: Annotated[int, Field(ge=1, le=6)] = 5
-    decimals: Annotated[int, Field(ge=0, le=6)] = 0
+    name: Annotated[str, Rule(min_length=1, max_length=80)] = "label"
+    prefix: Annotated[str, After(_restricted_circulation)]
+    weight_start: Annotated[int, Rule(ge=2, le=12)] = 8
+    weight_digits: Annotated[int, Rule(ge=1, le=6)] = 5
+    decimals: Annotated[int, Rule(ge=0, le=6)] = 0
     unit: Literal["g", "kg"] = "g"
-    scale_id: Annotated[str, Field(min_length=1, max_length=120)] | None = None
+    scale_id: Annotated[str, Rule(min_length=1, max_length=120)] | None = None
 
-    @field_validator("prefix")
-    @classmethod
-    def _restricted_circulation(cls, value: str) -> str:
-        if not re.fullmatch(r"2\d{1,5}", value):
-            raise ValueError(
-                _('a GS1 restricted-circulation prefix: 2 to 6 digits from "20" to "29"')
-            )
-        return value
-
-    @model_validator(mode="after")
-    def _digits_fit(self) -> WeightLabel:
+    def check(self) -> None:
         if self.weight_start <= len(self.prefix):
             raise ValueError(_("weight_start must come after the prefix"))
         if self.weight_start + self.weight_digits - 1 > 12:
@@ -374,121 +356,117 @@ class WeightLabel(_Section):
             raise ValueError(_("decimals cannot exceed weight_digits"))
         if self.unit == "g" and self.decimals > 3:
             raise ValueError(_("at most 3 decimals of a gram (the record keeps milligrams)"))
-        return self
 
 
-class CodesSection(_Section):
+def _distinct_prefixes(value: list[WeightLabel]) -> list[WeightLabel]:
+    for a in value:
+        for b in value:
+            if a is not b and b.prefix.startswith(a.prefix):
+                raise ValueError(
+                    _("prefixes {a} and {b} overlap: a label would match both").format(
+                        a=a.prefix, b=b.prefix
+                    )
+                )
+    return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class CodesSection(Section):
     end_visit: Code = "FIN"
     tare: Code = "TARE"
     zero: Code = "ZERO"
     # "ECH-10": the pan holds 10 pieces of the current category; learn their average weight
-    sample_prefix: Annotated[str, Field(min_length=1, max_length=32)] | None = "ECH-"
-    beneficiary: list[BeneficiaryPattern] = Field(
+    sample_prefix: Annotated[str, Rule(min_length=1, max_length=32)] | None = "ECH-"
+    beneficiary: list[BeneficiaryPattern] = field(
         default_factory=lambda: [BeneficiaryPattern(prefix="B", check_digit="luhn")]
     )
-    referrer: list[BeneficiaryPattern] = Field(default_factory=list)
-    weight_labels: list[WeightLabel] = Field(default_factory=list)
-
-    @field_validator("weight_labels")
-    @classmethod
-    def _distinct_prefixes(cls, value: list[WeightLabel]) -> list[WeightLabel]:
-        for a in value:
-            for b in value:
-                if a is not b and b.prefix.startswith(a.prefix):
-                    raise ValueError(
-                        _("prefixes {a} and {b} overlap: a label would match both").format(
-                            a=a.prefix, b=b.prefix
-                        )
-                    )
-        return value
+    referrer: list[BeneficiaryPattern] = field(default_factory=list)
+    weight_labels: Annotated[list[WeightLabel], After(_distinct_prefixes)] = field(
+        default_factory=list
+    )
 
 
-class Category(_Section):
+@dataclass(frozen=True, kw_only=True)
+class Category(Section):
     code: Code
-    name: Annotated[str, Field(min_length=1, max_length=80)]
+    name: Annotated[str, Rule(min_length=1, max_length=80)]
 
 
-class Container(_Section):
+@dataclass(frozen=True, kw_only=True)
+class Container(Section):
     code: Code
-    name: Annotated[str, Field(min_length=1, max_length=80)]
-    tare: Mass
-
-    @field_validator("tare")
-    @classmethod
-    def _positive_tare(cls, value: int) -> int:
-        if value <= 0:
-            raise ValueError(_("must be above zero"))
-        return value
+    name: Annotated[str, Rule(min_length=1, max_length=80)]
+    tare: Annotated[Mass, After(_above_zero)]
 
 
-class Operator(_Section):
+@dataclass(frozen=True, kw_only=True)
+class Operator(Section):
     badge: Code
-    name: Annotated[str, Field(min_length=1, max_length=80)]
+    name: Annotated[str, Rule(min_length=1, max_length=80)]
 
 
-class Referrer(_Section):
+@dataclass(frozen=True, kw_only=True)
+class Referrer(Section):
     code: Code
-    name: Annotated[str, Field(min_length=1, max_length=120)]
+    name: Annotated[str, Rule(min_length=1, max_length=120)]
     # hospital, chrs, ccas, association…: the office's reports group by it; unused at the counter
-    type: Annotated[str, Field(pattern=r"^[a-z0-9_-]{1,40}$")] | None = None
+    type: Annotated[str, Rule(pattern=r"^[a-z0-9_-]{1,40}$")] | None = None
 
 
-class Profile(_Section):
+@dataclass(frozen=True, kw_only=True)
+class Profile(Section):
     """A household profile code (single parent, pregnant woman…), scanned during a visit; its
     tag goes with the visit's weighings (``data.profile``) for the office's reports."""
 
     code: Code
-    tag: Annotated[str, Field(pattern=r"^[a-z0-9_]{1,40}$")]
-    name: Annotated[str, Field(min_length=1, max_length=80)]
+    tag: Annotated[str, Rule(pattern=r"^[a-z0-9_]{1,40}$")]
+    name: Annotated[str, Rule(min_length=1, max_length=80)]
 
 
-class Technician(_Section):
+def _hashed(value: str | None) -> str | None:
+    if value is not None and not is_pin_hash(value):
+        raise ValueError(
+            _("not a PIN hash: make one with `station technician hash-pin` (never the PIN)")
+        )
+    return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class Technician(Section):
     """Someone allowed to record a weight by hand (``station manual-entry``): PIN or badge."""
 
-    name: Annotated[str, Field(min_length=1, max_length=80)]
+    name: Annotated[str, Rule(min_length=1, max_length=80)]
     # a hash from `station technician hash-pin`, never the PIN itself ("env:NAME" works too)
-    pin: str | None = None
+    pin: Annotated[str | None, After(_hashed)] = None
     badge: Code | None = None
 
-    @field_validator("pin")
-    @classmethod
-    def _hashed(cls, value: str | None) -> str | None:
-        if value is not None and not is_pin_hash(value):
-            raise ValueError(
-                _("not a PIN hash: make one with `station technician hash-pin` (never the PIN)")
-            )
-        return value
-
-    @model_validator(mode="after")
-    def _some_proof(self) -> Technician:
+    def check(self) -> None:
         if self.pin is None and self.badge is None:
             raise ValueError(_("give a pin (hash) or a badge"))
-        return self
 
 
-class Config(_Section):
+@dataclass(frozen=True, kw_only=True)
+class Config(Section):
     """The whole station config; see ``station/station.example.toml`` for every key."""
 
     station: StationSection
-    scale: ScaleSection = ScaleSection()
-    scanner: ScannerSection = ScannerSection()
-    panel: PanelSection = PanelSection()
-    visit: VisitSection = VisitSection()
-    codes: CodesSection = CodesSection()
+    scale: ScaleSection = field(default_factory=ScaleSection)
+    scanner: ScannerSection = field(default_factory=ScannerSection)
+    panel: PanelSection = field(default_factory=PanelSection)
+    visit: VisitSection = field(default_factory=VisitSection)
+    codes: CodesSection = field(default_factory=CodesSection)
     sync: SyncSection | None = None
-    screen: ScreenSection = ScreenSection()
+    screen: ScreenSection = field(default_factory=ScreenSection)
     printer: PrinterSection | None = None  # end-of-visit tickets (docs/printing.md)
-    categories: list[Category] = Field(min_length=1)
-    containers: list[Container] = Field(default_factory=list)
-    operators: list[Operator] = Field(default_factory=list)
-    referrers: list[Referrer] = Field(default_factory=list)
-    profiles: list[Profile] = Field(default_factory=list)
-    technicians: list[Technician] = Field(default_factory=list)
+    categories: Annotated[list[Category], Rule(min_length=1)]
+    containers: list[Container] = field(default_factory=list)
+    operators: list[Operator] = field(default_factory=list)
+    referrers: list[Referrer] = field(default_factory=list)
+    profiles: list[Profile] = field(default_factory=list)
+    technicians: list[Technician] = field(default_factory=list)
 
-    @model_validator(mode="after")
-    def _unique_codes(self) -> Config:
+    def check(self) -> None:
         self.check_codes()
-        return self
 
     def check_codes(self) -> None:
         """Every scanned code must mean one thing; raises ValueError naming the clash."""
@@ -524,7 +502,7 @@ class Config(_Section):
 def _validate(raw: dict[str, Any], path: Path | str) -> Config:
     try:
         return Config.model_validate(raw)
-    except ValidationError as exc:
+    except SchemaError as exc:
         raise ConfigError(path, describe_errors(exc.errors(), Config)) from exc
 
 

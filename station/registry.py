@@ -8,9 +8,9 @@ import os
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from pydantic import ValidationError
-
 from common.i18n import _
+from common.schema import SchemaError
+from common.settings import describe_errors
 from sync.wire import Registry, WireError, decode_registry
 
 from .config import BeneficiaryPattern, Category, Config, Profile, Referrer
@@ -19,7 +19,8 @@ __all__ = ["RegistryBook"]
 
 
 class _Item(Protocol):
-    code: str
+    @property
+    def code(self) -> str: ...
 
 
 log = logging.getLogger("station")
@@ -98,7 +99,7 @@ class RegistryBook:
                 if name in self._payloads:
                     config = _apply(config, decode_registry(self._payloads[name].encode()))
             return config
-        except (ValidationError, ValueError, WireError) as exc:
+        except (ValueError, WireError) as exc:  # SchemaError is a ValueError
             log.warning(_("registry no longer fits the configuration (%s): not applied"), exc)
             return base
 
@@ -118,10 +119,10 @@ class RegistryBook:
             for name in ("all", "station"):  # the station's own registry is applied last
                 if name in others:
                     config = _apply(config, others[name])
-        except (ValidationError, ValueError) as exc:
+        except ValueError as exc:  # SchemaError too: an item that would not pass in the file
             reason = (
-                "; ".join(str(e["msg"]) for e in exc.errors()[:3])
-                if isinstance(exc, ValidationError)
+                "; ".join(describe_errors(exc.errors(), exc.model)[:3])
+                if isinstance(exc, SchemaError)
                 else str(exc)
             )
             log.warning(
