@@ -299,16 +299,16 @@ class Digests:
     def _save(self, digest: MonthDigest, seen: list[int]) -> bool:
         """Take exactly the change rows this build saw; keep the body only if they were all
         still there (another builder took none of them: it would have built a later state)."""
-        taken = 0
-        for k in range(0, len(seen), 500):
-            chunk = seen[k : k + 500]
-            taken += len(
-                self.db.exec(
-                    f"DELETE FROM digest_changes WHERE id IN ({', '.join('?' * len(chunk))}) "
-                    "RETURNING id",
-                    chunk,
-                )
-            )
+        if self.db.name == "postgresql":  # one statement, the ids as an array
+            sql = "DELETE FROM digest_changes WHERE id = ANY(?) RETURNING id"
+            taken = len(self.db.exec(sql, (seen,)))
+        else:
+            taken = 0
+            for k in range(0, len(seen), 500):
+                chunk = seen[k : k + 500]
+                marks = ", ".join("?" * len(chunk))
+                sql = f"DELETE FROM digest_changes WHERE id IN ({marks}) RETURNING id"
+                taken += len(self.db.exec(sql, chunk))
         if taken != len(seen):
             raise _Taken
         self.db.exec(
