@@ -36,8 +36,8 @@ CATEGORIES = ("CAT-VET", "CAT-HYG")
 DAEMON_IMPORTS = "import station.cli.main, station.daemon"
 # libraries weighed one at a time in a bare interpreter (import RSS over a bare one); the
 # daemon is meant to import only the first group
-LIBRARIES = ("pydantic", "gpiozero", "paho.mqtt.client", "ssl", "click", "sqlite3", "hashlib")
-NOT_FOR_THE_DAEMON = ("sqlite_utils", "numpy", "evdev")
+LIBRARIES = ("gpiozero", "paho.mqtt.client", "ssl", "click", "sqlite3", "hashlib")
+NOT_FOR_THE_DAEMON = ("pydantic", "sqlite_utils", "numpy", "evdev")
 
 
 def beneficiary(n: int) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 from pathlib import Path
 
@@ -14,24 +15,43 @@ from common.i18n import _, set_language
 from .. import __version__
 from ..config import config_path
 from ..store import StoreError
-from .calibrate import calibrate
-from .codes import codes
-from .config_check import config_group
 from .context import load_config, permission_line
-from .db import db
-from .doctor import doctor
-from .manual import manual_entry
-from .panel import panel
-from .scale import scale
-from .scanner import scanner
-from .status import status
-from .sync import sync
-from .technician import technician
 
 __all__ = ["cli", "main"]
 
+# name -> (module, attribute): imported when the command is asked for, so `station run` (the
+# daemon) loads none of them (issue 18: ~0.7 MiB) and a broken command cannot stop it
+COMMANDS = {
+    "status": ("status", "status"),
+    "config": ("config_check", "config_group"),
+    "db": ("db", "db"),
+    "scale": ("scale", "scale"),
+    "doctor": ("doctor", "doctor"),
+    "scanner": ("scanner", "scanner"),
+    "panel": ("panel", "panel"),
+    "sync": ("sync", "sync"),
+    "manual-entry": ("manual", "manual_entry"),
+    "technician": ("technician", "technician"),
+    "calibrate": ("calibrate", "calibrate"),
+    "codes": ("codes", "codes"),
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    """The root group: each command's module is imported when that command is asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            module, attribute = COMMANDS[cmd_name]
+            command = getattr(importlib.import_module(f"{__package__}.{module}"), attribute)
+            self.add_command(command, cmd_name)
+        return self.commands.get(cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="station")
 @click.option(
     "--config",
@@ -89,23 +109,6 @@ def run(ctx: click.Context) -> None:
             set_language(ctx.obj["lang"])  # the daemon switched to the config's language
         fail(_("Cannot start the station: {error}").format(error=exc), 1)
     daemon.run()
-
-
-for _command in (
-    status,
-    config_group,
-    db,
-    scale,
-    doctor,
-    scanner,
-    panel,
-    sync,
-    manual_entry,
-    technician,
-    calibrate,
-    codes,
-):
-    cli.add_command(_command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -7,12 +7,21 @@ import json
 import platform
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-# never imported by the daemon: CLI-only (sqlite-utils, which loads numpy when present) or
+# never imported by the daemon: CLI-only (sqlite-utils, which loads numpy when present), the
+# ledger's (pydantic: the station's config is validated by common.schema, ~10 MiB less), or
 # needed only by a configuration that asks for it (evdev: a HID scanner)
-NOT_LOADED = ("sqlite_utils", "numpy", "evdev")
+NOT_LOADED = ("sqlite_utils", "numpy", "evdev", "pydantic", "pydantic_core")
+# what `station run` does before the daemon starts: resolve the command, as click does
+RUN = """
+import importlib, click
+main = importlib.import_module("station.cli.main")
+assert main.cli.get_command(click.Context(main.cli), "run") is not None
+import station.daemon
+"""
 
 
 def _loaded(code: str) -> set[str]:
@@ -27,8 +36,47 @@ def _loaded(code: str) -> set[str]:
 
 @pytest.mark.parametrize("module", NOT_LOADED)
 def test_the_daemon_does_not_import(module: str) -> None:
-    loaded = _loaded("import station.cli.main\nimport station.daemon")
+    loaded = _loaded(RUN)
     assert module not in loaded
+
+
+def test_run_loads_no_other_command() -> None:
+    """The other commands' modules are imported when asked for, never for `run`."""
+    from station.cli.main import COMMANDS
+
+    others = {f"station.cli.{module}" for module, _attribute in COMMANDS.values()}
+    assert len(others) == 12
+    assert not others & _loaded(RUN)
+    assert others <= _loaded(RUN.replace('"run"', '"doctor"') + "\n" + _EVERY)
+
+
+_EVERY = """
+for name in main.cli.list_commands(click.Context(main.cli)):
+    assert main.cli.get_command(click.Context(main.cli), name) is not None, name
+"""
+
+
+def test_a_broken_command_does_not_stop_run(tmp_path: Path) -> None:
+    """A command module that fails to import (a bad upgrade, a missing optional library)
+    breaks that command only: `station run` still parses and reaches its own code."""
+    from station.cli.main import COMMANDS
+
+    blocked = [f"station.cli.{module}" for module, _attribute in COMMANDS.values()]
+    code = (
+        "import sys\n"
+        f"sys.modules.update(dict.fromkeys({blocked!r}))\n"  # None: importing them raises
+        "from station.cli.main import cli\n"
+        f"cli.main(['--config', {str(tmp_path / 'x.toml')!r}, 'run', '--help'])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "station --config /etc/pesee/station.toml run" in done.stdout
+    # the same command line for a blocked command fails (the import error is not hidden)
+    broken = code.replace("'run'", "'doctor'")
+    done = subprocess.run(
+        [sys.executable, "-c", broken], capture_output=True, text=True, check=False
+    )
+    assert done.returncode != 0 and "station.cli.doctor" in done.stderr
 
 
 def test_free_heap_pages_go_back_after_start_up() -> None:
