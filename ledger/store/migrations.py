@@ -295,6 +295,14 @@ _MONTH_DIGESTS = (
     "INSERT INTO digest_changes (month) SELECT month FROM month_digests",
 )
 
+# -- step 15: visit digests, what the persons and funders pages read instead of the records --
+# (ledger/store/visit_digests.py) a month's (person, visit, day) ids and sums, with the mark of
+# the month's records (the month digest's token and change rows) it was built from
+_VISIT_DIGESTS = (
+    "CREATE TABLE IF NOT EXISTS visit_digests (month TEXT PRIMARY KEY, mark TEXT, "
+    "body {blob}, built_at TEXT)",
+)
+
 MIGRATIONS = (
     Migration(1, "records, heads, conflicts, quarantine, stations, registry", _BASE),
     Migration(2, "occurred_at, voided_by, report index, aggregates", _REPORT_COLUMNS),
@@ -312,6 +320,7 @@ MIGRATIONS = (
     Migration(12, "issued_codes: beneficiary codes printed on cards", _ISSUED_CODES),
     Migration(13, "quarantine: station of each message, dropped counts", _QUARANTINE_CAP),
     Migration(14, "month digests of report figures, and their change rows", _MONTH_DIGESTS),
+    Migration(15, "visit digests: persons, visits and days per month", _VISIT_DIGESTS),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -27,6 +27,7 @@ RELEASED = {
     12: "1481ec91dcc6bbd5",
     13: "77368d6cbaf81ce3",
     14: "b36d5bca419fd80f",
+    15: "ca31399169bcb3c7",
 }
 
 
