@@ -191,8 +191,10 @@ def _hint(err: Any, model: Any, loc: tuple[Any, ...]) -> str:
             given=given
         )
     if kind == "string_type":
+        value = err.get("input")
+        value = "…" if isinstance(value, (dict, list)) else given.strip('"')
         return _('{given} is not text: write it between double quotes, e.g. "{value}"').format(
-            given=given, value=err.get("input")
+            given=given, value=value
         )
     if kind in ("greater_than_equal", "greater_than"):
         key = "ge" if kind == "greater_than_equal" else "gt"

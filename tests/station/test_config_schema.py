@@ -109,6 +109,15 @@ def test_numbers_and_booleans_from_env_secrets(monkeypatch: pytest.MonkeyPatch) 
         (("[visit]", "visit_x = 1\n[visit]"), "panel.visit_x: unknown key"),
         (('language = "fr"', 'language = "FR"'), 'station.language: "FR" is not one of the'),
         (('data_dir = "/var/lib/pesee"', "data_dir = 3"), "station.data_dir: 3 is not text"),
+        # pydantic said "Input is not a valid path for <class 'pathlib.Path'>" (English)
+        (
+            ('data_dir = "/var/lib/pesee"', "data_dir = true"),
+            'station.data_dir: true is not text: write it between double quotes, e.g. "true"',
+        ),
+        (
+            ('name = "Marie"', "name = [1]"),
+            'operators[0].name: a list is not text: write it between double quotes, e.g. "…"',
+        ),
         (("category_resets = false", "category_resets = 2"), "visit.category_resets: 2 is not"),
     ],
 )
