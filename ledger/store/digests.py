@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,7 +46,7 @@ __all__ = [
 
 log = logging.getLogger("ledger.store")
 
-BODY_VERSION = 2
+BODY_VERSION = 3
 # a cell: (tag, station, category, referrer, weighings, items, net_mg, pieces, manual,
 # visits, persons) -- tag None in the base cells; visits and persons sorted ids of live weighings
 Cell = tuple[str | None, str, str | None, str | None, int, int, int, int, int, list[int], list[int]]
@@ -101,7 +101,9 @@ class MonthDigest:
     token: str | None
     offsets: tuple[int, int]  # the smallest visit and person ids: where the bit sets start
     dims: dict[str, dict[Any, Entry]]
-    packed_cells: bytes = b""
+    packed_cells: bytes | None = None
+    # reads ``packed_cells`` when first needed (a digest read back: most reports never do)
+    load_cells: Callable[[], bytes] | None = None
     decoded_cells: tuple[list[Cell], list[Cell] | None] | None = None
     tallies: dict[Any, Any] = field(default_factory=dict)
 
@@ -109,13 +111,16 @@ class MonthDigest:
     def cells(self) -> tuple[list[Cell], list[Cell] | None]:
         """(base cells, tagged cells or None when no profile fact existed)."""
         if self.decoded_cells is None:
-            data = orjson.loads(self.packed_cells)
+            if self.packed_cells is None and self.load_cells is not None:
+                self.packed_cells = self.load_cells()
+            data = orjson.loads(self.packed_cells or b'{"base": [], "tagged": null}')
             tagged = None if data["tagged"] is None else [tuple(c) for c in data["tagged"]]
             self.decoded_cells = ([tuple(c) for c in data["base"]], tagged)
         return self.decoded_cells
 
     def encode(self) -> bytes:
-        """A small head (version, offsets, dimensions; bit sets in hex), then the cells."""
+        """The figures (version, offsets, dimensions; bit sets in hex): ``body``. The cells
+        are kept apart (``cells``), read only by reports by two groupings."""
         head = orjson.dumps(
             {
                 "v": BODY_VERSION,
@@ -128,27 +133,24 @@ class MonthDigest:
                 },
             }
         )
-        return _MAGIC + len(head).to_bytes(4, "big") + head + self.packed_cells
+        return head
 
     @classmethod
-    def decode(cls, month: str, token: str, body: bytes) -> MonthDigest | None:
+    def decode(
+        cls, month: str, token: str, body: bytes, load_cells: Callable[[], bytes]
+    ) -> MonthDigest | None:
         """None when the body is of another version (it is then built again)."""
-        if body[: len(_MAGIC)] != _MAGIC:
-            return None
-        size = int.from_bytes(body[len(_MAGIC) : len(_MAGIC) + 4], "big")
-        start = len(_MAGIC) + 4
-        head = orjson.loads(body[start : start + size])
-        if head.get("v") != BODY_VERSION:
+        head = orjson.loads(body)
+        if not isinstance(head, dict) or head.get("v") != BODY_VERSION:
             return None
         dims = {
             name: {e[0]: [*e[1:6], int(e[6], 16), int(e[7], 16), set(e[8])] for e in entries}
             for name, entries in head["dims"].items()
         }
         offsets = (int(head["offsets"][0]), int(head["offsets"][1]))
-        return cls(month, token, offsets, dims, body[start + size :])
+        return cls(month, token, offsets, dims, None, load_cells)
 
 
-_MAGIC = b"PDG"
 _AT = {"tag": 0, "station": 1, "category": 2, "referrer": 3}  # a dimension's place in a cell key
 
 
@@ -269,7 +271,17 @@ class Digests:
         )
         if not rows or rows[0]["body"] is None:
             return None  # rebuilt meanwhile: build it again here
-        digest = MonthDigest.decode(month, token, bytes(rows[0]["body"]))
+
+        def load_cells() -> bytes:
+            found = self.db.fetch(
+                "SELECT cells FROM month_digests WHERE month = ? AND token = ?", [month, token]
+            )
+            if found and found[0]["cells"] is not None:
+                return bytes(found[0]["cells"])
+            # built again since: this month's cells as the records are now
+            return self.part(*month_bounds(month)).packed_cells or b""
+
+        digest = MonthDigest.decode(month, token, bytes(rows[0]["body"]), load_cells)
         if digest is not None:
             self._remember(digest)
         return digest
@@ -312,8 +324,8 @@ class Digests:
         if taken != len(seen):
             raise _Taken
         self.db.exec(
-            "UPDATE month_digests SET token = ?, body = ?, built_at = ? WHERE month = ?",
-            (digest.token, digest.encode(), utc_now(), digest.month),
+            "UPDATE month_digests SET token = ?, body = ?, cells = ?, built_at = ? WHERE month = ?",
+            (digest.token, digest.encode(), digest.packed_cells, utc_now(), digest.month),
         )
         return True
 
@@ -361,12 +373,12 @@ class Digests:
                 "FROM digest_changes WHERE month = ?"
             )
             params.append(month)
-        rows = self.db.fetch(with_ + " UNION ALL ".join(parts), params)
+        # tuples (not fetch's dicts): tens of thousands of rows a month
+        rows = self.db.exec(with_ + " UNION ALL ".join(parts), params)
         cells: tuple[dict[tuple[Any, ...], list[Any]], dict[tuple[Any, ...], list[Any]]] = ({}, {})
         seen: list[int] = []
         profiled = False
-        for row in rows:
-            values = list(row.values())
+        for values in rows:
             part = int(values[0])
             if part >= 2:
                 if part == 2:

@@ -287,7 +287,7 @@ class Migration:
 # month's records since its digest was built: every existing month starts stale
 _MONTH_DIGESTS = (
     "CREATE TABLE IF NOT EXISTS month_digests (month TEXT PRIMARY KEY, token TEXT, "
-    "body {blob}, built_at TEXT)",
+    "body {blob}, cells {blob}, built_at TEXT)",
     "CREATE TABLE IF NOT EXISTS digest_changes (id {serial}, month TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS idx_digest_changes_month ON digest_changes (month)",
     "INSERT INTO month_digests (month) SELECT DISTINCT substr(occurred_at, 1, 7) FROM records "
