@@ -11,7 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-__all__ = ["ReadStore", "records_of", "weights_by_category"]
+from .persons import digests_of
+from .visit_digests import period_parts
+
+__all__ = ["ReadStore", "records_of", "weights_by_category", "weights_by_category_sql"]
 
 
 class ReadStore(Protocol):
@@ -32,6 +35,27 @@ def _where(bounds: tuple[str, str], stations: Sequence[str] | None) -> tuple[str
 
 
 def weights_by_category(
+    store: ReadStore, bounds: tuple[str, str], stations: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
+    """:func:`weights_by_category_sql` from the visit digests' sums (ledger/store/
+    visit_digests.py): the whole months' are kept, a partial month's read from its records."""
+    digests = digests_of(store, bounds)
+    if digests is None:
+        return weights_by_category_sql(store, bounds, stations)
+    sums: dict[str, list[int]] = {}
+    for part in period_parts(digests, bounds):
+        for s in part.of(stations):
+            for category, (items, net_mg, _nobody) in s.sums.items():
+                acc = sums.setdefault(category, [0, 0])
+                acc[0] += items
+                acc[1] += net_mg
+    return [
+        {"category": category, "net_mg": net_mg, "items": items}
+        for category, (items, net_mg) in sorted(sums.items())
+    ]
+
+
+def weights_by_category_sql(
     store: ReadStore, bounds: tuple[str, str], stations: Sequence[str] | None = None
 ) -> list[dict[str, Any]]:
     """``category`` ('' for none), ``net_mg`` and ``items`` of the live weighings, per

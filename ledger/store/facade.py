@@ -32,6 +32,7 @@ from .profiles import ProfileLine, Profiles
 from .registry import Registries
 from .retention import Retention
 from .sqlite import SQLiteDialect
+from .visit_digests import VisitDigests
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -126,6 +127,8 @@ class SqlLedgerStore:
         self.households = Households(sql, self.privacy)  # FEAD / ESF+ (ledger/funders)
         # month digests: what reports read (ledger/store/digests.py); writers mark changes
         self.digests = Digests(sql)
+        # visit digests: what the persons and funders pages read (ledger/store/visit_digests.py)
+        self.visit_digests = VisitDigests(sql)
         self.ingestion = Ingest(sql, self.privacy, self.inquiry, self.profiles, self.digests)
         self.stations = Fleet(sql)
         self.registry = Registries(sql)

@@ -16,9 +16,20 @@ from typing import Any
 
 from .dialect import Dialect
 from .models import utc_now
+from .persons import digests_of
 from .privacy import Privacy
+from .visit_digests import period_parts
 
-__all__ = ["FIGURES", "KINDS", "Composition", "Households", "fead_counts", "fead_mass"]
+__all__ = [
+    "FIGURES",
+    "KINDS",
+    "Composition",
+    "Households",
+    "fead_counts",
+    "fead_counts_sql",
+    "fead_mass",
+    "fead_mass_sql",
+]
 
 # member kinds, as columns of ``households`` and fields of :class:`Composition`
 KINDS = (
@@ -140,7 +151,7 @@ class Households:
         return int(found[0][0]) if found else None
 
 
-def fead_counts(
+def fead_counts_sql(
     store: Any, bounds: tuple[str, str], stations: Sequence[str] | None = None
 ) -> dict[str, int]:
     """The period's households and, over those with a composition, each figure's sum.
@@ -186,7 +197,7 @@ def fead_counts(
     return {key: int(row.get(key) or 0) for key in ("households", "known", "partly", *FIGURES)}
 
 
-def fead_mass(
+def fead_mass_sql(
     store: Any, bounds: tuple[str, str], stations: Sequence[str] | None = None
 ) -> dict[str, int]:
     """The period's live weighings: ``net_mg``, ``items``, and ``anonymous`` (items with no
@@ -206,3 +217,76 @@ def fead_mass(
     )
     row = rows[0] if rows else {}
     return {key: int(row.get(key) or 0) for key in ("net_mg", "items", "anonymous")}
+
+
+# -- from the visit digests (ledger/store/visit_digests.py) ---------------------------------------
+def fead_counts(
+    store: Any, bounds: tuple[str, str], stations: Sequence[str] | None = None
+) -> dict[str, int]:
+    """:func:`fead_counts_sql`'s figures from the visit digests: each household's days of
+    visit from the months' (person, day) ids, its compositions from ``households``."""
+    digests = digests_of(store, bounds)
+    if digests is None:
+        return fead_counts_sql(store, bounds, stations)
+    days: dict[int, set[str]] = {}
+    for part in period_parts(digests, bounds):
+        for s in part.of(stations):
+            for person, day in zip(s.persons, s.days, strict=True):
+                found = days.get(person)
+                if found is None:
+                    days[person] = {day}
+                else:
+                    found.add(day)
+    out = dict.fromkeys(("households", "known", "partly", *FIGURES), 0)
+    out["households"] = len(days)
+    if not days:
+        return out
+    figures = list(FIGURES)
+    compositions: dict[int, list[tuple[Any, ...]]] = {}
+    for row in store.fetch(
+        "SELECT p.n AS person_n, h.valid_from AS valid_from, h.valid_until AS valid_until, "
+        + ", ".join(f"{sql} AS {name}" for name, sql in FIGURES.items())
+        + " FROM households h JOIN person_ids p ON p.beneficiary = h.beneficiary"
+    ):
+        values = list(row.values())
+        compositions.setdefault(int(values[0]), []).append(tuple(values[1:]))
+    for person, held in compositions.items():
+        visited = days.get(person)
+        if not visited:
+            continue
+        known = 0
+        most: list[int | None] = [None] * len(figures)
+        for day in visited:
+            hit = False
+            for since, until, *values in held:
+                if since is None or until is None:  # NULL bounds match no day, as in SQL
+                    continue
+                if (since == "" or since <= day) and (until == "" or day <= until):
+                    hit = True
+                    for k, value in enumerate(values):
+                        if value is not None and (most[k] is None or value > most[k]):
+                            most[k] = value
+            known += hit
+        if known:
+            out["known"] += 1
+            out["partly"] += known < len(visited)
+            for k, name in enumerate(figures):
+                out[name] += int(most[k] or 0)
+    return out
+
+
+def fead_mass(
+    store: Any, bounds: tuple[str, str], stations: Sequence[str] | None = None
+) -> dict[str, int]:
+    """:func:`fead_mass_sql`'s figures from the visit digests' sums."""
+    digests = digests_of(store, bounds)
+    if digests is None:
+        return fead_mass_sql(store, bounds, stations)
+    items = net_mg = anonymous = 0
+    for part in period_parts(digests, bounds):
+        for s in part.of(stations):
+            for n, mg, nobody in s.sums.values():
+                items += n
+                net_mg += mg
+                anonymous += nobody
+    return {"net_mg": net_mg, "items": items, "anonymous": anonymous}

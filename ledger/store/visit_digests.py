@@ -200,9 +200,7 @@ class VisitDigests:
                 (digest.month, digest.mark, digest.encode(), now),
             )
 
-    def _read(
-        self, start: str, end: str, marks: tuple[str, str] | None
-    ) -> dict[str, VisitMonth]:
+    def _read(self, start: str, end: str, marks: tuple[str, str] | None) -> dict[str, VisitMonth]:
         """The digests of ``start <= time < end`` by month, from one statement (one snapshot):
         the (station, person, visit, day) of live weighings, the sums per station and category,
         and with ``marks`` (first and last month) each month's mark."""
