@@ -51,11 +51,9 @@ BODY_VERSION = 3
 # visits, persons) -- tag None in the base cells; visits and persons sorted ids of live weighings
 Cell = tuple[str | None, str, str | None, str | None, int, int, int, int, int, list[int], list[int]]
 _LIVE = "r.voided_by IS NULL"
-_SUMS = f"""count(*) AS weighings,
-    sum(CASE WHEN {_LIVE} THEN 1 ELSE 0 END) AS items,
-    sum(CASE WHEN {_LIVE} THEN coalesce(r.net_mg, 0) ELSE 0 END) AS net_mg,
-    sum(CASE WHEN {_LIVE} THEN coalesce(r.pieces, 0) ELSE 0 END) AS pieces,
-    sum(CASE WHEN {_LIVE} AND r.source = 'manual' THEN 1 ELSE 0 END) AS manual"""
+# a weighing as the digest reads it: live (not voided) and its sums, 1/0 on both databases
+_VALUES = f"""CASE WHEN {_LIVE} THEN 1 ELSE 0 END AS live, r.net_mg, r.pieces,
+    CASE WHEN r.source = 'manual' THEN 1 ELSE 0 END AS manual"""
 _KEYS = "r.station, r.category, r.referrer, r.visit_n, r.person_n"
 _WHERE = "r.kind = 'weighing' AND r.occurred_at >= ? AND r.occurred_at < ?"
 _MEMO = 240  # decoded months kept per store (20 years); each is a few hundred kB
@@ -348,28 +346,28 @@ class Digests:
         rows, and whether any profile fact exists (a build without the tagged cells is kept
         only if none did in that snapshot)."""
         params: list[Any] = [start, end]
+        # the weighings themselves: summing them here costs less than a GROUP BY's sort
         parts = [
-            f"SELECT 0 AS part, CAST(NULL AS TEXT) AS tag, {_KEYS}, {_SUMS} "
-            f"FROM records r WHERE {_WHERE} GROUP BY {_KEYS}"
+            f"SELECT 0 AS part, CAST(NULL AS TEXT) AS tag, {_KEYS}, {_VALUES} "
+            f"FROM records r WHERE {_WHERE}"
         ]
         with_ = ""
         if tagged:
             with_ = profile_facts(self.db.name)
             parts.append(
-                f"SELECT 1, p.tag, {_KEYS}, {_SUMS} FROM records r {PROFILE_JOIN} "
-                f"WHERE {_WHERE} GROUP BY p.tag, {_KEYS}"
+                f"SELECT 1, p.tag, {_KEYS}, {_VALUES} FROM records r {PROFILE_JOIN} WHERE {_WHERE}"
             )
             params += [start, end]
         parts.append(
             "SELECT 3, CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT), "
             "CAST(NULL AS TEXT), (SELECT count(*) FROM (SELECT 1 FROM profiles LIMIT 1) a) "
             "+ (SELECT count(*) FROM (SELECT 1 FROM scanned_profiles LIMIT 1) b), "
-            "CAST(NULL AS BIGINT), 0, 0, 0, 0, 0"
+            "CAST(NULL AS BIGINT), 0, 0, 0, 0"
         )
         if with_changes:
             parts.append(
                 "SELECT 2, CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT), "
-                "CAST(NULL AS TEXT), id, CAST(NULL AS BIGINT), 0, 0, 0, 0, 0 "
+                "CAST(NULL AS TEXT), id, CAST(NULL AS BIGINT), 0, 0, 0, 0 "
                 "FROM digest_changes WHERE month = ?"
             )
             params.append(month)
@@ -386,22 +384,23 @@ class Digests:
                 else:
                     profiled = bool(values[5])
                 continue
-            tag, station, category, referrer, visit, person = values[1:7]
+            _part, tag, station, category, referrer, visit, person, live, net, pieces, manual = (
+                values
+            )
             key = (tag, station, category, referrer)
             acc = cells[part].get(key)
             if acc is None:
                 acc = cells[part][key] = [0, 0, 0, 0, 0, set(), set()]
-            items = int(values[8] or 0)
-            acc[0] += int(values[7] or 0)
-            acc[1] += items
-            acc[2] += int(values[9] or 0)
-            acc[3] += int(values[10] or 0)
-            acc[4] += int(values[11] or 0)
-            if items:  # a visit (person) counts where one of its weighings is live
+            acc[0] += 1
+            if live:  # a visit (person) counts where one of its weighings is live
+                acc[1] += 1
+                acc[2] += net or 0
+                acc[3] += pieces or 0
+                acc[4] += manual
                 if visit is not None:
-                    acc[5].add(int(visit))
+                    acc[5].add(visit)
                 if person is not None:
-                    acc[6].add(int(person))
+                    acc[6].add(person)
 
         digest = _digest_of(month, cells[0], cells[1] if tagged else None)
         return digest, seen, profiled
