@@ -161,6 +161,8 @@ class Dashboard:
         self.pages: dict[tuple[Any, ...], _Cached] = {}  # overviews, per language
         self.charts: dict[tuple[Any, ...], _Cached] = {}  # the months' SVG, per period
         self.asked: dict[tuple[Any, ...], float] = {}  # page key -> last asked (monotonic)
+        # the persons and funders pages' figures: key -> (last asked, how to compute them)
+        self.computations: dict[tuple[Any, ...], tuple[float, Callable[[], Any]]] = {}
         self.stopping = threading.Event()
 
     def open(self) -> None:
@@ -287,6 +289,27 @@ class Dashboard:
                 page = self._page(entry, by, lang, charts)
                 self._keep(self.pages, key, _Cached(entry.at, entry.version, page))
                 done += 1
+        return done + self._refresh_computed()
+
+    def _refresh_computed(self) -> int:
+        """:meth:`refresh` for the persons and funders pages' figures asked lately."""
+        with self.lock:
+            since = time.monotonic() - self.RECENT_S
+            asked = [(at, k) for k, (at, _c) in self.computations.items() if at >= since]
+            asked.sort(key=lambda pair: pair[0], reverse=True)
+            recent = [k for _at, k in asked[: self.RECENT]]
+        done = 0
+        for key in recent:
+            if self.stopping.is_set():
+                break
+            with self.lock:
+                version = self.version()
+                hit, asked_for = self.cache.get(key), self.computations.get(key)
+                if asked_for is None or (hit is not None and hit.version == version):
+                    continue
+                compute = asked_for[1]
+                self._keep(self.cache, key, _Cached(time.monotonic(), version, compute(), _now()))
+                done += 1
         return done
 
     def keep_fresh(self) -> None:
@@ -307,6 +330,9 @@ class Dashboard:
         """``compute()`` kept under ``key`` while the change stamp is the same (and for
         ``cache_seconds`` anyway), as the reports are."""
         with self.lock:
+            self.computations[key] = (time.monotonic(), compute)  # kept fresh by refresh()
+            while len(self.computations) > self.KEEP:
+                del self.computations[min(self.computations, key=lambda k: self.computations[k][0])]
             version = self.version()
             hit = self.cache.get(key)
             if hit is not None and self._fresh(hit, version):
