@@ -7,12 +7,17 @@ would, and the pages are fetched over HTTP after logging in, as a browser does:
 - overview, cold: the first load of the year's page (nothing computed yet);
 - overview, warm: the same page again (the median of ``--repeat``);
 - overview, after a record: one new record arrives, then the page (the cache is stale);
-- another tab's CSV (by referring structure: its own report, cold); the persons page and the
-  funders page, cold; the fleet page.
+- another tab's CSV (by referring structure: its own report, cold); the fleet page;
+- the persons page (new/returning, visits per person, the years' trend) and the funders page
+  (FEAD indicators over households known for 3 persons in 4, an eco-organism's declaration):
+  first load (their visit digests built for every month), warm, and after a record.
 
-Baseline, in the same run and the same database: the overview's figures as the dashboard
+Baselines, in the same run and the same database: the overview's figures as the dashboard
 computed them before the shared report cache — one ``build_report`` per table, every table its
-own months, distinct counts and totals, and its own matplotlib chart (``baseline_overview``).
+own months, distinct counts and totals, and its own matplotlib chart (``baseline_overview``);
+the persons and funders pages' figures from the records' SQL as before the visit digests
+(``baseline_persons``, ``baseline_funders``: the ``*_sql`` functions, in-process), beside the
+same figures from the digests kept in the database by a fresh connection (``digests_*``).
 Ends with one JSON line.
 """
 
@@ -41,8 +46,24 @@ from ledger.charts import bars_svg, monthly_kg_svg
 from ledger.report_render import summary_lines
 from ledger.reports import Period, build_report, load_names
 from ledger.store import open_store
+from ledger.store.eco import weights_by_category, weights_by_category_sql
+from ledger.store.households import (
+    Composition,
+    fead_counts,
+    fead_counts_sql,
+    fead_mass,
+    fead_mass_sql,
+)
+from ledger.store.persons import (
+    first_years,
+    first_years_sql,
+    new_and_returning,
+    new_and_returning_sql,
+    visits_per_person,
+    visits_per_person_sql,
+)
 from ledger.web.figures import GROUPS
-from sync.wire import Batch, decode_batch, encode
+from sync.wire import Batch, Registry, decode_batch, encode
 from tests.support.dashboard import cookie_of, get, http_login, ledger_config, serving
 from tests.support.ledger_dataset import Journal
 from tests.support.pg import PostgresServer
@@ -71,6 +92,80 @@ def baseline_overview(url: str) -> float:
             monthly_kg_svg(reports[0], lang="fr")
             for by, report in zip(GROUPS, reports, strict=True):
                 bars_svg(report.rows, by, lang="fr", limit=12)
+        return time.perf_counter() - t0
+    finally:
+        store.close()
+
+
+# an eco-organism's mapping of the generator's categories (ledger/eco.example.toml's shape)
+ECO = {
+    "organisms": [{"code": "ecomaison", "name": "Ecomaison"}],
+    "categories": [
+        {"organism": "ecomaison", "code": "AMEUB", "name": "Mobilier", "stream": "Assises"},
+        {"organism": "ecomaison", "code": "JOUET", "name": "Jouets", "stream": "Autres jeux"},
+    ],
+    "mappings": [
+        {"organism": "ecomaison", "category": "CAT-MEUB", "declares": "AMEUB"},
+        {"organism": "ecomaison", "category": "CAT-JOUET", "declares": "JOUET"},
+    ],
+}
+
+
+def office(url: str) -> None:
+    """What the office imports: compositions for 3 persons in 4 (some with two spans), the
+    eco-organism's mapping."""
+    store = open_store(url)
+    try:
+        codes = [r["beneficiary"] for r in store.fetch("SELECT beneficiary FROM person_ids")]
+        homes = []
+        for n, code in enumerate(sorted(codes)):
+            if n % 4 == 3:
+                continue
+            homes.append(Composition(code, women=1, men=n % 2, children_0_15=n % 3))
+            if n % 4 == 2:  # a birth in the autumn: two spans
+                homes[-1] = Composition(code, until=f"{YEAR}-09-30", women=1, children_0_15=1)
+                homes.append(Composition(code, since=f"{YEAR}-10-01", women=1, children_0_15=2))
+        store.import_households(homes)
+        store.set_registry(Registry(1, extra={"eco": ECO}))
+    finally:
+        store.close()
+
+
+def persons_figures(url: str, old: bool) -> float:
+    """Seconds for the persons page's figures (in-process, a new connection): from the
+    records' SQL (``old``, as before the visit digests) or from the digests kept."""
+    store = open_store(url)
+    bounds = Period.year(YEAR).bounds()
+    try:
+        t0 = time.perf_counter()
+        if old:
+            new_and_returning_sql(store, bounds)
+            visits_per_person_sql(store, bounds)
+            first_years_sql(store)
+        else:
+            new_and_returning(store, bounds)
+            visits_per_person(store, bounds)
+            first_years(store)
+        return time.perf_counter() - t0
+    finally:
+        store.close()
+
+
+def funders_figures(url: str, old: bool) -> float:
+    """Seconds for the funders page's figures (FEAD and the eco declaration's sums), as
+    :func:`persons_figures`."""
+    store = open_store(url)
+    bounds = Period.year(YEAR).bounds()
+    try:
+        t0 = time.perf_counter()
+        if old:
+            fead_counts_sql(store, bounds)
+            fead_mass_sql(store, bounds)
+            weights_by_category_sql(store, bounds)
+        else:
+            fead_counts(store, bounds)
+            fead_mass(store, bounds)
+            weights_by_category(store, bounds)
         return time.perf_counter() - t0
     finally:
         store.close()
@@ -120,9 +215,21 @@ def pages(url: str, workdir: Path, repeat: int) -> dict[str, float]:
             stale.append(timed(overview))
         out["overview_after_record_s"] = statistics.median(stale)
         out["csv_after_overview_s"] = timed(page(f"/export/referrer.csv?year={YEAR}"))
-        out["persons_cold_s"] = timed(page(f"/persons?year={YEAR}"))
-        out["funders_cold_s"] = timed(page(f"/funders?year={YEAR}"))
         out["fleet_s"] = statistics.median(timed(page("/fleet")) for _ in range(repeat))
+        persons = page(f"/persons?year={YEAR}")
+        funders = page(f"/funders?year={YEAR}&organism=ecomaison")
+        out["persons_first_s"] = timed(persons)
+        out["persons_warm_s"] = statistics.median(timed(persons) for _ in range(repeat))
+        out["funders_first_s"] = timed(funders)
+        out["funders_warm_s"] = statistics.median(timed(funders) for _ in range(repeat))
+        after: dict[str, list[float]] = {"persons": [], "funders": []}
+        for n in range(repeat):
+            one_more_record(url, 100 + n)
+            after["persons"].append(timed(persons))
+            one_more_record(url, 200 + n)
+            after["funders"].append(timed(funders))
+        out["persons_after_record_s"] = statistics.median(after["persons"])
+        out["funders_after_record_s"] = statistics.median(after["funders"])
     return out
 
 
@@ -150,10 +257,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             ledger_scale.ingest(store, batches)
             store.analyze()
             store.close()
-            print(f"{name}: baseline, then the pages…", file=sys.stderr, flush=True)
+            office(url)
+            print(f"{name}: baselines, then the pages…", file=sys.stderr, flush=True)
             base = statistics.median(baseline_overview(url) for _ in range(args.repeat))
+            figures = {
+                f"baseline_{page}_s": statistics.median(
+                    measure(url, True) for _ in range(args.repeat)
+                )
+                for page, measure in (("persons", persons_figures), ("funders", funders_figures))
+            }
             (workdir / name).mkdir(exist_ok=True)
-            results[name] = {"baseline_overview_s": base, **pages(url, workdir / name, args.repeat)}
+            results[name] = {
+                "baseline_overview_s": base,
+                **figures,
+                **pages(url, workdir / name, args.repeat),
+                "digests_persons_s": statistics.median(
+                    persons_figures(url, False) for _ in range(args.repeat)
+                ),
+                "digests_funders_s": statistics.median(
+                    funders_figures(url, False) for _ in range(args.repeat)
+                ),
+            }
     finally:
         for cleanup in cleanups:
             cleanup()
@@ -175,22 +299,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("overview, warm", "overview_warm_s"),
         ("overview, after a new record", "overview_after_record_s"),
         ("another tab's CSV (its report cold)", "csv_after_overview_s"),
-        ("persons page, cold (new/returning, visits, years)", "persons_cold_s"),
-        ("funders page, cold (FEAD; no eco mapping)", "funders_cold_s"),
         ("fleet page", "fleet_s"),
+        ("baseline: the persons page's figures from the records (before)", "baseline_persons_s"),
+        ("the same from the visit digests kept (a new connection)", "digests_persons_s"),
+        ("persons page, first load (visit digests built)", "persons_first_s"),
+        ("persons page, warm", "persons_warm_s"),
+        ("persons page, after a new record", "persons_after_record_s"),
+        ("baseline: the funders page's figures from the records (before)", "baseline_funders_s"),
+        ("the same from the visit digests kept (a new connection)", "digests_funders_s"),
+        ("funders page (FEAD, eco), first load", "funders_first_s"),
+        ("funders page, warm", "funders_warm_s"),
+        ("funders page, after a new record", "funders_after_record_s"),
     ]
     print("| page | SQLite | PostgreSQL | target |\n|---|---:|---:|---|")
     for label, key in rows:
-        target = "—" if key.startswith("baseline") else f"≤ {TARGET_S} s"
+        target = "—" if key.startswith(("baseline", "digests")) else f"≤ {TARGET_S} s"
         print(
             f"| {label} | {results['sqlite'][key]:.3f} s | {results['postgresql'][key]:.3f} s "
             f"| {target} |"
         )
+    load = os.getloadavg()
+    print(f"\nload average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     print(
         json.dumps(
             {
                 "bench": "dashboard",
                 "records": args.records,
+                "loadavg_1m": round(load[0], 2),
                 **{f"{db}_{k}": round(v, 3) for db, r in results.items() for k, v in r.items()},
             }
         )
