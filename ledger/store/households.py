@@ -10,6 +10,7 @@ as the records' (pseudonymised when the ledger pseudonymises); no name is ever s
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -242,36 +243,41 @@ def fead_counts(
     if not days:
         return out
     figures = list(FIGURES)
-    compositions: dict[int, list[tuple[Any, ...]]] = {}
+    compositions: dict[int, list[tuple[Any, Any, tuple[Any, ...]]]] = {}
     for row in store.fetch(
         "SELECT p.n AS person_n, h.valid_from AS valid_from, h.valid_until AS valid_until, "
         + ", ".join(f"{sql} AS {name}" for name, sql in FIGURES.items())
         + " FROM households h JOIN person_ids p ON p.beneficiary = h.beneficiary"
     ):
-        values = list(row.values())
-        compositions.setdefault(int(values[0]), []).append(tuple(values[1:]))
+        person, since, until, *values = row.values()
+        compositions.setdefault(int(person), []).append((since, until, tuple(values)))
     for person, held in compositions.items():
         visited = days.get(person)
         if not visited:
             continue
-        known = 0
-        most: list[int | None] = [None] * len(figures)
-        for day in visited:
-            hit = False
-            for since, until, *values in held:
-                if since is None or until is None:  # NULL bounds match no day, as in SQL
-                    continue
-                if (since == "" or since <= day) and (until == "" or day <= until):
-                    hit = True
-                    for k, value in enumerate(values):
-                        if value is not None and (most[k] is None or value > most[k]):
-                            most[k] = value
-            known += hit
-        if known:
-            out["known"] += 1
-            out["partly"] += known < len(visited)
-            for k, name in enumerate(figures):
-                out[name] += int(most[k] or 0)
+        ordered = sorted(visited)
+        spans: list[tuple[int, int]] = []  # the days each composition holds: index ranges
+        matched: list[tuple[Any, ...]] = []
+        for since, until, values in held:
+            if since is None or until is None:  # NULL bounds match no day, as in SQL
+                continue
+            low = bisect_left(ordered, since) if since else 0
+            high = bisect_right(ordered, until) if until else len(ordered)
+            if low < high:
+                spans.append((low, high))
+                matched.append(values)
+        if not matched:
+            continue
+        known = end = 0  # days with a composition in force: the spans' union
+        for low, high in sorted(spans):
+            if high > end:
+                known += high - max(low, end)
+                end = high
+        out["known"] += 1
+        out["partly"] += known < len(ordered)
+        for k, name in enumerate(figures):
+            given = [v[k] for v in matched if v[k] is not None]
+            out[name] += int(max(given)) if given else 0
     return out
 
 
