@@ -1,4 +1,4 @@
-"""Config sections as frozen dataclasses, validated from a TOML dict with every error collected.
+"""Config sections declared like frozen dataclasses, validated from a TOML dict, every error kept.
 
 The station's config used pydantic for this; in the idle daemon pydantic cost ~10 MiB of RSS
 (issue 18). This module does the part the config needs (numbers, text, booleans, choices,
@@ -12,14 +12,27 @@ number may come as text (an ``env:`` secret is text), but never a boolean as a n
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import re
 import types
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Self, Union, get_args, get_origin
+from typing import (
+    Annotated,
+    Any,
+    ClassVar,
+    Literal,
+    Self,
+    TypeVar,
+    Union,
+    cast,
+    dataclass_transform,
+    get_args,
+    get_origin,
+)
 from typing import get_type_hints as _hints
 
-__all__ = ["After", "Before", "Rule", "SchemaError", "Section"]
+__all__ = ["After", "Before", "FrozenSectionError", "Rule", "SchemaError", "Section", "field"]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -69,14 +82,90 @@ _TRUE = frozenset({"1", "on", "t", "true", "y", "yes"})
 _FALSE = frozenset({"0", "off", "f", "false", "n", "no"})
 
 
+T = TypeVar("T")
+
+
+class _Factory:
+    """A default made for each section (a list, a sub-section), as ``dataclasses.field``'s."""
+
+    __slots__ = ("make",)
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self.make = make
+
+
+def field(*, default_factory: Callable[[], T]) -> T:
+    """A key whose default is built for each section: ``field(default_factory=list)``."""
+    made: T = cast(T, _Factory(default_factory))  # collected by Section.__init_subclass__
+    return made
+
+
+_REQUIRED: Any = object()
+
+
+class FrozenSectionError(AttributeError):
+    """A config section is read-only once validated (``model_copy`` makes a changed copy)."""
+
+
+@dataclass_transform(kw_only_default=True, frozen_default=True, field_specifiers=(field,))
 class Section:
-    """A table of the config file; subclasses are ``@dataclass(frozen=True, kw_only=True)``.
+    """A table of the config file, declared as a frozen, keyword-only dataclass is (type
+    checkers read it as one), without a dataclass's generated code per class: a config has
+    twenty sections, and the daemon's memory is what it loads (issue 18).
 
     Unknown keys are refused, text is stripped of surrounding spaces (``strip = False`` keeps
     them). ``check`` is the section's own rule, run once every key is valid. The ``model_*``
     names are pydantic's, so code and tests that build or copy a config read the same."""
 
     strip: ClassVar[bool] = True
+    _defaults: ClassVar[dict[str, Any]] = {}  # each key: its default, a _Factory or _REQUIRED
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        defaults = dict(cls._defaults)
+        for name, annotation in inspect.get_annotations(cls).items():
+            if "ClassVar" in str(annotation):
+                continue
+            default = cls.__dict__.get(name, _REQUIRED)
+            if isinstance(default, _Factory):
+                delattr(cls, name)
+            defaults[name] = default
+        cls._defaults = defaults
+
+    def __init__(self, **values: Any) -> None:
+        unknown = set(values) - set(self._defaults)
+        if unknown:
+            raise TypeError(f"{type(self).__name__}: unknown keys {sorted(unknown)}")
+        for name, default in self._defaults.items():
+            if name in values:
+                value = values[name]
+            elif default is _REQUIRED:
+                raise TypeError(f"{type(self).__name__}: {name} is required")
+            else:
+                value = default.make() if isinstance(default, _Factory) else default
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise FrozenSectionError(f"cannot assign to {type(self).__name__}.{name}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenSectionError(f"cannot delete {type(self).__name__}.{name}")
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self._defaults)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        assert isinstance(other, Section)
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        keys = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._defaults)
+        return f"{type(self).__name__}({keys})"
 
     def check(self) -> None:
         """Raise ValueError (the staff's words) when the keys are valid but do not fit together."""
@@ -95,20 +184,24 @@ class Section:
     def schema_fields(cls) -> dict[str, Any]:
         """Each key and its type (without the ``Annotated`` rules), for error messages."""
         hints = _hints(cls)
-        return {f.name: hints[f.name] for f in dataclasses.fields(_dc(cls))}
+        return {name: hints[name] for name in cls._defaults}
 
     def model_copy(self, *, update: dict[str, Any] | None = None) -> Self:
         """A copy with some keys replaced (not validated, as pydantic's)."""
-        copy: Self = dataclasses.replace(_dc(self), **(update or {}))
-        return copy
+        values = {name: getattr(self, name) for name in self._defaults}
+        return type(self)(**{**values, **(update or {})})
 
     def model_dump(self) -> dict[str, Any]:
-        return dataclasses.asdict(_dc(self))
+        """The keys and values, sections and lists of them as dicts and lists."""
+        return {name: _dumped(getattr(self, name)) for name in self._defaults}
 
 
-def _dc(obj: Any) -> Any:
-    """``obj`` as mypy sees a dataclass (subclasses of Section are; the base is not)."""
-    return obj
+def _dumped(value: Any) -> Any:
+    if isinstance(value, Section):
+        return value.model_dump()
+    if isinstance(value, list):
+        return [_dumped(v) for v in value]
+    return value
 
 
 _PLANS: dict[type[Section], list[tuple[str, Any, bool]]] = {}
@@ -120,12 +213,7 @@ def _plan(cls: type[Section]) -> list[tuple[str, Any, bool]]:
     if plan is None:
         hints = _hints(cls, include_extras=True)
         plan = [
-            (
-                f.name,
-                hints[f.name],
-                f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
-            )
-            for f in dataclasses.fields(_dc(cls))
+            (name, hints[name], default is _REQUIRED) for name, default in cls._defaults.items()
         ]
         _PLANS[cls] = plan
     return plan

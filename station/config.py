@@ -5,12 +5,12 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 from common.i18n import _
-from common.schema import After, Before, Rule, SchemaError, Section
+from common.schema import After, Before, Rule, SchemaError, Section, field
 from common.settings import ConfigError, describe_errors, load_settings, parse_settings
 from common.units import MassError, parse_mass_text
 from drivers.scale import PROTOCOLS, ScaleProtocol
@@ -71,10 +71,8 @@ Mass = Annotated[int, Before(_mass_mg)]
 Code = Annotated[str, Rule(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
 Pin = Annotated[int, Rule(ge=0, le=27, strict=True)]
 OptionalPin = Annotated[Pin | None, Before(_not_fitted)]
-# every section below is @dataclass(frozen=True, kw_only=True): see common.schema.Section
 
 
-@dataclass(frozen=True, kw_only=True)
 class StationSection(Section):
     id: Annotated[str, Rule(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
     data_dir: Path = DEFAULT_DATA_DIR
@@ -86,7 +84,6 @@ class StationSection(Section):
     retention_days: Annotated[int, Rule(ge=0, le=36_500)] = 730
 
 
-@dataclass(frozen=True, kw_only=True)
 class AsciiSection(Section):
     """The configurable ASCII protocol (``protocol = "ascii"``), for a scale no codec knows."""
 
@@ -115,7 +112,6 @@ class AsciiSection(Section):
         )
 
 
-@dataclass(frozen=True, kw_only=True)
 class ScaleSection(Section):
     url: str = "/dev/pesee-scale"
     protocol: Annotated[str, After(_known_protocol)] = "mt-sics"
@@ -196,7 +192,6 @@ class ScaleSection(Section):
             raise ValueError(_("min_load must be below capacity"))
 
 
-@dataclass(frozen=True, kw_only=True)
 class ScannerSection(Section):
     url: str = "/dev/pesee-scanner"
     kind: Literal["serial", "hid"] = "serial"
@@ -204,7 +199,6 @@ class ScannerSection(Section):
     dedupe_window: Annotated[float, Rule(ge=0, le=10)] = 1.0
 
 
-@dataclass(frozen=True, kw_only=True)
 class SyncSection(Section):
     """The MQTT link to the central ledger. Absent or ``enabled = false``: records stay local."""
 
@@ -227,7 +221,6 @@ class SyncSection(Section):
     hmac_key: Annotated[str, Rule(min_length=16)] | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
 class PanelSection(Section):
     button: Pin = 17
     green: Pin = 22
@@ -250,7 +243,6 @@ def _loopback(host: str) -> bool:
     return host in ("localhost", "::1") or host.startswith("127.")
 
 
-@dataclass(frozen=True, kw_only=True)
 class ScreenSection(Section):
     """The counter screen (station/screen): a page on the station's display or a tablet."""
 
@@ -278,7 +270,6 @@ class ScreenSection(Section):
             )
 
 
-@dataclass(frozen=True, kw_only=True)
 class PrinterSection(Section):
     """An ESC/POS receipt printer for end-of-visit tickets (station/ticket.py): one of a
     network ``host`` (raw port 9100), a ``usb`` vendor:product id (needs pyusb) or a kernel
@@ -299,7 +290,6 @@ class PrinterSection(Section):
             raise ValueError(_("give one of host, usb or device"))
 
 
-@dataclass(frozen=True, kw_only=True)
 class VisitSection(Section):
     timeout: Annotated[float, Rule(ge=10, le=86_400)] = 600
     # true: the category scanned for one beneficiary does not carry into the next visit
@@ -309,7 +299,6 @@ class VisitSection(Section):
 CheckDigit = Literal["none", "luhn", "mod10", "mod11"]
 
 
-@dataclass(frozen=True, kw_only=True)
 class BeneficiaryPattern(Section):
     name: str = "beneficiary"
     prefix: str | None = None
@@ -333,7 +322,6 @@ def _restricted_circulation(value: str) -> str:
     return value
 
 
-@dataclass(frozen=True, kw_only=True)
 class WeightLabel(Section):
     """An EAN-13 weight label printed by a certified scale (GS1 restricted circulation, prefix
     20–29): ``weight_digits`` digits from position ``weight_start`` (1 = the first digit) hold
@@ -370,7 +358,6 @@ def _distinct_prefixes(value: list[WeightLabel]) -> list[WeightLabel]:
     return value
 
 
-@dataclass(frozen=True, kw_only=True)
 class CodesSection(Section):
     end_visit: Code = "FIN"
     tare: Code = "TARE"
@@ -386,26 +373,22 @@ class CodesSection(Section):
     )
 
 
-@dataclass(frozen=True, kw_only=True)
 class Category(Section):
     code: Code
     name: Annotated[str, Rule(min_length=1, max_length=80)]
 
 
-@dataclass(frozen=True, kw_only=True)
 class Container(Section):
     code: Code
     name: Annotated[str, Rule(min_length=1, max_length=80)]
     tare: Annotated[Mass, After(_above_zero)]
 
 
-@dataclass(frozen=True, kw_only=True)
 class Operator(Section):
     badge: Code
     name: Annotated[str, Rule(min_length=1, max_length=80)]
 
 
-@dataclass(frozen=True, kw_only=True)
 class Referrer(Section):
     code: Code
     name: Annotated[str, Rule(min_length=1, max_length=120)]
@@ -413,7 +396,6 @@ class Referrer(Section):
     type: Annotated[str, Rule(pattern=r"^[a-z0-9_-]{1,40}$")] | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
 class Profile(Section):
     """A household profile code (single parent, pregnant woman…), scanned during a visit; its
     tag goes with the visit's weighings (``data.profile``) for the office's reports."""
@@ -431,7 +413,6 @@ def _hashed(value: str | None) -> str | None:
     return value
 
 
-@dataclass(frozen=True, kw_only=True)
 class Technician(Section):
     """Someone allowed to record a weight by hand (``station manual-entry``): PIN or badge."""
 
@@ -445,7 +426,6 @@ class Technician(Section):
             raise ValueError(_("give a pin (hash) or a badge"))
 
 
-@dataclass(frozen=True, kw_only=True)
 class Config(Section):
     """The whole station config; see ``station/station.example.toml`` for every key."""
 
