@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 
 import click
 
@@ -12,9 +13,14 @@ from common.i18n import _
 from common.notify import Watchdog, fresh, sd_notify, watchdog_interval
 
 from ..redact import redacted
+from ..store import SqlLedgerStore
 from .context import load_config, open_ledger
 
-__all__ = ["config_group", "run"]
+__all__ = ["DIGESTS_EVERY_S", "config_group", "run"]
+
+# how often `ledger run` builds the month digests new records made stale (docs/reports.md): a
+# report or a dashboard view then reads them instead of building the month itself
+DIGESTS_EVERY_S = 30.0
 
 
 @click.group("config")
@@ -86,12 +92,29 @@ def run(ctx: click.Context, client_id: str) -> None:
             interval,
         )
         watchdog.start()
+    # the month digests on a connection of their own: building one never holds up the ingest
+    keeper = open_ledger(cfg)
+    next_digests = 0.0
     try:
         while not stop.wait(1.0):
-            pass
+            if time.monotonic() >= next_digests:
+                _keep_digests(keeper, stop)
+                next_digests = time.monotonic() + DIGESTS_EVERY_S
     finally:
         sd_notify("STOPPING=1")
         if watchdog is not None:
             watchdog.stop()
         service.stop()
+        keeper.close()
         store.close()
+
+
+def _keep_digests(keeper: SqlLedgerStore, stop: threading.Event) -> None:
+    """Build the stale month digests; a database error is logged and tried again later (the
+    ingest has its own connection and its own retries)."""
+    try:
+        keeper.refresh_digests(stop.is_set)
+    except Exception as exc:
+        logging.getLogger("ledger").warning(
+            _("month digests not built this time: %s"), redacted(str(exc))
+        )

@@ -243,16 +243,22 @@ class Digests:
             out.append(digest or self._build(month))
         return out
 
-    def refresh(self) -> int:
-        """Build every stale month now (after an upgrade or a bulk load, so the first report
-        does not wait); returns how many were built."""
+    def refresh(self, stop: Callable[[], bool] | None = None) -> int:
+        """Build every stale month now, newest first (after an upgrade, a bulk load, or as
+        ``ledger run`` keeps them while records arrive: no report then waits for one); stops
+        between two months when ``stop()`` says so. Returns how many were built."""
         stale = self.db.fetch(
             "SELECT month FROM month_digests d WHERE d.token IS NULL "
-            "OR EXISTS (SELECT 1 FROM digest_changes c WHERE c.month = d.month) ORDER BY month"
+            "OR EXISTS (SELECT 1 FROM digest_changes c WHERE c.month = d.month) "
+            "ORDER BY month DESC"
         )
+        built = 0
         for row in stale:
+            if stop is not None and stop():
+                break
             self._build(str(row["month"]))
-        return len(stale)
+            built += 1
+        return built
 
     def part(self, start: str, end: str) -> MonthDigest:
         """The cells of the records with ``start <= time < end`` (inside one month), from the

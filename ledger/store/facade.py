@@ -3,7 +3,7 @@ inquiry), composed over one database dialect (SQLite or PostgreSQL)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -296,9 +296,9 @@ class SqlLedgerStore:
         """Rows of a read-only query (portable SQL, ``?`` placeholders)."""
         return self.sql.fetch(sql, params)
 
-    def refresh_digests(self) -> int:
+    def refresh_digests(self, stop: Callable[[], bool] | None = None) -> int:
         """Build the month digests that are stale (Digests.refresh); how many were built."""
-        return self.digests.refresh()
+        return self.digests.refresh(stop)
 
     def analyze(self) -> None:
         """Refresh the planner's statistics (benchmarks, after a bulk load)."""

@@ -297,3 +297,43 @@ def test_ledger_db_migrate_builds_the_stale_digests(tmp_path: Any) -> None:
     assert store.fetch("SELECT count(*) AS n FROM digest_changes")[0]["n"] == 0
     assert store.refresh_digests() == 0  # nothing left to build
     store.close()
+
+
+def test_ledger_run_keeps_the_digests_without_a_report(ledger_url: str, tmp_path: Any) -> None:
+    """`ledger run` builds the months new records made stale on its own (no report asked, no
+    broker even): the next report or dashboard view reads them instead of building them."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    store = open_store(ledger_url)
+    ledger_dataset.ingest(store, ledger_dataset.network(seed=4, persons=30, visits_per_station=20))
+    assert store.fetch("SELECT count(*) AS n FROM digest_changes")[0]["n"] > 0
+    config = Path(tmp_path) / "ledger.toml"
+    config.write_text(
+        f'[ledger]\ndatabase = "{ledger_url}"\n[mqtt]\nhost = "127.0.0.1"\nport = 1\n',
+        encoding="utf-8",
+    )  # no broker there: the ingest keeps retrying, the digests are kept all the same
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ledger", "--lang", "en", "--config", str(config), "run"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=root,
+    )  # fmt: skip
+    try:
+        pending = -1
+        for _ in range(600):  # 60 s at the most
+            pending = store.fetch(
+                "SELECT (SELECT count(*) FROM digest_changes) "
+                "+ (SELECT count(*) FROM month_digests WHERE token IS NULL) AS n"
+            )[0]["n"]
+            if not pending or proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert pending == 0, proc.stderr.read() if proc.poll() is not None else pending
+    finally:
+        proc.terminate()
+        _out, err = proc.communicate(timeout=30)
+        store.close()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
