@@ -56,7 +56,7 @@ _VALUES = f"""CASE WHEN {_LIVE} THEN 1 ELSE 0 END AS live, r.net_mg, r.pieces,
     CASE WHEN r.source = 'manual' THEN 1 ELSE 0 END AS manual"""
 _KEYS = "r.station, r.category, r.referrer, r.visit_n, r.person_n"
 _WHERE = "r.kind = 'weighing' AND r.occurred_at >= ? AND r.occurred_at < ?"
-_MEMO = 240  # decoded months kept per store (20 years); each is a few hundred kB
+_MEMO = 72  # decoded months kept per store (six years: a trend); ~0.3 MB each at 1M a year
 
 
 def month_bounds(month: str) -> tuple[str, str]:
@@ -234,14 +234,57 @@ class Digests:
             "FROM month_digests d WHERE d.month >= ? AND d.month <= ? ORDER BY d.month",
             [first, last],
         )
+        fresh = {
+            str(r["month"]): str(r["token"])
+            for r in found
+            if r["token"] is not None and not r["pending"]
+        }
+        with self._lock:
+            kept = {m: d for m, d in self._memo.items() if fresh.get(m) == d.token}
+        read = self._read_kept({m: t for m, t in fresh.items() if m not in kept})
         out = []
         for row in found:
-            month, token = str(row["month"]), row["token"]
-            digest = None
-            if token is not None and not row["pending"]:
-                digest = self._cached(month, str(token))
-            out.append(digest or self._build(month))
+            month = str(row["month"])
+            out.append(kept.get(month) or read.get(month) or self._build(month))
         return out
+
+    def _read_kept(self, wanted: dict[str, str]) -> dict[str, MonthDigest]:
+        """The kept digests of ``wanted`` (month -> token), in one query; a month built again
+        meanwhile (another token) is left out: the caller builds it."""
+        if not wanted:
+            return {}
+        months = sorted(wanted)
+        rows = self.db.fetch(
+            f"SELECT month, token, body FROM month_digests "
+            f"WHERE month IN ({', '.join('?' * len(months))})",
+            months,
+        )
+        out = {}
+        for row in rows:
+            month, token = str(row["month"]), row["token"]
+            if token != wanted[month] or row["body"] is None:
+                continue
+            digest = MonthDigest.decode(
+                month, token, bytes(row["body"]), self._cells_of(month, token)
+            )
+            if digest is not None:
+                self._remember(digest)
+                out[month] = digest
+        return out
+
+    def _cells_of(self, month: str, token: str) -> Callable[[], bytes]:
+        """Reads a kept digest's cells when a report first needs them."""
+
+        def load() -> bytes:
+            found = self.db.fetch(
+                "SELECT cells FROM month_digests WHERE month = ? AND token = ?", [month, token]
+            )
+            if found and found[0]["cells"] is not None:
+                return bytes(found[0]["cells"])
+            # built again since: this month's cells as the records are now
+            return self.part(*month_bounds(month)).packed_cells or b""
+
+        return load
 
     def refresh(self, stop: Callable[[], bool] | None = None) -> int:
         """Build every stale month now, newest first (after an upgrade, a bulk load, or as
@@ -264,31 +307,6 @@ class Digests:
         """The cells of the records with ``start <= time < end`` (inside one month), from the
         records themselves (a period's partial months; not kept)."""
         return self._read(start[:7], start, end, with_changes=False)[0]
-
-    def _cached(self, month: str, token: str) -> MonthDigest | None:
-        with self._lock:
-            hit = self._memo.get(month)
-        if hit is not None and hit.token == token:
-            return hit
-        rows = self.db.fetch(
-            "SELECT body FROM month_digests WHERE month = ? AND token = ?", [month, token]
-        )
-        if not rows or rows[0]["body"] is None:
-            return None  # rebuilt meanwhile: build it again here
-
-        def load_cells() -> bytes:
-            found = self.db.fetch(
-                "SELECT cells FROM month_digests WHERE month = ? AND token = ?", [month, token]
-            )
-            if found and found[0]["cells"] is not None:
-                return bytes(found[0]["cells"])
-            # built again since: this month's cells as the records are now
-            return self.part(*month_bounds(month)).packed_cells or b""
-
-        digest = MonthDigest.decode(month, token, bytes(rows[0]["body"]), load_cells)
-        if digest is not None:
-            self._remember(digest)
-        return digest
 
     def _remember(self, digest: MonthDigest) -> None:
         with self._lock:
