@@ -93,8 +93,9 @@ def run(ctx: click.Context) -> None:
     Example:
       station --config /etc/pesee/station.toml run
     """
-    from ..daemon import Daemon  # imports gpiozero and the device stack only when needed
+    from ..daemon import Daemon, one_malloc_arena  # gpiozero and the devices: only for run
 
+    one_malloc_arena()  # before any thread starts (the daemon's memory, issue 18)
     config = load_config(ctx)
     if logging.getLogger().level > logging.INFO:
         logging.getLogger().setLevel(logging.INFO)

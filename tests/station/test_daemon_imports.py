@@ -79,6 +79,16 @@ def test_a_broken_command_does_not_stop_run(tmp_path: Path) -> None:
     assert done.returncode != 0 and "station.cli.doctor" in done.stderr
 
 
+def test_station_run_asks_glibc_for_one_malloc_arena() -> None:
+    """`station run` sets it before any thread starts; on glibc the call exists and succeeds.
+    In a child process: the setting is the whole process's."""
+    code = "from station.daemon import one_malloc_arena\nprint(one_malloc_arena())"
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout
+    assert out.strip() == str(platform.libc_ver()[0] == "glibc")
+
+
 def test_free_heap_pages_go_back_after_start_up() -> None:
     """`station run` trims the heap before READY; on glibc the call exists and runs."""
     from station.daemon import release_free_memory
