@@ -11,7 +11,6 @@ number may come as text (an ``env:`` secret is text), but never a boolean as a n
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import re
 import types
@@ -35,33 +34,47 @@ from typing import get_type_hints as _hints
 __all__ = ["After", "Before", "FrozenSectionError", "Rule", "SchemaError", "Section", "field"]
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
 class Rule:
     """Bounds of a number, length of a text or list, pattern of a text (``Annotated`` extra).
 
     ``strict``: a whole number must be written as one (no ``"17"``, no ``17.0``)."""
 
-    ge: float | None = None
-    le: float | None = None
-    min_length: int | None = None
-    max_length: int | None = None
-    pattern: str | None = None
-    strict: bool = False
+    __slots__ = ("ge", "le", "max_length", "min_length", "pattern", "strict")
+
+    def __init__(
+        self,
+        *,
+        ge: float | None = None,
+        le: float | None = None,
+        min_length: int | None = None,
+        max_length: int | None = None,
+        pattern: str | None = None,
+        strict: bool = False,
+    ) -> None:
+        self.ge, self.le, self.pattern, self.strict = ge, le, pattern, strict
+        self.min_length, self.max_length = min_length, max_length
 
 
-@dataclasses.dataclass(frozen=True)
 class Before:
     """Runs on the value as the file gave it, before its type is checked (``Annotated`` extra);
     returns the value to check, or raises ValueError with the staff's words."""
 
-    fn: Callable[[Any], Any]
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable[[Any], Any]) -> None:
+        self.fn = fn
 
 
-@dataclasses.dataclass(frozen=True)
 class After:
     """Runs on the checked value (``Annotated`` extra); returns it, or raises ValueError."""
 
-    fn: Callable[[Any], Any]
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable[[Any], Any]) -> None:
+        self.fn = fn
+
+
+_NO_RULE = Rule()
 
 
 class SchemaError(ValueError):
@@ -264,7 +277,7 @@ def _value(hint: Any, given: Any, loc: Loc, errors: list[dict[str, Any]], strip:
                 value = step.fn(value)
             except (ValueError, AssertionError) as exc:
                 return _error(errors, "value_error", loc, given, str(exc))
-    rule = next((r for r in rules if isinstance(r, Rule)), Rule())
+    rule = next((r for r in rules if isinstance(r, Rule)), _NO_RULE)
     value = _typed(hint, value, loc, errors, strip, rule)
     if value is _BAD:
         return _BAD
