@@ -1,11 +1,12 @@
-"""Month digests: each month's weighings as cells of sums and visit/person sets, kept exact.
+"""Month digests: each month's report figures as sums and visit/person sets, kept exact.
 
 A report over a year read the year's records several times (distinct counts do not add up
-across months, so nothing could be summed ahead). A digest keeps, per month and per (station,
-category, referrer) cell, the sums (weighings, items, kg, pieces, manual) and the *sets* of
-live visits and persons (their integer ids, schema step 5); and the same cells per profile tag
-where profiles exist. Any period's figures are then sums and unions of a few cells
-(ledger/store/tally.py), exact: a union counts a person seen in two months once.
+across months, so nothing could be summed ahead). A digest keeps, per month, for the whole
+month and per station, category, referrer and profile tag (its *dimensions*), the sums
+(weighings, items, kg, pieces, manual) and the *sets* of live visits and persons (their integer
+ids, schema step 5, as bit sets); and, apart, the same per station × category × referrer cell
+(and × tag) for reports by two groupings. Any period's figures are then sums and unions of a
+few of them (ledger/store/tally.py), exact: a union counts a person seen in two months once.
 
 Exactness through every change: whatever changes a month's records (ingest, a void, a clock
 repair, a purge, a profile import) adds a row to ``digest_changes`` in its own transaction
@@ -15,7 +16,8 @@ rows (one snapshot on both databases), then saved in a transaction that deletes 
 change rows it saw: if another builder took some first, nothing is saved (the figures still
 serve the report that built them). A change committed after the snapshot keeps its row, so the
 month stays stale until built again. Writers only insert rows: two PostgreSQL workers never
-wait on each other for a digest.
+wait on each other for a digest. ``ledger run`` builds the stale months every 30 s
+(:meth:`Digests.refresh`), so reports seldom meet one.
 """
 
 from __future__ import annotations
