@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 
 import click
@@ -37,21 +38,38 @@ COMMANDS = {
 }
 
 
-class LazyGroup(click.Group):
-    """The root group: each command's module is imported when that command is asked for."""
+class LazyCommands(MutableMapping[str, click.Command]):
+    """The root group's commands: a command's module is imported when the command is looked
+    up (``station doctor``, a help page, ``items()``), never for another one; the names are
+    all there from the start (the command list, "did you mean")."""
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*self.commands, *COMMANDS})
+    def __init__(self) -> None:
+        self.loaded: dict[str, click.Command] = {}
 
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in self.commands and cmd_name in COMMANDS:
-            module, attribute = COMMANDS[cmd_name]
+    def __getitem__(self, name: str) -> click.Command:
+        if name not in self.loaded and name in COMMANDS:
+            module, attribute = COMMANDS[name]
             command = getattr(importlib.import_module(f"{__package__}.{module}"), attribute)
-            self.add_command(command, cmd_name)
-        return self.commands.get(cmd_name)
+            self.loaded[name] = command
+        return self.loaded[name]
+
+    def __setitem__(self, name: str, command: click.Command) -> None:
+        self.loaded[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        del self.loaded[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.loaded or name in COMMANDS
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict.fromkeys([*self.loaded, *COMMANDS]))
+
+    def __len__(self) -> int:
+        return len({*self.loaded, *COMMANDS})
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(commands=LazyCommands(), context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="station")
 @click.option(
     "--config",

@@ -50,9 +50,13 @@ def test_run_loads_no_other_command() -> None:
     assert others <= _loaded(RUN.replace('"run"', '"doctor"') + "\n" + _EVERY)
 
 
+# every command is listed before any is loaded, and looking through them loads each (tests
+# that walk `cli.commands` see them all)
 _EVERY = """
+assert set(main.cli.commands) == {"run", *main.COMMANDS}
 for name in main.cli.list_commands(click.Context(main.cli)):
     assert main.cli.get_command(click.Context(main.cli), name) is not None, name
+assert all(isinstance(c, click.Command) for c in dict(main.cli.commands.items()).values())
 """
 
 
