@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +58,16 @@ _VALUES = f"""CASE WHEN {_LIVE} THEN 1 ELSE 0 END AS live, r.net_mg, r.pieces,
     CASE WHEN r.source = 'manual' THEN 1 ELSE 0 END AS manual"""
 _KEYS = "r.station, r.category, r.referrer, r.visit_n, r.person_n"
 _WHERE = "r.kind = 'weighing' AND r.occurred_at >= ? AND r.occurred_at < ?"
+# whether any profile fact exists, as a row of a build's statement (part 3)
+_PROFILED = (
+    "SELECT 3, CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT), "
+    "CAST(NULL AS TEXT), (SELECT count(*) FROM (SELECT 1 FROM profiles LIMIT 1) a) "
+    "+ (SELECT count(*) FROM (SELECT 1 FROM scanned_profiles LIMIT 1) b), "
+    "CAST(NULL AS BIGINT), 0, 0, 0, 0"
+)
+# at most this many change rows of added records are folded into a kept digest; more, and the
+# month is read whole (one pass over its records costs less than that many ranges)
+_FOLD_MAX = 64
 _MEMO = 72  # decoded months kept per store (six years: a trend); ~0.3 MB each at 1M a year
 
 
@@ -154,14 +164,12 @@ class MonthDigest:
 _AT = {"tag": 0, "station": 1, "category": 2, "referrer": 3}  # a dimension's place in a cell key
 
 
-def _digest_of(
-    month: str,
-    base: dict[tuple[Any, ...], list[Any]],
-    tagged: dict[tuple[Any, ...], list[Any]] | None,
-) -> MonthDigest:
-    """The digest of cell accumulators ((tag, station, category, referrer) -> sums + sets)."""
-    v_off = min((min(a[5]) for a in base.values() if a[5]), default=0)
-    p_off = min((min(a[6]) for a in base.values() if a[6]), default=0)
+Accumulators = dict[tuple[Any, ...], list[Any]]  # cell key -> sums, visit set, person set
+
+
+def _dimensions(base: Accumulators, tagged: Accumulators | None) -> dict[str, dict[Any, list[Any]]]:
+    """Cell accumulators ((tag, station, category, referrer) -> sums + sets) gathered per
+    dimension value: sums, visit set, person set, structures."""
     gathered: dict[str, dict[Any, list[Any]]] = {name: {} for name in DIMENSIONS}
     for source, names in ((base, DIMENSIONS[:4]), (base if tagged is None else tagged, ("tag",))):
         for key, acc in source.items():
@@ -176,22 +184,111 @@ def _digest_of(
                 entry[6] |= acc[6]
                 if acc[1] and key[3] is not None:  # a structure counts where a weighing is live
                     entry[7].add(key[3])
+    return gathered
+
+
+def _cells(part: Accumulators) -> list[Cell]:
+    return [
+        (*key, *acc[:5], sorted(acc[5]), sorted(acc[6]))
+        for key, acc in sorted(part.items(), key=lambda kv: _sortable(kv[0]))
+    ]
+
+
+def _digest_of(month: str, base: Accumulators, tagged: Accumulators | None) -> MonthDigest:
+    """The digest of cell accumulators."""
+    v_off = min((min(a[5]) for a in base.values() if a[5]), default=0)
+    p_off = min((min(a[6]) for a in base.values() if a[6]), default=0)
     dims: dict[str, dict[Any, Entry]] = {
         name: {
             value: [*e[:5], bits_of(e[5], v_off), bits_of(e[6], p_off), e[7]]
             for value, e in entries.items()
         }
-        for name, entries in gathered.items()
+        for name, entries in _dimensions(base, tagged).items()
     }
-
-    def done(part: dict[tuple[Any, ...], list[Any]]) -> list[Cell]:
-        return [
-            (*key, *acc[:5], sorted(acc[5]), sorted(acc[6]))
-            for key, acc in sorted(part.items(), key=lambda kv: _sortable(kv[0]))
-        ]
-
-    cells = orjson.dumps({"base": done(base), "tagged": None if tagged is None else done(tagged)})
+    cells = orjson.dumps(
+        {"base": _cells(base), "tagged": None if tagged is None else _cells(tagged)}
+    )
     return MonthDigest(month, None, (v_off, p_off), dims, cells)
+
+
+def _fold(old: MonthDigest, base: Accumulators, tagged: Accumulators | None) -> MonthDigest | None:
+    """``old`` with new weighings added (their cell accumulators): what a build over the month
+    would give, since records were only added. None when an id falls below the month's bit
+    sets' origin (the caller builds the month whole)."""
+    v_off, p_off = old.offsets
+    whole = old.dims["all"].get(None)
+    if whole is None or not whole[5] or not whole[6]:
+        return None  # no id yet: the bit sets have no origin to add to
+    added = _dimensions(base, tagged)
+    for entries in added.values():
+        for e in entries.values():
+            if (e[5] and min(e[5]) < v_off) or (e[6] and min(e[6]) < p_off):
+                return None
+    dims = {name: {v: [*e[:7], set(e[7])] for v, e in d.items()} for name, d in old.dims.items()}
+    for name, entries in added.items():
+        into = dims.setdefault(name, {})
+        for value, e in entries.items():
+            entry = into.get(value)
+            if entry is None:
+                entry = into[value] = [0, 0, 0, 0, 0, 0, 0, set()]
+            for i in range(5):
+                entry[i] += e[i]
+            entry[5] |= bits_of(e[5], v_off)
+            entry[6] |= bits_of(e[6], p_off)
+            entry[7] |= e[7]
+    old_base, old_tagged = old.cells
+
+    def merged(cells: list[Cell], acc: Accumulators) -> Accumulators:
+        out: Accumulators = {tuple(c[:4]): [*c[4:9], set(c[9]), set(c[10])] for c in cells}
+        for key, a in acc.items():
+            into = out.get(key)
+            if into is None:
+                out[key] = a
+                continue
+            for i in range(5):
+                into[i] += a[i]
+            into[5] |= a[5]
+            into[6] |= a[6]
+        return out
+
+    new_base = _cells(merged(old_base, base))
+    new_tagged = None if old_tagged is None else _cells(merged(old_tagged, tagged or {}))
+    cells = orjson.dumps({"base": new_base, "tagged": new_tagged})
+    return MonthDigest(old.month, None, old.offsets, dims, cells)
+
+
+def _gather(
+    rows: Iterable[Sequence[Any]],
+) -> tuple[tuple[Accumulators, Accumulators], list[int], bool]:
+    """Rows of a build's statement: (base and tagged cell accumulators, change ids seen,
+    whether a profile fact existed)."""
+    cells: tuple[Accumulators, Accumulators] = ({}, {})
+    seen: list[int] = []
+    profiled = False
+    for values in rows:
+        part = int(values[0])
+        if part >= 2:
+            if part == 2:
+                seen.append(int(values[5]))
+            else:
+                profiled = bool(values[5])
+            continue
+        _part, tag, station, category, referrer, visit, person, live, net, pieces, manual = values
+        key = (tag, station, category, referrer)
+        acc = cells[part].get(key)
+        if acc is None:
+            acc = cells[part][key] = [0, 0, 0, 0, 0, set(), set()]
+        acc[0] += 1
+        if live:  # a visit (person) counts where one of its weighings is live
+            acc[1] += 1
+            acc[2] += net or 0
+            acc[3] += pieces or 0
+            acc[4] += manual
+            if visit is not None:
+                acc[5].add(visit)
+            if person is not None:
+                acc[6].add(person)
+    return cells, seen, profiled
 
 
 class Digests:
@@ -213,6 +310,23 @@ class Digests:
                 (month,),
             )
             self.db.exec("INSERT INTO digest_changes (month) VALUES (?)", (month,))
+
+    def appended(self, runs: Iterable[tuple[str, str, str, int, int]]) -> None:
+        """Records were added: (month, station, epoch, first seq, last seq), every seq of the
+        run new in this transaction. A kept digest takes them in without reading its month
+        again (:meth:`_folded`), as long as nothing else changed it."""
+        runs = sorted(set(runs))
+        for month in sorted({r[0] for r in runs}):
+            self.db.exec(
+                "INSERT INTO month_digests (month) VALUES (?) ON CONFLICT (month) DO NOTHING",
+                (month,),
+            )
+        if runs:
+            self.db.many(
+                "INSERT INTO digest_changes (month, station, epoch, first_seq, last_seq) "
+                "VALUES (?, ?, ?, ?, ?)",
+                runs,
+            )
 
     def changed_from(self, month: str) -> None:
         """Every month from ``month`` on changed (a profile fact that starts there moved)."""
@@ -317,8 +431,11 @@ class Digests:
                 del self._memo[next(iter(self._memo))]
 
     def _build(self, month: str) -> MonthDigest:
-        start, end = month_bounds(month)
-        digest, seen = self._read(month, start, end, with_changes=True)
+        folded = self._folded(month)
+        if folded is not None:
+            digest, seen = folded
+        else:
+            digest, seen = self._read(month, *month_bounds(month), with_changes=True)
         if seen:
             digest.token = secrets.token_hex(8)
             try:
@@ -331,6 +448,60 @@ class Digests:
         if digest.token is not None:
             self._remember(digest)
         return digest
+
+    def _folded(self, month: str) -> tuple[MonthDigest, list[int]] | None:
+        """The month's kept digest with the records added since, when additions are all that
+        changed it; None otherwise (the caller reads the month whole).
+
+        The change rows and the kept digest's token come from one statement; the body is read
+        only if that token is still the month's (the rows seen are then exactly those made
+        after it was built); the added records are read by their (station, epoch, seq) runs."""
+        changes = self.db.fetch(
+            "SELECT c.id AS id, c.station AS station, c.epoch AS epoch, c.first_seq AS first_seq, "
+            "c.last_seq AS last_seq, d.token AS token FROM digest_changes c "
+            "JOIN month_digests d ON d.month = c.month WHERE c.month = ?",
+            [month],
+        )
+        if not changes or len(changes) > _FOLD_MAX:
+            return None
+        token = changes[0]["token"]
+        if token is None or any(c["station"] is None for c in changes):
+            return None  # never built, or changed otherwise than by additions
+        kept = self.db.fetch(
+            "SELECT body, cells FROM month_digests WHERE month = ? AND token = ?", [month, token]
+        )
+        if not kept or kept[0]["body"] is None or kept[0]["cells"] is None:
+            return None
+        packed = bytes(kept[0]["cells"])
+        old = MonthDigest.decode(month, str(token), bytes(kept[0]["body"]), lambda: packed)
+        if old is None:
+            return None
+        tagged = old.cells[1] is not None
+        runs = sorted({(c["station"], c["epoch"], c["first_seq"], c["last_seq"]) for c in changes})
+        added = " OR ".join(
+            "(r.station = ? AND r.epoch = ? AND r.seq BETWEEN ? AND ?)" for _ in runs
+        )
+        where = f"{_WHERE} AND ({added})"
+        params: list[Any] = [*month_bounds(month), *(x for run in runs for x in run)]
+        parts = [
+            f"SELECT 0 AS part, CAST(NULL AS TEXT) AS tag, {_KEYS}, {_VALUES} "
+            f"FROM records r WHERE {where}"
+        ]
+        with_ = ""
+        if tagged:
+            with_ = profile_facts(self.db.name)
+            parts.append(
+                f"SELECT 1, p.tag, {_KEYS}, {_VALUES} FROM records r {PROFILE_JOIN} WHERE {where}"
+            )
+            params += params
+        parts.append(_PROFILED)
+        cells, _seen, profiled = _gather(self.db.exec(with_ + " UNION ALL ".join(parts), params))
+        if profiled and not tagged:
+            return None  # profiles came: the month needs its tagged cells
+        digest = _fold(old, cells[0], cells[1] if tagged else None)
+        if digest is None:
+            return None
+        return digest, [int(c["id"]) for c in changes]
 
     def _save(self, digest: MonthDigest, seen: list[int]) -> bool:
         """Take exactly the change rows this build saw; keep the body only if they were all
@@ -384,12 +555,7 @@ class Digests:
                 f"SELECT 1, p.tag, {_KEYS}, {_VALUES} FROM records r {PROFILE_JOIN} WHERE {_WHERE}"
             )
             params += [start, end]
-        parts.append(
-            "SELECT 3, CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT), "
-            "CAST(NULL AS TEXT), (SELECT count(*) FROM (SELECT 1 FROM profiles LIMIT 1) a) "
-            "+ (SELECT count(*) FROM (SELECT 1 FROM scanned_profiles LIMIT 1) b), "
-            "CAST(NULL AS BIGINT), 0, 0, 0, 0"
-        )
+        parts.append(_PROFILED)
         if with_changes:
             parts.append(
                 "SELECT 2, CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT), "
@@ -398,36 +564,7 @@ class Digests:
             )
             params.append(month)
         # tuples (not fetch's dicts): tens of thousands of rows a month
-        rows = self.db.exec(with_ + " UNION ALL ".join(parts), params)
-        cells: tuple[dict[tuple[Any, ...], list[Any]], dict[tuple[Any, ...], list[Any]]] = ({}, {})
-        seen: list[int] = []
-        profiled = False
-        for values in rows:
-            part = int(values[0])
-            if part >= 2:
-                if part == 2:
-                    seen.append(int(values[5]))
-                else:
-                    profiled = bool(values[5])
-                continue
-            _part, tag, station, category, referrer, visit, person, live, net, pieces, manual = (
-                values
-            )
-            key = (tag, station, category, referrer)
-            acc = cells[part].get(key)
-            if acc is None:
-                acc = cells[part][key] = [0, 0, 0, 0, 0, set(), set()]
-            acc[0] += 1
-            if live:  # a visit (person) counts where one of its weighings is live
-                acc[1] += 1
-                acc[2] += net or 0
-                acc[3] += pieces or 0
-                acc[4] += manual
-                if visit is not None:
-                    acc[5].add(visit)
-                if person is not None:
-                    acc[6].add(person)
-
+        cells, seen, profiled = _gather(self.db.exec(with_ + " UNION ALL ".join(parts), params))
         digest = _digest_of(month, cells[0], cells[1] if tagged else None)
         return digest, seen, profiled
 

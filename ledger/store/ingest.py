@@ -79,6 +79,8 @@ class Ingest:
         # facts may have moved (a tag scanned: every later month too), for the month digests
         self._months: set[str] = set()
         self._facts_from: str | None = None
+        # records added: (month, station, epoch, first seq, last seq), every seq new here
+        self._added: list[tuple[str, str, str, int, int]] = []
 
     def ingest_many(self, batches: list[Batch]) -> list[IngestResult]:
         """Several batches in one transaction: one commit for all (group commit). The heads
@@ -89,11 +91,12 @@ class Ingest:
         rows = [[_values(r) for r in batch.records] for batch in batches]
 
         def body() -> list[IngestResult]:
-            self._months, self._facts_from = set(), None
+            self._months, self._facts_from, self._added = set(), None, []
             for station, epoch in sorted({(b.station, b.epoch) for b in batches}):
                 self._lock_head(station, epoch, utc_now())
             ids = self._assign_ids(batches, rows)
             results = [self._ingest(b, r, ids) for b, r in zip(batches, rows, strict=True)]
+            self.digests.appended(self._added)
             self.digests.changed(self._months)
             if self._facts_from is not None:
                 self.digests.changed_from(self._facts_from)
@@ -178,8 +181,15 @@ class Ingest:
             self.db.insert(
                 "records", INSERT_COLUMNS, [self._row(rows[i], now, ids, kept[i]) for i in new]
             )
-            # occurred_at is recorded_at until a clock repair: the months to digest again
-            self._months.update(str(rows[i][_RECORDED_AT])[:7] for i in new)
+            # added to their months (occurred_at is recorded_at until a clock repair), in runs
+            # of consecutive new seqs: a kept digest reads those records only
+            for i in new:
+                seq, month = rows[i][_SEQ], str(rows[i][_RECORDED_AT])[:7]
+                run = self._added[-1] if self._added else None
+                if run and run[:3] == (month, station, epoch) and run[4] == seq - 1:
+                    self._added[-1] = (*run[:4], seq)
+                else:
+                    self._added.append((month, station, epoch, seq, seq))
             # tags scanned at the counter: one small table for reports by profile
             scanned: set[tuple[str, str]] = set()
             for i in new:
@@ -299,7 +309,10 @@ class Ingest:
             )
         )
         if pairs:
-            targets = sorted({target for target, _seq in pairs})
+            # a target added in this batch is read as it now is when its month takes the
+            # batch in; an older one changes a month already digested: that month is stale
+            added = {r[_SEQ] for r in new}
+            targets = sorted({target for target, _seq in pairs} - added)
             for k in range(0, len(targets), _WALK_CHUNK):
                 chunk = targets[k : k + _WALK_CHUNK]
                 marks = ", ".join("?" * len(chunk))

@@ -288,7 +288,9 @@ class Migration:
 _MONTH_DIGESTS = (
     "CREATE TABLE IF NOT EXISTS month_digests (month TEXT PRIMARY KEY, token TEXT, "
     "body {blob}, cells {blob}, built_at TEXT)",
-    "CREATE TABLE IF NOT EXISTS digest_changes (id {serial}, month TEXT NOT NULL)",
+    # station NULL: the month changed otherwise; else records added: seqs first..last
+    "CREATE TABLE IF NOT EXISTS digest_changes (id {serial}, month TEXT NOT NULL, "
+    "station TEXT, epoch TEXT, first_seq {int}, last_seq {int})",
     "CREATE INDEX IF NOT EXISTS idx_digest_changes_month ON digest_changes (month)",
     "INSERT INTO month_digests (month) SELECT DISTINCT substr(occurred_at, 1, 7) FROM records "
     "WHERE occurred_at IS NOT NULL",

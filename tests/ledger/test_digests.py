@@ -337,3 +337,51 @@ def test_ledger_run_keeps_the_digests_without_a_report(ledger_url: str, tmp_path
         store.close()
     assert proc.returncode == 0, err
     assert "Traceback" not in err
+
+
+def test_records_added_to_a_kept_month_are_taken_in(ledger_url: str) -> None:
+    """A month digested, then more weighings of that month (returning and new persons, a void
+    of a weighing of the same batch): the kept digest takes them in, and every report — by one
+    grouping, by two (the cells), in another process — is the records' own."""
+    rng = random.Random(9)
+    journal = ledger_dataset.Journal("st-x", rng)
+    day = datetime(2026, 3, 2, 9, tzinfo=UTC)
+
+    def visit(n: int, person: int, hours: int, void: bool = False) -> None:
+        at = day + ledger_dataset.timedelta(hours=hours)
+        referrer = f"R{person % 3}" if person < 12 else "R-new"  # a structure not seen yet
+        fields = dict(visit=f"v-{n}", beneficiary=f"B-{person:06d}", referrer=referrer)
+        last = None
+        for k, category in enumerate(("ALI", "HYG", "VET")[: 1 + n % 3]):
+            at += ledger_dataset.timedelta(minutes=1)
+            last = journal.append(
+                "weighing", at, net_mg=1_000_000 * (k + 1), category=category, **fields
+            )
+        if void and last is not None:
+            journal.append("void", at + ledger_dataset.timedelta(seconds=5), voids=last["seq"])
+
+    for n in range(12):
+        visit(n, person=n, hours=n * 7)
+    first = len(journal.records)
+    for n in range(12, 24):  # six returning persons, six new; two voids in the batch
+        visit(n, person=n - 6, hours=n * 7, void=n in (14, 20))
+    store = open_store(ledger_url)
+    march = Period.month(2026, 3)
+    ways = [("category",), ("station", "referrer"), ("month",)]
+    try:
+        _send(store, journal, journal.records[:first])
+        for by in ways:
+            assert build_report(store, march, by) == build_report(Records(store), march, by)
+        _send(store, journal, journal.records[first:])
+        for by in ways:
+            assert build_report(store, march, by) == build_report(Records(store), march, by)
+        assert store.fetch("SELECT count(*) AS n FROM digest_changes")[0]["n"] == 0
+        other = open_store(ledger_url)
+        try:
+            for by in ways:
+                assert build_report(other, march, by) == build_report(Records(other), march, by)
+        finally:
+            other.close()
+        assert build_report(store, march).total.beneficiaries == 18
+    finally:
+        store.close()

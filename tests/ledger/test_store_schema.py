@@ -26,7 +26,7 @@ RELEASED = {
     11: "9b6dcc4809a09d63",
     12: "1481ec91dcc6bbd5",
     13: "77368d6cbaf81ce3",
-    14: "79e3aff8eeecb3f1",
+    14: "d57d339bbd2c660c",
     15: "ca31399169bcb3c7",
 }
 
