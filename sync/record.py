@@ -7,7 +7,7 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from operator import attrgetter, itemgetter
+from operator import attrgetter
 from typing import Any, ClassVar
 
 import orjson
@@ -26,6 +26,7 @@ __all__ = [
     "STATION_ID",
     "Record",
     "RecordError",
+    "batch_records",
     "canonical",
     "check_row",
     "genesis_hash",
@@ -127,15 +128,14 @@ _CHECKS: tuple[tuple[int, str, type, tuple[int, int] | None, bool], ...] = tuple
     (_AT[name], name, kind, BOUNDS.get(name), name in REQUIRED)
     for name, kind in RECORD_FIELDS.items()
 )
-# what _fast_check compares at once: the type of every field (NoneType where absent) as
-# signatures seen valid (records of one kind share a handful), the bounded integers
-_VALID_TYPES: set[tuple[type, ...]] = set()
-_MAX_SIGNATURES = 4096  # a hostile sender cannot grow these sets past this
+# the checks of _fast_check generated for each type signature seen valid (_checker)
+_CHECKERS: dict[tuple[type, ...], Any] = {}
+_MAX_SIGNATURES = 4096  # a hostile sender cannot grow these past this
 _VALID_IDS: set[tuple[str, str]] = set()  # (station, epoch) pairs seen to match their patterns
 _BOUNDED = tuple((_AT[name], low, high) for name, (low, high) in BOUNDS.items())
-_TEXTS = itemgetter(*(_AT[name] for name, kind in RECORD_FIELDS.items() if kind is str))
-_STATION, _EPOCH, _KIND, _UUID_AT, _PREV, _HASH = (
-    _AT[n] for n in ("station", "epoch", "kind", "uuid", "prev_hash", "hash")
+_TEXT_AT = tuple(_AT[name] for name, kind in RECORD_FIELDS.items() if kind is str)
+_STATION, _EPOCH, _KIND, _UUID_AT, _PREV, _HASH, _SEQ_AT = (
+    _AT[n] for n in ("station", "epoch", "kind", "uuid", "prev_hash", "hash", "seq")
 )
 
 
@@ -304,18 +304,38 @@ class Record(Mapping[str, Any]):
         return hash((self.station, self.epoch, self.seq, self.hash))
 
 
+class _Draft(Mapping[str, Any]):
+    """A Record's exact slot layout without its frozen ``__setattr__``: a new record's slots
+    are stored as plain attribute stores (the interpreter's fastest), then the object becomes
+    a Record (``__class__`` assignment between identical layouts). Never seen outside _built."""
+
+    __slots__ = Record.__slots__  # type: ignore[attr-defined]
+
+    def __getitem__(self, key: str) -> Any:  # pragma: no cover - never used as a Draft
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:  # pragma: no cover
+        return iter(())
+
+    def __len__(self) -> int:  # pragma: no cover
+        return 0
+
+
 def _slot_filler() -> Any:
-    """``fill(record, values)``: every slot of a new Record from the values in check order, in
-    one function of 31 straight statements (generated, as dataclasses generates __init__): a
-    loop over the slot descriptors costs a fifth of the whole decoding of a record."""
-    names = [f"set_{name}" for name in _ORDER]
-    body = "".join(f"    {n}(record, values[{i}])\n" for i, n in enumerate(names))
-    scope = {n: getattr(Record, name).__set__ for n, name in zip(names, _ORDER, strict=True)}
-    exec(f"def fill(record, values):\n{body}", scope)  # our own text, from the field names
-    return scope["fill"]
+    """``built(values)``: a new Record from the values in check order, in one function of 31
+    straight stores (generated, as dataclasses generates __init__): a loop over the slot
+    descriptors, or a descriptor call per slot, costs several times as much."""
+    body = "".join(f"    d.{name} = values[{i}]\n" for i, name in enumerate(_ORDER))
+    scope: dict[str, Any] = {"Draft": _Draft, "Record": Record, "new": object.__new__}
+    # our own text, from the field names
+    exec(
+        f"def built(values):\n    d = new(Draft)\n{body}    d.__class__ = Record\n    return d\n",
+        scope,
+    )
+    return scope["built"]
 
 
-_fill = _slot_filler()
+_built = _slot_filler()
 
 
 def check_row(row: Mapping[str, Any]) -> None:
@@ -326,12 +346,56 @@ def check_row(row: Mapping[str, Any]) -> None:
     if len(merged) != len(_NULLS):
         _known(row)
     values = tuple(merged.values())
-    if not _fast_check(values):
+    texts = _fast_texts(values)
+    if texts is None or not (texts.isascii() or _is_unicode(texts)):
         _explain(values)
-        return
-    texts = "".join(filter(None, _TEXTS(values)))
-    if not (texts.isascii() or _is_unicode(texts)):
-        _explain(values)
+
+
+def batch_records(raw: list[Any], station: str, epoch: str, first: int) -> list[Record] | None:
+    """The Records of a batch's JSON objects when all of them keep every rule, are
+    ``first…`` in order, of ``station`` and ``epoch`` (patterns the caller checked) and chained
+    one to the next; None when something may not hold (the reference decoder then judges and
+    says why, so this pass never decides a reason).
+
+    The ledger's hot path: the same rules as :meth:`Record.from_wire`, with what the batch
+    vouches for taken from it — a record's station and epoch equal the batch's, its
+    ``prev_hash`` equals the previous record's hash (verified, so 64 lowercase hex) — and a
+    hash that equals the SHA-256 hex of the content needs no pattern."""
+    if not raw or type(raw[0]) is not dict:
+        return None
+    prev = raw[0].get("prev_hash")
+    if type(prev) is not str or _HEX64.match(prev) is None:
+        return None
+    records = []
+    checkers, nulls, width, sha256 = _CHECKERS, _NULLS, len(_NULLS), hashlib.sha256
+    for seq, obj in enumerate(raw, first):
+        if type(obj) is not dict:
+            return None
+        merged = {**nulls, **obj}
+        if len(merged) != width:  # an unknown field
+            return None
+        values = tuple(merged.values())
+        types = tuple(map(type, values))
+        check = checkers.get(types) or _checker(types)
+        if (
+            check is None
+            or values[_SEQ_AT] != seq
+            or values[_STATION] != station
+            or values[_EPOCH] != epoch
+            or values[_PREV] != prev
+            or check(values) is None
+        ):
+            return None
+        del merged["hash"]
+        try:
+            digest = sha256(orjson.dumps(merged)).hexdigest()
+        except TypeError:  # a lone surrogate
+            return None
+        if digest != values[_HASH]:
+            return None
+        prev = digest
+        records.append(_built(values))
+    return records
 
 
 def _make(fields: Mapping[str, Any]) -> Record:
@@ -345,32 +409,30 @@ def _make(fields: Mapping[str, Any]) -> Record:
         del merged["hash"]
         content = _dumps(merged)
     _hashed(values, content)
-    record = object.__new__(Record)
-    _fill(record, values)
-    return record
+    return _built(values)  # type: ignore[no-any-return]
 
 
 def _fast_check(values: tuple[Any, ...]) -> bool:
     """True when the values (in check order) keep every rule but the hash and Unicode (the
     canonical encoding checks those); False when one may be broken: _explain then decides."""
+    return _fast_texts(values) is not None
+
+
+def _fast_texts(values: tuple[Any, ...]) -> str | None:
+    """:func:`_fast_check`, giving the record's texts joined (for the Unicode check) when it
+    holds, else None."""
     types = tuple(map(type, values))
-    if types not in _VALID_TYPES and not _valid_types(types):
-        return False
-    for i, low, high in _BOUNDED:
-        value = values[i]
-        if value is not None and not low <= value <= high:
-            return False
-    texts = "".join(filter(None, _TEXTS(values)))
-    # all the texts together within MAX_TEXT: each one is; a NUL anywhere: find which
-    return (
-        len(texts) <= MAX_TEXT
-        and "\0" not in texts
-        and values[_KIND] in KINDS
-        and ((values[_STATION], values[_EPOCH]) in _VALID_IDS or _ids(values))
-        and _UUID.match(values[_UUID_AT]) is not None
+    check = _CHECKERS.get(types) or _checker(types)
+    if check is None:
+        return None
+    texts: str | None = check(values)
+    if texts is None or not (
+        ((values[_STATION], values[_EPOCH]) in _VALID_IDS or _ids(values))
         and _HEX64.match(values[_PREV]) is not None
         and _HEX64.match(values[_HASH]) is not None
-    )
+    ):
+        return None
+    return texts
 
 
 def _ids(values: tuple[Any, ...]) -> bool:
@@ -384,14 +446,46 @@ def _ids(values: tuple[Any, ...]) -> bool:
     return True
 
 
-def _valid_types(types: tuple[type, ...]) -> bool:
+def _checker(types: tuple[type, ...]) -> Any:
+    """The checks of the records of one type signature (the type of each value, NoneType where
+    absent; records of one kind share a handful): None if a type is wrong, else a function of
+    the values that gives their texts joined when the bounds, the total length, NUL, the kind
+    and the uuid hold, else None. Generated once per signature, as straight code: only the
+    fields present are compared, with no loop (a loop over the 11 bounded fields cost more
+    than the rest of the checks)."""
     for i, _name, kind, _bounds, required in _CHECKS:
         got = types[i]
         if got is not kind and (required or got is not _NONE):
-            return False
-    if len(_VALID_TYPES) < _MAX_SIGNATURES:
-        _VALID_TYPES.add(types)
-    return True
+            return None
+    if len(_CHECKERS) >= _MAX_SIGNATURES:  # a hostile sender's variety: the same, in a loop
+        return _any_signature
+    bounds = [f"{low} <= v[{i}] <= {high}" for i, low, high in _BOUNDED if types[i] is int]
+    texts = "".join(f"v[{i}], " for i in _TEXT_AT if types[i] is str)
+    # all the texts together within MAX_TEXT: each one is; a NUL anywhere: _explain finds it
+    source = (
+        "def check(v):\n"
+        f"    t = ''.join(({texts}))\n"
+        f"    if ({' and '.join(bounds) or 'True'}) and len(t) <= {MAX_TEXT} "
+        f"and '\\0' not in t and v[{_KIND}] in KINDS and uuid(v[{_UUID_AT}]) is not None:\n"
+        "        return t\n"
+        "    return None\n"
+    )
+    scope: dict[str, Any] = {"KINDS": frozenset(KINDS), "uuid": _UUID.match}
+    exec(source, scope)  # our own text: integer positions and bounds, nothing received
+    _CHECKERS[types] = scope["check"]
+    return scope["check"]
+
+
+def _any_signature(values: tuple[Any, ...]) -> str | None:
+    """What a generated check does, for values of any valid signature."""
+    for i, low, high in _BOUNDED:
+        value = values[i]
+        if value is not None and not low <= value <= high:
+            return None
+    texts = "".join(filter(None, map(values.__getitem__, _TEXT_AT)))
+    if len(texts) <= MAX_TEXT and "\0" not in texts and values[_KIND] in KINDS:
+        return texts if _UUID.match(values[_UUID_AT]) is not None else None
+    return None
 
 
 def _canonical_of(values: tuple[Any, ...]) -> bytes | None:

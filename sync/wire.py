@@ -22,6 +22,7 @@ from .record import (
     STATION_ID,
     Record,
     RecordError,
+    batch_records,
     canonical,
     genesis_hash,
     record_hash,
@@ -376,21 +377,8 @@ def _fast_batch(payload: bytes, topic_station: str | None, key: bytes | None) ->
         expected = sign(key, _signed_part(body)).encode()
         if not isinstance(sig, str) or not hmac.compare_digest(sig.encode(), expected):
             return None
-    records = []
-    prev: str | None = None
-    try:
-        for seq, obj in enumerate(raw, first):
-            record = Record.from_wire(obj)
-            if (
-                record.seq != seq
-                or record.station != station
-                or record.epoch != epoch
-                or (prev is not None and record.prev_hash != prev)
-            ):
-                return None
-            prev = record.hash
-            records.append(record)
-    except RecordError:
+    records = batch_records(raw, station, epoch, first)
+    if records is None:
         return None
     sent_at = body.get("sent_at")
     return Batch(station, epoch, tuple(records), sent_at if type(sent_at) is str else "")

@@ -5,6 +5,7 @@ including what older stations sent (escaped non-ASCII, spaces, another member or
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,8 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import sync.record as record_module
 from station.store import Store
-from sync.record import RECORD_FIELDS, record_hash
+from sync.record import BOUNDS, RECORD_FIELDS, Record, record_hash
 from sync.wire import Batch, WireError, decode_batch, encode
 
 KEY = b"station-key-0123"
@@ -153,3 +155,74 @@ def test_what_older_stations_sent_is_accepted_by_the_fast_path(
             kind, batch = outcome(payload, KEY, reference=False)
             assert kind == "ok" and [r["hash"] for r in batch[3]] == [r["hash"] for r in rows]
     assert len(calls) == 4  # each decoded once, by orjson: no fall back to the reference
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(mutations(), max_size=3))
+def test_the_fast_decoder_agrees_once_its_checks_cache_is_full(
+    journal: tuple[str, list[dict[str, Any]]],
+    changes: list[Callable[[dict[str, Any]], None]],
+) -> None:
+    """Past the cap on generated per-signature checks (a hostile station's variety of field
+    sets), the one generic check takes over: the same verdicts, the same reasons."""
+    epoch, rows = journal
+    body = body_of(epoch, [dict(r) for r in rows])
+    for change in changes:
+        change(body)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(record_module, "_CHECKERS", {})
+        patch.setattr(record_module, "_MAX_SIGNATURES", 0)
+        for payload in forms(body):
+            assert outcome(payload, None, reference=False) == outcome(payload, None, reference=True)
+
+
+def test_records_of_the_fast_path_are_frozen_records(
+    journal: tuple[str, list[dict[str, Any]]],
+) -> None:
+    """The fast path builds its Records without the dataclass __init__: they are Records all
+    the same, immutable, equal to the reference decoder's and to the journal's rows."""
+    epoch, rows = journal
+    payload = json.dumps(body_of(epoch, rows)).encode()
+    fast = decode_batch(payload, topic_station="st-1").records
+    _kind, reference = outcome(payload, None, reference=True)
+    assert [r.to_row() for r in fast] == reference[3]
+    for record, row in zip(fast, rows, strict=True):
+        assert type(record) is Record
+        assert record == Record.from_wire(row) and record == {**dict.fromkeys(RECORD_FIELDS), **row}
+        assert hash(record) == hash(Record.from_wire(row))
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            record.net_mg = 1  # type: ignore[misc]
+
+
+FORGERIES = [
+    *((name, high + 1) for name, (_low, high) in BOUNDS.items()),
+    *((name, low - 1) for name, (low, _high) in BOUNDS.items()),
+    ("category", "a\x00b"),
+    ("raw", "x" * 4097),
+    ("kind", "weighed"),
+    ("uuid", "not-a-uuid"),
+    ("stable", True),
+    ("unit", 1),
+]
+
+
+@pytest.mark.parametrize("generated", [True, False], ids=["generated", "generic"])
+@pytest.mark.parametrize(("name", "value"), FORGERIES)
+def test_a_consistent_forgery_is_refused_by_both_checks(
+    journal: tuple[str, list[dict[str, Any]]], name: str, value: Any, generated: bool
+) -> None:
+    """A record that breaks one rule but carries the hash of its content: refused, for the
+    reference's reason, by the generated per-signature checks and by the generic one."""
+    epoch, rows = journal
+    body = body_of(epoch, [dict(r) for r in rows])
+    record = body["records"][2]
+    record[name] = value
+    record["hash"] = record_hash(record)
+    payload = json.dumps(body, ensure_ascii=False).encode()
+    with pytest.MonkeyPatch.context() as patch:
+        if not generated:
+            patch.setattr(record_module, "_CHECKERS", {})
+            patch.setattr(record_module, "_MAX_SIGNATURES", 0)
+        fast = outcome(payload, None, reference=False)
+    assert fast[0] == "refused"
+    assert fast == outcome(payload, None, reference=True)
