@@ -44,6 +44,15 @@ class Message:
     retained: bool
 
 
+@dataclass(frozen=True, slots=True)
+class _Decoded:
+    """A records message after the decode stage: its batch, or why it is refused."""
+
+    message: Message
+    batch: Batch | None
+    refusal: str = ""
+
+
 # queued by paho's thread at every connect: the worker publishes the registries
 _REGISTRIES = Message("", b"", False)
 
@@ -53,8 +62,11 @@ def _ts() -> str:
 
 
 class LedgerService:
-    """One ledger process. paho's thread only queues messages; one worker thread validates,
-    stores and acks them in order, so the store has a single writer.
+    """One ledger process. paho's thread only queues messages; a decode thread checks each
+    batch (JSON, every record's rules and hash, the chain, the signature) and hands it on;
+    one worker thread stores and acks them in order, so the store has a single writer. The
+    two stages overlap: the next batches are decoded while SQLite inserts and syncs the
+    current ones (``sqlite3`` releases the GIL there).
 
     Batches come through a plain subscription to ``…/stations/+/records``, or with several
     processes through the shared subscription ``$share/{group}/…/records`` of a secret group:
@@ -67,7 +79,10 @@ class LedgerService:
         self.config = config
         self.store = store
         self.topics = config.topics
-        self._queue: queue.SimpleQueue[Message | None] = queue.SimpleQueue()
+        # paho -> decode thread -> ingest thread; each stage passes on, in order, what it
+        # does not handle itself
+        self._inbox: queue.SimpleQueue[Message | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Message | _Decoded | None] = queue.SimpleQueue()
         offline = encode(LedgerStatus(False, _ts()))
         self.link = MqttLink(
             config.mqtt_settings(client_id or config.client_identity, persistent=True),
@@ -77,20 +92,21 @@ class LedgerService:
                 (self.topics.all_status, 1),
             ],
             will=Will(self.topics.ledger_status, offline),
-            on_message=lambda t, p, r: self._queue.put(Message(t, p, r)),
+            on_message=lambda t, p, r: self._inbox.put(Message(t, p, r)),
             # the registries are read and published by the worker (the store is its own)
-            on_connect=lambda up: self._queue.put(_REGISTRIES) if up else None,
+            on_connect=lambda up: self._inbox.put(_REGISTRIES) if up else None,
             birth=lambda: [(self.topics.ledger_status, encode(LedgerStatus(True, _ts())), True)],
         )
         self._registries: dict[str, Registry] = {}
         # stopped by a None in the queue, after what was queued before it: nothing received is
         # left unstored
+        self._decoder = ServiceThread("decode", self._decode_stage, wake=self._end_decoding)
         self._service = ServiceThread("ingest", self._work, wake=lambda: self._queue.put(None))
         self._cap = QuarantineCap(
             config.ledger.quarantine_max_messages, config.ledger.quarantine_max_bytes
         )
         self._flooding: set[str] = set()  # stations over their cap, said once in the log
-        self.heartbeat = time.monotonic()
+        self._beats = [time.monotonic(), time.monotonic()]  # ingest, decode
         self.batches = 0
         self.quarantined = 0
         self.conflicts = 0
@@ -119,11 +135,18 @@ class LedgerService:
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
         self._service.start()
+        self._decoder.start()
         self.link.start()
 
     def stop(self) -> None:
         self.link.stop([(self.topics.ledger_status, encode(LedgerStatus(False, _ts())), True)])
+        # the decode stage ends after what paho queued, then the worker after what it was
+        # handed: nothing received is left unstored
+        self._decoder.stop(10)
         self._service.stop(10)
+
+    def _end_decoding(self) -> None:
+        self._inbox.put(None)
 
     def publish_registry(self, registry: Registry, station: str = "all") -> None:
         self._registries[station] = registry
@@ -133,7 +156,28 @@ class LedgerService:
     # -- the worker -------------------------------------------------------------------------
     @property
     def alive(self) -> bool:
-        return self._service.running
+        return self._service.running and self._decoder.running
+
+    @property
+    def heartbeat(self) -> float:
+        """When the later stage to wake last did (the watchdog's freshness)."""
+        return min(self._beats)
+
+    def _decode_stage(self, _stop: threading.Event) -> None:
+        while True:
+            try:  # wake every second even when idle: the watchdog reads the heartbeat
+                message = self._inbox.get(timeout=1.0)
+            except queue.Empty:
+                self._beats[1] = time.monotonic()
+                continue
+            self._beats[1] = time.monotonic()
+            if message is None:  # the worker's own stop comes after what is queued here
+                return
+            try:
+                self._queue.put(self._decoded(message))
+            except Exception:  # never expected: the worker quarantines it as before
+                log.exception("failed to decode a message on %s", message.topic)
+                self._queue.put(_Decoded(message, None, "internal error"))
 
     def summary(self) -> str:
         """One line for ``systemctl status``."""
@@ -145,19 +189,19 @@ class LedgerService:
     def _work(self, _stop: threading.Event) -> None:
         while True:
             try:  # wake every second even when idle: the watchdog reads the heartbeat
-                message = self._queue.get(timeout=1.0)
+                item = self._queue.get(timeout=1.0)
             except queue.Empty:
-                self.heartbeat = time.monotonic()
+                self._beats[0] = time.monotonic()
                 continue
-            self.heartbeat = time.monotonic()
-            if message is None:
+            self._beats[0] = time.monotonic()
+            if item is None:
                 return
-            if message is _REGISTRIES:
+            if item is _REGISTRIES:
                 self._publish_registries()
                 continue
             # what is already queued goes into the same transaction: one fsync for many batches
-            messages = [message]
-            while len(messages) < GROUP_COMMIT:
+            items = [item]
+            while len(items) < GROUP_COMMIT:
                 try:
                     more = self._queue.get_nowait()
                 except queue.Empty:
@@ -165,24 +209,55 @@ class LedgerService:
                 if more is None or more is _REGISTRIES:
                     self._queue.put(more)
                     break
-                messages.append(more)
-            self.handle_group(messages)
+                items.append(more)
+            self._store_group(items)
+
+    def _decoded(self, message: Message) -> Message | _Decoded:
+        """A records message decoded (its batch or its refusal); any other message as is."""
+        station = self.topics.station_of(message.topic)
+        if station is None or message.topic != self.topics.records(station):
+            return message
+        key = self.config.key_for(station)
+        if key is None and self.config.signing.required:
+            return _Decoded(message, None, "unsigned batch and signing is required")
+        try:
+            batch = decode_batch(
+                message.payload,
+                topic_station=station,
+                key=key,
+                max_bytes=self.config.ledger.max_batch_bytes,
+            )
+        except WireError as exc:
+            return _Decoded(message, None, exc.reason)
+        return _Decoded(message, batch)
 
     def handle_group(self, messages: list[Message]) -> None:
-        """One step of the worker: the batches among ``messages`` stored in one transaction
-        (public so tests and tools can feed the real path directly)."""
+        """One step of both stages: the batches among ``messages`` decoded, then stored in one
+        transaction (public so tests and tools can feed the real path directly)."""
+        items: list[Message | _Decoded] = []
+        for m in messages:
+            try:
+                items.append(self._decoded(m))
+            except Exception:  # one bad message must never stop the ledger for the others
+                log.exception("failed to decode a message on %s", m.topic)
+                items.append(_Decoded(m, None, "internal error"))
+        self._store_group(items)
+
+    def _store_group(self, items: list[Message | _Decoded]) -> None:
+        """The worker's step: the decoded batches among ``items`` stored in one transaction,
+        refusals quarantined, other messages handled, in order."""
         # each decoded batch keeps the message it came in: a batch the store cannot take is
         # quarantined with the exact bytes received, never a re-encoded copy
         batches: list[tuple[Message, Batch]] = []
-        for m in messages:
+        for item in items:
+            m = item.message if isinstance(item, _Decoded) else item
             try:
-                station = self.topics.station_of(m.topic)
-                if station is not None and m.topic == self.topics.records(station):
-                    batch = self._decode(station, m.topic, m.payload)
-                    if batch is not None:
-                        batches.append((m, batch))
-                else:
+                if not isinstance(item, _Decoded):
                     self.handle(m.topic, m.payload, m.retained)
+                elif item.batch is not None:
+                    batches.append((m, item.batch))
+                else:
+                    self._quarantine(m.topic, m.payload, item.refusal)
             except StoreUnavailable:
                 # the database failed, not the message: nothing to quarantine (a status comes
                 # again, a batch is sent again by its station when no ack comes)
@@ -230,20 +305,11 @@ class LedgerService:
             self._store(batch)
 
     def _decode(self, station: str, topic: str, payload: bytes) -> Batch | None:
-        key = self.config.key_for(station)
-        if key is None and self.config.signing.required:
-            self._quarantine(topic, payload, "unsigned batch and signing is required")
-            return None
-        try:
-            return decode_batch(
-                payload,
-                topic_station=station,
-                key=key,
-                max_bytes=self.config.ledger.max_batch_bytes,
-            )
-        except WireError as exc:
-            self._quarantine(topic, payload, exc.reason)
-            return None
+        item = self._decoded(Message(topic, payload, False))
+        assert isinstance(item, _Decoded)  # a records topic, as the caller checked
+        if item.batch is None:
+            self._quarantine(topic, payload, item.refusal)
+        return item.batch
 
     def _store(self, batch: Batch) -> None:
         self._acknowledge(self.store.ingest(batch))
