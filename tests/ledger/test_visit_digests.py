@@ -274,7 +274,7 @@ def test_figures_equal_the_records_through_every_change(ledger_url: str) -> None
         store.close()
 
 
-def test_a_ledger_without_records_and_a_read_only_store(tmp_path: Any) -> None:
+def test_a_ledger_without_records(tmp_path: Any) -> None:
     path = str(tmp_path / "ledger.db")
     store = open_store(path)
     try:
