@@ -48,7 +48,7 @@ __all__ = [
 
 log = logging.getLogger("ledger.store")
 
-BODY_VERSION = 3
+BODY_VERSION = 4
 # a cell: (tag, station, category, referrer, weighings, items, net_mg, pieces, manual,
 # visits, persons) -- tag None in the base cells; visits and persons sorted ids of live weighings
 Cell = tuple[str | None, str, str | None, str | None, int, int, int, int, int, list[int], list[int]]
@@ -68,6 +68,7 @@ _PROFILED = (
 # at most this many change rows of added records are folded into a kept digest; more, and the
 # month is read whole (one pass over its records costs less than that many ranges)
 _FOLD_MAX = 64
+_MAGIC = b"PDG"  # a body's first bytes (before them: the JSON bodies of earlier versions)
 _MEMO = 72  # decoded months kept per store (six years: a trend); ~0.3 MB each at 1M a year
 
 
@@ -129,32 +130,50 @@ class MonthDigest:
         return self.decoded_cells
 
     def encode(self) -> bytes:
-        """The figures (version, offsets, dimensions; bit sets in hex): ``body``. The cells
-        are kept apart (``cells``), read only by reports by two groupings."""
+        """``body``: a JSON head (version, offsets, every dimension's sums and structures, the
+        byte length of each bit set) and the bit sets' bytes after it, little-endian, in the
+        head's order. The cells are kept apart (``cells``): only reports by two groupings read
+        them."""
+        payload: list[bytes] = []
+
+        def raw(bits: int) -> int:
+            payload.append(bits.to_bytes((bits.bit_length() + 7) // 8, "little"))
+            return len(payload[-1])
+
         head = orjson.dumps(
             {
                 "v": BODY_VERSION,
                 "offsets": self.offsets,
                 "dims": {
-                    name: [
-                        [k, *e[:5], f"{e[5]:x}", f"{e[6]:x}", sorted(e[7])] for k, e in d.items()
-                    ]
+                    name: [[k, *e[:5], raw(e[5]), raw(e[6]), sorted(e[7])] for k, e in d.items()]
                     for name, d in self.dims.items()
                 },
             }
         )
-        return head
+        return _MAGIC + len(head).to_bytes(4, "big") + head + b"".join(payload)
 
     @classmethod
     def decode(
         cls, month: str, token: str, body: bytes, load_cells: Callable[[], bytes]
     ) -> MonthDigest | None:
         """None when the body is of another version (it is then built again)."""
-        head = orjson.loads(body)
+        if body[: len(_MAGIC)] != _MAGIC:
+            return None
+        size = int.from_bytes(body[len(_MAGIC) : len(_MAGIC) + 4], "big")
+        at = len(_MAGIC) + 4
+        head = orjson.loads(body[at : at + size])
         if not isinstance(head, dict) or head.get("v") != BODY_VERSION:
             return None
+        at += size
+        view = memoryview(body)
+
+        def bits(length: int) -> int:
+            nonlocal at
+            at += length
+            return int.from_bytes(view[at - length : at], "little")
+
         dims = {
-            name: {e[0]: [*e[1:6], int(e[6], 16), int(e[7], 16), set(e[8])] for e in entries}
+            name: {e[0]: [*e[1:6], bits(e[6]), bits(e[7]), set(e[8])] for e in entries}
             for name, entries in head["dims"].items()
         }
         offsets = (int(head["offsets"][0]), int(head["offsets"][1]))
