@@ -40,6 +40,16 @@ def test_the_daemon_does_not_import(module: str) -> None:
     assert module not in loaded
 
 
+def test_the_daemon_imports_no_scale_codec_before_its_config_names_one() -> None:
+    """The registry imports a codec when its name is looked up: `station run` loads the one
+    its config names when it builds the scale, not the 14 codec modules (~0.4 MiB). The
+    configurable ASCII codec is the config's own (``[scale.ascii]``)."""
+    from drivers.scale import CODECS
+
+    codecs = {f"drivers.scale.{module}" for module, _attribute in CODECS.values()}
+    assert codecs & _loaded(RUN) == {"drivers.scale.ascii"}
+
+
 def test_run_loads_no_other_command() -> None:
     """The other commands' modules are imported when asked for, never for `run`."""
     from station.cli.main import COMMANDS
