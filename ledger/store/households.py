@@ -19,7 +19,7 @@ from .dialect import Dialect
 from .models import utc_now
 from .persons import digests_of
 from .privacy import Privacy
-from .visit_digests import period_parts
+from .visit_digests import VisitDigests, period_parts
 
 __all__ = [
     "FIGURES",
@@ -243,15 +243,7 @@ def fead_counts(
     if not days:
         return out
     figures = list(FIGURES)
-    compositions: dict[int, list[tuple[Any, Any, tuple[Any, ...]]]] = {}
-    for row in store.fetch(
-        "SELECT p.n AS person_n, h.valid_from AS valid_from, h.valid_until AS valid_until, "
-        + ", ".join(f"{sql} AS {name}" for name, sql in FIGURES.items())
-        + " FROM households h JOIN person_ids p ON p.beneficiary = h.beneficiary"
-    ):
-        person, since, until, *values = row.values()
-        compositions.setdefault(int(person), []).append((since, until, tuple(values)))
-    for person, held in compositions.items():
+    for person, held in _compositions(store, digests).items():
         visited = days.get(person)
         if not visited:
             continue
@@ -279,6 +271,35 @@ def fead_counts(
             given = [v[k] for v in matched if v[k] is not None]
             out[name] += int(max(given)) if given else 0
     return out
+
+
+def _compositions(
+    store: Any, digests: VisitDigests
+) -> dict[int, list[tuple[Any, Any, tuple[Any, ...]]]]:
+    """Every composition by person id: (since, until, the :data:`FIGURES` values). Kept
+    beside the digests under ``figures_changed`` (ledger_meta: moves after every household
+    import, erasure and purge) and the newest person id (a code seen for the first time gets
+    one: its household joins); the key is read before the compositions, so a kept copy is
+    never older than its key."""
+    stamp = store.fetch(
+        "SELECT (SELECT value FROM ledger_meta WHERE name = 'figures_changed') AS changed, "
+        "(SELECT max(n) FROM person_ids) AS top"
+    )
+    key = (stamp[0]["changed"], stamp[0]["top"]) if stamp else None
+    hit = digests.kept.get("compositions")
+    if hit is not None and key is not None and hit[0] == key:
+        found: dict[int, list[tuple[Any, Any, tuple[Any, ...]]]] = hit[1]
+        return found
+    found = {}
+    for row in store.fetch(
+        "SELECT p.n AS person_n, h.valid_from AS valid_from, h.valid_until AS valid_until, "
+        + ", ".join(f"{sql} AS {name}" for name, sql in FIGURES.items())
+        + " FROM households h JOIN person_ids p ON p.beneficiary = h.beneficiary"
+    ):
+        person, since, until, *values = row.values()
+        found.setdefault(int(person), []).append((since, until, tuple(values)))
+    digests.kept["compositions"] = (key, found)
+    return found
 
 
 def fead_mass(

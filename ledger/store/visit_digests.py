@@ -122,6 +122,8 @@ class VisitDigests:
         self.db = db
         self._memo: dict[str, VisitMonth] = {}
         self._lock = threading.Lock()
+        # what readers keep beside the digests under their own exact keys (households.py)
+        self.kept: dict[str, tuple[Any, Any]] = {}
 
     def months(self, first: str, last: str) -> list[VisitMonth]:
         """The digest of every month from ``first`` to ``last`` (``YYYY-MM``, both included)
