@@ -1,0 +1,72 @@
+"""The ledger service's two stages (issue 18): a decode thread checks each batch while the
+ingest thread stores the ones before it. Through a real broker: every batch stored once and
+acked, a refused one quarantined with its bytes and reason by the worker, and the ledger going
+on for the batches after it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from ledger.service import LedgerService
+from station.store import Store
+from sync.wire import Batch, Record, encode
+from tests.support.broker import Broker
+from tests.support.helpers import until
+
+STATION = "st-stages"
+
+
+@pytest.fixture
+def station_client(broker: Broker) -> Iterator[mqtt.Client]:
+    """A plain MQTT v5 client publishing as the station; each publish waits for its PUBACK."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=STATION, protocol=mqtt.MQTTv5)
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    yield client
+    client.disconnect()
+    client.loop_stop()
+
+
+def _journal(path: Path, n: int) -> tuple[str, list[Record]]:
+    with Store(path, STATION) as store:
+        for i in range(n):
+            store.append("weighing", net_mg=1000 + i, recorded_at="2026-11-21T10:00:00.000Z")
+        return store.epoch, [Record.from_row(r) for r in store.records()]
+
+
+def test_batches_go_through_both_stages_and_a_refused_one_is_quarantined(
+    tmp_path: Path, ledger: LedgerService, station_client: mqtt.Client
+) -> None:
+    epoch, rows = _journal(tmp_path / "station.db", 60)
+    topic = ledger.topics.records(STATION)
+    payloads = [encode(Batch(STATION, epoch, tuple(rows[i : i + 5]))) for i in range(0, 60, 5)]
+    # the sixth batch forged on the way: a record's content changed, its hash kept
+    body = json.loads(payloads[5])
+    body["records"][0]["net_mg"] += 1
+    forged = json.dumps(body).encode()
+    for payload in (*payloads[:5], forged, *payloads[6:]):
+        station_client.publish(topic, payload, qos=1).wait_for_publish(10)
+    store = ledger.store
+    # everything before the forged batch acked; after it, held beyond the gap
+    assert until(lambda: store.head(STATION, epoch) == (25, 60))
+    assert [(q.topic, q.reason, q.size) for q in store.quarantined()] == [
+        (topic, "record 26 hash does not match its content", len(forged))
+    ]
+    # the station sends the batch again, as it was: the ledger goes on through the gap
+    station_client.publish(topic, payloads[5], qos=1).wait_for_publish(10)
+    assert until(lambda: store.head(STATION, epoch) == (60, 60))
+    stored = store.fetch("SELECT seq, hash FROM records WHERE station = ? ORDER BY seq", (STATION,))
+    assert [(r["seq"], r["hash"]) for r in stored] == [(r["seq"], r["hash"]) for r in rows]
+    assert ledger.alive and ledger.quarantined == 1 and ledger.conflicts == 0
+
+
+def test_stop_ends_both_stages(ledger: LedgerService) -> None:
+    assert ledger.alive
+    ledger.stop()
+    assert not ledger.alive
