@@ -44,6 +44,7 @@ __all__ = [
 log = logging.getLogger("station")
 
 _SCHEMA_VERSION = 1
+CACHE_KIB = 256  # each connection's page cache (PRAGMA cache_size), KiB
 _INSERT = f"INSERT INTO records ({', '.join(FIELDS)}) VALUES ({', '.join('?' * len(FIELDS))})"
 _NOT_NULL = frozenset({"uuid", "epoch", "station", "kind", "recorded_at", "prev_hash", "hash"})
 _SQL_TYPES = {int: "INTEGER", str: "TEXT"}
@@ -91,6 +92,10 @@ def _connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
     # explicit transactions only: each write below says where its transaction starts
     conn.isolation_level = None
     conn.execute("PRAGMA busy_timeout=10000")
+    # a bounded page cache (SQLite's default grows to 2 MiB a connection with the journal: the
+    # loop's writes and the uploader's reads touch a few pages each) and no memory map
+    conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+    conn.execute("PRAGMA mmap_size=0")
     return conn
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import ctypes
+import ctypes.util
 import io
 import itertools
 import json
@@ -15,6 +17,7 @@ import pytest
 import sqlite_utils  # the ledger and the CLI still use it; the daemon no longer does
 
 from station.store import (
+    CACHE_KIB,
     FIELDS,
     RecordRefused,
     Store,
@@ -72,6 +75,43 @@ def test_pragmas_are_durable(tmp_path: Path) -> None:
     with Store(tmp_path / "s.db", "st-1") as store:
         assert _own(store).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert _own(store).execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+def test_every_connection_has_a_bounded_page_cache_and_no_memory_map(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    with Store(path, "st-1") as store, Store.reader(path) as reader:
+        for conn in (_own(store), reader._db()):
+            assert conn.execute("PRAGMA cache_size").fetchone()[0] == -CACHE_KIB
+            assert conn.execute("PRAGMA mmap_size").fetchone()[0] == 0
+    assert CACHE_KIB <= 512  # SQLite's default is 2000 KiB a connection
+
+
+def test_a_large_journal_read_whole_keeps_sqlite_memory_bounded(tmp_path: Path) -> None:
+    """The daemon's two connections (the loop's, the uploader's) read a journal of ~9 MiB,
+    three times the default cache: SQLite's own memory grows by their caches' bound, not by
+    2 MiB each as with SQLite's default (the idle daemon's RSS, bench/footprint.py)."""
+    name = ctypes.util.find_library("sqlite3")
+    if name is None:
+        pytest.skip("no libsqlite3 to read SQLite's memory counter from")
+    lib = ctypes.CDLL(name)
+    lib.sqlite3_memory_used.restype = ctypes.c_int64
+    path = tmp_path / "s.db"
+    with Store(path, "st-1") as store:
+        with store.transaction():
+            for i in range(3000):
+                store.append("weighing", net_mg=i + 1, data=f"{i:04d}" + "x" * 3000)
+        store.checkpoint()
+    assert path.stat().st_size > 8 * 2**20
+    before = lib.sqlite3_memory_used()
+    with Store(path, "st-1") as store, Store.reader(path) as reader:
+        if lib.sqlite3_memory_used() == before:
+            pytest.skip("Python's sqlite3 does not use this libsqlite3 (statically linked)")
+        opened = lib.sqlite3_memory_used()
+        assert sum(1 for _ in store.records()) == len(reader.records()) == 3000
+        assert store.verify().ok and reader.verify().ok
+        grown = lib.sqlite3_memory_used() - opened
+    # two caches of CACHE_KIB pages' worth (plus SQLite's per-page headers and statements)
+    assert grown < 2 * CACHE_KIB * 1024 * 1.5 + 256 * 1024, grown
 
 
 def test_epoch_is_random_per_store_and_kept_on_reopen(tmp_path: Path) -> None:
