@@ -242,7 +242,7 @@ def fead_counts(
     out["households"] = len(days)
     if not days:
         return out
-    figures = list(FIGURES)
+    totals = [0] * len(FIGURES)
     for person, held in _compositions(store, digests).items():
         visited = days.get(person)
         if not visited:
@@ -267,9 +267,10 @@ def fead_counts(
                 end = high
         out["known"] += 1
         out["partly"] += known < len(ordered)
-        for k, name in enumerate(figures):
-            given = [v[k] for v in matched if v[k] is not None]
-            out[name] += int(max(given)) if given else 0
+        # the most members of each kind at any visit (the columns are NOT NULL)
+        most = matched[0] if len(matched) == 1 else tuple(map(max, zip(*matched, strict=True)))
+        totals = [a + int(b) for a, b in zip(totals, most, strict=True)]
+    out.update(zip(FIGURES, totals, strict=True))
     return out
 
 
