@@ -68,7 +68,22 @@ def pct(values: Sequence[float], p: float) -> float:
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of process ``pid`` (all its threads), from /proc."""
-    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+    return cpu_seconds_of(f"/proc/{pid}/stat")
+
+
+def thread_cpu_seconds(pid: int) -> dict[int, float]:
+    """CPU seconds of each thread of process ``pid``, by thread id (a thread gone is left out)."""
+    seconds: dict[int, float] = {}
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            seconds[int(task)] = cpu_seconds_of(f"/proc/{pid}/task/{task}/stat")
+        except OSError:
+            continue
+    return seconds
+
+
+def cpu_seconds_of(stat: str) -> float:
+    with open(stat, encoding="ascii") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
@@ -316,6 +331,8 @@ class DrainResult:
     cpu_broker_s: float
     cpu_station_s: float
     verified: str
+    # the ledger's threads during the drain, busiest first (ingest, decode, paho's network)
+    cpu_ledger_threads_s: list[float] = field(default_factory=list)
 
     @property
     def rps(self) -> float:
@@ -344,6 +361,7 @@ def run_drain(
     assert ledger.proc is not None and broker.pid is not None
     with started(store.close), started(side.stop):
         cpu0 = (cpu_seconds(ledger.proc.pid), cpu_seconds(broker.pid), time.process_time())
+        threads0 = thread_cpu_seconds(ledger.proc.pid)
         waiter.start()
         t0 = time.perf_counter()
         side.start()
@@ -359,6 +377,7 @@ def run_drain(
         marked = time.perf_counter()
         t_ack = next(t for t, th in side.ack_log if th >= n)
         cpu1 = (cpu_seconds(ledger.proc.pid), cpu_seconds(broker.pid), time.process_time())
+        threads1 = thread_cpu_seconds(ledger.proc.pid)
         batches = side.link.uploader.state().batches_sent
         verified = verify_ledger(ledger.database, store)
     return DrainResult(
@@ -372,6 +391,7 @@ def run_drain(
         cpu1[1] - cpu0[1],
         cpu1[2] - cpu0[2],
         verified,
+        sorted((t - threads0.get(tid, 0.0) for tid, t in threads1.items()), reverse=True),
     )
 
 
@@ -615,7 +635,9 @@ def report(
         f"Drain: connected after {drain.connect_s * 1000:.1f} ms, {drain.batches} batches, "
         f"store marked synced {(drain.marked_s - drain.drain_s) * 1000:.1f} ms after the last ack; "
         f"CPU during the drain: ledger {drain.cpu_ledger_s:.2f} s, mosquitto "
-        f"{drain.cpu_broker_s:.2f} s, station (this process) {drain.cpu_station_s:.2f} s; "
+        f"{drain.cpu_broker_s:.2f} s, station (this process) {drain.cpu_station_s:.2f} s "
+        f"(the ledger's threads, busiest first: "
+        f"{', '.join(f'{t:.2f}' for t in drain.cpu_ledger_threads_s[:4])} s); "
         f"check: {drain.verified}. (Prefill, not measured: {drain.prefill_s:.1f} s.)"
     )
     if press is not None and press.ack_ms:
@@ -646,6 +668,9 @@ def report(
         # CPU per record during the drain: steady where the wall clock is not (a shared box)
         "ledger_cpu_us": round(drain.cpu_ledger_s / drain.records * 1e6, 1),
         "station_cpu_us": round(drain.cpu_station_s / drain.records * 1e6, 1),
+        "ledger_threads_cpu_us": [
+            round(t / drain.records * 1e6, 1) for t in drain.cpu_ledger_threads_s[:3]
+        ],
     }
     print()
     return line
