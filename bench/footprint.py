@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -12,6 +13,8 @@ import sys
 import tempfile
 import threading
 import time
+import tomllib
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +26,7 @@ from drivers.sim.scale import ScaleSimulator
 from drivers.sim.scanner import ScannerSimulator
 from station.codes import with_check_digit
 from station.sim import EXAMPLE_CONFIG
+from station.store import Store
 from tests.support.broker import Broker
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -282,21 +286,85 @@ def window_row(label: str, win: Window, notes: str) -> tuple[str, ...]:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--idle", type=float, default=30.0, help="idle window, s (default 30)")
-    ap.add_argument("--busy", type=float, default=10.0, help="busy window, s (default 10)")
-    ap.add_argument("--rate", type=float, default=10.0, help="scans a second when busy (10)")
-    ap.add_argument(
-        "--baud", type=int, default=BAUD, help="scale simulator pacing, 0 = unpaced (9600)"
-    )
-    ap.add_argument("--warmup", type=float, default=5.0, help="after READY, s (default 5)")
-    ap.add_argument("--no-ledger", action="store_true", help="no ledger process (no acks)")
-    ap.add_argument("--workdir", type=Path, help="default: a temp dir, removed at the end")
-    ap.add_argument("--keep", action="store_true", help="keep the workdir (logs, stores)")
-    args = ap.parse_args(argv)
+@dataclass
+class Run:
+    """One daemon run: its windows and what it told systemd."""
 
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="pesee-footprint-"))
+    journal_records: int
+    t_ready: float
+    rss_ready: float
+    idle: Window
+    busy: Window
+    after: Window
+    nthreads: int
+    mapped: list[tuple[str, float]]
+    sent: list[str]
+    counts: dict[str, int]
+    status: str
+    t_prefill: float = 0.0
+    t_synced: float = 0.0
+    rss_drained: float = 0.0
+
+
+def prefill(path: Path, station: str, n: int) -> None:
+    """``n`` records through the real ``Store.append`` (set-up only, 5k per transaction), as the
+    loop writes them: visits of 1-8 weighings between their ``visit_open`` and ``visit_close``."""
+    rng = random.Random(18)
+    boot = str(uuid.uuid4())
+    visit: dict[str, str] = {}
+    with Store(path, station) as store:
+        done = 0
+        while done < n:
+            with store.transaction():  # one durable commit for the chunk
+                for _ in range(min(5_000, n - done)):
+                    done += 1
+                    common = {"mono_ns": time.monotonic_ns(), "boot_id": boot, "clock_synced": True}
+                    if rng.random() < 0.2 or store.last_seq == 0:
+                        if store.last_seq:
+                            store.append("visit_close", **common, **visit, reason="next")
+                            done += 1
+                        visit = {
+                            "visit": str(uuid.uuid4()),
+                            "beneficiary": beneficiary(rng.randrange(10**6)),
+                            "referrer": "001",
+                        }
+                        store.append("visit_open", **common, **visit)
+                        done += 1
+                    net = rng.randrange(10, 5_000) * 5_000
+                    store.append(
+                        "weighing",
+                        **common,
+                        **visit,
+                        category=rng.choice(CATEGORIES),
+                        source="scale",
+                        stable=True,
+                        gross_mg=net,
+                        tare_mg=0,
+                        net_mg=net,
+                        unit="kg",
+                        scale_id="mt-sics",
+                        raw=f"S S {net / 1_000_000:>10.3f} kg",
+                    )
+        store.checkpoint()
+
+
+def synced(status_path: Path, last_seq: int, timeout: float) -> bool:
+    """Wait until the daemon's status file says the journal is acked through ``last_seq``."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            status = json.loads(status_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            status = {}
+        if status.get("last_seq", 0) >= last_seq and status.get("backlog", 1) == 0:
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def run_daemon(args: argparse.Namespace, work: Path, journal_records: int) -> Run:
+    """Start the ledger and the daemon in ``work`` (a journal of ``journal_records`` records,
+    all acked by the ledger before the windows start), measure, stop everything."""
     work.mkdir(parents=True, exist_ok=True)
     broker = Broker(work / "broker", allow_anonymous=True).start()
     scale = ScaleSimulator(baud=args.baud or None)
@@ -307,7 +375,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     notify = NotifySocket(work / "notify.sock")
     procs: list[subprocess.Popen[bytes]] = []
     logs = [(work / "ledger.log").open("wb"), (work / "station.log").open("wb")]
+    t_prefill = t_synced = rss_drained = 0.0
     try:
+        if journal_records:
+            t0 = time.monotonic()
+            prefill(work / "data" / "station.db", station_id(station_cfg), journal_records)
+            t_prefill = time.monotonic() - t0
         if not args.no_ledger:
             procs.append(
                 subprocess.Popen(
@@ -324,17 +397,33 @@ def main(argv: Sequence[str] | None = None) -> int:
             "NOTIFY_SOCKET": str(notify.path),
             "WATCHDOG_USEC": str(WATCHDOG_USEC),
         }
-        station = subprocess.Popen(
-            [sys.executable, "-m", "station", "--config", str(station_cfg), "run"],
-            env=env,
-            stdout=logs[1],
-            stderr=subprocess.STDOUT,
-        )
-        procs.append(station)
-        t_spawn = time.monotonic()
-        if not notify.ready.wait(60):
-            raise SystemExit(f"no READY=1 from the station in 60 s; see {work / 'station.log'}")
-        t_ready = time.monotonic() - t_spawn
+
+        def start() -> tuple[subprocess.Popen[bytes], float]:
+            notify.ready.clear()
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "station", "--config", str(station_cfg), "run"],
+                env=env,
+                stdout=logs[1],
+                stderr=subprocess.STDOUT,
+            )
+            procs.append(proc)
+            t_spawn = time.monotonic()
+            if not notify.ready.wait(60):
+                raise SystemExit(f"no READY=1 from the station in 60 s; see {work / 'station.log'}")
+            return proc, time.monotonic() - t_spawn
+
+        station, t_ready = start()
+        if journal_records and not args.no_ledger:
+            # the journal is new to the ledger: the daemon sends it all, then restarts as a
+            # station does every morning, its journal acked (what the windows measure)
+            t0 = time.monotonic()
+            if not synced(work / "run" / "status.json", journal_records, 600):
+                raise SystemExit(f"the journal was not acked in 600 s; see {work}")
+            t_synced = time.monotonic() - t0
+            rss_drained = status_kib(station.pid, "VmRSS") / 1024
+            station.terminate()
+            station.wait(30)
+            station, t_ready = start()
         rss_ready = status_kib(station.pid, "VmRSS") / 1024
         scale.place("1.250", settle_s=0)
         if not scanner.wait_reader(10):
@@ -372,36 +461,116 @@ def main(argv: Sequence[str] | None = None) -> int:
         scanner.stop()
         scale.stop()
         broker.stop()
+    return Run(
+        journal_records,
+        t_ready,
+        rss_ready,
+        idle,
+        busy,
+        after,
+        nthreads,
+        mapped,
+        sent,
+        counts,
+        status,
+        t_prefill,
+        t_synced,
+        rss_drained,
+    )
+
+
+def station_id(config: Path) -> str:
+    with config.open("rb") as f:
+        return str(tomllib.load(f)["station"]["id"])
+
+
+def run_rows(run: Run, rate: float) -> list[tuple[str, ...]]:
+    visits = sum(1 for c in run.sent if c.startswith("B"))
+    journal = f" ({run.journal_records} records)" if run.journal_records else ""
+    return [
+        (
+            f"station at READY{journal}",
+            f"{run.rss_ready:.1f}",
+            "",
+            "",
+            "",
+            f"READY after {run.t_ready:.1f} s",
+        ),
+        window_row(
+            f"idle {run.idle.seconds:.0f} s{journal}",
+            run.idle,
+            f"{run.idle.cpu_s:.2f} s CPU, {run.nthreads} threads",
+        ),
+        window_row(
+            f"busy {run.busy.seconds:.0f} s, {rate:g} scans/s{journal}",
+            run.busy,
+            f"{len(run.sent)} scans, {visits} visits opened",
+        ),
+        window_row(f"idle after, {run.after.seconds:.0f} s{journal}", run.after, ""),
+    ]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--idle", type=float, default=30.0, help="idle window, s (default 30)")
+    ap.add_argument("--busy", type=float, default=10.0, help="busy window, s (default 10)")
+    ap.add_argument("--rate", type=float, default=10.0, help="scans a second when busy (10)")
+    ap.add_argument(
+        "--baud", type=int, default=BAUD, help="scale simulator pacing, 0 = unpaced (9600)"
+    )
+    ap.add_argument("--warmup", type=float, default=5.0, help="after READY, s (default 5)")
+    ap.add_argument(
+        "--journal-records",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also run the daemon on a journal of N records, acked (default 0: only the empty one)",
+    )
+    ap.add_argument("--no-ledger", action="store_true", help="no ledger process (no acks)")
+    ap.add_argument("--workdir", type=Path, help="default: a temp dir, removed at the end")
+    ap.add_argument("--keep", action="store_true", help="keep the workdir (logs, stores)")
+    args = ap.parse_args(argv)
+
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="pesee-footprint-"))
+    work.mkdir(parents=True, exist_ok=True)
+    default = run_daemon(args, work, 0)
+    full = (
+        run_daemon(args, work / "journal", args.journal_records) if args.journal_records else None
+    )
 
     bare = baseline_rss("pass")
     imports = baseline_rss(DAEMON_IMPORTS)
     costs = import_costs()
-    visits = sum(1 for c in sent if c.startswith("B"))
     rows = [
         ("baseline: bare python", f"{bare:.1f}", "", "", "", "an interpreter that ran nothing"),
         ("baseline: imports only", f"{imports:.1f}", "", "", "", "the daemon's modules"),
-        ("station at READY", f"{rss_ready:.1f}", "", "", "", f"READY after {t_ready:.1f} s"),
-        window_row(
-            f"idle {idle.seconds:.0f} s", idle, f"{idle.cpu_s:.2f} s CPU, {nthreads} threads"
-        ),
-        window_row(
-            f"busy {busy.seconds:.0f} s, {args.rate:g} scans/s",
-            busy,
-            f"{len(sent)} scans, {visits} visits opened",
-        ),
-        window_row(f"idle after, {after.seconds:.0f} s", after, ""),
+        *run_rows(default, args.rate),
+        *(run_rows(full, args.rate) if full else ()),
     ]
+    idle, busy, after = default.idle, default.busy, default.after
     print(table(rows))
     print()
-    print("idle RSS by mapping, MiB: " + ", ".join(f"{k} {v:.1f}" for k, v in mapped))
+    print("idle RSS by mapping, MiB: " + ", ".join(f"{k} {v:.1f}" for k, v in default.mapped))
+    if full:
+        print(
+            f"journal of {full.journal_records} records: written in {full.t_prefill:.0f} s, sent "
+            f"and acked in {full.t_synced:.0f} s (RSS then {full.rss_drained:.1f} MiB; restarted "
+            f"for the windows); idle RSS {full.idle.rss_max_mib:.1f} MiB "
+            f"({full.idle.rss_max_mib - idle.rss_max_mib:+.1f} over the empty journal); by "
+            "mapping: " + ", ".join(f"{k} {v:.1f}" for k, v in full.mapped)
+        )
     print("import RSS over a bare interpreter, one library at a time (MiB; * = `station run`")
     print(
         "imports it): "
         + ", ".join(f"{lib}{'*' if on else ''} +{mib:.1f}" for lib, mib, on in costs)
     )
     print()
-    print(f"notify messages: {counts} (WATCHDOG_USEC={WATCHDOG_USEC}); last STATUS: {status!r}")
-    ok_rss = idle.rss_max_mib <= TARGET_RSS_MIB
+    print(
+        f"notify messages: {default.counts} (WATCHDOG_USEC={WATCHDOG_USEC}); "
+        f"last STATUS: {default.status!r}"
+    )
+    worst = max(idle.rss_max_mib, full.idle.rss_max_mib if full else 0.0)
+    ok_rss = worst <= TARGET_RSS_MIB
     ok_cpu = idle.cpu_pct <= TARGET_IDLE_CPU_PCT
     print(
         f"targets: idle RSS <= {TARGET_RSS_MIB:g} MiB: {'met' if ok_rss else 'MISSED'}; "
@@ -411,32 +580,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"workdir kept: {work}")
     else:
         shutil.rmtree(work, ignore_errors=True)
-    print(
-        json.dumps(
-            {
-                "bench": "footprint",
-                "idle_rss_mib": round(idle.rss_max_mib, 1),
-                "idle_cpu_pct": round(idle.cpu_pct, 2),
-                "busy_cpu_pct": round(busy.cpu_pct, 2),
-                "busy_rss_mib": round(busy.rss_max_mib, 1),
-                "after_cpu_pct": round(after.cpu_pct, 2),
-                "ready_rss_mib": round(rss_ready, 1),
-                "baseline_python_rss_mib": round(bare, 1),
-                "baseline_imports_rss_mib": round(imports, 1),
-                "idle_s": round(idle.seconds, 1),
-                "busy_s": round(busy.seconds, 1),
-                "scans": len(sent),
-                "scans_per_s": args.rate,
-                "threads": nthreads,
-                "idle_wakeups_per_s": round(idle.wakeups_per_s, 1),
-                "idle_private_mib": round(idle.anon_kib / 1024, 1),
-                "scale_baud": args.baud,
-                "watchdog_pings": counts.get("WATCHDOG", 0),
-                "import_mib": {lib: round(mib, 1) for lib, mib, _on in costs},
-                "daemon_imports": [lib for lib, _mib, on in costs if on],
-            }
-        )
-    )
+    result = {
+        "bench": "footprint",
+        "idle_rss_mib": round(idle.rss_max_mib, 1),
+        "idle_cpu_pct": round(idle.cpu_pct, 2),
+        "busy_cpu_pct": round(busy.cpu_pct, 2),
+        "busy_rss_mib": round(busy.rss_max_mib, 1),
+        "after_cpu_pct": round(after.cpu_pct, 2),
+        "ready_rss_mib": round(default.rss_ready, 1),
+        "baseline_python_rss_mib": round(bare, 1),
+        "baseline_imports_rss_mib": round(imports, 1),
+        "idle_s": round(idle.seconds, 1),
+        "busy_s": round(busy.seconds, 1),
+        "scans": len(default.sent),
+        "scans_per_s": args.rate,
+        "threads": default.nthreads,
+        "idle_wakeups_per_s": round(idle.wakeups_per_s, 1),
+        "idle_private_mib": round(idle.anon_kib / 1024, 1),
+        "scale_baud": args.baud,
+        "watchdog_pings": default.counts.get("WATCHDOG", 0),
+        "import_mib": {lib: round(mib, 1) for lib, mib, _on in costs},
+        "daemon_imports": [lib for lib, _mib, on in costs if on],
+    }
+    if full:
+        result |= {
+            "journal_records": full.journal_records,
+            "journal_idle_rss_mib": round(full.idle.rss_max_mib, 1),
+            "journal_busy_rss_mib": round(full.busy.rss_max_mib, 1),
+            "journal_after_rss_mib": round(full.after.rss_max_mib, 1),
+            "journal_idle_cpu_pct": round(full.idle.cpu_pct, 2),
+            "journal_drained_rss_mib": round(full.rss_drained, 1),
+        }
+    print(json.dumps(result))
     return 0
 
 
