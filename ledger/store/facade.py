@@ -297,8 +297,15 @@ class SqlLedgerStore:
         return self.sql.fetch(sql, params)
 
     def refresh_digests(self, stop: Callable[[], bool] | None = None) -> int:
-        """Build the month digests that are stale (Digests.refresh); how many were built."""
-        return self.digests.refresh(stop)
+        """Build the month digests that are stale (Digests.refresh), then the visit digests
+        (their marks follow the month digests': after them), newest month first, a month at a
+        time, stopping between two when ``stop()`` says so; how many month digests were built."""
+        built = self.digests.refresh(stop)
+        for row in self.sql.fetch("SELECT month FROM month_digests ORDER BY month DESC"):
+            if stop is not None and stop():
+                break
+            self.visit_digests.months(str(row["month"]), str(row["month"]))
+        return built
 
     def analyze(self) -> None:
         """Refresh the planner's statistics (benchmarks, after a bulk load)."""

@@ -295,6 +295,8 @@ def test_ledger_db_migrate_builds_the_stale_digests(tmp_path: Any) -> None:
     assert f"{stale} résumés mensuels construits pour les rapports" in result.output
     store = open_store(url)
     assert store.fetch("SELECT count(*) AS n FROM digest_changes")[0]["n"] == 0
+    # the persons and funders pages' visit digests too, every month's
+    assert store.fetch("SELECT count(*) AS n FROM visit_digests")[0]["n"] == stale
     assert store.refresh_digests() == 0  # nothing left to build
     store.close()
 
@@ -323,9 +325,11 @@ def test_ledger_run_keeps_the_digests_without_a_report(ledger_url: str, tmp_path
     try:
         pending = -1
         for _ in range(600):  # 60 s at the most
-            pending = store.fetch(
+            pending = store.fetch(  # month digests to build, then visit digests (their marks)
                 "SELECT (SELECT count(*) FROM digest_changes) "
-                "+ (SELECT count(*) FROM month_digests WHERE token IS NULL) AS n"
+                "+ (SELECT count(*) FROM month_digests WHERE token IS NULL) "
+                "+ (SELECT count(*) FROM month_digests) - (SELECT count(*) FROM visit_digests) "
+                "AS n"
             )[0]["n"]
             if not pending or proc.poll() is not None:
                 break
