@@ -305,17 +305,6 @@ _VISIT_DIGESTS = (
     "body {blob}, built_at TEXT)",
 )
 
-# -- step 16: the clock repair's index holds only the records it waits to repair --------------
-# ingest.py ``_correct_times`` looks up a boot's unsynchronised records not yet corrected; the
-# index on (station, epoch, boot_id, clock_synced) held every record (each insert paid for it,
-# and PostgreSQL's planner sometimes took it for the seq range lookup of every batch). The
-# anchor (a boot's first synchronised record) is found along the primary key.
-_UNSYNCED_INDEX = (
-    "DROP INDEX IF EXISTS idx_records_station_epoch_boot_id_clock_synced",
-    "CREATE INDEX IF NOT EXISTS idx_records_unsynced ON records (station, epoch, boot_id) "
-    "WHERE clock_synced = 0 AND corrected_at IS NULL",
-)
-
 MIGRATIONS = (
     Migration(1, "records, heads, conflicts, quarantine, stations, registry", _BASE),
     Migration(2, "occurred_at, voided_by, report index, aggregates", _REPORT_COLUMNS),
@@ -334,7 +323,6 @@ MIGRATIONS = (
     Migration(13, "quarantine: station of each message, dropped counts", _QUARANTINE_CAP),
     Migration(14, "month digests of report figures, and their change rows", _MONTH_DIGESTS),
     Migration(15, "visit digests: persons, visits and days per month", _VISIT_DIGESTS),
-    Migration(16, "clock repair index: only the records waiting for repair", _UNSYNCED_INDEX),
 )
 LATEST = MIGRATIONS[-1].version
 

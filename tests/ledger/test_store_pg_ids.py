@@ -1,6 +1,6 @@
 """The store's bulk operations give the same answers whichever way a dialect runs them: visit and
 person ids (PostgreSQL reads first or inserts first, and takes what a concurrent worker committed
-meanwhile), voids marked with the earliest void winning, and the clock repair's partial index."""
+meanwhile), and voids marked with the earliest void winning."""
 
 from __future__ import annotations
 
@@ -116,19 +116,4 @@ def test_voids_mark_the_earliest_void(ledger_url: str) -> None:
     assert voided() == {1: 5, 2: 8, 3: 9, 4: 6}
     db.atomic(lambda: db.set_voided("other", "e", [(4, 5)]))  # another station's: untouched
     assert voided()[4] == 6
-    store.close()
-
-
-def test_the_clock_repair_index_holds_only_records_waiting_for_repair(ledger_url: str) -> None:
-    store = open_store(ledger_url)
-    if store.dialect == "sqlite":
-        sql = "SELECT name, sql FROM sqlite_master WHERE tbl_name = 'records' AND type = 'index'"
-    else:
-        sql = "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'records'"
-    indexes = {str(name): str(definition) for name, definition in store.sql.exec(sql)}
-    definition = indexes["idx_records_unsynced"]
-    assert "WHERE clock_synced = 0 AND corrected_at IS NULL" in definition.replace("(", "").replace(
-        ")", ""
-    )
-    assert "idx_records_station_epoch_boot_id_clock_synced" not in indexes
     store.close()

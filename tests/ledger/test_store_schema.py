@@ -28,7 +28,6 @@ RELEASED = {
     13: "77368d6cbaf81ce3",
     14: "d57d339bbd2c660c",
     15: "ca31399169bcb3c7",
-    16: "d7e5a3ef4bba4daf",
 }
 
 
