@@ -82,7 +82,7 @@ class JournalInfo:
     epoch: str
 
 
-def _connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
+def _connect(path: Path, *, read_only: bool, exclusive: bool = False) -> sqlite3.Connection:
     if read_only:
         conn = sqlite3.connect(
             f"file:{path}?mode=ro", uri=True, timeout=10, check_same_thread=False
@@ -92,10 +92,21 @@ def _connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
     # explicit transactions only: each write below says where its transaction starts
     conn.isolation_level = None
     conn.execute("PRAGMA busy_timeout=10000")
+    if exclusive:  # before the first access (a pragma below is one): the WAL index in memory
+        conn.execute("PRAGMA locking_mode=EXCLUSIVE")
     # a bounded page cache (SQLite's default grows to 2 MiB a connection with the journal: the
     # loop's writes and the uploader's reads touch a few pages each) and no memory map
-    conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
-    conn.execute("PRAGMA mmap_size=0")
+    try:
+        conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+        conn.execute("PRAGMA mmap_size=0")
+    except sqlite3.OperationalError:
+        # these pragmas open the journal: on a full card (no room for the WAL's -shm file) a
+        # reader keeps SQLite's default cache, its first read meets the problem where the
+        # daemon handles it; a writer's connection is closed, not left holding the file (the
+        # daemon opens it again for itself alone: tests/system/test_full_card.py)
+        if not read_only:
+            conn.close()
+            raise
     return conn
 
 
@@ -305,9 +316,7 @@ class Store:
         conn: sqlite3.Connection | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = _connect(self.path, read_only=False)
-            if exclusive:  # before the first access: the WAL index then lives in memory
-                conn.execute("PRAGMA locking_mode=EXCLUSIVE")
+            conn = _connect(self.path, read_only=False, exclusive=exclusive)
             self._conn = conn
             if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 conn.execute("PRAGMA journal_mode=wal")
