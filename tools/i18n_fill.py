@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Re-extract the catalogue, apply French translations from a JSON file, compile — under a lock.
 
-Usage: .venv/bin/python tools/i18n_fill.py [translations.json]   (JSON object: English msgid -> French msgstr)
+Usage: .venv/bin/python tools/i18n_fill.py [translations.json]
+(a JSON object: English msgid -> French msgstr; a list of forms for a plural)
 The lock lets several people (or agents) update the one shared catalogue without losing edits.
 """
 
