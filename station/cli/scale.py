@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import sys
 import time
 from datetime import datetime
@@ -339,6 +340,9 @@ def monitor_cmd(
     )
     seen = 0
     trouble: str | None = None  # what is wrong now, said once until it changes
+    # Ctrl-C stops it even when started with SIGINT ignored (a background job of a script
+    # inherits that, and Python then never raises KeyboardInterrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         while count is None or seen < count:
             started = time.monotonic()
