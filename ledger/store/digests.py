@@ -44,6 +44,7 @@ __all__ = [
     "MonthDigest",
     "bits_of",
     "month_bounds",
+    "split_period",
 ]
 
 log = logging.getLogger("ledger.store")
@@ -77,6 +78,23 @@ def month_bounds(month: str) -> tuple[str, str]:
     y, m = int(month[:4]), int(month[5:7])
     y2, m2 = (y + 1, 1) if m == 12 else (y, m + 1)
     return f"{y:04d}-{m:02d}-01T00:00:00.000Z", f"{y2:04d}-{m2:02d}-01T00:00:00.000Z"
+
+
+def split_period(start: str, end: str) -> tuple[str, str, list[tuple[str, str]]]:
+    """``start <= time < end`` as the first and last months it covers whole (``""`` if none)
+    and the ranges of the months it covers in part, each inside one month."""
+    first = last = ""
+    parts: list[tuple[str, str]] = []
+    cursor = start
+    while cursor < end:
+        month_start, month_end = month_bounds(cursor[:7])
+        if cursor == month_start and month_end <= end:
+            first = first or cursor[:7]
+            last = cursor[:7]
+        else:
+            parts.append((cursor, min(month_end, end)))
+        cursor = month_end
+    return first, last, parts
 
 
 # an entry of a dimension: weighings, items, net_mg, pieces, manual, visits and persons as bit

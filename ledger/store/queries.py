@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from . import tally
-from .digests import Digests, MonthDigest, month_bounds
+from .digests import Digests, MonthDigest, split_period
 from .facts import PROFILE_JOIN, profile_facts
 
 __all__ = [
@@ -216,17 +216,9 @@ def _digests(store: ReadStore, bounds: tuple[str, str]) -> list[MonthDigest] | N
     start, end = bounds
     if not isinstance(source, Digests) or not (_TIME_TEXT.match(start) and _TIME_TEXT.match(end)):
         return None
-    parts: list[MonthDigest] = []
-    first = last = ""
-    cursor = start
-    while cursor < end:
-        month_start, month_end = month_bounds(cursor[:7])
-        if cursor == month_start and month_end <= end:
-            first = first or cursor[:7]
-            last = cursor[:7]
-        else:  # a month the period only partly covers: from its records
-            parts.append(source.part(cursor, min(month_end, end)))
-        cursor = month_end
+    first, last, partial = split_period(start, end)
+    # a month the period only partly covers: from its records
+    parts = [source.part(a, b) for a, b in partial]
     whole = source.months(first, last) if first else []
     return sorted([*whole, *parts], key=lambda d: d.month)
 

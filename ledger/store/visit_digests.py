@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 
 from .dialect import Dialect
-from .digests import month_bounds
+from .digests import month_bounds, split_period
 from .models import utc_now
 
 __all__ = ["BODY_VERSION", "StationMonth", "VisitDigests", "VisitMonth", "period_parts"]
@@ -268,17 +268,7 @@ def _runs(months: list[str]) -> list[list[str]]:
 def period_parts(digests: VisitDigests, bounds: tuple[str, str]) -> list[VisitMonth]:
     """The digests of the whole months of ``bounds`` and the parts of its partial months, in
     time order (bounds are record times: start included, end excluded)."""
-    start, end = bounds
-    parts: list[VisitMonth] = []
-    first = last = ""
-    cursor = start
-    while cursor < end:
-        month_start, month_end = month_bounds(cursor[:7])
-        if cursor == month_start and month_end <= end:
-            first = first or cursor[:7]
-            last = cursor[:7]
-        else:
-            parts.append(digests.part(cursor, min(month_end, end)))
-        cursor = month_end
+    first, last, partial = split_period(*bounds)
+    parts = [digests.part(a, b) for a, b in partial]
     whole = digests.months(first, last) if first else []
     return sorted([*whole, *parts], key=lambda d: d.month)
