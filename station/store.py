@@ -1,6 +1,7 @@
 """The station's append-only journal in SQLite: gap-free seq, random epoch, UUIDs, a hash chain.
 
-This module is the only one that knows the journal's SQL: the loop writes through :class:`Store`,
+This module and its SQL (:mod:`station.journal_sql`: the schema, its upgrade, the reads) are
+the only ones that know the journal's tables: the loop writes through :class:`Store`,
 the uploader, the demo and status commands read through :class:`JournalReader` (a read-only
 connection of their own), and transactions that span several appends are the store's own
 (:meth:`Store.transaction`).
@@ -21,11 +22,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
+
 from common.i18n import _
 from sync.record import KINDS, Record, RecordError, genesis_hash, record_hash
 from sync.record import RECORD_FIELDS as FIELDS
 
+from . import journal_sql as sql
 from .chain import Head, VerifyReport, walk_chain
+from .journal_sql import COLUMNS, INSERT, INSERT_WIRE, SCHEMA_VERSION, has_wire
 
 __all__ = [
     "FIELDS",
@@ -43,26 +48,7 @@ __all__ = [
 
 log = logging.getLogger("station")
 
-_SCHEMA_VERSION = 1
 CACHE_KIB = 256  # each connection's page cache (PRAGMA cache_size), KiB
-_INSERT = f"INSERT INTO records ({', '.join(FIELDS)}) VALUES ({', '.join('?' * len(FIELDS))})"
-_NOT_NULL = frozenset({"uuid", "epoch", "station", "kind", "recorded_at", "prev_hash", "hash"})
-_SQL_TYPES = {int: "INTEGER", str: "TEXT"}
-# The journal's schema in plain SQL, the text sqlite-utils wrote for version 1 (the daemon does
-# not import sqlite-utils: with numpy, which it loads when present, it cost ~13 MiB of RSS).
-_SCHEMA = (
-    'CREATE TABLE IF NOT EXISTS "meta" (\n   "k" TEXT PRIMARY KEY,\n   "v" TEXT\n)',
-    'CREATE TABLE IF NOT EXISTS "records" (\n'
-    + ",\n".join(
-        f'   "{name}" {_SQL_TYPES[kind]}'
-        + (" PRIMARY KEY" if name == "seq" else " NOT NULL" if name in _NOT_NULL else "")
-        for name, kind in FIELDS.items()
-    )
-    + "\n)",
-    'CREATE UNIQUE INDEX IF NOT EXISTS "idx_records_uuid"\n    ON "records" ("uuid")',
-    'CREATE INDEX IF NOT EXISTS "idx_records_visit"\n    ON "records" ("visit")',
-)
-Row = dict[str, Any]
 
 
 class StoreError(Exception):
@@ -110,28 +96,6 @@ def _connect(path: Path, *, read_only: bool, exclusive: bool = False) -> sqlite3
     return conn
 
 
-def _dicts(conn: sqlite3.Connection, sql: str, params: list[Any] | None = None) -> list[Row]:
-    return list(_stream(conn, sql, params or []))
-
-
-def _meta(conn: sqlite3.Connection, key: str) -> str | None:
-    row = conn.execute("SELECT v FROM meta WHERE k = ?", [key]).fetchone()
-    return None if row is None else str(row[0])
-
-
-def _records_sql(after: int, limit: int | None, kind: str | None) -> tuple[str, list[Any]]:
-    sql = "SELECT * FROM records WHERE seq > ?"
-    params: list[Any] = [after]
-    if kind is not None:
-        sql += " AND kind = ?"
-        params.append(kind)
-    sql += " ORDER BY seq"
-    if limit is not None:
-        sql += " LIMIT ?"
-        params.append(limit)
-    return sql, params
-
-
 class JournalReader:
     """A journal read on connections of its own, opened read-only (``mode=ro``), one per thread
     that reads: WAL lets them read while the loop writes, and the loop's own connection is never
@@ -157,7 +121,7 @@ class JournalReader:
         return conn
 
     def meta(self, key: str) -> str | None:
-        return _meta(self._db(), key)
+        return sql.meta(self._db(), key)
 
     @property
     def station(self) -> str:
@@ -178,24 +142,37 @@ class JournalReader:
     def read(self, after: int, limit: int) -> list[dict[str, Any]]:
         """Records after ``after``, as compact dicts (empty columns left out, as on the wire)."""
         # one dict per row, straight from the tuples (the uploader's hot path)
-        cursor = self._db().execute(*_records_sql(after, limit, None))
+        cursor = self._db().execute(*sql.records_sql(after, limit, None))
         names = [d[0] for d in cursor.description]
         return [{k: v for k, v in zip(names, row, strict=True) if v is not None} for row in cursor]
+
+    def read_wire(self, after: int, limit: int) -> list[tuple[int, bytes | dict[str, Any]]]:
+        """Records after ``after`` as (seq, the bytes a batch carries for it), the uploader's
+        hot path: no row to rebuild, check or encode. A row written before the journal kept
+        these bytes (or a journal never upgraded) comes as (seq, compact dict), as
+        :meth:`read` gives it, for the uploader to check and encode as before."""
+        conn = self._db()
+        # a column is never dropped: once seen, not asked again on this thread's connection
+        if not getattr(self._local, "wire", False):
+            self._local.wire = has_wire(conn)
+            if not self._local.wire:
+                return [(int(row["seq"]), row) for row in self.read(after, limit)]
+        return sql.read_wire(conn, after, limit)
 
     def records(
         self, after: int = 0, limit: int | None = None, kind: str | None = None
     ) -> list[dict[str, Any]]:
-        return _dicts(self._db(), *_records_sql(after, limit, kind))
+        return sql.dicts(self._db(), *sql.records_sql(after, limit, kind))
 
     def get(self, seq: int) -> dict[str, Any] | None:
-        rows = _dicts(self._db(), "SELECT * FROM records WHERE seq = ?", [seq])
+        rows = sql.dicts(self._db(), f"SELECT {COLUMNS} FROM records WHERE seq = ?", [seq])
         return rows[0] if rows else None
 
     def count(self, kind: str | None = None) -> int:
-        return _count(self._db(), kind)
+        return sql.count(self._db(), kind)
 
     def piece_weights(self) -> dict[str, int]:
-        return _piece_weights(self._db())
+        return sql.piece_weights(self._db())
 
     def verify(self) -> VerifyReport:
         """As :meth:`Store.verify`, on this reader's connection."""
@@ -215,28 +192,11 @@ class JournalReader:
         self.close()
 
 
-def _count(conn: sqlite3.Connection, kind: str | None) -> int:
-    if kind is None:
-        return int(conn.execute("SELECT count(*) FROM records").fetchone()[0])
-    return int(conn.execute("SELECT count(*) FROM records WHERE kind = ?", [kind]).fetchone()[0])
-
-
-def _piece_weights(conn: sqlite3.Connection) -> dict[str, int]:
-    rows = conn.execute("SELECT k, v FROM meta WHERE k LIKE 'piece_weight:%'").fetchall()
-    return {k.split(":", 1)[1]: int(v) for k, v in rows}
-
-
-def _stream(conn: sqlite3.Connection, sql: str, params: list[Any]) -> Iterator[dict[str, Any]]:
-    cursor = conn.execute(sql, params)
-    names = [d[0] for d in cursor.description]
-    for row in cursor:
-        yield dict(zip(names, row, strict=True))
-
-
 def _verify(conn: sqlite3.Connection, path: Path) -> VerifyReport:
     """Check the file (SQLite's full ``integrity_check``: tables AND indexes, since a broken
     index silently hides records from lookups) and the chain: seq gap-free, each hash right,
-    each record linked to the previous."""
+    each record linked to the previous; and that each record's wire bytes, where kept, are
+    that record (the uploader sends them as they are)."""
     problems: list[str] = []
     damage: tuple[str, ...] = ()
     try:
@@ -249,14 +209,17 @@ def _verify(conn: sqlite3.Connection, path: Path) -> VerifyReport:
     n, first, last = 0, None, None
     try:
         head = Head(
-            epoch=_meta(conn, "epoch") or "",
-            anchor_seq=int(_meta(conn, "anchor_seq") or 0),
-            anchor_hash=_meta(conn, "anchor_hash"),
-            last_seq=int(_meta(conn, "last_seq") or 0),
-            last_hash=_meta(conn, "last_hash"),
+            epoch=sql.meta(conn, "epoch") or "",
+            anchor_seq=int(sql.meta(conn, "anchor_seq") or 0),
+            anchor_hash=sql.meta(conn, "anchor_hash"),
+            last_seq=int(sql.meta(conn, "last_seq") or 0),
+            last_hash=sql.meta(conn, "last_hash"),
         )
-        rows = _stream(conn, *_records_sql(0, None, None))
-        n, first, last = walk_chain(rows, head, problems)
+        wire = has_wire(conn)
+        rows = sql.stream(conn, *sql.records_sql(0, None, None, wire=wire))
+        n, first, last = walk_chain(
+            sql.check_wire(rows, problems) if wire else rows, head, problems
+        )
     except sqlite3.DatabaseError as exc:
         problems.append(_("journal file unreadable: {detail}").format(detail=exc))
         damage = damage or (str(exc),)
@@ -322,7 +285,7 @@ class Store:
                 conn.execute("PRAGMA journal_mode=wal")
             conn.execute("PRAGMA synchronous=FULL")
             self._migrate()
-            owner = _meta(conn, "station")
+            owner = sql.meta(conn, "station")
             if owner != station:
                 self._rebind(str(owner), rebind_empty)
         except sqlite3.DatabaseError as exc:
@@ -333,14 +296,14 @@ class Store:
             if conn is not None:
                 conn.close()
             raise
-        self.epoch: str = _meta(conn, "epoch") or ""
+        self.epoch: str = sql.meta(conn, "epoch") or ""
         # read after every event by the loop: kept in memory, written only by mark_synced
-        self._synced = int(_meta(conn, "synced_through") or 0)
+        self._synced = int(sql.meta(conn, "synced_through") or 0)
         self._reload_head()
 
     def _rebind(self, owner: str, allowed: bool) -> None:
         records = int(self._conn.execute("SELECT count(*) FROM records").fetchone()[0])
-        empty = records == 0 and int(_meta(self._conn, "last_seq") or 0) == 0
+        empty = records == 0 and int(sql.meta(self._conn, "last_seq") or 0) == 0
         if allowed and empty:
             with self._write():
                 self._set_meta("station", self.station)
@@ -371,8 +334,8 @@ class Store:
     def _reload_head(self) -> None:
         """Take the in-memory head (last seq and hash) from the file again: after a transaction
         of several appends was rolled back, or another process appended."""
-        self._last_seq = int(_meta(self._conn, "last_seq") or 0)
-        self._last_hash = _meta(self._conn, "last_hash") or genesis_hash(self.epoch)
+        self._last_seq = int(sql.meta(self._conn, "last_seq") or 0)
+        self._last_hash = sql.meta(self._conn, "last_hash") or genesis_hash(self.epoch)
 
     # -- schema -----------------------------------------------------------------------------
     def _set_meta(self, key: str, value: str) -> None:
@@ -385,27 +348,42 @@ class Store:
         has_meta = self._conn.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
         ).fetchone()
-        return int(_meta(self._conn, "schema_version") or 0) if has_meta else 0
+        return int(sql.meta(self._conn, "schema_version") or 0) if has_meta else 0
 
     def _migrate(self) -> None:
         version = self._schema_version()
-        if version > _SCHEMA_VERSION:
+        if version > SCHEMA_VERSION:
             raise StoreError(
-                f"{self.path}: schema {version} is newer than this software ({_SCHEMA_VERSION})"
+                f"{self.path}: schema {version} is newer than this software ({SCHEMA_VERSION})"
             )
-        if version == _SCHEMA_VERSION:
+        self._wire = True  # appends keep each record's wire bytes (schema 2)
+        if version == SCHEMA_VERSION:
             return  # opening for reading must not write (nor take the write lock)
-        with self._write():
-            # read again under the write lock: another process may have made it meanwhile
-            if self._schema_version() < 1:
-                for statement in _SCHEMA:
-                    self._conn.execute(statement)
-                self._set_meta("epoch", uuid.uuid4().hex)
-                self._set_meta("station", self.station)
-                self._set_meta("created_at", _now())
-                self._set_meta("last_seq", "0")
-                self._set_meta("synced_through", "0")
-            self._set_meta("schema_version", str(_SCHEMA_VERSION))
+        try:
+            with self._write():
+                # read again under the write lock: another process may have made it meanwhile
+                version = self._schema_version()
+                sql.upgrade(self._conn, version)
+                if version < 1:
+                    self._set_meta("epoch", uuid.uuid4().hex)
+                    self._set_meta("station", self.station)
+                    self._set_meta("created_at", _now())
+                    self._set_meta("last_seq", "0")
+                    self._set_meta("synced_through", "0")
+                self._set_meta("schema_version", str(SCHEMA_VERSION))
+        except sqlite3.OperationalError as exc:
+            if version < 1:
+                raise
+            # a journal with records that cannot take the step now (a full card, a read-only
+            # file): it stays as it was and works as before, its new records without wire
+            # bytes (sent the old way); the next open with room upgrades it
+            with contextlib.suppress(sqlite3.Error):
+                if self._conn.in_transaction:  # a failed COMMIT may leave it open
+                    self._conn.execute("ROLLBACK")
+            self._wire = has_wire(self._conn)
+            log.warning(
+                _("journal %s not upgraded this time (%s): it works as before"), self.path, exc
+            )
 
     # -- transactions -----------------------------------------------------------------------
     @contextlib.contextmanager
@@ -478,7 +456,10 @@ class Store:
                     prev_hash=head.get("last_hash") or genesis_hash(self.epoch),
                 )
                 row = record.to_row()
-                conn.execute(_INSERT, list(row.values()))
+                if self._wire:  # the bytes a batch carries, computed once (sync.wire)
+                    conn.execute(INSERT_WIRE, [*row.values(), orjson.dumps(record.to_wire())])
+                else:
+                    conn.execute(INSERT, list(row.values()))
                 self._set_meta("last_seq", str(record.seq))
                 self._set_meta("last_hash", record.hash)
         except RecordError as exc:
@@ -496,8 +477,8 @@ class Store:
         the chain's anchor, so ``verify`` still proves everything that is left."""
         try:
             with self._write():
-                synced = int(_meta(self._conn, "synced_through") or 0)
-                last = int(_meta(self._conn, "last_seq") or 0)
+                synced = int(sql.meta(self._conn, "synced_through") or 0)
+                last = int(sql.meta(self._conn, "last_seq") or 0)
                 rows = self._conn.execute(
                     "SELECT seq, hash, recorded_at FROM records ORDER BY seq LIMIT ?", [limit]
                 ).fetchall()
@@ -526,7 +507,7 @@ class Store:
         """Count this start of the daemon (the status messages' ``session``)."""
         try:
             with self._write():
-                session = int(_meta(self._conn, "session") or 0) + 1
+                session = int(sql.meta(self._conn, "session") or 0) + 1
                 self._set_meta("session", str(session))
         except sqlite3.Error as exc:
             raise StoreError(str(exc)) from exc
@@ -534,11 +515,11 @@ class Store:
 
     def session(self) -> int:
         """The last session counted by :meth:`next_session` (0: never)."""
-        return int(_meta(self._conn, "session") or 0)
+        return int(sql.meta(self._conn, "session") or 0)
 
     def piece_weights(self) -> dict[str, int]:
         """Average piece weight (mg) learnt per category by sampling."""
-        return _piece_weights(self._conn)
+        return sql.piece_weights(self._conn)
 
     def set_piece_weight(self, category: str, mg: int) -> None:
         try:
@@ -554,7 +535,7 @@ class Store:
         try:
             with self._write():
                 # the head from the file: another process may have appended since our last one
-                self._last_seq = max(self._last_seq, int(_meta(self._conn, "last_seq") or 0))
+                self._last_seq = max(self._last_seq, int(sql.meta(self._conn, "last_seq") or 0))
                 new = min(through, self._last_seq)
                 if new <= self._synced:
                     return
@@ -578,23 +559,23 @@ class Store:
         return self._synced
 
     def get(self, seq: int) -> dict[str, Any] | None:
-        rows = _dicts(self._conn, "SELECT * FROM records WHERE seq = ?", [seq])
+        rows = sql.dicts(self._conn, f"SELECT {COLUMNS} FROM records WHERE seq = ?", [seq])
         return rows[0] if rows else None
 
     def records(
         self, after: int = 0, limit: int | None = None, kind: str | None = None
     ) -> Iterator[dict[str, Any]]:
         """Records in seq order, streamed (a journal may be larger than the Pi's memory)."""
-        yield from _stream(self._conn, *_records_sql(after, limit, kind))
+        yield from sql.stream(self._conn, *sql.records_sql(after, limit, kind))
 
     def count(self, kind: str | None = None) -> int:
-        return _count(self._conn, kind)
+        return sql.count(self._conn, kind)
 
     def open_visit(self) -> dict[str, Any] | None:
         """The last ``visit_open`` record not followed by its ``visit_close``, if any."""
-        rows = _dicts(
+        rows = sql.dicts(
             self._conn,
-            "SELECT * FROM records WHERE kind IN ('visit_open', 'visit_close') "
+            f"SELECT {COLUMNS} FROM records WHERE kind IN ('visit_open', 'visit_close') "
             "ORDER BY seq DESC LIMIT 1",
         )
         if rows and rows[0]["kind"] == "visit_open":
@@ -603,18 +584,18 @@ class Store:
 
     def visit_weighings(self, visit: str) -> list[dict[str, Any]]:
         """Weighings of ``visit`` that have not been voided, oldest first."""
-        return _dicts(
+        return sql.dicts(
             self._conn,
-            "SELECT * FROM records r WHERE visit = ? AND kind = 'weighing' AND NOT EXISTS "
+            f"SELECT {COLUMNS} FROM records r WHERE visit = ? AND kind = 'weighing' AND NOT EXISTS "
             "(SELECT 1 FROM records v WHERE v.visit = r.visit AND v.kind = 'void' "
             "AND v.voids = r.seq) ORDER BY seq",
             [visit],
         )
 
     def last_of_visit(self, visit: str) -> dict[str, Any] | None:
-        rows = _dicts(
+        rows = sql.dicts(
             self._conn,
-            "SELECT * FROM records WHERE visit = ? ORDER BY seq DESC LIMIT 1",
+            f"SELECT {COLUMNS} FROM records WHERE visit = ? ORDER BY seq DESC LIMIT 1",
             [visit],
         )
         return rows[0] if rows else None

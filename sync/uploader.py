@@ -14,9 +14,9 @@ from typing import Any, Protocol
 from common.service import ServiceThread
 
 from .record import Record, RecordError, check_row
-from .wire import MAX_BATCH_BYTES, Ack, WireError, decode_ack, encode_records
+from .wire import MAX_BATCH_BYTES, Ack, WireError, decode_ack, encode_parts
 
-__all__ = ["Outbox", "Uploader", "UploaderState"]
+__all__ = ["Outbox", "Uploader", "UploaderState", "WireOutbox"]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,22 @@ class Outbox(Protocol):
     def last_seq(self) -> int: ...
 
     def read(self, after: int, limit: int) -> Sequence[Mapping[str, Any]]: ...
+
+
+# one record to send: its seq and either the bytes a batch carries for it, as the station
+# journal keeps them since it was sealed, or the row itself (checked, then encoded here)
+Part = tuple[int, bytes | Mapping[str, Any]]
+
+
+class WireOutbox(Outbox, Protocol):
+    """An outbox that also gives each record's wire bytes (the station journal, schema 2):
+    ``read_wire`` gives (seq, bytes) per record, or (seq, row) for a row that has no bytes
+    (written before the journal kept them), which is checked and encoded as ``read``'s rows
+    are. The bytes are sent as they are, not checked again: the store computed them when it
+    sealed the record, ``station db verify`` checks them, and the ledger verifies every hash.
+    The uploader uses ``read_wire`` when the outbox has it, else ``read``."""
+
+    def read_wire(self, after: int, limit: int) -> Sequence[Part]: ...
 
 
 class Publisher(Protocol):
@@ -92,6 +108,8 @@ class Uploader:
         self.resend_after = resend_after
         self.gap_grace = gap_grace
         self.key = key
+        read_wire = getattr(outbox, "read_wire", None)
+        self._read_wire: Callable[[int, int], Sequence[Part]] | None = read_wire
         self._acked = acked_through
         self._sent = acked_through
         self._inflight: list[int] = []  # last seq of each batch not yet acked
@@ -226,10 +244,10 @@ class Uploader:
             # read what fits the byte limit, judged by the last batch: reading and encoding
             # records that are then cut off to fit would cost the CPU twice
             fit = int(self.max_bytes * 0.95 / self._bytes_per_record)
-            rows = self._checked(self.outbox.read(self._sent, max(1, min(self.max_records, fit))))
-            if not rows:
+            parts = self._checked(self._read(self._sent, max(1, min(self.max_records, fit))))
+            if not parts:
                 return
-            payload, last = self._encode(rows)
+            payload, last = self._encode(parts)
             if not self.publisher.publish(self.topic, payload, qos=1):
                 return  # not connected after all: the next connect rewinds anyway
             if not self._inflight:
@@ -238,13 +256,20 @@ class Uploader:
             self._sent = last
             self._batches += 1
 
-    def _checked(self, rows: Sequence[Mapping[str, Any]]) -> Sequence[Mapping[str, Any]]:
-        """The rows up to the first that is not a valid record: that one would be quarantined
-        by the ledger with every record of its batch, so it is not sent, and the station's log
-        says why (once); the records before it still are. The rows are not hashed again: the
-        store sealed them (Record.seal) and the ledger verifies every hash."""
-        for i, row in enumerate(rows):
-            if type(row) is Record:
+    def _read(self, after: int, limit: int) -> Sequence[Part]:
+        if self._read_wire is not None:
+            return self._read_wire(after, limit)
+        return [(int(row["seq"]), row) for row in self.outbox.read(after, limit)]
+
+    def _checked(self, parts: Sequence[Part]) -> Sequence[Part]:
+        """The records up to the first row that is not a valid record: that one would be
+        quarantined by the ledger with every record of its batch, so it is not sent, and the
+        station's log says why (once); the records before it still are. Nothing is hashed
+        again: the store sealed each record (Record.seal) and the ledger verifies every hash;
+        wire bytes and Records are not checked again either (the store made them from a valid
+        Record)."""
+        for i, (_seq, row) in enumerate(parts):
+            if isinstance(row, bytes) or type(row) is Record:
                 continue
             try:
                 check_row(row)
@@ -253,21 +278,21 @@ class Uploader:
                 if refused != self._refused:
                     log.error("the journal cannot be sent from %s", refused)
                     self._refused = refused
-                return rows[:i]
+                return parts[:i]
         self._refused = ""
-        return rows
+        return parts
 
-    def _encode(self, rows: Sequence[Mapping[str, Any]]) -> tuple[bytes, int]:
-        """The batch of the first rows that fit ``max_bytes`` (each encoded once) and its
-        last seq."""
+    def _encode(self, parts: Sequence[Part]) -> tuple[bytes, int]:
+        """The batch of the first records that fit ``max_bytes`` (each encoded once, or sent
+        as the journal keeps it) and its last seq."""
         sent_at = datetime.now(UTC).isoformat(timespec="milliseconds")
-        payload, n = encode_records(
+        payload, n = encode_parts(
             self.outbox.station,
             self.outbox.epoch,
-            rows,
+            parts,
             sent_at=sent_at,
             key=self.key,
             max_bytes=self.max_bytes,
         )
         self._bytes_per_record = max(1.0, len(payload) / n)
-        return payload, int(rows[n - 1]["seq"])
+        return payload, parts[n - 1][0]

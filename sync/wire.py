@@ -49,6 +49,7 @@ __all__ = [
     "decode_registry",
     "decode_status",
     "encode",
+    "encode_parts",
     "encode_records",
     "genesis_hash",
     "record_hash",
@@ -219,21 +220,75 @@ def encode_records(
         raise ValueError("a batch needs at least one record")
     wire = [r.to_wire() if type(r) is Record else _compact_row(r) for r in records]
     parts = [orjson.dumps(r) for r in wire]
-    n = len(parts)
     first = int(wire[0]["seq"])
-    if max_bytes:
-        # the envelope with the widest last seq, ',"records":[' and a signature's 73 bytes
-        fixed = len(_head(station, epoch, first, first + n - 1, sent_at)) + 12 + 73 * bool(key)
-        sizes = accumulate(len(p) + 1 for p in parts)  # each with its comma (the last: "]")
-        n = max(1, sum(1 for total in sizes if fixed + total <= max_bytes))
+    n = _fitting(station, epoch, first, parts, sent_at, key, max_bytes)
     head = _head(station, epoch, first, int(wire[n - 1]["seq"]), sent_at)
-    body = head[:-1] + b',"records":[' + b",".join(parts[:n]) + b"]"
+    return _batch(head, parts[:n], wire[:n], key), n
+
+
+def encode_parts(
+    station: str,
+    epoch: str,
+    parts: Sequence[tuple[int, bytes | Mapping[str, Any]]],
+    *,
+    sent_at: str = "",
+    key: bytes = b"",
+    max_bytes: int = 0,
+) -> tuple[bytes, int]:
+    """:func:`encode_records` of records given as (seq, the bytes a batch carries for it: a
+    record's ``orjson.dumps(to_wire())``, as the station journal keeps it) or (seq, a record
+    or checked row, encoded here as by encode_records): the same batch, to the byte, for the
+    same records. The bytes are put in as they are (the ledger verifies every hash)."""
+    if not parts:
+        raise ValueError("a batch needs at least one record")
+    encoded = [p if type(p) is bytes else _encoded(p) for _seq, p in parts]
+    n = _fitting(station, epoch, parts[0][0], encoded, sent_at, key, max_bytes)
+    head = _head(station, epoch, parts[0][0], parts[n - 1][0], sent_at)
+    return _batch(head, encoded[:n], None, key), n
+
+
+def _encoded(record: bytes | Mapping[str, Any]) -> bytes:
+    if isinstance(record, Record):
+        return orjson.dumps(record.to_wire())
+    if isinstance(record, Mapping):
+        return orjson.dumps(_compact_row(record))
+    return record
+
+
+def _fitting(
+    station: str,
+    epoch: str,
+    first: int,
+    parts: Sequence[bytes],
+    sent_at: str,
+    key: bytes,
+    max_bytes: int,
+) -> int:
+    """How many of the encoded records fit in ``max_bytes`` (0: all; always at least one)."""
+    n = len(parts)
+    if not max_bytes:
+        return n
+    # the envelope with the widest last seq, ',"records":[' and a signature's 73 bytes
+    fixed = len(_head(station, epoch, first, first + n - 1, sent_at)) + 12 + 73 * bool(key)
+    sizes = accumulate(len(p) + 1 for p in parts)  # each with its comma (the last: "]")
+    return max(1, sum(1 for total in sizes if fixed + total <= max_bytes))
+
+
+def _batch(
+    head: bytes, parts: Sequence[bytes], wire: Sequence[Mapping[str, Any]] | None, key: bytes
+) -> bytes:
+    """The batch of the encoded records under ``head``; ``wire``: the same records as dicts
+    (None: read back from the bytes, only to sign them)."""
+    records = b"[" + b",".join(parts) + b"]"
+    body = head[:-1] + b',"records":' + records
     if key:
+        if wire is None:
+            wire = orjson.loads(records)
         signed = _signed_part(
-            {**orjson.loads(head), "records": wire[:n]}  # the body as the ledger will read it
+            {**orjson.loads(head), "records": wire}  # the body as the ledger will read it
         )
         body += b',"sig":"' + sign(key, signed).encode() + b'"'
-    return body + b"}", n
+    return body + b"}"
 
 
 def _head(station: str, epoch: str, first: int, last: int, sent_at: str) -> bytes:

@@ -1,0 +1,180 @@
+"""The station journal's SQL below the store: the schema by version, its upgrade, the reads."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import orjson
+
+from common.i18n import _
+from sync.record import RECORD_FIELDS, record_hash
+
+__all__ = [
+    "COLUMNS",
+    "INSERT",
+    "INSERT_WIRE",
+    "SCHEMA_VERSION",
+    "STEPS",
+    "check_wire",
+    "count",
+    "dicts",
+    "has_wire",
+    "meta",
+    "piece_weights",
+    "read_wire",
+    "records_sql",
+    "stream",
+    "upgrade",
+]
+
+_NOT_NULL = frozenset({"uuid", "epoch", "station", "kind", "recorded_at", "prev_hash", "hash"})
+_SQL_TYPES = {int: "INTEGER", str: "TEXT"}
+
+# Version 1, the text sqlite-utils wrote (the daemon does not import sqlite-utils: with numpy,
+# which it loads when present, it cost ~13 MiB of RSS).
+_V1 = (
+    'CREATE TABLE IF NOT EXISTS "meta" (\n   "k" TEXT PRIMARY KEY,\n   "v" TEXT\n)',
+    'CREATE TABLE IF NOT EXISTS "records" (\n'
+    + ",\n".join(
+        f'   "{name}" {_SQL_TYPES[kind]}'
+        + (" PRIMARY KEY" if name == "seq" else " NOT NULL" if name in _NOT_NULL else "")
+        for name, kind in RECORD_FIELDS.items()
+    )
+    + "\n)",
+    'CREATE UNIQUE INDEX IF NOT EXISTS "idx_records_uuid"\n    ON "records" ("uuid")',
+    'CREATE INDEX IF NOT EXISTS "idx_records_visit"\n    ON "records" ("visit")',
+)
+# Version 2: each record's bytes as a batch carries them (sync.wire), computed once when the
+# record is sealed, so the uploader sends them as they are. Rows older than the step keep NULL
+# there and go the old way (read, checked, encoded). ADD COLUMN only edits the table's SQL
+# text: no row is rewritten, whatever the journal's size.
+_V2 = ('ALTER TABLE "records" ADD COLUMN "wire" BLOB',)
+
+# The statements of each version, in order. A new journal runs them all, so a new file and an
+# upgraded one have the same schema, to the byte (tests/station/test_store.py).
+STEPS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+SCHEMA_VERSION = len(STEPS)
+
+# The record's own columns, in table order: what every read of a record selects (never the
+# wire bytes, which only the uploader and verify read).
+COLUMNS = ", ".join(RECORD_FIELDS)
+INSERT = f"INSERT INTO records ({COLUMNS}) VALUES ({', '.join('?' * len(RECORD_FIELDS))})"
+INSERT_WIRE = (
+    f"INSERT INTO records ({COLUMNS}, wire) VALUES ({', '.join('?' * (len(RECORD_FIELDS) + 1))})"
+)
+
+
+def upgrade(conn: sqlite3.Connection, version: int) -> None:
+    """Run the steps after ``version`` (0: a new journal) on ``conn``, inside the caller's
+    transaction (SQLite's DDL is transactional: a step that fails leaves the file as it was)."""
+    for statements in STEPS[version:]:
+        for statement in statements:
+            conn.execute(statement)
+
+
+def has_wire(conn: sqlite3.Connection) -> bool:
+    """Whether the journal on ``conn`` has the ``wire`` column (version 2 and later; a reader
+    may open a file that was never upgraded: a card too full for the step, an older backup)."""
+    return any(row[1] == "wire" for row in conn.execute('PRAGMA table_info("records")'))
+
+
+def dicts(
+    conn: sqlite3.Connection, sql: str, params: list[Any] | None = None
+) -> list[dict[str, Any]]:
+    return list(stream(conn, sql, params or []))
+
+
+def meta(conn: sqlite3.Connection, key: str) -> str | None:
+    row = conn.execute("SELECT v FROM meta WHERE k = ?", [key]).fetchone()
+    return None if row is None else str(row[0])
+
+
+def records_sql(
+    after: int, limit: int | None, kind: str | None, *, wire: bool = False
+) -> tuple[str, list[Any]]:
+    sql = f"SELECT {COLUMNS}{', wire' if wire else ''} FROM records WHERE seq > ?"
+    params: list[Any] = [after]
+    if kind is not None:
+        sql += " AND kind = ?"
+        params.append(kind)
+    sql += " ORDER BY seq"
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(limit)
+    return sql, params
+
+
+def count(conn: sqlite3.Connection, kind: str | None) -> int:
+    if kind is None:
+        return int(conn.execute("SELECT count(*) FROM records").fetchone()[0])
+    return int(conn.execute("SELECT count(*) FROM records WHERE kind = ?", [kind]).fetchone()[0])
+
+
+def piece_weights(conn: sqlite3.Connection) -> dict[str, int]:
+    rows = conn.execute("SELECT k, v FROM meta WHERE k LIKE 'piece_weight:%'").fetchall()
+    return {k.split(":", 1)[1]: int(v) for k, v in rows}
+
+
+def stream(conn: sqlite3.Connection, sql: str, params: list[Any]) -> Iterator[dict[str, Any]]:
+    cursor = conn.execute(sql, params)
+    names = [d[0] for d in cursor.description]
+    for row in cursor:
+        yield dict(zip(names, row, strict=True))
+
+
+def read_wire(
+    conn: sqlite3.Connection, after: int, limit: int
+) -> list[tuple[int, bytes | dict[str, Any]]]:
+    """Up to ``limit`` records after ``after`` as (seq, wire bytes) on a journal that has the
+    column; a row without its bytes (written before the upgrade) comes as (seq, compact
+    dict), as :meth:`JournalReader.read` gives it, for the old way of sending."""
+    rows: list[tuple[int, Any]] = conn.execute(
+        "SELECT seq, wire FROM records WHERE seq > ? ORDER BY seq LIMIT ?", [after, limit]
+    ).fetchall()
+    if all(type(wire) is bytes for _seq, wire in rows):
+        return rows  # the usual case once the rows written before the upgrade are sent
+    # those read whole, in one query over the same range (a row never changes once written)
+    cursor = conn.execute(
+        f"SELECT {COLUMNS} FROM records WHERE seq > ? AND seq <= ? AND typeof(wire) != 'blob'",
+        [after, rows[-1][0]],
+    )
+    names = tuple(RECORD_FIELDS)
+    whole = {
+        row[0]: {k: v for k, v in zip(names, row, strict=True) if v is not None} for row in cursor
+    }
+    return [(seq, wire if type(wire) is bytes else whole[seq]) for seq, wire in rows]
+
+
+def check_wire(rows: Iterable[dict[str, Any]], problems: list[str]) -> Iterator[dict[str, Any]]:
+    """The rows (each with a ``wire`` member, which is taken out) in order; a row whose wire
+    bytes are not its record adds that to ``problems`` before it is yielded, so the finding
+    comes in seq order with the chain walk's (``station db verify``)."""
+    for row in rows:
+        wire = row.pop("wire")
+        if wire is not None and not _wire_matches(row, wire):
+            problems.append(
+                _("seq {seq}: the bytes kept for sending are not this record").format(
+                    seq=row["seq"]
+                )
+            )
+        yield row
+
+
+def _wire_matches(row: dict[str, Any], wire: object) -> bool:
+    try:
+        sent = orjson.loads(wire)  # type: ignore[arg-type]  # a tampered cell may be any type
+    except (orjson.JSONDecodeError, TypeError):
+        sent = None
+    compact = {k: v for k, v in row.items() if v is not None}
+    # types too: true == 1 in Python, and the ledger refuses a flag sent as true
+    if (
+        type(sent) is dict
+        and sent == compact
+        and all(type(sent[k]) is type(v) for k, v in compact.items())
+    ):
+        return True
+    # columns that no longer match their own hash: the chain walk reports the row as altered,
+    # and bytes cannot be judged against them (one finding per row)
+    return bool(record_hash(row) != row["hash"])
