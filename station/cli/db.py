@@ -33,7 +33,8 @@ _store_option = click.option(
 @_store_option
 @click.pass_context
 def db_verify(ctx: click.Context, store: Path | None) -> None:
-    """Prove the journal is intact: seq without gaps, hash chain unbroken. Exit 1 on any break.
+    """Prove the journal is intact: seq without gaps, hash chain unbroken, the bytes kept for
+    sending equal to their records. Exit 1 on any break.
 
     \b
     Example:
