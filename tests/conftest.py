@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from common.i18n import set_language
 from station.sim import EXAMPLE_CONFIG, SimulatedCounter
@@ -13,6 +14,12 @@ from station.sim import EXAMPLE_CONFIG, SimulatedCounter
 # a real PostgreSQL (pg_server / pg_url / ledger_url), a real Mosquitto and a ledger service on it
 # (broker / ledger), headless Chromium (browser): each defined once, in tests/support
 pytest_plugins = ["tests.support.pg", "tests.support.helpers", "tests.support.browser"]
+
+# Hypothesis' own clocks (a 200 ms deadline per example, the "too slow" check of data
+# generation) fail property tests on a loaded machine for reasons that are not the code's:
+# tests never assert on wall-clock time, so neither do the properties
+settings.register_profile("pesee", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("pesee")
 
 TIERS = Path(__file__).parent
 # fixtures that bring a real server with them, and the marker each sets
