@@ -51,6 +51,16 @@ _WALK_CHUNK = 500
 
 
 @dataclass(slots=True)
+class _Part:
+    """One batch of a head's share of a group: its rows, then what ingest made of them."""
+
+    batch: Batch
+    rows: list[tuple[Any, ...]]
+    new: int = 0  # records stored from it
+    conflicts: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
 class _Ids:
     """A transaction's integer ids (migrations step 5): (station, visit) -> n and the code as
     received -> (code as stored, n)."""
@@ -85,22 +95,31 @@ class Ingest:
     def ingest_many(self, batches: list[Batch]) -> list[IngestResult]:
         """Several batches in one transaction: one commit for all (group commit). The heads
         are locked first, in one order, so two workers' groups never wait on each other in a
-        cycle."""
+        cycle; then each head takes all its batches of the group at once (one lookup, one
+        insert, one head update), so the statements per transaction do not grow with the
+        batches."""
         self.privacy.require_writable()
 
         rows = [[_values(r) for r in batch.records] for batch in batches]
 
         def body() -> list[IngestResult]:
             self._months, self._facts_from, self._added = set(), None, []
-            for station, epoch in sorted({(b.station, b.epoch) for b in batches}):
-                self._lock_head(station, epoch, utc_now())
+            now = utc_now()
+            heads = {
+                key: self._lock_head(*key, now)
+                for key in sorted({(b.station, b.epoch) for b in batches})
+            }
             ids = self._assign_ids(batches, rows)
-            results = [self._ingest(b, r, ids) for b, r in zip(batches, rows, strict=True)]
+            results: dict[int, IngestResult] = {}
+            for key, head in heads.items():
+                mine = [i for i, b in enumerate(batches) if (b.station, b.epoch) == key]
+                parts = [_Part(batches[i], rows[i]) for i in mine]
+                results.update(zip(mine, self._ingest(key, head, parts, ids, now), strict=True))
             self.digests.appended(self._added)
             self.digests.changed(self._months)
             if self._facts_from is not None:
                 self.digests.changed_from(self._facts_from)
-            return results
+            return [results[i] for i in range(len(batches))]
 
         return self.db.atomic(body)
 
@@ -144,94 +163,137 @@ class Ingest:
         ids.persons = {code: (kept, numbers[(kept,)]) for code, kept in stored.items()}
         return ids
 
-    def _ingest(self, batch: Batch, rows: list[tuple[Any, ...]], ids: _Ids) -> IngestResult:
-        station, epoch = batch.station, batch.epoch
-        now = utc_now()
-        conflicts: list[str] = []
-        acked, last_hash, received = self._lock_head(station, epoch, now)
-        first, last = rows[0][_SEQ], rows[-1][_SEQ]
-        existing = dict(
-            self.db.exec(
-                "SELECT seq, hash FROM records WHERE station = ? AND epoch = ? "
-                "AND seq BETWEEN ? AND ?",
-                (station, epoch, first, last),
-            )
-        )
+    def _ingest(
+        self,
+        key: tuple[str, str],
+        head: tuple[int, str | None, int],
+        parts: list[_Part],
+        ids: _Ids,
+        now: str,
+    ) -> list[IngestResult]:
+        """One head's batches of the group, in the order received: each record stored once
+        (a seq already stored, or sent twice in the group, is a duplicate of the first), then
+        the head advanced over the consecutive, chained records."""
+        station, epoch = key
+        acked, last_hash, received = head
+        spans = [(p.rows[0][_SEQ], p.rows[-1][_SEQ]) for p in parts]
+        existing = self._existing(station, epoch, spans)
         # the stored form of each record's (hash, prev_hash) (keyed when pseudonymising); the
-        # chain inside the batch was checked on the station's own hashes by decode_batch
+        # chain inside a batch was checked on the station's own hashes by decode_batch
         keyed = self.privacy.kept_hash
-        if self.privacy.pseudonymised:
-            kept = [(keyed(r[_HASH]), keyed(r[_PREV_HASH])) for r in rows]
-        else:
-            kept = [(r[_HASH], r[_PREV_HASH]) for r in rows]
-        new: list[int] = []  # positions in the batch
-        for i, row in enumerate(rows):
-            seq = row[_SEQ]
-            if seq not in existing:
-                if seq > acked:
-                    new.append(i)
-                # else: acked once and purged since (retention): never stored again
-                continue
-            seen = existing[seq]
-            # NULL: an erased person's record, its hash gone; stored, so a duplicate
-            if seen is not None and seen != kept[i][0]:
-                conflicts.append(f"seq {seq}: same key, other content")
-                self.inquiry.add_conflict(batch.records[i], "content", seen, now)
-        if new:
-            self.db.insert(
-                "records", INSERT_COLUMNS, [self._row(rows[i], now, ids, kept[i]) for i in new]
-            )
-            # added to their months (occurred_at is recorded_at until a clock repair), in runs
-            # of consecutive new seqs: a kept digest reads those records only
-            for i in new:
-                seq, month = rows[i][_SEQ], str(rows[i][_RECORDED_AT])[:7]
-                run = self._added[-1] if self._added else None
-                if run and run[:3] == (month, station, epoch) and run[4] == seq - 1:
-                    self._added[-1] = (*run[:4], seq)
+        new: dict[int, tuple[_Part, int, tuple[Any, Any]]] = {}  # seq -> where, hashes
+        for part in parts:
+            if self.privacy.pseudonymised:
+                kept = [(keyed(r[_HASH]), keyed(r[_PREV_HASH])) for r in part.rows]
+            else:
+                kept = [(r[_HASH], r[_PREV_HASH]) for r in part.rows]
+            for i, row in enumerate(part.rows):
+                seq = row[_SEQ]
+                if seq in existing:
+                    seen = existing[seq]
+                elif seq in new:
+                    seen = new[seq][2][0]
                 else:
-                    self._added.append((month, station, epoch, seq, seq))
-            # tags scanned at the counter: one small table for reports by profile
-            scanned: set[tuple[str, str]] = set()
-            for i in new:
-                if rows[i][_BENEFICIARY] and rows[i][_DATA]:
-                    tags = profile_tags(rows[i][_DATA])
-                    if tags:
-                        scanned.update((ids.persons[rows[i][_BENEFICIARY]][0], t) for t in tags)
-                        self._facts_changed(str(rows[i][_RECORDED_AT])[:7])
-            self.profiles.keep_scanned(sorted(scanned))
+                    if seq > acked:
+                        new[seq] = (part, i, kept[i])
+                        part.new += 1
+                    # else: acked once and purged since (retention): never stored again
+                    continue
+                # NULL: an erased person's record, its hash gone; stored, so a duplicate
+                if seen is not None and seen != kept[i][0]:
+                    part.conflicts.append(f"seq {seq}: same key, other content")
+                    self.inquiry.add_conflict(part.batch.records[i], "content", seen, now)
+        order = sorted(new)
+        added = [new[seq][0].rows[new[seq][1]] for seq in order]
+        if added:
+            self.db.insert(
+                "records",
+                INSERT_COLUMNS,
+                [self._row(new[seq][0].rows[new[seq][1]], now, ids, new[seq][2]) for seq in order],
+            )
+            self._note_added(station, epoch, added, ids)
         # advance over consecutive, chained records: first the new ones in memory (the usual
         # in-order case), then from the table (duplicates, or what out-of-order batches left
         # beyond a gap)
-        for i in new:
-            seq = rows[i][_SEQ]
+        for seq in order:
             if seq != acked + 1:
                 break
-            if last_hash is not None and kept[i][1] != last_hash:
-                conflicts.append(f"seq {seq}: not chained to seq {acked}")
-                self.inquiry.add_conflict(batch.records[i], "chain", last_hash, now)
+            part, i, (hash_, prev_hash) = new[seq]
+            if last_hash is not None and prev_hash != last_hash:
+                part.conflicts.append(f"seq {seq}: not chained to seq {acked}")
+                self.inquiry.add_conflict(part.batch.records[i], "chain", last_hash, now)
                 break
-            acked, last_hash = seq, kept[i][0]
-        if new:
-            added = [rows[i] for i in new]
+            acked, last_hash = seq, hash_
+        if added:
             self._correct_times(station, epoch, {r[_BOOT] for r in added if r[_BOOT]})
             self._mark_voided(station, epoch, added)
-        received = max(received, last)
+        received = max(received, *(p.rows[-1][_SEQ] for p in parts))
         if received > acked:
-            acked, last_hash = self._walk(station, epoch, acked, last_hash, conflicts)
+            said = [c for p in parts for c in p.conflicts]
+            before = len(said)
+            acked, last_hash = self._walk(station, epoch, acked, last_hash, said)
+            parts[-1].conflicts += said[before:]  # a break in the chain the walk found
         self.db.exec(
             "UPDATE heads SET acked_through = ?, last_hash = ?, received_through = ?, "
             "updated_at = ? WHERE station = ? AND epoch = ?",
             (acked, last_hash, received, now, station, epoch),
         )
-        return IngestResult(
-            station,
-            epoch,
-            acked,
-            received,
-            len(new),
-            len(rows) - len(new),
-            tuple(conflicts),
-        )
+        return [
+            IngestResult(
+                station,
+                epoch,
+                acked,
+                received,
+                p.new,
+                len(p.rows) - p.new,
+                tuple(p.conflicts),
+            )
+            for p in parts
+        ]
+
+    def _existing(
+        self, station: str, epoch: str, spans: list[tuple[int, int]]
+    ) -> dict[int, str | None]:
+        """The stored hash of every seq of these spans (merged where they touch)."""
+        merged: list[list[int]] = []
+        for first, last in sorted(spans):
+            if merged and first <= merged[-1][1] + 1:
+                merged[-1][1] = max(merged[-1][1], last)
+            else:
+                merged.append([first, last])
+        found: dict[int, str | None] = {}
+        for first, last in merged:
+            found.update(
+                self.db.exec(
+                    "SELECT seq, hash FROM records WHERE station = ? AND epoch = ? "
+                    "AND seq BETWEEN ? AND ?",
+                    (station, epoch, first, last),
+                )
+            )
+        return found
+
+    def _note_added(
+        self, station: str, epoch: str, added: list[tuple[Any, ...]], ids: _Ids
+    ) -> None:
+        """The months the added records (in seq order) join, in runs of consecutive seqs (a
+        kept digest reads those records only; occurred_at is recorded_at until a clock
+        repair), and the profile tags scanned at the counter (one small table for reports by
+        profile)."""
+        for row in added:
+            seq, month = row[_SEQ], str(row[_RECORDED_AT])[:7]
+            run = self._added[-1] if self._added else None
+            if run and run[:3] == (month, station, epoch) and run[4] == seq - 1:
+                self._added[-1] = (*run[:4], seq)
+            else:
+                self._added.append((month, station, epoch, seq, seq))
+        scanned: set[tuple[str, str]] = set()
+        for row in added:
+            if row[_BENEFICIARY] and row[_DATA]:
+                tags = profile_tags(row[_DATA])
+                if tags:
+                    scanned.update((ids.persons[row[_BENEFICIARY]][0], t) for t in tags)
+                    self._facts_changed(str(row[_RECORDED_AT])[:7])
+        self.profiles.keep_scanned(sorted(scanned))
 
     def _row(
         self, record: tuple[Any, ...], now: str, ids: _Ids, hashes: tuple[str | None, str | None]
@@ -299,15 +361,23 @@ class Ingest:
     def _mark_voided(self, station: str, epoch: str, new: Sequence[tuple[Any, ...]]) -> None:
         """``voided_by`` on the records a void cancels, whichever of the two arrived first."""
         pairs = {(int(r[_VOIDS]), int(r[_SEQ])) for r in new if r[_KIND] == "void" and r[_VOIDS]}
-        # voids that came before the records they cancel (batches out of order)
-        pairs.update(
-            (int(target), int(seq))
-            for target, seq in self.db.exec(
-                "SELECT voids, seq FROM records WHERE station = ? AND epoch = ? "
-                "AND kind = 'void' AND voids BETWEEN ? AND ?",
-                (station, epoch, new[0][_SEQ], new[-1][_SEQ]),
+        # voids that came before the records they cancel (batches out of order), looked up
+        # over each run of consecutive new seqs (usually one)
+        runs: list[list[int]] = []
+        for r in new:
+            if runs and r[_SEQ] == runs[-1][1] + 1:
+                runs[-1][1] = r[_SEQ]
+            else:
+                runs.append([r[_SEQ], r[_SEQ]])
+        for first, last in runs:
+            pairs.update(
+                (int(target), int(seq))
+                for target, seq in self.db.exec(
+                    "SELECT voids, seq FROM records WHERE station = ? AND epoch = ? "
+                    "AND kind = 'void' AND voids BETWEEN ? AND ?",
+                    (station, epoch, first, last),
+                )
             )
-        )
         if pairs:
             # a target added in this batch is read as it now is when its month takes the
             # batch in; an older one changes a month already digested: that month is stale

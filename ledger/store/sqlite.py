@@ -15,6 +15,7 @@ from .dialect import T
 __all__ = ["SQLiteDialect"]
 
 _ID_CHUNK = 500  # keys per lookup of visit/person ids (SQLite's bound on parameters is far)
+_MULTI_ROWS = 128  # rows per multi-row INSERT (x 39 columns: under SQLite's 32766 parameters)
 
 
 class SQLiteDialect:
@@ -70,10 +71,21 @@ class SQLiteDialect:
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
     def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-        self.many(
-            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-            rows,
-        )
+        self._rows(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ", len(columns), rows, "")
+
+    def _rows(self, head: str, width: int, rows: Sequence[Sequence[Any]], tail: str) -> None:
+        """Rows inserted by multi-row statements of 2^k rows each: one step (one release of
+        the GIL) per statement instead of per row, and a few statement texts, all cached."""
+        one = "(" + ", ".join("?" * width) + ")"
+        with self._lock:
+            execute = self.db.conn.execute
+            start, left = 0, len(rows)
+            while left:
+                n = min(_MULTI_ROWS, 1 << (left.bit_length() - 1))
+                params = [v for row in rows[start : start + n] for v in row]
+                execute(head + ", ".join([one] * n) + tail, params)
+                start += n
+                left -= n
 
     def number(
         self, table: str, columns: tuple[str, ...], keys: Sequence[tuple[str, ...]]
@@ -82,10 +94,11 @@ class SQLiteDialect:
         if not keys:
             return {}
         names = ", ".join(columns)
-        self.many(
-            f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))}) "
-            f"ON CONFLICT ({names}) DO NOTHING",
+        self._rows(
+            f"INSERT INTO {table} ({names}) VALUES ",
+            len(columns),
             keys,
+            f" ON CONFLICT ({names}) DO NOTHING",
         )
         found: dict[tuple[Any, ...], int] = {}
         last = columns[-1]
