@@ -6,7 +6,7 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from common.i18n import _
@@ -286,8 +286,17 @@ class LedgerService:
                     log.exception("failed to store a batch on %s", m.topic)
                     self._quarantine(m.topic, m.payload, "internal error")
             return
+        # one ack per head for the group: acks are cumulative, so the head's last result says
+        # what its earlier ones did (their conflicts joined), in one retained message
+        last: dict[tuple[str, str], IngestResult] = {}
+        said: dict[tuple[str, str], list[str]] = {}
         for result in results:
-            self._acknowledge(result)
+            key = (result.station, result.epoch)
+            last[key] = result
+            said.setdefault(key, []).extend(result.conflicts)
+        self.batches += len(results) - len(last)
+        for key, result in last.items():
+            self._acknowledge(replace(result, conflicts=tuple(said[key])))
 
     def handle(self, topic: str, payload: bytes, retained: bool = False) -> None:
         """Process one message (public so tests and tools can feed the real path directly)."""

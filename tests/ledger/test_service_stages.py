@@ -13,9 +13,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from ledger.service import LedgerService
+from ledger.service import LedgerService, Message
 from station.store import Store
-from sync.wire import Batch, Record, encode
+from sync.wire import Batch, Record, decode_ack, encode, record_hash
 from tests.support.broker import Broker
 from tests.support.helpers import until
 
@@ -70,3 +70,38 @@ def test_stop_ends_both_stages(ledger: LedgerService) -> None:
     assert ledger.alive
     ledger.stop()
     assert not ledger.alive
+
+
+def test_a_group_is_acked_once_per_head_with_every_batch_said(
+    tmp_path: Path, ledger: LedgerService, broker: Broker
+) -> None:
+    epoch, rows = _journal(tmp_path / "station.db", 30)
+    topic = ledger.topics.records(STATION)
+    payloads = [encode(Batch(STATION, epoch, tuple(rows[i : i + 10]))) for i in range(0, 30, 10)]
+    # a second copy of the first batch, one record's content other (its hash its own)
+    row = dict(rows[0])
+    row["net_mg"] += 1
+    row["hash"] = record_hash(row)
+    other = encode(Batch(STATION, epoch, (Record.from_row(row),)))
+    heard: list[tuple[str, bytes]] = []
+    listener = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="ack-listener")
+    subscribed: list[int] = []
+    listener.on_message = lambda _c, _u, m: heard.append((m.topic, bytes(m.payload)))
+    listener.on_subscribe = lambda _c, _u, mid, *_: subscribed.append(mid)
+    listener.connect(broker.host, broker.port)
+    listener.loop_start()
+    listener.subscribe([(ledger.topics.ack(STATION), 1), ("test/sentinel", 1)])
+    try:
+        assert until(lambda: bool(subscribed))  # the SUBACK: no ack can be missed now
+        before = ledger.batches
+        ledger.handle_group([Message(topic, p, False) for p in (*payloads, other)])
+        # the ledger's next message on the same connection comes after its acks
+        ledger.link.publish("test/sentinel", b"end")
+        assert until(lambda: ("test/sentinel", b"end") in heard)
+    finally:
+        listener.loop_stop()
+        listener.disconnect()
+    acks = [decode_ack(p) for t, p in heard if t == ledger.topics.ack(STATION)]
+    assert len(acks) == 1 and acks[0].acked_through == 30
+    assert acks[0].rejects == ({"reason": "seq 1: same key, other content"},)
+    assert ledger.batches - before == 4 and ledger.conflicts == 1
