@@ -160,6 +160,10 @@ class LedgerProcess:
     workdir: Path
     broker: Broker
     proc: subprocess.Popen[bytes] | None = None
+    # several workers on one database: ``[ledger] group`` (a shared subscription), each its
+    # own MQTT client id, config and log
+    name: str = "ledger"
+    group: str | None = None
 
     @property
     def database(self) -> Path:
@@ -167,18 +171,21 @@ class LedgerProcess:
 
     @property
     def log_path(self) -> Path:
-        return self.workdir / "ledger.log"
+        return self.workdir / f"{self.name}.log"
 
     def start(self, timeout: float = 20.0) -> None:
-        config = self.workdir / "ledger.toml"
+        config = self.workdir / f"{self.name}.toml"
+        group = f'group = "{self.group}"\n' if self.group else ""
         config.write_text(
             "[ledger]\n"
             f'database = "{self.database}"\n'
             'language = "en"\n'
+            f"{group}"
             "[mqtt]\n"
             f'host = "{self.broker.host}"\n'
             f"port = {self.broker.port}\n"
-            'username = "ledger"  # no password file: the bench broker lets anyone in\n',
+            'username = "ledger"  # no password file: the bench broker lets anyone in\n'
+            f'client_id = "bench-{self.name}"\n',
             encoding="utf-8",
         )
         with open(self.log_path, "ab") as log:
@@ -342,7 +349,7 @@ class DrainResult:
 def run_drain(
     workdir: Path,
     broker: Broker,
-    ledger: LedgerProcess,
+    ledgers: Sequence[LedgerProcess],
     store_path: Path,
     n: int,
     prefill_s: float,
@@ -358,10 +365,18 @@ def run_drain(
             connected_at.append(time.perf_counter())
 
     waiter = threading.Thread(target=_wait_connected, daemon=True)
-    assert ledger.proc is not None and broker.pid is not None
+    pids = [ledger.proc.pid for ledger in ledgers if ledger.proc is not None]
+    assert len(pids) == len(ledgers) and broker.pid is not None
+
+    def ledger_cpu() -> float:
+        return sum(cpu_seconds(pid) for pid in pids)
+
+    def ledger_threads() -> dict[tuple[int, int], float]:
+        return {(pid, tid): t for pid in pids for tid, t in thread_cpu_seconds(pid).items()}
+
     with started(store.close), started(side.stop):
-        cpu0 = (cpu_seconds(ledger.proc.pid), cpu_seconds(broker.pid), time.process_time())
-        threads0 = thread_cpu_seconds(ledger.proc.pid)
+        cpu0 = (ledger_cpu(), cpu_seconds(broker.pid), time.process_time())
+        threads0 = ledger_threads()
         waiter.start()
         t0 = time.perf_counter()
         side.start()
@@ -371,15 +386,16 @@ def run_drain(
             got = side.handle_acks(min(1.0, deadline - time.perf_counter()))
             if got is not None:
                 through = got
-            ledger.check()
+            for ledger in ledgers:
+                ledger.check()
             if time.perf_counter() > deadline:
                 raise BenchError(f"drain: acked through {through} of {n} after {timeout:.0f} s")
         marked = time.perf_counter()
         t_ack = next(t for t, th in side.ack_log if th >= n)
-        cpu1 = (cpu_seconds(ledger.proc.pid), cpu_seconds(broker.pid), time.process_time())
-        threads1 = thread_cpu_seconds(ledger.proc.pid)
+        cpu1 = (ledger_cpu(), cpu_seconds(broker.pid), time.process_time())
+        threads1 = ledger_threads()
         batches = side.link.uploader.state().batches_sent
-        verified = verify_ledger(ledger.database, store)
+        verified = verify_ledger(ledgers[0].database, store)
     return DrainResult(
         n,
         prefill_s,
@@ -611,7 +627,8 @@ def report(
     print()
     print(
         f"Tuning: max_records={tuning.max_records} max_bytes={tuning.max_bytes} "
-        f"window={tuning.window}; {os.cpu_count()} CPUs"
+        f"window={tuning.window}; {args.ledger_workers} ledger process(es); "
+        f"{os.cpu_count()} CPUs; load average {args.load_at_start:.2f} at the start"
     )
     print()
     print("| throughput | records | seconds | records/s |")
@@ -665,6 +682,8 @@ def report(
         "max_records": tuning.max_records,
         "max_bytes": tuning.max_bytes,
         "window": tuning.window,
+        "ledger_workers": args.ledger_workers,
+        "loadavg_1m": round(args.load_at_start, 2),
         # CPU per record during the drain: steady where the wall clock is not (a shared box)
         "ledger_cpu_us": round(drain.cpu_ledger_s / drain.records * 1e6, 1),
         "station_cpu_us": round(drain.cpu_station_s / drain.records * 1e6, 1),
@@ -698,6 +717,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-records", type=int, default=500, help="batch (%(default)s)")
     parser.add_argument("--max-bytes", type=int, default=200_000, help="batch (%(default)s)")
     parser.add_argument("--window", type=int, default=8, help="batches in flight (%(default)s)")
+    parser.add_argument(
+        "--ledger-workers",
+        type=int,
+        default=1,
+        help="ledger processes on the one database, a shared subscription (%(default)s)",
+    )
     parser.add_argument("--workdir", type=Path, default=None, help="default: a temp dir, removed")
     parser.add_argument("--naive-receiver", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -708,6 +733,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("sync.client").addFilter(_QuietStops())
     tuning = Tuning(args.max_records, args.max_bytes, args.window)
+    args.load_at_start = os.getloadavg()[0]  # other work on the box shows in every figure
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="pesee-sync-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     try:
@@ -717,19 +743,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             prefill_s = prefill(store_path, DRAIN_STATION, args.records, seed=1)
             broker = production_broker(workdir / "broker").start()
             stack.callback(broker.stop)
-            ledger = LedgerProcess(workdir, broker)
-            stack.callback(ledger.stop)
-            ledger.start()
+            group = f"bench-workers-{os.getpid():08d}" if args.ledger_workers > 1 else None
+            ledgers = [
+                LedgerProcess(workdir, broker, name=f"ledger{i or ''}", group=group)
+                for i in range(args.ledger_workers)
+            ]
+            for ledger in ledgers:
+                stack.callback(ledger.stop)
+                ledger.start()
             print("draining…", file=sys.stderr, flush=True)
             timeout = 60 + args.records / 1_000
             drain = run_drain(
-                workdir, broker, ledger, store_path, args.records, prefill_s, tuning, timeout
+                workdir, broker, ledgers, store_path, args.records, prefill_s, tuning, timeout
             )
             press = None
             if args.presses > 0:
                 print(f"{args.presses} live presses…", file=sys.stderr, flush=True)
-                press = run_presses(workdir, broker, ledger, args.presses, args.gap, 10, tuning)
-            ledger.stop()
+                press = run_presses(workdir, broker, ledgers[0], args.presses, args.gap, 10, tuning)
+            for ledger in ledgers:
+                ledger.stop()
             naive = None
             if args.naive_records > 0:
                 print(f"baseline, {args.naive_records} records…", file=sys.stderr, flush=True)
