@@ -26,5 +26,10 @@ class JournalOutbox:
         """Records after ``after``, as compact dicts (empty columns left out, as on the wire)."""
         return self._reader.read(after, limit)
 
+    def read_wire(self, after: int, limit: int) -> list[tuple[int, bytes | dict[str, Any]]]:
+        """Records after ``after`` as (seq, wire bytes), or (seq, compact dict) for a row
+        written before the journal kept its bytes (:meth:`JournalReader.read_wire`)."""
+        return self._reader.read_wire(after, limit)
+
     def close(self) -> None:
         self._reader.close()

@@ -22,6 +22,7 @@ import pytest
 from common.i18n import speaking
 from ledger.service import LedgerService
 from station.config import load_config
+from station.outbox import JournalOutbox
 from station.store import JournalReader, Store
 from sync.record import Record, genesis_hash, record_hash
 from sync.topics import Topics
@@ -294,6 +295,24 @@ def test_read_wire_gives_bytes_or_the_old_row_and_the_batch_is_the_old_one(tmp_p
                 )
                 assert new == old
                 assert decode_batch(new[0], key=key or None).last_seq == new[1]
+
+
+def test_the_daemons_outbox_sends_the_journals_bytes(tmp_path: Path) -> None:
+    """station/daemon.py hands the uploader a JournalOutbox: it must offer the bytes, or every
+    record would go the old way (read, checked, encoded again)."""
+    path = tmp_path / "s.db"
+    with Store(path, STATION) as store:
+        for grams in (1, 2, 3):
+            store.append("weighing", net_mg=grams * 1000)
+        epoch = store.epoch
+    outbox = JournalOutbox(path, STATION, epoch)
+    try:
+        parts = outbox.read_wire(1, 10)
+        rows = outbox.read(1, 10)
+    finally:
+        outbox.close()
+    assert [p for _s, p in parts] == [orjson.dumps(Record.from_row(r).to_wire()) for r in rows]
+    assert [s for s, _p in parts] == [2, 3]
 
 
 def _upload(outbox: ReaderOutbox, publisher: Any, **options: Any) -> Uploader:
