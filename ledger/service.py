@@ -25,7 +25,8 @@ from sync.wire import (
 )
 
 from .config import LedgerConfig
-from .store import IngestResult, LedgerStore, StoreUnavailable
+from .decoder import Checked, DecoderGone, DecoderProcess, checked
+from .store import Incoming, IngestResult, LedgerStore, StoreUnavailable
 from .store.conflicts import QuarantineCap, station_of_topic
 
 __all__ = ["LedgerService", "Message"]
@@ -49,7 +50,7 @@ class _Decoded:
     """A records message after the decode stage: its batch, or why it is refused."""
 
     message: Message
-    batch: Batch | None
+    batch: Batch | Checked | None
     refusal: str = ""
 
 
@@ -101,6 +102,8 @@ class LedgerService:
         # stopped by a None in the queue, after what was queued before it: nothing received is
         # left unstored
         self._decoder = ServiceThread("decode", self._decode_stage, wake=self._end_decoding)
+        # the checks of the decode stage, in a process of its own (ledger/decoder.py)
+        self.checker = DecoderProcess(config.ledger.max_batch_bytes)
         self._service = ServiceThread("ingest", self._work, wake=lambda: self._queue.put(None))
         self._cap = QuarantineCap(
             config.ledger.quarantine_max_messages, config.ledger.quarantine_max_bytes
@@ -134,6 +137,10 @@ class LedgerService:
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
+        try:
+            self.checker.start()
+        except OSError as exc:  # the checks then run on the decode thread, as they can
+            log.warning("no decode process (%s): batches are checked on a thread", exc)
         self._service.start()
         self._decoder.start()
         self.link.start()
@@ -143,6 +150,7 @@ class LedgerService:
         # the decode stage ends after what paho queued, then the worker after what it was
         # handed: nothing received is left unstored
         self._decoder.stop(10)
+        self.checker.stop()
         self._service.stop(10)
 
     def _end_decoding(self) -> None:
@@ -220,6 +228,17 @@ class LedgerService:
         key = self.config.key_for(station)
         if key is None and self.config.signing.required:
             return _Decoded(message, None, "unsigned batch and signing is required")
+        if self.checker.running:
+            try:
+                refusal = self.checker.judge(message.payload, station, key)
+            except DecoderGone:
+                pass  # judged here, as below
+            else:
+                if refusal:
+                    return _Decoded(message, None, refusal)
+                accepted = checked(message.payload)
+                if accepted is not None:
+                    return _Decoded(message, accepted)
         try:
             batch = decode_batch(
                 message.payload,
@@ -248,7 +267,7 @@ class LedgerService:
         refusals quarantined, other messages handled, in order."""
         # each decoded batch keeps the message it came in: a batch the store cannot take is
         # quarantined with the exact bytes received, never a re-encoded copy
-        batches: list[tuple[Message, Batch]] = []
+        batches: list[tuple[Message, Incoming]] = []
         for item in items:
             m = item.message if isinstance(item, _Decoded) else item
             try:
@@ -313,14 +332,14 @@ class LedgerService:
         if batch is not None:
             self._store(batch)
 
-    def _decode(self, station: str, topic: str, payload: bytes) -> Batch | None:
+    def _decode(self, station: str, topic: str, payload: bytes) -> Incoming | None:
         item = self._decoded(Message(topic, payload, False))
         assert isinstance(item, _Decoded)  # a records topic, as the caller checked
         if item.batch is None:
             self._quarantine(topic, payload, item.refusal)
         return item.batch
 
-    def _store(self, batch: Batch) -> None:
+    def _store(self, batch: Incoming) -> None:
         self._acknowledge(self.store.ingest(batch))
 
     def _acknowledge(self, result: IngestResult) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from sync.wire import Batch, Registry, StationStatus
+from sync.wire import Registry, StationStatus
 
 from . import migrations
 from .conflicts import DroppedCount, Inquiry, QuarantineCap
@@ -21,6 +21,7 @@ from .models import (
     ConflictRow,
     FleetRow,
     HeadRow,
+    Incoming,
     IngestResult,
     PurgeResult,
     QuarantineRow,
@@ -54,9 +55,9 @@ class LedgerStore(Protocol):
     @property
     def dialect(self) -> str: ...  # "sqlite" | "postgresql"
 
-    def ingest(self, batch: Batch) -> IngestResult: ...
+    def ingest(self, batch: Incoming) -> IngestResult: ...
 
-    def ingest_many(self, batches: list[Batch]) -> list[IngestResult]: ...
+    def ingest_many(self, batches: Sequence[Incoming]) -> list[IngestResult]: ...
 
     def quarantine(
         self, topic: str, payload: bytes, reason: str, cap: QuarantineCap | None = None
@@ -194,11 +195,11 @@ class SqlLedgerStore:
         return n
 
     # -- ingest and inquiry -----------------------------------------------------------------
-    def ingest(self, batch: Batch) -> IngestResult:
+    def ingest(self, batch: Incoming) -> IngestResult:
         """Store a validated batch in one transaction and advance the contiguous head."""
         return self.ingestion.ingest_many([batch])[0]
 
-    def ingest_many(self, batches: list[Batch]) -> list[IngestResult]:
+    def ingest_many(self, batches: Sequence[Incoming]) -> list[IngestResult]:
         """Several batches in one transaction (group commit)."""
         return self.ingestion.ingest_many(batches)
 

@@ -14,12 +14,12 @@ from datetime import datetime, timedelta
 from operator import attrgetter
 from typing import Any
 
-from sync.wire import RECORD_FIELDS, Batch, Record, genesis_hash
+from sync.wire import RECORD_FIELDS, Record, genesis_hash
 
 from .conflicts import Inquiry
 from .dialect import Dialect
 from .digests import Digests
-from .models import IngestResult, utc_now
+from .models import Incoming, IngestResult, utc_now
 from .privacy import Privacy
 from .profiles import Profiles, profile_tags
 
@@ -54,7 +54,7 @@ _WALK_CHUNK = 500
 class _Part:
     """One batch of a head's share of a group: its rows, then what ingest made of them."""
 
-    batch: Batch
+    batch: Incoming
     rows: list[tuple[Any, ...]]
     new: int = 0  # records stored from it
     conflicts: list[str] = field(default_factory=list)
@@ -92,7 +92,7 @@ class Ingest:
         # records added: (month, station, epoch, first seq, last seq), every seq new here
         self._added: list[tuple[str, str, str, int, int]] = []
 
-    def ingest_many(self, batches: list[Batch]) -> list[IngestResult]:
+    def ingest_many(self, batches: Sequence[Incoming]) -> list[IngestResult]:
         """Several batches in one transaction: one commit for all (group commit). The heads
         are locked first, in one order, so two workers' groups never wait on each other in a
         cycle; then each head takes all its batches of the group at once (one lookup, one
@@ -138,7 +138,7 @@ class Ingest:
         # last_hash NULL: the head's record was erased (erase_beneficiary), its hash with it
         return int(row[0]), None if row[1] is None else str(row[1]), int(row[2])
 
-    def _assign_ids(self, batches: list[Batch], rows: list[list[tuple[Any, ...]]]) -> _Ids:
+    def _assign_ids(self, batches: Sequence[Incoming], rows: list[list[tuple[Any, ...]]]) -> _Ids:
         """The visit and person ids of every record in ``batches``, numbered where new.
 
         Keys go in sorted order, once per transaction: two workers that create the same new

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
 __all__ = [
     "ConflictRow",
     "FleetRow",
     "HeadRow",
+    "Incoming",
     "IngestResult",
     "PseudonymMismatch",
     "PurgeResult",
@@ -39,6 +40,20 @@ class PseudonymMismatch(RuntimeError):
 def utc_now() -> str:
     """Now as the ledger writes times: ISO-8601 UTC, milliseconds, ``Z``."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Incoming(Protocol):
+    """A batch as ingest reads it: a decoded :class:`sync.wire.Batch` (Records), or one the
+    decode process accepted (:class:`ledger.decoder.Checked`: the wire's dicts)."""
+
+    @property
+    def station(self) -> str: ...
+
+    @property
+    def epoch(self) -> str: ...
+
+    @property
+    def records(self) -> Sequence[Mapping[str, Any]]: ...
 
 
 @dataclass(frozen=True, slots=True)

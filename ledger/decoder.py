@@ -1,0 +1,208 @@
+"""The decode stage in a process of its own: every batch's checks off the ingest process's GIL.
+
+``ledger run`` checks each batch (JSON, every record's rules and hash, the chain, the signature)
+before the ingest thread stores it. Done on a thread, that Python work held the GIL the ingest
+thread needs back after each SQLite statement, and the two took turns instead of overlapping
+(bench/README.md, "Decode process"). Here a child process (``python -m ledger.decoder``) runs
+:func:`sync.wire.decode_batch` on the bytes received and answers "accepted" or the reason for
+refusing them; the ledger reads an accepted batch again with one ``orjson.loads`` (the wire's
+own dicts, no checks) and stores that. Whatever the child cannot judge (it died, it is stuck,
+the bytes do not parse the fast way) is decoded on the thread as before: the child only ever
+saves time, never changes what is accepted or why something is refused.
+
+The pipe carries one request at a time: ``!IHH`` (payload, station, key lengths), the station
+(the topic's), the HMAC key (empty: none), the payload; the answer is ``!H`` and the reason
+(UTF-8, empty: accepted).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import signal
+import struct
+import subprocess
+import sys
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import IO, Any
+
+import orjson
+
+from sync.wire import WireError, decode_batch
+
+__all__ = ["Checked", "DecoderProcess", "main"]
+
+log = logging.getLogger("ledger")
+
+_REQUEST = struct.Struct("!IHH")
+_ANSWER = struct.Struct("!H")
+# a batch of 200 kB takes the child a few ms; far longer means it is stuck: decode here (well
+# within the 10 s the watchdog allows the decode stage between two heartbeats)
+ANSWER_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """A batch the decode process accepted, as the wire carries its records (dicts, absent
+    fields null): what ingest stores, without building a Record per record again."""
+
+    station: str
+    epoch: str
+    records: tuple[Mapping[str, Any], ...]
+    sent_at: str = ""
+
+
+def checked(payload: bytes) -> Checked | None:
+    """The accepted ``payload`` read again; None when the fast parser does not read it (a
+    batch only the reference decoder accepts: the caller decodes it itself)."""
+    try:
+        body = orjson.loads(payload)
+        records = body["records"]
+        sent_at = body.get("sent_at")
+        return Checked(
+            body["station"],
+            body["epoch"],
+            tuple(records),
+            sent_at if type(sent_at) is str else "",
+        )
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None
+
+
+class DecoderGone(RuntimeError):
+    """The child did not answer: the caller decodes on its own thread."""
+
+
+class DecoderProcess:
+    """The parent's side: one child, one request at a time (a lock: the decode thread and a
+    tool's :meth:`LedgerService.handle_group` may both ask), started again once if it died."""
+
+    def __init__(self, max_bytes: int, timeout: float = ANSWER_TIMEOUT_S) -> None:
+        self.max_bytes = max_bytes
+        self.timeout = timeout
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        with self._lock:
+            self._spawn()
+
+    def _spawn(self) -> None:
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "ledger.decoder", str(self.max_bytes)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            bufsize=0,
+            close_fds=True,
+        )
+
+    def stop(self) -> None:
+        with self._lock:
+            proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        _end(proc)
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._proc is None else self._proc.pid
+
+    def judge(self, payload: bytes, station: str, key: bytes | None) -> str:
+        """The reason the batch is refused, "" when accepted; :class:`DecoderGone` when the
+        child cannot say (it is then started again for the next batch)."""
+        request = (
+            _REQUEST.pack(len(payload), len(station.encode()), len(key or b""))
+            + station.encode()
+            + (key or b"")
+            + payload
+        )
+        with self._lock:
+            proc = self._proc
+            if proc is None:
+                raise DecoderGone("not started")
+            try:
+                assert proc.stdin is not None and proc.stdout is not None
+                proc.stdin.write(request)
+                head = _read(proc.stdout, _ANSWER.size, self.timeout)
+                (size,) = _ANSWER.unpack(head)
+                return _read(proc.stdout, size, self.timeout).decode() if size else ""
+            except (OSError, ValueError, DecoderGone) as exc:
+                log.warning("the decode process did not answer (%s): started again", exc)
+                _end(proc)
+                self._proc = None
+                try:
+                    self._spawn()
+                except OSError as again:  # judged on the thread from now on
+                    log.error("no decode process (%s): batches are checked on a thread", again)
+                raise DecoderGone(str(exc)) from None
+
+
+def _read(stream: IO[bytes], n: int, timeout: float) -> bytes:
+    data = b""
+    while len(data) < n:
+        ready, _, _ = select.select([stream], [], [], timeout)
+        if not ready:
+            raise DecoderGone(f"no answer in {timeout:g} s")
+        chunk = os.read(stream.fileno(), n - len(data))
+        if not chunk:
+            raise DecoderGone("it exited")
+        data += chunk
+    return data
+
+
+def _end(proc: subprocess.Popen[bytes]) -> None:
+    """Close its stdin (it exits at the end of its input), then make sure."""
+    try:
+        if proc.stdin is not None:
+            proc.stdin.close()
+        proc.wait(2.0)
+    except (OSError, subprocess.TimeoutExpired):
+        proc.kill()
+        proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
+# -- the child ---------------------------------------------------------------------------------
+def serve(source: IO[bytes], sink: IO[bytes], max_bytes: int) -> None:
+    """Answer requests until the end of ``source``."""
+    while True:
+        head = source.read(_REQUEST.size)
+        if len(head) < _REQUEST.size:
+            return
+        size, station_len, key_len = _REQUEST.unpack(head)
+        station = source.read(station_len).decode()
+        key = source.read(key_len) or None
+        payload = source.read(size)
+        if len(payload) < size:
+            return
+        try:
+            decode_batch(payload, topic_station=station, key=key, max_bytes=max_bytes)
+            reason = b""
+        except WireError as exc:
+            reason = exc.reason.encode()[:60_000]
+        except Exception:  # a bug here must not stop the ledger: the parent decodes it
+            logging.getLogger("ledger").exception("decode process: failed on a batch")
+            return
+        sink.write(_ANSWER.pack(len(reason)) + reason)
+        sink.flush()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    # the parent ends it by closing the pipe, after the batches it still has: a stop signal
+    # sent to the whole service (systemd) must not cut a batch in two
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    serve(sys.stdin.buffer, sys.stdout.buffer, int(args[0]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""The decode process: it judges as decode_batch does, what it accepts is stored as decoded
+batches are, and a dead, stuck or signalled child never loses a batch."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ledger.decoder import DecoderGone, DecoderProcess, checked
+from ledger.service import LedgerService, Message
+from ledger.store import open_store
+from sync.record import Record as WireRecord
+from sync.wire import Batch, WireError, decode_batch, encode
+from tests.support.helpers import until
+from tests.support.ledger_dataset import network
+
+KEY = b"a station key of 16+ bytes"
+MAX = 256_000
+
+
+@pytest.fixture
+def child() -> Iterator[DecoderProcess]:
+    process = DecoderProcess(MAX, timeout=1.0)
+    process.start()
+    yield process
+    process.stop()
+
+
+def _payloads() -> list[tuple[str, bytes, bytes | None]]:
+    """(topic station, payload, key): accepted ones, and every kind of refusal."""
+    journal = network(seed=5, persons=20, visits_per_station=10).journals[0]
+    records = tuple(map(WireRecord.from_row, journal.records[:12]))
+    batch = Batch(journal.station, journal.epoch, records)
+    good = encode(batch)
+    body = json.loads(good)
+    body["records"][3]["net_mg"] = (body["records"][3].get("net_mg") or 0) + 1
+    forged = json.dumps(body).encode()
+    row = dict(records[0])
+    row["hash"] = "0" * 64
+    station = journal.station
+    return [
+        (station, good, None),
+        (station, encode(batch, KEY), KEY),
+        (station, encode(batch, b"another key, 16+ bytes"), KEY),
+        (station, good, KEY),
+        (station, forged, None),
+        ("st-other", good, None),
+        (station, b"{not json", None),
+        (station, good[:-3], None),
+        (station, json.dumps({**json.loads(good), "v": 9}).encode(), None),
+        (station, b"x" * (MAX + 1), None),
+    ]
+
+
+def _reason(station: str, payload: bytes, key: bytes | None) -> str:
+    try:
+        decode_batch(payload, topic_station=station, key=key, max_bytes=MAX)
+    except WireError as exc:
+        return exc.reason
+    return ""
+
+
+def test_the_child_judges_every_batch_as_decode_batch_does(child: DecoderProcess) -> None:
+    cases = _payloads()
+    said = [child.judge(payload, station, key) for station, payload, key in cases]
+    assert said == [_reason(*case) for case in cases]
+    assert said[:2] == ["", ""] and all(said[2:])
+
+
+def test_what_the_child_accepts_is_stored_as_a_decoded_batch(
+    tmp_path: Path, ledger_url: str
+) -> None:
+    dataset = network(seed=6, persons=40, visits_per_station=30)  # voids, tags, clock repairs
+    payloads = []
+    for journal in dataset.journals:
+        for i in range(0, len(journal.records), 50):
+            chunk = tuple(map(WireRecord.from_row, journal.records[i : i + 50]))
+            payloads.append(encode(Batch(journal.station, journal.epoch, chunk)))
+    fast, decoded = open_store(ledger_url), open_store(str(tmp_path / "decoded.db"))
+    for payload in payloads:
+        accepted = checked(payload)
+        assert accepted is not None
+        assert fast.ingest(accepted) == decoded.ingest(decode_batch(payload))
+    columns = "station, epoch, seq, uuid, kind, hash, net_mg, data, raw, occurred_at, voided_by"
+    rows = [
+        sorted(tuple(map(str, r)) for r in s.sql.exec(f"SELECT {columns} FROM records"))
+        for s in (fast, decoded)
+    ]
+    assert rows[0] == rows[1] and len(rows[0]) == len(dataset.records)
+
+
+def test_a_payload_the_fast_parser_cannot_read_is_left_to_the_caller() -> None:
+    station, good, _key = _payloads()[0]
+    assert checked(good) is not None
+    # UTF-16, which the standard decoder reads and orjson does not: decoded by the caller
+    utf16 = json.dumps(json.loads(good)).encode("utf-16")
+    assert _reason(station, utf16, None) == "" and checked(utf16) is None
+    assert checked(b'{"station": "s"}') is None
+
+
+def test_a_dead_or_stuck_child_is_replaced(child: DecoderProcess) -> None:
+    station, payload, _key = _payloads()[0]
+    first = child.pid
+    assert first is not None
+    os.kill(first, signal.SIGKILL)
+    with pytest.raises(DecoderGone):
+        child.judge(payload, station, None)
+    second = child.pid
+    assert second not in (None, first) and child.judge(payload, station, None) == ""
+    assert second is not None
+    os.kill(second, signal.SIGSTOP)  # stuck: no answer within the timeout
+    with pytest.raises(DecoderGone):
+        child.judge(payload, station, None)
+    assert child.pid not in (None, second) and child.judge(payload, station, None) == ""
+    assert until(lambda: not os.path.exists(f"/proc/{second}"))  # killed and reaped
+
+
+def test_a_stop_signal_does_not_end_the_child_before_the_ledger(child: DecoderProcess) -> None:
+    station, payload, _key = _payloads()[0]
+    assert child.judge(payload, station, None) == ""  # started: its signals set
+    pid = child.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGTERM)  # what systemd sends the whole service at stop
+    os.kill(pid, signal.SIGINT)
+    assert child.judge(payload, station, None) == "" and child.pid == pid
+    child.stop()
+    assert not child.running and until(lambda: not os.path.exists(f"/proc/{pid}"))
+
+
+def test_the_service_stores_every_batch_when_its_child_dies(
+    tmp_path: Path, ledger: LedgerService
+) -> None:
+    journal = network(seed=8, persons=20, visits_per_station=10).journals[0]
+    records = tuple(map(WireRecord.from_row, journal.records[:40]))
+    topic = ledger.topics.records(journal.station)
+    payloads = [
+        encode(Batch(journal.station, journal.epoch, records[i : i + 10])) for i in (0, 10, 20, 30)
+    ]
+    assert ledger.checker.running
+    ledger.handle_group([Message(topic, payloads[0], False)])
+    pid = ledger.checker.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    ledger.handle_group([Message(topic, p, False) for p in payloads[1:]])
+    assert ledger.store.head(journal.station, journal.epoch) == (40, 40)
+    assert ledger.quarantined == 0 and ledger.checker.running and ledger.checker.pid != pid
+    # a forged batch is refused by the new child, as it would have been by the first
+    body = json.loads(payloads[0])
+    body["records"][0]["net_mg"] = (body["records"][0].get("net_mg") or 0) + 1
+    ledger.handle_group([Message(topic, json.dumps(body).encode(), False)])
+    assert ledger.quarantined == 1
+    ledger.stop()
+    assert not ledger.checker.running
