@@ -82,6 +82,20 @@ def thread_cpu_seconds(pid: int) -> dict[int, float]:
     return seconds
 
 
+def child_pids(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (the ledger's decode process)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", encoding="ascii") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                continue
+    return found
+
+
 def cpu_seconds_of(stat: str) -> float:
     with open(stat, encoding="ascii") as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -338,6 +352,8 @@ class DrainResult:
     cpu_broker_s: float
     cpu_station_s: float
     verified: str
+    # the ledgers' child processes (ledger run's decode process), counted in cpu_ledger_s too
+    cpu_ledger_children_s: float
     # the ledger's threads during the drain, busiest first (ingest, decode, paho's network)
     cpu_ledger_threads_s: list[float] = field(default_factory=list)
 
@@ -368,14 +384,20 @@ def run_drain(
     pids = [ledger.proc.pid for ledger in ledgers if ledger.proc is not None]
     assert len(pids) == len(ledgers) and broker.pid is not None
 
+    # the decode process of each ledger (ledger/decoder.py) is its child: its CPU is the ledger's
+    children = [child for pid in pids for child in child_pids(pid)]
+
+    def children_cpu() -> float:
+        return sum(cpu_seconds(pid) for pid in children)
+
     def ledger_cpu() -> float:
-        return sum(cpu_seconds(pid) for pid in pids)
+        return sum(cpu_seconds(pid) for pid in pids) + children_cpu()
 
     def ledger_threads() -> dict[tuple[int, int], float]:
         return {(pid, tid): t for pid in pids for tid, t in thread_cpu_seconds(pid).items()}
 
     with started(store.close), started(side.stop):
-        cpu0 = (ledger_cpu(), cpu_seconds(broker.pid), time.process_time())
+        cpu0 = (ledger_cpu(), cpu_seconds(broker.pid), time.process_time(), children_cpu())
         threads0 = ledger_threads()
         waiter.start()
         t0 = time.perf_counter()
@@ -392,7 +414,7 @@ def run_drain(
                 raise BenchError(f"drain: acked through {through} of {n} after {timeout:.0f} s")
         marked = time.perf_counter()
         t_ack = next(t for t, th in side.ack_log if th >= n)
-        cpu1 = (ledger_cpu(), cpu_seconds(broker.pid), time.process_time())
+        cpu1 = (ledger_cpu(), cpu_seconds(broker.pid), time.process_time(), children_cpu())
         threads1 = ledger_threads()
         batches = side.link.uploader.state().batches_sent
         verified = verify_ledger(ledgers[0].database, store)
@@ -407,6 +429,7 @@ def run_drain(
         cpu1[1] - cpu0[1],
         cpu1[2] - cpu0[2],
         verified,
+        cpu1[3] - cpu0[3],
         sorted((t - threads0.get(tid, 0.0) for tid, t in threads1.items()), reverse=True),
     )
 
@@ -651,7 +674,8 @@ def report(
     print(
         f"Drain: connected after {drain.connect_s * 1000:.1f} ms, {drain.batches} batches, "
         f"store marked synced {(drain.marked_s - drain.drain_s) * 1000:.1f} ms after the last ack; "
-        f"CPU during the drain: ledger {drain.cpu_ledger_s:.2f} s, mosquitto "
+        f"CPU during the drain: ledger {drain.cpu_ledger_s:.2f} s (its decode process "
+        f"{drain.cpu_ledger_children_s:.2f} s of it), mosquitto "
         f"{drain.cpu_broker_s:.2f} s, station (this process) {drain.cpu_station_s:.2f} s "
         f"(the ledger's threads, busiest first: "
         f"{', '.join(f'{t:.2f}' for t in drain.cpu_ledger_threads_s[:4])} s); "
@@ -687,6 +711,7 @@ def report(
         # CPU per record during the drain: steady where the wall clock is not (a shared box)
         "ledger_cpu_us": round(drain.cpu_ledger_s / drain.records * 1e6, 1),
         "station_cpu_us": round(drain.cpu_station_s / drain.records * 1e6, 1),
+        "decode_process_cpu_us": round(drain.cpu_ledger_children_s / drain.records * 1e6, 1),
         "ledger_threads_cpu_us": [
             round(t / drain.records * 1e6, 1) for t in drain.cpu_ledger_threads_s[:3]
         ],
