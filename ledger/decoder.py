@@ -25,6 +25,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
@@ -39,9 +40,12 @@ log = logging.getLogger("ledger")
 
 _REQUEST = struct.Struct("!IHH")
 _ANSWER = struct.Struct("!H")
-# a batch of 200 kB takes the child a few ms; far longer means it is stuck: decode here (well
-# within the 10 s the watchdog allows the decode stage between two heartbeats)
+# a batch of 200 kB takes the child a few ms; far longer means it is stuck: decode here (the
+# whole exchange, well within the 10 s the watchdog allows the decode stage between beats)
 ANSWER_TIMEOUT_S = 5.0
+RESPAWN_AFTER_S = 10.0
+# a refusal's reason may quote what the station sent: bounded, cut between characters
+MAX_REASON_CHARS = 4000
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,19 +82,32 @@ class DecoderGone(RuntimeError):
 
 class DecoderProcess:
     """The parent's side: one child, one request at a time (a lock: the decode thread and a
-    tool's :meth:`LedgerService.handle_group` may both ask), started again once if it died."""
+    tool's :meth:`LedgerService.handle_group` may both ask). A child found dead, or that did
+    not answer, is started again, at most once per ``RESPAWN_AFTER_S``: whatever a batch
+    does to it, it cannot make the ledger start processes in a loop (in between, batches are
+    decoded on the caller's thread)."""
 
-    def __init__(self, max_bytes: int, timeout: float = ANSWER_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        max_bytes: int,
+        timeout: float = ANSWER_TIMEOUT_S,
+        respawn_after: float = RESPAWN_AFTER_S,
+    ) -> None:
         self.max_bytes = max_bytes
         self.timeout = timeout
+        self.respawn_after = respawn_after
         self._proc: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
+        self._wanted = False  # between start() and stop()
+        self._spawned_at = -RESPAWN_AFTER_S  # monotonic time the last child was started
 
     def start(self) -> None:
         with self._lock:
+            self._wanted = True
             self._spawn()
 
     def _spawn(self) -> None:
+        self._spawned_at = time.monotonic()
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "ledger.decoder", str(self.max_bytes)],
             stdin=subprocess.PIPE,
@@ -98,13 +115,21 @@ class DecoderProcess:
             bufsize=0,
             close_fds=True,
         )
+        assert self._proc.stdin is not None
+        # written with a deadline: a stuck child must not block the decode thread on a full pipe
+        os.set_blocking(self._proc.stdin.fileno(), False)
 
     def stop(self) -> None:
         with self._lock:
+            self._wanted = False
             proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        _end(proc)
+        if proc is not None:
+            _end(proc)
+
+    @property
+    def wanted(self) -> bool:
+        """Started and not stopped: batches go to the child (or would, once it is back)."""
+        return self._wanted
 
     @property
     def running(self) -> bool:
@@ -115,8 +140,8 @@ class DecoderProcess:
         return None if self._proc is None else self._proc.pid
 
     def judge(self, payload: bytes, station: str, key: bytes | None) -> str:
-        """The reason the batch is refused, "" when accepted; :class:`DecoderGone` when the
-        child cannot say (it is then started again for the next batch)."""
+        """The reason the batch is refused, "" when accepted; :class:`DecoderGone` when no
+        child can say within ``timeout`` (the caller then decodes it itself)."""
         request = (
             _REQUEST.pack(len(payload), len(station.encode()), len(key or b""))
             + station.encode()
@@ -124,42 +149,74 @@ class DecoderProcess:
             + payload
         )
         with self._lock:
-            proc = self._proc
-            if proc is None:
-                raise DecoderGone("not started")
+            proc = self._alive()
+            deadline = time.monotonic() + self.timeout
             try:
                 assert proc.stdin is not None and proc.stdout is not None
-                proc.stdin.write(request)
-                head = _read(proc.stdout, _ANSWER.size, self.timeout)
-                (size,) = _ANSWER.unpack(head)
-                return _read(proc.stdout, size, self.timeout).decode() if size else ""
-            except (OSError, ValueError, DecoderGone) as exc:
-                log.warning("the decode process did not answer (%s): started again", exc)
-                _end(proc)
+                _write(proc.stdin.fileno(), request, deadline)
+                (size,) = _ANSWER.unpack(_read(proc.stdout.fileno(), _ANSWER.size, deadline))
+                # replaced, not refused: a reason is the child's text, whole by its length
+                return _read(proc.stdout.fileno(), size, deadline).decode(errors="replace")
+            except (OSError, DecoderGone) as exc:
+                log.warning("the decode process did not answer (%s): replaced", exc)
                 self._proc = None
-                try:
-                    self._spawn()
-                except OSError as again:  # judged on the thread from now on
-                    log.error("no decode process (%s): batches are checked on a thread", again)
+                _end(proc, at_once=True)
                 raise DecoderGone(str(exc)) from None
 
+    def _alive(self) -> subprocess.Popen[bytes]:
+        """The child, started again if it died (under the lock)."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            return proc
+        if proc is not None:
+            log.warning("the decode process ended (status %s)", proc.returncode)
+            self._proc = None
+            _end(proc, at_once=True)
+        if not self._wanted:
+            raise DecoderGone("not started")
+        if time.monotonic() < self._spawned_at + self.respawn_after:
+            raise DecoderGone("started again too recently")
+        try:
+            self._spawn()
+        except OSError as exc:
+            raise DecoderGone(f"cannot start: {exc}") from None
+        assert self._proc is not None
+        return self._proc
 
-def _read(stream: IO[bytes], n: int, timeout: float) -> bytes:
+
+def _write(fd: int, data: bytes, deadline: float) -> None:
+    view = memoryview(data)
+    while view:
+        remaining = deadline - time.monotonic()
+        _, ready, _ = select.select([], [fd], [], max(0.0, remaining))
+        if not ready:
+            raise DecoderGone("no room in its pipe in time")
+        try:
+            view = view[os.write(fd, view) :]  # a signal or a full pipe: part of it
+        except BlockingIOError:
+            continue
+
+
+def _read(fd: int, n: int, deadline: float) -> bytes:
     data = b""
     while len(data) < n:
-        ready, _, _ = select.select([stream], [], [], timeout)
+        remaining = deadline - time.monotonic()
+        ready, _, _ = select.select([fd], [], [], max(0.0, remaining))
         if not ready:
-            raise DecoderGone(f"no answer in {timeout:g} s")
-        chunk = os.read(stream.fileno(), n - len(data))
+            raise DecoderGone("no answer in time")
+        chunk = os.read(fd, n - len(data))
         if not chunk:
             raise DecoderGone("it exited")
         data += chunk
     return data
 
 
-def _end(proc: subprocess.Popen[bytes]) -> None:
-    """Close its stdin (it exits at the end of its input), then make sure."""
+def _end(proc: subprocess.Popen[bytes], *, at_once: bool = False) -> None:
+    """Close its stdin (it exits at the end of its input) and wait, or kill it ``at_once``
+    (it failed: no time to lose on the decode thread)."""
     try:
+        if at_once:
+            proc.kill()
         if proc.stdin is not None:
             proc.stdin.close()
         proc.wait(2.0)
@@ -187,7 +244,7 @@ def serve(source: IO[bytes], sink: IO[bytes], max_bytes: int) -> None:
             decode_batch(payload, topic_station=station, key=key, max_bytes=max_bytes)
             reason = b""
         except WireError as exc:
-            reason = exc.reason.encode()[:60_000]
+            reason = exc.reason[:MAX_REASON_CHARS].encode(errors="replace")
         except Exception:  # a bug here must not stop the ledger: the parent decodes it
             logging.getLogger("ledger").exception("decode process: failed on a batch")
             return

@@ -228,7 +228,8 @@ class LedgerService:
         key = self.config.key_for(station)
         if key is None and self.config.signing.required:
             return _Decoded(message, None, "unsigned batch and signing is required")
-        if self.checker.running:
+        # an oversized payload is refused at once below, without going through the pipe
+        if self.checker.wanted and len(message.payload) <= self.config.ledger.max_batch_bytes:
             try:
                 refusal = self.checker.judge(message.payload, station, key)
             except DecoderGone:
@@ -312,7 +313,8 @@ class LedgerService:
         for result in results:
             key = (result.station, result.epoch)
             last[key] = result
-            said.setdefault(key, []).extend(result.conflicts)
+            joined = said.setdefault(key, [])
+            joined += [c for c in result.conflicts if c not in joined]  # a copy sent twice
         self.batches += len(results) - len(last)
         for key, result in last.items():
             self._acknowledge(replace(result, conflicts=tuple(said[key])))

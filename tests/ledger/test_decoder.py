@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +26,7 @@ MAX = 256_000
 
 @pytest.fixture
 def child() -> Iterator[DecoderProcess]:
-    process = DecoderProcess(MAX, timeout=1.0)
+    process = DecoderProcess(MAX, timeout=1.0, respawn_after=0.0)
     process.start()
     yield process
     process.stop()
@@ -103,21 +104,68 @@ def test_a_payload_the_fast_parser_cannot_read_is_left_to_the_caller() -> None:
     assert checked(b'{"station": "s"}') is None
 
 
+def _gone(pid: int) -> bool:
+    return not os.path.exists(f"/proc/{pid}")
+
+
 def test_a_dead_or_stuck_child_is_replaced(child: DecoderProcess) -> None:
     station, payload, _key = _payloads()[0]
     first = child.pid
     assert first is not None
-    os.kill(first, signal.SIGKILL)
-    with pytest.raises(DecoderGone):
-        child.judge(payload, station, None)
+    os.kill(first, signal.SIGKILL)  # died between two batches
+    assert until(lambda: not child.running)
+    assert child.judge(payload, station, None) == ""  # a new child judged it
     second = child.pid
-    assert second not in (None, first) and child.judge(payload, station, None) == ""
+    assert second not in (None, first)
     assert second is not None
     os.kill(second, signal.SIGSTOP)  # stuck: no answer within the timeout
-    with pytest.raises(DecoderGone):
-        child.judge(payload, station, None)
-    assert child.pid not in (None, second) and child.judge(payload, station, None) == ""
-    assert until(lambda: not os.path.exists(f"/proc/{second}"))  # killed and reaped
+    big = _big_payload()  # more than a pipe holds: the write itself must not block for ever
+    outcome: list[object] = []
+
+    def ask() -> None:
+        try:
+            outcome.append(child.judge(big, station, None))
+        except DecoderGone as exc:
+            outcome.append(exc)
+
+    asking = threading.Thread(target=ask)
+    asking.start()
+    asking.join(60)
+    assert not asking.is_alive() and isinstance(outcome[0], DecoderGone)
+    assert until(lambda: _gone(second))  # killed and reaped
+    assert child.judge(big, station, None) == "" and child.pid not in (None, second)
+
+
+def _big_payload() -> bytes:
+    journal = network(seed=9, persons=30, visits_per_station=40).journals[0]
+    records = tuple(map(WireRecord.from_row, journal.records[:200]))
+    payload = encode(Batch(journal.station, journal.epoch, records))
+    assert 65_536 < len(payload) <= MAX, len(payload)
+    return payload
+
+
+def test_no_batch_makes_the_ledger_start_processes_in_a_loop() -> None:
+    station, payload, _key = _payloads()[0]
+    # a reason that quotes 40,000 characters the station sent (its cut once broke a
+    # character in two, which read as a dead child, replaced for every such message)
+    hostile = json.dumps({**json.loads(payload), "v": "é" * 40_000}).encode()
+    process = DecoderProcess(MAX, timeout=5.0, respawn_after=3600.0)
+    process.start()
+    try:
+        first = process.pid
+        reasons = [process.judge(hostile, station, None) for _ in range(5)]
+        assert all(r.startswith("unsupported version 'ééé") for r in reasons)
+        assert process.pid == first and process.running
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        assert until(lambda: not process.running)
+        # dead, and started less than respawn_after ago: no new process, the caller decodes
+        for _ in range(3):
+            with pytest.raises(DecoderGone, match="too recently"):
+                process.judge(payload, station, None)
+        assert process.pid is None
+    finally:
+        process.stop()
 
 
 def test_a_stop_signal_does_not_end_the_child_before_the_ledger(child: DecoderProcess) -> None:
@@ -142,13 +190,20 @@ def test_the_service_stores_every_batch_when_its_child_dies(
         encode(Batch(journal.station, journal.epoch, records[i : i + 10])) for i in (0, 10, 20, 30)
     ]
     assert ledger.checker.running
+    ledger.checker.respawn_after = 0.0
     ledger.handle_group([Message(topic, payloads[0], False)])
     pid = ledger.checker.pid
     assert pid is not None
-    os.kill(pid, signal.SIGKILL)
-    ledger.handle_group([Message(topic, p, False) for p in payloads[1:]])
+    os.kill(pid, signal.SIGKILL)  # while the ledger is idle: the next batch finds it dead
+    assert until(lambda: not ledger.checker.running)
+    ledger.handle_group([Message(topic, payloads[1], False)])
+    assert ledger.checker.running and ledger.checker.pid != pid  # started again for it
+    pid = ledger.checker.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)  # in the middle: that batch is decoded on the thread
+    ledger.handle_group([Message(topic, p, False) for p in payloads[2:]])
     assert ledger.store.head(journal.station, journal.epoch) == (40, 40)
-    assert ledger.quarantined == 0 and ledger.checker.running and ledger.checker.pid != pid
+    assert ledger.quarantined == 0
     # a forged batch is refused by the new child, as it would have been by the first
     body = json.loads(payloads[0])
     body["records"][0]["net_mg"] = (body["records"][0].get("net_mg") or 0) + 1
