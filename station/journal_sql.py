@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import zlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -25,9 +27,14 @@ __all__ = [
     "piece_weights",
     "read_wire",
     "records_sql",
+    "seal_wire",
     "stream",
+    "unseal_wire",
     "upgrade",
 ]
+
+log = logging.getLogger("station")
+_CRC = 4  # bytes of CRC-32 after a cell's record bytes
 
 _NOT_NULL = frozenset({"uuid", "epoch", "station", "kind", "recorded_at", "prev_hash", "hash"})
 _SQL_TYPES = {int: "INTEGER", str: "TEXT"}
@@ -94,7 +101,9 @@ def meta(conn: sqlite3.Connection, key: str) -> str | None:
 def records_sql(
     after: int, limit: int | None, kind: str | None, *, wire: bool = False
 ) -> tuple[str, list[Any]]:
-    sql = f"SELECT {COLUMNS}{', wire' if wire else ''} FROM records WHERE seq > ?"
+    # a cell read as bytes whatever its type: a damaged one may no longer be a blob
+    cell = ", CAST(wire AS BLOB) AS wire" if wire else ""
+    sql = f"SELECT {COLUMNS}{cell} FROM records WHERE seq > ?"
     params: list[Any] = [after]
     if kind is not None:
         sql += " AND kind = ?"
@@ -124,27 +133,53 @@ def stream(conn: sqlite3.Connection, sql: str, params: list[Any]) -> Iterator[di
         yield dict(zip(names, row, strict=True))
 
 
+def seal_wire(data: bytes) -> bytes:
+    """A ``wire`` cell: the record's bytes, then their CRC-32. A card can flip a bit of the
+    cell and not of the columns: the uploader then sends the record from its columns instead
+    of bytes the ledger would refuse, with the whole batch around them, at every resend."""
+    return data + zlib.crc32(data).to_bytes(_CRC, "big")
+
+
+def unseal_wire(cell: object) -> bytes | None:
+    """The record's bytes of a ``wire`` cell, or None: no cell, or one that is not whole."""
+    if type(cell) is not bytes or len(cell) <= _CRC:
+        return None
+    data = cell[:-_CRC]
+    return data if zlib.crc32(data).to_bytes(_CRC, "big") == cell[-_CRC:] else None
+
+
 def read_wire(
     conn: sqlite3.Connection, after: int, limit: int
 ) -> list[tuple[int, bytes | dict[str, Any]]]:
     """Up to ``limit`` records after ``after`` as (seq, wire bytes) on a journal that has the
-    column; a row without its bytes (written before the upgrade) comes as (seq, compact
-    dict), as :meth:`JournalReader.read` gives it, for the old way of sending."""
-    rows: list[tuple[int, Any]] = conn.execute(
-        "SELECT seq, wire FROM records WHERE seq > ? ORDER BY seq LIMIT ?", [after, limit]
-    ).fetchall()
-    if all(type(wire) is bytes for _seq, wire in rows):
-        return rows  # the usual case once the rows written before the upgrade are sent
-    # those read whole, in one query over the same range (a row never changes once written)
+    column; a row without its bytes (written before the upgrade, or a damaged cell) comes as
+    (seq, compact dict), as :meth:`JournalReader.read` gives it, for the old way of sending."""
+    rows = [
+        (seq, unseal_wire(cell))
+        for seq, cell in conn.execute(
+            "SELECT seq, CAST(wire AS BLOB) FROM records WHERE seq > ? ORDER BY seq LIMIT ?",
+            [after, limit],
+        )
+    ]
+    missing = [seq for seq, data in rows if data is None]
+    if not missing:
+        return rows  # type: ignore[return-value]  # the usual case: every cell whole
+    # those read whole from their columns, in one query (a row never changes once written)
     cursor = conn.execute(
-        f"SELECT {COLUMNS} FROM records WHERE seq > ? AND seq <= ? AND typeof(wire) != 'blob'",
-        [after, rows[-1][0]],
+        f"SELECT {COLUMNS}, wire IS NOT NULL FROM records WHERE seq IN "
+        f"({', '.join('?' * len(missing))})",
+        missing,
     )
     names = tuple(RECORD_FIELDS)
-    whole = {
-        row[0]: {k: v for k, v in zip(names, row, strict=True) if v is not None} for row in cursor
-    }
-    return [(seq, wire if type(wire) is bytes else whole[seq]) for seq, wire in rows]
+    whole = {}
+    for *row, had_cell in cursor:
+        whole[row[0]] = {k: v for k, v in zip(names, row, strict=True) if v is not None}
+        if had_cell:
+            log.warning(
+                _("seq %d: the bytes kept for sending are damaged: sent from its columns"),
+                row[0],
+            )
+    return [(seq, data if data is not None else whole[seq]) for seq, data in rows]
 
 
 def check_wire(rows: Iterable[dict[str, Any]], problems: list[str]) -> Iterator[dict[str, Any]]:
@@ -163,9 +198,10 @@ def check_wire(rows: Iterable[dict[str, Any]], problems: list[str]) -> Iterator[
 
 
 def _wire_matches(row: dict[str, Any], wire: object) -> bool:
+    data = unseal_wire(wire)
     try:
-        sent = orjson.loads(wire)  # type: ignore[arg-type]  # a tampered cell may be any type
-    except (orjson.JSONDecodeError, TypeError):
+        sent = None if data is None else orjson.loads(data)
+    except orjson.JSONDecodeError:
         sent = None
     compact = {k: v for k, v in row.items() if v is not None}
     # types too: true == 1 in Python, and the ledger refuses a flag sent as true

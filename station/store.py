@@ -30,7 +30,7 @@ from sync.record import RECORD_FIELDS as FIELDS
 
 from . import journal_sql as sql
 from .chain import Head, VerifyReport, walk_chain
-from .journal_sql import COLUMNS, INSERT, INSERT_WIRE, SCHEMA_VERSION, has_wire
+from .journal_sql import COLUMNS, INSERT, INSERT_WIRE, SCHEMA_VERSION, has_wire, seal_wire
 
 __all__ = [
     "FIELDS",
@@ -457,7 +457,8 @@ class Store:
                 )
                 row = record.to_row()
                 if self._wire:  # the bytes a batch carries, computed once (sync.wire)
-                    conn.execute(INSERT_WIRE, [*row.values(), orjson.dumps(record.to_wire())])
+                    cell = seal_wire(orjson.dumps(record.to_wire()))
+                    conn.execute(INSERT_WIRE, [*row.values(), cell])
                 else:
                     conn.execute(INSERT, list(row.values()))
                 self._set_meta("last_seq", str(record.seq))

@@ -22,6 +22,7 @@ import pytest
 from common.i18n import speaking
 from ledger.service import LedgerService
 from station.config import load_config
+from station.journal_sql import unseal_wire
 from station.outbox import JournalOutbox
 from station.store import JournalReader, Store
 from sync.record import Record, genesis_hash, record_hash
@@ -185,7 +186,7 @@ def test_an_old_journal_is_upgraded_in_place_and_new_records_keep_their_bytes(
     wires = dict(_sql(old, "SELECT seq, wire FROM records"))
     assert [wires[s] is None for s in range(1, 6)] == [True, True, True, False, False]
     # the bytes a batch carries for the record, to the byte
-    assert wires[5] == orjson.dumps(Record.from_row(row5).to_wire())
+    assert unseal_wire(wires[5]) == orjson.dumps(Record.from_row(row5).to_wire())
     assert b"\\u" not in wires[5] and "Vêtements".encode() in wires[5]  # UTF-8, as on the wire
     # one schema, whatever the journal's history
     with Store(tmp_path / "new.db", STATION):
@@ -361,7 +362,49 @@ def test_old_and_new_rows_reach_a_real_ledger_with_the_same_hashes(
     # the new records went as the journal keeps them, byte for byte
     wires = dict(_sql(path, "SELECT seq, wire FROM records WHERE wire IS NOT NULL"))
     assert sorted(wires) == [6, 7, 8, 9, 10]
-    assert all(any(w in p for p in sent.payloads) for w in wires.values())
+    assert all(
+        any(bytes(unseal_wire(w) or b"-") in p for p in sent.payloads) for w in wires.values()
+    )
+
+
+@pytest.mark.parametrize("key", [b"", b"a station key of 16+ bytes"])
+def test_a_damaged_cell_is_sent_from_its_columns(
+    tmp_path: Path, ledger: LedgerService, key: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A card flips a byte of seq 3's cell, not of its columns: that record goes from its
+    columns, the others as their bytes, and the ledger takes every one (before the checksum:
+    the batch refused at every resend, or, signed, never sent)."""
+    path = tmp_path / "s.db"
+    with Store(path, STATION) as store:
+        for grams in range(1, 6):
+            store.append("weighing", net_mg=grams * 1000, stable=True, category="CAT-HYG")
+        local = {r["seq"]: r["hash"] for r in store.records()}
+        epoch = store.epoch
+    _sql(
+        path,
+        "UPDATE records SET wire = substr(wire, 1, 20) || 'X' || substr(wire, 22) WHERE seq = 3",
+    )
+    with JournalReader(path) as reader:
+        assert [type(p) for _s, p in reader.read_wire(0, 10)] == [bytes, bytes, dict, bytes, bytes]
+    if key:
+        ledger.config.signing.keys[STATION] = key.decode()
+
+    class ToLedger(Collector):
+        def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> bool:
+            ledger.handle(topic, payload)
+            return True
+
+    outbox = ReaderOutbox(path)
+    with caplog.at_level(logging.WARNING, logger="station"):
+        uploader = _upload(outbox, ToLedger(), key=key)
+        try:
+            assert until(lambda: ledger.store.head(STATION, epoch)[0] == 5)
+        finally:
+            uploader.stop()
+            outbox.reader.close()
+    assert {r["seq"]: r["hash"] for r in ledger.store.records(STATION)} == local
+    assert ledger.store.quarantined() == []
+    assert "seq 3: the bytes kept for sending are damaged" in caplog.text
 
 
 def test_a_refused_row_without_bytes_still_stops_sending_before_it(
