@@ -19,6 +19,7 @@ __all__ = [
     "INSERT_WIRE",
     "SCHEMA_VERSION",
     "STEPS",
+    "WIRE_TABLE",
     "check_wire",
     "count",
     "dicts",
@@ -53,38 +54,43 @@ _V1 = (
     'CREATE UNIQUE INDEX IF NOT EXISTS "idx_records_uuid"\n    ON "records" ("uuid")',
     'CREATE INDEX IF NOT EXISTS "idx_records_visit"\n    ON "records" ("visit")',
 )
-# Version 2: each record's bytes as a batch carries them (sync.wire), computed once when the
-# record is sealed, so the uploader sends them as they are. Rows older than the step keep NULL
-# there and go the old way (read, checked, encoded). ADD COLUMN only edits the table's SQL
-# text: no row is rewritten, whatever the journal's size.
-_V2 = ('ALTER TABLE "records" ADD COLUMN "wire" BLOB',)
-
 # The statements of each version, in order. A new journal runs them all, so a new file and an
 # upgraded one have the same schema, to the byte (tests/station/test_store.py).
-STEPS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+STEPS: tuple[tuple[str, ...], ...] = (_V1,)
 SCHEMA_VERSION = len(STEPS)
 
-# The record's own columns, in table order: what every read of a record selects (never the
-# wire bytes, which only the uploader and verify read).
+# Each record's bytes as a batch carries them (sync.wire), computed once when the record is
+# sealed, so the uploader sends them as they are; a row is deleted once the ledger has acked its
+# record (the journal keeps its size) and rows older than the table simply have none (they go
+# the old way: read, checked, encoded). A table of its own, added to any journal without a new
+# schema version: an older version, after a rollback, opens the file and ignores it.
+WIRE_TABLE = (
+    'CREATE TABLE IF NOT EXISTS "wire" (\n   "seq" INTEGER PRIMARY KEY,\n   "cell" BLOB NOT NULL\n)'
+)
+
+# The record's own columns, in table order: what every read of a record selects.
 COLUMNS = ", ".join(RECORD_FIELDS)
 INSERT = f"INSERT INTO records ({COLUMNS}) VALUES ({', '.join('?' * len(RECORD_FIELDS))})"
-INSERT_WIRE = (
-    f"INSERT INTO records ({COLUMNS}, wire) VALUES ({', '.join('?' * (len(RECORD_FIELDS) + 1))})"
-)
+INSERT_WIRE = "INSERT INTO wire (seq, cell) VALUES (?, ?)"
+# the cell of a record, read as bytes whatever its type (a damaged one may not be a blob)
+_CELL = "(SELECT CAST(cell AS BLOB) FROM wire WHERE wire.seq = records.seq)"
 
 
 def upgrade(conn: sqlite3.Connection, version: int) -> None:
-    """Run the steps after ``version`` (0: a new journal) on ``conn``, inside the caller's
-    transaction (SQLite's DDL is transactional: a step that fails leaves the file as it was)."""
+    """Run the steps after ``version`` (0: a new journal) on ``conn``, then add the wire
+    table, inside the caller's transaction (SQLite's DDL is transactional: a step that fails
+    leaves the file as it was)."""
     for statements in STEPS[version:]:
         for statement in statements:
             conn.execute(statement)
+    conn.execute(WIRE_TABLE)
 
 
 def has_wire(conn: sqlite3.Connection) -> bool:
-    """Whether the journal on ``conn`` has the ``wire`` column (version 2 and later; a reader
-    may open a file that was never upgraded: a card too full for the step, an older backup)."""
-    return any(row[1] == "wire" for row in conn.execute('PRAGMA table_info("records")'))
+    """Whether the journal on ``conn`` has the wire table (a reader may open a file that never
+    had it: a card too full for it, an older backup)."""
+    found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'wire'")
+    return found.fetchone() is not None
 
 
 def dicts(
@@ -102,7 +108,7 @@ def records_sql(
     after: int, limit: int | None, kind: str | None, *, wire: bool = False
 ) -> tuple[str, list[Any]]:
     # a cell read as bytes whatever its type: a damaged one may no longer be a blob
-    cell = ", CAST(wire AS BLOB) AS wire" if wire else ""
+    cell = f", {_CELL} AS wire" if wire else ""
     sql = f"SELECT {COLUMNS}{cell} FROM records WHERE seq > ?"
     params: list[Any] = [after]
     if kind is not None:
@@ -154,19 +160,28 @@ def read_wire(
     """Up to ``limit`` records after ``after`` as (seq, wire bytes) on a journal that has the
     column; a row without its bytes (written before the upgrade, or a damaged cell) comes as
     (seq, compact dict), as :meth:`JournalReader.read` gives it, for the old way of sending."""
-    rows = [
-        (seq, unseal_wire(cell))
-        for seq, cell in conn.execute(
-            "SELECT seq, CAST(wire AS BLOB) FROM records WHERE seq > ? ORDER BY seq LIMIT ?",
-            [after, limit],
-        )
-    ]
+    cells = conn.execute(
+        "SELECT seq, CAST(cell AS BLOB) FROM wire WHERE seq > ? ORDER BY seq LIMIT ?",
+        [after, limit],
+    ).fetchall()
+    # the usual case: a cell for every record after ``after`` (seqs have no gaps), read from
+    # the small table alone; else each record with its cell, if any
+    if not (
+        cells
+        and cells[0][0] == after + 1
+        and cells[-1][0] == after + len(cells)
+        and (len(cells) == limit or cells[-1][0] >= _last(conn))
+    ):
+        cells = conn.execute(
+            f"SELECT seq, {_CELL} FROM records WHERE seq > ? ORDER BY seq LIMIT ?", [after, limit]
+        ).fetchall()
+    rows = [(seq, unseal_wire(cell)) for seq, cell in cells]
     missing = [seq for seq, data in rows if data is None]
     if not missing:
         return rows  # type: ignore[return-value]  # the usual case: every cell whole
     # those read whole from their columns, in one query (a row never changes once written)
     cursor = conn.execute(
-        f"SELECT {COLUMNS}, wire IS NOT NULL FROM records WHERE seq IN "
+        f"SELECT {COLUMNS}, {_CELL} IS NOT NULL FROM records WHERE seq IN "
         f"({', '.join('?' * len(missing))})",
         missing,
     )
@@ -180,6 +195,10 @@ def read_wire(
                 row[0],
             )
     return [(seq, data if data is not None else whole[seq]) for seq, data in rows]
+
+
+def _last(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT coalesce(max(seq), 0) FROM records").fetchone()[0])
 
 
 def check_wire(rows: Iterable[dict[str, Any]], problems: list[str]) -> Iterator[dict[str, Any]]:

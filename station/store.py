@@ -356,8 +356,8 @@ class Store:
             raise StoreError(
                 f"{self.path}: schema {version} is newer than this software ({SCHEMA_VERSION})"
             )
-        self._wire = True  # appends keep each record's wire bytes (schema 2)
-        if version == SCHEMA_VERSION:
+        if version == SCHEMA_VERSION and has_wire(self._conn):
+            self._wire = True  # appends keep each record's wire bytes
             return  # opening for reading must not write (nor take the write lock)
         try:
             with self._write():
@@ -371,6 +371,7 @@ class Store:
                     self._set_meta("last_seq", "0")
                     self._set_meta("synced_through", "0")
                 self._set_meta("schema_version", str(SCHEMA_VERSION))
+            self._wire = True
         except sqlite3.OperationalError as exc:
             if version < 1:
                 raise
@@ -456,11 +457,10 @@ class Store:
                     prev_hash=head.get("last_hash") or genesis_hash(self.epoch),
                 )
                 row = record.to_row()
+                conn.execute(INSERT, list(row.values()))
                 if self._wire:  # the bytes a batch carries, computed once (sync.wire)
                     cell = seal_wire(orjson.dumps(record.to_wire()))
-                    conn.execute(INSERT_WIRE, [*row.values(), cell])
-                else:
-                    conn.execute(INSERT, list(row.values()))
+                    conn.execute(INSERT_WIRE, [record.seq, cell])
                 self._set_meta("last_seq", str(record.seq))
                 self._set_meta("last_hash", record.hash)
         except RecordError as exc:
@@ -491,6 +491,8 @@ class Store:
                 if not doomed:
                     return 0
                 self._conn.execute("DELETE FROM records WHERE seq <= ?", [doomed[-1][0]])
+                if self._wire:
+                    self._conn.execute("DELETE FROM wire WHERE seq <= ?", [doomed[-1][0]])
                 self._set_meta("anchor_seq", str(doomed[-1][0]))
                 self._set_meta("anchor_hash", doomed[-1][1])
         except sqlite3.Error as exc:
@@ -541,6 +543,8 @@ class Store:
                 if new <= self._synced:
                     return
                 self._set_meta("synced_through", str(new))
+                if self._wire:  # acked: its bytes are not needed again
+                    self._conn.execute("DELETE FROM wire WHERE seq <= ?", [new])
         except sqlite3.Error as exc:
             raise StoreError(str(exc)) from exc
         self._synced = new  # after the commit, as for the journal's head

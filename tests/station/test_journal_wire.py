@@ -182,8 +182,12 @@ def test_an_old_journal_is_upgraded_in_place_and_new_records_keep_their_bytes(
         assert store.verify().ok
         assert [r["seq"] for r in store.records()] == [1, 2, 3, 4, 5]
         assert "wire" not in row5 and all("wire" not in r for r in store.records())
-    assert _sql(old, "SELECT v FROM meta WHERE k = 'schema_version'") == [("2",)]
-    wires = dict(_sql(old, "SELECT seq, wire FROM records"))
+    # no new schema version: an older version, after a rollback, opens the file as it was
+    assert _sql(old, "SELECT v FROM meta WHERE k = 'schema_version'") == [("1",)]
+    v1_journal(tmp_path / "v1.db", [])
+    records_sql = "SELECT sql FROM sqlite_master WHERE name = 'records'"
+    assert _sql(old, records_sql) == _sql(tmp_path / "v1.db", records_sql)
+    wires = dict(_sql(old, "SELECT r.seq, w.cell FROM records r LEFT JOIN wire w USING (seq)"))
     assert [wires[s] is None for s in range(1, 6)] == [True, True, True, False, False]
     # the bytes a batch carries for the record, to the byte
     assert unseal_wire(wires[5]) == orjson.dumps(Record.from_row(row5).to_wire())
@@ -192,6 +196,21 @@ def test_an_old_journal_is_upgraded_in_place_and_new_records_keep_their_bytes(
     with Store(tmp_path / "new.db", STATION):
         pass
     assert _schema(old) == _schema(tmp_path / "new.db")
+
+
+def test_the_bytes_of_acked_records_leave_the_journal(tmp_path: Path) -> None:
+    """Kept only until the ledger acks their record: the journal does not grow by them."""
+    path = tmp_path / "s.db"
+    with Store(path, STATION) as store:
+        for grams in range(1, 7):
+            store.append("weighing", net_mg=grams * 1000)
+        store.mark_synced(4)
+        assert [s for (s,) in _sql(path, "SELECT seq FROM wire ORDER BY seq")] == [5, 6]
+        with JournalReader(path) as reader:
+            assert [type(p) for _s, p in reader.read_wire(4, 10)] == [bytes, bytes]
+        store.mark_synced(6)
+        assert _sql(path, "SELECT count(*) FROM wire") == [(0,)]
+        assert store.verify().ok
 
 
 def test_a_journal_never_upgraded_is_still_read_and_verified(tmp_path: Path) -> None:
@@ -220,9 +239,9 @@ rm "$DATA/filler"
 _OPEN = """
 import sqlite3, sys
 from station.store import Store
+from station.journal_sql import has_wire
 with Store(sys.argv[1], "st-1", exclusive=True) as store:
-    version = store._conn.execute("SELECT v FROM meta WHERE k = 'schema_version'").fetchone()[0]
-    print("opened", version, store.last_seq, store.verify().ok, flush=True)
+    print("opened", has_wire(store._conn), store.last_seq, store.verify().ok, flush=True)
 """
 
 
@@ -260,7 +279,7 @@ def test_an_old_journal_on_a_full_card_opens_as_it_is_and_is_upgraded_later(
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == ["opened 1 2 True", "opened 2 2 True"], done.stderr
+    assert done.stdout.splitlines() == ["opened False 2 True", "opened True 2 True"], done.stderr
     assert "journal " in done.stderr and "not upgraded this time" in done.stderr
     assert "Traceback" not in done.stderr
 
@@ -360,7 +379,7 @@ def test_old_and_new_rows_reach_a_real_ledger_with_the_same_hashes(
     assert stored == local
     assert ledger.store.quarantined() == []
     # the new records went as the journal keeps them, byte for byte
-    wires = dict(_sql(path, "SELECT seq, wire FROM records WHERE wire IS NOT NULL"))
+    wires = dict(_sql(path, "SELECT seq, cell FROM wire"))
     assert sorted(wires) == [6, 7, 8, 9, 10]
     assert all(
         any(bytes(unseal_wire(w) or b"-") in p for p in sent.payloads) for w in wires.values()
@@ -382,7 +401,7 @@ def test_a_damaged_cell_is_sent_from_its_columns(
         epoch = store.epoch
     _sql(
         path,
-        "UPDATE records SET wire = substr(wire, 1, 20) || 'X' || substr(wire, 22) WHERE seq = 3",
+        "UPDATE wire SET cell = substr(cell, 1, 20) || 'X' || substr(cell, 22) WHERE seq = 3",
     )
     with JournalReader(path) as reader:
         assert [type(p) for _s, p in reader.read_wire(0, 10)] == [bytes, bytes, dict, bytes, bytes]
@@ -443,20 +462,20 @@ def _journal(path: Path, n: int = 3, station: str = STATION) -> None:
 @pytest.mark.parametrize(
     "wire",
     [
-        pytest.param("replace(wire, '\"net_mg\":2000', '\"net_mg\":2001')", id="a-value"),
-        pytest.param("replace(wire, '\"stable\":1', '\"stable\":true')", id="a-type"),
-        pytest.param("replace(wire, '\"category\":\"CAT-VET\",', '')", id="a-field-left-out"),
-        pytest.param("substr(wire, 1, 40)", id="not-json"),
-        pytest.param("(SELECT wire FROM records WHERE seq = 1)", id="another-record"),
+        pytest.param("replace(cell, '\"net_mg\":2000', '\"net_mg\":2001')", id="a-value"),
+        pytest.param("replace(cell, '\"stable\":1', '\"stable\":true')", id="a-type"),
+        pytest.param("replace(cell, '\"category\":\"CAT-VET\",', '')", id="a-field-left-out"),
+        pytest.param("substr(cell, 1, 40)", id="not-json"),
+        pytest.param("(SELECT cell FROM wire WHERE seq = 1)", id="another-record"),
         pytest.param("'not even bytes'", id="text"),
     ],
 )
 def test_verify_finds_wire_bytes_that_are_not_their_record(tmp_path: Path, wire: str) -> None:
     path = tmp_path / "s.db"
     _journal(path)
-    _sql(path, f"UPDATE records SET wire = CAST({wire} AS BLOB) WHERE seq = 2")
+    _sql(path, f"UPDATE wire SET cell = CAST({wire} AS BLOB) WHERE seq = 2")
     if wire.startswith("'"):
-        _sql(path, f"UPDATE records SET wire = {wire} WHERE seq = 2")
+        _sql(path, f"UPDATE wire SET cell = {wire} WHERE seq = 2")
     with Store(path, STATION) as store:
         report = store.verify()
     assert report.problems == ("seq 2: the bytes kept for sending are not this record",)
@@ -473,7 +492,7 @@ def test_verify_reports_an_altered_column_once_and_in_french(tmp_path: Path) -> 
     with Store(path, STATION) as store:
         assert store.verify().problems == ("seq 2: content altered (hash does not match)",)
     _journal(tmp_path / "b.db")
-    _sql(tmp_path / "b.db", "UPDATE records SET wire = CAST('{}' AS BLOB) WHERE seq = 3")
+    _sql(tmp_path / "b.db", "UPDATE wire SET cell = CAST('{}' AS BLOB) WHERE seq = 3")
     with Store(tmp_path / "b.db", STATION) as store, speaking("fr"):
         (problem,) = store.verify().problems
     assert problem == "n° 3 : les octets gardés pour l'envoi ne sont pas cet enregistrement"
@@ -484,7 +503,7 @@ def test_station_db_verify_reports_tampered_bytes(config_file: Path) -> None:
     _journal(cfg.store_path, 4, cfg.station.id)
     _sql(
         cfg.store_path,
-        "UPDATE records SET wire = (SELECT wire FROM records WHERE seq = 1) WHERE seq = 4",
+        "UPDATE wire SET cell = (SELECT cell FROM wire WHERE seq = 1) WHERE seq = 4",
     )
     done = subprocess.run(
         [
