@@ -42,7 +42,7 @@ Part = tuple[int, bytes | Mapping[str, Any]]
 
 
 class WireOutbox(Outbox, Protocol):
-    """An outbox that also gives each record's wire bytes (the station journal, schema 2):
+    """An outbox that also gives each record's wire bytes (the station journal's wire table):
     ``read_wire`` gives (seq, bytes) per record, or (seq, row) for a row that has no bytes
     (written before the journal kept them), which is checked and encoded as ``read``'s rows
     are. The bytes are sent as they are, not checked again: the store computed them when it
