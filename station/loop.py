@@ -401,7 +401,8 @@ class Station:
 
     # -- quiet times -------------------------------------------------------------------------
     def _housekeeping(self, now: float) -> None:
-        """At quiet times only: fold the WAL into the database, prune old synced records."""
+        """At quiet times only: fold the WAL into the database, prune old synced records and
+        the wire bytes of acked ones."""
         if now - self._last_activity < QUIET_S or now - self._last_housekeeping < QUIET_S:
             return
         self._last_housekeeping = now
@@ -413,6 +414,7 @@ class Station:
                 pruned = self.store.prune(before)
                 if pruned:
                     log.info(_("pruned %d synced records older than %d days"), pruned, days)
+            self.store.forget_sent()  # the wire bytes of records the ledger acked
             self.store.checkpoint()
         except (StoreError, OSError, sqlite3.Error) as exc:
             log.warning(_("housekeeping failed: %s"), exc)

@@ -499,6 +499,24 @@ class Store:
             raise StoreError(str(exc)) from exc
         return len(doomed)
 
+    def forget_sent(self, limit: int = 5000) -> int:
+        """Delete the wire bytes of up to ``limit`` acked records; how many went. At quiet
+        times (the loop's housekeeping), not at each ack: during a backlog's drain that delete
+        would hold the loop, which answers the button."""
+        if not self._wire:
+            return 0
+        try:
+            with self._write():
+                synced = int(sql.meta(self._conn, "synced_through") or 0)
+                gone = self._conn.execute(
+                    "DELETE FROM wire WHERE seq IN "
+                    "(SELECT seq FROM wire WHERE seq <= ? ORDER BY seq LIMIT ?)",
+                    [synced, limit],
+                )
+                return int(gone.rowcount)
+        except sqlite3.Error as exc:
+            raise StoreError(str(exc)) from exc
+
     def checkpoint(self) -> None:
         """Fold the WAL back into the database file (at quiet times: fewer writes to the card)."""
         try:
@@ -543,8 +561,6 @@ class Store:
                 if new <= self._synced:
                     return
                 self._set_meta("synced_through", str(new))
-                if self._wire:  # acked: its bytes are not needed again
-                    self._conn.execute("DELETE FROM wire WHERE seq <= ?", [new])
         except sqlite3.Error as exc:
             raise StoreError(str(exc)) from exc
         self._synced = new  # after the commit, as for the journal's head

@@ -199,16 +199,20 @@ def test_an_old_journal_is_upgraded_in_place_and_new_records_keep_their_bytes(
 
 
 def test_the_bytes_of_acked_records_leave_the_journal(tmp_path: Path) -> None:
-    """Kept only until the ledger acks their record: the journal does not grow by them."""
+    """Kept only until the ledger acks their record (deleted at the loop's quiet times, a
+    bounded number at a time): the journal does not grow by them."""
     path = tmp_path / "s.db"
     with Store(path, STATION) as store:
         for grams in range(1, 7):
             store.append("weighing", net_mg=grams * 1000)
         store.mark_synced(4)
+        assert store.forget_sent(limit=3) == 3 and store.forget_sent() == 1
+        assert store.forget_sent() == 0
         assert [s for (s,) in _sql(path, "SELECT seq FROM wire ORDER BY seq")] == [5, 6]
         with JournalReader(path) as reader:
             assert [type(p) for _s, p in reader.read_wire(4, 10)] == [bytes, bytes]
         store.mark_synced(6)
+        assert store.forget_sent() == 2
         assert _sql(path, "SELECT count(*) FROM wire") == [(0,)]
         assert store.verify().ok
 
