@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,7 +24,9 @@ from common.i18n import speaking
 from ledger.service import LedgerService
 from station.config import load_config
 from station.journal_sql import unseal_wire
+from station.loop import QUIET_S, Station
 from station.outbox import JournalOutbox
+from station.sim import example_config
 from station.store import JournalReader, Store
 from sync.record import Record, genesis_hash, record_hash
 from sync.topics import Topics
@@ -529,3 +532,21 @@ def test_station_db_verify_reports_tampered_bytes(config_file: Path) -> None:
     assert done.returncode == 1
     assert re.search(r"seq 4: the bytes kept for sending are not this record", done.stderr)
     assert "Traceback" not in done.stderr
+
+
+def test_the_loop_forgets_the_bytes_of_acked_records_when_the_counter_is_quiet(
+    tmp_path: Path,
+) -> None:
+    config = example_config(
+        {"station": {"data_dir": str(tmp_path / "data"), "runtime_dir": str(tmp_path / "run")}}
+    )
+    with Store(config.store_path, config.station.id) as store:
+        for grams in (1, 2, 3):
+            store.append("weighing", net_mg=grams * 1000)
+        store.mark_synced(2)
+        loop = Station(config, store)
+        started = time.monotonic()
+        loop._housekeeping(started + 1)  # staff just acted: not now
+        assert len(_sql(config.store_path, "SELECT seq FROM wire")) == 3
+        loop._housekeeping(started + QUIET_S + 1)  # a quiet minute
+        assert _sql(config.store_path, "SELECT seq FROM wire") == [(3,)]
