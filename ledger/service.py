@@ -228,18 +228,9 @@ class LedgerService:
         key = self.config.key_for(station)
         if key is None and self.config.signing.required:
             return _Decoded(message, None, "unsigned batch and signing is required")
-        # an oversized payload is refused at once below, without going through the pipe
-        if self.checker.wanted and len(message.payload) <= self.config.ledger.max_batch_bytes:
-            try:
-                refusal = self.checker.judge(message.payload, station, key)
-            except DecoderGone:
-                pass  # judged here, as below
-            else:
-                if refusal:
-                    return _Decoded(message, None, refusal)
-                accepted = checked(message.payload)
-                if accepted is not None:
-                    return _Decoded(message, accepted)
+        judged = self._judged_apart(message, station, key)
+        if judged is not None:
+            return judged
         try:
             batch = decode_batch(
                 message.payload,
@@ -250,6 +241,21 @@ class LedgerService:
         except WireError as exc:
             return _Decoded(message, None, exc.reason)
         return _Decoded(message, batch)
+
+    def _judged_apart(self, message: Message, station: str, key: bytes | None) -> _Decoded | None:
+        """The decode process's verdict on a batch, or None when it cannot give one (then the
+        caller decodes it: the child only saves time)."""
+        # an oversized payload is refused by the caller at once, without going through the pipe
+        if not self.checker.wanted or len(message.payload) > self.config.ledger.max_batch_bytes:
+            return None
+        try:
+            refusal = self.checker.judge(message.payload, station, key)
+        except DecoderGone:
+            return None
+        if refusal:
+            return _Decoded(message, None, refusal)
+        accepted = checked(message.payload)  # None: only the reference decoder reads it
+        return None if accepted is None else _Decoded(message, accepted)
 
     def handle_group(self, messages: list[Message]) -> None:
         """One step of both stages: the batches among ``messages`` decoded, then stored in one
