@@ -10,7 +10,6 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -32,7 +31,7 @@ from sync.record import Record, genesis_hash, record_hash
 from sync.topics import Topics
 from sync.uploader import Uploader
 from sync.wire import decode_batch, encode_parts, encode_records
-from tests.support.helpers import until
+from tests.support.helpers import Collector, until
 
 STATION = "st-1"
 # The journal of schema 1, as sqlite-utils made it and this software did until schema 2: written
@@ -160,17 +159,6 @@ class ReaderOutbox:
     def read_wire(self, after: int, limit: int) -> list[tuple[int, bytes | dict[str, Any]]]:
         self.reads += 1
         return self.reader.read_wire(after, limit)
-
-
-class Collector:
-    def __init__(self) -> None:
-        self.payloads: list[bytes] = []
-        self.lock = threading.Lock()
-
-    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> bool:
-        with self.lock:
-            self.payloads.append(payload)
-        return True
 
 
 # -- the upgrade -----------------------------------------------------------------------------

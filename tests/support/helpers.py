@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -32,6 +33,20 @@ def until(cond: Callable[[], bool], timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.02)
     return cond()
+
+
+class Collector:
+    """A publisher for an uploader under test: keeps every payload it is given, from any
+    thread, and says it was sent."""
+
+    def __init__(self) -> None:
+        self.payloads: list[bytes] = []
+        self.lock = threading.Lock()
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> bool:
+        with self.lock:
+            self.payloads.append(payload)
+        return True
 
 
 @pytest.fixture

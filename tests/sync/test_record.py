@@ -7,7 +7,6 @@ import dataclasses
 import json
 import logging
 import re
-import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ from sync.record import (
 )
 from sync.uploader import Uploader
 from sync.wire import MAX_RECORDS, Batch, WireError, decode_batch, encode, encode_records
-from tests.support.helpers import until
+from tests.support.helpers import Collector, until
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 EPOCH = "e9c7ba808aaa42e199f72e3e250ffe7e"
@@ -420,17 +419,6 @@ class RowsOutbox:
     def read(self, after: int, limit: int) -> list[Mapping[str, Any]]:
         self.reads += 1
         return [r for r in self.rows if r["seq"] > after][:limit]
-
-
-class Collector:
-    def __init__(self) -> None:
-        self.payloads: list[bytes] = []
-        self.lock = threading.Lock()
-
-    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> bool:
-        with self.lock:
-            self.payloads.append(payload)
-        return True
 
 
 def test_the_uploader_sends_records_up_to_a_row_that_is_not_one(

@@ -4,7 +4,6 @@ encoder of rows, cut to size and signed the same way, and the uploader that send
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,7 +15,7 @@ from hypothesis import strategies as st
 from sync.record import MAX_MG, MAX_TEXT, Record, genesis_hash
 from sync.uploader import Uploader
 from sync.wire import WireError, decode_batch, encode_parts, encode_records
-from tests.support.helpers import until
+from tests.support.helpers import Collector, until
 
 EPOCH = "e9c7ba808aaa42e199f72e3e250ffe7e"
 STATION = "st-1"
@@ -148,17 +147,6 @@ class MemoryWireOutbox(MemoryOutbox):
             (r.seq, r.to_wire() if r.seq in self.old else orjson.dumps(r.to_wire()))
             for r in self.records[after : after + limit]
         ]
-
-
-class Collector:
-    def __init__(self) -> None:
-        self.payloads: list[bytes] = []
-        self.lock = threading.Lock()
-
-    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> bool:
-        with self.lock:
-            self.payloads.append(payload)
-        return True
 
 
 def _sent(outbox: MemoryOutbox, key: bytes = b"") -> list[bytes]:
