@@ -209,7 +209,10 @@ class Ingest:
             self.db.insert(
                 "records",
                 INSERT_COLUMNS,
-                [self._row(new[seq][0].rows[new[seq][1]], now, ids, new[seq][2]) for seq in order],
+                [
+                    self._row(row, now, ids, new[seq][2])
+                    for seq, row in zip(order, added, strict=True)
+                ],
             )
             self._note_added(station, epoch, added, ids)
         # advance over consecutive, chained records: first the new ones in memory (the usual
