@@ -16,6 +16,7 @@ from sync.client import MqttLink, Will
 from sync.wire import (
     Ack,
     Batch,
+    BatchRows,
     LedgerStatus,
     Registry,
     WireError,
@@ -25,7 +26,7 @@ from sync.wire import (
 )
 
 from .config import LedgerConfig
-from .decoder import Checked, DecoderGone, DecoderProcess, checked
+from .decoder import DecoderGone, DecoderProcess
 from .store import Incoming, IngestResult, LedgerStore, StoreUnavailable
 from .store.conflicts import QuarantineCap, station_of_topic
 
@@ -50,7 +51,7 @@ class _Decoded:
     """A records message after the decode stage: its batch, or why it is refused."""
 
     message: Message
-    batch: Batch | Checked | None
+    batch: Batch | BatchRows | None
     refusal: str = ""
 
 
@@ -249,13 +250,12 @@ class LedgerService:
         if not self.checker.wanted or len(message.payload) > self.config.ledger.max_batch_bytes:
             return None
         try:
-            refusal = self.checker.judge(message.payload, station, key)
+            verdict = self.checker.judge(message.payload, station, key)
         except DecoderGone:
             return None
-        if refusal:
-            return _Decoded(message, None, refusal)
-        accepted = checked(message.payload)  # None: only the reference decoder reads it
-        return None if accepted is None else _Decoded(message, accepted)
+        if isinstance(verdict, str):
+            return _Decoded(message, None, verdict)
+        return _Decoded(message, verdict)
 
     def handle_group(self, messages: list[Message]) -> None:
         """One step of both stages: the batches among ``messages`` decoded, then stored in one

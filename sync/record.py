@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any, ClassVar
 
 import orjson
@@ -27,8 +27,10 @@ __all__ = [
     "Record",
     "RecordError",
     "batch_records",
+    "batch_rows",
     "canonical",
     "check_row",
+    "field_values",
     "genesis_hash",
     "record_hash",
 ]
@@ -122,6 +124,8 @@ _ORDER = (*_SORTED_CONTENT, "hash")
 _NULLS: dict[str, Any] = dict.fromkeys(_ORDER)
 _AT = {name: i for i, name in enumerate(_ORDER)}
 _IN_ORDER = attrgetter(*_ORDER)
+# check order -> table order (RECORD_FIELDS): a record's row as the ledger inserts it
+_TABLE_ORDER = itemgetter(*(_AT[name] for name in RECORD_FIELDS))
 _NONE = type(None)
 # (position, name, type, bounds or None, required), in table order: the order of the reasons
 _CHECKS: tuple[tuple[int, str, type, tuple[int, int] | None, bool], ...] = tuple(
@@ -146,6 +150,14 @@ class RecordError(ValueError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+def field_values(record: Mapping[str, Any]) -> tuple[Any, ...]:
+    """Every field of a record in table order (``RECORD_FIELDS``), absent ones None: one
+    attrgetter call for a Record, ``.get`` for a plain mapping (as tests forge them)."""
+    if type(record) is Record:
+        return _ALL(record)
+    return tuple(map(record.get, RECORD_FIELDS))
 
 
 def canonical(record: Mapping[str, Any]) -> bytes:
@@ -352,10 +364,25 @@ def check_row(row: Mapping[str, Any]) -> None:
 
 
 def batch_records(raw: list[Any], station: str, epoch: str, first: int) -> list[Record] | None:
-    """The Records of a batch's JSON objects when all of them keep every rule, are
-    ``first…`` in order, of ``station`` and ``epoch`` (patterns the caller checked) and chained
-    one to the next; None when something may not hold (the reference decoder then judges and
-    says why, so this pass never decides a reason).
+    """The Records of a batch's JSON objects (:func:`_checked_batch`), or None."""
+    return _checked_batch(raw, station, epoch, first, _built)
+
+
+def batch_rows(
+    raw: list[Any], station: str, epoch: str, first: int
+) -> list[tuple[Any, ...]] | None:
+    """:func:`batch_records`' checks, each record given as its row (every field in
+    ``RECORD_FIELDS`` order) without building a Record: the ledger's decode process."""
+    return _checked_batch(raw, station, epoch, first, _TABLE_ORDER)
+
+
+def _checked_batch(
+    raw: list[Any], station: str, epoch: str, first: int, make: Callable[[tuple[Any, ...]], Any]
+) -> list[Any] | None:
+    """``make(values)`` (values in check order) of each of a batch's JSON objects when all of
+    them keep every rule, are ``first…`` in order, of ``station`` and ``epoch`` (patterns the
+    caller checked) and chained one to the next; None when something may not hold (the
+    reference decoder then judges and says why, so this pass never decides a reason).
 
     The ledger's hot path: the same rules as :meth:`Record.from_wire`, with what the batch
     vouches for taken from it — a record's station and epoch equal the batch's, its
@@ -394,7 +421,7 @@ def batch_records(raw: list[Any], station: str, epoch: str, first: int) -> list[
         if digest != values[_HASH]:
             return None
         prev = digest
-        records.append(_built(values))
+        records.append(make(values))
     return records
 
 

@@ -23,7 +23,9 @@ from .record import (
     Record,
     RecordError,
     batch_records,
+    batch_rows,
     canonical,
+    field_values,
     genesis_hash,
     record_hash,
 )
@@ -37,6 +39,7 @@ __all__ = [
     "VERSION",
     "Ack",
     "Batch",
+    "BatchRows",
     "LedgerStatus",
     "Record",
     "Registry",
@@ -45,6 +48,7 @@ __all__ = [
     "canonical",
     "decode_ack",
     "decode_batch",
+    "decode_batch_rows",
     "decode_ledger_status",
     "decode_registry",
     "decode_status",
@@ -88,12 +92,28 @@ class Batch:
     sent_at: str = ""
 
     @property
+    def rows(self) -> list[tuple[Any, ...]]:
+        """Each record's fields in table order (``RECORD_FIELDS``): what the ledger inserts."""
+        return [field_values(r) for r in self.records]
+
+    @property
     def first_seq(self) -> int:
         return int(self.records[0]["seq"])
 
     @property
     def last_seq(self) -> int:
         return int(self.records[-1]["seq"])
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRows:
+    """A batch :func:`decode_batch_rows` accepted: each record as its row (every field in
+    ``RECORD_FIELDS`` order, absent ones None), what the ledger inserts."""
+
+    station: str
+    epoch: str
+    rows: tuple[tuple[Any, ...], ...]
+    sent_at: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,14 +416,41 @@ def decode_batch(
     """
     if len(payload) > max_bytes:
         raise WireError(f"too large ({len(payload)} bytes > {max_bytes})")
-    batch = _fast_batch(payload, topic_station, key)
-    if batch is not None:
-        return batch
+    head = _fast_head(payload, topic_station, key)
+    if head is not None:
+        station, epoch, first, raw, sent_at = head
+        records = batch_records(raw, station, epoch, first)
+        if records is not None:
+            return Batch(station, epoch, tuple(records), sent_at)
     return _reference_batch(payload, topic_station, key, max_bytes)
 
 
-def _fast_batch(payload: bytes, topic_station: str | None, key: bytes | None) -> Batch | None:
-    """The batch when every check holds, else None (the reference decoder then says why)."""
+def decode_batch_rows(
+    payload: bytes,
+    *,
+    topic_station: str | None = None,
+    key: bytes | None = None,
+    max_bytes: int = MAX_BATCH_BYTES,
+) -> BatchRows:
+    """:func:`decode_batch`'s judgement, the same checks and reasons, the records given as
+    rows without building a Record each (what the ledger's decode process sends on)."""
+    if len(payload) > max_bytes:
+        raise WireError(f"too large ({len(payload)} bytes > {max_bytes})")
+    head = _fast_head(payload, topic_station, key)
+    if head is not None:
+        station, epoch, first, raw, sent_at = head
+        rows = batch_rows(raw, station, epoch, first)
+        if rows is not None:
+            return BatchRows(station, epoch, tuple(rows), sent_at)
+    batch = _reference_batch(payload, topic_station, key, max_bytes)
+    return BatchRows(batch.station, batch.epoch, tuple(batch.rows), batch.sent_at)
+
+
+def _fast_head(
+    payload: bytes, topic_station: str | None, key: bytes | None
+) -> tuple[str, str, int, list[Any], str] | None:
+    """(station, epoch, first seq, the records' JSON objects, sent_at) when the batch's own
+    fields and signature hold, else None (the reference decoder then says why)."""
     try:
         body = orjson.loads(payload)
     except orjson.JSONDecodeError:
@@ -432,11 +479,8 @@ def _fast_batch(payload: bytes, topic_station: str | None, key: bytes | None) ->
         expected = sign(key, _signed_part(body)).encode()
         if not isinstance(sig, str) or not hmac.compare_digest(sig.encode(), expected):
             return None
-    records = batch_records(raw, station, epoch, first)
-    if records is None:
-        return None
     sent_at = body.get("sent_at")
-    return Batch(station, epoch, tuple(records), sent_at if type(sent_at) is str else "")
+    return station, epoch, first, raw, sent_at if type(sent_at) is str else ""
 
 
 def _reference_batch(

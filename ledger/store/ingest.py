@@ -8,13 +8,12 @@ stored once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from operator import attrgetter
 from typing import Any
 
-from sync.wire import RECORD_FIELDS, Record, genesis_hash
+from sync.wire import RECORD_FIELDS, genesis_hash
 
 from .conflicts import Inquiry
 from .dialect import Dialect
@@ -26,8 +25,8 @@ from .profiles import Profiles, profile_tags
 __all__ = ["INSERT_COLUMNS", "Ingest"]
 
 _COLUMNS = list(RECORD_FIELDS)
-# a record is handled as the tuple of its fields in table order (one attrgetter call for a
-# Record; a plain mapping, as tests and benches forge them, by .get): no per-field lookups
+# a record is handled as the tuple of its fields in table order (Incoming.rows): no per-field
+# lookups
 _SEQ, _STATION, _KIND, _RECORDED_AT, _BOOT, _VISIT, _BENEFICIARY, _VOIDS, _DATA = (
     _COLUMNS.index(c)
     for c in (
@@ -44,7 +43,6 @@ _SEQ, _STATION, _KIND, _RECORDED_AT, _BOOT, _VISIT, _BENEFICIARY, _VOIDS, _DATA 
 )
 _HASH = _COLUMNS.index("hash")
 _PREV_HASH = _COLUMNS.index("prev_hash")
-_FIELDS = attrgetter(*_COLUMNS)
 # a wire field needs a migration that adds its column (tests/ledger/test_store_schema.py)
 INSERT_COLUMNS = (*_COLUMNS, "received_at", "occurred_at", "visit_n", "person_n")
 _WALK_CHUNK = 500
@@ -55,7 +53,7 @@ class _Part:
     """One batch of a head's share of a group: its rows, then what ingest made of them."""
 
     batch: Incoming
-    rows: list[tuple[Any, ...]]
+    rows: Sequence[tuple[Any, ...]]
     new: int = 0  # records stored from it
     conflicts: list[str] = field(default_factory=list)
 
@@ -100,7 +98,7 @@ class Ingest:
         batches."""
         self.privacy.require_writable()
 
-        rows = [[_values(r) for r in batch.records] for batch in batches]
+        rows = [batch.rows for batch in batches]
 
         def body() -> list[IngestResult]:
             self._months, self._facts_from, self._added = set(), None, []
@@ -138,7 +136,9 @@ class Ingest:
         # last_hash NULL: the head's record was erased (erase_beneficiary), its hash with it
         return int(row[0]), None if row[1] is None else str(row[1]), int(row[2])
 
-    def _assign_ids(self, batches: Sequence[Incoming], rows: list[list[tuple[Any, ...]]]) -> _Ids:
+    def _assign_ids(
+        self, batches: Sequence[Incoming], rows: list[Sequence[tuple[Any, ...]]]
+    ) -> _Ids:
         """The visit and person ids of every record in ``batches``, numbered where new.
 
         Keys go in sorted order, once per transaction: two workers that create the same new
@@ -202,7 +202,7 @@ class Ingest:
                 # NULL: an erased person's record, its hash gone; stored, so a duplicate
                 if seen is not None and seen != kept[i][0]:
                     part.conflicts.append(f"seq {seq}: same key, other content")
-                    self.inquiry.add_conflict(part.batch.records[i], "content", seen, now)
+                    self.inquiry.add_conflict(_record(row), "content", seen, now)
         order = sorted(new)
         added = [new[seq][0].rows[new[seq][1]] for seq in order]
         if added:
@@ -224,7 +224,7 @@ class Ingest:
             part, i, (hash_, prev_hash) = new[seq]
             if last_hash is not None and prev_hash != last_hash:
                 part.conflicts.append(f"seq {seq}: not chained to seq {acked}")
-                self.inquiry.add_conflict(part.batch.records[i], "chain", last_hash, now)
+                self.inquiry.add_conflict(_record(part.rows[i]), "chain", last_hash, now)
                 break
             acked, last_hash = seq, hash_
         if added:
@@ -426,8 +426,6 @@ class Ingest:
                 return acked, last_hash
 
 
-def _values(record: Mapping[str, Any]) -> tuple[Any, ...]:
-    """Every field of a record in table order, absent ones None."""
-    if type(record) is Record:
-        return _FIELDS(record)
-    return tuple(map(record.get, _COLUMNS))
+def _record(row: tuple[Any, ...]) -> dict[str, Any]:
+    """A record's fields by name (a conflict keeps the record it refused)."""
+    return dict(zip(_COLUMNS, row, strict=True))

@@ -44,7 +44,8 @@ def utc_now() -> str:
 
 class Incoming(Protocol):
     """A batch as ingest reads it: a decoded :class:`sync.wire.Batch` (Records), or one the
-    decode process accepted (:class:`ledger.decoder.Checked`: the wire's dicts)."""
+    decode process accepted (:class:`sync.wire.BatchRows`: its rows, as the child made
+    them from the records it checked)."""
 
     @property
     def station(self) -> str: ...
@@ -53,7 +54,9 @@ class Incoming(Protocol):
     def epoch(self) -> str: ...
 
     @property
-    def records(self) -> Sequence[Mapping[str, Any]]: ...
+    def rows(self) -> Sequence[tuple[Any, ...]]:
+        """Each record's fields in ``sync.wire.RECORD_FIELDS`` order, absent ones None."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,6 @@
 """The decode process: it judges as decode_batch does, what it accepts is stored as decoded
-batches are, and a dead, stuck or signalled child never loses a batch."""
+batches are (the same rows, the same conflicts), and a dead, stuck or signalled child never
+loses a batch."""
 
 from __future__ import annotations
 
@@ -12,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from ledger.decoder import DecoderGone, DecoderProcess, checked
+from ledger.decoder import DecoderGone, DecoderProcess
 from ledger.service import LedgerService, Message
 from ledger.store import open_store
 from sync.record import Record as WireRecord
-from sync.wire import Batch, WireError, decode_batch, encode
+from sync.wire import Batch, BatchRows, WireError, decode_batch, encode
 from tests.support.helpers import until
 from tests.support.ledger_dataset import network
 
@@ -58,6 +59,11 @@ def _payloads() -> list[tuple[str, bytes, bytes | None]]:
     ]
 
 
+def _said(verdict: BatchRows | str) -> str:
+    """The child's verdict as decode_batch's: "" accepted, else the reason."""
+    return "" if isinstance(verdict, BatchRows) else verdict
+
+
 def _reason(station: str, payload: bytes, key: bytes | None) -> str:
     try:
         decode_batch(payload, topic_station=station, key=key, max_bytes=MAX)
@@ -68,24 +74,35 @@ def _reason(station: str, payload: bytes, key: bytes | None) -> str:
 
 def test_the_child_judges_every_batch_as_decode_batch_does(child: DecoderProcess) -> None:
     cases = _payloads()
-    said = [child.judge(payload, station, key) for station, payload, key in cases]
+    verdicts = [child.judge(payload, station, key) for station, payload, key in cases]
+    said = list(map(_said, verdicts))
     assert said == [_reason(*case) for case in cases]
     assert said[:2] == ["", ""] and all(said[2:])
+    for (station, payload, key), verdict in zip(cases[:2], verdicts[:2], strict=True):
+        batch = decode_batch(payload, topic_station=station, key=key)
+        assert isinstance(verdict, BatchRows)
+        assert (verdict.station, verdict.epoch, verdict.sent_at) == (
+            batch.station,
+            batch.epoch,
+            batch.sent_at,
+        )
+        assert list(verdict.rows) == batch.rows
 
 
 def test_what_the_child_accepts_is_stored_as_a_decoded_batch(
-    tmp_path: Path, ledger_url: str
+    tmp_path: Path, ledger_url: str, child: DecoderProcess
 ) -> None:
     dataset = network(seed=6, persons=40, visits_per_station=30)  # voids, tags, clock repairs
-    payloads = []
+    payloads, forged = [], []
     for journal in dataset.journals:
         for i in range(0, len(journal.records), 50):
             chunk = tuple(map(WireRecord.from_row, journal.records[i : i + 50]))
-            payloads.append(encode(Batch(journal.station, journal.epoch, chunk)))
+            payloads.append((journal.station, encode(Batch(journal.station, journal.epoch, chunk))))
+            forged.append((journal.station, _other_content(journal.station, journal.epoch, chunk)))
     fast, decoded = open_store(ledger_url), open_store(str(tmp_path / "decoded.db"))
-    for payload in payloads:
-        accepted = checked(payload)
-        assert accepted is not None
+    for station, payload in payloads + forged:
+        accepted = child.judge(payload, station, None)
+        assert isinstance(accepted, BatchRows)
         assert fast.ingest(accepted) == decoded.ingest(decode_batch(payload))
     columns = "station, epoch, seq, uuid, kind, hash, net_mg, data, raw, occurred_at, voided_by"
     rows = [
@@ -93,15 +110,36 @@ def test_what_the_child_accepts_is_stored_as_a_decoded_batch(
         for s in (fast, decoded)
     ]
     assert rows[0] == rows[1] and len(rows[0]) == len(dataset.records)
+    # a conflict keeps the refused record in the same words whichever way it was decoded
+    kept = [
+        sorted(s.sql.exec("SELECT station, epoch, seq, kind, new_hash, record FROM conflicts"))
+        for s in (fast, decoded)
+    ]
+    assert kept[0] == kept[1] and len(kept[0]) >= len(dataset.records) // 2
 
 
-def test_a_payload_the_fast_parser_cannot_read_is_left_to_the_caller() -> None:
+def _other_content(station: str, epoch: str, chunk: tuple[WireRecord, ...]) -> bytes:
+    """The same seqs sent again with other content: each record sealed again and chained to
+    the one before, so the batch is valid and every record a conflict."""
+    records, prev = [], chunk[0]["prev_hash"]
+    for record in chunk:
+        content = {**record.to_row(), "operator": "op-x", "prev_hash": prev}
+        del content["hash"]
+        resealed = WireRecord.seal(**content)
+        records.append(resealed)
+        prev = resealed["hash"]
+    return encode(Batch(station, epoch, tuple(records)))
+
+
+def test_a_payload_only_the_reference_parser_reads_is_accepted_with_its_rows(
+    child: DecoderProcess,
+) -> None:
     station, good, _key = _payloads()[0]
-    assert checked(good) is not None
-    # UTF-16, which the standard decoder reads and orjson does not: decoded by the caller
+    # UTF-16, which the standard decoder reads and orjson does not
     utf16 = json.dumps(json.loads(good)).encode("utf-16")
-    assert _reason(station, utf16, None) == "" and checked(utf16) is None
-    assert checked(b'{"station": "s"}') is None
+    accepted = child.judge(utf16, station, None)
+    assert isinstance(accepted, BatchRows)
+    assert list(accepted.rows) == decode_batch(utf16, topic_station=station).rows
 
 
 def _gone(pid: int) -> bool:
@@ -114,7 +152,7 @@ def test_a_dead_or_stuck_child_is_replaced(child: DecoderProcess) -> None:
     assert first is not None
     os.kill(first, signal.SIGKILL)  # died between two batches
     assert until(lambda: not child.running)
-    assert child.judge(payload, station, None) == ""  # a new child judged it
+    assert _said(child.judge(payload, station, None)) == ""  # a new child judged it
     second = child.pid
     assert second not in (None, first)
     assert second is not None
@@ -133,7 +171,7 @@ def test_a_dead_or_stuck_child_is_replaced(child: DecoderProcess) -> None:
     asking.join(60)
     assert not asking.is_alive() and isinstance(outcome[0], DecoderGone)
     assert until(lambda: _gone(second))  # killed and reaped
-    assert child.judge(big, station, None) == "" and child.pid not in (None, second)
+    assert _said(child.judge(big, station, None)) == "" and child.pid not in (None, second)
 
 
 def _big_payload() -> bytes:
@@ -154,7 +192,7 @@ def test_no_batch_makes_the_ledger_start_processes_in_a_loop() -> None:
     try:
         first = process.pid
         reasons = [process.judge(hostile, station, None) for _ in range(5)]
-        assert all(r.startswith("unsupported version 'ééé") for r in reasons)
+        assert all(_said(r).startswith("unsupported version 'ééé") for r in reasons)
         assert process.pid == first and process.running
         assert first is not None
         os.kill(first, signal.SIGKILL)
@@ -170,12 +208,12 @@ def test_no_batch_makes_the_ledger_start_processes_in_a_loop() -> None:
 
 def test_a_stop_signal_does_not_end_the_child_before_the_ledger(child: DecoderProcess) -> None:
     station, payload, _key = _payloads()[0]
-    assert child.judge(payload, station, None) == ""  # started: its signals set
+    assert _said(child.judge(payload, station, None)) == ""  # started: its signals set
     pid = child.pid
     assert pid is not None
     os.kill(pid, signal.SIGTERM)  # what systemd sends the whole service at stop
     os.kill(pid, signal.SIGINT)
-    assert child.judge(payload, station, None) == "" and child.pid == pid
+    assert _said(child.judge(payload, station, None)) == "" and child.pid == pid
     child.stop()
     assert not child.running and until(lambda: not os.path.exists(f"/proc/{pid}"))
 

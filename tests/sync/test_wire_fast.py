@@ -1,6 +1,7 @@
 """The fast batch decoder (orjson, one pass) against the reference decoder (the standard json
 module, field by field): on any payload, the same batch accepted or the same reason refused,
-including what older stations sent (escaped non-ASCII, spaces, another member order)."""
+including what older stations sent (escaped non-ASCII, spaces, another member order); and the
+rows the ledger's decode process sends on (decode_batch_rows), the same again."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from hypothesis import strategies as st
 import sync.record as record_module
 from station.store import Store
 from sync.record import BOUNDS, RECORD_FIELDS, Record, record_hash
-from sync.wire import Batch, WireError, decode_batch, encode
+from sync.wire import Batch, WireError, decode_batch, decode_batch_rows, encode
 
 KEY = b"station-key-0123"
 
@@ -52,9 +53,12 @@ def journal(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, list[dict[st
         return store.epoch, [{k: v for k, v in r.items() if v is not None} for r in store.records()]
 
 
-def outcome(payload: bytes, key: bytes | None, *, reference: bool) -> tuple[str, Any]:
+def outcome(
+    payload: bytes, key: bytes | None, *, reference: bool, as_rows: bool = False
+) -> tuple[str, Any]:
     """("ok", the batch) or ("refused", the reason), by the fast path or the reference one
-    (orjson made to fail, the standard library then decides)."""
+    (orjson made to fail, the standard library then decides); ``as_rows``: by
+    decode_batch_rows, its rows read by field name."""
 
     def refuse(_data: Any) -> Any:
         raise orjson.JSONDecodeError("forced", "", 0)
@@ -63,6 +67,10 @@ def outcome(payload: bytes, key: bytes | None, *, reference: bool) -> tuple[str,
         if reference:
             patch.setattr(orjson, "loads", refuse)
         try:
+            if as_rows:
+                table = decode_batch_rows(payload, topic_station="st-1", key=key)
+                rows = [dict(zip(RECORD_FIELDS, r, strict=True)) for r in table.rows]
+                return "ok", (table.station, table.epoch, table.sent_at, rows)
             batch = decode_batch(payload, topic_station="st-1", key=key)
         except WireError as exc:
             return "refused", exc.reason
@@ -134,7 +142,10 @@ def test_the_fast_decoder_agrees_with_the_reference(
     for change in changes:
         change(body)
     for payload in forms(body):
-        assert outcome(payload, key, reference=False) == outcome(payload, key, reference=True)
+        said = outcome(payload, key, reference=True)
+        assert outcome(payload, key, reference=False) == said
+        for reference in (False, True):
+            assert outcome(payload, key, reference=reference, as_rows=True) == said
 
 
 def test_what_older_stations_sent_is_accepted_by_the_fast_path(
