@@ -209,10 +209,7 @@ class Ingest:
             self.db.insert(
                 "records",
                 INSERT_COLUMNS,
-                [
-                    self._row(row, now, ids, new[seq][2])
-                    for seq, row in zip(order, added, strict=True)
-                ],
+                self._rows(added, [new[seq][2] for seq in order], now, ids),
             )
             self._note_added(station, epoch, added, ids)
         # advance over consecutive, chained records: first the new ones in memory (the usual
@@ -298,18 +295,32 @@ class Ingest:
                     self._facts_changed(str(row[_RECORDED_AT])[:7])
         self.profiles.keep_scanned(sorted(scanned))
 
-    def _row(
-        self, record: tuple[Any, ...], now: str, ids: _Ids, hashes: tuple[str | None, str | None]
-    ) -> list[Any]:
-        values = list(record)
-        values[_HASH], values[_PREV_HASH] = hashes
-        code = values[_BENEFICIARY]
-        person = ids.persons.get(code) if code else None
-        if person is not None:
-            values[_BENEFICIARY] = person[0]
-        visit = ids.visits.get((record[_STATION], record[_VISIT])) if record[_VISIT] else None
-        values += [now, record[_RECORDED_AT], visit, person[1] if person else None]
-        return values
+    def _rows(
+        self,
+        added: list[tuple[Any, ...]],
+        hashes: list[tuple[Any, Any]],
+        now: str,
+        ids: _Ids,
+    ) -> list[tuple[Any, ...]]:
+        """The rows inserted (INSERT_COLUMNS): each record's fields, then its ids and times;
+        the stored code and hashes put in where the ledger pseudonymises."""
+        persons, visits = ids.persons, ids.visits
+        rows = []
+        for record in added:
+            code, visit = record[_BENEFICIARY], record[_VISIT]
+            person = persons.get(code) if code else None
+            person_n = person[1] if person else None
+            visit_n = visits.get((record[_STATION], visit)) if visit else None
+            rows.append((*record, now, record[_RECORDED_AT], visit_n, person_n))
+        if self.privacy.pseudonymised:  # the stored code and keyed hashes in place
+            for i, (row, kept) in enumerate(zip(rows, hashes, strict=True)):
+                values = list(row)
+                values[_HASH], values[_PREV_HASH] = kept
+                code = values[_BENEFICIARY]
+                if code:
+                    values[_BENEFICIARY] = persons[code][0]
+                rows[i] = tuple(values)
+        return rows
 
     def _correct_times(self, station: str, epoch: str, boots: set[str]) -> None:
         """A Pi without RTC boots with a stale clock. Within one boot the monotonic clock is

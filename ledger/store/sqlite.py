@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +83,7 @@ class SQLiteDialect:
             start, left = 0, len(rows)
             while left:
                 n = min(_MULTI_ROWS, 1 << (left.bit_length() - 1))
-                params = [v for row in rows[start : start + n] for v in row]
+                params = list(chain.from_iterable(rows[start : start + n]))
                 execute(head + ", ".join([one] * n) + tail, params)
                 start += n
                 left -= n
