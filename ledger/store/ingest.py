@@ -8,7 +8,7 @@ stored once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -330,21 +330,18 @@ class Ingest:
         ``occurred_at`` follows ``corrected_at``."""
         for boot in sorted(boots):
             # the usual case, a synchronised clock: nothing waits for repair, skip the anchor
-            if not self.db.exec(
-                "SELECT 1 FROM records WHERE station = ? AND epoch = ? AND boot_id = ? "
-                "AND clock_synced = 0 AND corrected_at IS NULL AND mono_ns IS NOT NULL LIMIT 1",
+            # (the partial index idx_records_unsynced holds only records waiting)
+            (pending,) = self.db.exec(
+                "SELECT min(seq) FROM records WHERE station = ? AND epoch = ? AND boot_id = ? "
+                "AND clock_synced = 0 AND corrected_at IS NULL AND mono_ns IS NOT NULL",
                 (station, epoch, boot),
-            ):
+            )[0]
+            if pending is None:
                 continue
-            anchor = self.db.exec(
-                "SELECT recorded_at, mono_ns FROM records WHERE station = ? AND epoch = ? "
-                "AND boot_id = ? AND clock_synced = 1 AND mono_ns IS NOT NULL "
-                "ORDER BY seq LIMIT 1",
-                (station, epoch, boot),
-            )
-            if not anchor:
+            anchor = self._anchor(station, epoch, boot, int(pending))
+            if anchor is None:
                 continue
-            anchor_at, anchor_mono = anchor[0]
+            anchor_at, anchor_mono = anchor
             try:
                 base = datetime.fromisoformat(str(anchor_at).replace("Z", "+00:00"))
             except ValueError:
@@ -371,6 +368,49 @@ class Ingest:
                     "WHERE station = ? AND epoch = ? AND seq = ?",
                     updates,
                 )
+
+    def _anchor(self, station: str, epoch: str, boot: str, pending: int) -> tuple[Any, Any] | None:
+        """(recorded_at, mono_ns) of the boot's first synchronised record with a monotonic time,
+        found without an index on boot_id (one cost every insert ~100 bytes, 1/8 of a row):
+        a station writes each boot's records one after the other, so they are consecutive among
+        the epoch's stored seqs. From ``pending``, the boot's first record waiting for repair,
+        read back to the boot's start (a clock lost later in a boot: its synchronised records
+        come first), else forwards to the first synchronised one."""
+        anchor = None
+        for row in self._boot_rows(station, epoch, boot, pending, backwards=True):
+            if row[2] == 1 and row[3] is not None:
+                anchor = row  # read backwards: the last one found is the first
+        if anchor is None:
+            for row in self._boot_rows(station, epoch, boot, pending, backwards=False):
+                if row[2] == 1 and row[3] is not None:
+                    anchor = row
+                    break
+        return None if anchor is None else (anchor[4], anchor[3])
+
+    def _boot_rows(
+        self, station: str, epoch: str, boot: str, start: int, *, backwards: bool
+    ) -> Iterator[tuple[Any, ...]]:
+        """(seq, boot_id, clock_synced, mono_ns, recorded_at) of the boot's stored records
+        beyond ``start`` (excluded), going away from it, up to another boot's first record
+        (records without a boot id are passed over). Read in growing chunks: usually the
+        first row already belongs to another boot."""
+        op, order = ("<", "DESC") if backwards else (">", "ASC")
+        size = 16
+        while True:
+            rows = self.db.exec(
+                "SELECT seq, boot_id, clock_synced, mono_ns, recorded_at FROM records "
+                f"WHERE station = ? AND epoch = ? AND seq {op} ? ORDER BY seq {order} "
+                f"LIMIT {size}",
+                (station, epoch, start),
+            )
+            for row in rows:
+                if row[1] and row[1] != boot:
+                    return
+                if row[1]:
+                    yield row
+            if len(rows) < size:
+                return
+            start, size = int(rows[-1][0]), min(4 * size, _WALK_CHUNK)
 
     def _mark_voided(self, station: str, epoch: str, new: Sequence[tuple[Any, ...]]) -> None:
         """``voided_by`` on the records a void cancels, whichever of the two arrived first."""

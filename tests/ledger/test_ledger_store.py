@@ -15,13 +15,14 @@ Row = dict[str, object]
 
 
 def _records(path: Path, specs: list[tuple[str, int, int, str]]) -> tuple[str, list[Row]]:
-    """(boot, mono_ns, clock_synced, recorded_at) per record, in a real station journal."""
+    """(boot, mono_ns, clock_synced, recorded_at) per record, in a real station journal (an
+    empty boot: a record without a boot id)."""
     with Store(path, "st-1") as store:
         for boot, mono, synced, at in specs:
             store.append(
                 "weighing",
                 net_mg=1000,
-                boot_id=boot,
+                boot_id=boot or None,
                 mono_ns=mono,
                 clock_synced=synced,
                 recorded_at=at,
@@ -70,6 +71,69 @@ def test_unsynchronised_times_are_repaired_from_the_same_boot(
     assert stored[1]["recorded_at"] == "2026-11-18T08:00:00.000Z"  # the original is kept
     assert stored[3]["corrected_at"] is None  # synchronised: nothing to repair
     assert stored[4]["corrected_at"] is None  # no anchor in boot-2
+
+
+@pytest.mark.parametrize("order", ["together", "waiting first", "one by one, backwards"])
+def test_a_clock_lost_later_in_a_boot_is_repaired_from_its_first_synchronised_record(
+    tmp_path: Path, ledger_url: str, order: str
+) -> None:
+    second = 1_000_000_000
+    spec = [("boot-0", 50 * second, 1, "2026-11-20T07:00:00.000Z")]  # the boot before
+    # boot-1: synchronised for 40 records (more than one read of the walk back), a record
+    # without a boot id, then the clock lost (a wrong step back), never found again
+    spec += [
+        ("boot-1", (10 + i) * second, 1, f"2026-11-21T08:00:{i:02d}.000Z") for i in range(40)
+    ]
+    spec += [("", 0, 1, "2026-11-21T08:00:45.000Z")]
+    spec += [
+        ("boot-1", 100 * second, 0, "2026-11-21T07:00:00.000Z"),
+        ("boot-1", 160 * second, 0, "2026-11-21T07:01:00.000Z"),
+        ("boot-2", 5 * second, 0, "2026-11-21T09:10:00.000Z"),  # never synchronised
+    ]
+    epoch, rows = _records(tmp_path / "s.db", spec)
+    ledger = open_store(ledger_url)
+    if order == "together":
+        ledger.ingest(_batch(epoch, rows))
+    elif order == "waiting first":  # nothing to repair them with yet, then the boot's start
+        ledger.ingest(_batch(epoch, rows[-3:]))
+        assert {r["corrected_at"] for r in ledger.records("st-1")} == {None}
+        ledger.ingest(_batch(epoch, rows[:-3]))
+    else:
+        for row in reversed(rows):
+            ledger.ingest(_batch(epoch, [row]))
+    stored = {r["seq"]: r for r in ledger.records("st-1")}
+    # the anchor: boot-1's first synchronised record (seq 2: 08:00:00 at 10 s)
+    assert stored[43]["corrected_at"] == "2026-11-21T08:01:30.000Z"
+    assert stored[44]["corrected_at"] == "2026-11-21T08:02:30.000Z"
+    assert stored[44]["occurred_at"] == "2026-11-21T08:02:30.000Z"
+    assert stored[45]["corrected_at"] is None  # boot-2 has no anchor
+    assert all(stored[seq]["corrected_at"] is None for seq in range(1, 43))
+
+
+def test_the_clock_repair_reads_only_records_waiting_for_it(tmp_path: Path) -> None:
+    """Every insert paid for an index on boot ids; the repair's lookups now use a partial
+    index of the records waiting (a synchronised record adds nothing to it)."""
+    spec = [("b", i, 1, f"2026-11-21T10:00:0{i}.000Z") for i in range(3)]
+    epoch, rows = _records(tmp_path / "s.db", spec)
+    ledger = open_store(str(tmp_path / "l.db"))
+    ledger.ingest(_batch(epoch, rows))
+    plan = " ".join(
+        str(r[-1])
+        for r in ledger.sql.exec(
+            "EXPLAIN QUERY PLAN SELECT min(seq) FROM records WHERE station = ? AND epoch = ? "
+            "AND boot_id = ? AND clock_synced = 0 AND corrected_at IS NULL "
+            "AND mono_ns IS NOT NULL",
+            ("st-1", epoch, "b"),
+        )
+    )
+    assert "idx_records_unsynced" in plan
+    indexes = {str(r[0]) for r in ledger.sql.exec("SELECT name FROM sqlite_master")}
+    assert "idx_records_station_epoch_boot_id_clock_synced" not in indexes
+    (waiting,) = ledger.sql.exec(
+        "SELECT count(*) FROM records INDEXED BY idx_records_unsynced "
+        "WHERE clock_synced = 0 AND corrected_at IS NULL"
+    )[0]
+    assert waiting == 0
 
 
 def test_ledger_stations_and_totals_commands(tmp_path: Path, ledger_url: str) -> None:

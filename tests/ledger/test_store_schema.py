@@ -28,6 +28,7 @@ RELEASED = {
     13: "77368d6cbaf81ce3",
     14: "d57d339bbd2c660c",
     15: "ca31399169bcb3c7",
+    16: "f0f0330b0aa6cc48",
 }
 
 
