@@ -81,9 +81,7 @@ def test_a_clock_lost_later_in_a_boot_is_repaired_from_its_first_synchronised_re
     spec = [("boot-0", 50 * second, 1, "2026-11-20T07:00:00.000Z")]  # the boot before
     # boot-1: synchronised for 40 records (more than one read of the walk back), a record
     # without a boot id, then the clock lost (a wrong step back), never found again
-    spec += [
-        ("boot-1", (10 + i) * second, 1, f"2026-11-21T08:00:{i:02d}.000Z") for i in range(40)
-    ]
+    spec += [("boot-1", (10 + i) * second, 1, f"2026-11-21T08:00:{i:02d}.000Z") for i in range(40)]
     spec += [("", 0, 1, "2026-11-21T08:00:45.000Z")]
     spec += [
         ("boot-1", 100 * second, 0, "2026-11-21T07:00:00.000Z"),
