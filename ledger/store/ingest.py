@@ -41,11 +41,13 @@ _SEQ, _STATION, _KIND, _RECORDED_AT, _BOOT, _VISIT, _BENEFICIARY, _VOIDS, _DATA 
         "data",
     )
 )
+_CLOCK_SYNCED = _COLUMNS.index("clock_synced")
 _HASH = _COLUMNS.index("hash")
 _PREV_HASH = _COLUMNS.index("prev_hash")
 # a wire field needs a migration that adds its column (tests/ledger/test_store_schema.py)
 INSERT_COLUMNS = (*_COLUMNS, "received_at", "occurred_at", "visit_n", "person_n")
 _WALK_CHUNK = 500
+_UNANCHORED_MAX = 4096  # boots remembered without an anchor (then forgotten at once)
 
 
 @dataclass(slots=True)
@@ -89,6 +91,10 @@ class Ingest:
         self._facts_from: str | None = None
         # records added: (month, station, epoch, first seq, last seq), every seq new here
         self._added: list[tuple[str, str, str, int, int]] = []
+        # (station, epoch, boot) -> the last seq read forwards without finding the boot's
+        # anchor: a boot whose clock never synchronises (NTP blocked) is not read again from
+        # its start at every batch
+        self._unanchored: dict[tuple[str, str, str], int] = {}
 
     def ingest_many(self, batches: Sequence[Incoming]) -> list[IngestResult]:
         """Several batches in one transaction: one commit for all (group commit). The heads
@@ -225,7 +231,7 @@ class Ingest:
                 break
             acked, last_hash = seq, hash_
         if added:
-            self._correct_times(station, epoch, {r[_BOOT] for r in added if r[_BOOT]})
+            self._correct_times(station, epoch, added)
             self._mark_voided(station, epoch, added)
         received = max(received, *(p.rows[-1][_SEQ] for p in parts))
         if received > acked:
@@ -322,23 +328,28 @@ class Ingest:
                 rows[i] = tuple(values)
         return rows
 
-    def _correct_times(self, station: str, epoch: str, boots: set[str]) -> None:
+    def _correct_times(self, station: str, epoch: str, added: list[tuple[Any, ...]]) -> None:
         """A Pi without RTC boots with a stale clock. Within one boot the monotonic clock is
         right, so once a record with a synchronised clock arrives, every unsynchronised record
         of that boot gets ``corrected_at = anchor.recorded_at + (mono_ns - anchor.mono_ns)``,
         the anchor being the boot's first synchronised record. ``recorded_at`` is kept as sent;
         ``occurred_at`` follows ``corrected_at``."""
+        boots = {r[_BOOT] for r in added if r[_BOOT]}
+        for boot in {r[_BOOT] for r in added if r[_BOOT] and r[_CLOCK_SYNCED] == 1}:
+            # a synchronised record came: where the forward read stopped may be behind it
+            self._unanchored.pop((station, epoch, boot), None)
         for boot in sorted(boots):
             # the usual case, a synchronised clock: nothing waits for repair, skip the anchor
             # (the partial index idx_records_unsynced holds only records waiting)
-            (pending,) = self.db.exec(
-                "SELECT min(seq) FROM records WHERE station = ? AND epoch = ? AND boot_id = ? "
-                "AND clock_synced = 0 AND corrected_at IS NULL AND mono_ns IS NOT NULL",
+            found = self.db.exec(
+                "SELECT seq FROM records WHERE station = ? AND epoch = ? AND boot_id = ? "
+                "AND clock_synced = 0 AND corrected_at IS NULL AND mono_ns IS NOT NULL "
+                "ORDER BY seq LIMIT 1",
                 (station, epoch, boot),
-            )[0]
-            if pending is None:
+            )
+            if not found:
                 continue
-            anchor = self._anchor(station, epoch, boot, int(pending))
+            anchor = self._anchor(station, epoch, boot, int(found[0][0]))
             if anchor is None:
                 continue
             anchor_at, anchor_mono = anchor
@@ -380,12 +391,19 @@ class Ingest:
         for row in self._boot_rows(station, epoch, boot, pending, backwards=True):
             if row[2] == 1 and row[3] is not None:
                 anchor = row  # read backwards: the last one found is the first
-        if anchor is None:
-            for row in self._boot_rows(station, epoch, boot, pending, backwards=False):
-                if row[2] == 1 and row[3] is not None:
-                    anchor = row
-                    break
-        return None if anchor is None else (anchor[4], anchor[3])
+        if anchor is not None:
+            return anchor[4], anchor[3]
+        key = (station, epoch, boot)
+        last = max(pending, self._unanchored.get(key, pending))
+        for row in self._boot_rows(station, epoch, boot, last, backwards=False):
+            if row[2] == 1 and row[3] is not None:
+                self._unanchored.pop(key, None)
+                return row[4], row[3]
+            last = int(row[0])
+        if len(self._unanchored) >= _UNANCHORED_MAX:
+            self._unanchored.clear()
+        self._unanchored[key] = last
+        return None
 
     def _boot_rows(
         self, station: str, epoch: str, boot: str, start: int, *, backwards: bool

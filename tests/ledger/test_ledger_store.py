@@ -108,6 +108,24 @@ def test_a_clock_lost_later_in_a_boot_is_repaired_from_its_first_synchronised_re
     assert all(stored[seq]["corrected_at"] is None for seq in range(1, 43))
 
 
+def test_an_anchor_that_fills_a_gap_repairs_its_boot(tmp_path: Path, ledger_url: str) -> None:
+    """The anchor arrives last, between two records waiting (batches out of order): the
+    ledger's memory of where it stopped looking must not hide it."""
+    second = 1_000_000_000
+    spec = [
+        ("boot-1", 10 * second, 0, "2026-11-18T08:00:00.000Z"),
+        ("boot-1", 20 * second, 1, "2026-11-21T09:00:00.000Z"),
+        ("boot-1", 30 * second, 0, "2026-11-18T08:00:20.000Z"),
+    ]
+    epoch, rows = _records(tmp_path / "s.db", spec)
+    ledger = open_store(ledger_url)
+    for i in (0, 2, 1):
+        ledger.ingest(_batch(epoch, [rows[i]]))
+    stored = {r["seq"]: r for r in ledger.records("st-1")}
+    assert stored[1]["corrected_at"] == "2026-11-21T08:59:50.000Z"
+    assert stored[3]["corrected_at"] == "2026-11-21T09:00:10.000Z"
+
+
 def test_the_clock_repair_reads_only_records_waiting_for_it(tmp_path: Path) -> None:
     """Every insert paid for an index on boot ids; the repair's lookups now use a partial
     index of the records waiting (a synchronised record adds nothing to it)."""
