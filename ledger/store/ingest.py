@@ -42,12 +42,13 @@ _SEQ, _STATION, _KIND, _RECORDED_AT, _BOOT, _VISIT, _BENEFICIARY, _VOIDS, _DATA 
     )
 )
 _CLOCK_SYNCED = _COLUMNS.index("clock_synced")
+_MONO = _COLUMNS.index("mono_ns")
 _HASH = _COLUMNS.index("hash")
 _PREV_HASH = _COLUMNS.index("prev_hash")
 # a wire field needs a migration that adds its column (tests/ledger/test_store_schema.py)
 INSERT_COLUMNS = (*_COLUMNS, "received_at", "occurred_at", "visit_n", "person_n")
 _WALK_CHUNK = 500
-_UNANCHORED_MAX = 4096  # boots remembered without an anchor (then forgotten at once)
+_BOOTS_MAX = 4096  # boots remembered, with or without their anchor (then forgotten at once)
 
 
 @dataclass(slots=True)
@@ -91,9 +92,10 @@ class Ingest:
         self._facts_from: str | None = None
         # records added: (month, station, epoch, first seq, last seq), every seq new here
         self._added: list[tuple[str, str, str, int, int]] = []
-        # (station, epoch, boot) -> the last seq read forwards without finding the boot's
-        # anchor: a boot whose clock never synchronises (NTP blocked) is not read again from
-        # its start at every batch
+        # per (station, epoch, boot): its anchor once found, (seq, recorded_at, mono_ns), and
+        # the last seq read forwards without finding one, so that a boot whose clock is lost
+        # for good (NTP blocked, no RTC) is not read again from its start at every batch
+        self._anchors: dict[tuple[str, str, str], tuple[int, Any, Any]] = {}
         self._unanchored: dict[tuple[str, str, str], int] = {}
 
     def ingest_many(self, batches: Sequence[Incoming]) -> list[IngestResult]:
@@ -125,7 +127,12 @@ class Ingest:
                 self.digests.changed_from(self._facts_from)
             return [results[i] for i in range(len(batches))]
 
-        return self.db.atomic(body)
+        try:
+            return self.db.atomic(body)
+        except BaseException:  # what it remembered may come from records rolled back
+            self._anchors.clear()
+            self._unanchored.clear()
+            raise
 
     def _lock_head(self, station: str, epoch: str, now: str) -> tuple[int, str | None, int]:
         self.db.exec(
@@ -335,9 +342,14 @@ class Ingest:
         the anchor being the boot's first synchronised record. ``recorded_at`` is kept as sent;
         ``occurred_at`` follows ``corrected_at``."""
         boots = {r[_BOOT] for r in added if r[_BOOT]}
-        for boot in {r[_BOOT] for r in added if r[_BOOT] and r[_CLOCK_SYNCED] == 1}:
-            # a synchronised record came: where the forward read stopped may be behind it
-            self._unanchored.pop((station, epoch, boot), None)
+        for r in added:
+            if r[_BOOT] and r[_CLOCK_SYNCED] == 1 and r[_MONO] is not None:
+                # a synchronised record came, maybe into a gap: before the anchor known, or
+                # behind where the forward read stopped
+                key = (station, epoch, r[_BOOT])
+                self._unanchored.pop(key, None)
+                if key in self._anchors and r[_SEQ] < self._anchors[key][0]:
+                    del self._anchors[key]
         for boot in sorted(boots):
             # the usual case, a synchronised clock: nothing waits for repair, skip the anchor
             # (the partial index idx_records_unsynced holds only records waiting)
@@ -387,23 +399,26 @@ class Ingest:
         the epoch's stored seqs. From ``pending``, the boot's first record waiting for repair,
         read back to the boot's start (a clock lost later in a boot: its synchronised records
         come first), else forwards to the first synchronised one."""
+        key = (station, epoch, boot)
+        if key in self._anchors:
+            return self._anchors[key][1:]
         anchor = None
         for row in self._boot_rows(station, epoch, boot, pending, backwards=True):
             if row[2] == 1 and row[3] is not None:
                 anchor = row  # read backwards: the last one found is the first
-        if anchor is not None:
-            return anchor[4], anchor[3]
-        key = (station, epoch, boot)
-        last = max(pending, self._unanchored.get(key, pending))
-        for row in self._boot_rows(station, epoch, boot, last, backwards=False):
-            if row[2] == 1 and row[3] is not None:
-                self._unanchored.pop(key, None)
-                return row[4], row[3]
-            last = int(row[0])
-        if len(self._unanchored) >= _UNANCHORED_MAX:
-            self._unanchored.clear()
-        self._unanchored[key] = last
-        return None
+        if anchor is None:
+            last = max(pending, self._unanchored.get(key, pending))
+            for row in self._boot_rows(station, epoch, boot, last, backwards=False):
+                if row[2] == 1 and row[3] is not None:
+                    anchor = row
+                    break
+                last = int(row[0])
+        if anchor is None:
+            _bounded(self._unanchored)[key] = last
+            return None
+        self._unanchored.pop(key, None)
+        _bounded(self._anchors)[key] = (int(anchor[0]), anchor[4], anchor[3])
+        return anchor[4], anchor[3]
 
     def _boot_rows(
         self, station: str, epoch: str, boot: str, start: int, *, backwards: bool
@@ -493,6 +508,14 @@ class Ingest:
                 acked, last_hash = int(seq), None if hash_ is None else str(hash_)
             if len(rows) < _WALK_CHUNK:
                 return acked, last_hash
+
+
+def _bounded(memory: dict[Any, Any]) -> dict[Any, Any]:
+    """``memory``, emptied when it holds :data:`_BOOTS_MAX` entries (a station inventing boot
+    ids cannot grow it)."""
+    if len(memory) >= _BOOTS_MAX:
+        memory.clear()
+    return memory
 
 
 def _record(row: tuple[Any, ...]) -> dict[str, Any]:

@@ -126,6 +126,28 @@ def test_an_anchor_that_fills_a_gap_repairs_its_boot(tmp_path: Path, ledger_url:
     assert stored[3]["corrected_at"] == "2026-11-21T09:00:10.000Z"
 
 
+def test_an_earlier_synchronised_record_arriving_late_becomes_the_anchor(
+    tmp_path: Path, ledger_url: str
+) -> None:
+    """What the ledger remembers of a boot's anchor gives way to an earlier synchronised
+    record that arrives later, as the boot's first synchronised record is the anchor."""
+    second = 1_000_000_000
+    spec = [
+        ("boot-1", 10 * second, 1, "2026-11-21T09:00:00.000Z"),
+        ("boot-1", 20 * second, 1, "2026-11-21T09:00:30.000Z"),  # NTP stepped the clock 20 s
+        ("boot-1", 30 * second, 0, "2026-11-18T08:00:00.000Z"),
+        ("boot-1", 40 * second, 0, "2026-11-18T08:00:10.000Z"),
+    ]
+    epoch, rows = _records(tmp_path / "s.db", spec)
+    ledger = open_store(ledger_url)
+    ledger.ingest(_batch(epoch, rows[1:3]))  # the anchor then: seq 2
+    ledger.ingest(_batch(epoch, rows[:1]))  # seq 1 arrives: the boot's first
+    ledger.ingest(_batch(epoch, rows[3:]))
+    stored = {r["seq"]: r for r in ledger.records("st-1")}
+    assert stored[3]["corrected_at"] == "2026-11-21T09:00:40.000Z"  # from seq 2, as it was
+    assert stored[4]["corrected_at"] == "2026-11-21T09:00:30.000Z"  # from seq 1
+
+
 def test_the_clock_repair_reads_only_records_waiting_for_it(tmp_path: Path) -> None:
     """Every insert paid for an index on boot ids; the repair's lookups now use a partial
     index of the records waiting (a synchronised record adds nothing to it)."""
