@@ -8,7 +8,7 @@ stored once.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,7 +22,7 @@ from .models import Incoming, IngestResult, utc_now
 from .privacy import Privacy
 from .profiles import Profiles, profile_tags
 
-__all__ = ["INSERT_COLUMNS", "Ingest"]
+__all__ = ["INSERT_COLUMNS", "WAITING_FOR_REPAIR", "Ingest"]
 
 _COLUMNS = list(RECORD_FIELDS)
 # a record is handled as the tuple of its fields in table order (Incoming.rows): no per-field
@@ -48,7 +48,12 @@ _PREV_HASH = _COLUMNS.index("prev_hash")
 # a wire field needs a migration that adds its column (tests/ledger/test_store_schema.py)
 INSERT_COLUMNS = (*_COLUMNS, "received_at", "occurred_at", "visit_n", "person_n")
 _WALK_CHUNK = 500
-_BOOTS_MAX = 4096  # boots remembered, with or without their anchor (then forgotten at once)
+# whether a boot has a record waiting for its clock repair: through the partial index
+# idx_records_unsynced, which holds only those (tests/ledger/test_ledger_store.py checks it)
+WAITING_FOR_REPAIR = (
+    "SELECT 1 FROM records WHERE station = ? AND epoch = ? AND boot_id = ? "
+    "AND clock_synced = 0 AND corrected_at IS NULL AND mono_ns IS NOT NULL LIMIT 1"
+)
 
 
 @dataclass(slots=True)
@@ -92,11 +97,6 @@ class Ingest:
         self._facts_from: str | None = None
         # records added: (month, station, epoch, first seq, last seq), every seq new here
         self._added: list[tuple[str, str, str, int, int]] = []
-        # per (station, epoch, boot): its anchor once found, (seq, recorded_at, mono_ns), and
-        # the last seq read forwards without finding one, so that a boot whose clock is lost
-        # for good (NTP blocked, no RTC) is not read again from its start at every batch
-        self._anchors: dict[tuple[str, str, str], tuple[int, Any, Any]] = {}
-        self._unanchored: dict[tuple[str, str, str], int] = {}
 
     def ingest_many(self, batches: Sequence[Incoming]) -> list[IngestResult]:
         """Several batches in one transaction: one commit for all (group commit). The heads
@@ -127,12 +127,7 @@ class Ingest:
                 self.digests.changed_from(self._facts_from)
             return [results[i] for i in range(len(batches))]
 
-        try:
-            return self.db.atomic(body)
-        except BaseException:  # what it remembered may come from records rolled back
-            self._anchors.clear()
-            self._unanchored.clear()
-            raise
+        return self.db.atomic(body)
 
     def _lock_head(self, station: str, epoch: str, now: str) -> tuple[int, str | None, int]:
         self.db.exec(
@@ -341,30 +336,19 @@ class Ingest:
         of that boot gets ``corrected_at = anchor.recorded_at + (mono_ns - anchor.mono_ns)``,
         the anchor being the boot's first synchronised record. ``recorded_at`` is kept as sent;
         ``occurred_at`` follows ``corrected_at``."""
-        boots = {r[_BOOT] for r in added if r[_BOOT]}
-        for r in added:
-            if r[_BOOT] and r[_CLOCK_SYNCED] == 1 and r[_MONO] is not None:
-                # a synchronised record came, maybe into a gap: before the anchor known, or
-                # behind where the forward read stopped
-                key = (station, epoch, r[_BOOT])
-                self._unanchored.pop(key, None)
-                if key in self._anchors and r[_SEQ] < self._anchors[key][0]:
-                    del self._anchors[key]
-        for boot in sorted(boots):
+        self._keep_anchors(station, epoch, added)
+        for boot in sorted({r[_BOOT] for r in added if r[_BOOT]}):
             # the usual case, a synchronised clock: nothing waits for repair, skip the anchor
-            # (the partial index idx_records_unsynced holds only records waiting)
-            found = self.db.exec(
-                "SELECT seq FROM records WHERE station = ? AND epoch = ? AND boot_id = ? "
-                "AND clock_synced = 0 AND corrected_at IS NULL AND mono_ns IS NOT NULL "
-                "ORDER BY seq LIMIT 1",
+            if not self.db.exec(WAITING_FOR_REPAIR, (station, epoch, boot)):
+                continue
+            anchor = self.db.exec(
+                "SELECT recorded_at, mono_ns FROM boot_anchors "
+                "WHERE station = ? AND epoch = ? AND boot_id = ?",
                 (station, epoch, boot),
             )
-            if not found:
+            if not anchor:
                 continue
-            anchor = self._anchor(station, epoch, boot, int(found[0][0]))
-            if anchor is None:
-                continue
-            anchor_at, anchor_mono = anchor
+            anchor_at, anchor_mono = anchor[0]
             try:
                 base = datetime.fromisoformat(str(anchor_at).replace("Z", "+00:00"))
             except ValueError:
@@ -392,58 +376,26 @@ class Ingest:
                     updates,
                 )
 
-    def _anchor(self, station: str, epoch: str, boot: str, pending: int) -> tuple[Any, Any] | None:
-        """(recorded_at, mono_ns) of the boot's first synchronised record with a monotonic time,
-        found without an index on boot_id (one cost every insert ~100 bytes, 1/8 of a row):
-        a station writes each boot's records one after the other, so they are consecutive among
-        the epoch's stored seqs. From ``pending``, the boot's first record waiting for repair,
-        read back to the boot's start (a clock lost later in a boot: its synchronised records
-        come first), else forwards to the first synchronised one."""
-        key = (station, epoch, boot)
-        if key in self._anchors:
-            return self._anchors[key][1:]
-        anchor = None
-        for row in self._boot_rows(station, epoch, boot, pending, backwards=True):
-            if row[2] == 1 and row[3] is not None:
-                anchor = row  # read backwards: the last one found is the first
-        if anchor is None:
-            last = max(pending, self._unanchored.get(key, pending))
-            for row in self._boot_rows(station, epoch, boot, last, backwards=False):
-                if row[2] == 1 and row[3] is not None:
-                    anchor = row
-                    break
-                last = int(row[0])
-        if anchor is None:
-            _bounded(self._unanchored)[key] = last
-            return None
-        self._unanchored.pop(key, None)
-        _bounded(self._anchors)[key] = (int(anchor[0]), anchor[4], anchor[3])
-        return anchor[4], anchor[3]
-
-    def _boot_rows(
-        self, station: str, epoch: str, boot: str, start: int, *, backwards: bool
-    ) -> Iterator[tuple[Any, ...]]:
-        """(seq, boot_id, clock_synced, mono_ns, recorded_at) of the boot's stored records
-        beyond ``start`` (excluded), going away from it, up to another boot's first record
-        (records without a boot id are passed over). Read in growing chunks: usually the
-        first row already belongs to another boot."""
-        op, order = ("<", "DESC") if backwards else (">", "ASC")
-        size = 16
-        while True:
-            rows = self.db.exec(
-                "SELECT seq, boot_id, clock_synced, mono_ns, recorded_at FROM records "
-                f"WHERE station = ? AND epoch = ? AND seq {op} ? ORDER BY seq {order} "
-                f"LIMIT {size}",
-                (station, epoch, start),
+    def _keep_anchors(self, station: str, epoch: str, added: list[tuple[Any, ...]]) -> None:
+        """Each boot's anchor, its first synchronised record with a monotonic time, kept in
+        ``boot_anchors`` (one row a boot) as records are added: the repair reads it there
+        instead of an index of every record's boot. A record that arrives later with a lower
+        seq (batches out of order) takes its place, as the old query's ORDER BY seq did."""
+        first: dict[str, tuple[Any, ...]] = {}
+        for r in added:  # in seq order: the first one of a boot is its lowest
+            if r[_BOOT] and r[_CLOCK_SYNCED] == 1 and r[_MONO] is not None:
+                first.setdefault(r[_BOOT], r)
+        if first:
+            self.db.many(
+                "INSERT INTO boot_anchors (station, epoch, boot_id, seq, recorded_at, mono_ns) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (station, epoch, boot_id) DO UPDATE SET "
+                "seq = excluded.seq, recorded_at = excluded.recorded_at, "
+                "mono_ns = excluded.mono_ns WHERE excluded.seq < boot_anchors.seq",
+                [
+                    (station, epoch, boot, r[_SEQ], r[_RECORDED_AT], r[_MONO])
+                    for boot, r in sorted(first.items())
+                ],
             )
-            for row in rows:
-                if row[1] and row[1] != boot:
-                    return
-                if row[1]:
-                    yield row
-            if len(rows) < size:
-                return
-            start, size = int(rows[-1][0]), min(4 * size, _WALK_CHUNK)
 
     def _mark_voided(self, station: str, epoch: str, new: Sequence[tuple[Any, ...]]) -> None:
         """``voided_by`` on the records a void cancels, whichever of the two arrived first."""
@@ -508,14 +460,6 @@ class Ingest:
                 acked, last_hash = int(seq), None if hash_ is None else str(hash_)
             if len(rows) < _WALK_CHUNK:
                 return acked, last_hash
-
-
-def _bounded(memory: dict[Any, Any]) -> dict[Any, Any]:
-    """``memory``, emptied when it holds :data:`_BOOTS_MAX` entries (a station inventing boot
-    ids cannot grow it)."""
-    if len(memory) >= _BOOTS_MAX:
-        memory.clear()
-    return memory
 
 
 def _record(row: tuple[Any, ...]) -> dict[str, Any]:

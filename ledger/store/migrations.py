@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["LATEST", "MIGRATIONS", "TYPES", "Each", "Migration", "apply"]
+__all__ = ["ANCHORS_FROM_RECORDS", "LATEST", "MIGRATIONS", "TYPES", "Each", "Migration", "apply"]
 
 # any fixed 64-bit number: the advisory lock taken while the schema is checked or changed
 PG_LOCK = 0x5045534545_4C44  # "PESEE" "LD"
@@ -305,11 +305,26 @@ _VISIT_DIGESTS = (
     "body {blob}, built_at TEXT)",
 )
 
-# -- step 16: the clock repair's index holds only the records waiting for it ------------------
+# -- step 16: the clock repair without an index of every record's boot -----------------------
 # The index on (station, epoch, boot_id, clock_synced) took ~100 bytes a record, 1/8 of what a
-# record writes, for a lookup only unsynchronised records need: a partial index of the records
-# waiting for repair replaces it (ingest finds a boot's anchor by seq, ledger/store/ingest.py).
-_UNSYNCED_INDEX = (
+# record writes, for lookups only unsynchronised records need. Each boot's anchor (its first
+# synchronised record with a monotonic time) is kept in boot_anchors as records are added
+# (ledger/store/ingest.py), and a partial index holds only the records waiting for repair.
+# ("WHERE true": SQLite reads an upsert after a SELECT only when the SELECT has a WHERE)
+ANCHORS_FROM_RECORDS = (
+    "INSERT INTO boot_anchors (station, epoch, boot_id, seq, recorded_at, mono_ns) "
+    "SELECT r.station, r.epoch, r.boot_id, r.seq, r.recorded_at, r.mono_ns FROM records r "
+    "JOIN (SELECT station, epoch, boot_id, min(seq) AS seq FROM records "
+    "WHERE clock_synced = 1 AND mono_ns IS NOT NULL AND boot_id IS NOT NULL AND boot_id <> '' "
+    "GROUP BY station, epoch, boot_id) f "
+    "ON r.station = f.station AND r.epoch = f.epoch AND r.seq = f.seq WHERE true "
+    "ON CONFLICT (station, epoch, boot_id) DO NOTHING"
+)
+_BOOT_ANCHORS = (
+    "CREATE TABLE IF NOT EXISTS boot_anchors (station TEXT NOT NULL, epoch TEXT NOT NULL, "
+    "boot_id TEXT NOT NULL, seq {int} NOT NULL, recorded_at TEXT, mono_ns {int}, "
+    "PRIMARY KEY (station, epoch, boot_id))",
+    ANCHORS_FROM_RECORDS,
     "DROP INDEX IF EXISTS idx_records_station_epoch_boot_id_clock_synced",
     "CREATE INDEX IF NOT EXISTS idx_records_unsynced ON records (station, epoch, boot_id, seq) "
     "WHERE clock_synced = 0 AND corrected_at IS NULL",
@@ -333,7 +348,7 @@ MIGRATIONS = (
     Migration(13, "quarantine: station of each message, dropped counts", _QUARANTINE_CAP),
     Migration(14, "month digests of report figures, and their change rows", _MONTH_DIGESTS),
     Migration(15, "visit digests: persons, visits and days per month", _VISIT_DIGESTS),
-    Migration(16, "clock repair: a partial index of the records waiting for it", _UNSYNCED_INDEX),
+    Migration(16, "clock repair: boot anchors, a partial index of records waiting", _BOOT_ANCHORS),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from .dialect import Dialect
 from .digests import Digests
+from .migrations import ANCHORS_FROM_RECORDS
 from .models import PurgeResult, utc_now
 from .privacy import Privacy
 
@@ -105,5 +106,17 @@ class Retention:
             "DELETE FROM visit_ids WHERE n NOT IN "
             "(SELECT visit_n FROM records WHERE visit_n IS NOT NULL)"
         )
+        # a boot whose anchor was purged: its next synchronised record, if one is left
+        gone = db.exec(
+            "SELECT 1 FROM boot_anchors a WHERE NOT EXISTS (SELECT 1 FROM records r "
+            "WHERE r.station = a.station AND r.epoch = a.epoch AND r.seq = a.seq) LIMIT 1"
+        )
+        if gone:
+            db.exec(
+                "DELETE FROM boot_anchors WHERE NOT EXISTS (SELECT 1 FROM records r "
+                "WHERE r.station = boot_anchors.station AND r.epoch = boot_anchors.epoch "
+                "AND r.seq = boot_anchors.seq)"
+            )
+            db.exec(ANCHORS_FROM_RECORDS)
         db.exec("DELETE FROM conflicts WHERE received_at < ?", (before,))
         db.exec("DELETE FROM quarantine WHERE received_at < ?", (before,))

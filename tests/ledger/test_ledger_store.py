@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from ledger.store import open_store
+from ledger.store.ingest import WAITING_FOR_REPAIR
 from station.store import Store
 from sync.wire import Batch, decode_batch, encode
 
@@ -148,6 +149,88 @@ def test_an_earlier_synchronised_record_arriving_late_becomes_the_anchor(
     assert stored[4]["corrected_at"] == "2026-11-21T09:00:30.000Z"  # from seq 1
 
 
+def test_two_workers_repair_a_boot_as_one_would(tmp_path: Path) -> None:
+    """Two ledger processes on one database (docs/scaling.md), each given some of a boot's
+    batches: the anchor is the database's, so each repairs from the boot's first
+    synchronised record whoever stored it."""
+    second = 1_000_000_000
+    spec = [
+        ("boot-1", 10 * second, 0, "2026-11-18T08:00:00.000Z"),
+        ("boot-1", 20 * second, 0, "2026-11-18T08:00:10.000Z"),
+        ("boot-1", 30 * second, 1, "2026-11-21T09:00:00.000Z"),  # the anchor
+        ("boot-1", 40 * second, 0, "2026-11-18T08:00:30.000Z"),
+        ("boot-2", 10 * second, 1, "2026-11-21T10:00:00.000Z"),
+        ("boot-2", 20 * second, 1, "2026-11-21T10:00:30.000Z"),  # NTP stepped 20 s
+        ("boot-2", 30 * second, 0, "2026-11-18T08:00:00.000Z"),
+        ("boot-2", 40 * second, 0, "2026-11-18T08:00:10.000Z"),
+    ]
+    epoch, rows = _records(tmp_path / "s.db", spec)
+    path = str(tmp_path / "ledger.db")
+    one, two = open_store(path), open_store(path)
+    for worker, i in [(one, 3), (two, 2), (one, 0), (one, 1)]:  # boot-1
+        worker.ingest(_batch(epoch, [rows[i]]))
+    for worker, i in [(one, 5), (one, 6), (two, 4), (one, 7)]:  # boot-2
+        worker.ingest(_batch(epoch, [rows[i]]))
+    stored = {r["seq"]: r["corrected_at"] for r in one.records("st-1")}
+    assert stored[1] == "2026-11-21T08:59:40.000Z"
+    assert stored[2] == "2026-11-21T08:59:50.000Z"
+    assert stored[4] == "2026-11-21T09:00:10.000Z"
+    assert stored[7] == "2026-11-21T10:00:40.000Z"  # from seq 6, the first stored then
+    assert stored[8] == "2026-11-21T10:00:30.000Z"  # from seq 5, the boot's first
+
+
+def test_a_purged_anchor_gives_way_to_the_next_synchronised_record(tmp_path: Path) -> None:
+    second = 1_000_000_000
+    spec = [
+        ("boot-1", 10 * second, 1, "2020-12-31T23:59:50.000Z"),  # purged below
+        ("boot-1", 20 * second, 1, "2021-01-01T00:00:30.000Z"),  # NTP stepped 20 s
+        ("boot-1", 30 * second, 0, "2019-01-01T00:00:00.000Z"),
+    ]
+    epoch, rows = _records(tmp_path / "s.db", spec)
+    ledger = open_store(str(tmp_path / "ledger.db"))
+    ledger.ingest(_batch(epoch, rows[:2]))
+    ledger.purge("2021-01-01", "delete")
+    assert [r["seq"] for r in ledger.records("st-1")] == [2]
+    ledger.ingest(_batch(epoch, rows[2:]))
+    stored = {r["seq"]: r["corrected_at"] for r in ledger.records("st-1")}
+    assert stored[3] == "2021-01-01T00:00:40.000Z"  # from seq 2, as the records now say
+
+
+def test_step_16_finds_the_anchors_of_the_records_already_stored(
+    tmp_path: Path, ledger_url: str
+) -> None:
+    """A ledger upgraded to schema step 16 holds records but no boot_anchors yet: the step
+    fills them from the records, so a record waiting that comes next is repaired."""
+    second = 1_000_000_000
+    spec = [
+        ("boot-1", 10 * second, 0, "2026-11-18T08:00:00.000Z"),  # no anchor: never repaired
+        ("boot-1", 20 * second, 1, "2026-11-21T09:00:00.000Z"),
+        ("boot-1", 30 * second, 1, "2026-11-21T09:00:20.000Z"),
+        ("", 40 * second, 1, "2026-11-21T09:00:30.000Z"),  # no boot id: never an anchor
+        ("boot-2", 5 * second, 0, "2026-11-18T08:00:00.000Z"),
+        ("boot-1", 50 * second, 0, "2026-11-18T08:00:40.000Z"),
+    ]
+    epoch, rows = _records(tmp_path / "s.db", spec)
+    ledger = open_store(ledger_url)
+    ledger.ingest(_batch(epoch, rows[:5]))
+
+    def back_to_step_15() -> None:
+        ledger.sql.exec("DELETE FROM boot_anchors")
+        ledger.sql.exec("DELETE FROM schema_version WHERE version = 16")
+
+    ledger.sql.atomic(back_to_step_15)
+    ledger.close()
+    ledger = open_store(ledger_url)
+    assert ledger.fetch("SELECT boot_id, seq FROM boot_anchors") == [
+        {"boot_id": "boot-1", "seq": 2}
+    ]
+    ledger.ingest(_batch(epoch, rows[5:]))
+    stored = {r["seq"]: r["corrected_at"] for r in ledger.records("st-1")}
+    assert stored[6] == "2026-11-21T09:00:30.000Z"  # 30 s after seq 2
+    assert stored[1] == "2026-11-21T08:59:50.000Z"  # repaired when seq 2 came, as before
+    ledger.close()
+
+
 def test_the_clock_repair_reads_only_records_waiting_for_it(tmp_path: Path) -> None:
     """Every insert paid for an index on boot ids; the repair's lookups now use a partial
     index of the records waiting (a synchronised record adds nothing to it)."""
@@ -157,12 +240,7 @@ def test_the_clock_repair_reads_only_records_waiting_for_it(tmp_path: Path) -> N
     ledger.ingest(_batch(epoch, rows))
     plan = " ".join(
         str(r[-1])
-        for r in ledger.sql.exec(
-            "EXPLAIN QUERY PLAN SELECT min(seq) FROM records WHERE station = ? AND epoch = ? "
-            "AND boot_id = ? AND clock_synced = 0 AND corrected_at IS NULL "
-            "AND mono_ns IS NOT NULL",
-            ("st-1", epoch, "b"),
-        )
+        for r in ledger.sql.exec("EXPLAIN QUERY PLAN " + WAITING_FOR_REPAIR, ("st-1", epoch, "b"))
     )
     assert "idx_records_unsynced" in plan
     indexes = {str(r[0]) for r in ledger.sql.exec("SELECT name FROM sqlite_master")}
