@@ -35,7 +35,7 @@ from typing import IO
 
 from sync.wire import RECORD_FIELDS, BatchRows, WireError, decode_batch_rows
 
-__all__ = ["DecoderGone", "DecoderProcess", "main"]
+__all__ = ["MAX_REASON_CHARS", "DecoderGone", "DecoderProcess", "main"]
 
 log = logging.getLogger("ledger")
 
@@ -149,6 +149,8 @@ class DecoderProcess:
                 out = proc.stdout.fileno()
                 _write(proc.stdin.fileno(), request, deadline)
                 size, rows = _ANSWER.unpack(_read(out, _ANSWER.size, deadline))
+                if size and rows:  # never written: the pipe would be out of step after it
+                    raise DecoderGone("an answer with a reason and rows")
                 if size:  # replaced, not refused: a reason is the child's text, whole
                     return _read(out, size, deadline).decode(errors="replace")
                 # rows are a little smaller than the JSON they came from

@@ -26,7 +26,7 @@ from sync.wire import (
 )
 
 from .config import LedgerConfig
-from .decoder import DecoderGone, DecoderProcess
+from .decoder import MAX_REASON_CHARS, DecoderGone, DecoderProcess
 from .store import Incoming, IngestResult, LedgerStore, StoreUnavailable
 from .store.conflicts import QuarantineCap, station_of_topic
 
@@ -239,8 +239,8 @@ class LedgerService:
                 key=key,
                 max_bytes=self.config.ledger.max_batch_bytes,
             )
-        except WireError as exc:
-            return _Decoded(message, None, exc.reason)
+        except WireError as exc:  # cut as the decode process cuts it: one reason either way
+            return _Decoded(message, None, exc.reason[:MAX_REASON_CHARS])
         return _Decoded(message, batch)
 
     def _judged_apart(self, message: Message, station: str, key: bytes | None) -> _Decoded | None:

@@ -477,7 +477,8 @@ def _fast_head(
     if key:
         sig = body.get("sig")
         expected = sign(key, _signed_part(body)).encode()
-        if not isinstance(sig, str) or not hmac.compare_digest(sig.encode(), expected):
+        # a lone surrogate (JSON's "\ud800") has no UTF-8 form: not a signature either
+        if not isinstance(sig, str) or not sig.isascii() or not _same(sig, expected):
             return None
     sent_at = body.get("sent_at")
     return station, epoch, first, raw, sent_at if type(sent_at) is str else ""
@@ -495,7 +496,8 @@ def _reference_batch(
     if key:
         sig = body.get("sig")
         expected = sign(key, _signed_part(body)).encode()
-        if not isinstance(sig, str) or not hmac.compare_digest(sig.encode(), expected):
+        # a lone surrogate (JSON's "\ud800") has no UTF-8 form: not a signature either
+        if not isinstance(sig, str) or not sig.isascii() or not _same(sig, expected):
             raise WireError("bad signature")
     first = _int(body, "first_seq", 1)
     last = _int(body, "last_seq", 1)
@@ -511,6 +513,11 @@ def _reference_batch(
         if i and record["prev_hash"] != records[i - 1]["hash"]:
             raise WireError(f"record {record['seq']} not chained to the previous one")
     return Batch(station, epoch, records, _opt_str(body, "sent_at"))
+
+
+def _same(sig: str, expected: bytes) -> bool:
+    """``sig`` (ASCII) equals the expected signature, compared in constant time."""
+    return hmac.compare_digest(sig.encode(), expected)
 
 
 def decode_ack(payload: bytes) -> Ack:

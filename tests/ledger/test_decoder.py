@@ -55,6 +55,8 @@ def _payloads() -> list[tuple[str, bytes, bytes | None]]:
         (station, b"{not json", None),
         (station, good[:-3], None),
         (station, json.dumps({**json.loads(good), "v": 9}).encode(), None),
+        # a lone surrogate as the signature (JSON's escape): once a crash of the child
+        (station, json.dumps({**json.loads(encode(batch, KEY)), "sig": "\ud800"}).encode(), KEY),
         (station, b"x" * (MAX + 1), None),
     ]
 
@@ -74,7 +76,9 @@ def _reason(station: str, payload: bytes, key: bytes | None) -> str:
 
 def test_the_child_judges_every_batch_as_decode_batch_does(child: DecoderProcess) -> None:
     cases = _payloads()
+    pid = child.pid
     verdicts = [child.judge(payload, station, key) for station, payload, key in cases]
+    assert child.pid == pid and child.running  # no batch ended it
     said = list(map(_said, verdicts))
     assert said == [_reason(*case) for case in cases]
     assert said[:2] == ["", ""] and all(said[2:])

@@ -33,6 +33,7 @@ from sync.wire import (
     canonical,
     decode_ack,
     decode_batch,
+    decode_batch_rows,
     decode_ledger_status,
     decode_registry,
     decode_status,
@@ -493,6 +494,17 @@ def test_bad_or_missing_signature_is_refused_when_a_key_is_given(mutate: Mutator
     mutate(body)
     with pytest.raises(WireError, match=r"^bad signature$"):
         decode_batch(dump(body), key=KEY)
+
+
+def test_a_lone_surrogate_as_signature_is_refused_not_a_crash() -> None:
+    """JSON's "\\ud800" reads as a lone surrogate, which has no UTF-8 form: it once raised
+    UnicodeEncodeError out of the decoder (and ended the ledger's decode process)."""
+    body = batch_body(KEY)
+    body["sig"] = "\ud800"
+    payload = json.dumps(body).encode()  # ASCII escapes, as a station may write them
+    for decode in (decode_batch, decode_batch_rows):
+        with pytest.raises(WireError, match=r"^bad signature$"):
+            decode(payload, key=KEY)
 
 
 def test_signature_with_another_key_is_refused() -> None:
