@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from itertools import chain
 from pathlib import Path
@@ -16,6 +17,7 @@ from .dialect import T
 __all__ = ["SQLiteDialect"]
 
 _ID_CHUNK = 500  # keys per lookup of visit/person ids (SQLite's bound on parameters is far)
+_OPEN_TIMEOUT_S = 30.0  # how long a writer waits for another (the busy timeout)
 _MULTI_ROWS = 128  # rows per multi-row INSERT (x 39 columns: under SQLite's 32766 parameters)
 
 
@@ -30,14 +32,30 @@ class SQLiteDialect:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
+        conn = sqlite3.connect(
+            self.path, timeout=_OPEN_TIMEOUT_S, check_same_thread=False, isolation_level=None
+        )
         self.db = sqlite_utils.Database(conn)
-        self.db.enable_wal()
+        self._enable_wal()
         self.db.execute("PRAGMA synchronous=FULL")
         # an erased code or a purged record is overwritten in the file, not left in free pages
         self.db.execute("PRAGMA secure_delete=ON")
         self._lock = threading.RLock()
         self._depth = 0
+
+    def _enable_wal(self) -> None:
+        """WAL mode, once per file. Two processes (or workers) opening a new file together: the
+        switch of one makes the other's fail at once with "database is locked" (SQLite does not
+        wait on its busy timeout there): try again, for at most the connection's timeout."""
+        deadline = time.monotonic() + _OPEN_TIMEOUT_S
+        while True:
+            try:
+                self.db.enable_wal()
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     def exec(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:

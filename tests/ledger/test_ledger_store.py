@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger.store import open_store
+from ledger.store import SqlLedgerStore, open_store
 from ledger.store.ingest import WAITING_FOR_REPAIR
 from station.store import Store
 from sync.wire import Batch, decode_batch, encode
@@ -490,6 +490,33 @@ def test_schema_is_migrated_once_even_by_two_workers_starting_together(ledger_ur
     assert all(s.schema_version() == LATEST for s in stores)
     for s in stores:
         s.close()
+
+
+def test_workers_opening_a_new_sqlite_file_together_never_find_it_locked(tmp_path: Path) -> None:
+    """The switch to WAL of one opener made another's fail at once with "database is locked"
+    (SQLite does not wait on its busy timeout there): 3-5 % of such starts. Many new files,
+    three openers each, so that the race shows if it comes back."""
+    import threading
+
+    errors: list[BaseException] = []
+    for n in range(25):
+        url = str(tmp_path / f"ledger-{n}.db")
+        stores: list[SqlLedgerStore] = []
+
+        def start(url: str = url, stores: list[SqlLedgerStore] = stores) -> None:
+            try:
+                stores.append(open_store(url))
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=start) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        for store in stores:
+            store.close()
+    assert errors == []
 
 
 def test_a_ledger_file_of_the_first_version_is_migrated(tmp_path: Path) -> None:
