@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import Any
@@ -414,14 +414,10 @@ def decode_batch(
     (the standard json module, field by field), which gives the reason. So the fast pass only
     ever saves time: what is accepted and why something is refused are the reference's.
     """
-    if len(payload) > max_bytes:
-        raise WireError(f"too large ({len(payload)} bytes > {max_bytes})")
-    head = _fast_head(payload, topic_station, key)
-    if head is not None:
-        station, epoch, first, raw, sent_at = head
-        records = batch_records(raw, station, epoch, first)
-        if records is not None:
-            return Batch(station, epoch, tuple(records), sent_at)
+    fast = _fast_pass(payload, topic_station, key, max_bytes, batch_records)
+    if fast is not None:
+        station, epoch, records, sent_at = fast
+        return Batch(station, epoch, tuple(records), sent_at)
     return _reference_batch(payload, topic_station, key, max_bytes)
 
 
@@ -434,16 +430,31 @@ def decode_batch_rows(
 ) -> BatchRows:
     """:func:`decode_batch`'s judgement, the same checks and reasons, the records given as
     rows without building a Record each (what the ledger's decode process sends on)."""
+    fast = _fast_pass(payload, topic_station, key, max_bytes, batch_rows)
+    if fast is not None:
+        station, epoch, rows, sent_at = fast
+        return BatchRows(station, epoch, tuple(rows), sent_at)
+    batch = _reference_batch(payload, topic_station, key, max_bytes)
+    return BatchRows(batch.station, batch.epoch, tuple(batch.rows), batch.sent_at)
+
+
+def _fast_pass(
+    payload: bytes,
+    topic_station: str | None,
+    key: bytes | None,
+    max_bytes: int,
+    checked: Callable[[list[Any], str, str, int], list[Any] | None],
+) -> tuple[str, str, list[Any], str] | None:
+    """The size bound, then the fast pass: (station, epoch, ``checked`` records, sent_at)
+    when every check holds, else None (the reference decoder then says why)."""
     if len(payload) > max_bytes:
         raise WireError(f"too large ({len(payload)} bytes > {max_bytes})")
     head = _fast_head(payload, topic_station, key)
-    if head is not None:
-        station, epoch, first, raw, sent_at = head
-        rows = batch_rows(raw, station, epoch, first)
-        if rows is not None:
-            return BatchRows(station, epoch, tuple(rows), sent_at)
-    batch = _reference_batch(payload, topic_station, key, max_bytes)
-    return BatchRows(batch.station, batch.epoch, tuple(batch.rows), batch.sent_at)
+    if head is None:
+        return None
+    station, epoch, first, raw, sent_at = head
+    items = checked(raw, station, epoch, first)
+    return None if items is None else (station, epoch, items, sent_at)
 
 
 def _fast_head(
