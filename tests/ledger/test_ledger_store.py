@@ -465,25 +465,32 @@ def test_retention_aggregates_old_months_and_never_takes_them_back(
     other.close()
 
 
-def test_schema_is_migrated_once_even_by_two_workers_starting_together(ledger_url: str) -> None:
+def _open_together(url: str, n: int = 3) -> tuple[list[SqlLedgerStore], list[BaseException]]:
+    """``n`` workers opening the store at ``url`` at the same moment: the stores opened and
+    what the others raised."""
     import threading
 
-    from ledger.store.migrations import LATEST
-
-    stores = []
+    stores: list[SqlLedgerStore] = []
     errors: list[BaseException] = []
 
     def start() -> None:
         try:
-            stores.append(open_store(ledger_url))
-        except BaseException as exc:  # reported below
+            stores.append(open_store(url))
+        except BaseException as exc:  # reported by the caller
             errors.append(exc)
 
-    threads = [threading.Thread(target=start) for _ in range(3)]
+    threads = [threading.Thread(target=start) for _ in range(n)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(60)
+    return stores, errors
+
+
+def test_schema_is_migrated_once_even_by_two_workers_starting_together(ledger_url: str) -> None:
+    from ledger.store.migrations import LATEST
+
+    stores, errors = _open_together(ledger_url)
     assert not errors and len(stores) == 3
     versions = stores[0].fetch("SELECT version FROM schema_version ORDER BY version")
     assert [v["version"] for v in versions] == list(range(1, LATEST + 1))
@@ -496,24 +503,10 @@ def test_workers_opening_a_new_sqlite_file_together_never_find_it_locked(tmp_pat
     """The switch to WAL of one opener made another's fail at once with "database is locked"
     (SQLite does not wait on its busy timeout there): 3-5 % of such starts. Many new files,
     three openers each, so that the race shows if it comes back."""
-    import threading
-
     errors: list[BaseException] = []
     for n in range(25):
-        url = str(tmp_path / f"ledger-{n}.db")
-        stores: list[SqlLedgerStore] = []
-
-        def start(url: str = url, stores: list[SqlLedgerStore] = stores) -> None:
-            try:
-                stores.append(open_store(url))
-            except BaseException as exc:  # reported below
-                errors.append(exc)
-
-        threads = [threading.Thread(target=start) for _ in range(3)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
+        stores, failed = _open_together(str(tmp_path / f"ledger-{n}.db"))
+        errors += failed
         for store in stores:
             store.close()
     assert errors == []
