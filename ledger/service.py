@@ -111,6 +111,9 @@ class LedgerService:
         )
         self._flooding: set[str] = set()  # stations over their cap, said once in the log
         self._beats = [time.monotonic(), time.monotonic()]  # ingest, decode
+        # when batches were last handed to the store (monotonic; 0: none yet): the month
+        # digests are built in a lull (ledger/digest_keeper.py)
+        self.last_batch_at = 0.0
         self.batches = 0
         self.quarantined = 0
         self.conflicts = 0
@@ -293,6 +296,7 @@ class LedgerService:
                 self._quarantine(m.topic, m.payload, "internal error")
         if not batches:
             return
+        self.last_batch_at = time.monotonic()
         try:
             results = self.store.ingest_many([b for _, b in batches])
         except StoreUnavailable:

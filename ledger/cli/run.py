@@ -5,22 +5,17 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-import time
 
 import click
 
 from common.i18n import _
 from common.notify import Watchdog, fresh, sd_notify, watchdog_interval
 
+from ..digest_keeper import DigestKeeper
 from ..redact import redacted
-from ..store import SqlLedgerStore
 from .context import load_config, open_ledger
 
-__all__ = ["DIGESTS_EVERY_S", "config_group", "run"]
-
-# how often `ledger run` builds the month digests new records made stale (docs/reports.md): a
-# report or a dashboard view then reads them instead of building the month itself
-DIGESTS_EVERY_S = 30.0
+__all__ = ["config_group", "run"]
 
 
 @click.group("config")
@@ -93,28 +88,14 @@ def run(ctx: click.Context, client_id: str) -> None:
         )
         watchdog.start()
     # the month digests on a connection of their own: building one never holds up the ingest
-    keeper = open_ledger(cfg)
-    next_digests = 0.0
+    keeper = DigestKeeper(open_ledger(cfg), lambda: service.last_batch_at)
     try:
         while not stop.wait(1.0):
-            if time.monotonic() >= next_digests:
-                _keep_digests(keeper, stop)
-                next_digests = time.monotonic() + DIGESTS_EVERY_S
+            keeper.step(stop.is_set)
     finally:
         sd_notify("STOPPING=1")
         if watchdog is not None:
             watchdog.stop()
         service.stop()
-        keeper.close()
+        keeper.store.close()
         store.close()
-
-
-def _keep_digests(keeper: SqlLedgerStore, stop: threading.Event) -> None:
-    """Build the stale month digests; a database error is logged and tried again later (the
-    ingest has its own connection and its own retries)."""
-    try:
-        keeper.refresh_digests(stop.is_set)
-    except Exception as exc:
-        logging.getLogger("ledger").warning(
-            _("month digests not built this time: %s"), redacted(str(exc))
-        )

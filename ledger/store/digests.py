@@ -16,8 +16,8 @@ rows (one snapshot on both databases), then saved in a transaction that deletes 
 change rows it saw: if another builder took some first, nothing is saved (the figures still
 serve the report that built them). A change committed after the snapshot keeps its row, so the
 month stays stale until built again. Writers only insert rows: two PostgreSQL workers never
-wait on each other for a digest. ``ledger run`` builds the stale months every 30 s
-(:meth:`Digests.refresh`), so reports seldom meet one.
+wait on each other for a digest. ``ledger run`` builds the stale months every 30 s, in a lull of
+the ingest (:meth:`Digests.refresh`, ledger/digest_keeper.py), so reports seldom meet one.
 """
 
 from __future__ import annotations

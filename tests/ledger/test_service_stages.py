@@ -105,3 +105,21 @@ def test_a_group_is_acked_once_per_head_with_every_batch_said(
     assert len(acks) == 1 and acks[0].acked_through == 30
     assert acks[0].rejects == ({"reason": "seq 1: same key, other content"},)
     assert ledger.batches - before == 4 and ledger.conflicts == 1
+
+
+def test_the_ingest_says_when_it_last_stored_a_batch(tmp_path: Path, ledger: LedgerService) -> None:
+    """What `ledger run`'s digest keeper waits on (ledger/digest_keeper.py): the time batches
+    were last handed to the store; a status alone, or a refused batch, is not a batch."""
+    import time
+
+    epoch, rows = _journal(tmp_path / "station.db", 4)
+    assert ledger.last_batch_at == 0.0
+    status = Message(ledger.topics.status(STATION), b'{"station": "x"}', False)
+    refused = Message(ledger.topics.records(STATION), b"{not json", False)
+    ledger.handle_group([status, refused])
+    assert ledger.last_batch_at == 0.0
+    before = time.monotonic()
+    payload = encode(Batch(STATION, epoch, tuple(rows)))
+    ledger.handle_group([Message(ledger.topics.records(STATION), payload, False)])
+    assert before <= ledger.last_batch_at <= time.monotonic()
+    assert ledger.store.head(STATION, epoch) == (4, 4)
