@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
@@ -111,8 +112,8 @@ class LedgerService:
         )
         self._flooding: set[str] = set()  # stations over their cap, said once in the log
         self._beats = [time.monotonic(), time.monotonic()]  # ingest, decode
-        # when batches were last handed to the store (monotonic; 0: none yet): the month
-        # digests are built in a lull (ledger/digest_keeper.py)
+        # when batches were last stored (monotonic; 0: none yet; inf: being stored now): the
+        # month digests are built in a lull (ledger/digest_keeper.py)
         self.last_batch_at = 0.0
         self.batches = 0
         self.quarantined = 0
@@ -296,7 +297,15 @@ class LedgerService:
                 self._quarantine(m.topic, m.payload, "internal error")
         if not batches:
             return
-        self.last_batch_at = time.monotonic()
+        self.last_batch_at = math.inf  # being stored: no lull for the digest keeper
+        try:
+            self._store_batches(batches)
+        finally:
+            self.last_batch_at = time.monotonic()
+
+    def _store_batches(self, batches: list[tuple[Message, Incoming]]) -> None:
+        """The group's decoded batches in one transaction, then one ack per head; one by one
+        when the group fails (never all lost for one bad batch)."""
         try:
             results = self.store.ingest_many([b for _, b in batches])
         except StoreUnavailable:

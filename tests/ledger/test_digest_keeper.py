@@ -51,7 +51,9 @@ def test_a_pass_waits_for_a_lull_then_builds_every_stale_month(store: SqlLedgerS
     assert keeper.step(lambda: False) == stale
     assert _stale(store) == 0
     assert keeper.step(lambda: False) is None  # the next pass a period from now
-    clock.now += 30
+    clock.now += 29
+    assert keeper.step(lambda: False) is None
+    clock.now += 1
     assert keeper.step(lambda: False) == 0
 
 
@@ -85,14 +87,42 @@ def test_a_pass_cut_by_batches_resumes_at_the_next_lull(store: SqlLedgerStore) -
     def quiet() -> float:
         return clock.now - 5
 
-    keeper = DigestKeeper(store, last_batch, quiet=1.0, overdue=30.0, clock=clock)
+    keeper = DigestKeeper(store, last_batch, quiet=1.0, overdue=30.0, retry=5.0, clock=clock)
     stale = _stale(store)
     assert keeper.step(lambda: False) == 1
     assert _stale(store) == stale - 1
-    # still due: at the next lull the rest is built, without waiting a whole period
-    clock.now += 2
+    # still due: at a lull 5 s later the rest is built, without waiting a whole period
     keeper.last_batch = quiet
+    clock.now += 2
+    assert keeper.step(lambda: False) is None
+    clock.now += 3
     assert keeper.step(lambda: False) == stale - 1
+    assert _stale(store) == 0
+
+
+def test_passes_cut_at_every_lull_still_end_whole_when_overdue(store: SqlLedgerStore) -> None:
+    """A lull at every try and batches during every pass: the tries are spaced (each builds
+    the newest month again), and the whole pass comes 30 s after due all the same."""
+    clock = Clock()
+    looks = [0]
+
+    def last_batch() -> float:
+        # a lull at each step's first look, a batch at the next: every pass is cut
+        looks[0] += 1
+        return clock.now - 5 if looks[0] % 2 else clock.now + 0.1
+
+    keeper = DigestKeeper(store, last_batch, quiet=1.0, overdue=30.0, retry=5.0, clock=clock)
+    stale = _stale(store)
+    tries = []
+    for _ in range(29):
+        looks[0] = 0
+        tries.append(keeper.step(lambda: False))
+        clock.now += 1
+    cut = [t for t in tries if t is not None]
+    assert cut == [0] * len(cut) and 5 <= len(cut) <= 6  # a try every 5 s, each cut at once
+    assert _stale(store) == stale
+    clock.now += 1  # 30 s past due: whole, batches or not
+    assert keeper.step(lambda: False) == stale
     assert _stale(store) == 0
 
 

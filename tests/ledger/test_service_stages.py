@@ -108,8 +108,12 @@ def test_a_group_is_acked_once_per_head_with_every_batch_said(
 
 
 def test_the_ingest_says_when_it_last_stored_a_batch(tmp_path: Path, ledger: LedgerService) -> None:
-    """What `ledger run`'s digest keeper waits on (ledger/digest_keeper.py): the time batches
-    were last handed to the store; a status alone, or a refused batch, is not a batch."""
+    """What `ledger run`'s digest keeper waits on (ledger/digest_keeper.py): when batches were
+    last stored, "now" (inf) while a store is under way however long it takes (here another
+    writer holds the database), and never for a status alone or a refused batch."""
+    import math
+    import sqlite3
+    import threading
     import time
 
     epoch, rows = _journal(tmp_path / "station.db", 4)
@@ -118,8 +122,20 @@ def test_the_ingest_says_when_it_last_stored_a_batch(tmp_path: Path, ledger: Led
     refused = Message(ledger.topics.records(STATION), b"{not json", False)
     ledger.handle_group([status, refused])
     assert ledger.last_batch_at == 0.0
-    before = time.monotonic()
     payload = encode(Batch(STATION, epoch, tuple(rows)))
-    ledger.handle_group([Message(ledger.topics.records(STATION), payload, False)])
-    assert before <= ledger.last_batch_at <= time.monotonic()
+    other = sqlite3.connect(tmp_path / "ledger.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # the ingest waits for this writer
+    message = Message(ledger.topics.records(STATION), payload, False)
+    storing = threading.Thread(target=ledger.handle_group, args=([message],))
+    storing.start()
+    try:
+        assert until(lambda: ledger.last_batch_at == math.inf)
+        time.sleep(0.1)
+        assert ledger.last_batch_at == math.inf  # still storing: no lull
+    finally:
+        other.execute("COMMIT")
+        storing.join(30)
+        other.close()
+    assert not storing.is_alive()
+    assert 0 < ledger.last_batch_at <= time.monotonic()
     assert ledger.store.head(STATION, epoch) == (4, 4)
