@@ -1,7 +1,9 @@
 """Benchmark: the dashboard's pages over a generated year — cold and warm, SQLite and PostgreSQL.
 
 A year of records (default 1M, bench/ledger_scale.py's generator: 20 stations, visits of 1–8
-items, a void now and then) is ingested into each database; `ledger serve` runs on it as systemd
+items, a void now and then; ``--years N`` spreads them over N years ending in the benched one,
+issue 18's "five years, 5M records": ``--records 5000000 --years 5``) is ingested into each
+database; `ledger serve` runs on it as systemd
 would, and the pages are fetched over HTTP after logging in, as a browser does. Before the
 pages, the month and visit digests are built as `ledger run` builds them in the background
 after a bulk load (``store.refresh_digests()``, timed: ``keeper_build``):
@@ -71,7 +73,8 @@ from tests.support.ledger_dataset import Journal
 from tests.support.pg import PostgresServer
 
 YEAR = 2025  # not this year: `ledger serve` warms this year's page up at start
-TARGET_S = 1.0
+TARGET_S = 1.0  # every page, both databases (issue 18)
+TARGET_FIVE_YEARS_S = 2.0  # the same over five years of records (5M)
 
 
 def baseline_overview(url: str) -> float:
@@ -240,15 +243,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--records", type=int, default=1_000_000, help="(%(default)s)")
     parser.add_argument("--stations", type=int, default=20, help="(%(default)s)")
     parser.add_argument("--repeat", type=int, default=3, help="(%(default)s)")
+    parser.add_argument(
+        "--years", type=int, default=1, help=f"calendar years ending in {YEAR} (%(default)s)"
+    )
     parser.add_argument("--workdir", type=Path, default=None, help="default: a temp dir, removed")
     args = parser.parse_args(argv)
+    if args.years < 1:
+        parser.error("--years must be 1 or more")
+    target = TARGET_FIVE_YEARS_S if args.years >= 5 else TARGET_S
+    first = YEAR - args.years + 1
+    span = str(YEAR) if args.years == 1 else f"{first}–{YEAR}"
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="pesee-dashboard-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     cleanups: list[Callable[[], None]] = []
     results: dict[str, dict[str, float]] = {}
     try:
-        print(f"generating {args.records:,} records in {YEAR}…", file=sys.stderr, flush=True)
-        ledger_scale.YEARS = (YEAR, YEAR)  # every record in the benched year
+        print(f"generating {args.records:,} records in {span}…", file=sys.stderr, flush=True)
+        ledger_scale.YEARS = (first, YEAR)  # the benched year last
         batches = ledger_scale.generate(args.records, args.stations)
         server = PostgresServer(durable=True, settings=ledger_scale.PG_SETTINGS).start()
         cleanups.append(server.stop)
@@ -296,7 +307,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     print()
     print(
-        f"{args.records:,} records in {YEAR}, {args.stations} stations; {os.cpu_count()} CPUs; "
+        f"{args.records:,} records in {span}, pages of {YEAR}, {args.stations} stations; "
+        f"{os.cpu_count()} CPUs; "
         f"{len(GROUPS)} tables on the overview ({', '.join(GROUPS)}), the months and last year"
     )
     print()
@@ -327,10 +339,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     print("| page | SQLite | PostgreSQL | target |\n|---|---:|---:|---|")
     for label, key in rows:
-        target = "—" if key.startswith(("baseline", "digests", "keeper")) else f"≤ {TARGET_S} s"
+        goal = "—" if key.startswith(("baseline", "digests", "keeper")) else f"≤ {target} s"
         print(
             f"| {label} | {results['sqlite'][key]:.3f} s | {results['postgresql'][key]:.3f} s "
-            f"| {target} |"
+            f"| {goal} |"
         )
     load = os.getloadavg()
     print(f"\nload average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
@@ -339,6 +351,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             {
                 "bench": "dashboard",
                 "records": args.records,
+                "years": args.years,
                 "loadavg_1m": round(load[0], 2),
                 **{f"{db}_{k}": round(v, 3) for db, r in results.items() for k, v in r.items()},
             }
