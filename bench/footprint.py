@@ -36,8 +36,9 @@ WATCHDOG_USEC = 30_000_000  # as WatchdogSec=30 in systemd/pesee-station.service
 TARGET_RSS_MIB = 35.0
 TARGET_IDLE_CPU_PCT = 0.5
 CATEGORIES = ("CAT-VET", "CAT-HYG")
-# what `station run` imports (the console script's module, then the daemon's)
-DAEMON_IMPORTS = "import station.cli.main, station.daemon"
+# what `station run` imports (the console script's package and its click-free start for a
+# plain `run`, then the daemon's: station/cli/start.py)
+DAEMON_IMPORTS = "import station.cli, station.cli.start, station.daemon"
 # libraries weighed one at a time in a bare interpreter (import RSS over a bare one); the
 # daemon is meant to import only the first group
 LIBRARIES = ("gpiozero", "paho.mqtt.client", "ssl", "click", "sqlite3", "hashlib")

@@ -1,5 +1,38 @@
-"""The ``station`` command: the technician's tools as a package of command modules."""
+"""The ``station`` command: the technician's tools as a package of command modules.
 
-from .main import cli, main
+``station run`` with a plain command line starts without importing click (station/cli/start.py:
+~1 MiB of the idle daemon); every other command line goes through click (station/cli/main.py).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
 
 __all__ = ["cli", "main"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point."""
+    from .start import guarded, plain_run, setup, start
+
+    plain = plain_run(sys.argv[1:] if argv is None else argv)
+    if plain is None:
+        from .main import main as with_click
+
+        with_click(argv)
+        return
+    path = setup(plain.config_file, plain.lang, plain.verbose)
+    try:
+        guarded(lambda: start(path, plain.lang))
+    except KeyboardInterrupt:  # Ctrl-C before the daemon handles SIGINT itself
+        raise SystemExit(130) from None
+
+
+def __getattr__(name: str) -> Any:
+    """``station.cli.cli``, the click group, imported when asked for (tests, tools)."""
+    if name == "cli":
+        from .main import cli
+
+        return cli
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import pwd
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
-from common.exits import EX_CONFIG, EX_IOERR, EX_NOINPUT, EX_NOPERM, EX_TEMPFAIL, fail
+from common.exits import EX_IOERR, EX_NOPERM, EX_TEMPFAIL, fail
 from common.i18n import _, set_language
-from common.oserrors import explain
 
 from ..config import Config, ConfigError, config_path
 from ..config import load_config as read_config
 from ..store import Store, StoreError
 from .live import live_daemon
+from .start import config_error, permission_line
 
 __all__ = [
     "config_error",
@@ -43,15 +42,6 @@ def root_obj(ctx: click.Context) -> dict[str, Any]:
     obj.setdefault("config_path", config_path(None))
     obj.setdefault("lang", None)
     return obj
-
-
-def config_error(exc: ConfigError) -> NoReturn:
-    """Say what is wrong with the config, and exit 66 (missing) or 78 (invalid)."""
-    lines = [_("Configuration error in {path}:").format(path=exc.path)]
-    lines += [f"  - {p}" for p in exc.problems]
-    if exc.missing:
-        lines.append(_("Create it from station.example.toml, or give another path with --config."))
-    fail("\n".join(lines), EX_NOINPUT if exc.missing else EX_CONFIG)
 
 
 def load_config(ctx: click.Context) -> Config:
@@ -107,11 +97,6 @@ def unreadable(path: Path) -> Path | None:
     except PermissionError:
         return path.parent
     return None if os.access(path, os.R_OK) else path
-
-
-def permission_line(path: Path | str) -> str:
-    """One sentence: which permission is missing, and how to get it."""
-    return explain(PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path)))
 
 
 def readonly_line(journal: Path, error: Exception) -> str | None:

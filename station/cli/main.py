@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import importlib
-import logging
 from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 
 import click
 
 from common import clickfr
-from common.exits import EX_IOERR, EX_NOPERM, fail
-from common.i18n import _, set_language
 
 from .. import __version__
-from ..config import config_path
-from ..store import StoreError
-from .context import load_config, permission_line
+from .context import root_obj
+from .start import guarded, setup, start
 
 __all__ = ["cli", "main"]
 
@@ -93,13 +89,8 @@ def cli(ctx: click.Context, config_file: Path | None, lang: str | None, verbose:
       station db export --format csv --output records.csv
     """
     ctx.ensure_object(dict)
-    ctx.obj["config_path"] = config_path(config_file)
+    ctx.obj["config_path"] = setup(config_file, lang, verbose)
     ctx.obj["lang"] = lang
-    set_language(lang)
-    level = logging.WARNING - 10 * verbose
-    logging.basicConfig(
-        level=max(level, logging.DEBUG), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
 
 
 @cli.command()
@@ -111,31 +102,12 @@ def run(ctx: click.Context) -> None:
     Example:
       station --config /etc/pesee/station.toml run
     """
-    from ..daemon import Daemon, one_malloc_arena  # gpiozero and the devices: only for run
-
-    one_malloc_arena()  # before any thread starts (the daemon's memory, issue 18)
-    config = load_config(ctx)
-    if logging.getLogger().level > logging.INFO:
-        logging.getLogger().setLevel(logging.INFO)
-    try:
-        daemon = Daemon(config, config_path=ctx.obj["config_path"])
-        if ctx.obj.get("lang"):
-            set_language(ctx.obj["lang"])  # --lang wins over the config's language
-    except StoreError as exc:
-        fail(_("Cannot open the store: {error}").format(error=exc), EX_IOERR)
-    except Exception as exc:  # GPIO busy, no pin factory…: say what, exit for systemd to retry
-        if ctx.obj.get("lang"):
-            set_language(ctx.obj["lang"])  # the daemon switched to the config's language
-        fail(_("Cannot start the station: {error}").format(error=exc), 1)
-    daemon.run()
+    obj = root_obj(ctx)
+    start(obj["config_path"], obj["lang"])
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point."""
+    """The ``station`` command through click (every command line but a plain ``run``:
+    station/cli/__init__.py)."""
     clickfr.install()  # click's own words (usage errors, prompts) in the staff's language
-    try:
-        cli.main(args=argv, prog_name="station", standalone_mode=True)
-    except StoreError as exc:
-        fail(_("Store error: {error}").format(error=exc), EX_IOERR)
-    except PermissionError as exc:  # a file of the daemon's this user may not read
-        fail(permission_line(exc.filename or str(exc)), EX_NOPERM)
+    guarded(lambda: cli.main(args=argv, prog_name="station", standalone_mode=True))
