@@ -3,7 +3,7 @@
 The idle daemon's memory is its imports (issue 18, bench/footprint.py), and click is ~1 MiB of
 them. So the command line systemd gives (``station --config /etc/pesee/station.toml run``, with
 ``--lang`` or ``-v`` at most) is read here, in the standard library; any other one — help, a
-version, a typo, an option click would refuse — goes to click (station/cli/main.py), which
+version, a typo, an option click would refuse — goes to click (station/cli/root.py), which
 says what is wrong in the staff's language. Both start the daemon through :func:`start`, and
 tests/station/test_cli_start.py checks that every command line read here is read the same by
 click's own group.
@@ -121,14 +121,14 @@ def start(path: Path, lang: str | None) -> None:
     if logging.getLogger().level > logging.INFO:
         logging.getLogger().setLevel(logging.INFO)
     try:
-        daemon = Daemon(config, config_path=path)
-        if lang:
-            set_language(lang)  # --lang wins over the config's language
+        try:
+            daemon = Daemon(config, config_path=path)
+        finally:  # the daemon takes its config's language: --lang wins, in its errors too
+            if lang:
+                set_language(lang)
     except StoreError as exc:
         fail(_("Cannot open the store: {error}").format(error=exc), EX_IOERR)
     except Exception as exc:  # GPIO busy, no pin factory…: say what, exit for systemd to retry
-        if lang:
-            set_language(lang)  # the daemon switched to the config's language
         fail(_("Cannot start the station: {error}").format(error=exc), 1)
     daemon.run()
 

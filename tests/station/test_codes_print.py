@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from station.cli.main import cli
+from station.cli.root import cli
 from station.codes import CodeBook, Kind
 from station.config import Config, load_config
 from station.registry import RegistryBook

@@ -26,7 +26,7 @@ import station.daemon
 # the same command resolved by click, as for any command line that is not a plain `run`
 CLICK_RUN = """
 import importlib, click
-main = importlib.import_module("station.cli.main")
+main = importlib.import_module("station.cli.root")
 assert main.cli.get_command(click.Context(main.cli), "run") is not None
 import station.daemon
 """
@@ -60,7 +60,7 @@ def test_the_daemon_imports_no_scale_codec_before_its_config_names_one() -> None
 
 def test_run_loads_no_other_command() -> None:
     """The other commands' modules are imported when asked for, never for `run`."""
-    from station.cli.main import COMMANDS
+    from station.cli.root import COMMANDS
 
     others = {f"station.cli.{module}" for module, _attribute in COMMANDS.values()}
     assert len(others) == 12
@@ -82,13 +82,13 @@ assert all(isinstance(c, click.Command) for c in dict(main.cli.commands.items())
 def test_a_broken_command_does_not_stop_run(tmp_path: Path) -> None:
     """A command module that fails to import (a bad upgrade, a missing optional library)
     breaks that command only: `station run` still parses and reaches its own code."""
-    from station.cli.main import COMMANDS
+    from station.cli.root import COMMANDS
 
     blocked = [f"station.cli.{module}" for module, _attribute in COMMANDS.values()]
     code = (
         "import sys\n"
         f"sys.modules.update(dict.fromkeys({blocked!r}))\n"  # None: importing them raises
-        "from station.cli.main import cli\n"
+        "from station.cli.root import cli\n"
         f"cli.main(['--config', {str(tmp_path / 'x.toml')!r}, 'run', '--help'])\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
