@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from common import clickfr
+from common.i18n import LANGUAGES
 
 from .. import __version__
 from .context import root_obj
@@ -74,7 +75,7 @@ class LazyCommands(MutableMapping[str, click.Command]):
     default=None,
     help="Config file (default: $PESEE_CONFIG or /etc/pesee/station.toml).",
 )
-@click.option("--lang", type=click.Choice(["fr", "en"]), default=None, help="Language of messages.")
+@click.option("--lang", type=click.Choice(LANGUAGES), default=None, help="Language of messages.")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 @click.pass_context
 def cli(ctx: click.Context, config_file: Path | None, lang: str | None, verbose: int) -> None:

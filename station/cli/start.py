@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import NoReturn, TypeVar
 
 from common.exits import EX_CONFIG, EX_IOERR, EX_NOINPUT, EX_NOPERM, fail
-from common.i18n import _, set_language
+from common.i18n import LANGUAGES, _, set_language
 from common.oserrors import explain
 
 from ..config import ConfigError, config_path
@@ -31,7 +31,6 @@ from ..store import StoreError
 __all__ = ["Plain", "config_error", "guarded", "permission_line", "plain_run", "setup", "start"]
 
 T = TypeVar("T")
-LANGUAGES = ("fr", "en")  # the root group's --lang choices
 _VERBOSE = re.compile(r"-v+")
 
 
